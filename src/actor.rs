@@ -1,0 +1,303 @@
+//! The actor shell around a [`PoolState`]: one per tenant, handling one message at a
+//! time so that admission under contention needs no locks.
+//!
+//! The actor reads the clock, calls the core, then — before answering — sends the
+//! core's events to the consumer thread, keeps the session registry in step, and
+//! publishes the pool's next due moment for the timer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use actix::dev::channel;
+use actix::{Actor, ActorContext, Addr, ArbiterHandle, Context, Handler, Message};
+use tokio::sync::oneshot;
+
+use crate::clock::{Clock, Timestamp};
+use crate::engine::Registry;
+use crate::error::Result;
+use crate::events::EventSender;
+use crate::ids::{SessionId, TenantId, UserId};
+use crate::licence::Licence;
+use crate::pool::{Admission, PoolState, RecordsView, SessionView, TenantView, UserView};
+use crate::token::SecretHash;
+
+/// Where a pool's answer goes.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
+
+/// The engine's way to a pool: one shared address, so the mailbox bound holds for
+/// every caller together.
+pub(crate) struct PoolHandle {
+    pub(crate) tenant: TenantId,
+    pub(crate) addr: Addr<PoolActor>,
+    /// Milliseconds since the epoch when the pool next has something due
+    /// (`u64::MAX`: nothing).
+    pub(crate) next_due: Arc<AtomicU64>,
+}
+
+impl PoolHandle {
+    /// Starts a pool actor on `arbiter` with a mailbox of `capacity` messages.
+    pub(crate) fn start(
+        arbiter: &ArbiterHandle,
+        state: PoolState,
+        shell: Shell,
+        capacity: usize,
+    ) -> Arc<PoolHandle> {
+        let tenant = state.tenant().clone();
+        let next_due = Arc::new(AtomicU64::new(encode_due(state.next_due())));
+        // The mailbox is sized before any caller can reach it: a burst of logins right
+        // after creation must not meet the default capacity.
+        let (tx, rx) = channel::channel(capacity);
+        let actor = PoolActor {
+            state,
+            shell,
+            next_due: next_due.clone(),
+        };
+        arbiter.spawn_fn(move || {
+            Context::with_receiver(rx).run(actor);
+        });
+        Arc::new(PoolHandle {
+            tenant,
+            addr: Addr::new(tx),
+            next_due,
+        })
+    }
+
+    /// Whether the pool has something due at `now`.
+    pub(crate) fn is_due(&self, now: Timestamp) -> bool {
+        self.next_due.load(Ordering::Relaxed) <= now.as_millis()
+    }
+}
+
+fn encode_due(due: Option<Timestamp>) -> u64 {
+    due.map_or(u64::MAX, Timestamp::as_millis)
+}
+
+/// What a pool actor needs from its surroundings.
+#[derive(Clone)]
+pub(crate) struct Shell {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: EventSender,
+    pub(crate) registry: Arc<Registry>,
+}
+
+/// One tenant's pool actor.
+pub(crate) struct PoolActor {
+    state: PoolState,
+    shell: Shell,
+    next_due: Arc<AtomicU64>,
+}
+
+impl Actor for PoolActor {
+    type Context = Context<Self>;
+}
+
+/// Everything a pool can be asked. Each request carries its reply channel, so the
+/// engine can use the capacity-checked `try_send` and still get an answer.
+pub(crate) enum PoolMsg {
+    Login {
+        user: UserId,
+        client: Option<String>,
+        id: SessionId,
+        secret: SecretHash,
+        handle: Arc<PoolHandle>,
+        reply: Reply<Admission>,
+    },
+    Heartbeat {
+        id: SessionId,
+        secret: SecretHash,
+        reply: Reply<(Timestamp, Licence)>,
+    },
+    Release {
+        id: SessionId,
+        secret: SecretHash,
+        reply: Reply<()>,
+    },
+    Logout {
+        id: SessionId,
+        secret: SecretHash,
+        reply: Reply<u32>,
+    },
+    Revoke {
+        id: SessionId,
+        reply: Reply<()>,
+    },
+    LogoutUser {
+        user: UserId,
+        reply: Reply<u32>,
+    },
+    PutUser {
+        user: UserId,
+        reply: Reply<UserView>,
+    },
+    RemoveUser {
+        user: UserId,
+        reply: Reply<()>,
+    },
+    SetLicence {
+        licence: Licence,
+        reply: Reply<TenantView>,
+    },
+    ReportRecords {
+        count: u64,
+        reply: Reply<RecordsView>,
+    },
+    Records {
+        reply: Reply<RecordsView>,
+    },
+    View {
+        reply: Reply<TenantView>,
+    },
+    Sessions {
+        reply: Reply<Vec<SessionView>>,
+    },
+    Users {
+        reply: Reply<Vec<UserView>>,
+    },
+    Snapshot {
+        reply: Reply<crate::pool::PoolSnapshot>,
+    },
+    /// Expire what is due; `reply` lets a caller wait for it.
+    Tick {
+        reply: Option<Reply<()>>,
+    },
+    /// End every session and stop: the tenant is deleted.
+    Delete {
+        reply: Reply<()>,
+    },
+}
+
+impl Message for PoolMsg {
+    type Result = ();
+}
+
+impl Handler<PoolMsg> for PoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PoolMsg, ctx: &mut Context<Self>) {
+        let now = self.shell.clock.now();
+        let state = &mut self.state;
+        // Each arm computes its answer, then `settle` publishes the consequences, and
+        // only then is the answer sent: whoever reads the answer sees its effects.
+        match msg {
+            PoolMsg::Login {
+                user,
+                client,
+                id,
+                secret,
+                handle,
+                reply,
+            } => {
+                let result = state.login(&user, client.as_deref(), id, secret, now);
+                if result.is_ok() {
+                    self.shell.registry.sessions.insert(id, handle);
+                }
+                self.settle();
+                let _ = reply.send(result);
+            }
+            PoolMsg::Heartbeat { id, secret, reply } => {
+                let result = state
+                    .heartbeat(id, &secret, now)
+                    .map(|at| (at, *state.licence()));
+                self.settle();
+                let _ = reply.send(result);
+            }
+            PoolMsg::Release { id, secret, reply } => {
+                let result = state.release(id, &secret, now);
+                self.settle();
+                let _ = reply.send(result);
+            }
+            PoolMsg::Logout { id, secret, reply } => {
+                let result = state.logout(id, &secret, now);
+                self.settle();
+                let _ = reply.send(result);
+            }
+            PoolMsg::Revoke { id, reply } => {
+                let result = state.revoke(id, now);
+                self.settle();
+                let _ = reply.send(result);
+            }
+            PoolMsg::LogoutUser { user, reply } => {
+                let result = state.logout_user(&user, now);
+                self.settle();
+                let _ = reply.send(result);
+            }
+            PoolMsg::PutUser { user, reply } => {
+                let result = state.put_user(&user, now);
+                self.settle();
+                let _ = reply.send(result);
+            }
+            PoolMsg::RemoveUser { user, reply } => {
+                let result = state.remove_user(&user, now);
+                self.settle();
+                let _ = reply.send(result);
+            }
+            PoolMsg::SetLicence { licence, reply } => {
+                state.set_licence(licence, now);
+                let view = state.view();
+                self.settle();
+                let _ = reply.send(Ok(view));
+            }
+            PoolMsg::ReportRecords { count, reply } => {
+                let view = state.report_records(count, now);
+                self.settle();
+                let _ = reply.send(Ok(view));
+            }
+            PoolMsg::Records { reply } => {
+                let _ = reply.send(Ok(state.records(now)));
+            }
+            PoolMsg::View { reply } => {
+                state.expire_due(now);
+                let view = state.view();
+                self.settle();
+                let _ = reply.send(Ok(view));
+            }
+            PoolMsg::Sessions { reply } => {
+                state.expire_due(now);
+                let sessions = state.session_views();
+                self.settle();
+                let _ = reply.send(Ok(sessions));
+            }
+            PoolMsg::Users { reply } => {
+                state.expire_due(now);
+                let users = state.user_views();
+                self.settle();
+                let _ = reply.send(Ok(users));
+            }
+            PoolMsg::Snapshot { reply } => {
+                let _ = reply.send(Ok(state.snapshot()));
+            }
+            PoolMsg::Tick { reply } => {
+                state.expire_due(now);
+                self.settle();
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            PoolMsg::Delete { reply } => {
+                let ids = state.evict_all(now);
+                self.settle();
+                for id in ids {
+                    self.shell.registry.sessions.remove(&id);
+                }
+                self.next_due.store(u64::MAX, Ordering::Relaxed);
+                let _ = reply.send(Ok(()));
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl PoolActor {
+    /// Publishes what the last operation caused: events to the consumer, forgotten
+    /// sessions out of the registry, and the next due moment to the timer.
+    fn settle(&mut self) {
+        for event in self.state.take_events() {
+            self.shell.events.send(event);
+        }
+        for id in self.state.take_forgotten() {
+            self.shell.registry.sessions.remove(&id);
+        }
+        self.next_due
+            .store(encode_due(self.state.next_due()), Ordering::Relaxed);
+    }
+}

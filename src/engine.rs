@@ -1,0 +1,595 @@
+//! The [`Engine`]: the public async API over every tenant's pool.
+//!
+//! It holds the registry (tenant → pool, session → pool), the arbiters the pools run
+//! on, the timer and the event consumer. It is cheap to clone and `Send + Sync`, and
+//! works from any async runtime: pools live on their own actix arbiters.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use actix::{Actor, Arbiter, ArbiterHandle, System};
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use tokio::sync::oneshot;
+use tracing::instrument;
+
+use crate::actor::{PoolHandle, PoolMsg, Reply, Shell};
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::error::{Error, Result};
+use crate::events::{self, Envelope, Event, EventSender};
+use crate::ids::{SessionId, TenantId, UserId};
+use crate::licence::Licence;
+use crate::pool::{
+    PoolSnapshot, PoolState, RecordsView, Retention, SessionView, TenantView, UserView,
+};
+use crate::token::SessionToken;
+use crate::usage::DayUsage;
+
+/// Settings of an [`Engine`].
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `max_users` of a licence that does not state one.
+    pub default_max_users: u32,
+    /// How often the timer looks for due sessions.
+    pub tick_every: Duration,
+    /// Messages a pool's mailbox holds before callers get [`Error::Overloaded`].
+    pub mailbox_capacity: usize,
+    /// Events the consumer channel holds before events are dropped (and counted).
+    pub event_capacity: usize,
+    /// How long and how many ended sessions each pool remembers.
+    pub retention: Retention,
+    /// Arbiters (threads) the pools are spread over; 0 means one per core.
+    pub workers: usize,
+    /// The `Retry-After` hint given with [`Error::Overloaded`].
+    pub overload_retry_after: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            default_max_users: crate::licence::DEFAULT_MAX_USERS,
+            tick_every: Duration::from_secs(1),
+            mailbox_capacity: 16_384,
+            event_capacity: 262_144,
+            retention: Retention::default(),
+            workers: 0,
+            overload_retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The maps every lookup goes through.
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub(crate) tenants: DashMap<TenantId, Arc<PoolHandle>>,
+    /// Live and remembered sessions → their pool.
+    pub(crate) sessions: DashMap<SessionId, Arc<PoolHandle>>,
+}
+
+/// An admitted login, as handed to the client.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// The session token: the tab's credential.
+    pub token: SessionToken,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The user.
+    pub user: UserId,
+    /// When the session expires without a heartbeat.
+    pub expires_at: Timestamp,
+    /// The idle timeout in force.
+    pub idle_timeout: Duration,
+    /// How often to heartbeat.
+    pub heartbeat_interval: Duration,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// The new deadline.
+    pub expires_at: Timestamp,
+    /// The idle timeout in force.
+    pub idle_timeout: Duration,
+}
+
+/// Counters about the engine itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Tenants.
+    pub tenants: usize,
+    /// Sessions the registry routes (live and remembered).
+    pub sessions_routed: usize,
+    /// Events dropped because the consumer fell a whole channel behind.
+    pub events_dropped: u64,
+}
+
+/// The licence-seat engine.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> usher::Result<()> {
+/// use usher::{Engine, Licence, TenantId, UserId};
+///
+/// let engine = Engine::start(Default::default());
+/// let acme = TenantId::parse("acme")?;
+/// engine.put_tenant(&acme, Licence::concurrent(1)).await?;
+///
+/// let ann = engine.login(&acme, &UserId::parse("ann")?, Some("tab 1")).await?;
+/// let refused = engine.login(&acme, &UserId::parse("bob")?, None).await;
+/// assert_eq!(refused.unwrap_err().code(), "licence_limit_reached");
+///
+/// engine.heartbeat(&ann.token).await?;
+/// engine.release(&ann.token).await?;
+/// engine.login(&acme, &UserId::parse("bob")?, None).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+    registry: Arc<Registry>,
+    events: EventSender,
+    arbiters: Vec<ArbiterHandle>,
+    next_arbiter: AtomicUsize,
+    runtime: Mutex<Runtime>,
+}
+
+/// What the engine started and must stop.
+struct Runtime {
+    arbiters: Vec<Arbiter>,
+    own_system: Option<System>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let runtime = self.runtime.get_mut().unwrap_or_else(|e| e.into_inner());
+        for arbiter in runtime.arbiters.drain(..) {
+            arbiter.stop();
+        }
+        if let Some(system) = runtime.own_system.take() {
+            system.stop();
+        }
+    }
+}
+
+impl Engine {
+    /// Starts an engine on the system clock.
+    pub fn start(config: EngineConfig) -> Engine {
+        Self::with_clock(config, Arc::new(SystemClock::new()))
+    }
+
+    /// Starts an engine on the given clock (a [`crate::ManualClock`] in tests).
+    ///
+    /// Inside an actix system (such as `actix_web::main`) the pools run on new arbiters
+    /// of that system; elsewhere the engine starts a system of its own on a thread.
+    pub fn with_clock(config: EngineConfig, clock: Arc<dyn Clock>) -> Engine {
+        let workers = if config.workers == 0 {
+            thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            config.workers
+        };
+        let (arbiters, own_system) = match System::try_current() {
+            Some(_) => ((0..workers).map(|_| Arbiter::new()).collect(), None),
+            None => start_system(workers),
+        };
+        let (events, _consumer) = events::start_consumer(config.event_capacity);
+        let inner = Arc::new(Inner {
+            arbiters: arbiters.iter().map(Arbiter::handle).collect(),
+            config,
+            clock,
+            registry: Arc::default(),
+            events,
+            next_arbiter: AtomicUsize::new(0),
+            runtime: Mutex::new(Runtime {
+                arbiters,
+                own_system,
+            }),
+        });
+        let timer = crate::timer::Timer {
+            engine: Arc::downgrade(&inner),
+            every: inner.config.tick_every,
+        };
+        Actor::start_in_arbiter(&inner.arbiters[0], move |_| timer);
+        Engine { inner }
+    }
+
+    /// The clock the engine reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Creates a tenant with `licence`, or replaces the licence of an existing one.
+    /// Returns the tenant view and whether the tenant was created.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn put_tenant(
+        &self,
+        tenant: &TenantId,
+        licence: Licence,
+    ) -> Result<(TenantView, bool)> {
+        let (handle, created) = match self.inner.registry.tenants.entry(tenant.clone()) {
+            Entry::Occupied(entry) => (entry.get().clone(), false),
+            Entry::Vacant(entry) => {
+                let state = PoolState::new(
+                    tenant.clone(),
+                    licence,
+                    self.inner.config.retention,
+                    self.inner.clock.now(),
+                );
+                let handle = self.inner.spawn_pool(state);
+                entry.insert(handle.clone());
+                (handle, true)
+            }
+        };
+        let view = if created {
+            self.call(&handle, |reply| PoolMsg::View { reply }).await?
+        } else {
+            self.call(&handle, |reply| PoolMsg::SetLicence { licence, reply })
+                .await?
+        };
+        Ok((view, created))
+    }
+
+    /// Brings back a pool from a store's snapshot, sessions included.
+    pub fn restore_tenant(&self, snapshot: PoolSnapshot) -> Result<()> {
+        let tenant = snapshot.tenant.clone();
+        let ids: Vec<SessionId> = snapshot
+            .sessions
+            .iter()
+            .map(|s| s.id)
+            .chain(snapshot.ended.iter().map(|(id, _)| *id))
+            .collect();
+        let state = PoolState::restore(
+            snapshot,
+            self.inner.config.retention,
+            self.inner.clock.now(),
+        );
+        match self.inner.registry.tenants.entry(tenant) {
+            Entry::Occupied(_) => Err(Error::InvalidRequest("tenant already exists".into())),
+            Entry::Vacant(entry) => {
+                let handle = self.inner.spawn_pool(state);
+                for id in ids {
+                    self.inner.registry.sessions.insert(id, handle.clone());
+                }
+                entry.insert(handle);
+                Ok(())
+            }
+        }
+    }
+
+    /// Deletes a tenant, ending its sessions (reason `evicted`).
+    #[instrument(level = "debug", skip(self))]
+    pub async fn delete_tenant(&self, tenant: &TenantId) -> Result<()> {
+        let (_, handle) = self
+            .inner
+            .registry
+            .tenants
+            .remove(tenant)
+            .ok_or(Error::TenantNotFound)?;
+        self.call(&handle, |reply| PoolMsg::Delete { reply }).await
+    }
+
+    /// Every tenant id, sorted.
+    pub fn tenant_ids(&self) -> Vec<TenantId> {
+        let mut ids: Vec<TenantId> = self
+            .inner
+            .registry
+            .tenants
+            .iter()
+            .map(|e| e.key().clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// A tenant's view.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn tenant(&self, tenant: &TenantId) -> Result<TenantView> {
+        let handle = self.pool(tenant)?;
+        self.call(&handle, |reply| PoolMsg::View { reply }).await
+    }
+
+    /// Logs `user` in to `tenant`, from a client labelled `client` (a tab, a device).
+    #[instrument(level = "debug", skip(self))]
+    pub async fn login(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: Option<&str>,
+    ) -> Result<Login> {
+        let handle = self.pool(tenant)?;
+        let mut token = SessionToken::generate();
+        while self.inner.registry.sessions.contains_key(&token.id()) {
+            token = SessionToken::generate();
+        }
+        let admission = self
+            .call(&handle, |reply| PoolMsg::Login {
+                user: user.clone(),
+                client: client.map(String::from),
+                id: token.id(),
+                secret: token.secret_hash(),
+                handle: handle.clone(),
+                reply,
+            })
+            .await?;
+        Ok(Login {
+            token,
+            tenant: tenant.clone(),
+            user: user.clone(),
+            expires_at: admission.expires_at,
+            idle_timeout: admission.idle_timeout,
+            heartbeat_interval: admission.heartbeat_interval,
+        })
+    }
+
+    /// Keeps a session alive for another idle timeout.
+    #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
+    pub async fn heartbeat(&self, token: &SessionToken) -> Result<Heartbeat> {
+        let handle = self.session_pool(token.id())?;
+        let (expires_at, licence) = self
+            .call(&handle, |reply| PoolMsg::Heartbeat {
+                id: token.id(),
+                secret: token.secret_hash(),
+                reply,
+            })
+            .await?;
+        Ok(Heartbeat {
+            expires_at,
+            idle_timeout: licence.idle_timeout,
+        })
+    }
+
+    /// Ends this tab's session; the user's other tabs keep their seat.
+    #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
+    pub async fn release(&self, token: &SessionToken) -> Result<()> {
+        let handle = self.session_pool(token.id())?;
+        self.call(&handle, |reply| PoolMsg::Release {
+            id: token.id(),
+            secret: token.secret_hash(),
+            reply,
+        })
+        .await
+    }
+
+    /// Ends every session of this token's user. Returns how many ended.
+    #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
+    pub async fn logout(&self, token: &SessionToken) -> Result<u32> {
+        let handle = self.session_pool(token.id())?;
+        self.call(&handle, |reply| PoolMsg::Logout {
+            id: token.id(),
+            secret: token.secret_hash(),
+            reply,
+        })
+        .await
+    }
+
+    /// An administrator's forced release of one session of `tenant`.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn revoke(&self, tenant: &TenantId, session: SessionId) -> Result<()> {
+        let handle = self.pool(tenant)?;
+        self.call(&handle, |reply| PoolMsg::Revoke { id: session, reply })
+            .await
+    }
+
+    /// Logs a user out of every tab. Returns how many sessions ended.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn logout_user(&self, tenant: &TenantId, user: &UserId) -> Result<u32> {
+        let handle = self.pool(tenant)?;
+        let user = user.clone();
+        self.call(&handle, |reply| PoolMsg::LogoutUser { user, reply })
+            .await
+    }
+
+    /// Registers a user, or under the named model assigns them a seat.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn put_user(&self, tenant: &TenantId, user: &UserId) -> Result<UserView> {
+        let handle = self.pool(tenant)?;
+        let user = user.clone();
+        self.call(&handle, |reply| PoolMsg::PutUser { user, reply })
+            .await
+    }
+
+    /// Removes a user's account and named seat, ending their sessions.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn remove_user(&self, tenant: &TenantId, user: &UserId) -> Result<()> {
+        let handle = self.pool(tenant)?;
+        let user = user.clone();
+        self.call(&handle, |reply| PoolMsg::RemoveUser { user, reply })
+            .await
+    }
+
+    /// A tenant's user accounts.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn users(&self, tenant: &TenantId) -> Result<Vec<UserView>> {
+        let handle = self.pool(tenant)?;
+        self.call(&handle, |reply| PoolMsg::Users { reply }).await
+    }
+
+    /// A tenant's live sessions.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn sessions(&self, tenant: &TenantId) -> Result<Vec<SessionView>> {
+        let handle = self.pool(tenant)?;
+        self.call(&handle, |reply| PoolMsg::Sessions { reply })
+            .await
+    }
+
+    /// Reports the tenant's record count.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn report_records(&self, tenant: &TenantId, count: u64) -> Result<RecordsView> {
+        let handle = self.pool(tenant)?;
+        self.call(&handle, |reply| PoolMsg::ReportRecords { count, reply })
+            .await
+    }
+
+    /// The record count and its billing peaks.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn records(&self, tenant: &TenantId) -> Result<RecordsView> {
+        let handle = self.pool(tenant)?;
+        self.call(&handle, |reply| PoolMsg::Records { reply }).await
+    }
+
+    /// The usage report of the last `days` days, oldest first. It reflects every
+    /// operation answered before the call.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn usage(&self, tenant: &TenantId, days: u32) -> Result<Vec<DayUsage>> {
+        self.pool(tenant)?;
+        let (reply, answer) = oneshot::channel();
+        self.inner.events.request(Envelope::Usage {
+            tenant: tenant.clone(),
+            days,
+            today: self.inner.clock.now(),
+            reply,
+        });
+        answer.await.map_err(|_| self.overloaded())
+    }
+
+    /// A pool as plain data, for a store.
+    pub async fn snapshot(&self, tenant: &TenantId) -> Result<PoolSnapshot> {
+        let handle = self.pool(tenant)?;
+        self.call(&handle, |reply| PoolMsg::Snapshot { reply })
+            .await
+    }
+
+    /// Receives every event from now on (up to `capacity` waiting; past that a slow
+    /// receiver loses events rather than slowing the engine).
+    pub fn subscribe(&self, capacity: usize) -> crossbeam_channel::Receiver<Event> {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        self.inner.events.request(Envelope::Subscribe(tx));
+        rx
+    }
+
+    /// Expires what is due in every pool and waits until done: the timer's work, on
+    /// demand (tests drive it with a manual clock).
+    pub async fn expire_due(&self) -> Result<()> {
+        let due = self.inner.due_pools(self.inner.clock.now());
+        for handle in due {
+            self.call(&handle, |reply| PoolMsg::Tick { reply: Some(reply) })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One timer tick: asks each pool with something due to expire it, without
+    /// waiting. Returns how many pools were asked.
+    pub fn tick(&self) -> usize {
+        self.inner.tick()
+    }
+
+    /// Counters about the engine.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            tenants: self.inner.registry.tenants.len(),
+            sessions_routed: self.inner.registry.sessions.len(),
+            events_dropped: self.inner.events.dropped(),
+        }
+    }
+
+    fn pool(&self, tenant: &TenantId) -> Result<Arc<PoolHandle>> {
+        self.inner
+            .registry
+            .tenants
+            .get(tenant)
+            .map(|e| e.value().clone())
+            .ok_or(Error::TenantNotFound)
+    }
+
+    fn session_pool(&self, id: SessionId) -> Result<Arc<PoolHandle>> {
+        self.inner
+            .registry
+            .sessions
+            .get(&id)
+            .map(|e| e.value().clone())
+            .ok_or(Error::SessionNotFound)
+    }
+
+    fn overloaded(&self) -> Error {
+        Error::Overloaded {
+            retry_after: self.inner.config.overload_retry_after,
+        }
+    }
+
+    /// Sends one request to a pool and waits for its answer. A full mailbox fails at
+    /// once with `Overloaded` instead of queueing without bound.
+    async fn call<T>(
+        &self,
+        handle: &PoolHandle,
+        request: impl FnOnce(Reply<T>) -> PoolMsg,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        match handle.addr.try_send(request(reply)) {
+            Ok(()) => {}
+            Err(actix::prelude::SendError::Full(_)) => {
+                tracing::debug!(tenant = %handle.tenant, "pool mailbox full");
+                return Err(self.overloaded());
+            }
+            Err(actix::prelude::SendError::Closed(_)) => return Err(Error::TenantNotFound),
+        }
+        // A pool that stops before answering was deleted under the request.
+        answer.await.unwrap_or(Err(Error::TenantNotFound))
+    }
+}
+
+impl Inner {
+    fn spawn_pool(&self, state: PoolState) -> Arc<PoolHandle> {
+        let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        let shell = Shell {
+            clock: self.clock.clone(),
+            events: self.events.clone(),
+            registry: self.registry.clone(),
+        };
+        PoolHandle::start(
+            &self.arbiters[index],
+            state,
+            shell,
+            self.config.mailbox_capacity,
+        )
+    }
+
+    fn due_pools(&self, now: Timestamp) -> Vec<Arc<PoolHandle>> {
+        self.registry
+            .tenants
+            .iter()
+            .filter(|e| e.value().is_due(now))
+            .map(|e| e.value().clone())
+            .collect()
+    }
+
+    pub(crate) fn tick(&self) -> usize {
+        let now = self.clock.now();
+        let mut asked = 0;
+        for entry in self.registry.tenants.iter() {
+            let handle = entry.value();
+            // A busy pool expires due sessions on its next operation anyway.
+            if handle.is_due(now) && handle.addr.try_send(PoolMsg::Tick { reply: None }).is_ok() {
+                asked += 1;
+            }
+        }
+        asked
+    }
+}
+
+/// Starts an actix system on a thread of its own, with `workers` arbiters.
+fn start_system(workers: usize) -> (Vec<Arbiter>, Option<System>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::Builder::new()
+        .name("usher-system".into())
+        .spawn(move || {
+            let runner = actix_rt::System::new();
+            let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
+            let _ = tx.send((arbiters, System::current()));
+            let _ = runner.run();
+        })
+        .expect("spawning the actix system thread");
+    let (arbiters, system) = rx.recv().expect("the actix system thread started");
+    (arbiters, Some(system))
+}

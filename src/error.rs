@@ -1,0 +1,176 @@
+//! The one error type: each variant is one code of SPEC §4.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a session ended; remembered with the session so a late heartbeat learns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// No heartbeat within the idle timeout.
+    Expired,
+    /// The tab released its licence.
+    Released,
+    /// The user logged out (all tabs), or an administrator logged them out.
+    LoggedOut,
+    /// An administrator force-released this session.
+    Revoked,
+    /// The user was unassigned or removed, or the tenant was deleted.
+    Evicted,
+}
+
+impl EndReason {
+    /// The reason as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Expired => "expired",
+            EndReason::Released => "released",
+            EndReason::LoggedOut => "logged_out",
+            EndReason::Revoked => "revoked",
+            EndReason::Evicted => "evicted",
+        }
+    }
+}
+
+/// Everything that can go wrong, as data. The HTTP layer only translates these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Malformed input, a bad id, or a missing or out-of-range field.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A missing or wrong credential.
+    #[error("a valid credential is required: send Authorization: Bearer <token>")]
+    Unauthorized,
+    /// A valid credential that does not grant this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Named model: the user holds no seat.
+    #[error("user {user} has no licence seat assigned; ask your administrator to assign one")]
+    UserNotLicensed {
+        /// The refused user.
+        user: String,
+    },
+    /// The tenant's technical limit of user accounts.
+    #[error("the tenant already has its maximum of {max_users} user accounts")]
+    UserLimitReached {
+        /// The limit in force.
+        max_users: u32,
+    },
+    /// No such tenant.
+    #[error("no tenant with that id")]
+    TenantNotFound,
+    /// No such user in the tenant.
+    #[error("no user with that id in this tenant")]
+    UserNotFound,
+    /// No live or remembered session for that token or id.
+    #[error("no session with that token or id")]
+    SessionNotFound,
+    /// Concurrent model at its limit.
+    #[error("all {seats} licence seats are in use; try again later or ask your administrator for more seats")]
+    LicenceLimitReached {
+        /// Seats in the licence.
+        seats: u32,
+        /// Seats held now.
+        seats_in_use: u32,
+        /// Until the nearest idle deadline: the earliest a seat could free itself.
+        retry_after: Option<Duration>,
+    },
+    /// Named model: every seat is already assigned.
+    #[error("all {seats} named seats are assigned; unassign a user or buy more seats")]
+    SeatsExhausted {
+        /// Seats in the licence.
+        seats: u32,
+    },
+    /// The token is known but its session has ended.
+    #[error("this session has ended ({})", reason.as_str())]
+    SessionEnded {
+        /// Why it ended.
+        reason: EndReason,
+    },
+    /// A request body over the limit.
+    #[error("the request body is over the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Shed under load; try again after the hint.
+    #[error("the server is overloaded; retry shortly")]
+    Overloaded {
+        /// When to retry.
+        retry_after: Duration,
+    },
+}
+
+impl Error {
+    /// The stable code of SPEC §4.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidRequest(_) => "invalid_request",
+            Error::Unauthorized => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::UserNotLicensed { .. } => "user_not_licensed",
+            Error::UserLimitReached { .. } => "user_limit_reached",
+            Error::TenantNotFound => "tenant_not_found",
+            Error::UserNotFound => "user_not_found",
+            Error::SessionNotFound => "session_not_found",
+            Error::LicenceLimitReached { .. } => "licence_limit_reached",
+            Error::SeatsExhausted { .. } => "seats_exhausted",
+            Error::SessionEnded { .. } => "session_ended",
+            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::Overloaded { .. } => "overloaded",
+        }
+    }
+
+    /// The HTTP status SPEC §4 gives this code.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::InvalidRequest(_) => 400,
+            Error::Unauthorized => 401,
+            Error::Forbidden(_)
+            | Error::UserNotLicensed { .. }
+            | Error::UserLimitReached { .. } => 403,
+            Error::TenantNotFound | Error::UserNotFound | Error::SessionNotFound => 404,
+            Error::LicenceLimitReached { .. } | Error::SeatsExhausted { .. } => 409,
+            Error::SessionEnded { .. } => 410,
+            Error::PayloadTooLarge { .. } => 413,
+            Error::Overloaded { .. } => 503,
+        }
+    }
+
+    /// A reason a login can be refused, if this is one.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Error::LicenceLimitReached { .. } => Some(Refusal::LicenceLimitReached),
+            Error::UserNotLicensed { .. } => Some(Refusal::UserNotLicensed),
+            Error::UserLimitReached { .. } => Some(Refusal::UserLimitReached),
+            _ => None,
+        }
+    }
+}
+
+/// Why a login was refused: the reasons the usage report counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// Concurrent model at its limit.
+    LicenceLimitReached,
+    /// Named model, user not assigned.
+    UserNotLicensed,
+    /// The `max_users` technical limit.
+    UserLimitReached,
+}
+
+impl Refusal {
+    /// The error code of this refusal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::LicenceLimitReached => "licence_limit_reached",
+            Refusal::UserNotLicensed => "user_not_licensed",
+            Refusal::UserLimitReached => "user_limit_reached",
+        }
+    }
+}
+
+/// Shorthand for results carrying [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,62 @@
+//! Usher: a licence-seat engine for multi-tenant software.
+//!
+//! Each tenant buys a licence — named users, concurrent users, or records-based — and
+//! Usher decides every login race-free, keeps sessions alive by heartbeat, frees idle
+//! seats, and reports usage.
+//!
+//! # Layout
+//! - [`clock`] — [`Timestamp`] and the [`Clock`] trait (system and manual).
+//! - [`ids`] — validated [`TenantId`], [`UserId`] and [`SessionId`].
+//! - [`token`] — [`SessionToken`]s from the OS CSPRNG; only hashes are kept.
+//! - [`error`] — the one [`Error`] type, one variant per code of the HTTP API.
+//! - [`licence`] — the three [`LicenceModel`]s and their parameters.
+//! - [`admission`] — the admission rules, pure, in one place.
+//! - [`pool`] — [`pool::PoolState`], one tenant's rules as a plain struct taking `now`.
+//! - `actor` — the actix actor that runs one pool, a message at a time.
+//! - `timer` — the timer actor that asks pools with something due to expire it.
+//! - [`engine`] — the [`Engine`]: registry, arbiters, timer and the async API.
+//! - [`events`] — every decision as an [`Event`], carried by crossbeam-channel.
+//! - [`usage`] — the per-tenant, per-day usage report built from events.
+//!
+//! # Example
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> usher::Result<()> {
+//! use usher::{Engine, Licence, TenantId, UserId};
+//!
+//! let engine = Engine::start(Default::default());
+//! let charity = TenantId::parse("st-mungos")?;
+//! engine.put_tenant(&charity, Licence::concurrent(2)).await?;
+//!
+//! let ann = UserId::parse("ann")?;
+//! let tab1 = engine.login(&charity, &ann, Some("tab 1")).await?;
+//! let tab2 = engine.login(&charity, &ann, Some("tab 2")).await?; // shares ann's seat
+//! assert_eq!(engine.tenant(&charity).await?.seats_in_use, 1);
+//!
+//! engine.heartbeat(&tab1.token).await?;
+//! engine.release(&tab2.token).await?; // "Release licence" in tab 2
+//! engine.logout(&tab1.token).await?;
+//! assert_eq!(engine.tenant(&charity).await?.seats_in_use, 0);
+//! # Ok(()) }
+//! ```
+
+mod actor;
+pub mod admission;
+pub mod clock;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod licence;
+pub mod pool;
+mod timer;
+pub mod token;
+pub mod usage;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use engine::{Engine, EngineConfig, EngineStats, Heartbeat, Login};
+pub use error::{EndReason, Error, Refusal, Result};
+pub use events::{Event, EventKind};
+pub use ids::{SessionId, TenantId, UserId};
+pub use licence::{Licence, LicenceModel, LicenceSpec, SeatPer};
+pub use token::SessionToken;

@@ -1,0 +1,289 @@
+//! What a tenant bought: the licence model and its parameters.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The default technical limit of user accounts per tenant.
+pub const DEFAULT_MAX_USERS: u32 = 999;
+/// The default idle timeout: long enough for a throttled background tab (see README).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// The largest seat count accepted.
+pub const MAX_SEATS: u32 = 1_000_000;
+/// The longest idle timeout accepted (one week).
+pub const MAX_IDLE_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+
+/// What one seat covers under the concurrent model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatPer {
+    /// All of a user's tabs share one seat.
+    #[default]
+    User,
+    /// Every tab holds its own seat.
+    Session,
+}
+
+/// The three licence models of SPEC §1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "model", rename_all = "snake_case")]
+pub enum LicenceModel {
+    /// Seats assigned to specific users; every assigned user may log in at any time.
+    Named {
+        /// How many users may be assigned.
+        seats: u32,
+    },
+    /// At most `seats` seats held at once.
+    Concurrent {
+        /// The limit.
+        seats: u32,
+        /// Whether a seat is per user or per tab.
+        seat_per: SeatPer,
+    },
+    /// No seat limit; billed by the tenant's record count.
+    Records,
+}
+
+impl LicenceModel {
+    /// The model's name on the wire.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LicenceModel::Named { .. } => "named",
+            LicenceModel::Concurrent { .. } => "concurrent",
+            LicenceModel::Records => "records",
+        }
+    }
+
+    /// The seat count, where the model has one.
+    pub fn seats(&self) -> Option<u32> {
+        match *self {
+            LicenceModel::Named { seats } | LicenceModel::Concurrent { seats, .. } => Some(seats),
+            LicenceModel::Records => None,
+        }
+    }
+}
+
+/// A validated licence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Licence {
+    /// The model and its seats.
+    pub model: LicenceModel,
+    /// How long a session lives without a heartbeat.
+    pub idle_timeout: Duration,
+    /// The technical limit of user accounts.
+    pub max_users: u32,
+}
+
+impl Licence {
+    /// A named-users licence with defaults.
+    pub fn named(seats: u32) -> Self {
+        Self::with_model(LicenceModel::Named { seats })
+    }
+
+    /// A concurrent-users licence (one seat per user) with defaults.
+    pub fn concurrent(seats: u32) -> Self {
+        Self::with_model(LicenceModel::Concurrent {
+            seats,
+            seat_per: SeatPer::User,
+        })
+    }
+
+    /// A records-based licence with defaults.
+    pub fn records() -> Self {
+        Self::with_model(LicenceModel::Records)
+    }
+
+    fn with_model(model: LicenceModel) -> Self {
+        Licence {
+            model,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_users: DEFAULT_MAX_USERS,
+        }
+    }
+
+    /// The same licence with another idle timeout.
+    pub fn idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// The same licence with another account limit.
+    pub fn max_users(mut self, max_users: u32) -> Self {
+        self.max_users = max_users;
+        self
+    }
+
+    /// The same licence with another seat rule (concurrent only; otherwise unchanged).
+    pub fn seat_per(mut self, per: SeatPer) -> Self {
+        if let LicenceModel::Concurrent { seat_per, .. } = &mut self.model {
+            *seat_per = per;
+        }
+        self
+    }
+
+    /// How often a client should heartbeat: a quarter of the idle timeout, so that a
+    /// background tab whose timers the browser throttles to once a minute still
+    /// heartbeats in time under the default ten-minute timeout.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs((self.idle_timeout.as_secs() / 4).max(1))
+    }
+}
+
+/// A licence as a request states it: every field but the model optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenceSpec {
+    /// `named`, `concurrent` or `records`.
+    pub model: String,
+    /// Seats (named, concurrent).
+    pub seats: Option<i64>,
+    /// `user` or `session` (concurrent).
+    pub seat_per: Option<String>,
+    /// Idle timeout in seconds (default 600, at least 1).
+    pub idle_timeout_secs: Option<i64>,
+    /// Account limit (default: the server's).
+    pub max_users: Option<i64>,
+}
+
+impl LicenceSpec {
+    /// Checks the request and fills in defaults.
+    pub fn validate(&self, default_max_users: u32) -> Result<Licence, Error> {
+        let seats = || -> Result<u32, Error> {
+            match self.seats {
+                None => invalid(format!("model {} needs \"seats\"", self.model)),
+                Some(n) if (0..=i64::from(MAX_SEATS)).contains(&n) => Ok(n as u32),
+                Some(n) => invalid(format!(
+                    "\"seats\" must be between 0 and {MAX_SEATS}, got {n}"
+                )),
+            }
+        };
+        let model = match self.model.as_str() {
+            "named" => LicenceModel::Named { seats: seats()? },
+            "concurrent" => LicenceModel::Concurrent {
+                seats: seats()?,
+                seat_per: match self.seat_per.as_deref() {
+                    None | Some("user") => SeatPer::User,
+                    Some("session") => SeatPer::Session,
+                    Some(other) => {
+                        return invalid(format!(
+                            "\"seat_per\" must be \"user\" or \"session\", got {other:?}"
+                        ))
+                    }
+                },
+            },
+            "records" => {
+                if self.seats.is_some() {
+                    return invalid("the records model has no seats; omit \"seats\"".into());
+                }
+                LicenceModel::Records
+            }
+            other => {
+                return invalid(format!(
+                    "\"model\" must be \"named\", \"concurrent\" or \"records\", got {other:?}"
+                ))
+            }
+        };
+        if self.seat_per.is_some() && !matches!(model, LicenceModel::Concurrent { .. }) {
+            return invalid("\"seat_per\" applies to the concurrent model only".into());
+        }
+        let idle_secs = match self.idle_timeout_secs {
+            None => DEFAULT_IDLE_TIMEOUT.as_secs(),
+            Some(n) if (1..=MAX_IDLE_TIMEOUT_SECS as i64).contains(&n) => n as u64,
+            Some(n) => {
+                return invalid(format!(
+                    "\"idle_timeout_secs\" must be between 1 and {MAX_IDLE_TIMEOUT_SECS}, got {n}"
+                ))
+            }
+        };
+        let max_users = match self.max_users {
+            None => default_max_users,
+            Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+            Some(n) => {
+                return invalid(format!(
+                    "\"max_users\" must be between 1 and 1000000, got {n}"
+                ))
+            }
+        };
+        Ok(Licence {
+            model,
+            idle_timeout: Duration::from_secs(idle_secs),
+            max_users,
+        })
+    }
+}
+
+fn invalid<T>(message: String) -> Result<T, Error> {
+    Err(Error::InvalidRequest(message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(model: &str) -> LicenceSpec {
+        LicenceSpec {
+            model: model.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_concurrent_spec_defaults_to_a_seat_per_user_and_ten_minutes() {
+        let licence = LicenceSpec {
+            seats: Some(5),
+            ..spec("concurrent")
+        }
+        .validate(999)
+        .unwrap();
+        assert_eq!(licence, Licence::concurrent(5));
+    }
+
+    #[test]
+    fn specs_out_of_range_are_refused_with_a_reason() {
+        let cases = [
+            LicenceSpec {
+                seats: Some(-1),
+                ..spec("concurrent")
+            },
+            LicenceSpec { ..spec("named") },
+            LicenceSpec {
+                seats: Some(1),
+                ..spec("floating")
+            },
+            LicenceSpec {
+                seats: Some(1),
+                idle_timeout_secs: Some(0),
+                ..spec("named")
+            },
+            LicenceSpec {
+                seats: Some(1),
+                seat_per: Some("tab".into()),
+                ..spec("concurrent")
+            },
+            LicenceSpec {
+                seat_per: Some("user".into()),
+                ..spec("records")
+            },
+            LicenceSpec {
+                max_users: Some(0),
+                ..spec("records")
+            },
+        ];
+        for case in cases {
+            let err = case.validate(999).unwrap_err();
+            assert_eq!(err.code(), "invalid_request", "{case:?}");
+        }
+    }
+
+    #[test]
+    fn the_heartbeat_interval_leaves_room_for_throttled_tabs() {
+        assert_eq!(
+            Licence::concurrent(1).heartbeat_interval(),
+            Duration::from_secs(150)
+        );
+        let short = Licence::concurrent(1).idle_timeout(Duration::from_secs(2));
+        assert_eq!(short.heartbeat_interval(), Duration::from_secs(1));
+    }
+}

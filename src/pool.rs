@@ -1,0 +1,814 @@
+//! The rules of one tenant's licence pool: a plain struct whose methods take `now`.
+//!
+//! [`PoolState`] knows nothing of actors, threads or clocks. Each operation first
+//! expires what is due, then applies the admission rules of [`crate::admission`], and
+//! leaves behind the events it caused ([`PoolState::take_events`]) and the session ids
+//! it has stopped remembering ([`PoolState::take_forgotten`]).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::admission::{
+    decide_assign, decide_login, AssignFacts, LoginDecision, LoginFacts, Standing,
+};
+use crate::clock::Timestamp;
+use crate::error::{EndReason, Error, Result};
+use crate::events::{Event, EventKind};
+use crate::ids::{SessionId, TenantId, UserId};
+use crate::licence::{Licence, LicenceModel, SeatPer};
+use crate::token::SecretHash;
+
+/// How long, and how many, ended sessions a pool remembers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Ended sessions are remembered at least this long (unless `capacity` is reached).
+    pub ended_for: Duration,
+    /// At most this many ended sessions per pool; past it the oldest are forgotten.
+    pub capacity: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            ended_for: Duration::from_secs(3600),
+            capacity: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Account {
+    assigned: bool,
+    live: u32,
+}
+
+/// A live session as the pool keeps it.
+#[derive(Debug, Clone)]
+struct Session {
+    user: UserId,
+    client: Option<Box<str>>,
+    secret: SecretHash,
+    started_at: Timestamp,
+    last_heartbeat_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+/// An ended session, remembered so that its holder learns why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// Hash of the session's secret: only its holder is told.
+    pub secret: SecretHash,
+    /// Why it ended.
+    pub reason: EndReason,
+    /// When.
+    pub ended_at: Timestamp,
+}
+
+#[derive(Debug, Default)]
+struct EndedSessions {
+    by_id: HashMap<SessionId, Tombstone>,
+    order: VecDeque<SessionId>,
+}
+
+/// The record count of a records-based tenant, with its billing peaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Records {
+    count: u64,
+    reported_at: Option<Timestamp>,
+    peak_day: u64,
+    peak_month: u64,
+}
+
+impl Records {
+    /// The count and its peaks as seen at `now`: a new day or month starts from the
+    /// current count.
+    pub fn view(&self, now: Timestamp) -> RecordsView {
+        let (peak_today, peak_month) = match self.reported_at {
+            None => (self.count, self.count),
+            Some(at) => (
+                if at.day() == now.day() {
+                    self.peak_day
+                } else {
+                    self.count
+                },
+                if at.month() == now.month() {
+                    self.peak_month
+                } else {
+                    self.count
+                },
+            ),
+        };
+        RecordsView {
+            count: self.count,
+            peak_today,
+            peak_month,
+        }
+    }
+
+    fn report(&mut self, count: u64, now: Timestamp) {
+        let before = self.view(now);
+        *self = Records {
+            count,
+            reported_at: Some(now),
+            peak_day: before.peak_today.max(count),
+            peak_month: before.peak_month.max(count),
+        };
+    }
+}
+
+/// `GET …/records`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RecordsView {
+    /// The last reported count.
+    pub count: u64,
+    /// The highest count today (UTC).
+    pub peak_today: u64,
+    /// The highest count this calendar month: the billing figure.
+    pub peak_month: u64,
+}
+
+/// A tenant as its administrator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TenantView {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// `named`, `concurrent` or `records`.
+    pub model: &'static str,
+    /// Seats in the licence (none for records).
+    pub seats: Option<u32>,
+    /// Concurrent model only.
+    pub seat_per: Option<SeatPer>,
+    /// Idle timeout in seconds.
+    pub idle_timeout_secs: u64,
+    /// The account limit.
+    pub max_users: u32,
+    /// Seats held now (named: seats assigned; concurrent: seats held by live
+    /// sessions; records: users logged in).
+    pub seats_in_use: u32,
+    /// Live sessions.
+    pub sessions: u32,
+    /// User accounts.
+    pub users: u32,
+    /// The last reported record count.
+    pub records: u64,
+}
+
+/// A live session as listed to administrators: the id is a handle, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionView {
+    /// The handle for forced release.
+    pub id: SessionId,
+    /// Whose session.
+    pub user: UserId,
+    /// The client's label (a tab, a device).
+    pub client: Option<String>,
+    /// Login time.
+    pub started_at: Timestamp,
+    /// Last sign of life.
+    pub last_heartbeat_at: Timestamp,
+    /// When it expires without another heartbeat.
+    pub expires_at: Timestamp,
+}
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserView {
+    /// The user.
+    pub user: UserId,
+    /// Holds a named seat.
+    pub assigned: bool,
+    /// Live sessions.
+    pub sessions: u32,
+}
+
+/// An admitted login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// The session's handle.
+    pub session: SessionId,
+    /// When it expires without a heartbeat.
+    pub expires_at: Timestamp,
+    /// The idle timeout in force.
+    pub idle_timeout: Duration,
+    /// How often the client should heartbeat.
+    pub heartbeat_interval: Duration,
+}
+
+/// A pool as plain data, for a store to persist and restore.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolSnapshot {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Its licence.
+    pub licence: Licence,
+    /// Accounts: `(user, assigned)`.
+    pub users: Vec<(UserId, bool)>,
+    /// Live sessions.
+    pub sessions: Vec<SessionRecord>,
+    /// Remembered ended sessions.
+    pub ended: Vec<(SessionId, Tombstone)>,
+    /// The record count and peaks.
+    pub records: Records,
+}
+
+/// A live session as a store keeps it: the secret's hash, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Handle.
+    pub id: SessionId,
+    /// Hash of the token's secret.
+    pub secret: SecretHash,
+    /// Whose.
+    pub user: UserId,
+    /// Client label.
+    pub client: Option<String>,
+    /// Login time.
+    pub started_at: Timestamp,
+    /// Last heartbeat.
+    pub last_heartbeat_at: Timestamp,
+}
+
+/// One tenant's licence pool.
+///
+/// ```
+/// use usher::pool::{PoolState, Retention};
+/// use usher::{Licence, SessionToken, TenantId, Timestamp, UserId};
+///
+/// let now = Timestamp::from_millis(0);
+/// let mut pool = PoolState::new(TenantId::parse("acme").unwrap(), Licence::concurrent(1), Retention::default(), now);
+/// let ann = SessionToken::generate();
+/// let bob = SessionToken::generate();
+/// pool.login(&UserId::parse("ann").unwrap(), None, ann.id(), ann.secret_hash(), now).unwrap();
+/// let refused = pool.login(&UserId::parse("bob").unwrap(), None, bob.id(), bob.secret_hash(), now);
+/// assert_eq!(refused.unwrap_err().code(), "licence_limit_reached");
+/// ```
+#[derive(Debug)]
+pub struct PoolState {
+    tenant: TenantId,
+    licence: Licence,
+    retention: Retention,
+    users: HashMap<UserId, Account>,
+    sessions: HashMap<SessionId, Session>,
+    /// Live sessions by idle deadline: expiry touches only what is due.
+    deadlines: BTreeSet<(Timestamp, SessionId)>,
+    /// Accounts with at least one live session.
+    active_users: u32,
+    /// Accounts holding a named seat.
+    assigned: u32,
+    ended: EndedSessions,
+    records: Records,
+    events: Vec<Event>,
+    forgotten: Vec<SessionId>,
+}
+
+impl PoolState {
+    /// A new, empty pool. Records a `TenantCreated` event.
+    pub fn new(tenant: TenantId, licence: Licence, retention: Retention, now: Timestamp) -> Self {
+        let mut pool = PoolState {
+            tenant,
+            licence,
+            retention,
+            users: HashMap::new(),
+            sessions: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            active_users: 0,
+            assigned: 0,
+            ended: EndedSessions::default(),
+            records: Records::default(),
+            events: Vec::new(),
+            forgotten: Vec::new(),
+        };
+        pool.emit(now, EventKind::TenantCreated { licence });
+        pool
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// The licence in force.
+    pub fn licence(&self) -> &Licence {
+        &self.licence
+    }
+
+    /// Seats held now; see [`TenantView::seats_in_use`].
+    pub fn seats_in_use(&self) -> u32 {
+        match self.licence.model {
+            LicenceModel::Named { .. } => self.assigned,
+            LicenceModel::Concurrent {
+                seat_per: SeatPer::Session,
+                ..
+            } => self.sessions.len() as u32,
+            LicenceModel::Concurrent { .. } | LicenceModel::Records => self.active_users,
+        }
+    }
+
+    /// Live sessions.
+    pub fn live_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The next moment at which something becomes due: a session passes its idle
+    /// deadline, or an ended session is to be forgotten.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        let session = self
+            .deadlines
+            .first()
+            .map(|(deadline, _)| *deadline + Duration::from_millis(1));
+        let tombstone = self
+            .ended
+            .order
+            .front()
+            .and_then(|id| self.ended.by_id.get(id))
+            .map(|t| t.ended_at + self.retention.ended_for);
+        match (session, tombstone) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Ends every session idle past its deadline (reason `expired`) and forgets ended
+    /// sessions older than the retention. Costs nothing for sessions not due.
+    pub fn expire_due(&mut self, now: Timestamp) {
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline >= now {
+                break;
+            }
+            self.end_session(id, EndReason::Expired, now);
+        }
+        while let Some(id) = self.ended.order.front().copied() {
+            let due = self
+                .ended
+                .by_id
+                .get(&id)
+                .is_none_or(|t| t.ended_at + self.retention.ended_for <= now);
+            if !due {
+                break;
+            }
+            self.forget_oldest();
+        }
+    }
+
+    /// A login: admits or refuses the user under the licence in force.
+    pub fn login(
+        &mut self,
+        user: &UserId,
+        client: Option<&str>,
+        id: SessionId,
+        secret: SecretHash,
+        now: Timestamp,
+    ) -> Result<Admission> {
+        self.expire_due(now);
+        let account = self.users.get(user).copied();
+        let facts = LoginFacts {
+            standing: standing(account),
+            has_live_session: account.is_some_and(|a| a.live > 0),
+            accounts: self.users.len() as u32,
+            seats_in_use: self.seats_in_use(),
+            nearest_deadline_in: self
+                .deadlines
+                .first()
+                .map(|(deadline, _)| deadline.saturating_since(now) + Duration::from_millis(1)),
+        };
+        match decide_login(&self.licence, user, &facts) {
+            LoginDecision::Refuse(error) => {
+                if let Some(reason) = error.refusal() {
+                    self.emit(
+                        now,
+                        EventKind::Refused {
+                            user: user.clone(),
+                            reason,
+                        },
+                    );
+                }
+                Err(error)
+            }
+            LoginDecision::Admit { .. } => {
+                debug_assert!(
+                    !self.sessions.contains_key(&id) && !self.ended.by_id.contains_key(&id)
+                );
+                let expires_at = now + self.licence.idle_timeout;
+                let account = self.users.entry(user.clone()).or_default();
+                account.live += 1;
+                if account.live == 1 {
+                    self.active_users += 1;
+                }
+                self.sessions.insert(
+                    id,
+                    Session {
+                        user: user.clone(),
+                        client: client.map(Box::from),
+                        secret,
+                        started_at: now,
+                        last_heartbeat_at: now,
+                        expires_at,
+                    },
+                );
+                self.deadlines.insert((expires_at, id));
+                let seats_in_use = self.seats_in_use();
+                self.emit(
+                    now,
+                    EventKind::Admitted {
+                        user: user.clone(),
+                        session: id,
+                        seats_in_use,
+                    },
+                );
+                Ok(Admission {
+                    session: id,
+                    expires_at,
+                    idle_timeout: self.licence.idle_timeout,
+                    heartbeat_interval: self.licence.heartbeat_interval(),
+                })
+            }
+        }
+    }
+
+    /// A heartbeat: the session lives for another idle timeout from `now`.
+    pub fn heartbeat(
+        &mut self,
+        id: SessionId,
+        secret: &SecretHash,
+        now: Timestamp,
+    ) -> Result<Timestamp> {
+        self.expire_due(now);
+        self.check(id, secret)?;
+        let idle_timeout = self.licence.idle_timeout;
+        let session = self.sessions.get_mut(&id).ok_or(Error::SessionNotFound)?;
+        let expires_at = now + idle_timeout;
+        self.deadlines.remove(&(session.expires_at, id));
+        self.deadlines.insert((expires_at, id));
+        session.last_heartbeat_at = now;
+        session.expires_at = expires_at;
+        Ok(expires_at)
+    }
+
+    /// Ends one tab's session, keeping the user's other tabs (reason `released`).
+    pub fn release(&mut self, id: SessionId, secret: &SecretHash, now: Timestamp) -> Result<()> {
+        self.expire_due(now);
+        self.check(id, secret)?;
+        self.end_session(id, EndReason::Released, now);
+        Ok(())
+    }
+
+    /// Ends every session of this session's user (reason `logged_out`).
+    pub fn logout(&mut self, id: SessionId, secret: &SecretHash, now: Timestamp) -> Result<u32> {
+        self.expire_due(now);
+        self.check(id, secret)?;
+        let user = self.sessions[&id].user.clone();
+        Ok(self.end_user_sessions(&user, EndReason::LoggedOut, now))
+    }
+
+    /// An administrator's forced release of one session (reason `revoked`).
+    pub fn revoke(&mut self, id: SessionId, now: Timestamp) -> Result<()> {
+        self.expire_due(now);
+        if !self.sessions.contains_key(&id) {
+            return Err(match self.ended.by_id.get(&id) {
+                Some(t) => Error::SessionEnded { reason: t.reason },
+                None => Error::SessionNotFound,
+            });
+        }
+        self.end_session(id, EndReason::Revoked, now);
+        Ok(())
+    }
+
+    /// An administrator logs a user out of every tab (reason `logged_out`).
+    pub fn logout_user(&mut self, user: &UserId, now: Timestamp) -> Result<u32> {
+        self.expire_due(now);
+        if !self.users.contains_key(user) {
+            return Err(Error::UserNotFound);
+        }
+        Ok(self.end_user_sessions(user, EndReason::LoggedOut, now))
+    }
+
+    /// Registers a user (concurrent, records) or assigns them a named seat (named).
+    pub fn put_user(&mut self, user: &UserId, now: Timestamp) -> Result<UserView> {
+        self.expire_due(now);
+        let account = self.users.get(user).copied();
+        let facts = AssignFacts {
+            standing: standing(account),
+            accounts: self.users.len() as u32,
+            assigned: self.assigned,
+        };
+        if decide_assign(&self.licence, &facts)? {
+            let named = matches!(self.licence.model, LicenceModel::Named { .. });
+            let account = self.users.entry(user.clone()).or_default();
+            if named && !account.assigned {
+                account.assigned = true;
+                self.assigned += 1;
+            }
+            let assigned = account.assigned;
+            let seats_in_use = self.seats_in_use();
+            self.emit(
+                now,
+                EventKind::UserAssigned {
+                    user: user.clone(),
+                    assigned,
+                    seats_in_use,
+                },
+            );
+        }
+        let account = self.users[user];
+        Ok(UserView {
+            user: user.clone(),
+            assigned: account.assigned,
+            sessions: account.live,
+        })
+    }
+
+    /// Removes a user's account, freeing any named seat and ending their sessions
+    /// (reason `evicted`).
+    pub fn remove_user(&mut self, user: &UserId, now: Timestamp) -> Result<()> {
+        self.expire_due(now);
+        if !self.users.contains_key(user) {
+            return Err(Error::UserNotFound);
+        }
+        self.end_user_sessions(user, EndReason::Evicted, now);
+        if let Some(account) = self.users.remove(user) {
+            if account.assigned {
+                self.assigned -= 1;
+            }
+        }
+        let seats_in_use = self.seats_in_use();
+        self.emit(
+            now,
+            EventKind::UserRemoved {
+                user: user.clone(),
+                seats_in_use,
+            },
+        );
+        Ok(())
+    }
+
+    /// Replaces the licence. Live sessions are never ended: a lower limit only refuses
+    /// new users until usage falls below it. A new idle timeout applies from each
+    /// session's next heartbeat.
+    pub fn set_licence(&mut self, licence: Licence, now: Timestamp) {
+        self.expire_due(now);
+        self.licence = licence;
+        self.emit(now, EventKind::LicenceChanged { licence });
+    }
+
+    /// Records the backend's record count.
+    pub fn report_records(&mut self, count: u64, now: Timestamp) -> RecordsView {
+        self.records.report(count, now);
+        self.emit(now, EventKind::RecordsReported { count });
+        self.records.view(now)
+    }
+
+    /// The record count and its peaks.
+    pub fn records(&self, now: Timestamp) -> RecordsView {
+        self.records.view(now)
+    }
+
+    /// Ends every session (reason `evicted`): the tenant is being deleted.
+    pub fn evict_all(&mut self, now: Timestamp) -> Vec<SessionId> {
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for &id in &ids {
+            self.end_session(id, EndReason::Evicted, now);
+        }
+        self.emit(now, EventKind::TenantDeleted);
+        ids.into_iter()
+            .chain(self.ended.by_id.keys().copied())
+            .collect()
+    }
+
+    /// The tenant view.
+    pub fn view(&self) -> TenantView {
+        let (seats, seat_per) = match self.licence.model {
+            LicenceModel::Named { seats } => (Some(seats), None),
+            LicenceModel::Concurrent { seats, seat_per } => (Some(seats), Some(seat_per)),
+            LicenceModel::Records => (None, None),
+        };
+        TenantView {
+            tenant: self.tenant.clone(),
+            model: self.licence.model.name(),
+            seats,
+            seat_per,
+            idle_timeout_secs: self.licence.idle_timeout.as_secs(),
+            max_users: self.licence.max_users,
+            seats_in_use: self.seats_in_use(),
+            sessions: self.sessions.len() as u32,
+            users: self.users.len() as u32,
+            records: self.records.count,
+        }
+    }
+
+    /// Live sessions, oldest first.
+    pub fn session_views(&self) -> Vec<SessionView> {
+        let mut out: Vec<SessionView> = self
+            .sessions
+            .iter()
+            .map(|(&id, s)| SessionView {
+                id,
+                user: s.user.clone(),
+                client: s.client.as_deref().map(String::from),
+                started_at: s.started_at,
+                last_heartbeat_at: s.last_heartbeat_at,
+                expires_at: s.expires_at,
+            })
+            .collect();
+        out.sort_by_key(|s| (s.started_at, s.id));
+        out
+    }
+
+    /// Accounts, by user id.
+    pub fn user_views(&self) -> Vec<UserView> {
+        let mut out: Vec<UserView> = self
+            .users
+            .iter()
+            .map(|(user, a)| UserView {
+                user: user.clone(),
+                assigned: a.assigned,
+                sessions: a.live,
+            })
+            .collect();
+        out.sort_by(|a, b| a.user.cmp(&b.user));
+        out
+    }
+
+    /// Events caused since the last call, oldest first.
+    pub fn take_events(&mut self) -> std::vec::Drain<'_, Event> {
+        self.events.drain(..)
+    }
+
+    /// Session ids no longer remembered at all since the last call.
+    pub fn take_forgotten(&mut self) -> std::vec::Drain<'_, SessionId> {
+        self.forgotten.drain(..)
+    }
+
+    /// The pool as plain data.
+    pub fn snapshot(&self) -> PoolSnapshot {
+        PoolSnapshot {
+            tenant: self.tenant.clone(),
+            licence: self.licence,
+            users: self
+                .users
+                .iter()
+                .map(|(u, a)| (u.clone(), a.assigned))
+                .collect(),
+            sessions: self
+                .sessions
+                .iter()
+                .map(|(&id, s)| SessionRecord {
+                    id,
+                    secret: s.secret,
+                    user: s.user.clone(),
+                    client: s.client.as_deref().map(String::from),
+                    started_at: s.started_at,
+                    last_heartbeat_at: s.last_heartbeat_at,
+                })
+                .collect(),
+            ended: self
+                .ended
+                .order
+                .iter()
+                .filter_map(|id| self.ended.by_id.get(id).map(|t| (*id, *t)))
+                .collect(),
+            records: self.records,
+        }
+    }
+
+    /// Rebuilds a pool from a snapshot after a restart. Every restored session gets a
+    /// full idle window from `now` to resume its heartbeats, and counts against seats.
+    pub fn restore(snapshot: PoolSnapshot, retention: Retention, now: Timestamp) -> Self {
+        let mut pool = PoolState {
+            tenant: snapshot.tenant,
+            licence: snapshot.licence,
+            retention,
+            users: HashMap::new(),
+            sessions: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            active_users: 0,
+            assigned: 0,
+            ended: EndedSessions::default(),
+            records: snapshot.records,
+            events: Vec::new(),
+            forgotten: Vec::new(),
+        };
+        for (user, assigned) in snapshot.users {
+            pool.assigned += u32::from(assigned);
+            pool.users.insert(user, Account { assigned, live: 0 });
+        }
+        let expires_at = now + pool.licence.idle_timeout;
+        for record in snapshot.sessions {
+            let account = pool.users.entry(record.user.clone()).or_default();
+            account.live += 1;
+            if account.live == 1 {
+                pool.active_users += 1;
+            }
+            pool.deadlines.insert((expires_at, record.id));
+            pool.sessions.insert(
+                record.id,
+                Session {
+                    user: record.user,
+                    client: record.client.map(Box::from),
+                    secret: record.secret,
+                    started_at: record.started_at,
+                    last_heartbeat_at: record.last_heartbeat_at,
+                    expires_at,
+                },
+            );
+        }
+        for (id, tombstone) in snapshot.ended {
+            pool.ended.order.push_back(id);
+            pool.ended.by_id.insert(id, tombstone);
+        }
+        pool
+    }
+
+    /// Verifies that `id` is a live session whose secret hashes to `secret`; otherwise
+    /// says whether it ended (to its holder only) or is unknown.
+    fn check(&self, id: SessionId, secret: &SecretHash) -> Result<()> {
+        if let Some(session) = self.sessions.get(&id) {
+            if session.secret.matches(secret) {
+                return Ok(());
+            }
+        } else if let Some(tombstone) = self.ended.by_id.get(&id) {
+            if tombstone.secret.matches(secret) {
+                return Err(Error::SessionEnded {
+                    reason: tombstone.reason,
+                });
+            }
+        }
+        Err(Error::SessionNotFound)
+    }
+
+    fn end_user_sessions(&mut self, user: &UserId, reason: EndReason, now: Timestamp) -> u32 {
+        let ids: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| &s.user == user)
+            .map(|(&id, _)| id)
+            .collect();
+        for &id in &ids {
+            self.end_session(id, reason, now);
+        }
+        ids.len() as u32
+    }
+
+    fn end_session(&mut self, id: SessionId, reason: EndReason, now: Timestamp) {
+        let Some(session) = self.sessions.remove(&id) else {
+            return;
+        };
+        self.deadlines.remove(&(session.expires_at, id));
+        if let Some(account) = self.users.get_mut(&session.user) {
+            account.live -= 1;
+            if account.live == 0 {
+                self.active_users -= 1;
+            }
+        }
+        if self.ended.by_id.len() >= self.retention.capacity {
+            self.forget_oldest();
+        }
+        if self.retention.capacity > 0 {
+            self.ended.order.push_back(id);
+            self.ended.by_id.insert(
+                id,
+                Tombstone {
+                    secret: session.secret,
+                    reason,
+                    ended_at: now,
+                },
+            );
+        } else {
+            self.forgotten.push(id);
+        }
+        let seats_in_use = self.seats_in_use();
+        self.emit(
+            now,
+            EventKind::Ended {
+                user: session.user,
+                session: id,
+                reason,
+                seats_in_use,
+            },
+        );
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some(id) = self.ended.order.pop_front() {
+            self.ended.by_id.remove(&id);
+            self.forgotten.push(id);
+        }
+    }
+
+    fn emit(&mut self, at: Timestamp, kind: EventKind) {
+        self.events.push(Event {
+            tenant: self.tenant.clone(),
+            at,
+            kind,
+        });
+    }
+}
+
+fn standing(account: Option<Account>) -> Standing {
+    match account {
+        None => Standing::Unknown,
+        Some(a) if a.assigned => Standing::Assigned,
+        Some(_) => Standing::Registered,
+    }
+}
