@@ -118,6 +118,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         tenants: file.tenants,
         demo: args.demo,
         workers: args.workers.or(file.workers).unwrap_or(0),
+        clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
     };
     let demo = config.demo;
     actix_web::rt::System::new().block_on(async move {

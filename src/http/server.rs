@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -17,12 +18,13 @@ use super::auth::{hash_key, Credentials};
 use super::metrics;
 use super::middleware::{limit_body, observe};
 use super::routes::{self, ops, sessions, tenants, users, AppState};
+use crate::clock::{Clock, SystemClock};
 use crate::engine::{Engine, EngineConfig};
 use crate::ids::TenantId;
 use crate::licence::{Licence, LicenceSpec};
 
 /// Everything `usher serve` needs to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Where to listen, e.g. `127.0.0.1:8080` (port 0: any free port).
     pub addr: String,
@@ -38,6 +40,8 @@ pub struct ServerConfig {
     pub demo: bool,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// The engine's clock: the system clock, or a manual one in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl ServerConfig {
@@ -51,6 +55,7 @@ impl ServerConfig {
             tenants: Vec::new(),
             demo: false,
             workers: 0,
+            clock: Arc::new(SystemClock::new()),
         }
     }
 }
@@ -81,7 +86,7 @@ pub struct Started {
 /// Builds the engine and binds the server. Must run inside an actix system, whose
 /// arbiters then also run the pools. Handles SIGTERM and Ctrl-C by draining.
 pub async fn start(config: ServerConfig) -> io::Result<Started> {
-    let engine = Engine::start(config.engine.clone());
+    let engine = Engine::with_clock(config.engine.clone(), config.clock.clone());
     let credentials = Credentials::new(&config.admin_token);
     let demo = config
         .demo
