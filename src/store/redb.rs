@@ -80,6 +80,7 @@ impl Default for RedbConfig {
 pub struct RedbStore {
     db: Arc<Database>,
     tx: Sender<(Batch, Done)>,
+    dir: PathBuf,
 }
 
 fn storage(e: impl std::fmt::Display) -> Error {
@@ -126,7 +127,16 @@ impl RedbStore {
             .name("usher-store".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| format!("cannot start the store writer: {e}"))?;
-        Ok(RedbStore { db, tx })
+        Ok(RedbStore {
+            db,
+            tx,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
     }
 }
 
