@@ -549,7 +549,14 @@ impl PoolState {
     pub fn set_licence(&mut self, licence: Licence, now: Timestamp) {
         self.expire_due(now);
         self.licence = licence;
-        self.emit(now, EventKind::LicenceChanged { licence });
+        let seats_in_use = self.seats_in_use();
+        self.emit(
+            now,
+            EventKind::LicenceChanged {
+                licence,
+                seats_in_use,
+            },
+        );
     }
 
     /// Records the backend's record count.

@@ -672,7 +672,8 @@ fn a_lower_limit_never_ends_live_sessions() {
         vec![event(
             secs(1),
             EventKind::LicenceChanged {
-                licence: Licence::concurrent(1)
+                licence: Licence::concurrent(1),
+                seats_in_use: 3
             }
         )]
     );
@@ -759,6 +760,30 @@ fn a_model_change_applies_from_the_next_login() {
     assert_eq!(
         login(&mut pool, "frank", secs(9)).unwrap_err().code(),
         "licence_limit_reached"
+    );
+}
+
+#[test]
+fn a_licence_change_recounts_the_seats_in_use() {
+    let mut pool = pool(Licence::concurrent(5));
+    for _ in 0..3 {
+        admit(&mut pool, "ann", T0);
+    }
+    assert_eq!(pool.seats_in_use(), 1);
+    events(&mut pool);
+
+    let per_tab = Licence::concurrent(5).seat_per(SeatPer::Session);
+    pool.set_licence(per_tab, secs(1));
+    assert_eq!(pool.seats_in_use(), 3);
+    assert_eq!(
+        events(&mut pool),
+        vec![event(
+            secs(1),
+            EventKind::LicenceChanged {
+                licence: per_tab,
+                seats_in_use: 3
+            }
+        )]
     );
 }
 
@@ -1295,7 +1320,13 @@ fn every_decision_is_an_event() {
                     seats_in_use: 1
                 }
             ),
-            event(secs(5), EventKind::LicenceChanged { licence: two }),
+            event(
+                secs(5),
+                EventKind::LicenceChanged {
+                    licence: two,
+                    seats_in_use: 1
+                }
+            ),
             event(
                 secs(6),
                 EventKind::Admitted {
@@ -1347,7 +1378,8 @@ fn every_decision_is_an_event() {
             event(
                 secs(80),
                 EventKind::LicenceChanged {
-                    licence: Licence::named(1)
+                    licence: Licence::named(1),
+                    seats_in_use: 0
                 }
             ),
             event(
