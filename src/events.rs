@@ -38,6 +38,9 @@ pub enum EventKind {
     LicenceChanged {
         /// The new licence.
         licence: Licence,
+        /// Seats held under the new licence: another model or seat rule counts the
+        /// same sessions differently.
+        seats_in_use: u32,
     },
     /// The tenant was deleted; its sessions ended before this.
     TenantDeleted,

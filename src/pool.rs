@@ -622,7 +622,14 @@ impl PoolState {
         self.expire_due(now);
         self.licence = licence;
         self.record(|| Change::Licence(licence));
-        self.emit(now, EventKind::LicenceChanged { licence });
+        let seats_in_use = self.seats_in_use();
+        self.emit(
+            now,
+            EventKind::LicenceChanged {
+                licence,
+                seats_in_use,
+            },
+        );
     }
 
     /// Records the backend's record count.

@@ -147,14 +147,15 @@ impl UsageBook {
                 }
             }
             EventKind::UserAssigned { seats_in_use, .. }
-            | EventKind::UserRemoved { seats_in_use, .. } => tenant.seats(day, *seats_in_use),
+            | EventKind::UserRemoved { seats_in_use, .. }
+            | EventKind::LicenceChanged { seats_in_use, .. } => tenant.seats(day, *seats_in_use),
             EventKind::RecordsReported { count } => {
                 tenant.level.records = *count;
                 let today = tenant.day(day);
                 today.peak_records = today.peak_records.max(*count);
                 today.closing.records = *count;
             }
-            EventKind::TenantCreated { .. } | EventKind::LicenceChanged { .. } => {
+            EventKind::TenantCreated { .. } => {
                 tenant.day(day);
             }
             EventKind::TenantDeleted => {}

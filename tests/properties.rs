@@ -1,0 +1,501 @@
+//! Random sequences of operations on the pool core, checked after every step against a
+//! plain reference model of SPEC §1 and against the invariants that must hold whatever
+//! happens: never over-admit, one seat per user, nothing idle survives, no unassigned
+//! user gets in under the named model, and the account limit holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+use usher::pool::{PoolState, Retention, UserView};
+use usher::{
+    EndReason, Error, Licence, LicenceModel, SeatPer, SessionId, SessionToken, TenantId, Timestamp,
+    UserId,
+};
+
+const USERS: [&str; 5] = ["ann", "bob", "carol", "dave", "erin"];
+const T0: Timestamp = Timestamp::from_millis(1_768_435_200_000);
+const REMEMBERED: Duration = Duration::from_secs(3600);
+const TICK: Duration = Duration::from_millis(1);
+
+#[derive(Debug, Clone)]
+enum Op {
+    Login {
+        user: usize,
+        expire_first: bool,
+    },
+    Heartbeat(Index),
+    HeartbeatWithWrongSecret(Index),
+    Release(Index),
+    Logout(Index),
+    Revoke(Index),
+    LogoutUser(usize),
+    PutUser(usize),
+    RemoveUser(usize),
+    SetLicence(Licence),
+    Advance(Duration),
+    /// Moves the clock to the nearest live deadline, or just past it.
+    AdvanceToDeadline {
+        past: bool,
+    },
+    ExpireDue,
+}
+
+fn licence() -> impl Strategy<Value = Licence> {
+    let model = prop_oneof![
+        (0u32..5).prop_map(|seats| LicenceModel::Named { seats }),
+        (0u32..5, any::<bool>()).prop_map(|(seats, per_session)| LicenceModel::Concurrent {
+            seats,
+            seat_per: if per_session {
+                SeatPer::Session
+            } else {
+                SeatPer::User
+            },
+        }),
+        Just(LicenceModel::Records),
+    ];
+    let max_users = prop_oneof![Just(999u32), 1u32..6];
+    (model, 1u64..120, max_users).prop_map(|(model, idle, max_users)| Licence {
+        model,
+        idle_timeout: Duration::from_secs(idle),
+        max_users,
+    })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let user = 0..USERS.len();
+    prop_oneof![
+        8 => (user.clone(), any::<bool>())
+            .prop_map(|(user, expire_first)| Op::Login { user, expire_first }),
+        3 => any::<Index>().prop_map(Op::Heartbeat),
+        1 => any::<Index>().prop_map(Op::HeartbeatWithWrongSecret),
+        2 => any::<Index>().prop_map(Op::Release),
+        1 => any::<Index>().prop_map(Op::Logout),
+        1 => any::<Index>().prop_map(Op::Revoke),
+        1 => user.clone().prop_map(Op::LogoutUser),
+        3 => user.clone().prop_map(Op::PutUser),
+        1 => user.prop_map(Op::RemoveUser),
+        2 => licence().prop_map(Op::SetLicence),
+        2 => prop_oneof![0u64..2_000, 0u64..150_000, 3_000_000u64..4_000_000]
+            .prop_map(|ms| Op::Advance(Duration::from_millis(ms))),
+        2 => any::<bool>().prop_map(|past| Op::AdvanceToDeadline { past }),
+        1 => Just(Op::ExpireDue),
+    ]
+}
+
+/// A session as the reference model knows it.
+struct Tab {
+    token: SessionToken,
+    user: UserId,
+    expires_at: Timestamp,
+    ended: Option<(EndReason, Timestamp)>,
+}
+
+/// SPEC §1, written as plainly as possible.
+struct Model {
+    licence: Licence,
+    /// user → holds a named seat
+    accounts: BTreeMap<UserId, bool>,
+    tabs: Vec<Tab>,
+}
+
+impl Model {
+    fn expire(&mut self, now: Timestamp) {
+        for tab in &mut self.tabs {
+            if tab.ended.is_none() && tab.expires_at < now {
+                tab.ended = Some((EndReason::Expired, now));
+            }
+        }
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Tab> {
+        self.tabs.iter().filter(|t| t.ended.is_none())
+    }
+
+    fn live_users(&self) -> BTreeSet<UserId> {
+        self.live().map(|t| t.user.clone()).collect()
+    }
+
+    fn seats_in_use(&self) -> u32 {
+        match self.licence.model {
+            LicenceModel::Named { .. } => self.accounts.values().filter(|&&a| a).count() as u32,
+            LicenceModel::Concurrent {
+                seat_per: SeatPer::Session,
+                ..
+            } => self.live().count() as u32,
+            _ => self.live_users().len() as u32,
+        }
+    }
+
+    /// What a holder of the tab's token is told at `now`.
+    fn standing(&self, tab: usize, now: Timestamp) -> Result<(), Error> {
+        match self.tabs[tab].ended {
+            None => Ok(()),
+            Some((reason, at)) if at + REMEMBERED > now => Err(Error::SessionEnded { reason }),
+            Some(_) => Err(Error::SessionNotFound),
+        }
+    }
+
+    fn end(&mut self, tab: usize, reason: EndReason, now: Timestamp) {
+        self.tabs[tab].ended = Some((reason, now));
+    }
+
+    fn end_user(&mut self, user: &UserId, reason: EndReason, now: Timestamp) -> u32 {
+        let mut ended = 0;
+        for tab in &mut self.tabs {
+            if tab.ended.is_none() && &tab.user == user {
+                tab.ended = Some((reason, now));
+                ended += 1;
+            }
+        }
+        ended
+    }
+
+    fn login(&self, user: &UserId, now: Timestamp) -> Result<(), Error> {
+        let account = self.accounts.get(user).copied();
+        if let LicenceModel::Named { .. } = self.licence.model {
+            return match account {
+                Some(true) => Ok(()),
+                _ => Err(Error::UserNotLicensed {
+                    user: user.to_string(),
+                }),
+            };
+        }
+        if account.is_none() && self.accounts.len() as u32 >= self.licence.max_users {
+            return Err(Error::UserLimitReached {
+                max_users: self.licence.max_users,
+            });
+        }
+        if let LicenceModel::Concurrent { seats, seat_per } = self.licence.model {
+            let shares = seat_per == SeatPer::User && self.live_users().contains(user);
+            let in_use = self.seats_in_use();
+            if !shares && in_use >= seats {
+                let nearest = self.live().map(|t| t.expires_at).min();
+                return Err(Error::LicenceLimitReached {
+                    seats,
+                    seats_in_use: in_use,
+                    retry_after: nearest.map(|d| d.saturating_since(now) + TICK),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn put_user(&mut self, user: &UserId) -> Result<(), Error> {
+        let named = matches!(self.licence.model, LicenceModel::Named { .. });
+        match self.accounts.get(user) {
+            Some(true) => return Ok(()),
+            Some(false) if !named => return Ok(()),
+            None if self.accounts.len() as u32 >= self.licence.max_users => {
+                return Err(Error::UserLimitReached {
+                    max_users: self.licence.max_users,
+                })
+            }
+            _ => {}
+        }
+        if let LicenceModel::Named { seats } = self.licence.model {
+            if self.accounts.values().filter(|&&a| a).count() as u32 >= seats {
+                return Err(Error::SeatsExhausted { seats });
+            }
+        }
+        self.accounts.insert(user.clone(), named);
+        Ok(())
+    }
+
+    fn user_view(&self, user: &UserId) -> UserView {
+        UserView {
+            user: user.clone(),
+            assigned: self.accounts[user],
+            sessions: self.live().filter(|t| &t.user == user).count() as u32,
+        }
+    }
+
+    fn user_views(&self) -> Vec<UserView> {
+        self.accounts.keys().map(|u| self.user_view(u)).collect()
+    }
+}
+
+/// How far usage may stand above a limit: only as far as a licence change left it, and
+/// never back up once it has fallen.
+struct Ceiling(u32);
+
+impl Ceiling {
+    fn after_licence_change(limit: u32, in_use: u32) -> Self {
+        Ceiling(limit.max(in_use))
+    }
+
+    fn check(&mut self, what: &str, limit: u32, in_use: u32) -> Result<(), TestCaseError> {
+        prop_assert!(
+            in_use <= self.0,
+            "{what}: {in_use} in use, limit {limit}, ceiling {}",
+            self.0
+        );
+        self.0 = limit.max(self.0.min(in_use));
+        Ok(())
+    }
+}
+
+fn user(index: usize) -> UserId {
+    UserId::parse(USERS[index]).unwrap()
+}
+
+fn seat_limit(licence: &Licence) -> Option<u32> {
+    licence.model.seats()
+}
+
+fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let tenant = TenantId::parse("prop").unwrap();
+    let mut now = T0;
+    let mut pool = PoolState::new(tenant, initial, Retention::default(), now);
+    let mut model = Model {
+        licence: initial,
+        accounts: BTreeMap::new(),
+        tabs: Vec::new(),
+    };
+    let mut seats = Ceiling(seat_limit(&initial).unwrap_or(0));
+    let mut accounts = Ceiling(initial.max_users);
+
+    for op in ops {
+        let licence_changed = matches!(op, Op::SetLicence(_));
+        let expired = !matches!(op, Op::Advance(_) | Op::AdvanceToDeadline { .. });
+        if expired {
+            model.expire(now);
+        }
+        match op {
+            Op::Login {
+                user: u,
+                expire_first,
+            } => {
+                let who = user(u);
+                if expire_first {
+                    pool.expire_due(now);
+                }
+                let before = pool.seats_in_use();
+                let before = if expire_first {
+                    before
+                } else {
+                    // The login expires what is due itself; the model says how many
+                    // seats that leaves.
+                    model.seats_in_use()
+                };
+                let expected = model.login(&who, now);
+                let token = SessionToken::generate();
+                let got = pool
+                    .login(&who, None, token.id(), token.secret_hash(), now)
+                    .map(|admission| admission.expires_at);
+                prop_assert_eq!(
+                    got.clone(),
+                    expected.map(|()| now + model.licence.idle_timeout),
+                    "login of {}",
+                    who
+                );
+                if got.is_ok() {
+                    let after = pool.seats_in_use();
+                    match model.licence.model {
+                        LicenceModel::Concurrent { seats, .. } => {
+                            prop_assert!(after <= before + 1);
+                            if after > before {
+                                prop_assert!(
+                                    before < seats,
+                                    "a new seat was taken with {} of {} in use",
+                                    before,
+                                    seats
+                                );
+                            }
+                        }
+                        LicenceModel::Named { .. } => {
+                            let views = pool.user_views();
+                            let view = views.iter().find(|v| v.user == who);
+                            prop_assert!(
+                                view.is_some_and(|v| v.assigned),
+                                "{} was admitted without a named seat",
+                                who
+                            );
+                        }
+                        LicenceModel::Records => {}
+                    }
+                    model.accounts.entry(who.clone()).or_insert(false);
+                    model.tabs.push(Tab {
+                        token,
+                        user: who,
+                        expires_at: now + model.licence.idle_timeout,
+                        ended: None,
+                    });
+                }
+            }
+            Op::Heartbeat(tab) if !model.tabs.is_empty() => {
+                let i = tab.index(model.tabs.len());
+                let token = &model.tabs[i].token;
+                let got = pool.heartbeat(token.id(), &token.secret_hash(), now);
+                let expected = model.standing(i, now);
+                prop_assert_eq!(
+                    got,
+                    expected.clone().map(|()| now + model.licence.idle_timeout)
+                );
+                if expected.is_ok() {
+                    model.tabs[i].expires_at = now + model.licence.idle_timeout;
+                }
+            }
+            Op::HeartbeatWithWrongSecret(tab) if !model.tabs.is_empty() => {
+                let i = tab.index(model.tabs.len());
+                let thief = SessionToken::with_id(model.tabs[i].token.id());
+                prop_assert_eq!(
+                    pool.heartbeat(thief.id(), &thief.secret_hash(), now),
+                    Err(Error::SessionNotFound)
+                );
+                prop_assert_eq!(
+                    pool.release(thief.id(), &thief.secret_hash(), now),
+                    Err(Error::SessionNotFound)
+                );
+            }
+            Op::Release(tab) if !model.tabs.is_empty() => {
+                let i = tab.index(model.tabs.len());
+                let token = &model.tabs[i].token;
+                let got = pool.release(token.id(), &token.secret_hash(), now);
+                let expected = model.standing(i, now);
+                prop_assert_eq!(got, expected.clone());
+                if expected.is_ok() {
+                    model.end(i, EndReason::Released, now);
+                }
+            }
+            Op::Logout(tab) if !model.tabs.is_empty() => {
+                let i = tab.index(model.tabs.len());
+                let token = &model.tabs[i].token;
+                let got = pool.logout(token.id(), &token.secret_hash(), now);
+                let expected = match model.standing(i, now) {
+                    Ok(()) => {
+                        let who = model.tabs[i].user.clone();
+                        Ok(model.end_user(&who, EndReason::LoggedOut, now))
+                    }
+                    Err(e) => Err(e),
+                };
+                prop_assert_eq!(got, expected);
+            }
+            Op::Revoke(tab) if !model.tabs.is_empty() => {
+                let i = tab.index(model.tabs.len());
+                let got = pool.revoke(model.tabs[i].token.id(), now);
+                let expected = model.standing(i, now);
+                prop_assert_eq!(got, expected.clone());
+                if expected.is_ok() {
+                    model.end(i, EndReason::Revoked, now);
+                }
+            }
+            Op::LogoutUser(u) => {
+                let who = user(u);
+                let expected = if model.accounts.contains_key(&who) {
+                    Ok(model.end_user(&who, EndReason::LoggedOut, now))
+                } else {
+                    Err(Error::UserNotFound)
+                };
+                prop_assert_eq!(pool.logout_user(&who, now), expected);
+            }
+            Op::PutUser(u) => {
+                let who = user(u);
+                let got = pool.put_user(&who, now);
+                let expected = model.put_user(&who).map(|()| model.user_view(&who));
+                prop_assert_eq!(got, expected);
+            }
+            Op::RemoveUser(u) => {
+                let who = user(u);
+                let expected = if model.accounts.remove(&who).is_some() {
+                    model.end_user(&who, EndReason::Evicted, now);
+                    Ok(())
+                } else {
+                    Err(Error::UserNotFound)
+                };
+                prop_assert_eq!(pool.remove_user(&who, now), expected);
+            }
+            Op::SetLicence(licence) => {
+                pool.set_licence(licence, now);
+                model.licence = licence;
+            }
+            Op::Advance(by) => now = now + by,
+            Op::AdvanceToDeadline { past } => {
+                if let Some(nearest) = model.live().map(|t| t.expires_at).min() {
+                    let to = if past { nearest + TICK } else { nearest };
+                    now = now.max(to);
+                }
+            }
+            Op::ExpireDue => pool.expire_due(now),
+            // An operation on a tab when none was ever opened.
+            Op::Heartbeat(_)
+            | Op::HeartbeatWithWrongSecret(_)
+            | Op::Release(_)
+            | Op::Logout(_)
+            | Op::Revoke(_) => {}
+        }
+
+        // The pool agrees with the model...
+        let mut live: Vec<(SessionId, UserId, Timestamp)> = model
+            .live()
+            .map(|t| (t.token.id(), t.user.clone(), t.expires_at))
+            .collect();
+        live.sort();
+        let views = pool.session_views();
+        let mut got: Vec<(SessionId, UserId, Timestamp)> = views
+            .iter()
+            .map(|s| (s.id, s.user.clone(), s.expires_at))
+            .collect();
+        got.sort();
+        prop_assert_eq!(&got, &live);
+        prop_assert_eq!(pool.user_views(), model.user_views());
+        let in_use = pool.seats_in_use();
+        prop_assert_eq!(in_use, model.seats_in_use());
+        prop_assert_eq!(pool.view().seats_in_use, in_use);
+
+        // ...and the invariants hold.
+        let licence = model.licence;
+        if let LicenceModel::Concurrent {
+            seat_per: SeatPer::User,
+            ..
+        } = licence.model
+        {
+            let holders: BTreeSet<&UserId> = views.iter().map(|s| &s.user).collect();
+            prop_assert_eq!(in_use as usize, holders.len());
+        }
+        if let LicenceModel::Named { .. } = licence.model {
+            prop_assert_eq!(
+                in_use as usize,
+                pool.user_views().iter().filter(|u| u.assigned).count()
+            );
+        }
+        if expired {
+            for s in &views {
+                prop_assert!(
+                    s.expires_at >= now,
+                    "session {} idle past {} survived at {}",
+                    s.id,
+                    s.expires_at,
+                    now
+                );
+            }
+        }
+        let users = pool.view().users;
+        if licence_changed {
+            seats = Ceiling::after_licence_change(seat_limit(&licence).unwrap_or(0), in_use);
+            accounts = Ceiling::after_licence_change(licence.max_users, users);
+        } else {
+            if let Some(limit) = seat_limit(&licence) {
+                seats.check("seats", limit, in_use)?;
+            }
+            accounts.check("accounts", licence.max_users, users)?;
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_operations_keep_every_licence_rule(
+        initial in licence(),
+        ops in prop::collection::vec(op(), 1..80),
+    ) {
+        run(initial, ops)?;
+    }
+}
