@@ -281,10 +281,26 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
             .route(post().to(sessions::demo_login))
             .default_service(not_allowed()),
     )
-    .service(resource("/healthz").route(get().to(ops::healthz)))
-    .service(resource("/readyz").route(get().to(ops::readyz)))
-    .service(resource("/metrics").route(get().to(ops::metrics_text)))
-    .service(resource("/openapi.json").route(get().to(ops::openapi_json)));
+    .service(
+        resource("/healthz")
+            .route(get().to(ops::healthz))
+            .default_service(not_allowed()),
+    )
+    .service(
+        resource("/readyz")
+            .route(get().to(ops::readyz))
+            .default_service(not_allowed()),
+    )
+    .service(
+        resource("/metrics")
+            .route(get().to(ops::metrics_text))
+            .default_service(not_allowed()),
+    )
+    .service(
+        resource("/openapi.json")
+            .route(get().to(ops::openapi_json))
+            .default_service(not_allowed()),
+    );
 }
 
 /// CORS for the browser routes: the configured origins, and the server's own origin

@@ -1,0 +1,14 @@
+//! The HTTP API of SPEC §4, exercised over real HTTP against `usher serve`: one test
+//! binary, one module per resource, every server started by `helpers::spawn_app`.
+
+mod bad_input;
+mod browser;
+mod helpers;
+mod isolation;
+mod load;
+mod ops;
+mod sessions;
+mod tenants;
+mod tokens;
+mod usage;
+mod users;

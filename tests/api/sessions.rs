@@ -1,0 +1,438 @@
+//! Logins, tabs, heartbeats, release, logout, expiry and forced release, end to end.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use awc::http::Method;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[actix_web::test]
+async fn a_login_returns_the_token_and_its_deadlines() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 2, 600).await;
+    let answer = app.login(&key, "acme", "ann").await;
+    let body = answer.expect(201);
+    let fields: BTreeSet<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        BTreeSet::from([
+            "session",
+            "user",
+            "tenant",
+            "expires_at",
+            "idle_timeout_secs",
+            "heartbeat_interval_secs"
+        ])
+    );
+    let token = body["session"].as_str().unwrap();
+    assert_eq!(token.len(), 32);
+    assert_eq!(body["user"], "ann");
+    assert_eq!(body["tenant"], "acme");
+    let deadline = app.now() + Duration::from_secs(600);
+    assert_eq!(body["expires_at"], deadline.to_rfc3339());
+    assert_eq!(body["idle_timeout_secs"], 600);
+    let interval = body["heartbeat_interval_secs"].as_u64().unwrap();
+    assert!((1..600).contains(&interval), "{interval}");
+
+    let beat = app.browser(token, "heartbeat").await;
+    let body = beat.expect(200);
+    assert_eq!(
+        body,
+        &json!({"expires_at": deadline.to_rfc3339(), "idle_timeout_secs": 600})
+    );
+}
+
+#[actix_web::test]
+async fn a_second_tab_shares_the_users_seat() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 1, 600).await;
+    let tab1 = app.session(&key, "acme", "ann").await;
+    let tab2 = app.session(&key, "acme", "ann").await;
+    assert_ne!(tab1, tab2);
+
+    let view = app.tenant(&key, "acme").await;
+    assert_eq!(
+        (view["seats_in_use"].as_u64(), view["sessions"].as_u64()),
+        (Some(1), Some(2))
+    );
+
+    let refused = app.login(&key, "acme", "bob").await;
+    let body = refused.expect_error(409, "licence_limit_reached");
+    assert_eq!(body["seats"], 1);
+    assert_eq!(body["seats_in_use"], 1);
+    let retry = body["retry_after_secs"].as_u64().expect("retry_after_secs");
+    assert!((600..=601).contains(&retry), "{retry}");
+}
+
+#[actix_web::test]
+async fn seat_per_session_gives_every_tab_its_own_seat() {
+    let app = spawn_app();
+    let key = app
+        .create_tenant(
+            "acme",
+            json!({"model": "concurrent", "seats": 2, "seat_per": "session"}),
+        )
+        .await;
+    app.session(&key, "acme", "ann").await;
+    app.session(&key, "acme", "ann").await;
+    let body = app
+        .login(&key, "acme", "ann")
+        .await
+        .expect_error(409, "licence_limit_reached")
+        .clone();
+    assert_eq!(
+        (body["seats"].as_u64(), body["seats_in_use"].as_u64()),
+        (Some(2), Some(2))
+    );
+}
+
+#[actix_web::test]
+async fn releasing_one_tab_keeps_the_seat_and_releasing_the_last_frees_it() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 1, 600).await;
+    let tab1 = app.session(&key, "acme", "ann").await;
+    let tab2 = app.session(&key, "acme", "ann").await;
+
+    let released = app.browser(&tab1, "release").await;
+    assert_eq!(released.status, 204);
+    assert!(released.text.is_empty());
+    app.login(&key, "acme", "bob")
+        .await
+        .expect_error(409, "licence_limit_reached");
+    let ended = app.browser(&tab1, "heartbeat").await;
+    assert_eq!(
+        ended.expect_error(410, "session_ended")["reason"],
+        "released"
+    );
+    app.browser(&tab1, "release")
+        .await
+        .expect_error(410, "session_ended");
+    app.browser(&tab2, "heartbeat").await.expect(200);
+
+    app.browser(&tab2, "release").await.expect(204);
+    assert_eq!(app.tenant(&key, "acme").await["seats_in_use"], 0);
+    app.session(&key, "acme", "bob").await;
+}
+
+#[actix_web::test]
+async fn logout_ends_every_tab_of_the_user() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 2, 600).await;
+    let tabs = [
+        app.session(&key, "acme", "ann").await,
+        app.session(&key, "acme", "ann").await,
+        app.session(&key, "acme", "ann").await,
+    ];
+    let bob = app.session(&key, "acme", "bob").await;
+
+    app.browser(&tabs[1], "logout").await.expect(204);
+    for tab in &tabs {
+        let answer = app.browser(tab, "heartbeat").await;
+        assert_eq!(
+            answer.expect_error(410, "session_ended")["reason"],
+            "logged_out"
+        );
+    }
+    app.browser(&tabs[0], "logout")
+        .await
+        .expect_error(410, "session_ended");
+    app.browser(&bob, "heartbeat").await.expect(200);
+    let view = app.tenant(&key, "acme").await;
+    assert_eq!(
+        (view["seats_in_use"].as_u64(), view["sessions"].as_u64()),
+        (Some(1), Some(1))
+    );
+}
+
+#[actix_web::test]
+async fn an_administrator_logs_a_user_out_of_every_tab() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 2, 600).await;
+    let tab1 = app.session(&key, "acme", "ann").await;
+    let tab2 = app.session(&key, "acme", "ann").await;
+
+    let answer = app
+        .post("/v1/tenants/acme/users/ann/logout")
+        .auth(&key)
+        .send()
+        .await;
+    assert_eq!(
+        answer.expect(200),
+        &json!({"user": "ann", "sessions_ended": 2})
+    );
+    for tab in [&tab1, &tab2] {
+        let answer = app.browser(tab, "heartbeat").await;
+        assert_eq!(
+            answer.expect_error(410, "session_ended")["reason"],
+            "logged_out"
+        );
+    }
+    let again = app
+        .post("/v1/tenants/acme/users/ann/logout")
+        .auth(&key)
+        .send()
+        .await;
+    assert_eq!(again.expect(200)["sessions_ended"], 0);
+    app.post("/v1/tenants/acme/users/nobody/logout")
+        .auth(&key)
+        .send()
+        .await
+        .expect_error(404, "user_not_found");
+}
+
+#[actix_web::test]
+async fn an_idle_session_expires_and_frees_its_seat() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 1, 60).await;
+    let tab = app.session(&key, "acme", "ann").await;
+
+    app.advance(59);
+    assert_eq!(app.tenant(&key, "acme").await["seats_in_use"], 1);
+    app.advance(2);
+    assert_eq!(app.tenant(&key, "acme").await["seats_in_use"], 0);
+    let answer = app.browser(&tab, "heartbeat").await;
+    assert_eq!(
+        answer.expect_error(410, "session_ended")["reason"],
+        "expired"
+    );
+    app.session(&key, "acme", "bob").await;
+}
+
+#[actix_web::test]
+async fn admission_is_never_refused_for_a_session_past_its_deadline() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 1, 60).await;
+    let ann = app.session(&key, "acme", "ann").await;
+    app.advance(61);
+    // No tick has run: the login itself expires the idle session first.
+    app.session(&key, "acme", "bob").await;
+    let answer = app.browser(&ann, "heartbeat").await;
+    assert_eq!(
+        answer.expect_error(410, "session_ended")["reason"],
+        "expired"
+    );
+}
+
+#[actix_web::test]
+async fn a_heartbeating_session_survives_many_idle_timeouts() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 1, 60).await;
+    let tab = app.session(&key, "acme", "ann").await;
+    for _ in 0..10 {
+        app.advance(45);
+        let beat = app.browser(&tab, "heartbeat").await;
+        let deadline = app.now() + Duration::from_secs(60);
+        assert_eq!(beat.expect(200)["expires_at"], deadline.to_rfc3339());
+    }
+    app.login(&key, "acme", "bob")
+        .await
+        .expect_error(409, "licence_limit_reached");
+    let list = app.get("/v1/tenants/acme/sessions").auth(&key).send().await;
+    let session = &list.expect(200)["sessions"][0];
+    assert_eq!(session["last_heartbeat_at"], app.now().to_rfc3339());
+    assert_ne!(session["started_at"], session["last_heartbeat_at"]);
+}
+
+#[actix_web::test]
+async fn the_limit_refusal_says_when_a_seat_could_free_itself() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 2, 600).await;
+    app.session(&key, "acme", "ann").await;
+    app.advance(100);
+    app.session(&key, "acme", "bea").await;
+    app.advance(50);
+    let refused = app.login(&key, "acme", "bob").await;
+    let body = refused.expect_error(409, "licence_limit_reached");
+    assert_eq!(body["seats"], 2);
+    assert_eq!(body["seats_in_use"], 2);
+    // ann's deadline is the nearest: 600 - 150 seconds from now.
+    let retry = body["retry_after_secs"].as_u64().unwrap();
+    assert!((450..=451).contains(&retry), "{retry}");
+}
+
+#[actix_web::test]
+async fn the_session_list_shows_handles_never_tokens() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 3, 600).await;
+    let ann = app.session(&key, "acme", "ann").await;
+    app.advance(5);
+    let bob = app.session(&key, "acme", "bob").await;
+
+    let answer = app.get("/v1/tenants/acme/sessions").auth(&key).send().await;
+    let body = answer.expect(200);
+    assert!(!answer.text.contains(&ann) && !answer.text.contains(&bob));
+    let sessions = body["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    let fields: BTreeSet<&str> = sessions[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        fields,
+        BTreeSet::from([
+            "id",
+            "user",
+            "client",
+            "started_at",
+            "last_heartbeat_at",
+            "expires_at"
+        ])
+    );
+    assert_eq!(sessions[0]["user"], "ann");
+    assert_eq!(sessions[0]["client"], "tab");
+    assert_eq!(sessions[1]["user"], "bob");
+    assert_eq!(sessions[1]["started_at"], app.now().to_rfc3339());
+    let id = sessions[0]["id"].as_str().unwrap();
+    assert_eq!(id.len(), 16);
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+}
+
+#[actix_web::test]
+async fn a_forced_release_tells_the_tab_it_was_revoked() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 1, 600).await;
+    let tab = app.session(&key, "acme", "ann").await;
+    let list = app.get("/v1/tenants/acme/sessions").auth(&key).send().await;
+    let id = list.expect(200)["sessions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let path = format!("/v1/tenants/acme/sessions/{id}");
+    app.delete(&path).auth(&key).send().await.expect(204);
+    let answer = app.browser(&tab, "heartbeat").await;
+    assert_eq!(
+        answer.expect_error(410, "session_ended")["reason"],
+        "revoked"
+    );
+    let again = app.delete(&path).auth(&key).send().await;
+    assert_eq!(
+        again.expect_error(410, "session_ended")["reason"],
+        "revoked"
+    );
+    app.session(&key, "acme", "bob").await;
+
+    app.delete("/v1/tenants/acme/sessions/0123456789abcdef")
+        .auth(&key)
+        .send()
+        .await
+        .expect_error(404, "session_not_found");
+}
+
+#[actix_web::test]
+async fn unknown_tokens_are_session_not_found() {
+    let app = spawn_app();
+    let unknown = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for action in ["heartbeat", "release", "logout"] {
+        app.browser(unknown, action)
+            .await
+            .expect_error(404, "session_not_found");
+    }
+    // A real session id with a forged secret is no better.
+    let key = app.concurrent_tenant("acme", 1, 600).await;
+    let tab = app.session(&key, "acme", "ann").await;
+    let forged = format!("{}{}", &tab[..11], "B".repeat(21));
+    assert_ne!(forged, tab);
+    for action in ["heartbeat", "release", "logout"] {
+        app.browser(&forged, action)
+            .await
+            .expect_error(404, "session_not_found");
+    }
+    app.browser(&tab, "heartbeat").await.expect(200);
+}
+
+#[actix_web::test]
+async fn more_seats_admit_at_once_and_fewer_seats_end_nothing() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 1, 600).await;
+    let ann = app.session(&key, "acme", "ann").await;
+    app.login(&key, "acme", "bob")
+        .await
+        .expect_error(409, "licence_limit_reached");
+
+    let more = app
+        .admin(Method::PUT, "/v1/tenants/acme")
+        .json(json!({"model": "concurrent", "seats": 2}))
+        .await;
+    assert_eq!(more.expect(200)["seats"], 2);
+    let bob = app.session(&key, "acme", "bob").await;
+
+    let fewer = app
+        .admin(Method::PUT, "/v1/tenants/acme")
+        .json(json!({"model": "concurrent", "seats": 1}))
+        .await;
+    let view = fewer.expect(200);
+    assert_eq!(
+        (view["seats"].as_u64(), view["seats_in_use"].as_u64()),
+        (Some(1), Some(2))
+    );
+    app.browser(&ann, "heartbeat").await.expect(200);
+    app.browser(&bob, "heartbeat").await.expect(200);
+    let refused = app.login(&key, "acme", "cat").await;
+    let body = refused.expect_error(409, "licence_limit_reached");
+    assert_eq!(
+        (body["seats"].as_u64(), body["seats_in_use"].as_u64()),
+        (Some(1), Some(2))
+    );
+
+    // Usage falls: still refused at 1 of 1, admitted only below the limit.
+    app.browser(&ann, "release").await.expect(204);
+    app.login(&key, "acme", "cat")
+        .await
+        .expect_error(409, "licence_limit_reached");
+    app.browser(&bob, "logout").await.expect(204);
+    app.session(&key, "acme", "cat").await;
+}
+
+#[actix_web::test]
+async fn a_shorter_idle_timeout_applies_from_the_next_heartbeat() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 1, 600).await;
+    let tab = app.session(&key, "acme", "ann").await;
+    app.admin(Method::PUT, "/v1/tenants/acme")
+        .json(json!({"model": "concurrent", "seats": 1, "idle_timeout_secs": 30}))
+        .await
+        .expect(200);
+    let beat = app.browser(&tab, "heartbeat").await;
+    assert_eq!(beat.expect(200)["idle_timeout_secs"], 30);
+    app.advance(31);
+    let answer = app.browser(&tab, "heartbeat").await;
+    assert_eq!(
+        answer.expect_error(410, "session_ended")["reason"],
+        "expired"
+    );
+}
+
+#[actix_web::test]
+async fn an_ended_session_is_remembered_for_an_hour() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 1, 600).await;
+    let tab = app.session(&key, "acme", "ann").await;
+    app.browser(&tab, "release").await.expect(204);
+    app.advance(59 * 60);
+    let answer = app.browser(&tab, "heartbeat").await;
+    assert_eq!(
+        answer.expect_error(410, "session_ended")["reason"],
+        "released"
+    );
+}
+
+#[actix_web::test]
+async fn a_tenant_without_seats_refuses_with_no_retry_hint() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 0, 600).await;
+    let refused = app.login(&key, "acme", "ann").await;
+    let body = refused.expect_error(409, "licence_limit_reached");
+    assert_eq!(body["seats"], 0);
+    assert_eq!(body["seats_in_use"], 0);
+    assert_eq!(body["retry_after_secs"], serde_json::Value::Null);
+}
