@@ -51,6 +51,7 @@ impl PoolHandle {
             state,
             shell,
             next_due: next_due.clone(),
+            published: (0, 0),
         };
         arbiter.spawn_fn(move || {
             Context::with_receiver(rx).run(actor);
@@ -85,10 +86,21 @@ pub(crate) struct PoolActor {
     state: PoolState,
     shell: Shell,
     next_due: Arc<AtomicU64>,
+    /// `(live sessions, seats in use)` as last added to the registry's totals.
+    published: (i64, i64),
 }
 
 impl Actor for PoolActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        // A restored pool starts with sessions: count them in the totals.
+        self.settle();
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.publish_totals(0, 0);
+    }
 }
 
 /// Everything a pool can be asked. Each request carries its reply channel, so the
@@ -299,5 +311,26 @@ impl PoolActor {
         }
         self.next_due
             .store(encode_due(self.state.next_due()), Ordering::Relaxed);
+        self.publish_totals(
+            self.state.live_sessions() as i64,
+            i64::from(self.state.seats_in_use()),
+        );
+    }
+
+    fn publish_totals(&mut self, sessions: i64, seats: i64) {
+        let (old_sessions, old_seats) = self.published;
+        if sessions != old_sessions {
+            self.shell
+                .registry
+                .live_sessions
+                .fetch_add(sessions - old_sessions, Ordering::Relaxed);
+        }
+        if seats != old_seats {
+            self.shell
+                .registry
+                .seats_in_use
+                .fetch_add(seats - old_seats, Ordering::Relaxed);
+        }
+        self.published = (sessions, seats);
     }
 }

@@ -4,7 +4,7 @@
 //! on, the timer and the event consumer. It is cheap to clone and `Send + Sync`, and
 //! works from any async runtime: pools live on their own actix arbiters.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -66,6 +66,10 @@ pub(crate) struct Registry {
     pub(crate) tenants: DashMap<TenantId, Arc<PoolHandle>>,
     /// Live and remembered sessions → their pool.
     pub(crate) sessions: DashMap<SessionId, Arc<PoolHandle>>,
+    /// Live sessions in all pools, as last published by each pool.
+    pub(crate) live_sessions: AtomicI64,
+    /// Seats held in all pools, as last published by each pool.
+    pub(crate) seats_in_use: AtomicI64,
 }
 
 /// An admitted login, as handed to the client.
@@ -101,6 +105,10 @@ pub struct EngineStats {
     pub tenants: usize,
     /// Sessions the registry routes (live and remembered).
     pub sessions_routed: usize,
+    /// Live sessions in all tenants.
+    pub live_sessions: u64,
+    /// Seats held in all tenants.
+    pub seats_in_use: u64,
     /// Events dropped because the consumer fell a whole channel behind.
     pub events_dropped: u64,
 }
@@ -490,6 +498,18 @@ impl Engine {
         EngineStats {
             tenants: self.inner.registry.tenants.len(),
             sessions_routed: self.inner.registry.sessions.len(),
+            live_sessions: self
+                .inner
+                .registry
+                .live_sessions
+                .load(Ordering::Relaxed)
+                .max(0) as u64,
+            seats_in_use: self
+                .inner
+                .registry
+                .seats_in_use
+                .load(Ordering::Relaxed)
+                .max(0) as u64,
             events_dropped: self.inner.events.dropped(),
         }
     }

@@ -42,10 +42,12 @@
 
 mod actor;
 pub mod admission;
+pub mod cli;
 pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod http;
 pub mod ids;
 pub mod licence;
 pub mod pool;

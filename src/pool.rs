@@ -119,7 +119,7 @@ impl Records {
 }
 
 /// `GET …/records`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RecordsView {
     /// The last reported count.
     pub count: u64,
@@ -130,11 +130,13 @@ pub struct RecordsView {
 }
 
 /// A tenant as its administrator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TenantView {
     /// The tenant.
+    #[schema(value_type = String)]
     pub tenant: TenantId,
     /// `named`, `concurrent` or `records`.
+    #[schema(value_type = String)]
     pub model: &'static str,
     /// Seats in the licence (none for records).
     pub seats: Option<u32>,
@@ -156,26 +158,32 @@ pub struct TenantView {
 }
 
 /// A live session as listed to administrators: the id is a handle, never the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     /// The handle for forced release.
+    #[schema(value_type = String)]
     pub id: SessionId,
     /// Whose session.
+    #[schema(value_type = String)]
     pub user: UserId,
     /// The client's label (a tab, a device).
     pub client: Option<String>,
     /// Login time.
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
     /// Last sign of life.
+    #[schema(value_type = String, format = DateTime)]
     pub last_heartbeat_at: Timestamp,
     /// When it expires without another heartbeat.
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
 }
 
 /// A user account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     /// The user.
+    #[schema(value_type = String)]
     pub user: UserId,
     /// Holds a named seat.
     pub assigned: bool,

@@ -15,7 +15,7 @@ use crate::ids::TenantId;
 pub const USAGE_DAYS_KEPT: usize = 400;
 
 /// Refused logins of one day, by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Refusals {
     /// Concurrent model at its limit.
     pub licence_limit_reached: u64,
@@ -41,7 +41,7 @@ impl Refusals {
 }
 
 /// One tenant's usage on one day (UTC).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DayUsage {
     /// The day.
     pub day: NaiveDate,
@@ -57,6 +57,7 @@ pub struct DayUsage {
     pub peak_records: u64,
     /// Where the day ended (or stands): carried into the quiet days after it.
     #[serde(skip)]
+    #[schema(ignore)]
     closing: Level,
 }
 

@@ -1,0 +1,180 @@
+//! `usher serve`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+use crate::engine::EngineConfig;
+use crate::http::auth::generate_key;
+use crate::http::server::{start, ServerConfig, StaticTenant};
+
+/// Flags of `usher serve` (each also a `USHER_*` variable).
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "USHER_ADDR")]
+    pub addr: Option<String>,
+    /// Directory for the server's state [default: ./usher-data].
+    #[arg(long, env = "USHER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML config file.
+    #[arg(long, env = "USHER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// An origin allowed to call the browser routes (repeatable).
+    #[arg(
+        long = "cors-origin",
+        env = "USHER_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// HTTP worker threads [default: one per core].
+    #[arg(long, env = "USHER_WORKERS")]
+    pub workers: Option<usize>,
+    /// Also serve the demo CRM at /demo/ with a 2-seat `demo` tenant.
+    #[arg(long, env = "USHER_DEMO")]
+    pub demo: bool,
+}
+
+/// The config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub addr: Option<String>,
+    /// State directory.
+    pub data_dir: Option<PathBuf>,
+    /// The admin token (otherwise `USHER_ADMIN_TOKEN`, or generated).
+    pub admin_token: Option<String>,
+    /// Origins allowed on the browser routes.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// HTTP worker threads.
+    pub workers: Option<usize>,
+    /// `max_users` for licences that do not state one (999 by default).
+    pub default_max_users: Option<u32>,
+    /// Milliseconds between expiry ticks (1000 by default).
+    pub tick_every_ms: Option<u64>,
+    /// Messages a tenant's mailbox holds before requests are shed (16384 by default).
+    pub mailbox_capacity: Option<usize>,
+    /// Tenants to create at start-up if missing.
+    #[serde(default)]
+    pub tenants: Vec<StaticTenant>,
+}
+
+impl FileConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub fn run(args: ServeArgs) -> Result<(), String> {
+    crate::cli::init_logging();
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let addr = args
+        .addr
+        .or(file.addr)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./usher-data"));
+    prepare_data_dir(&data_dir)?;
+    let (admin_token, token_source) = match std::env::var("USHER_ADMIN_TOKEN") {
+        Ok(token) if !token.is_empty() => (token, "from USHER_ADMIN_TOKEN".to_string()),
+        _ => match file.admin_token {
+            Some(token) => (token, "from the config file".to_string()),
+            None => stored_admin_token(&data_dir)?,
+        },
+    };
+    let mut engine = EngineConfig::default();
+    if let Some(n) = file.default_max_users {
+        engine.default_max_users = n;
+    }
+    if let Some(ms) = file.tick_every_ms {
+        engine.tick_every = std::time::Duration::from_millis(ms.max(10));
+    }
+    if let Some(n) = file.mailbox_capacity {
+        engine.mailbox_capacity = n.max(1);
+    }
+    let mut cors_origins = args.cors_origins;
+    if cors_origins.is_empty() {
+        cors_origins = file.cors_origins;
+    }
+    let config = ServerConfig {
+        addr,
+        admin_token: admin_token.clone(),
+        cors_origins,
+        engine,
+        tenants: file.tenants,
+        demo: args.demo,
+        workers: args.workers.or(file.workers).unwrap_or(0),
+        clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
+    };
+    let demo = config.demo;
+    actix_web::rt::System::new().block_on(async move {
+        let started = start(config)
+            .await
+            .map_err(|e| format!("cannot start the server: {e}"))?;
+        let url = format!("http://{}", started.addr);
+        println!("Usher is serving on {url}");
+        println!("  dashboard:  {url}/");
+        if demo {
+            println!("  demo CRM:   {url}/demo/");
+        }
+        println!("  admin token ({token_source}): {admin_token}");
+        println!("  state: in memory; it is lost when the server stops");
+        started
+            .server
+            .await
+            .map_err(|e| format!("server error: {e}"))
+    })
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<(), String> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!(
+            "data dir {} exists and is not a directory",
+            dir.display()
+        ));
+    }
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))
+}
+
+/// The admin token kept in the data directory, generated on first start and readable
+/// only by its owner.
+fn stored_admin_token(dir: &Path) -> Result<(String, String), String> {
+    let path = dir.join("admin-token");
+    match fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => {
+            return Ok((
+                token.trim().to_string(),
+                format!("stored in {}", path.display()),
+            ));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    let token = generate_key("usa_");
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    writeln!(file, "{token}")
+        .and_then(|_| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok((token, format!("generated, stored in {}", path.display())))
+}

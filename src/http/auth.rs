@@ -1,0 +1,189 @@
+//! Credentials: the admin token and the tenant API keys.
+//!
+//! Only SHA-256 hashes of keys are kept. A presented key is hashed and looked up by its
+//! hash; the admin token is compared in constant time.
+
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::HttpRequest;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use dashmap::DashMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::Error;
+use crate::ids::TenantId;
+use crate::token::random_bytes;
+
+/// The hash of a key, as stored.
+pub type KeyHash = [u8; 32];
+
+/// Hashes a presented credential.
+pub fn hash_key(key: &str) -> KeyHash {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// A fresh secret of 192 bits from the OS CSPRNG, with a prefix naming what it is.
+pub fn generate_key(prefix: &str) -> String {
+    let mut raw = [0u8; 24];
+    random_bytes(&mut raw);
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The administrator: everything.
+    Admin,
+    /// A tenant's API key: that tenant's routes only.
+    Tenant(TenantId),
+}
+
+impl Caller {
+    /// Allows the administrator or this tenant's own key.
+    pub fn may_use(&self, tenant: &TenantId) -> Result<(), Error> {
+        match self {
+            Caller::Admin => Ok(()),
+            Caller::Tenant(own) if own == tenant => Ok(()),
+            Caller::Tenant(_) => Err(Error::Forbidden(
+                "this API key belongs to another tenant".into(),
+            )),
+        }
+    }
+
+    /// Allows the administrator only.
+    pub fn must_be_admin(&self) -> Result<(), Error> {
+        match self {
+            Caller::Admin => Ok(()),
+            Caller::Tenant(_) => Err(Error::Forbidden(
+                "a tenant API key cannot create, change, delete or list tenants; use the admin token".into(),
+            )),
+        }
+    }
+}
+
+/// The credentials the server accepts.
+pub struct Credentials {
+    admin: KeyHash,
+    by_hash: DashMap<KeyHash, TenantId>,
+    by_tenant: DashMap<TenantId, KeyHash>,
+}
+
+impl Credentials {
+    /// Credentials with this admin token and no tenant keys.
+    pub fn new(admin_token: &str) -> Self {
+        Credentials {
+            admin: hash_key(admin_token),
+            by_hash: DashMap::new(),
+            by_tenant: DashMap::new(),
+        }
+    }
+
+    /// Identifies the caller from `Authorization: Bearer <token>`.
+    pub fn identify(&self, req: &HttpRequest) -> Result<Caller, Error> {
+        let presented = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 256)
+            .ok_or(Error::Unauthorized)?;
+        let hash = hash_key(presented);
+        if bool::from(hash.ct_eq(&self.admin)) {
+            return Ok(Caller::Admin);
+        }
+        self.by_hash
+            .get(&hash)
+            .map(|tenant| Caller::Tenant(tenant.clone()))
+            .ok_or(Error::Unauthorized)
+    }
+
+    /// Sets (or replaces) a tenant's key by its hash; the old key stops working.
+    pub fn set_tenant_key_hash(&self, tenant: &TenantId, hash: KeyHash) {
+        if let Some(old) = self.by_tenant.insert(tenant.clone(), hash) {
+            self.by_hash.remove(&old);
+        }
+        self.by_hash.insert(hash, tenant.clone());
+    }
+
+    /// Issues a new key for a tenant, replacing any old one. The key is returned once
+    /// and never stored.
+    pub fn issue_tenant_key(&self, tenant: &TenantId) -> (String, KeyHash) {
+        let key = generate_key("usk_");
+        let hash = hash_key(&key);
+        self.set_tenant_key_hash(tenant, hash);
+        (key, hash)
+    }
+
+    /// Forgets a tenant's key.
+    pub fn remove_tenant(&self, tenant: &TenantId) {
+        if let Some((_, hash)) = self.by_tenant.remove(tenant) {
+            self.by_hash.remove(&hash);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn request(auth: Option<&str>) -> HttpRequest {
+        let mut req = TestRequest::default();
+        if let Some(auth) = auth {
+            req = req.insert_header((AUTHORIZATION, auth));
+        }
+        req.to_http_request()
+    }
+
+    #[test]
+    fn keys_identify_their_tenant_and_rotation_retires_the_old_key() {
+        let creds = Credentials::new("admin-secret");
+        let acme = TenantId::parse("acme").unwrap();
+        let (old, _) = creds.issue_tenant_key(&acme);
+        let who = creds
+            .identify(&request(Some(&format!("Bearer {old}"))))
+            .unwrap();
+        assert_eq!(who, Caller::Tenant(acme.clone()));
+        let (new, _) = creds.issue_tenant_key(&acme);
+        assert_eq!(
+            creds.identify(&request(Some(&format!("Bearer {old}")))),
+            Err(Error::Unauthorized)
+        );
+        assert!(creds
+            .identify(&request(Some(&format!("Bearer {new}"))))
+            .is_ok());
+    }
+
+    #[test]
+    fn missing_or_wrong_credentials_are_unauthorized() {
+        let creds = Credentials::new("admin-secret");
+        for auth in [
+            None,
+            Some("admin-secret"),
+            Some("Bearer nope"),
+            Some("Bearer "),
+        ] {
+            assert_eq!(
+                creds.identify(&request(auth)),
+                Err(Error::Unauthorized),
+                "{auth:?}"
+            );
+        }
+        assert_eq!(
+            creds.identify(&request(Some("Bearer admin-secret"))),
+            Ok(Caller::Admin)
+        );
+    }
+
+    #[test]
+    fn a_tenant_key_is_forbidden_elsewhere_and_from_admin_routes() {
+        let acme = TenantId::parse("acme").unwrap();
+        let other = TenantId::parse("other").unwrap();
+        let caller = Caller::Tenant(acme.clone());
+        assert!(caller.may_use(&acme).is_ok());
+        assert_eq!(caller.may_use(&other).unwrap_err().code(), "forbidden");
+        assert_eq!(caller.must_be_admin().unwrap_err().code(), "forbidden");
+    }
+}

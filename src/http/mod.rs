@@ -1,0 +1,22 @@
+//! `usher serve`: the HTTP API of SPEC §4 over an [`Engine`](crate::Engine).
+//!
+//! - `server` — configuration, start-up and shutdown.
+//! - `routes` — one file per resource: tenants, users, sessions (and the browser
+//!   routes), operations.
+//! - `auth` — the admin token and tenant API keys.
+//! - `error` — [`Error`](crate::Error) as an HTTP answer.
+//! - `middleware` — body limit, access log with tokens redacted, request metrics.
+//! - `metrics` — the Prometheus exporter, fed by engine events.
+//! - `openapi` — the OpenAPI document, generated from the handlers.
+//! - `assets` — the dashboard and `usher.js`, embedded in the binary.
+
+mod assets;
+pub mod auth;
+pub mod error;
+mod metrics;
+mod middleware;
+pub mod openapi;
+mod routes;
+pub mod server;
+
+pub use server::{RunningServer, ServerConfig, StaticTenant};

@@ -1,0 +1,80 @@
+//! The routes of SPEC §4, one file per resource.
+
+pub mod ops;
+pub mod sessions;
+pub mod tenants;
+pub mod users;
+
+use std::sync::atomic::AtomicBool;
+
+use actix_web::error::JsonPayloadError;
+use actix_web::{web, HttpRequest};
+
+use super::auth::{Caller, Credentials};
+use super::error::{ApiError, ApiResult};
+use super::middleware::BODY_LIMIT;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::ids::TenantId;
+
+/// What every handler shares.
+pub struct AppState {
+    /// The engine.
+    pub engine: Engine,
+    /// Admin token and tenant keys.
+    pub credentials: Credentials,
+    /// The demo tenant, when `--demo` is on.
+    pub demo: Option<TenantId>,
+    /// Whether start-up has finished (state restored).
+    pub ready: AtomicBool,
+}
+
+/// Shorthand for the shared state as an extractor.
+pub type State = web::Data<AppState>;
+
+/// A JSON body, read with the server's limit and turned into a clear `invalid_request`
+/// (what is wrong and where) or `payload_too_large`.
+pub type Json<T> = web::Json<T>;
+
+/// The JSON extractor's settings.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(BODY_LIMIT)
+        .error_handler(|err, _req| ApiError(json_error(&err)).into())
+}
+
+fn json_error(err: &JsonPayloadError) -> Error {
+    match err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            Error::PayloadTooLarge { limit: BODY_LIMIT }
+        }
+        JsonPayloadError::ContentType => Error::InvalidRequest(
+            "the body must be JSON: send Content-Type: application/json".into(),
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_eof() && e.column() == 0 => {
+            Error::InvalidRequest("a JSON body is required".into())
+        }
+        JsonPayloadError::Deserialize(e) => {
+            Error::InvalidRequest(format!("invalid JSON body: {e}"))
+        }
+        JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => {
+            Error::PayloadTooLarge { limit: BODY_LIMIT }
+        }
+        other => Error::InvalidRequest(format!("could not read the body: {other}")),
+    }
+}
+
+/// Identifies the caller and checks they may use `raw` tenant's routes.
+pub fn authorize(req: &HttpRequest, state: &AppState, raw: &str) -> ApiResult<TenantId> {
+    let caller = state.credentials.identify(req)?;
+    let tenant = TenantId::parse(raw)?;
+    caller.may_use(&tenant)?;
+    Ok(tenant)
+}
+
+/// Identifies the caller and checks they are the administrator.
+pub fn authorize_admin(req: &HttpRequest, state: &AppState) -> ApiResult<Caller> {
+    let caller = state.credentials.identify(req)?;
+    caller.must_be_admin()?;
+    Ok(caller)
+}

@@ -1,0 +1,65 @@
+//! Operations: health, readiness, metrics, the OpenAPI document, static assets, and
+//! the JSON answers for unknown routes and wrong methods.
+
+use std::sync::atomic::Ordering;
+
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+use utoipa::OpenApi;
+
+use super::State;
+use crate::http::{assets, metrics, openapi};
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Readiness: state restored, logins admitted.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready"), (status = 503, description = "Starting")))]
+pub async fn readyz(state: State) -> HttpResponse {
+    if state.ready.load(Ordering::Acquire) {
+        HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "starting"}))
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub async fn metrics_text(state: State) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics::render(&state.engine))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document")))]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(openapi::ApiDoc::openapi())
+}
+
+/// Embedded assets for GET and HEAD; a JSON 404 for anything else unknown.
+pub async fn fallback(req: HttpRequest) -> HttpResponse {
+    if matches!(req.method().as_str(), "GET" | "HEAD") {
+        if let Some(response) = assets::response(req.path()) {
+            return response;
+        }
+    }
+    HttpResponse::NotFound().json(json!({
+        "error": "not_found",
+        "message": format!("no route {} {}; see /openapi.json", req.method(), crate::http::middleware::redact(req.path())),
+    }))
+}
+
+/// A known path with a method it does not take.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    HttpResponse::MethodNotAllowed().json(json!({
+        "error": "method_not_allowed",
+        "message": format!("{} is not allowed on this route; see /openapi.json", req.method()),
+    }))
+}

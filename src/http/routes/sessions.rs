@@ -1,0 +1,186 @@
+//! Sessions: log in, list holders, forced release; and the browser routes, where the
+//! session token in the path is the credential.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{authorize, Json, State};
+use crate::engine::Login;
+use crate::error::Error;
+use crate::http::error::{ApiResult, ErrorBody};
+use crate::ids::{SessionId, UserId};
+use crate::pool::SessionView;
+use crate::token::SessionToken;
+use crate::Timestamp;
+
+/// The longest client label accepted.
+const MAX_CLIENT_LEN: usize = 256;
+
+/// `POST …/sessions`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Who logs in.
+    pub user: String,
+    /// A label for the client, e.g. the browser tab.
+    pub client: Option<String>,
+}
+
+/// An admitted login.
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// The session token: the tab's credential for the browser routes.
+    session: String,
+    user: String,
+    tenant: String,
+    /// When the session expires without a heartbeat.
+    #[schema(value_type = String, format = DateTime)]
+    expires_at: Timestamp,
+    idle_timeout_secs: u64,
+    /// How often to heartbeat.
+    heartbeat_interval_secs: u64,
+}
+
+impl From<Login> for LoginResponse {
+    fn from(login: Login) -> Self {
+        LoginResponse {
+            session: login.token.expose(),
+            user: login.user.to_string(),
+            tenant: login.tenant.to_string(),
+            expires_at: login.expires_at,
+            idle_timeout_secs: login.idle_timeout.as_secs(),
+            heartbeat_interval_secs: login.heartbeat_interval.as_secs(),
+        }
+    }
+}
+
+/// `{"sessions": [...]}`
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    sessions: Vec<SessionView>,
+}
+
+/// A heartbeat's answer.
+#[derive(Serialize, ToSchema)]
+pub struct HeartbeatResponse {
+    /// The new deadline.
+    #[schema(value_type = String, format = DateTime)]
+    expires_at: Timestamp,
+    idle_timeout_secs: u64,
+}
+
+/// Validates a login request's fields.
+pub fn login_fields(body: &LoginRequest) -> Result<(UserId, Option<&str>), Error> {
+    let user = UserId::parse(&body.user)?;
+    if let Some(client) = &body.client {
+        if client.chars().count() > MAX_CLIENT_LEN {
+            return Err(Error::InvalidRequest(format!(
+                "\"client\" must be at most {MAX_CLIENT_LEN} characters"
+            )));
+        }
+    }
+    Ok((user, body.client.as_deref()))
+}
+
+/// Log in.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/sessions", tag = "tenant",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body = LoginRequest,
+    responses((status = 201, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "forbidden, user_not_licensed or user_limit_reached", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "licence_limit_reached, with seats, seats_in_use and retry_after_secs", body = ErrorBody),
+        (status = 503, description = "overloaded, with Retry-After", body = ErrorBody)))]
+pub async fn login(
+    req: HttpRequest,
+    state: State,
+    tenant: web::Path<String>,
+    body: Json<LoginRequest>,
+) -> ApiResult<HttpResponse> {
+    let tenant = authorize(&req, &state, &tenant)?;
+    let (user, client) = login_fields(&body)?;
+    let login = state.engine.login(&tenant, &user, client).await?;
+    Ok(HttpResponse::Created().json(LoginResponse::from(login)))
+}
+
+/// Who holds what.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/sessions", tag = "tenant",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_sessions(
+    req: HttpRequest,
+    state: State,
+    tenant: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let tenant = authorize(&req, &state, &tenant)?;
+    let sessions = state.engine.sessions(&tenant).await?;
+    Ok(HttpResponse::Ok().json(SessionList { sessions }))
+}
+
+/// Forced release of one session.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/sessions/{id}", tag = "tenant",
+    params(("tenant" = String, Path, description = "Tenant id"), ("id" = String, Path, description = "Session id (16 hex digits)")),
+    responses((status = 204, description = "Released"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn revoke(
+    req: HttpRequest,
+    state: State,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let tenant = authorize(&req, &state, &path.0)?;
+    let id = SessionId::parse(&path.1)?;
+    state.engine.revoke(&tenant, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Keep the session alive.
+#[utoipa::path(post, path = "/v1/sessions/{token}/heartbeat", tag = "browser",
+    params(("token" = String, Path, description = "Session token")),
+    responses((status = 200, body = HeartbeatResponse), (status = 404, body = ErrorBody),
+        (status = 410, description = "session_ended, with reason", body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn heartbeat(state: State, token: web::Path<String>) -> ApiResult<HttpResponse> {
+    let token = SessionToken::parse(&token)?;
+    let beat = state.engine.heartbeat(&token).await?;
+    Ok(HttpResponse::Ok().json(HeartbeatResponse {
+        expires_at: beat.expires_at,
+        idle_timeout_secs: beat.idle_timeout.as_secs(),
+    }))
+}
+
+/// End this tab's session. Accepts `navigator.sendBeacon` (any body, no credentials).
+#[utoipa::path(post, path = "/v1/sessions/{token}/release", tag = "browser",
+    params(("token" = String, Path, description = "Session token")),
+    responses((status = 204, description = "Released"), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn release(state: State, token: web::Path<String>) -> ApiResult<HttpResponse> {
+    let token = SessionToken::parse(&token)?;
+    state.engine.release(&token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// End every session of this token's user.
+#[utoipa::path(post, path = "/v1/sessions/{token}/logout", tag = "browser",
+    params(("token" = String, Path, description = "Session token")),
+    responses((status = 204, description = "Logged out"), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn logout(state: State, token: web::Path<String>) -> ApiResult<HttpResponse> {
+    let token = SessionToken::parse(&token)?;
+    state.engine.logout(&token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The demo's backend: logs a user in to the demo tenant, as a real backend would with
+/// its tenant key.
+pub async fn demo_login(
+    state: State,
+    body: Json<LoginRequest>,
+    _req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let tenant = state.demo.clone().ok_or(Error::TenantNotFound)?;
+    let (user, client) = login_fields(&body)?;
+    let login = state
+        .engine
+        .login(&tenant, &user, client.or(Some("demo")))
+        .await?;
+    Ok(HttpResponse::Created().json(LoginResponse::from(login)))
+}

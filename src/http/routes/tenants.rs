@@ -1,0 +1,234 @@
+//! Tenants: create or change the licence, list, view, delete, rotate the API key;
+//! records and the usage report.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{authorize, authorize_admin, Json, State};
+use crate::http::error::{ApiResult, ErrorBody};
+use crate::licence::LicenceSpec;
+use crate::pool::{RecordsView, TenantView};
+use crate::usage::{DayUsage, USAGE_DAYS_KEPT};
+
+/// A tenant just created: its view and, this once, its API key.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedTenant {
+    #[serde(flatten)]
+    tenant: TenantView,
+    /// The tenant API key. Shown only now; only its hash is kept.
+    api_key: String,
+}
+
+/// A tenant with today's usage.
+#[derive(Serialize, ToSchema)]
+pub struct TenantSummary {
+    #[serde(flatten)]
+    tenant: TenantView,
+    /// Today's figures, if anything happened yet.
+    today: Option<DayUsage>,
+}
+
+/// `{"tenants": [...]}`
+#[derive(Serialize, ToSchema)]
+pub struct TenantList {
+    tenants: Vec<TenantSummary>,
+}
+
+/// A rotated API key.
+#[derive(Serialize, ToSchema)]
+pub struct ApiKey {
+    /// The tenant.
+    tenant: String,
+    /// The new key; the old one no longer works.
+    api_key: String,
+}
+
+/// `PUT …/records`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordCount {
+    /// The tenant's total number of records.
+    count: u64,
+}
+
+/// `?days=N`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// Days to report, ending today (1–400, default 30).
+    days: Option<u32>,
+}
+
+/// `{"days": [...]}`, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct UsageReport {
+    /// The tenant.
+    tenant: String,
+    /// One entry per day.
+    days: Vec<DayUsage>,
+}
+
+/// Create a tenant or change its licence.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}", tag = "admin",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body = LicenceSpec,
+    responses(
+        (status = 201, description = "Created; the body carries the API key, once", body = CreatedTenant),
+        (status = 200, description = "Licence changed", body = TenantView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ))]
+pub async fn put_tenant(
+    req: HttpRequest,
+    state: State,
+    tenant: web::Path<String>,
+    spec: Json<LicenceSpec>,
+) -> ApiResult<HttpResponse> {
+    authorize_admin(&req, &state)?;
+    let tenant = crate::TenantId::parse(&tenant)?;
+    let licence = spec.validate(state.engine.config().default_max_users)?;
+    let (view, created) = state.engine.put_tenant(&tenant, licence).await?;
+    if created {
+        let (api_key, _) = state.credentials.issue_tenant_key(&tenant);
+        Ok(HttpResponse::Created().json(CreatedTenant {
+            tenant: view,
+            api_key,
+        }))
+    } else {
+        Ok(HttpResponse::Ok().json(view))
+    }
+}
+
+/// All tenants with a usage summary.
+#[utoipa::path(get, path = "/v1/tenants", tag = "admin",
+    responses((status = 200, body = TenantList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_tenants(req: HttpRequest, state: State) -> ApiResult<HttpResponse> {
+    authorize_admin(&req, &state)?;
+    let mut tenants = Vec::new();
+    for id in state.engine.tenant_ids() {
+        // A tenant deleted while listing is simply left out.
+        let Ok(view) = state.engine.tenant(&id).await else {
+            continue;
+        };
+        let today = state
+            .engine
+            .usage(&id, 1)
+            .await
+            .ok()
+            .and_then(|mut d| d.pop());
+        tenants.push(TenantSummary {
+            tenant: view,
+            today,
+        });
+    }
+    Ok(HttpResponse::Ok().json(TenantList { tenants }))
+}
+
+/// The tenant view.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenant",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = TenantView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_tenant(
+    req: HttpRequest,
+    state: State,
+    tenant: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let tenant = authorize(&req, &state, &tenant)?;
+    Ok(HttpResponse::Ok().json(state.engine.tenant(&tenant).await?))
+}
+
+/// Remove the tenant and end its sessions.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}", tag = "admin",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_tenant(
+    req: HttpRequest,
+    state: State,
+    tenant: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    authorize_admin(&req, &state)?;
+    let tenant = crate::TenantId::parse(&tenant)?;
+    state.engine.delete_tenant(&tenant).await?;
+    state.credentials.remove_tenant(&tenant);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Rotate the tenant API key.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/api-key", tag = "admin",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = ApiKey), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn rotate_key(
+    req: HttpRequest,
+    state: State,
+    tenant: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    authorize_admin(&req, &state)?;
+    let tenant = crate::TenantId::parse(&tenant)?;
+    state.engine.tenant(&tenant).await?;
+    let (api_key, _) = state.credentials.issue_tenant_key(&tenant);
+    Ok(HttpResponse::Ok().json(ApiKey {
+        tenant: tenant.to_string(),
+        api_key,
+    }))
+}
+
+/// Report the record count.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/records", tag = "tenant",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body = RecordCount,
+    responses((status = 200, body = RecordsView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn put_records(
+    req: HttpRequest,
+    state: State,
+    tenant: web::Path<String>,
+    body: Json<RecordCount>,
+) -> ApiResult<HttpResponse> {
+    let tenant = authorize(&req, &state, &tenant)?;
+    Ok(HttpResponse::Ok().json(state.engine.report_records(&tenant, body.count).await?))
+}
+
+/// The record count and its peaks today and this month.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/records", tag = "tenant",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = RecordsView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_records(
+    req: HttpRequest,
+    state: State,
+    tenant: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let tenant = authorize(&req, &state, &tenant)?;
+    Ok(HttpResponse::Ok().json(state.engine.records(&tenant).await?))
+}
+
+/// The usage report per day.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/usage", tag = "tenant",
+    params(("tenant" = String, Path, description = "Tenant id"), UsageQuery),
+    responses((status = 200, body = UsageReport), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn usage(
+    req: HttpRequest,
+    state: State,
+    tenant: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let tenant = authorize(&req, &state, &tenant)?;
+    let query = web::Query::<UsageQuery>::from_query(req.query_string()).map_err(|e| {
+        crate::Error::InvalidRequest(format!("invalid query: {e}; expected ?days=N"))
+    })?;
+    let days = query.days.unwrap_or(30);
+    if days == 0 || days as usize > USAGE_DAYS_KEPT {
+        return Err(crate::Error::InvalidRequest(format!(
+            "days must be between 1 and {USAGE_DAYS_KEPT}, got {days}"
+        ))
+        .into());
+    }
+    let days = state.engine.usage(&tenant, days).await?;
+    Ok(HttpResponse::Ok().json(UsageReport {
+        tenant: tenant.to_string(),
+        days,
+    }))
+}

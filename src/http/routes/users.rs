@@ -1,0 +1,91 @@
+//! Users: register / assign, remove / unassign, list, log out everywhere.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{authorize, State};
+use crate::http::error::{ApiResult, ErrorBody};
+use crate::ids::UserId;
+use crate::pool::UserView;
+
+/// `{"users": [...]}`
+#[derive(Serialize, ToSchema)]
+pub struct UserList {
+    users: Vec<UserView>,
+}
+
+/// Sessions ended by a logout.
+#[derive(Serialize, ToSchema)]
+pub struct LoggedOut {
+    /// The user.
+    user: String,
+    /// How many sessions ended.
+    sessions_ended: u32,
+}
+
+/// Register a user, or under the named model assign them a seat.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/users/{user}", tag = "tenant",
+    params(("tenant" = String, Path, description = "Tenant id"), ("user" = String, Path, description = "User id")),
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "forbidden or user_limit_reached", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "seats_exhausted", body = ErrorBody)))]
+pub async fn put_user(
+    req: HttpRequest,
+    state: State,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let tenant = authorize(&req, &state, &path.0)?;
+    let user = UserId::parse(&path.1)?;
+    Ok(HttpResponse::Ok().json(state.engine.put_user(&tenant, &user).await?))
+}
+
+/// Remove a user (and any named seat), ending their sessions.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/users/{user}", tag = "tenant",
+    params(("tenant" = String, Path, description = "Tenant id"), ("user" = String, Path, description = "User id")),
+    responses((status = 204, description = "Removed"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_user(
+    req: HttpRequest,
+    state: State,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let tenant = authorize(&req, &state, &path.0)?;
+    let user = UserId::parse(&path.1)?;
+    state.engine.remove_user(&tenant, &user).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The tenant's users.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/users", tag = "tenant",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = UserList), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_users(
+    req: HttpRequest,
+    state: State,
+    tenant: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let tenant = authorize(&req, &state, &tenant)?;
+    let users = state.engine.users(&tenant).await?;
+    Ok(HttpResponse::Ok().json(UserList { users }))
+}
+
+/// End every session of a user.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/users/{user}/logout", tag = "tenant",
+    params(("tenant" = String, Path, description = "Tenant id"), ("user" = String, Path, description = "User id")),
+    responses((status = 200, body = LoggedOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn logout_user(
+    req: HttpRequest,
+    state: State,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let tenant = authorize(&req, &state, &path.0)?;
+    let user = UserId::parse(&path.1)?;
+    let sessions_ended = state.engine.logout_user(&tenant, &user).await?;
+    Ok(HttpResponse::Ok().json(LoggedOut {
+        user: user.to_string(),
+        sessions_ended,
+    }))
+}
