@@ -151,14 +151,25 @@
 
   // ---------------------------------------------------------------- messages
 
-  function showError(error, context) {
+  // An error from the API's {error, message}: beside the form it came from when
+  // `inline` names one (so it is seen where the user is), else in the banner on top.
+  function showError(error, context, inline) {
     var code = error && error.code ? error.code : "error";
+    var message = (context ? context + ": " : "") + (error && error.message ? error.message : String(error));
+    if (inline) {
+      setText($(inline), message + " (" + code + ")");
+      $(inline).hidden = false;
+      return;
+    }
     setText($("error-code"), code);
-    setText($("error-message"), (context ? context + ": " : "") + (error && error.message ? error.message : String(error)));
+    setText($("error-message"), message);
     $("error").hidden = false;
   }
 
-  function clearError() { $("error").hidden = true; }
+  function clearError(inline) {
+    $("error").hidden = true;
+    if (inline) $(inline).hidden = true;
+  }
 
   function showNotice(text) {
     setText($("notice-text"), text);
@@ -194,12 +205,20 @@
     if (tenant && !ID_PATTERN.test(tenant)) {
       return fail("A tenant id is 1–128 letters, digits or . _ @ -", $("signin-tenant"));
     }
-    state.auth = {token: token, tenant: tenant || null};
+    // Try the token as the admin token first; a tenant API key gets 403 there and is
+    // then checked against the tenant id typed beside it.
+    state.auth = {token: token, tenant: null};
     $("signin-submit").disabled = true;
-    api("GET", tenant ? tenantPath(tenant) : "/v1/tenants")
+    api("GET", "/v1/tenants")
+      .catch(function (error) {
+        if (error.status !== 403 || !tenant) throw error;
+        state.auth = {token: token, tenant: tenant};
+        return api("GET", tenantPath(tenant));
+      })
       .then(function () {
         sessionStorage.setItem(AUTH_KEY, JSON.stringify(state.auth));
         $("signin-token").value = "";
+        if (isAdmin() && tenant) location.hash = "tenant=" + encodeURIComponent(tenant);
         enterApp();
       })
       .catch(function (error) {
@@ -210,7 +229,8 @@
           return fail(text, $("signin-tenant"));
         }
         if (error.status === 401) text = "That token was not accepted. Check it and try again.";
-        fail(text + " (" + error.code + ")", $("signin-token"));
+        if (error.status === 403) text = "That API key does not belong to tenant " + tenant + ".";
+        fail(text + " (" + error.code + ")", error.status === 404 ? $("signin-tenant") : $("signin-token"));
       })
       .then(function () { $("signin-submit").disabled = false; });
 
@@ -235,6 +255,9 @@
       $(id)._rows = null;
     });
     clearError();
+    ["notice", "api-key-box", "licence-error", "user-error", "records-error"].forEach(function (id) { $(id).hidden = true; });
+    setText($("api-key-value"), "");
+    ["user-input", "records-input", "signin-tenant"].forEach(function (id) { $(id).value = ""; });
     if (message) {
       setText($("signin-error"), message);
       $("signin-error").hidden = false;
@@ -411,6 +434,7 @@
         .forEach(function (id) { setText($(id), id.indexOf("records") === 0 ? "—" : ""); });
       $("holders-empty").hidden = true;
       $("users-empty").hidden = true;
+      ["licence-error", "user-error", "records-error"].forEach(function (id) { $(id).hidden = true; });
     }
     renderTenants();
     var t = currentTenant();
@@ -489,8 +513,9 @@
       var maxUsers = readInt("licence-max-users", "Max users", 1, true);
       if (maxUsers !== undefined) body.max_users = maxUsers;
     } catch (error) {
-      return showError(error);
+      return showError(error, null, "licence-error");
     }
+    clearError("licence-error");
     $("licence-save").disabled = true;
     api("PUT", tenantPath(tenant), body)
       .then(function (view) {
@@ -503,7 +528,7 @@
         if (view && view.tenant) fillLicence(view);
         return refresh().then(function () { selectTenant(tenant); });
       })
-      .catch(function (error) { showError(error, "Saving the licence"); })
+      .catch(function (error) { showError(error, "Saving the licence", "licence-error"); })
       .then(function () { $("licence-save").disabled = false; });
   }
 
@@ -629,6 +654,7 @@
 
   function renderUsers(users, tenant) {
     var named = tenant.model === "named";
+    setAttr($("users-table"), "data-model", tenant.model);
     var assigned = users.filter(function (u) { return u.assigned; }).length;
     setText($("users-summary"), named
       ? assigned + " of " + fmtNumber(tenant.seats) + " seats assigned"
@@ -661,8 +687,9 @@
     var user = $("user-input").value.trim();
     if (!ID_PATTERN.test(user)) {
       $("user-input").focus();
-      return showError(new ApiError(0, {error: "invalid_request", message: "A user id is 1–128 letters, digits or . _ @ -"}));
+      return showError(new ApiError(0, {error: "invalid_request", message: "A user id is 1–128 letters, digits or . _ @ -"}), null, "user-error");
     }
+    clearError("user-error");
     $("user-add").disabled = true;
     api("PUT", tenantPath(state.selected, "/users/" + encodeURIComponent(user)))
       .then(function () {
@@ -671,7 +698,7 @@
         showNotice((currentTenant() && currentTenant().model === "named" ? "Assigned a seat to " : "Registered ") + user + ".");
         poll();
       })
-      .catch(function (error) { showError(error, "Adding " + user); })
+      .catch(function (error) { showError(error, "Adding " + user, "user-error"); })
       .then(function () { $("user-add").disabled = false; });
   }
 
@@ -704,8 +731,9 @@
     try {
       count = readInt("records-input", "The record count", 0);
     } catch (error) {
-      return showError(error);
+      return showError(error, null, "records-error");
     }
+    clearError("records-error");
     $("records-save").disabled = true;
     api("PUT", tenantPath(state.selected, "/records"), {count: count})
       .then(function (records) {
@@ -715,7 +743,7 @@
         showNotice("Record count of " + state.selected + " set to " + fmtNumber(count) + ".");
         poll();
       })
-      .catch(function (error) { showError(error, "Reporting the record count"); })
+      .catch(function (error) { showError(error, "Reporting the record count", "records-error"); })
       .then(function () { $("records-save").disabled = false; });
   }
 
@@ -826,7 +854,7 @@
     var opts = base.opts;
     opts.series.push({
       label: records ? "Peak records" : "Peak seats in use",
-      stroke: COLORS.peak, fill: "rgba(47,111,176,0.55)", width: 1, paths: base.bars, points: {show: false},
+      stroke: COLORS.peak, fill: "rgba(47,111,176,0.7)", width: 0, paths: base.bars, points: {show: false},
     });
     if (!records) {
       opts.series.push({label: "Licence seats", stroke: COLORS.seats, width: 2, dash: [6, 4], points: {show: false}});
@@ -845,8 +873,8 @@
       {label: "Refused: user limit", stroke: COLORS.userLimit, fill: COLORS.userLimit, width: 0, paths: base.bars, points: {show: false}, value: raw("userLimit")},
       {label: "Refused: not licensed", stroke: COLORS.notLicensed, fill: COLORS.notLicensed, width: 0, paths: base.bars, points: {show: false}, value: raw("notLicensed")},
       {label: "Refused: licence limit", stroke: COLORS.limit, fill: COLORS.limit, width: 0, paths: base.bars, points: {show: false}, value: raw("limit")},
-      {label: "Logins", stroke: COLORS.logins, width: 2, points: {show: true, size: 5}},
-      {label: "Expiries", stroke: COLORS.expiries, width: 2, dash: [4, 3], points: {show: true, size: 4}}
+      {label: "Logins", stroke: COLORS.logins, width: 2, points: {show: false}},
+      {label: "Expiries", stroke: COLORS.expiries, width: 2, dash: [4, 3], points: {show: false}}
     );
     putChart("refusals", node, opts, data);
   }
