@@ -141,6 +141,16 @@
     });
   }
 
+  // Marks a row's button as working. aria-disabled rather than disabled, so a
+  // keyboard user's focus stays on it (and moves on with focusHeading when the row
+  // goes). Answers false if it was already working.
+  function busy(button, on) {
+    if (on && button.getAttribute("aria-disabled") === "true") return false;
+    if (on) button.setAttribute("aria-disabled", "true");
+    else button.removeAttribute("aria-disabled");
+    return true;
+  }
+
   // When the focused row disappears, keep keyboard users in the same panel.
   function focusHeading(section) {
     var heading = section && section.querySelector("h2, h3");
@@ -272,6 +282,7 @@
     $("signin-error").hidden = true;
     setText($("whoami"), isAdmin() ? "Admin" : "Tenant " + state.auth.tenant);
     document.querySelectorAll("[data-admin-only]").forEach(function (node) { node.hidden = !isAdmin(); });
+    if (document.activeElement === document.body || !document.activeElement) focusHeading($("tenants-panel"));
     var fromHash = decodeURIComponent((location.hash.match(/tenant=([^&]+)/) || [])[1] || "");
     if (!isAdmin()) selectTenant(state.auth.tenant);
     else if (fromHash) selectTenant(fromHash);
@@ -602,28 +613,32 @@
         onclick: function () { logoutUser(s.user, logout); },
       });
       return el("tr", {"data-session": s.id, "data-user": s.user}, [
-        el("th", {scope: "row", className: "c-user", text: s.user}),
+        el("th", {scope: "row", className: "c-user"}, [
+          el("span", {className: "user-name", text: s.user}),
+          el("span", {className: "session-id mono", title: "Session id", text: s.id}),
+        ]),
         el("td", {className: "c-client"}),
-        el("td", {className: "c-id mono", text: s.id}),
         el("td", {className: "c-started"}),
         el("td", {className: "c-beat"}),
-        el("td", {className: "c-expires"}),
+        el("td", {className: "c-expires"}, [el("span", {className: "rel"}), el("span", {className: "abs muted"})]),
         el("td", {className: "c-actions"}, [release, " ", logout]),
       ]);
     }, function (row, s) {
       setText(row.querySelector(".c-client"), s.client || "—");
       setText(row.querySelector(".c-started"), fmtTime(s.started_at));
+      setAttr(row.querySelector(".c-started"), "title", s.started_at || "");
       var beat = row.querySelector(".c-beat");
       setText(beat, fmtRelative(s.last_heartbeat_at));
       setAttr(beat, "title", s.last_heartbeat_at || "");
       var expires = row.querySelector(".c-expires");
-      setText(expires, fmtTime(s.expires_at) + " (" + fmtRelative(s.expires_at) + ")");
+      setText(expires.querySelector(".rel"), fmtRelative(s.expires_at));
+      setText(expires.querySelector(".abs"), fmtTime(s.expires_at));
       setAttr(expires, "title", s.expires_at || "");
     });
   }
 
   function releaseSession(id, user, button) {
-    button.disabled = true;
+    if (!busy(button, true)) return;
     api("DELETE", tenantPath(state.selected, "/sessions/" + encodeURIComponent(id)))
       .then(function () {
         clearError();
@@ -631,13 +646,13 @@
         poll();
       })
       .catch(function (error) {
-        button.disabled = false;
+        busy(button, false);
         showError(error, "Releasing " + user + "'s session");
       });
   }
 
   function logoutUser(user, button) {
-    button.disabled = true;
+    if (!busy(button, true)) return;
     api("POST", tenantPath(state.selected, "/users/" + encodeURIComponent(user) + "/logout"))
       .then(function () {
         clearError();
@@ -645,7 +660,7 @@
         poll();
       })
       .catch(function (error) {
-        button.disabled = false;
+        busy(button, false);
         showError(error, "Logging out " + user);
       });
   }
@@ -704,7 +719,7 @@
 
   function removeUser(user, button) {
     if (!confirm("Remove " + user + "? Their sessions end at once.")) return;
-    button.disabled = true;
+    if (!busy(button, true)) return;
     api("DELETE", tenantPath(state.selected, "/users/" + encodeURIComponent(user)))
       .then(function () {
         clearError();
@@ -712,7 +727,7 @@
         poll();
       })
       .catch(function (error) {
-        button.disabled = false;
+        busy(button, false);
         showError(error, "Removing " + user);
       });
   }
