@@ -463,6 +463,7 @@
     if (!state.licenceDirty && !state.creating) fillLicence(tenant);
     var named = tenant.model === "named";
     setText($("user-input-label"), named ? "Assign a seat to a user" : "Register a user");
+    setText($("holders-heading"), tenant.model === "records" ? "Who is logged in" : "Who holds a seat");
     setText($("user-add"), named ? "Assign" : "Register");
     $("chart-seats-caption").textContent = tenant.model === "records"
       ? "Peak records per day"
@@ -832,6 +833,13 @@
     return Math.max(280, Math.floor(node.getBoundingClientRect().width) || 600);
   }
 
+  // Room for the y axis's widest tick label plus its title.
+  function axisSize(u, values) {
+    var longest = 1;
+    (values || []).forEach(function (v) { longest = Math.max(longest, String(v).length); });
+    return 34 + longest * 7;
+  }
+
   function baseOptions(node, yLabel) {
     var bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({size: [0.7, 28]}) : undefined;
     return {
@@ -846,7 +854,7 @@
         scales: {x: {time: true, range: function (u, min, max) { return [min - DAY_SECS / 2, max + DAY_SECS / 2]; }}, y: {range: function (u, min, max) { return [0, Math.max(1, Math.ceil(max * 1.15))]; }}},
         axes: [
           {stroke: "#475569", grid: {stroke: "#e5e7eb"}, ticks: {stroke: "#cbd5e1"}, space: 60},
-          {stroke: "#475569", grid: {stroke: "#e5e7eb"}, ticks: {stroke: "#cbd5e1"}, label: yLabel, size: 48,
+          {stroke: "#475569", grid: {stroke: "#e5e7eb"}, ticks: {stroke: "#cbd5e1"}, label: yLabel, size: axisSize,
             incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000, 1000000]},
         ],
         series: [{label: "Day", value: function (u, v) { return v === null ? "—" : new Date(v * 1000).toISOString().slice(0, 10); }}],
