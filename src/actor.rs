@@ -15,10 +15,11 @@ use tokio::sync::oneshot;
 use crate::clock::{Clock, Timestamp};
 use crate::engine::Registry;
 use crate::error::Result;
-use crate::events::EventSender;
+use crate::events::{Event, EventSender};
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{Admission, PoolState, RecordsView, SessionView, TenantView, UserView};
+use crate::store::{Batch, Store};
 use crate::token::SecretHash;
 
 /// Where a pool's answer goes.
@@ -79,6 +80,8 @@ pub(crate) struct Shell {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: EventSender,
     pub(crate) registry: Arc<Registry>,
+    /// Where changes are made durable; none for an in-memory engine.
+    pub(crate) store: Option<Arc<dyn Store>>,
 }
 
 /// One tenant's pool actor.
@@ -94,8 +97,9 @@ impl Actor for PoolActor {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Context<Self>) {
-        // A restored pool starts with sessions: count them in the totals.
-        self.settle();
+        // A restored pool starts with sessions: count them in the totals; a new one
+        // has its creation to store.
+        self.commit(|_| {});
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -188,8 +192,9 @@ impl Handler<PoolMsg> for PoolActor {
     fn handle(&mut self, msg: PoolMsg, ctx: &mut Context<Self>) {
         let now = self.shell.clock.now();
         let state = &mut self.state;
-        // Each arm computes its answer, then `settle` publishes the consequences, and
-        // only then is the answer sent: whoever reads the answer sees its effects.
+        // Each arm computes its answer; `respond` publishes the consequences and has
+        // them stored before the answer goes out: whoever reads an answer sees its
+        // effects, and nothing is acknowledged before it is durable.
         match msg {
             PoolMsg::Login {
                 user,
@@ -203,96 +208,84 @@ impl Handler<PoolMsg> for PoolActor {
                 if result.is_ok() {
                     self.shell.registry.sessions.insert(id, handle);
                 }
-                self.settle();
-                let _ = reply.send(result);
+                self.respond(reply, result);
             }
             PoolMsg::Heartbeat { id, secret, reply } => {
                 let result = state
                     .heartbeat(id, &secret, now)
                     .map(|at| (at, *state.licence()));
-                self.settle();
-                let _ = reply.send(result);
+                self.respond(reply, result);
             }
             PoolMsg::Release { id, secret, reply } => {
                 let result = state.release(id, &secret, now);
-                self.settle();
-                let _ = reply.send(result);
+                self.respond(reply, result);
             }
             PoolMsg::Logout { id, secret, reply } => {
                 let result = state.logout(id, &secret, now);
-                self.settle();
-                let _ = reply.send(result);
+                self.respond(reply, result);
             }
             PoolMsg::Revoke { id, reply } => {
                 let result = state.revoke(id, now);
-                self.settle();
-                let _ = reply.send(result);
+                self.respond(reply, result);
             }
             PoolMsg::LogoutUser { user, reply } => {
                 let result = state.logout_user(&user, now);
-                self.settle();
-                let _ = reply.send(result);
+                self.respond(reply, result);
             }
             PoolMsg::PutUser { user, reply } => {
                 let result = state.put_user(&user, now);
-                self.settle();
-                let _ = reply.send(result);
+                self.respond(reply, result);
             }
             PoolMsg::RemoveUser { user, reply } => {
                 let result = state.remove_user(&user, now);
-                self.settle();
-                let _ = reply.send(result);
+                self.respond(reply, result);
             }
             PoolMsg::SetLicence { licence, reply } => {
                 state.set_licence(licence, now);
                 let view = state.view();
-                self.settle();
-                let _ = reply.send(Ok(view));
+                self.respond(reply, Ok(view));
             }
             PoolMsg::ReportRecords { count, reply } => {
                 let view = state.report_records(count, now);
-                self.settle();
-                let _ = reply.send(Ok(view));
+                self.respond(reply, Ok(view));
             }
             PoolMsg::Records { reply } => {
-                let _ = reply.send(Ok(state.records(now)));
+                let view = state.records(now);
+                self.respond(reply, Ok(view));
             }
             PoolMsg::View { reply } => {
                 state.expire_due(now);
                 let view = state.view();
-                self.settle();
-                let _ = reply.send(Ok(view));
+                self.respond(reply, Ok(view));
             }
             PoolMsg::Sessions { reply } => {
                 state.expire_due(now);
                 let sessions = state.session_views();
-                self.settle();
-                let _ = reply.send(Ok(sessions));
+                self.respond(reply, Ok(sessions));
             }
             PoolMsg::Users { reply } => {
                 state.expire_due(now);
                 let users = state.user_views();
-                self.settle();
-                let _ = reply.send(Ok(users));
+                self.respond(reply, Ok(users));
             }
             PoolMsg::Snapshot { reply } => {
-                let _ = reply.send(Ok(state.snapshot()));
+                let snapshot = state.snapshot();
+                self.respond(reply, Ok(snapshot));
             }
             PoolMsg::Tick { reply } => {
                 state.expire_due(now);
-                self.settle();
-                if let Some(reply) = reply {
-                    let _ = reply.send(Ok(()));
+                match reply {
+                    Some(reply) => self.respond(reply, Ok(())),
+                    None => self.commit(|_| {}),
                 }
             }
             PoolMsg::Delete { reply } => {
                 let ids = state.evict_all(now);
-                self.settle();
                 for id in ids {
                     self.shell.registry.sessions.remove(&id);
                 }
+                self.respond(reply, Ok(()));
                 self.next_due.store(u64::MAX, Ordering::Relaxed);
-                let _ = reply.send(Ok(()));
                 ctx.stop();
             }
         }
@@ -300,10 +293,47 @@ impl Handler<PoolMsg> for PoolActor {
 }
 
 impl PoolActor {
+    /// Answers once the operation's changes are durable (at once without a store).
+    fn respond<T: Send + 'static>(&mut self, reply: Reply<T>, result: Result<T>) {
+        self.commit(move |stored| {
+            let _ = reply.send(stored.and(result));
+        });
+    }
+
+    /// Publishes the last operation's consequences and hands its changes to the store;
+    /// `then` runs once they are durable. Events alone (refusals) are written to the
+    /// audit log without holding anyone up.
+    fn commit(&mut self, then: impl FnOnce(Result<()>) + Send + 'static) {
+        let changes = self.state.take_changes();
+        let events = self.settle();
+        let Some(store) = &self.shell.store else {
+            return then(Ok(()));
+        };
+        let batch = Batch {
+            tenant: self.state.tenant().clone(),
+            changes,
+            events,
+        };
+        if batch.changes.is_empty() {
+            if !batch.events.is_empty() {
+                store.submit(batch, Box::new(|_| {}));
+            }
+            then(Ok(()));
+        } else {
+            store.submit(batch, Box::new(then));
+        }
+    }
+
     /// Publishes what the last operation caused: events to the consumer, forgotten
-    /// sessions out of the registry, and the next due moment to the timer.
-    fn settle(&mut self) {
+    /// sessions out of the registry, and the next due moment to the timer. Returns the
+    /// events again when a store wants them for the audit log.
+    fn settle(&mut self) -> Vec<Event> {
+        let keep = self.shell.store.is_some();
+        let mut kept = Vec::new();
         for event in self.state.take_events() {
+            if keep {
+                kept.push(event.clone());
+            }
             self.shell.events.send(event);
         }
         for id in self.state.take_forgotten() {
@@ -315,6 +345,7 @@ impl PoolActor {
             self.state.live_sessions() as i64,
             i64::from(self.state.seats_in_use()),
         );
+        kept
     }
 
     fn publish_totals(&mut self, sessions: i64, seats: i64) {

@@ -22,8 +22,9 @@ use crate::events::{self, Envelope, Event, EventSender};
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{
-    PoolSnapshot, PoolState, RecordsView, Retention, SessionView, TenantView, UserView,
+    Change, PoolSnapshot, PoolState, RecordsView, Retention, SessionView, TenantView, UserView,
 };
+use crate::store::{Batch, EventPage, EventQuery, Loaded, Store};
 use crate::token::SessionToken;
 use crate::usage::DayUsage;
 
@@ -146,6 +147,7 @@ pub(crate) struct Inner {
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
     runtime: Mutex<Runtime>,
+    store: Option<Arc<dyn Store>>,
 }
 
 /// What the engine started and must stop.
@@ -177,6 +179,20 @@ impl Engine {
     /// Inside an actix system (such as `actix_web::main`) the pools run on new arbiters
     /// of that system; elsewhere the engine starts a system of its own on a thread.
     pub fn with_clock(config: EngineConfig, clock: Arc<dyn Clock>) -> Engine {
+        Self::build(config, clock, None)
+    }
+
+    /// Starts an engine whose pools answer only once their changes are durable in
+    /// `store`. Bring back what the store holds with [`Engine::restore`] before serving.
+    pub fn with_store(
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+    ) -> Engine {
+        Self::build(config, clock, Some(store))
+    }
+
+    fn build(config: EngineConfig, clock: Arc<dyn Clock>, store: Option<Arc<dyn Store>>) -> Engine {
         let workers = if config.workers == 0 {
             thread::available_parallelism().map_or(2, |n| n.get())
         } else {
@@ -198,6 +214,7 @@ impl Engine {
                 arbiters,
                 own_system,
             }),
+            store,
         });
         let timer = crate::timer::Timer {
             engine: Arc::downgrade(&inner),
@@ -210,6 +227,49 @@ impl Engine {
     /// The clock the engine reads.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
+    }
+
+    /// The store, if changes are made durable.
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.inner.store.as_ref()
+    }
+
+    /// Brings back everything a store loaded: every pool with its sessions (each with a
+    /// full idle window from now), and the usage report. Returns the API key hashes for
+    /// the server.
+    pub fn restore(&self, loaded: Loaded) -> Result<Vec<(TenantId, [u8; 32])>> {
+        for pool in loaded.pools {
+            self.restore_tenant(pool)?;
+        }
+        self.inner.events.request(Envelope::Import(loaded.usage));
+        Ok(loaded.api_keys)
+    }
+
+    /// Stores a tenant's API key hash and waits until it is durable.
+    pub async fn store_api_key(&self, tenant: &TenantId, hash: [u8; 32]) -> Result<()> {
+        match &self.inner.store {
+            Some(store) => {
+                crate::store::commit(
+                    store.as_ref(),
+                    Batch {
+                        tenant: tenant.clone(),
+                        changes: vec![Change::ApiKey(hash)],
+                        events: Vec::new(),
+                    },
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// A page of a tenant's audit log (empty without a store).
+    pub fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<EventPage> {
+        self.pool(tenant)?;
+        match &self.inner.store {
+            Some(store) => store.events(tenant, query),
+            None => Ok(EventPage::default()),
+        }
     }
 
     /// The settings it runs with.
@@ -560,12 +620,16 @@ impl Engine {
 }
 
 impl Inner {
-    fn spawn_pool(&self, state: PoolState) -> Arc<PoolHandle> {
+    fn spawn_pool(&self, mut state: PoolState) -> Arc<PoolHandle> {
+        if self.store.is_some() {
+            state.record_changes();
+        }
         let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         let shell = Shell {
             clock: self.clock.clone(),
             events: self.events.clone(),
             registry: self.registry.clone(),
+            store: self.store.clone(),
         };
         PoolHandle::start(
             &self.arbiters[index],

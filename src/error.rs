@@ -94,6 +94,10 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The server failed on its side (the store could not write); nothing was
+    /// acknowledged.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Shed under load; try again after the hint.
     #[error("the server is overloaded; retry shortly")]
     Overloaded {
@@ -119,6 +123,7 @@ impl Error {
             Error::SessionEnded { .. } => "session_ended",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Overloaded { .. } => "overloaded",
+            Error::Internal(_) => "internal_error",
         }
     }
 
@@ -135,6 +140,7 @@ impl Error {
             Error::SessionEnded { .. } => 410,
             Error::PayloadTooLarge { .. } => 413,
             Error::Overloaded { .. } => 503,
+            Error::Internal(_) => 500,
         }
     }
 

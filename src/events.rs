@@ -4,7 +4,7 @@
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::clock::Timestamp;
@@ -14,7 +14,7 @@ use crate::licence::Licence;
 use crate::usage::{DayUsage, UsageBook};
 
 /// One decision of one tenant's pool.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Whose pool decided.
     pub tenant: TenantId,
@@ -26,7 +26,7 @@ pub struct Event {
 }
 
 /// What was decided.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// The tenant was created with this licence.
@@ -102,6 +102,8 @@ pub(crate) enum Envelope {
         reply: oneshot::Sender<Vec<DayUsage>>,
     },
     Subscribe(Sender<Event>),
+    /// Stored usage, given back at start-up.
+    Import(Vec<(TenantId, crate::usage::StoredDay)>),
 }
 
 /// The sending side handed to every pool.
@@ -173,6 +175,11 @@ fn consume(rx: Receiver<Envelope>) {
                 let _ = reply.send(usage.report(&tenant, days, today));
             }
             Envelope::Subscribe(tx) => subscribers.push(tx),
+            Envelope::Import(days) => {
+                for (tenant, day) in days {
+                    usage.import(tenant, day);
+                }
+            }
         }
     }
 }

@@ -51,6 +51,7 @@ pub mod http;
 pub mod ids;
 pub mod licence;
 pub mod pool;
+pub mod store;
 mod timer;
 pub mod token;
 pub mod usage;

@@ -65,8 +65,10 @@ impl LicenceModel {
     }
 }
 
-/// A validated licence.
+/// A validated licence. Serialized flat, in the shape of the HTTP API:
+/// `{"model", "seats", "seat_per", "idle_timeout_secs", "max_users"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "LicenceFields", try_from = "LicenceFields")]
 pub struct Licence {
     /// The model and its seats.
     pub model: LicenceModel,
@@ -128,6 +130,52 @@ impl Licence {
     /// heartbeats in time under the default ten-minute timeout.
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_secs((self.idle_timeout.as_secs() / 4).max(1))
+    }
+}
+
+/// The flat form of a [`Licence`] in events and stores.
+#[derive(Serialize, Deserialize)]
+struct LicenceFields {
+    model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seats: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seat_per: Option<SeatPer>,
+    idle_timeout_secs: u64,
+    max_users: u32,
+}
+
+impl From<Licence> for LicenceFields {
+    fn from(licence: Licence) -> Self {
+        let seat_per = match licence.model {
+            LicenceModel::Concurrent { seat_per, .. } => Some(seat_per),
+            _ => None,
+        };
+        LicenceFields {
+            model: licence.model.name().into(),
+            seats: licence.model.seats(),
+            seat_per,
+            idle_timeout_secs: licence.idle_timeout.as_secs(),
+            max_users: licence.max_users,
+        }
+    }
+}
+
+impl TryFrom<LicenceFields> for Licence {
+    type Error = Error;
+
+    fn try_from(fields: LicenceFields) -> Result<Self, Error> {
+        LicenceSpec {
+            model: fields.model,
+            seats: fields.seats.map(i64::from),
+            seat_per: fields.seat_per.map(|p| match p {
+                SeatPer::User => "user".into(),
+                SeatPer::Session => "session".into(),
+            }),
+            idle_timeout_secs: Some(fields.idle_timeout_secs as i64),
+            max_users: Some(i64::from(fields.max_users)),
+        }
+        .validate(fields.max_users)
     }
 }
 
@@ -275,6 +323,18 @@ mod tests {
             let err = case.validate(999).unwrap_err();
             assert_eq!(err.code(), "invalid_request", "{case:?}");
         }
+    }
+
+    #[test]
+    fn licences_serialize_flat_and_back() {
+        let licence = Licence::concurrent(3).seat_per(SeatPer::Session);
+        let json = serde_json::to_value(licence).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"model": "concurrent", "seats": 3, "seat_per": "session",
+                "idle_timeout_secs": 600, "max_users": 999})
+        );
+        assert_eq!(serde_json::from_value::<Licence>(json).unwrap(), licence);
     }
 
     #[test]

@@ -238,6 +238,46 @@ pub struct SessionRecord {
     pub last_heartbeat_at: Timestamp,
 }
 
+/// A change to a pool's durable state: what a store must write so that a restart
+/// finds the pool as it was. Heartbeats are not changes (a restart gives every session
+/// a full idle window instead).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// The tenant was created with, or changed to, this licence.
+    Licence(Licence),
+    /// A user account was created or assigned a named seat.
+    User {
+        /// Who.
+        user: UserId,
+        /// Holds a named seat.
+        assigned: bool,
+    },
+    /// A user account was removed.
+    UserRemoved(UserId),
+    /// A session was admitted.
+    SessionStarted(SessionRecord),
+    /// A session ended and is remembered.
+    SessionEnded {
+        /// Which.
+        id: SessionId,
+        /// Why and when, with the secret's hash.
+        tombstone: Tombstone,
+    },
+    /// An ended session is no longer remembered.
+    SessionForgotten {
+        /// Which.
+        id: SessionId,
+        /// Its secret's hash (the store's key).
+        secret: SecretHash,
+    },
+    /// The record count and its peaks.
+    Records(Records),
+    /// The tenant's API key hash (set by the server, not by the pool).
+    ApiKey([u8; 32]),
+    /// The tenant was deleted with everything in it.
+    Deleted,
+}
+
 /// One tenant's licence pool.
 ///
 /// ```
@@ -269,6 +309,8 @@ pub struct PoolState {
     records: Records,
     events: Vec<Event>,
     forgotten: Vec<SessionId>,
+    /// Changes for a store; kept only when one is attached.
+    changes: Option<Vec<Change>>,
 }
 
 impl PoolState {
@@ -287,6 +329,7 @@ impl PoolState {
             records: Records::default(),
             events: Vec::new(),
             forgotten: Vec::new(),
+            changes: None,
         };
         pool.emit(now, EventKind::TenantCreated { licence });
         pool
@@ -399,6 +442,12 @@ impl PoolState {
                     !self.sessions.contains_key(&id) && !self.ended.by_id.contains_key(&id)
                 );
                 let expires_at = now + self.licence.idle_timeout;
+                if !self.users.contains_key(user) {
+                    self.record(|| Change::User {
+                        user: user.clone(),
+                        assigned: false,
+                    });
+                }
                 let account = self.users.entry(user.clone()).or_default();
                 account.live += 1;
                 if account.live == 1 {
@@ -416,6 +465,16 @@ impl PoolState {
                     },
                 );
                 self.deadlines.insert((expires_at, id));
+                self.record(|| {
+                    Change::SessionStarted(SessionRecord {
+                        id,
+                        secret,
+                        user: user.clone(),
+                        client: client.map(String::from),
+                        started_at: now,
+                        last_heartbeat_at: now,
+                    })
+                });
                 let seats_in_use = self.seats_in_use();
                 self.emit(
                     now,
@@ -509,6 +568,10 @@ impl PoolState {
                 self.assigned += 1;
             }
             let assigned = account.assigned;
+            self.record(|| Change::User {
+                user: user.clone(),
+                assigned,
+            });
             let seats_in_use = self.seats_in_use();
             self.emit(
                 now,
@@ -540,6 +603,7 @@ impl PoolState {
                 self.assigned -= 1;
             }
         }
+        self.record(|| Change::UserRemoved(user.clone()));
         let seats_in_use = self.seats_in_use();
         self.emit(
             now,
@@ -557,12 +621,15 @@ impl PoolState {
     pub fn set_licence(&mut self, licence: Licence, now: Timestamp) {
         self.expire_due(now);
         self.licence = licence;
+        self.record(|| Change::Licence(licence));
         self.emit(now, EventKind::LicenceChanged { licence });
     }
 
     /// Records the backend's record count.
     pub fn report_records(&mut self, count: u64, now: Timestamp) -> RecordsView {
         self.records.report(count, now);
+        let records = self.records;
+        self.record(|| Change::Records(records));
         self.emit(now, EventKind::RecordsReported { count });
         self.records.view(now)
     }
@@ -578,6 +645,7 @@ impl PoolState {
         for &id in &ids {
             self.end_session(id, EndReason::Evicted, now);
         }
+        self.record(|| Change::Deleted);
         self.emit(now, EventKind::TenantDeleted);
         ids.into_iter()
             .chain(self.ended.by_id.keys().copied())
@@ -638,6 +706,26 @@ impl PoolState {
         out
     }
 
+    /// Starts keeping [`Change`]s for a store, beginning with the whole licence (so a
+    /// new tenant is written with the first batch).
+    pub fn record_changes(&mut self) {
+        self.changes = Some(vec![Change::Licence(self.licence)]);
+    }
+
+    /// Changes since the last call, oldest first (none unless recording).
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        match &mut self.changes {
+            Some(changes) => std::mem::take(changes),
+            None => Vec::new(),
+        }
+    }
+
+    fn record(&mut self, change: impl FnOnce() -> Change) {
+        if let Some(changes) = &mut self.changes {
+            changes.push(change());
+        }
+    }
+
     /// Events caused since the last call, oldest first.
     pub fn take_events(&mut self) -> std::vec::Drain<'_, Event> {
         self.events.drain(..)
@@ -696,6 +784,7 @@ impl PoolState {
             records: snapshot.records,
             events: Vec::new(),
             forgotten: Vec::new(),
+            changes: None,
         };
         for (user, assigned) in snapshot.users {
             pool.assigned += u32::from(assigned);
@@ -772,18 +861,21 @@ impl PoolState {
         if self.ended.by_id.len() >= self.retention.capacity {
             self.forget_oldest();
         }
+        let tombstone = Tombstone {
+            secret: session.secret,
+            reason,
+            ended_at: now,
+        };
         if self.retention.capacity > 0 {
             self.ended.order.push_back(id);
-            self.ended.by_id.insert(
-                id,
-                Tombstone {
-                    secret: session.secret,
-                    reason,
-                    ended_at: now,
-                },
-            );
+            self.ended.by_id.insert(id, tombstone);
+            self.record(|| Change::SessionEnded { id, tombstone });
         } else {
             self.forgotten.push(id);
+            self.record(|| Change::SessionForgotten {
+                id,
+                secret: tombstone.secret,
+            });
         }
         let seats_in_use = self.seats_in_use();
         self.emit(
@@ -799,7 +891,12 @@ impl PoolState {
 
     fn forget_oldest(&mut self) {
         if let Some(id) = self.ended.order.pop_front() {
-            self.ended.by_id.remove(&id);
+            if let Some(tombstone) = self.ended.by_id.remove(&id) {
+                self.record(|| Change::SessionForgotten {
+                    id,
+                    secret: tombstone.secret,
+                });
+            }
             self.forgotten.push(id);
         }
     }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Days, NaiveDate};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::{EndReason, Refusal};
@@ -15,7 +15,7 @@ use crate::ids::TenantId;
 pub const USAGE_DAYS_KEPT: usize = 400;
 
 /// Refused logins of one day, by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Refusals {
     /// Concurrent model at its limit.
     pub licence_limit_reached: u64,
@@ -41,7 +41,7 @@ impl Refusals {
 }
 
 /// One tenant's usage on one day (UTC).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DayUsage {
     /// The day.
     pub day: NaiveDate,
@@ -58,7 +58,7 @@ pub struct DayUsage {
     /// Where the day ended (or stands): carried into the quiet days after it.
     #[serde(skip)]
     #[schema(ignore)]
-    closing: Level,
+    pub(crate) closing: Level,
 }
 
 impl DayUsage {
@@ -76,10 +76,18 @@ impl DayUsage {
 }
 
 /// Where a tenant stands at a moment: carried into days without events.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Level {
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Level {
     seats_in_use: u32,
     records: u64,
+}
+
+/// A day of usage as a store keeps it: the report's figures and where the day ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredDay {
+    /// The figures.
+    pub usage: DayUsage,
+    closing: Level,
 }
 
 #[derive(Debug, Default)]
@@ -151,6 +159,24 @@ impl UsageBook {
             }
             EventKind::TenantDeleted => {}
         }
+    }
+
+    /// One stored day of a tenant, for a store to write.
+    pub fn export(&self, tenant: &TenantId, day: NaiveDate) -> Option<StoredDay> {
+        let usage = self.tenants.get(tenant)?.days.get(&day)?;
+        Some(StoredDay {
+            usage: usage.clone(),
+            closing: usage.closing,
+        })
+    }
+
+    /// Takes back a stored day (at start-up, oldest first per tenant).
+    pub fn import(&mut self, tenant: TenantId, stored: StoredDay) {
+        let usage = self.tenants.entry(tenant).or_default();
+        usage.level = stored.closing;
+        let mut day = stored.usage;
+        day.closing = stored.closing;
+        usage.days.insert(day.day, day);
     }
 
     /// The last `days` days up to `today`, oldest first; quiet days carry the level of

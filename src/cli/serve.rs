@@ -3,13 +3,18 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
 
+use crate::clock::{Clock, SystemClock};
 use crate::engine::EngineConfig;
 use crate::http::auth::generate_key;
 use crate::http::server::{start, ServerConfig, StaticTenant};
+use crate::store::redb::{RedbConfig, RedbStore};
+use crate::store::{MemoryStore, Store};
 
 /// Flags of `usher serve` (each also a `USHER_*` variable).
 #[derive(Debug, Default, Args)]
@@ -33,9 +38,23 @@ pub struct ServeArgs {
     /// HTTP worker threads [default: one per core].
     #[arg(long, env = "USHER_WORKERS")]
     pub workers: Option<usize>,
+    /// Where state is kept: `redb` (the embedded database in the data dir) or `memory`
+    /// (lost on exit; for tests and benchmarks) [default: redb].
+    #[arg(long, env = "USHER_STORE", value_enum)]
+    pub store: Option<StoreKind>,
     /// Also serve the demo CRM at /demo/ with a 2-seat `demo` tenant.
     #[arg(long, env = "USHER_DEMO")]
     pub demo: bool,
+}
+
+/// Where `usher serve` keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// The embedded crash-safe database in the data dir.
+    Redb,
+    /// Memory only: everything is lost when the server stops.
+    Memory,
 }
 
 /// The config file.
@@ -59,6 +78,10 @@ pub struct FileConfig {
     pub tick_every_ms: Option<u64>,
     /// Messages a tenant's mailbox holds before requests are shed (16384 by default).
     pub mailbox_capacity: Option<usize>,
+    /// `redb` or `memory`.
+    pub store: Option<StoreKind>,
+    /// Days the audit log keeps events (90 by default).
+    pub audit_retention_days: Option<u64>,
     /// Tenants to create at start-up if missing.
     #[serde(default)]
     pub tenants: Vec<StaticTenant>,
@@ -88,7 +111,32 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         .data_dir
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from("./usher-data"));
-    prepare_data_dir(&data_dir)?;
+    let store_kind = args.store.or(file.store).unwrap_or(StoreKind::Redb);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let (store, store_note): (Arc<dyn Store>, String) = match store_kind {
+        StoreKind::Redb => {
+            let config = RedbConfig {
+                audit_retention: Duration::from_secs(
+                    file.audit_retention_days.unwrap_or(90) * 24 * 3600,
+                ),
+            };
+            let store = RedbStore::open(&data_dir, clock.clone(), config)?;
+            (
+                Arc::new(store),
+                format!(
+                    "stored in {}",
+                    data_dir.join(crate::store::redb::DB_FILE).display()
+                ),
+            )
+        }
+        StoreKind::Memory => {
+            prepare_data_dir(&data_dir)?;
+            (
+                Arc::new(MemoryStore::new()),
+                "in memory (--store memory); it is lost when the server stops".into(),
+            )
+        }
+    };
     let (admin_token, token_source) = match std::env::var("USHER_ADMIN_TOKEN") {
         Ok(token) if !token.is_empty() => (token, "from USHER_ADMIN_TOKEN".to_string()),
         _ => match file.admin_token {
@@ -118,7 +166,8 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         tenants: file.tenants,
         demo: args.demo,
         workers: args.workers.or(file.workers).unwrap_or(0),
-        clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
+        clock,
+        store,
     };
     let demo = config.demo;
     actix_web::rt::System::new().block_on(async move {
@@ -132,7 +181,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             println!("  demo CRM:   {url}/demo/");
         }
         println!("  admin token ({token_source}): {admin_token}");
-        println!("  state: in memory; it is lost when the server stops");
+        println!("  state: {store_note}");
         started
             .server
             .await

@@ -107,12 +107,11 @@ impl Credentials {
         self.by_hash.insert(hash, tenant.clone());
     }
 
-    /// Issues a new key for a tenant, replacing any old one. The key is returned once
-    /// and never stored.
-    pub fn issue_tenant_key(&self, tenant: &TenantId) -> (String, KeyHash) {
+    /// A new tenant key and its hash. The key is shown once and never stored; the hash
+    /// takes effect with [`Credentials::set_tenant_key_hash`].
+    pub fn new_tenant_key() -> (String, KeyHash) {
         let key = generate_key("usk_");
         let hash = hash_key(&key);
-        self.set_tenant_key_hash(tenant, hash);
         (key, hash)
     }
 
@@ -141,12 +140,14 @@ mod tests {
     fn keys_identify_their_tenant_and_rotation_retires_the_old_key() {
         let creds = Credentials::new("admin-secret");
         let acme = TenantId::parse("acme").unwrap();
-        let (old, _) = creds.issue_tenant_key(&acme);
+        let (old, hash) = Credentials::new_tenant_key();
+        creds.set_tenant_key_hash(&acme, hash);
         let who = creds
             .identify(&request(Some(&format!("Bearer {old}"))))
             .unwrap();
         assert_eq!(who, Caller::Tenant(acme.clone()));
-        let (new, _) = creds.issue_tenant_key(&acme);
+        let (new, hash) = Credentials::new_tenant_key();
+        creds.set_tenant_key_hash(&acme, hash);
         assert_eq!(
             creds.identify(&request(Some(&format!("Bearer {old}")))),
             Err(Error::Unauthorized)

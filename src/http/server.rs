@@ -22,6 +22,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::engine::{Engine, EngineConfig};
 use crate::ids::TenantId;
 use crate::licence::{Licence, LicenceSpec};
+use crate::store::{MemoryStore, Store};
 
 /// Everything `usher serve` needs to run.
 #[derive(Clone)]
@@ -42,6 +43,8 @@ pub struct ServerConfig {
     pub workers: usize,
     /// The engine's clock: the system clock, or a manual one in tests.
     pub clock: Arc<dyn Clock>,
+    /// Where state is kept: the embedded database, or memory.
+    pub store: Arc<dyn Store>,
 }
 
 impl ServerConfig {
@@ -56,6 +59,7 @@ impl ServerConfig {
             demo: false,
             workers: 0,
             clock: Arc::new(SystemClock::new()),
+            store: Arc::new(MemoryStore::new()),
         }
     }
 }
@@ -86,12 +90,35 @@ pub struct Started {
 /// Builds the engine and binds the server. Must run inside an actix system, whose
 /// arbiters then also run the pools. Handles SIGTERM and Ctrl-C by draining.
 pub async fn start(config: ServerConfig) -> io::Result<Started> {
-    let engine = Engine::with_clock(config.engine.clone(), config.clock.clone());
+    let engine = Engine::with_store(
+        config.engine.clone(),
+        config.clock.clone(),
+        config.store.clone(),
+    );
     let credentials = Credentials::new(&config.admin_token);
+    // Everything stored comes back before the server listens: no login is admitted
+    // and /readyz is not ready until then.
+    let loaded = config
+        .store
+        .load()
+        .map_err(|e| io::Error::other(format!("cannot read the store: {e}")))?;
+    let restored = loaded.pools.len();
+    for (tenant, hash) in engine
+        .restore(loaded)
+        .map_err(|e| io::Error::other(format!("cannot restore the store: {e}")))?
+    {
+        credentials.set_tenant_key_hash(&tenant, hash);
+    }
+    if restored > 0 {
+        tracing::info!(tenants = restored, "restored from the store");
+    }
     let demo = config
         .demo
         .then(|| TenantId::parse(DEMO_TENANT).expect("a valid id"));
     for declared in &config.tenants {
+        if engine.tenant(&declared.tenant).await.is_ok() {
+            continue; // declared tenants are created once; later changes are the API's
+        }
         let licence = declared
             .licence
             .validate(config.engine.default_max_users)
@@ -100,15 +127,19 @@ pub async fn start(config: ServerConfig) -> io::Result<Started> {
             .put_tenant(&declared.tenant, licence)
             .await
             .map_err(|e| invalid_config(format!("tenant {}: {e}", declared.tenant)))?;
+    }
+    for declared in &config.tenants {
         if let Some(key) = &declared.api_key {
             credentials.set_tenant_key_hash(&declared.tenant, hash_key(key));
         }
     }
     if let Some(tenant) = &demo {
-        engine
-            .put_tenant(tenant, Licence::concurrent(2))
-            .await
-            .map_err(|e| invalid_config(e.to_string()))?;
+        if engine.tenant(tenant).await.is_err() {
+            engine
+                .put_tenant(tenant, Licence::concurrent(2))
+                .await
+                .map_err(|e| invalid_config(e.to_string()))?;
+        }
     }
     metrics::handle();
     metrics::follow(&engine);
@@ -192,6 +223,11 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
     .service(
         resource("/v1/tenants/{tenant}/usage")
             .route(get().to(tenants::usage))
+            .default_service(not_allowed()),
+    )
+    .service(
+        resource("/v1/tenants/{tenant}/events")
+            .route(get().to(tenants::events))
             .default_service(not_allowed()),
     )
     .service(

@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{authorize, authorize_admin, Json, State};
+use crate::http::auth::Credentials;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::licence::LicenceSpec;
 use crate::pool::{RecordsView, TenantView};
+use crate::store::{EventPage, EventQuery};
 use crate::usage::{DayUsage, USAGE_DAYS_KEPT};
 
 /// A tenant just created: its view and, this once, its API key.
@@ -89,7 +91,7 @@ pub async fn put_tenant(
     let licence = spec.validate(state.engine.config().default_max_users)?;
     let (view, created) = state.engine.put_tenant(&tenant, licence).await?;
     if created {
-        let (api_key, _) = state.credentials.issue_tenant_key(&tenant);
+        let api_key = issue_key(&state, &tenant).await?;
         Ok(HttpResponse::Created().json(CreatedTenant {
             tenant: view,
             api_key,
@@ -97,6 +99,14 @@ pub async fn put_tenant(
     } else {
         Ok(HttpResponse::Ok().json(view))
     }
+}
+
+/// A new key for `tenant`: stored (its hash) before it takes effect and is shown.
+async fn issue_key(state: &State, tenant: &crate::TenantId) -> ApiResult<String> {
+    let (api_key, hash) = Credentials::new_tenant_key();
+    state.engine.store_api_key(tenant, hash).await?;
+    state.credentials.set_tenant_key_hash(tenant, hash);
+    Ok(api_key)
 }
 
 /// All tenants with a usage summary.
@@ -168,7 +178,7 @@ pub async fn rotate_key(
     authorize_admin(&req, &state)?;
     let tenant = crate::TenantId::parse(&tenant)?;
     state.engine.tenant(&tenant).await?;
-    let (api_key, _) = state.credentials.issue_tenant_key(&tenant);
+    let api_key = issue_key(&state, &tenant).await?;
     Ok(HttpResponse::Ok().json(ApiKey {
         tenant: tenant.to_string(),
         api_key,
@@ -231,4 +241,58 @@ pub async fn usage(
         tenant: tenant.to_string(),
         days,
     }))
+}
+
+/// `?since=…&limit=…&cursor=…`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Events at or after this RFC 3339 moment (default: the oldest kept).
+    since: Option<String>,
+    /// Events per page (1–1000, default 100).
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The audit log: every decision, oldest first, a page at a time.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/events", tag = "tenant",
+    params(("tenant" = String, Path, description = "Tenant id"), EventsQuery),
+    responses((status = 200, body = EventPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn events(
+    req: HttpRequest,
+    state: State,
+    tenant: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let tenant = authorize(&req, &state, &tenant)?;
+    let query = web::Query::<EventsQuery>::from_query(req.query_string()).map_err(|e| {
+        crate::Error::InvalidRequest(format!(
+            "invalid query: {e}; expected ?since=<RFC 3339>&limit=<n>"
+        ))
+    })?;
+    let since = match &query.since {
+        Some(text) => crate::Timestamp::parse_rfc3339(text).ok_or_else(|| {
+            crate::Error::InvalidRequest(format!(
+                "since must be an RFC 3339 date-time, got {text:?}"
+            ))
+        })?,
+        None => crate::Timestamp::EPOCH,
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(crate::Error::InvalidRequest(format!(
+            "limit must be between 1 and 1000, got {limit}"
+        ))
+        .into());
+    }
+    let page = state.engine.events(
+        &tenant,
+        &EventQuery {
+            since,
+            cursor: query.cursor.clone(),
+            limit,
+        },
+    )?;
+    Ok(HttpResponse::Ok().json(page))
 }

@@ -1,0 +1,118 @@
+//! The storage seam: what a store must keep so that nothing acknowledged is lost.
+//!
+//! Pools describe their durable changes as [`Change`]s; the actor shell hands them,
+//! with the events they caused, to a [`Store`] and answers the caller only once the
+//! store says they are durable. One file per backend:
+//! - [`memory`] — nothing survives the process; an in-memory audit log.
+//! - [`redb`] — the embedded, crash-safe default of `usher serve`, with group commit.
+
+pub mod memory;
+pub mod redb;
+
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::error::Error;
+use crate::events::Event;
+use crate::ids::TenantId;
+use crate::pool::{Change, PoolSnapshot};
+use crate::usage::StoredDay;
+
+pub use memory::MemoryStore;
+pub use redb::RedbStore;
+
+/// Called once a batch is durable (or could not be made so).
+pub type Done = Box<dyn FnOnce(Result<(), Error>) + Send>;
+
+/// One pool's changes from one operation, and the events it caused.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Whose.
+    pub tenant: TenantId,
+    /// What to write.
+    pub changes: Vec<Change>,
+    /// What to add to the audit log.
+    pub events: Vec<Event>,
+}
+
+/// Everything a store gives back at start-up.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Every tenant's pool.
+    pub pools: Vec<PoolSnapshot>,
+    /// API key hashes.
+    pub api_keys: Vec<(TenantId, [u8; 32])>,
+    /// Usage per tenant and day, oldest first.
+    pub usage: Vec<(TenantId, StoredDay)>,
+}
+
+/// A page of the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Events at or after this moment.
+    pub since: Timestamp,
+    /// Continue after this cursor (from a previous page).
+    pub cursor: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// An event as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AuditEvent {
+    /// Order of writing.
+    pub seq: u64,
+    /// The event: `tenant`, `at`, `type` and its fields.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub event: Event,
+}
+
+/// `{"events": [...], "next_cursor": ...}`, oldest first.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct EventPage {
+    /// The events, newest last.
+    pub events: Vec<AuditEvent>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Where pools' durable state goes.
+pub trait Store: Send + Sync + 'static {
+    /// Makes `batch` durable, then calls `done`. Must not block the caller on I/O:
+    /// pools call it.
+    fn submit(&self, batch: Batch, done: Done);
+
+    /// Reads everything back, at start-up.
+    fn load(&self) -> Result<Loaded, Error>;
+
+    /// A page of a tenant's audit log.
+    fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<EventPage, Error>;
+}
+
+/// Writes `batch` and waits until it is durable.
+pub async fn commit(store: &dyn Store, batch: Batch) -> Result<(), Error> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.submit(
+        batch,
+        Box::new(move |result| {
+            let _ = tx.send(result);
+        }),
+    );
+    rx.await
+        .unwrap_or_else(|_| Err(Error::Internal("the store stopped".into())))
+}
+
+/// A cursor is `<millis>-<seq>` of the last event of a page.
+pub(crate) fn parse_cursor(cursor: &str) -> Result<(u64, u64), Error> {
+    cursor
+        .split_once('-')
+        .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
+        .ok_or_else(|| {
+            Error::InvalidRequest("cursor must be the next_cursor of a previous page".into())
+        })
+}
+
+pub(crate) fn cursor_of(event: &AuditEvent) -> String {
+    format!("{}-{}", event.event.at.as_millis(), event.seq)
+}

@@ -1,0 +1,438 @@
+//! Recovery rules of the embedded store, driven with a manual clock: what was
+//! acknowledged comes back after a restart, restored sessions get a full idle window,
+//! ended sessions stay ended, and unusable data directories stop start-up.
+//!
+//! A restart is simulated by copying the database file as it is on disk (all writes
+//! acknowledged, none in flight) and opening the copy, as a crashed server would.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use usher::store::redb::{RedbConfig, RedbStore, DB_FILE};
+use usher::store::{EventQuery, Store};
+use usher::{Engine, EngineConfig, Licence, ManualClock, TenantId, Timestamp, UserId};
+
+const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+fn id(text: &str) -> TenantId {
+    TenantId::parse(text).unwrap()
+}
+
+fn user(text: &str) -> UserId {
+    UserId::parse(text).unwrap()
+}
+
+struct Server {
+    engine: Engine,
+    store: Arc<RedbStore>,
+    keys: Vec<(TenantId, [u8; 32])>,
+}
+
+fn start(dir: &Path, clock: &ManualClock) -> Server {
+    let store =
+        Arc::new(RedbStore::open(dir, Arc::new(clock.clone()), RedbConfig::default()).unwrap());
+    let engine = Engine::with_store(
+        EngineConfig::default(),
+        Arc::new(clock.clone()),
+        store.clone(),
+    );
+    let keys = engine.restore(store.load().unwrap()).unwrap();
+    Server {
+        engine,
+        store,
+        keys,
+    }
+}
+
+/// The data directory as a crash would leave it, in a new directory.
+fn crash_copy(dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.join(DB_FILE), copy.path().join(DB_FILE)).unwrap();
+    copy
+}
+
+#[tokio::test]
+async fn acknowledged_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let before = start(dir.path(), &clock);
+    let e = &before.engine;
+    e.put_tenant(&id("crm"), Licence::concurrent(3))
+        .await
+        .unwrap();
+    e.put_tenant(&id("named"), Licence::named(2)).await.unwrap();
+    e.put_tenant(&id("rec"), Licence::records().max_users(5))
+        .await
+        .unwrap();
+    e.put_user(&id("named"), &user("ann")).await.unwrap();
+    e.store_api_key(&id("crm"), [7; 32]).await.unwrap();
+    let kept = e
+        .login(&id("crm"), &user("bob"), Some("tab 1"))
+        .await
+        .unwrap();
+    let released = e.login(&id("crm"), &user("cy"), None).await.unwrap();
+    e.release(&released.token).await.unwrap();
+    let named = e.login(&id("named"), &user("ann"), None).await.unwrap();
+    e.report_records(&id("rec"), 40).await.unwrap();
+    e.report_records(&id("rec"), 25).await.unwrap();
+    e.put_tenant(&id("crm"), Licence::concurrent(4))
+        .await
+        .unwrap();
+
+    let after = start(crash_copy(dir.path()).path(), &clock);
+    let e = &after.engine;
+    assert_eq!(e.tenant_ids(), vec![id("crm"), id("named"), id("rec")]);
+    let crm = e.tenant(&id("crm")).await.unwrap();
+    assert_eq!(
+        (crm.seats, crm.seats_in_use, crm.sessions, crm.users),
+        (Some(4), 1, 1, 2)
+    );
+    let users = e.users(&id("named")).await.unwrap();
+    assert_eq!((users[0].user.as_str(), users[0].assigned), ("ann", true));
+    let records = e.records(&id("rec")).await.unwrap();
+    assert_eq!(
+        (records.count, records.peak_today, records.peak_month),
+        (25, 40, 40)
+    );
+    assert_eq!(after.keys, vec![(id("crm"), [7; 32])]);
+    let sessions = e.sessions(&id("crm")).await.unwrap();
+    assert_eq!(sessions[0].client.as_deref(), Some("tab 1"));
+    e.heartbeat(&kept.token).await.unwrap();
+    e.heartbeat(&named.token).await.unwrap();
+    let gone = e.heartbeat(&released.token).await.unwrap_err();
+    assert_eq!(
+        gone,
+        usher::Error::SessionEnded {
+            reason: usher::EndReason::Released
+        }
+    );
+}
+
+#[tokio::test]
+async fn restored_sessions_get_a_full_idle_window_from_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let before = start(dir.path(), &clock);
+    let licence = Licence::concurrent(5).idle_timeout(Duration::from_secs(60));
+    before.engine.put_tenant(&id("crm"), licence).await.unwrap();
+    let login = before
+        .engine
+        .login(&id("crm"), &user("ann"), None)
+        .await
+        .unwrap();
+
+    clock.advance(Duration::from_secs(50));
+    let after = start(crash_copy(dir.path()).path(), &clock);
+    // Past the deadline the session had before the restart, within the new window.
+    clock.advance(Duration::from_secs(30));
+    after.engine.expire_due().await.unwrap();
+    let beat = after.engine.heartbeat(&login.token).await.unwrap();
+    assert_eq!(beat.expires_at, T0 + Duration::from_secs(80 + 60));
+
+    clock.advance(Duration::from_secs(61));
+    after.engine.expire_due().await.unwrap();
+    let err = after.engine.heartbeat(&login.token).await.unwrap_err();
+    assert_eq!(err.code(), "session_ended");
+}
+
+#[tokio::test]
+async fn a_session_restored_without_heartbeats_expires_one_window_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let before = start(dir.path(), &clock);
+    let licence = Licence::concurrent(1).idle_timeout(Duration::from_secs(60));
+    before.engine.put_tenant(&id("crm"), licence).await.unwrap();
+    before
+        .engine
+        .login(&id("crm"), &user("ann"), None)
+        .await
+        .unwrap();
+
+    clock.advance(Duration::from_secs(3600)); // down for an hour
+    let after = start(crash_copy(dir.path()).path(), &clock);
+    assert_eq!(
+        after.engine.tenant(&id("crm")).await.unwrap().seats_in_use,
+        1
+    );
+    clock.advance(Duration::from_secs(60));
+    after.engine.expire_due().await.unwrap();
+    assert_eq!(
+        after.engine.tenant(&id("crm")).await.unwrap().seats_in_use,
+        1
+    );
+    clock.advance(Duration::from_millis(1));
+    after.engine.expire_due().await.unwrap();
+    assert_eq!(
+        after.engine.tenant(&id("crm")).await.unwrap().seats_in_use,
+        0
+    );
+}
+
+#[tokio::test]
+async fn restored_sessions_count_against_seats() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let before = start(dir.path(), &clock);
+    before
+        .engine
+        .put_tenant(&id("crm"), Licence::concurrent(2))
+        .await
+        .unwrap();
+    before
+        .engine
+        .login(&id("crm"), &user("ann"), None)
+        .await
+        .unwrap();
+    before
+        .engine
+        .login(&id("crm"), &user("bob"), None)
+        .await
+        .unwrap();
+
+    let after = start(crash_copy(dir.path()).path(), &clock);
+    let refused = after
+        .engine
+        .login(&id("crm"), &user("cy"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "licence_limit_reached");
+    // ann's second tab still shares her restored seat.
+    after
+        .engine
+        .login(&id("crm"), &user("ann"), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn ended_sessions_are_remembered_across_a_restart_then_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let before = start(dir.path(), &clock);
+    before
+        .engine
+        .put_tenant(&id("crm"), Licence::concurrent(2))
+        .await
+        .unwrap();
+    let revoked = before
+        .engine
+        .login(&id("crm"), &user("ann"), None)
+        .await
+        .unwrap();
+    before
+        .engine
+        .revoke(&id("crm"), revoked.token.id())
+        .await
+        .unwrap();
+
+    clock.advance(Duration::from_secs(1800));
+    let first_copy = crash_copy(dir.path());
+    let after = start(first_copy.path(), &clock);
+    let err = after.engine.heartbeat(&revoked.token).await.unwrap_err();
+    assert_eq!(
+        err,
+        usher::Error::SessionEnded {
+            reason: usher::EndReason::Revoked
+        }
+    );
+
+    // The hour of remembrance counts from the end, not from the restart.
+    clock.advance(Duration::from_secs(1800));
+    after.engine.expire_due().await.unwrap();
+    let err = after.engine.heartbeat(&revoked.token).await.unwrap_err();
+    assert_eq!(err.code(), "session_not_found");
+
+    let second_copy = crash_copy(after.store.path());
+    let again = start(second_copy.path(), &clock);
+    let err = again.engine.heartbeat(&revoked.token).await.unwrap_err();
+    assert_eq!(err.code(), "session_not_found");
+}
+
+#[tokio::test]
+async fn a_deleted_tenant_stays_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let before = start(dir.path(), &clock);
+    before
+        .engine
+        .put_tenant(&id("gone"), Licence::concurrent(2))
+        .await
+        .unwrap();
+    before
+        .engine
+        .put_tenant(&id("kept"), Licence::records())
+        .await
+        .unwrap();
+    before
+        .engine
+        .store_api_key(&id("gone"), [1; 32])
+        .await
+        .unwrap();
+    before
+        .engine
+        .login(&id("gone"), &user("ann"), None)
+        .await
+        .unwrap();
+    before.engine.delete_tenant(&id("gone")).await.unwrap();
+
+    let after = start(crash_copy(dir.path()).path(), &clock);
+    assert_eq!(after.engine.tenant_ids(), vec![id("kept")]);
+    assert!(after.keys.is_empty());
+}
+
+#[tokio::test]
+async fn usage_and_the_audit_log_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let before = start(dir.path(), &clock);
+    before
+        .engine
+        .put_tenant(&id("crm"), Licence::concurrent(1))
+        .await
+        .unwrap();
+    before
+        .engine
+        .login(&id("crm"), &user("ann"), None)
+        .await
+        .unwrap();
+    let _ = before.engine.login(&id("crm"), &user("bob"), None).await;
+    before.engine.report_records(&id("crm"), 9).await.unwrap();
+    // Refusals are written to the audit log without holding up the answer: wait for it.
+    let query = EventQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    for _ in 0..1000 {
+        if before
+            .store
+            .events(&id("crm"), &query)
+            .unwrap()
+            .events
+            .len()
+            == 4
+        {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+
+    let after = start(crash_copy(dir.path()).path(), &clock);
+    let days = after.engine.usage(&id("crm"), 1).await.unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!(days[0].logins, 1);
+    assert_eq!(days[0].refusals.licence_limit_reached, 1);
+    assert_eq!(days[0].peak_seats_in_use, 1);
+    assert_eq!(days[0].peak_records, 9);
+
+    let page = after
+        .engine
+        .events(
+            &id("crm"),
+            &EventQuery {
+                limit: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let types: Vec<String> = page
+        .events
+        .iter()
+        .map(|e| {
+            serde_json::to_value(&e.event).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(types, ["tenant_created", "admitted"]);
+    let rest = after
+        .engine
+        .events(
+            &id("crm"),
+            &EventQuery {
+                limit: 10,
+                cursor: page.next_cursor,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let types: Vec<String> = rest
+        .events
+        .iter()
+        .map(|e| {
+            serde_json::to_value(&e.event).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(types, ["refused", "records_reported"]);
+    assert_eq!(rest.next_cursor, None);
+}
+
+fn open_error(dir: &Path) -> String {
+    let clock = ManualClock::starting_at(T0);
+    match RedbStore::open(dir, Arc::new(clock), RedbConfig::default()) {
+        Ok(_) => panic!("{} was accepted", dir.display()),
+        Err(message) => message,
+    }
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_is_refused() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    assert!(open_error(file.path()).contains("not a directory"));
+}
+
+#[test]
+fn a_data_dir_that_cannot_be_created_is_refused() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let below_a_file = file.path().join("data");
+    assert!(open_error(&below_a_file).contains("cannot create data dir"));
+}
+
+#[test]
+fn a_data_dir_that_is_not_writable_is_refused() {
+    // Not even root may create files in /proc/self.
+    assert!(open_error(Path::new("/proc/self")).contains("not writable"));
+}
+
+#[test]
+fn a_corrupt_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(DB_FILE), vec![0x5a; 8192]).unwrap();
+    assert!(open_error(dir.path()).contains("cannot open the database"));
+}
+
+#[test]
+fn a_database_of_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = redb::Database::create(dir.path().join(DB_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            meta.insert("schema_version", 99).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let message = open_error(dir.path());
+    assert!(message.contains("schema version 99"), "{message}");
+}
+
+#[test]
+fn usher_serve_stops_with_a_clear_message_on_an_unusable_data_dir() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(file.path())
+        .env("USHER_ADMIN_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a directory"), "{stderr}");
+}
