@@ -176,11 +176,15 @@
       if (ended || closing || inFlight) return;
       clearTimeout(timer);
       var call = post("/heartbeat", REQUEST_TIMEOUT_SECS);
-      inFlight = call.controller || {abort: function () {}};
+      var mine = call.controller || {abort: function () {}};
+      inFlight = mine;
+      function settled() {
+        if (inFlight === mine) inFlight = null; // a later heartbeat may already be under way
+      }
       call.done
         .then(function (response) {
           return readJson(response).then(function (body) {
-            inFlight = null;
+            settled();
             if (ended || closing) return;
             if (response.ok) {
               failures = 0;
@@ -201,8 +205,10 @@
           });
         })
         .catch(function () {
-          inFlight = null;
-          if (!ended && !closing) retryLater(null); // network error or timeout
+          var current = inFlight === mine;
+          settled();
+          // A network error or timeout; an abort by release/logout/stop is not a failure.
+          if (current && !ended && !closing) retryLater(null);
         });
     }
 
