@@ -297,25 +297,29 @@
     if (document.hidden) return; // resumed by visibilitychange
     if (state.polling) return;
     state.polling = true;
+    var auth = state.auth;
     refresh()
       .then(function () {
         setLive(true, "Live · " + new Date().toLocaleTimeString());
       })
       .catch(function (error) {
+        if (state.auth !== auth) return;
         if (error.status === 401) return signOut("Your credential is no longer accepted. Sign in again.");
         setLive(false, "Updates paused: " + error.message);
       })
       .then(function () {
         state.polling = false;
-        if (state.auth) state.pollTimer = setTimeout(poll, POLL_MS);
+        if (state.auth) state.pollTimer = setTimeout(poll, state.auth === auth ? POLL_MS : 0);
       });
   }
 
   function refresh() {
+    var auth = state.auth;
     var list = isAdmin()
       ? api("GET", "/v1/tenants").then(function (data) { return data.tenants || []; })
       : api("GET", tenantPath(state.auth.tenant)).then(function (tenant) { return [tenant]; });
     return list.then(function (tenants) {
+      if (state.auth !== auth) return; // signed out (or in as someone else) meanwhile
       state.tenants = tenants;
       renderTenants();
       if (!state.selected) return;
@@ -334,6 +338,7 @@
 
   function refreshTenant(tenant) {
     var t = tenant.tenant;
+    var auth = state.auth;
     var days = $("usage-days").value;
     return Promise.all([
       api("GET", tenantPath(t, "/sessions")),
@@ -341,7 +346,7 @@
       api("GET", tenantPath(t, "/records")),
       api("GET", tenantPath(t, "/usage?days=" + encodeURIComponent(days))),
     ]).then(function (results) {
-      if (state.selected !== t) return; // the selection changed meanwhile
+      if (state.selected !== t || state.auth !== auth) return; // changed meanwhile
       renderHolders(results[0].sessions || [], tenant);
       renderUsers(results[1].users || [], tenant);
       renderRecords(results[2] || {});
