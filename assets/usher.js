@@ -27,12 +27,14 @@
  * wake-up throttling") chained timers only run on wake-ups aligned to the minute.
  * A timer asked for 150 s (165 s with the +10% jitter) therefore fires at worst
  * about 60 s late, around 225 s after the last heartbeat, which leaves more than
- * half of the 600 s idle window for the request itself and for retries. Because
- * throttling only stretches a wait to the next minute, anything at or below the
- * idle timeout minus two minutes would survive; a quarter leaves room for three
- * failed attempts as well. For the same reason retries back off to at most 60 s
- * (or a quarter of the idle timeout if that is shorter): a throttled tab cannot
- * retry more often anyway, and a longer wait would waste the window.
+ * half of the 600 s idle window for the request itself and for retries: if that
+ * heartbeat fails, a throttled tab still gets about six more tries, a minute
+ * apart, before the deadline. For the same reason retries back off to at most
+ * 60 s (or a quarter of the idle timeout if that is shorter): a throttled tab
+ * cannot retry more often anyway, and a longer wait would waste the window.
+ * The same arithmetic says an idle timeout much under about four minutes is not
+ * safe for tabs left in the background: a minute of throttling is then a large
+ * part of the window.
  * A tab that the browser freezes outright (discarded, or frozen to save energy)
  * runs no timers at all; its session then expires on the server, which is right
  * for a tab nobody is using, and the next heartbeat reports "expired".
