@@ -1,0 +1,980 @@
+// The Usher admin dashboard: tenants, who holds a seat, licences, users, records and
+// the usage report, kept live by polling the HTTP API (SPEC §4) every two seconds.
+// Plain script, no build step; uPlot (vendored) draws the charts.
+(function () {
+  "use strict";
+
+  var POLL_MS = 2000;
+  var AUTH_KEY = "usher.dashboard.auth";
+  var ID_PATTERN = /^[A-Za-z0-9._@-]{1,128}$/;
+
+  var state = {
+    auth: null, // {token, tenant} — tenant set when signed in with a tenant API key
+    tenants: [],
+    selected: null, // tenant id shown below the list
+    creating: false, // licence editor in "new tenant" mode
+    licenceDirty: false,
+    usageKey: "",
+    pollTimer: null,
+    polling: false,
+  };
+
+  var $ = function (id) { return document.getElementById(id); };
+
+  // ---------------------------------------------------------------- API
+
+  function ApiError(status, body) {
+    this.status = status;
+    this.code = (body && body.error) || (status ? "http_" + status : "network_error");
+    this.message = (body && body.message) ||
+      (status ? "The server answered " + status + "." : "The server could not be reached.");
+    this.body = body || {};
+  }
+
+  function api(method, path, body) {
+    var headers = {Accept: "application/json"};
+    if (state.auth) headers.Authorization = "Bearer " + state.auth.token;
+    var init = {method: method, headers: headers, cache: "no-store"};
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(path, init).then(
+      function (response) {
+        return response.text().then(function (text) {
+          var data = null;
+          try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+          if (!response.ok) throw new ApiError(response.status, data);
+          return data;
+        });
+      },
+      function () { throw new ApiError(0, null); }
+    );
+  }
+
+  function tenantPath(tenant, rest) {
+    return "/v1/tenants/" + encodeURIComponent(tenant) + (rest || "");
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      var value = attrs[key];
+      if (value === null || value === undefined || value === false) return;
+      if (key === "text") node.textContent = value;
+      else if (key === "className") node.className = value;
+      else if (key.slice(0, 2) === "on") node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : value);
+    });
+    (children || []).forEach(function (child) {
+      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    });
+    return node;
+  }
+
+  function setText(node, text) {
+    text = text === null || text === undefined ? "" : String(text);
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  function setAttr(node, name, value) {
+    value = String(value);
+    if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+  }
+
+  function fmtNumber(n) {
+    return n === null || n === undefined ? "—" : Number(n).toLocaleString();
+  }
+
+  function fmtTime(iso) {
+    if (!iso) return "—";
+    var d = new Date(iso);
+    if (isNaN(d)) return iso;
+    var sameDay = d.toDateString() === new Date().toDateString();
+    var time = d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit"});
+    return sameDay ? time : d.toLocaleDateString([], {day: "numeric", month: "short"}) + " " + time;
+  }
+
+  function fmtRelative(iso) {
+    if (!iso) return "";
+    var secs = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
+    var abs = Math.abs(secs);
+    var text = abs < 60 ? abs + " s" : abs < 3600 ? Math.floor(abs / 60) + " min " + (abs % 60) + " s"
+      : Math.floor(abs / 3600) + " h " + Math.floor((abs % 3600) / 60) + " min";
+    return secs >= 0 ? "in " + text : text + " ago";
+  }
+
+  function fmtDuration(secs) {
+    if (secs === null || secs === undefined) return "—";
+    if (secs % 3600 === 0) return secs / 3600 + " h";
+    if (secs % 60 === 0) return secs / 60 + " min";
+    return secs + " s";
+  }
+
+  var MODEL_NAMES = {named: "Named users", concurrent: "Concurrent users", records: "Records-based"};
+
+  // Keeps a tbody's rows in step with a list without rebuilding them, so a
+  // focused button keeps its focus across polls.
+  function syncRows(tbody, items, keyOf, create, update) {
+    var rows = tbody._rows || (tbody._rows = new Map());
+    var seen = new Set();
+    items.forEach(function (item, index) {
+      var key = keyOf(item);
+      seen.add(key);
+      var row = rows.get(key);
+      if (!row) {
+        row = create(item);
+        rows.set(key, row);
+      }
+      update(row, item);
+      if (tbody.children[index] !== row) tbody.insertBefore(row, tbody.children[index] || null);
+    });
+    rows.forEach(function (row, key) {
+      if (!seen.has(key)) {
+        var hadFocus = row.contains(document.activeElement);
+        row.remove();
+        rows.delete(key);
+        if (hadFocus) focusHeading(tbody.closest("section"));
+      }
+    });
+  }
+
+  // Marks a row's button as working. aria-disabled rather than disabled, so a
+  // keyboard user's focus stays on it (and moves on with focusHeading when the row
+  // goes). Answers false if it was already working.
+  function busy(button, on) {
+    if (on && button.getAttribute("aria-disabled") === "true") return false;
+    if (on) button.setAttribute("aria-disabled", "true");
+    else button.removeAttribute("aria-disabled");
+    return true;
+  }
+
+  // When the focused row disappears, keep keyboard users in the same panel.
+  function focusHeading(section) {
+    var heading = section && section.querySelector("h2, h3");
+    if (!heading) return;
+    heading.setAttribute("tabindex", "-1");
+    heading.focus();
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  // An error from the API's {error, message}: beside the form it came from when
+  // `inline` names one (so it is seen where the user is), else in the banner on top.
+  function showError(error, context, inline) {
+    var code = error && error.code ? error.code : "error";
+    var message = (context ? context + ": " : "") + (error && error.message ? error.message : String(error));
+    if (inline) {
+      setText($(inline), message + " (" + code + ")");
+      $(inline).hidden = false;
+      return;
+    }
+    setText($("error-code"), code);
+    setText($("error-message"), message);
+    $("error").hidden = false;
+  }
+
+  function clearError(inline) {
+    $("error").hidden = true;
+    if (inline) $(inline).hidden = true;
+  }
+
+  function showNotice(text) {
+    setText($("notice-text"), text);
+    $("notice").hidden = false;
+    clearTimeout(showNotice.timer);
+    showNotice.timer = setTimeout(function () { $("notice").hidden = true; }, 6000);
+  }
+
+  function setLive(ok, text) {
+    setAttr($("live"), "data-state", ok ? "ok" : "stale");
+    setText($("live-text"), text);
+  }
+
+  // ---------------------------------------------------------------- sign in
+
+  function isAdmin() { return state.auth && !state.auth.tenant; }
+
+  function loadAuth() {
+    try {
+      var saved = JSON.parse(sessionStorage.getItem(AUTH_KEY) || "null");
+      if (saved && saved.token) return saved;
+    } catch (e) { /* ignore a damaged entry */ }
+    return null;
+  }
+
+  function signIn(event) {
+    event.preventDefault();
+    var token = $("signin-token").value.trim();
+    var tenant = $("signin-tenant").value.trim();
+    var errorBox = $("signin-error");
+    errorBox.hidden = true;
+    if (!token) return fail("Type the admin token or a tenant API key.", $("signin-token"));
+    if (tenant && !ID_PATTERN.test(tenant)) {
+      return fail("A tenant id is 1–128 letters, digits or . _ @ -", $("signin-tenant"));
+    }
+    // Try the token as the admin token first; a tenant API key gets 403 there and is
+    // then checked against the tenant id typed beside it.
+    state.auth = {token: token, tenant: null};
+    $("signin-submit").disabled = true;
+    api("GET", "/v1/tenants")
+      .catch(function (error) {
+        if (error.status !== 403 || !tenant) throw error;
+        state.auth = {token: token, tenant: tenant};
+        return api("GET", tenantPath(tenant));
+      })
+      .then(function () {
+        sessionStorage.setItem(AUTH_KEY, JSON.stringify(state.auth));
+        $("signin-token").value = "";
+        if (isAdmin() && tenant) location.hash = "tenant=" + encodeURIComponent(tenant);
+        enterApp();
+      })
+      .catch(function (error) {
+        state.auth = null;
+        var text = error.message;
+        if (error.status === 403 && !tenant) {
+          text = "This credential cannot list all tenants. If it is a tenant API key, also type the tenant id.";
+          return fail(text, $("signin-tenant"));
+        }
+        if (error.status === 401) text = "That token was not accepted. Check it and try again.";
+        if (error.status === 403) text = "That API key does not belong to tenant " + tenant + ".";
+        fail(text + " (" + error.code + ")", error.status === 404 ? $("signin-tenant") : $("signin-token"));
+      })
+      .then(function () { $("signin-submit").disabled = false; });
+
+    function fail(text, field) {
+      setText(errorBox, text);
+      errorBox.hidden = false;
+      if (field) field.focus();
+    }
+  }
+
+  function signOut(message) {
+    state.auth = null;
+    state.selected = null;
+    state.tenants = [];
+    sessionStorage.removeItem(AUTH_KEY);
+    clearTimeout(state.pollTimer);
+    $("app-view").hidden = true;
+    $("session-bar").hidden = true;
+    $("signin-view").hidden = false;
+    ["tenants-body", "holders-body", "users-body", "usage-body"].forEach(function (id) {
+      $(id).textContent = "";
+      $(id)._rows = null;
+    });
+    clearError();
+    ["notice", "api-key-box", "licence-error", "user-error", "records-error"].forEach(function (id) { $(id).hidden = true; });
+    setText($("api-key-value"), "");
+    ["user-input", "records-input", "signin-tenant"].forEach(function (id) { $(id).value = ""; });
+    if (message) {
+      setText($("signin-error"), message);
+      $("signin-error").hidden = false;
+    }
+    $("signin-token").focus();
+  }
+
+  function enterApp() {
+    $("signin-view").hidden = true;
+    $("app-view").hidden = false;
+    $("session-bar").hidden = false;
+    $("signin-error").hidden = true;
+    setText($("whoami"), isAdmin() ? "Admin" : "Tenant " + state.auth.tenant);
+    document.querySelectorAll("[data-admin-only]").forEach(function (node) { node.hidden = !isAdmin(); });
+    if (document.activeElement === document.body || !document.activeElement) focusHeading($("tenants-panel"));
+    var fromHash = decodeURIComponent((location.hash.match(/tenant=([^&]+)/) || [])[1] || "");
+    if (!isAdmin()) selectTenant(state.auth.tenant);
+    else if (fromHash) selectTenant(fromHash);
+    poll();
+  }
+
+  // ---------------------------------------------------------------- polling
+
+  function poll() {
+    clearTimeout(state.pollTimer);
+    if (!state.auth) return;
+    if (document.hidden) return; // resumed by visibilitychange
+    if (state.polling) return;
+    state.polling = true;
+    var auth = state.auth;
+    refresh()
+      .then(function () {
+        setLive(true, "Live · " + new Date().toLocaleTimeString());
+      })
+      .catch(function (error) {
+        if (state.auth !== auth) return;
+        if (error.status === 401) return signOut("Your credential is no longer accepted. Sign in again.");
+        setLive(false, "Updates paused: " + error.message);
+      })
+      .then(function () {
+        state.polling = false;
+        if (state.auth) state.pollTimer = setTimeout(poll, state.auth === auth ? POLL_MS : 0);
+      });
+  }
+
+  function refresh() {
+    var auth = state.auth;
+    var list = isAdmin()
+      ? api("GET", "/v1/tenants").then(function (data) { return data.tenants || []; })
+      : api("GET", tenantPath(state.auth.tenant)).then(function (tenant) { return [tenant]; });
+    return list.then(function (tenants) {
+      if (state.auth !== auth) return; // signed out (or in as someone else) meanwhile
+      state.tenants = tenants;
+      renderTenants();
+      if (!state.selected) return;
+      var tenant = currentTenant();
+      if (!tenant && !state.creating) {
+        var gone = state.selected;
+        selectTenant(null);
+        showNotice("Tenant " + gone + " no longer exists.");
+        return;
+      }
+      if (!tenant) return;
+      renderTenantHeader(tenant);
+      return refreshTenant(tenant);
+    });
+  }
+
+  function refreshTenant(tenant) {
+    var t = tenant.tenant;
+    var auth = state.auth;
+    var days = $("usage-days").value;
+    return Promise.all([
+      api("GET", tenantPath(t, "/sessions")),
+      api("GET", tenantPath(t, "/users")),
+      api("GET", tenantPath(t, "/records")),
+      api("GET", tenantPath(t, "/usage?days=" + encodeURIComponent(days))),
+    ]).then(function (results) {
+      if (state.selected !== t || state.auth !== auth) return; // changed meanwhile
+      renderHolders(results[0].sessions || [], tenant);
+      renderUsers(results[1].users || [], tenant);
+      renderRecords(results[2] || {});
+      renderUsage(results[3].days || [], tenant, Number(days));
+    });
+  }
+
+  function currentTenant() {
+    for (var i = 0; i < state.tenants.length; i++) {
+      if (state.tenants[i].tenant === state.selected) return state.tenants[i];
+    }
+    return null;
+  }
+
+  // ---------------------------------------------------------------- tenants
+
+  function seatsMeter(tenant) {
+    var wrap = el("div", {className: "meter-wrap"});
+    var meter = el("div", {className: "meter", role: "meter", "aria-valuemin": "0"});
+    meter.appendChild(el("div", {className: "meter-fill"}));
+    wrap.appendChild(meter);
+    wrap.appendChild(el("span", {className: "meter-text"}));
+    updateMeter(wrap, tenant);
+    return wrap;
+  }
+
+  function updateMeter(wrap, tenant) {
+    var meter = wrap.querySelector(".meter");
+    var fill = wrap.querySelector(".meter-fill");
+    var text = wrap.querySelector(".meter-text");
+    var used = tenant.seats_in_use || 0;
+    var limited = tenant.model !== "records" && tenant.seats !== null && tenant.seats !== undefined;
+    if (!limited) {
+      meter.hidden = true;
+      setText(text, used + " in use · no seat limit");
+      return;
+    }
+    meter.hidden = false;
+    var seats = tenant.seats;
+    var ratio = seats > 0 ? Math.min(1, used / seats) : used > 0 ? 1 : 0;
+    fill.style.width = (ratio * 100).toFixed(1) + "%";
+    setAttr(meter, "data-level", used >= seats ? "full" : ratio >= 0.8 ? "high" : "ok");
+    setAttr(meter, "aria-valuemax", seats);
+    setAttr(meter, "aria-valuenow", Math.min(used, seats));
+    setAttr(meter, "aria-label", "Seats in use for " + tenant.tenant);
+    setAttr(meter, "aria-valuetext", used + " of " + seats + " seats in use");
+    setText(text, used + " / " + seats);
+  }
+
+  function renderTenants() {
+    var body = $("tenants-body");
+    $("tenants-empty").hidden = state.tenants.length > 0;
+    syncRows(body, state.tenants, function (t) { return t.tenant; }, function (t) {
+      var button = el("button", {
+        type: "button", className: "link-button", "data-testid": "select-tenant-" + t.tenant,
+        text: t.tenant,
+        onclick: function () { selectTenant(t.tenant); },
+      });
+      return el("tr", {"data-tenant": t.tenant}, [
+        el("th", {scope: "row"}, [button]),
+        el("td", {className: "c-model"}),
+        el("td", {className: "c-seats"}, [seatsMeter(t)]),
+        el("td", {className: "num c-sessions"}),
+        el("td", {className: "num c-users"}),
+        el("td", {className: "num c-records"}),
+        el("td", {className: "num c-idle"}),
+      ]);
+    }, function (row, t) {
+      var selected = t.tenant === state.selected;
+      row.classList.toggle("is-selected", selected);
+      setAttr(row.querySelector("button"), "aria-pressed", selected ? "true" : "false");
+      setText(row.querySelector(".c-model"), MODEL_NAMES[t.model] || t.model);
+      if (t.model === "concurrent" && t.seat_per === "session") {
+        row.querySelector(".c-model").textContent += " · per tab";
+      }
+      updateMeter(row.querySelector(".meter-wrap"), t);
+      setText(row.querySelector(".c-sessions"), fmtNumber(t.sessions));
+      var users = fmtNumber(t.users) + (t.max_users ? " / " + fmtNumber(t.max_users) : "");
+      setText(row.querySelector(".c-users"), users);
+      setText(row.querySelector(".c-records"), fmtNumber(t.records));
+      setText(row.querySelector(".c-idle"), fmtDuration(t.idle_timeout_secs));
+    });
+  }
+
+  function selectTenant(tenant) {
+    var changed = state.selected !== tenant;
+    state.selected = tenant;
+    state.creating = false;
+    $("licence-tenant-field").hidden = true;
+    $("licence-cancel").hidden = true;
+    if (isAdmin()) history.replaceState(null, "", tenant ? "#tenant=" + encodeURIComponent(tenant) : location.pathname);
+    $("tenant-view").hidden = !tenant;
+    if (changed) {
+      state.licenceDirty = false;
+      state.usageKey = "";
+      ["holders-body", "users-body", "usage-body"].forEach(function (id) {
+        $(id).textContent = "";
+        $(id)._rows = null;
+      });
+      ["holders-summary", "users-summary", "records-count", "records-peak-today", "records-peak-month"]
+        .forEach(function (id) { setText($(id), id.indexOf("records") === 0 ? "—" : ""); });
+      $("holders-empty").hidden = true;
+      $("users-empty").hidden = true;
+      ["licence-error", "user-error", "records-error"].forEach(function (id) { $(id).hidden = true; });
+    }
+    renderTenants();
+    var t = currentTenant();
+    if (t) {
+      renderTenantHeader(t);
+      refreshTenant(t).catch(function (error) { showError(error, "Loading " + tenant); });
+    } else if (tenant) {
+      setText($("tenant-name"), tenant);
+    }
+  }
+
+  function renderTenantHeader(tenant) {
+    setText($("tenant-name"), tenant.tenant);
+    setText($("tenant-model"), MODEL_NAMES[tenant.model] || tenant.model);
+    if (!state.licenceDirty && !state.creating) fillLicence(tenant);
+    var named = tenant.model === "named";
+    setText($("user-input-label"), named ? "Assign a seat to a user" : "Register a user");
+    setText($("holders-heading"), tenant.model === "records" ? "Who is logged in" : "Who holds a seat");
+    setText($("user-add"), named ? "Assign" : "Register");
+    $("chart-seats-caption").textContent = tenant.model === "records"
+      ? "Peak records per day"
+      : "Peak seats in use against the licence seats (" + fmtNumber(tenant.seats) + " now)";
+  }
+
+  // ---------------------------------------------------------------- licence editor
+
+  function fillLicence(tenant) {
+    $("licence-tenant").value = tenant.tenant || "";
+    $("licence-model").value = tenant.model || "concurrent";
+    $("licence-seats").value = tenant.seats === null || tenant.seats === undefined ? "" : tenant.seats;
+    $("licence-seat-per").value = tenant.seat_per || "user";
+    $("licence-idle").value = tenant.idle_timeout_secs || 600;
+    $("licence-max-users").value = tenant.max_users || "";
+    updateLicenceFields();
+  }
+
+  function updateLicenceFields() {
+    var model = $("licence-model").value;
+    $("licence-seats-field").hidden = model === "records";
+    $("licence-seat-per-field").hidden = model !== "concurrent";
+    var notes = {
+      named: "Each seat belongs to one assigned user, who may log in from any number of tabs.",
+      concurrent: "At most this many users (or tabs) hold a seat at the same time.",
+      records: "No seat limit; the tenant is charged by its record count.",
+    };
+    var note = notes[model] || "";
+    if (!isAdmin()) note = "Only the admin token can change the licence. " + note;
+    setText($("licence-note"), note);
+    $("licence-fieldset").disabled = !isAdmin();
+  }
+
+  function readInt(id, label, min, optional) {
+    var raw = $(id).value.trim();
+    if (raw === "" && optional) return undefined;
+    var n = Number(raw);
+    if (raw === "" || !Number.isInteger(n) || n < min) {
+      $(id).focus();
+      throw new ApiError(0, {error: "invalid_request", message: label + " must be a whole number of at least " + min + "."});
+    }
+    return n;
+  }
+
+  function saveLicence(event) {
+    event.preventDefault();
+    var tenant = state.creating ? $("licence-tenant").value.trim() : state.selected;
+    var body;
+    try {
+      if (!ID_PATTERN.test(tenant || "")) {
+        $("licence-tenant").focus();
+        throw new ApiError(0, {error: "invalid_request", message: "A tenant id is 1–128 letters, digits or . _ @ -"});
+      }
+      var model = $("licence-model").value;
+      body = {model: model};
+      if (model !== "records") body.seats = readInt("licence-seats", "Seats", 0);
+      if (model === "concurrent") body.seat_per = $("licence-seat-per").value;
+      body.idle_timeout_secs = readInt("licence-idle", "Idle timeout", 1);
+      var maxUsers = readInt("licence-max-users", "Max users", 1, true);
+      if (maxUsers !== undefined) body.max_users = maxUsers;
+    } catch (error) {
+      return showError(error, null, "licence-error");
+    }
+    clearError("licence-error");
+    $("licence-save").disabled = true;
+    api("PUT", tenantPath(tenant), body)
+      .then(function (view) {
+        clearError();
+        state.licenceDirty = false;
+        var created = state.creating;
+        if (view && view.api_key) showApiKey(tenant, view.api_key);
+        showNotice(created ? "Tenant " + tenant + " created." : "Licence of " + tenant + " saved.");
+        state.creating = false;
+        if (view && view.tenant) fillLicence(view);
+        return refresh().then(function () { selectTenant(tenant); });
+      })
+      .catch(function (error) { showError(error, "Saving the licence", "licence-error"); })
+      .then(function () { $("licence-save").disabled = false; });
+  }
+
+  function startNewTenant() {
+    state.selected = null;
+    renderTenants();
+    state.creating = true;
+    state.licenceDirty = false;
+    $("tenant-view").hidden = false;
+    setText($("tenant-name"), "(new)");
+    setText($("tenant-model"), "");
+    fillLicence({tenant: "", model: "concurrent", seats: 5, seat_per: "user", idle_timeout_secs: 600});
+    $("licence-tenant-field").hidden = false;
+    $("licence-cancel").hidden = false;
+    ["holders-body", "users-body", "usage-body"].forEach(function (id) {
+      $(id).textContent = "";
+      $(id)._rows = null;
+    });
+    $("licence-tenant").focus();
+  }
+
+  function showApiKey(tenant, key) {
+    setText($("api-key-tenant"), tenant);
+    setText($("api-key-value"), key);
+    $("api-key-box").hidden = false;
+  }
+
+  function rotateKey() {
+    var t = state.selected;
+    if (!t || !confirm("Rotate the API key of " + t + "? The current key stops working at once.")) return;
+    api("POST", tenantPath(t, "/api-key"))
+      .then(function (data) {
+        if (data && data.api_key) showApiKey(t, data.api_key);
+        showNotice("API key of " + t + " rotated.");
+      })
+      .catch(function (error) { showError(error, "Rotating the API key"); });
+  }
+
+  function deleteTenant() {
+    var t = state.selected;
+    if (!t || !confirm("Delete tenant " + t + " and end all its sessions? This cannot be undone.")) return;
+    api("DELETE", tenantPath(t))
+      .then(function () {
+        selectTenant(null);
+        showNotice("Tenant " + t + " deleted.");
+        poll();
+      })
+      .catch(function (error) { showError(error, "Deleting the tenant"); });
+  }
+
+  // ---------------------------------------------------------------- holders
+
+  function renderHolders(sessions, tenant) {
+    var users = new Set(sessions.map(function (s) { return s.user; }));
+    var summary = sessions.length + (sessions.length === 1 ? " session" : " sessions") +
+      " · " + users.size + (users.size === 1 ? " user" : " users");
+    if (tenant.model !== "records") summary += " · " + (tenant.seats_in_use || 0) + " of " + fmtNumber(tenant.seats) + " seats";
+    setText($("holders-summary"), summary);
+    $("holders-empty").hidden = sessions.length > 0;
+    syncRows($("holders-body"), sessions, function (s) { return s.id; }, function (s) {
+      var release = el("button", {
+        type: "button", className: "btn btn-small", "data-action": "release",
+        "data-testid": "release-" + s.id, text: "Release",
+        "aria-label": "Release session " + s.id + " of " + s.user,
+        onclick: function () { releaseSession(s.id, s.user, release); },
+      });
+      var logout = el("button", {
+        type: "button", className: "btn btn-small btn-quiet", "data-action": "logout",
+        "data-testid": "logout-" + s.id, text: "Log out",
+        "aria-label": "Log out " + s.user + " from all sessions",
+        onclick: function () { logoutUser(s.user, logout); },
+      });
+      return el("tr", {"data-session": s.id, "data-user": s.user}, [
+        el("th", {scope: "row", className: "c-user"}, [
+          el("span", {className: "user-name", text: s.user}),
+          el("span", {className: "session-id mono", title: "Session id", text: s.id}),
+        ]),
+        el("td", {className: "c-client"}),
+        el("td", {className: "c-started"}),
+        el("td", {className: "c-beat"}),
+        el("td", {className: "c-expires"}, [el("span", {className: "rel"}), el("span", {className: "abs muted"})]),
+        el("td", {className: "c-actions"}, [release, " ", logout]),
+      ]);
+    }, function (row, s) {
+      setText(row.querySelector(".c-client"), s.client || "—");
+      setText(row.querySelector(".c-started"), fmtTime(s.started_at));
+      setAttr(row.querySelector(".c-started"), "title", s.started_at || "");
+      var beat = row.querySelector(".c-beat");
+      setText(beat, fmtRelative(s.last_heartbeat_at));
+      setAttr(beat, "title", s.last_heartbeat_at || "");
+      var expires = row.querySelector(".c-expires");
+      setText(expires.querySelector(".rel"), fmtRelative(s.expires_at));
+      setText(expires.querySelector(".abs"), fmtTime(s.expires_at));
+      setAttr(expires, "title", s.expires_at || "");
+    });
+  }
+
+  function releaseSession(id, user, button) {
+    if (!busy(button, true)) return;
+    api("DELETE", tenantPath(state.selected, "/sessions/" + encodeURIComponent(id)))
+      .then(function () {
+        clearError();
+        showNotice("Released " + user + "'s session " + id + ".");
+        poll();
+      })
+      .catch(function (error) {
+        busy(button, false);
+        showError(error, "Releasing " + user + "'s session");
+      });
+  }
+
+  function logoutUser(user, button) {
+    if (!busy(button, true)) return;
+    api("POST", tenantPath(state.selected, "/users/" + encodeURIComponent(user) + "/logout"))
+      .then(function () {
+        clearError();
+        showNotice("Logged out " + user + " from all sessions.");
+        poll();
+      })
+      .catch(function (error) {
+        busy(button, false);
+        showError(error, "Logging out " + user);
+      });
+  }
+
+  // ---------------------------------------------------------------- users
+
+  function renderUsers(users, tenant) {
+    var named = tenant.model === "named";
+    setAttr($("users-table"), "data-model", tenant.model);
+    var assigned = users.filter(function (u) { return u.assigned; }).length;
+    setText($("users-summary"), named
+      ? assigned + " of " + fmtNumber(tenant.seats) + " seats assigned"
+      : users.length + " of " + fmtNumber(tenant.max_users) + " accounts");
+    $("users-empty").hidden = users.length > 0;
+    syncRows($("users-body"), users, function (u) { return u.user; }, function (u) {
+      var remove = el("button", {
+        type: "button", className: "btn btn-small btn-quiet", "data-action": "remove-user",
+        "data-testid": "remove-user-" + u.user, text: "Remove",
+        onclick: function () { removeUser(u.user, remove); },
+      });
+      return el("tr", {"data-user": u.user}, [
+        el("th", {scope: "row", text: u.user}),
+        el("td", {className: "c-assigned"}),
+        el("td", {className: "num c-sessions"}),
+        el("td", {className: "c-actions"}, [remove]),
+      ]);
+    }, function (row, u) {
+      setText(row.querySelector(".c-assigned"), u.assigned ? "Yes" : "No");
+      setText(row.querySelector(".c-sessions"), fmtNumber(u.sessions));
+      var button = row.querySelector("button");
+      var label = named && u.assigned ? "Unassign" : "Remove";
+      setText(button, label);
+      setAttr(button, "aria-label", label + " " + u.user);
+    });
+  }
+
+  function addUser(event) {
+    event.preventDefault();
+    var user = $("user-input").value.trim();
+    if (!ID_PATTERN.test(user)) {
+      $("user-input").focus();
+      return showError(new ApiError(0, {error: "invalid_request", message: "A user id is 1–128 letters, digits or . _ @ -"}), null, "user-error");
+    }
+    clearError("user-error");
+    $("user-add").disabled = true;
+    api("PUT", tenantPath(state.selected, "/users/" + encodeURIComponent(user)))
+      .then(function () {
+        clearError();
+        $("user-input").value = "";
+        showNotice((currentTenant() && currentTenant().model === "named" ? "Assigned a seat to " : "Registered ") + user + ".");
+        poll();
+      })
+      .catch(function (error) { showError(error, "Adding " + user, "user-error"); })
+      .then(function () { $("user-add").disabled = false; });
+  }
+
+  function removeUser(user, button) {
+    if (!confirm("Remove " + user + "? Their sessions end at once.")) return;
+    if (!busy(button, true)) return;
+    api("DELETE", tenantPath(state.selected, "/users/" + encodeURIComponent(user)))
+      .then(function () {
+        clearError();
+        showNotice("Removed " + user + ".");
+        poll();
+      })
+      .catch(function (error) {
+        busy(button, false);
+        showError(error, "Removing " + user);
+      });
+  }
+
+  // ---------------------------------------------------------------- records
+
+  function renderRecords(records) {
+    setText($("records-count"), fmtNumber(records.count));
+    setText($("records-peak-today"), fmtNumber(records.peak_today));
+    setText($("records-peak-month"), fmtNumber(records.peak_month));
+  }
+
+  function reportRecords(event) {
+    event.preventDefault();
+    var count;
+    try {
+      count = readInt("records-input", "The record count", 0);
+    } catch (error) {
+      return showError(error, null, "records-error");
+    }
+    clearError("records-error");
+    $("records-save").disabled = true;
+    api("PUT", tenantPath(state.selected, "/records"), {count: count})
+      .then(function (records) {
+        clearError();
+        $("records-input").value = "";
+        if (records) renderRecords(records);
+        showNotice("Record count of " + state.selected + " set to " + fmtNumber(count) + ".");
+        poll();
+      })
+      .catch(function (error) { showError(error, "Reporting the record count", "records-error"); })
+      .then(function () { $("records-save").disabled = false; });
+  }
+
+  // ---------------------------------------------------------------- usage
+
+  var charts = {seats: null, refusals: null};
+  var DAY_SECS = 86400;
+  var COLORS = {
+    peak: "#2f6fb0", seats: "#c2410c", logins: "#1f7a4d", expiries: "#7c5cbf",
+    limit: "#d97706", notLicensed: "#b91c1c", userLimit: "#6b7280",
+  };
+
+  function dayToSecs(day) {
+    var parts = String(day).split("-").map(Number);
+    return Date.UTC(parts[0], parts[1] - 1, parts[2]) / 1000;
+  }
+
+  // One entry per day of the period, oldest first; days the server left out count zero.
+  function fillDays(days, count) {
+    var byDay = new Map();
+    days.forEach(function (d) { byDay.set(dayToSecs(d.day), d); });
+    var last = days.length ? Math.max.apply(null, Array.from(byDay.keys())) : 0;
+    var today = Math.floor(Date.now() / 1000 / DAY_SECS) * DAY_SECS;
+    last = Math.max(last, today);
+    var out = [];
+    for (var i = count - 1; i >= 0; i--) {
+      var t = last - i * DAY_SECS;
+      out.push({t: t, d: byDay.get(t) || null});
+    }
+    return out;
+  }
+
+  function refusalsOf(d) {
+    var r = (d && d.refusals) || {};
+    return {
+      limit: r.licence_limit_reached || 0,
+      notLicensed: r.user_not_licensed || 0,
+      userLimit: r.user_limit_reached || 0,
+    };
+  }
+
+  function renderUsage(days, tenant, count) {
+    var key = JSON.stringify([days, tenant.model, tenant.seats, count]);
+    if (key === state.usageKey) return;
+    state.usageKey = key;
+    var filled = fillDays(days, count);
+    var xs = filled.map(function (e) { return e.t; });
+    var records = tenant.model === "records";
+
+    var peak = filled.map(function (e) {
+      if (!e.d) return 0;
+      return records ? (e.d.peak_records || 0) : (e.d.peak_seats_in_use || 0);
+    });
+    var seatsLine = filled.map(function () { return tenant.seats === null || tenant.seats === undefined ? null : tenant.seats; });
+    var ref = filled.map(function (e) { return refusalsOf(e.d); });
+    var logins = filled.map(function (e) { return e.d ? e.d.logins || 0 : 0; });
+    var expiries = filled.map(function (e) { return e.d ? e.d.expiries || 0 : 0; });
+    // Stacked bars: draw the running totals, tallest first, and show the raw numbers in the legend.
+    var stack3 = ref.map(function (r) { return r.limit + r.notLicensed + r.userLimit; });
+    var stack2 = ref.map(function (r) { return r.limit + r.notLicensed; });
+    var stack1 = ref.map(function (r) { return r.limit; });
+
+    if (typeof uPlot === "function") {
+      drawSeatsChart(records ? [xs, peak] : [xs, peak, seatsLine], records);
+      drawRefusalsChart([xs, stack3, stack2, stack1, logins, expiries], ref);
+    }
+    renderUsageTable(filled);
+  }
+
+  function chartWidth(node) {
+    return Math.max(280, Math.floor(node.getBoundingClientRect().width) || 600);
+  }
+
+  // Room for the y axis's widest tick label plus its title.
+  function axisSize(u, values) {
+    var longest = 1;
+    (values || []).forEach(function (v) { longest = Math.max(longest, String(v).length); });
+    return 34 + longest * 7;
+  }
+
+  function baseOptions(node, yLabel) {
+    var bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({size: [0.7, 28]}) : undefined;
+    return {
+      bars: bars,
+      opts: {
+        width: chartWidth(node),
+        height: 200,
+        tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); },
+        cursor: {points: {show: false}, drag: {x: false, y: false}},
+        legend: {show: true, live: true},
+        // Half a day of room each side, so the first and last bars are whole.
+        scales: {x: {time: true, range: function (u, min, max) { return [min - DAY_SECS / 2, max + DAY_SECS / 2]; }}, y: {range: function (u, min, max) { return [0, Math.max(1, Math.ceil(max * 1.15))]; }}},
+        axes: [
+          {stroke: "#475569", grid: {stroke: "#e5e7eb"}, ticks: {stroke: "#cbd5e1"}, space: 60},
+          {stroke: "#475569", grid: {stroke: "#e5e7eb"}, ticks: {stroke: "#cbd5e1"}, label: yLabel, size: axisSize,
+            incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000, 1000000]},
+        ],
+        series: [{label: "Day", value: function (u, v) { return v === null ? "—" : new Date(v * 1000).toISOString().slice(0, 10); }}],
+      },
+    };
+  }
+
+  function putChart(name, node, opts, data) {
+    if (charts[name]) {
+      charts[name].destroy();
+      charts[name] = null;
+    }
+    node.textContent = "";
+    charts[name] = new uPlot(opts, data, node);
+  }
+
+  function drawSeatsChart(data, records) {
+    var node = $("chart-seats");
+    var base = baseOptions(node, records ? "records" : "seats");
+    var opts = base.opts;
+    opts.series.push({
+      label: records ? "Peak records" : "Peak seats in use",
+      stroke: COLORS.peak, fill: "rgba(47,111,176,0.7)", width: 0, paths: base.bars, points: {show: false},
+    });
+    if (!records) {
+      opts.series.push({label: "Licence seats", stroke: COLORS.seats, width: 2, dash: [6, 4], points: {show: false}});
+    }
+    putChart("seats", node, opts, data);
+  }
+
+  function drawRefusalsChart(data, ref) {
+    var node = $("chart-refusals");
+    var base = baseOptions(node, "count");
+    var opts = base.opts;
+    function raw(field) {
+      return function (u, v, si, i) { return i === null || i === undefined || !ref[i] ? "—" : ref[i][field]; };
+    }
+    opts.series.push(
+      {label: "Refused: user limit", stroke: COLORS.userLimit, fill: COLORS.userLimit, width: 0, paths: base.bars, points: {show: false}, value: raw("userLimit")},
+      {label: "Refused: not licensed", stroke: COLORS.notLicensed, fill: COLORS.notLicensed, width: 0, paths: base.bars, points: {show: false}, value: raw("notLicensed")},
+      {label: "Refused: licence limit", stroke: COLORS.limit, fill: COLORS.limit, width: 0, paths: base.bars, points: {show: false}, value: raw("limit")},
+      {label: "Logins", stroke: COLORS.logins, width: 2, points: {show: false}},
+      {label: "Expiries", stroke: COLORS.expiries, width: 2, dash: [4, 3], points: {show: false}}
+    );
+    putChart("refusals", node, opts, data);
+  }
+
+  function renderUsageTable(filled) {
+    var rows = filled.slice().reverse();
+    syncRows($("usage-body"), rows, function (e) { return String(e.t); }, function () {
+      return el("tr", {}, [
+        el("th", {scope: "row", className: "c-day"}),
+        el("td", {className: "num c-peak"}), el("td", {className: "num c-logins"}),
+        el("td", {className: "num c-r1"}), el("td", {className: "num c-r2"}), el("td", {className: "num c-r3"}),
+        el("td", {className: "num c-exp"}), el("td", {className: "num c-rec"}),
+      ]);
+    }, function (row, e) {
+      var d = e.d || {};
+      var r = refusalsOf(e.d);
+      setText(row.querySelector(".c-day"), new Date(e.t * 1000).toISOString().slice(0, 10));
+      setText(row.querySelector(".c-peak"), fmtNumber(d.peak_seats_in_use || 0));
+      setText(row.querySelector(".c-logins"), fmtNumber(d.logins || 0));
+      setText(row.querySelector(".c-r1"), fmtNumber(r.limit));
+      setText(row.querySelector(".c-r2"), fmtNumber(r.notLicensed));
+      setText(row.querySelector(".c-r3"), fmtNumber(r.userLimit));
+      setText(row.querySelector(".c-exp"), fmtNumber(d.expiries || 0));
+      setText(row.querySelector(".c-rec"), fmtNumber(d.peak_records || 0));
+    });
+  }
+
+  function resizeCharts() {
+    ["seats", "refusals"].forEach(function (name) {
+      var chart = charts[name];
+      if (!chart) return;
+      var node = $(name === "seats" ? "chart-seats" : "chart-refusals");
+      var width = chartWidth(node);
+      if (Math.abs(chart.width - width) > 2) chart.setSize({width: width, height: 200});
+    });
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  function init() {
+    $("signin-form").addEventListener("submit", signIn);
+    $("sign-out").addEventListener("click", function () { signOut(); });
+    $("error-close").addEventListener("click", clearError);
+    $("notice-close").addEventListener("click", function () { $("notice").hidden = true; });
+    $("api-key-close").addEventListener("click", function () { $("api-key-box").hidden = true; });
+    $("api-key-copy").addEventListener("click", function () {
+      var key = $("api-key-value").textContent;
+      if (navigator.clipboard) navigator.clipboard.writeText(key).then(function () { showNotice("API key copied."); });
+    });
+    $("new-tenant").addEventListener("click", startNewTenant);
+    $("licence-form").addEventListener("submit", saveLicence);
+    $("licence-form").addEventListener("input", function () { state.licenceDirty = true; });
+    $("licence-model").addEventListener("change", updateLicenceFields);
+    $("licence-cancel").addEventListener("click", function () {
+      state.creating = false;
+      $("tenant-view").hidden = true;
+      $("new-tenant").focus();
+    });
+    $("rotate-key").addEventListener("click", rotateKey);
+    $("delete-tenant").addEventListener("click", deleteTenant);
+    $("records-form").addEventListener("submit", reportRecords);
+    $("user-form").addEventListener("submit", addUser);
+    $("usage-days").addEventListener("change", function () { state.usageKey = ""; poll(); });
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) poll(); });
+    if (typeof ResizeObserver === "function") new ResizeObserver(resizeCharts).observe($("usage-panel"));
+    else window.addEventListener("resize", resizeCharts);
+
+    state.auth = loadAuth();
+    if (state.auth) enterApp();
+    else $("signin-token").focus();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,289 @@
+// A pretend charity CRM that shows the product's flow: the CRM's backend asks the
+// licence server for a seat at sign-in (here /demo/api/login, served by
+// `usher serve --demo`), and the page then keeps that seat with /usher.js.
+(function () {
+  "use strict";
+
+  var $ = function (id) { return document.getElementById(id); };
+  var ID_PATTERN = /^[A-Za-z0-9._@-]{1,128}$/;
+  var NAME_KEY = "harbourlight.user";
+
+  var licence = null; // the Usher handle while signed in
+  var session = null; // the login answer
+
+  // ---------------------------------------------------------------- formatting
+
+  function fmtTime(iso) {
+    var d = new Date(iso);
+    return isNaN(d) ? String(iso) : d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit"});
+  }
+
+  function fmtWait(secs) {
+    secs = Math.max(0, Math.ceil(Number(secs)));
+    if (secs < 60) return secs + (secs === 1 ? " second" : " seconds");
+    var mins = Math.ceil(secs / 60);
+    return mins + (mins === 1 ? " minute" : " minutes");
+  }
+
+  // ---------------------------------------------------------------- signing in
+
+  function login(event) {
+    event.preventDefault();
+    var user = $("user-name").value.trim();
+    hideRefusal();
+    if (!ID_PATTERN.test(user)) {
+      showRefusal("Please check your name", "Use 1–128 letters, digits or . _ @ - (no spaces), for example ann.smith.");
+      $("user-name").focus();
+      return;
+    }
+    $("login").disabled = true;
+    $("login").textContent = "Signing in…";
+    fetch("/demo/api/login", {
+      method: "POST",
+      headers: {"Content-Type": "application/json", Accept: "application/json"},
+      body: JSON.stringify({user: user}),
+      cache: "no-store",
+    })
+      .then(function (response) {
+        return response.text().then(function (text) {
+          var body = {};
+          try { body = text ? JSON.parse(text) : {}; } catch (e) { body = {}; }
+          if (response.status === 201 || response.ok) return enter(body, user);
+          refused(response.status, body);
+        });
+      }, function () {
+        showRefusal("The CRM could not be reached", "Check your connection and try again.");
+      })
+      .then(function () {
+        $("login").disabled = false;
+        $("login").textContent = "Sign in";
+      });
+  }
+
+  function refused(status, body) {
+    var code = body.error || "http_" + status;
+    var message = body.message || "The server answered " + status + ".";
+    var detail = "Code: " + code;
+    if (code === "licence_limit_reached") {
+      var wait = body.retry_after_secs !== undefined && body.retry_after_secs !== null
+        ? " A licence frees itself in at most " + fmtWait(body.retry_after_secs) + " if its holder stays idle."
+        : "";
+      showRefusal(
+        "All licences are in use",
+        "Your organisation's " + body.seats + " licences are all in use (" + body.seats_in_use + " of " + body.seats +
+          "). Ask a colleague who has finished to use “? → Release licence”, or try again later." + wait,
+        detail + " · " + message
+      );
+    } else if (code === "user_not_licensed") {
+      showRefusal("You have no licence yet", message, detail);
+    } else if (code === "user_limit_reached") {
+      showRefusal("Too many user accounts", message, detail);
+    } else {
+      showRefusal("Sign-in refused", message, detail);
+    }
+    $("user-name").focus();
+  }
+
+  function showRefusal(title, text, detail) {
+    $("refusal-title").textContent = title;
+    $("refusal-text").textContent = text;
+    $("refusal-detail").textContent = detail || "";
+    $("refusal").setAttribute("data-code", (detail || "").replace(/^Code: (\S+).*$/, "$1"));
+    $("refusal").hidden = false;
+  }
+
+  function hideRefusal() {
+    $("refusal").hidden = true;
+    $("refusal").removeAttribute("data-code");
+  }
+
+  function loadUsherJs() {
+    if (window.Usher) return Promise.resolve(window.Usher);
+    return new Promise(function (resolve, reject) {
+      var script = document.createElement("script");
+      script.src = "/usher.js";
+      script.onload = function () { resolve(window.Usher); };
+      script.onerror = function () { reject(new Error("/usher.js could not be loaded")); };
+      document.head.appendChild(script);
+    });
+  }
+
+  function enter(body, user) {
+    session = body;
+    try { sessionStorage.setItem(NAME_KEY, user); } catch (e) { /* private mode */ }
+    return loadUsherJs().then(function (Usher) {
+      licence = Usher.attach({
+        session: body.session,
+        server: location.origin,
+        heartbeatIntervalSecs: body.heartbeat_interval_secs,
+        idleTimeoutSecs: body.idle_timeout_secs,
+        expiresAt: body.expires_at,
+        onHeartbeat: function (info) { showHeld(info.expiresAt); },
+        onEnded: ended,
+      });
+      window.demoLicence = licence; // handy from the console
+      $("current-user").textContent = body.user || user;
+      $("signin-view").hidden = true;
+      $("app-view").hidden = false;
+      $("session-ended").hidden = true;
+      $("crm").classList.remove("dimmed");
+      $("crm").inert = false;
+      $("help-button").disabled = false;
+      showHeld(body.expires_at);
+      setAbout();
+      document.querySelector("nav button[aria-current]").focus();
+    }, function (error) {
+      showRefusal("The licence client could not be loaded", error.message);
+    });
+  }
+
+  function showHeld(expiresAt) {
+    var bar = $("licence-bar");
+    bar.setAttribute("data-state", "held");
+    $("licence-state").setAttribute("data-state", "held");
+    $("licence-state").textContent = "Licence held — session expires at " + fmtTime(expiresAt) +
+      " unless this tab keeps it alive (it does, while it stays open).";
+    setAbout();
+  }
+
+  function setAbout() {
+    if (!session) return;
+    $("about-text").textContent = "You hold one of " + session.tenant + "'s licence seats as " + session.user +
+      ". This tab renews it every " + session.heartbeat_interval_secs + " s; if it stops for " +
+      session.idle_timeout_secs + " s the seat is freed for a colleague. Closing the tab, “Release licence” and " +
+      "“Log out” free it at once.";
+  }
+
+  // ---------------------------------------------------------------- session end
+
+  var REASONS = {
+    released: "You released your licence. The seat is free for a colleague.",
+    logged_out: "You logged out (from this tab or another of yours).",
+    revoked: "An administrator released your licence.",
+    expired: "Your session was idle for too long, so its licence was freed.",
+    evicted: "Your account was removed from this organisation's licence.",
+    not_found: "The licence server no longer knows this session.",
+  };
+
+  function ended(reason) {
+    licence = null;
+    var when = new Date().toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit"});
+    $("licence-bar").setAttribute("data-state", "ended");
+    $("licence-state").setAttribute("data-state", "ended");
+    $("licence-state").textContent = "No licence held — the session ended at " + when + " (" + reason + ").";
+    $("ended-text").textContent = (REASONS[reason] || "The session ended (" + reason + ").") + " Ended at " + when + ".";
+    var box = $("session-ended");
+    box.setAttribute("data-reason", reason);
+    box.hidden = false;
+    closeMenu(false);
+    $("help-button").disabled = true;
+    $("crm").classList.add("dimmed");
+    $("crm").inert = true;
+    $("sign-in-again").focus();
+  }
+
+  function signInAgain() {
+    session = null;
+    $("app-view").hidden = true;
+    $("signin-view").hidden = false;
+    hideRefusal();
+    $("user-name").focus();
+  }
+
+  // ---------------------------------------------------------------- help menu
+
+  function menuItems() {
+    return Array.prototype.slice.call($("help-menu").querySelectorAll("[role=menuitem]"));
+  }
+
+  function openMenu() {
+    $("help-menu").hidden = false;
+    $("help-button").setAttribute("aria-expanded", "true");
+    menuItems()[0].focus();
+  }
+
+  function closeMenu(returnFocus) {
+    $("help-menu").hidden = true;
+    $("help-button").setAttribute("aria-expanded", "false");
+    if (returnFocus) $("help-button").focus();
+  }
+
+  function menuKeys(event) {
+    var items = menuItems();
+    var index = items.indexOf(document.activeElement);
+    if (event.key === "Escape") {
+      closeMenu(true);
+    } else if (event.key === "ArrowDown") {
+      items[(index + 1) % items.length].focus();
+    } else if (event.key === "ArrowUp") {
+      items[(index - 1 + items.length) % items.length].focus();
+    } else if (event.key === "Home") {
+      items[0].focus();
+    } else if (event.key === "End") {
+      items[items.length - 1].focus();
+    } else if (event.key === "Tab") {
+      closeMenu(false);
+      return;
+    } else {
+      return;
+    }
+    event.preventDefault();
+  }
+
+  function endOnPurpose(kind) {
+    closeMenu(false);
+    if (!licence) return;
+    var call = kind === "release" ? licence.release() : licence.logout();
+    $("licence-state").textContent = kind === "release" ? "Releasing your licence…" : "Logging out…";
+    call.catch(function (error) {
+      $("licence-state").textContent = "Could not " + (kind === "release" ? "release the licence" : "log out") +
+        ": " + error.message + " Your licence is still held; try again.";
+    });
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  function showView(name) {
+    document.querySelectorAll("nav button[data-view]").forEach(function (button) {
+      var on = button.getAttribute("data-view") === name;
+      if (on) button.setAttribute("aria-current", "page");
+      else button.removeAttribute("aria-current");
+      $("view-" + button.getAttribute("data-view")).hidden = !on;
+    });
+  }
+
+  function init() {
+    $("login-form").addEventListener("submit", login);
+    $("sign-in-again").addEventListener("click", signInAgain);
+    $("help-button").addEventListener("click", function () {
+      if ($("help-menu").hidden) openMenu();
+      else closeMenu(true);
+    });
+    $("help-menu").addEventListener("keydown", menuKeys);
+    $("help-button").addEventListener("keydown", function (event) {
+      if (event.key === "ArrowDown" && $("help-menu").hidden) {
+        event.preventDefault();
+        openMenu();
+      }
+    });
+    document.addEventListener("click", function (event) {
+      if (!$("help-menu").hidden && !event.target.closest(".help")) closeMenu(false);
+    });
+    $("about-licence").addEventListener("click", function () {
+      closeMenu(false);
+      $("about-box").hidden = false;
+      $("about-title").setAttribute("tabindex", "-1");
+      $("about-title").focus();
+    });
+    $("release-licence").addEventListener("click", function () { endOnPurpose("release"); });
+    $("logout").addEventListener("click", function () { endOnPurpose("logout"); });
+    document.querySelectorAll("nav button[data-view]").forEach(function (button) {
+      button.addEventListener("click", function () { showView(button.getAttribute("data-view")); });
+    });
+    try { $("user-name").value = sessionStorage.getItem(NAME_KEY) || ""; } catch (e) { /* private mode */ }
+    $("user-name").focus();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,322 @@
+/*! usher.js — the browser client of an Usher licence server. No dependencies.
+ *
+ * Usage, after the application's backend has logged the user in
+ * (POST /v1/tenants/{tenant}/sessions) and handed the page the answer:
+ *
+ *   <script src="/usher.js"></script>
+ *   const licence = Usher.attach({
+ *     session: login.session,
+ *     server: "https://usher.example.org",      // defaults to location.origin
+ *     heartbeatIntervalSecs: login.heartbeat_interval_secs,
+ *     idleTimeoutSecs: login.idle_timeout_secs, // optional
+ *     onEnded: (reason) => showSignedOut(reason),
+ *     onHeartbeat: (info) => {},                // optional: {expiresAt, idleTimeoutSecs}
+ *   });
+ *   helpMenu.releaseItem.onclick = () => licence.release();
+ *   logoutButton.onclick = () => licence.logout();
+ *
+ * onEnded(reason) is called exactly once, with the server's reason ("expired",
+ * "released", "logged_out", "revoked", "evicted"), "not_found" when the server no
+ * longer knows the session, or the error code of any other refusal.
+ *
+ * Why the default heartbeat interval survives background tabs
+ * -----------------------------------------------------------
+ * The server tells each login to heartbeat every idle_timeout / 4: 150 s at the
+ * default idle timeout of 600 s. Chromium throttles timers in hidden tabs: at most
+ * one wake-up per second at first, and after five minutes hidden ("intensive
+ * wake-up throttling") chained timers only run on wake-ups aligned to the minute.
+ * A timer asked for 150 s (165 s with the +10% jitter) therefore fires at worst
+ * about 60 s late, around 225 s after the last heartbeat, which leaves more than
+ * half of the 600 s idle window for the request itself and for retries: if that
+ * heartbeat fails, a throttled tab still gets about six more tries, a minute
+ * apart, before the deadline. For the same reason retries back off to at most
+ * 60 s (or a quarter of the idle timeout if that is shorter): a throttled tab
+ * cannot retry more often anyway, and a longer wait would waste the window.
+ * The same arithmetic says an idle timeout much under about four minutes is not
+ * safe for tabs left in the background: a minute of throttling is then a large
+ * part of the window.
+ * A tab that the browser freezes outright (discarded, or frozen to save energy)
+ * runs no timers at all; its session then expires on the server, which is right
+ * for a tab nobody is using, and the next heartbeat reports "expired".
+ *
+ * Transient failures (network errors, timeouts, 5xx, 408, 429, 503 with
+ * Retry-After) never end the session here: the client keeps retrying until the
+ * server answers, and only the server decides that a session has ended (410).
+ *
+ * When the page goes away (pagehide), the session is released with
+ * navigator.sendBeacon, so the seat frees at once instead of after the idle
+ * timeout. If the page is later restored from the back/forward cache, onEnded
+ * reports "released".
+ */
+(function (global) {
+  "use strict";
+
+  var RETRY_CAP_SECS = 60; // throttled background timers wake at most once a minute
+  var RETRY_BASE_SECS = 1;
+  var REQUEST_TIMEOUT_SECS = 10;
+
+  function jitter(secs) {
+    return secs * (0.9 + Math.random() * 0.2); // ±10% so tabs opened together spread out
+  }
+
+  function positive(n) {
+    n = Number(n);
+    return isFinite(n) && n > 0 ? n : null;
+  }
+
+  function readJson(response) {
+    return response.text().then(function (text) {
+      try {
+        return text ? JSON.parse(text) : {};
+      } catch (e) {
+        return {};
+      }
+    });
+  }
+
+  // Retry-After is either delay-seconds or an HTTP date.
+  function retryAfterSecs(response) {
+    var value = response.headers.get("Retry-After");
+    if (!value) return null;
+    var secs = Number(value);
+    if (isFinite(secs)) return Math.max(0, secs);
+    var when = Date.parse(value);
+    return isNaN(when) ? null : Math.max(0, (when - Date.now()) / 1000);
+  }
+
+  function isTransient(status) {
+    return status >= 500 || status === 408 || status === 429;
+  }
+
+  /**
+   * Keeps one session alive by heartbeat and reports when it ends.
+   * Returns a handle with release(), logout(), heartbeatNow(), stop() and state().
+   */
+  function attach(options) {
+    options = options || {};
+    if (!options.session) throw new TypeError("Usher.attach: options.session is required");
+    var session = String(options.session);
+    var server = String(options.server || (global.location && global.location.origin) || "").replace(/\/+$/, "");
+    var base = server + "/v1/sessions/" + encodeURIComponent(session);
+    var onEnded = typeof options.onEnded === "function" ? options.onEnded : function () {};
+    var onHeartbeat = typeof options.onHeartbeat === "function" ? options.onHeartbeat : function () {};
+
+    var intervalSecs = positive(options.heartbeatIntervalSecs) || 150;
+    var idleTimeoutSecs = positive(options.idleTimeoutSecs) || intervalSecs * 4;
+    var expiresAt = options.expiresAt ? new Date(options.expiresAt) : null;
+
+    var timer = null;
+    var inFlight = null; // AbortController of the heartbeat under way
+    var failures = 0;
+    var lastSuccess = Date.now(); // the login itself counts as activity
+    var closing = false; // release/logout under way: no more heartbeats
+    var ended = null; // the reason, once ended
+    var releasedByPagehide = false;
+
+    function retryCapSecs() {
+      return Math.max(RETRY_BASE_SECS, Math.min(RETRY_CAP_SECS, idleTimeoutSecs / 4));
+    }
+
+    function schedule(secs) {
+      clearTimeout(timer);
+      timer = setTimeout(beat, Math.max(0, secs) * 1000);
+    }
+
+    function finish(reason) {
+      if (ended) return;
+      ended = reason;
+      clearTimeout(timer);
+      timer = null;
+      if (inFlight) inFlight.abort();
+      removeListeners();
+      try {
+        onEnded(reason);
+      } catch (e) {
+        setTimeout(function () { throw e; });
+      }
+    }
+
+    function post(path, timeoutSecs) {
+      var controller = typeof AbortController === "function" ? new AbortController() : null;
+      var limit = Math.max(1, Math.min(timeoutSecs, idleTimeoutSecs / 2));
+      var timeout = controller && setTimeout(function () { controller.abort(); }, limit * 1000);
+      // No body and no custom header: a CORS "simple request", so no preflight.
+      var request = fetch(base + path, {
+        method: "POST",
+        mode: "cors",
+        credentials: "omit",
+        cache: "no-store",
+        signal: controller ? controller.signal : undefined,
+      });
+      return {
+        controller: controller,
+        done: request.then(
+          function (r) { clearTimeout(timeout); return r; },
+          function (e) { clearTimeout(timeout); throw e; }
+        ),
+      };
+    }
+
+    function retryLater(hintSecs) {
+      failures += 1;
+      var backoff = RETRY_BASE_SECS * Math.pow(2, failures - 1);
+      var wait = Math.min(Math.max(backoff, hintSecs || 0), retryCapSecs());
+      schedule(jitter(wait));
+    }
+
+    // An answer that says the session is over, or null if it is not such an answer.
+    function endingOf(response, body) {
+      if (response.status === 410) return (body && body.reason) || "expired";
+      if (response.status === 404) return "not_found";
+      if (response.status >= 400 && response.status < 500 && !isTransient(response.status)) {
+        return (body && body.error) || "http_" + response.status;
+      }
+      return null;
+    }
+
+    function beat() {
+      if (ended || closing || inFlight) return;
+      clearTimeout(timer);
+      var call = post("/heartbeat", REQUEST_TIMEOUT_SECS);
+      var mine = call.controller || {abort: function () {}};
+      inFlight = mine;
+      function settled() {
+        if (inFlight === mine) inFlight = null; // a later heartbeat may already be under way
+      }
+      call.done
+        .then(function (response) {
+          return readJson(response).then(function (body) {
+            settled();
+            if (ended || closing) return;
+            if (response.ok) {
+              failures = 0;
+              lastSuccess = Date.now();
+              idleTimeoutSecs = positive(body.idle_timeout_secs) || idleTimeoutSecs;
+              if (body.expires_at) expiresAt = new Date(body.expires_at);
+              schedule(jitter(intervalSecs));
+              try {
+                onHeartbeat({expiresAt: expiresAt, idleTimeoutSecs: idleTimeoutSecs});
+              } catch (e) {
+                setTimeout(function () { throw e; });
+              }
+              return;
+            }
+            var reason = endingOf(response, body);
+            if (reason) finish(reason);
+            else retryLater(response.status === 503 ? retryAfterSecs(response) : null);
+          });
+        })
+        .catch(function () {
+          var current = inFlight === mine;
+          settled();
+          // A network error or timeout; an abort by release/logout/stop is not a failure.
+          if (current && !ended && !closing) retryLater(null);
+        });
+    }
+
+    // Ends the session on purpose: "release" (this tab) or "logout" (all the user's tabs).
+    function end(path, reason) {
+      if (ended) return Promise.resolve(ended);
+      closing = true;
+      clearTimeout(timer);
+      if (inFlight) {
+        inFlight.abort();
+        inFlight = null;
+      }
+      return post(path, REQUEST_TIMEOUT_SECS).done.then(
+        function (response) {
+          return readJson(response).then(function (body) {
+            if (response.ok) {
+              finish(reason);
+            } else if (endingOf(response, body)) {
+              finish(endingOf(response, body)); // already over: report why
+            } else {
+              closing = false;
+              schedule(0);
+              var error = new Error((body && body.message) || "the server answered " + response.status);
+              error.code = body && body.error;
+              error.status = response.status;
+              throw error;
+            }
+            return ended;
+          });
+        },
+        function (error) {
+          closing = false; // still ours: keep it alive and let the caller retry
+          schedule(0);
+          throw error;
+        }
+      );
+    }
+
+    function onPageHide() {
+      if (ended || closing) return;
+      var url = base + "/release";
+      var queued = false;
+      try {
+        queued = !!(navigator.sendBeacon && navigator.sendBeacon(url));
+      } catch (e) {
+        queued = false;
+      }
+      if (!queued) {
+        try {
+          fetch(url, {method: "POST", mode: "cors", credentials: "omit", keepalive: true});
+        } catch (e) { /* the page is going away; the idle timeout is the backstop */ }
+      }
+      closing = true;
+      releasedByPagehide = true;
+      clearTimeout(timer);
+    }
+
+    function onPageShow(event) {
+      // Restored from the back/forward cache after pagehide released the session.
+      if (event.persisted && releasedByPagehide) finish("released");
+    }
+
+    function onVisible() {
+      // Timers may have been frozen or stretched while hidden: catch up at once.
+      if (ended || closing || global.document.visibilityState !== "visible") return;
+      if (Date.now() - lastSuccess >= intervalSecs * 1000) beat();
+    }
+
+    function onOnline() {
+      if (failures > 0) beat();
+    }
+
+    function removeListeners() {
+      global.removeEventListener("pagehide", onPageHide);
+      global.removeEventListener("pageshow", onPageShow);
+      global.removeEventListener("online", onOnline);
+      if (global.document) global.document.removeEventListener("visibilitychange", onVisible);
+    }
+
+    global.addEventListener("pagehide", onPageHide);
+    global.addEventListener("pageshow", onPageShow);
+    global.addEventListener("online", onOnline);
+    if (global.document) global.document.addEventListener("visibilitychange", onVisible);
+    schedule(jitter(intervalSecs));
+
+    return {
+      /** Ends this tab's session ("Release licence"); resolves to "released". */
+      release: function () { return end("/release", "released"); },
+      /** Ends every session of this user; resolves to "logged_out". */
+      logout: function () { return end("/logout", "logged_out"); },
+      /** Sends a heartbeat now instead of waiting for the timer. */
+      heartbeatNow: function () { beat(); },
+      /** Stops heartbeating without telling the server; the session will expire. */
+      stop: function () {
+        if (ended) return;
+        ended = "stopped";
+        clearTimeout(timer);
+        if (inFlight) inFlight.abort();
+        removeListeners();
+      },
+      /** The client's view: {ended, expiresAt, failures, idleTimeoutSecs}. */
+      state: function () {
+        return {ended: ended, expiresAt: expiresAt, failures: failures, idleTimeoutSecs: idleTimeoutSecs};
+      },
+    };
+  }
+
+  global.Usher = {attach: attach, version: "1"};
+})(typeof window !== "undefined" ? window : this);

@@ -1,0 +1,252 @@
+// usher.js in a real headless Chromium, against a scripted server: the browser's
+// requests are intercepted (nothing leaves the browser) and the page's clock is
+// Playwright's fake clock, so backoff and jitter are checked in simulated time.
+//
+//   node tests/browser/client.mjs
+//
+// CHROMIUM overrides the browser path (default /usr/bin/chromium).
+
+import {readFileSync} from "node:fs";
+import {chromium} from "playwright-core";
+
+const USHER_JS = readFileSync(new URL("../../assets/usher.js", import.meta.url), "utf8");
+const ORIGIN = "http://usher.test";
+const TOKEN = "tok_abc";
+const STEP_MS = 250; // simulated time advanced per step while waiting for a request
+
+let passed = 0;
+let failed = 0;
+
+function check(condition, description, detail) {
+  if (condition) {
+    passed += 1;
+    console.log(`ok - ${description}`);
+  } else {
+    failed += 1;
+    console.log(`not ok - ${description}${detail === undefined ? "" : `: ${detail}`}`);
+  }
+}
+
+// One page with usher.js loaded, the clock faked, and the session routes scripted:
+// each request waits in `pending` until the test answers it.
+async function openPage(browser) {
+  const context = await browser.newContext();
+  const pending = [];
+  const seen = [];
+  await context.route(`${ORIGIN}/**`, (route) => {
+    const url = new URL(route.request().url());
+    if (url.pathname === "/") {
+      return route.fulfill({contentType: "text/html", body: "<!doctype html><title>client</title>"});
+    }
+    seen.push({path: url.pathname, method: route.request().method()});
+    pending.push(route);
+  });
+  const page = await context.newPage();
+  await page.clock.install();
+  await page.goto(`${ORIGIN}/`);
+  await page.addScriptTag({content: USHER_JS});
+  return {context, page, pending, seen};
+}
+
+async function attach(t, options) {
+  await t.page.evaluate(([token, options]) => {
+    window.events = [];
+    window.handle = Usher.attach({
+      session: token,
+      ...options,
+      onEnded: (reason) => window.events.push(["ended", reason]),
+      onHeartbeat: (info) => window.events.push(["heartbeat", info.expiresAt && info.expiresAt.toISOString()]),
+    });
+  }, [TOKEN, {server: ORIGIN, ...options}]);
+}
+
+// Advances simulated time until the page sends a request; returns it and how much
+// simulated time that took. `skipMs` is jumped at once (a request sent meanwhile
+// shows up as taking exactly that long); then time moves in steps of `stepMs`.
+// With the default step a request must come; with a coarser one (checking that none
+// comes) a missing request is answered with {route: null}.
+async function nextRequest(t, limitMs, skipMs = 0, stepMs = STEP_MS) {
+  const mustArrive = stepMs === STEP_MS;
+  let elapsed = 0;
+  if (skipMs > 0) {
+    await t.page.clock.runFor(skipMs);
+    elapsed = skipMs;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  while (t.pending.length === 0) {
+    if (elapsed > limitMs) {
+      if (mustArrive) throw new Error(`no request within ${limitMs / 1000} s of simulated time`);
+      return {route: null, elapsed};
+    }
+    await t.page.clock.runFor(stepMs);
+    elapsed += stepMs;
+    await new Promise((resolve) => setTimeout(resolve, 5)); // let the request reach the route
+  }
+  return {route: t.pending.shift(), elapsed};
+}
+
+function json(status, body, headers = {}) {
+  return {status, contentType: "application/json", headers, body: JSON.stringify(body)};
+}
+
+async function settle(t) {
+  // Let a response reach the page's callbacks.
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  await t.page.clock.runFor(1);
+  await new Promise((resolve) => setTimeout(resolve, 30));
+}
+
+const events = (t) => t.page.evaluate(() => window.events);
+const within = (ms, lo, hi) => ms >= lo * 1000 - STEP_MS && ms <= hi * 1000 + STEP_MS;
+const OK_BEAT = json(200, {expires_at: "2026-11-28T12:10:00Z", idle_timeout_secs: 600});
+
+async function heartbeatsFollowTheIntervalWithJitter(browser) {
+  const t = await openPage(browser);
+  await attach(t, {heartbeatIntervalSecs: 150, idleTimeoutSecs: 600});
+  const gaps = [];
+  for (let i = 0; i < 4; i++) {
+    const {route, elapsed} = await nextRequest(t, 200_000, 134_000);
+    check(route && route.request().url().endsWith(`/v1/sessions/${TOKEN}/heartbeat`) && route.request().method() === "POST",
+      `heartbeat ${i + 1} is a POST to /v1/sessions/{token}/heartbeat`);
+    if (!route) break;
+    gaps.push(elapsed);
+    await route.fulfill(OK_BEAT);
+    await settle(t);
+  }
+  check(gaps.every((ms) => within(ms, 135, 165)), "heartbeats come every 150 s ± 10%", gaps.join(", "));
+  check(new Set(gaps).size > 1, "the interval is jittered", gaps.join(", "));
+  const beats = (await events(t)).filter((e) => e[0] === "heartbeat");
+  check(beats.length === 4 && beats[0][1] === "2026-11-28T12:10:00.000Z", "onHeartbeat reports the new expiry");
+  await t.context.close();
+}
+
+async function transientFailuresBackOffWithoutEnding(browser) {
+  const t = await openPage(browser);
+  await attach(t, {heartbeatIntervalSecs: 150, idleTimeoutSecs: 600});
+  const first = await nextRequest(t, 200_000, 134_000);
+  // 503 with Retry-After 30: the next try waits for the hint.
+  await first.route.fulfill(json(503, {error: "overloaded", message: "busy"}, {"Retry-After": "30"}));
+  let next = await nextRequest(t, 100_000, 26_000);
+  check(within(next.elapsed, 27, 33), "a 503 is retried after its Retry-After (30 s)", next.elapsed);
+  // Then a network error, 500, 502, 504, a timeout and more: exponential backoff, capped at 60 s.
+  const answers = ["abort", 500, 502, 504, "abort", 500, 500, 503];
+  // failures 2..9 → 2, 4, 8, 16, 32, 60 (cap), 60, 60 s
+  const expected = [2, 4, 8, 16, 32, 60, 60, 60];
+  const gaps = [];
+  for (const answer of answers) {
+    if (answer === "abort") await next.route.abort("failed");
+    else await next.route.fulfill(json(answer, {error: "internal", message: "oops"}));
+    next = await nextRequest(t, 100_000, expected[gaps.length] * 900 - 1000);
+    gaps.push(next.elapsed);
+  }
+  check(gaps.every((ms, i) => within(ms, expected[i] * 0.9, expected[i] * 1.1)),
+    "retries back off exponentially to a 60 s cap", `${gaps.join(", ")} vs ${expected.join(", ")} s`);
+  // A request that hangs is given up after 10 s and retried.
+  const hung = next;
+  next = await nextRequest(t, 100_000, 63_000);
+  check(within(next.elapsed, 10 + 54, 10 + 66), "a hung heartbeat times out after 10 s and is retried", next.elapsed);
+  void hung;
+  await next.route.fulfill(OK_BEAT);
+  await settle(t);
+  check(!(await events(t)).some((e) => e[0] === "ended"), "transient failures never end the session");
+  next = await nextRequest(t, 200_000, 134_000);
+  check(within(next.elapsed, 135, 165), "after a success the normal interval resumes", next.elapsed);
+  await t.context.close();
+}
+
+async function endedSessionsAreReported(browser) {
+  for (const [status, body, reason] of [
+    [410, {error: "session_ended", message: "ended", reason: "revoked"}, "revoked"],
+    [410, {error: "session_ended", message: "ended", reason: "expired"}, "expired"],
+    [404, {error: "session_not_found", message: "no session"}, "not_found"],
+  ]) {
+    const t = await openPage(browser);
+    await attach(t, {heartbeatIntervalSecs: 150, idleTimeoutSecs: 600});
+    const {route} = await nextRequest(t, 200_000, 134_000);
+    await route.fulfill(json(status, body));
+    await settle(t);
+    const ended = (await events(t)).filter((e) => e[0] === "ended");
+    check(ended.length === 1 && ended[0][1] === reason, `a ${status} heartbeat calls onEnded("${reason}")`, JSON.stringify(ended));
+    const after = await nextRequest(t, 400_000, 0, 10_000);
+    check(after.route === null, `no heartbeat after onEnded("${reason}")`);
+    await t.context.close();
+  }
+}
+
+async function releaseAndLogoutEndTheSession(browser) {
+  for (const [method, path, reason] of [["release", "/release", "released"], ["logout", "/logout", "logged_out"]]) {
+    const t = await openPage(browser);
+    await attach(t, {heartbeatIntervalSecs: 150, idleTimeoutSecs: 600});
+    const result = t.page.evaluate((m) => window.handle[m](), method);
+    const {route} = await nextRequest(t, 5_000);
+    check(route && route.request().method() === "POST" && route.request().url().endsWith(`/v1/sessions/${TOKEN}${path}`),
+      `handle.${method}() POSTs to /v1/sessions/{token}${path}`);
+    await route.fulfill({status: 204});
+    check((await result) === reason, `handle.${method}() resolves to "${reason}"`);
+    const ended = (await events(t)).filter((e) => e[0] === "ended");
+    check(ended.length === 1 && ended[0][1] === reason, `handle.${method}() calls onEnded("${reason}") once`);
+    check((await nextRequest(t, 400_000, 0, 10_000)).route === null, `no heartbeat after ${method}`);
+    await t.context.close();
+  }
+}
+
+async function aFailedReleaseKeepsTheSession(browser) {
+  const t = await openPage(browser);
+  await attach(t, {heartbeatIntervalSecs: 150, idleTimeoutSecs: 600});
+  const result = t.page.evaluate(() => window.handle.release().then(() => "resolved", (e) => "rejected: " + e.message));
+  const {route} = await nextRequest(t, 5_000);
+  await route.abort("failed");
+  check((await result).startsWith("rejected"), "a release that cannot reach the server rejects");
+  const next = await nextRequest(t, 5_000);
+  check(next.route && next.route.request().url().endsWith("/heartbeat"),
+    "after a failed release the session is kept alive by a heartbeat at once");
+  check(!(await events(t)).some((e) => e[0] === "ended"), "a failed release does not end the session");
+  await t.context.close();
+}
+
+async function pagehideReleasesWithABeacon(browser) {
+  const t = await openPage(browser);
+  await attach(t, {heartbeatIntervalSecs: 150, idleTimeoutSecs: 600});
+  await t.page.evaluate(() => window.dispatchEvent(new PageTransitionEvent("pagehide", {persisted: false})));
+  let waited = 0;
+  while (!t.seen.some((r) => r.path.endsWith("/release")) && waited < 3000) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    waited += 50;
+  }
+  const release = t.seen.find((r) => r.path.endsWith("/release"));
+  check(release && release.method === "POST", "pagehide sends a POST beacon to …/release", JSON.stringify(t.seen));
+  for (const route of t.pending.splice(0)) await route.fulfill({status: 204});
+  check((await nextRequest(t, 400_000, 0, 10_000)).route === null, "no heartbeat after pagehide");
+  await t.context.close();
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+      "--no-first-run", "--disable-quic", "--disable-sync"],
+  });
+  try {
+    await heartbeatsFollowTheIntervalWithJitter(browser);
+    await transientFailuresBackOffWithoutEnding(browser);
+    await endedSessionsAreReported(browser);
+    await releaseAndLogoutEndTheSession(browser);
+    await aFailedReleaseKeepsTheSession(browser);
+    await pagehideReleasesWithABeacon(browser);
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(
+  () => {
+    console.log(`${passed} passed, ${failed} failed`);
+    process.exit(failed ? 1 : 0);
+  },
+  (error) => {
+    console.error(`FAIL: ${error.stack || error}`);
+    console.log(`${passed} passed, ${failed + 1} failed`);
+    process.exit(1);
+  }
+);

@@ -1,0 +1,238 @@
+// End-to-end browser scenario against a running `usher serve --demo`, in a real
+// headless Chromium (Debian's /usr/bin/chromium; playwright-core downloads no browser).
+//
+//   node tests/browser/scenario.mjs <base-url> <admin-token> <screenshot-path>
+//
+// The demo tenant `demo` has a 2-seat concurrent licence. Three people open the demo
+// CRM in separate browser contexts: two are admitted, the third is refused. One of the
+// admitted closes the tab, whose pagehide beacon frees the seat; the third then gets
+// in. In the admin dashboard, releasing a holder ends that tab's session, and the tab
+// shows "revoked". Exits non-zero with a message on the first failed check.
+//
+// To see the revocation within seconds rather than minutes, the scenario shortens the
+// demo tenant's idle timeout (so the heartbeat interval, a quarter of it) for its
+// duration and restores it at the end. CHROMIUM overrides the browser path.
+
+import {chromium} from "playwright-core";
+
+const [baseArg, adminToken, screenshotPath] = process.argv.slice(2);
+if (!baseArg || !adminToken || !screenshotPath) {
+  console.error("usage: node tests/browser/scenario.mjs <base-url> <admin-token> <screenshot-path>");
+  process.exit(2);
+}
+const base = baseArg.replace(/\/+$/, "");
+const origin = new URL(base).origin;
+const TENANT = "demo";
+const SCENARIO_IDLE_SECS = 20; // heartbeat every 5 s while the scenario runs
+const CHROMIUM_ARGS = [
+  "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+  "--no-first-run", "--disable-quic", "--disable-sync",
+];
+
+let passed = 0;
+const problems = []; // things seen in the pages (errors, foreign requests), checked at the end
+
+class CheckFailed extends Error {}
+
+function ok(description) {
+  passed += 1;
+  console.log(`ok ${passed} - ${description}`);
+}
+
+function check(condition, description, detail) {
+  if (!condition) throw new CheckFailed(`${description}${detail ? `: ${detail}` : ""}`);
+  ok(description);
+}
+
+async function admin(method, path, body) {
+  const response = await fetch(base + path, {
+    method,
+    headers: {
+      Authorization: `Bearer ${adminToken}`,
+      ...(body === undefined ? {} : {"Content-Type": "application/json"}),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+  if (!response.ok) {
+    throw new CheckFailed(`${method} ${path} answered ${response.status}: ${text.slice(0, 300)}`);
+  }
+  return json;
+}
+
+async function waitUntil(description, timeoutMs, probe) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (last.done) return last;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new CheckFailed(`${description} (waited ${timeoutMs / 1000} s; last seen: ${JSON.stringify(last.seen)})`);
+}
+
+async function seatsInUse() {
+  return (await admin("GET", `/v1/tenants/${TENANT}`)).seats_in_use;
+}
+
+// A browser context of its own, watched for page errors and requests to other hosts.
+async function openContext(browser, label, options = {}) {
+  const context = await browser.newContext({viewport: {width: 1280, height: 800}, ...options});
+  context.setDefaultTimeout(15000);
+  context.on("request", (request) => {
+    const url = request.url();
+    if (url.startsWith("data:") || url.startsWith("about:") || url.startsWith("blob:")) return;
+    if (new URL(url).origin !== origin) problems.push(`${label}: request to another host: ${url}`);
+  });
+  const page = await context.newPage();
+  page.on("pageerror", (error) => problems.push(`${label}: uncaught error in the page: ${error.message}`));
+  page.on("console", (message) => {
+    // A refused login or an ended session shows up as a failed resource load; that is expected.
+    if (message.type() === "error" && !/Failed to load resource/.test(message.text())) {
+      problems.push(`${label}: console error: ${message.text()}`);
+    }
+  });
+  return {context, page, label};
+}
+
+// Types the name into the demo's sign-in form; resolves to "held" or the refusal code.
+async function demoLogin(tab, user) {
+  if (!(await tab.page.locator("#login-form").isVisible().catch(() => false))) {
+    await tab.page.goto(`${base}/demo/`);
+  }
+  await tab.page.getByLabel("Your name").fill(user);
+  const answer = tab.page.waitForResponse((r) => r.url().endsWith("/demo/api/login"));
+  await tab.page.locator("#login").click();
+  const response = await answer;
+  const held = tab.page.locator('[data-testid="licence-state"][data-state="held"]');
+  const refusal = tab.page.getByTestId("refusal");
+  await tab.page.locator('[data-testid="licence-state"][data-state="held"]:visible, [data-testid="refusal"]:visible')
+    .first().waitFor();
+  if (await held.isVisible()) {
+    tab.session = (await response.json()).session;
+    tab.heartbeatSecs = (await response.json()).heartbeat_interval_secs;
+    return "held";
+  }
+  return (await refusal.getAttribute("data-code")) || "refused";
+}
+
+async function main() {
+  // --- the demo tenant, clean and quick to notice ends
+  const tenant = await admin("GET", `/v1/tenants/${TENANT}`);
+  check(tenant.model === "concurrent" && tenant.seats === 2,
+    "the demo tenant has a 2-seat concurrent licence", JSON.stringify(tenant));
+  const leftovers = (await admin("GET", `/v1/tenants/${TENANT}/sessions`)).sessions;
+  for (const s of leftovers) await admin("DELETE", `/v1/tenants/${TENANT}/sessions/${encodeURIComponent(s.id)}`);
+  let restoreLicence = null;
+  if (tenant.idle_timeout_secs > SCENARIO_IDLE_SECS) {
+    restoreLicence = {
+      model: tenant.model, seats: tenant.seats, seat_per: tenant.seat_per || "user",
+      idle_timeout_secs: tenant.idle_timeout_secs, max_users: tenant.max_users,
+    };
+    await admin("PUT", `/v1/tenants/${TENANT}`, {...restoreLicence, idle_timeout_secs: SCENARIO_IDLE_SECS});
+  }
+  check((await seatsInUse()) === 0, "the demo tenant starts with no seat in use");
+
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  try {
+    await scenario(browser);
+  } finally {
+    await browser.close().catch(() => {});
+    if (restoreLicence) await admin("PUT", `/v1/tenants/${TENANT}`, restoreLicence).catch(() => {});
+  }
+}
+
+async function scenario(browser) {
+  const ann = await openContext(browser, "ann");
+  const bob = await openContext(browser, "bob");
+  const cara = await openContext(browser, "cara");
+
+  // --- two seats: two admitted, the third refused
+  check((await demoLogin(ann, "ann")) === "held", "ann is admitted and the page shows the licence held");
+  check((await demoLogin(bob, "bob")) === "held", "bob is admitted");
+  const refused = await demoLogin(cara, "cara");
+  check(refused === "licence_limit_reached", "cara is refused with licence_limit_reached", refused);
+  const refusalText = await cara.page.getByTestId("refusal").innerText();
+  check(/All licences are in use/.test(refusalText) && /2 of 2/.test(refusalText),
+    "cara sees a clear refusal naming the limit", refusalText);
+  check((await seatsInUse()) === 2, "the server counts 2 seats in use");
+  check(/Licence held — session expires at/.test(await ann.page.getByTestId("licence-state").innerText()),
+    "ann's page says the licence is held and when it expires");
+
+  // --- closing bob's tab frees the seat through the pagehide beacon
+  await bob.page.close({runBeforeUnload: true});
+  await waitUntil("the seat of bob's closed tab frees within 5 s (before any idle expiry)", 5000, async () => {
+    const seen = await seatsInUse();
+    return {done: seen === 1, seen};
+  });
+  ok("closing bob's tab frees his seat");
+  const probe = await fetch(`${base}/v1/sessions/${encodeURIComponent(bob.session)}/heartbeat`, {method: "POST"});
+  const probeBody = await probe.json().catch(() => ({}));
+  check(probe.status === 410 && probeBody.reason === "released",
+    "bob's session ended as released (by the beacon), not by expiry", `${probe.status} ${JSON.stringify(probeBody)}`);
+
+  check((await demoLogin(cara, "cara")) === "held", "cara can now log in");
+  check((await seatsInUse()) === 2, "the server counts 2 seats in use again");
+
+  // --- the dashboard lists the holders; releasing ann there ends ann's tab
+  const dash = await openContext(browser, "dashboard", {viewport: {width: 1440, height: 900}});
+  await dash.page.goto(`${base}/`);
+  await dash.page.getByLabel("Admin token or tenant API key").fill(adminToken);
+  await dash.page.locator("#signin-submit").click();
+  await dash.page.getByTestId(`select-tenant-${TENANT}`).click();
+  const holders = dash.page.locator("#holders-body");
+  await holders.locator('tr[data-user="ann"]').waitFor();
+  await holders.locator('tr[data-user="cara"]').waitFor();
+  check((await holders.locator("tr").count()) === 2 && (await holders.locator('tr[data-user="bob"]').count()) === 0,
+    "the dashboard lists ann and cara as the demo tenant's holders");
+  const meter = dash.page.locator(`#tenants-body tr[data-tenant="${TENANT}"] .meter-text`);
+  await waitUntil("the tenants table shows 2 / 2 seats", 5000, async () => {
+    const seen = (await meter.innerText()).trim();
+    return {done: seen === "2 / 2", seen};
+  });
+  ok("the tenants table shows the demo tenant's seats in use against its seats");
+
+  await holders.locator('tr[data-user="ann"] [data-action="release"]').click();
+  const revokeWaitMs = Math.ceil((ann.heartbeatSecs || 150) * 1.1 + 10) * 1000;
+  await ann.page.locator('[data-testid="session-ended"][data-reason="revoked"]')
+    .waitFor({state: "visible", timeout: revokeWaitMs});
+  const endedText = await ann.page.getByTestId("session-ended").innerText();
+  check(/administrator released your licence/i.test(endedText),
+    "ann's tab reports that an administrator released the licence (onEnded: revoked)", endedText);
+  await holders.locator('tr[data-user="ann"]').waitFor({state: "detached"});
+  ok("the dashboard drops ann from the holders");
+  check((await seatsInUse()) === 1, "the server counts 1 seat in use");
+
+  // --- the screenshot: the dashboard with its charts drawn
+  await dash.page.locator("#chart-seats canvas").waitFor();
+  await dash.page.locator("#chart-refusals canvas").waitFor();
+  await dash.page.screenshot({path: screenshotPath, fullPage: true});
+  ok(`the dashboard screenshot is saved to ${screenshotPath}`);
+
+  // --- "? → Release licence" in cara's tab ends her session as released
+  await cara.page.getByRole("button", {name: "Help"}).click();
+  await cara.page.getByRole("menuitem", {name: "Release licence"}).click();
+  await cara.page.locator('[data-testid="session-ended"][data-reason="released"]').waitFor({state: "visible"});
+  ok("cara's ? → Release licence ends her session as released");
+  check((await seatsInUse()) === 0, "no seat is in use at the end");
+
+  check(problems.length === 0, "no page error and no request to another host", problems.join("; "));
+}
+
+main().then(
+  () => {
+    console.log(`${passed} passed, 0 failed`);
+  },
+  (error) => {
+    console.error(`FAIL: ${error instanceof CheckFailed ? error.message : error.stack || error}`);
+    if (problems.length) console.error(`also seen in the pages: ${problems.join("; ")}`);
+    console.log(`${passed} passed, 1 failed`);
+    process.exit(1);
+  }
+);
