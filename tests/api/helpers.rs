@@ -345,6 +345,7 @@ pub const ENDPOINTS: &[(&str, &str, Access)] = &[
     ("PUT", "/v1/tenants/{tenant}/records", Access::Tenant),
     ("GET", "/v1/tenants/{tenant}/records", Access::Tenant),
     ("GET", "/v1/tenants/{tenant}/usage", Access::Tenant),
+    ("GET", "/v1/tenants/{tenant}/events", Access::Tenant),
     ("POST", "/v1/sessions/{token}/heartbeat", Access::Browser),
     ("POST", "/v1/sessions/{token}/release", Access::Browser),
     ("POST", "/v1/sessions/{token}/logout", Access::Browser),
