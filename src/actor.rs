@@ -280,9 +280,10 @@ impl Handler<PoolMsg> for PoolActor {
                 }
             }
             PoolMsg::Delete { reply } => {
-                let ids = state.evict_all(now);
-                for id in ids {
+                // The tenant's sessions are remembered outside the pool, which stops.
+                for (id, tombstone) in state.evict_all(now) {
                     self.shell.registry.sessions.remove(&id);
+                    self.shell.registry.orphans.insert(id, tombstone);
                 }
                 self.respond(reply, Ok(()));
                 self.next_due.store(u64::MAX, Ordering::Relaxed);

@@ -22,7 +22,8 @@ use crate::events::{self, Envelope, Event, EventSender};
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{
-    Change, PoolSnapshot, PoolState, RecordsView, Retention, SessionView, TenantView, UserView,
+    Change, PoolSnapshot, PoolState, RecordsView, Retention, SessionView, TenantView, Tombstone,
+    UserView,
 };
 use crate::store::{Batch, EventPage, EventQuery, Loaded, Store};
 use crate::token::SessionToken;
@@ -67,6 +68,8 @@ pub(crate) struct Registry {
     pub(crate) tenants: DashMap<TenantId, Arc<PoolHandle>>,
     /// Live and remembered sessions → their pool.
     pub(crate) sessions: DashMap<SessionId, Arc<PoolHandle>>,
+    /// Ended sessions of deleted tenants, remembered for the retention like any other.
+    pub(crate) orphans: DashMap<SessionId, Tombstone>,
     /// Live sessions in all pools, as last published by each pool.
     pub(crate) live_sessions: AtomicI64,
     /// Seats held in all pools, as last published by each pool.
@@ -403,7 +406,7 @@ impl Engine {
     /// Keeps a session alive for another idle timeout.
     #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
     pub async fn heartbeat(&self, token: &SessionToken) -> Result<Heartbeat> {
-        let handle = self.session_pool(token.id())?;
+        let handle = self.session_pool(token)?;
         let (expires_at, licence) = self
             .call(&handle, |reply| PoolMsg::Heartbeat {
                 id: token.id(),
@@ -420,7 +423,7 @@ impl Engine {
     /// Ends this tab's session; the user's other tabs keep their seat.
     #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
     pub async fn release(&self, token: &SessionToken) -> Result<()> {
-        let handle = self.session_pool(token.id())?;
+        let handle = self.session_pool(token)?;
         self.call(&handle, |reply| PoolMsg::Release {
             id: token.id(),
             secret: token.secret_hash(),
@@ -432,7 +435,7 @@ impl Engine {
     /// Ends every session of this token's user. Returns how many ended.
     #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
     pub async fn logout(&self, token: &SessionToken) -> Result<u32> {
-        let handle = self.session_pool(token.id())?;
+        let handle = self.session_pool(token)?;
         self.call(&handle, |reply| PoolMsg::Logout {
             id: token.id(),
             secret: token.secret_hash(),
@@ -539,7 +542,9 @@ impl Engine {
     /// Expires what is due in every pool and waits until done: the timer's work, on
     /// demand (tests drive it with a manual clock).
     pub async fn expire_due(&self) -> Result<()> {
-        let due = self.inner.due_pools(self.inner.clock.now());
+        let now = self.inner.clock.now();
+        self.inner.forget_orphans(now);
+        let due = self.inner.due_pools(now);
         for handle in due {
             self.call(&handle, |reply| PoolMsg::Tick { reply: Some(reply) })
                 .await?;
@@ -583,13 +588,19 @@ impl Engine {
             .ok_or(Error::TenantNotFound)
     }
 
-    fn session_pool(&self, id: SessionId) -> Result<Arc<PoolHandle>> {
-        self.inner
-            .registry
-            .sessions
-            .get(&id)
-            .map(|e| e.value().clone())
-            .ok_or(Error::SessionNotFound)
+    /// The pool of a session; for a session of a deleted tenant, why it ended (to its
+    /// holder only).
+    fn session_pool(&self, token: &SessionToken) -> Result<Arc<PoolHandle>> {
+        let registry = &self.inner.registry;
+        if let Some(entry) = registry.sessions.get(&token.id()) {
+            return Ok(entry.value().clone());
+        }
+        match registry.orphans.get(&token.id()) {
+            Some(t) if t.secret.matches(&token.secret_hash()) => {
+                Err(Error::SessionEnded { reason: t.reason })
+            }
+            _ => Err(Error::SessionNotFound),
+        }
     }
 
     fn overloaded(&self) -> Error {
@@ -639,6 +650,15 @@ impl Inner {
         )
     }
 
+    fn forget_orphans(&self, now: Timestamp) {
+        let keep_for = self.config.retention.ended_for;
+        if !self.registry.orphans.is_empty() {
+            self.registry
+                .orphans
+                .retain(|_, t| t.ended_at + keep_for > now);
+        }
+    }
+
     fn due_pools(&self, now: Timestamp) -> Vec<Arc<PoolHandle>> {
         self.registry
             .tenants
@@ -650,6 +670,7 @@ impl Inner {
 
     pub(crate) fn tick(&self) -> usize {
         let now = self.clock.now();
+        self.forget_orphans(now);
         let mut asked = 0;
         for entry in self.registry.tenants.iter() {
             let handle = entry.value();

@@ -646,17 +646,17 @@ impl PoolState {
         self.records.view(now)
     }
 
-    /// Ends every session (reason `evicted`): the tenant is being deleted.
-    pub fn evict_all(&mut self, now: Timestamp) -> Vec<SessionId> {
+    /// Ends every session (reason `evicted`): the tenant is being deleted. Returns
+    /// every remembered ended session, so their holders can still learn why.
+    pub fn evict_all(&mut self, now: Timestamp) -> Vec<(SessionId, Tombstone)> {
         let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
-        for &id in &ids {
+        for id in ids {
             self.end_session(id, EndReason::Evicted, now);
         }
         self.record(|| Change::Deleted);
         self.emit(now, EventKind::TenantDeleted);
-        ids.into_iter()
-            .chain(self.ended.by_id.keys().copied())
-            .collect()
+        self.ended.order.clear();
+        self.ended.by_id.drain().collect()
     }
 
     /// The tenant view.

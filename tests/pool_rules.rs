@@ -1369,8 +1369,10 @@ fn every_decision_is_an_event() {
     login(&mut pool, "erin", secs(81)).unwrap_err();
     pool.put_user(&user("erin"), secs(82)).unwrap();
     let erin = admit(&mut pool, "erin", secs(83));
-    let ids = pool.evict_all(secs(84));
-    assert!(ids.contains(&erin.id()) && ids.contains(&ann.id()));
+    let ended = pool.evict_all(secs(84));
+    let reason_of = |id| ended.iter().find(|(e, _)| *e == id).map(|(_, t)| t.reason);
+    assert_eq!(reason_of(erin.id()), Some(EndReason::Evicted));
+    assert_eq!(reason_of(ann.id()), Some(EndReason::Expired));
     assert_eq!(pool.live_sessions(), 0);
     assert_eq!(
         events(&mut pool),

@@ -85,8 +85,9 @@ impl Credentials {
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or(Error::Unauthorized)?;
         let hash = hash_key(presented);
@@ -172,10 +173,17 @@ mod tests {
                 "{auth:?}"
             );
         }
-        assert_eq!(
-            creds.identify(&request(Some("Bearer admin-secret"))),
-            Ok(Caller::Admin)
-        );
+        for auth in [
+            "Bearer admin-secret",
+            "bearer admin-secret",
+            "BEARER  admin-secret",
+        ] {
+            assert_eq!(
+                creds.identify(&request(Some(auth))),
+                Ok(Caller::Admin),
+                "{auth}"
+            );
+        }
     }
 
     #[test]

@@ -328,6 +328,7 @@ fn cors(origins: &[String]) -> Cors {
         })
         .allowed_methods(["POST"])
         .allowed_headers(["content-type"])
+        .expose_headers(["retry-after"])
         .max_age(600)
 }
 

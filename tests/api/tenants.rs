@@ -146,8 +146,9 @@ async fn deleting_a_tenant_ends_its_sessions_and_retires_its_key() {
         .await
         .expect_error(401, "unauthorized");
     let beat = app.browser(&tab, "heartbeat").await;
-    assert!(
-        beat.status == 404 || (beat.status == 410 && beat.body["reason"] == "evicted"),
+    assert_eq!(
+        (beat.status, &beat.body["reason"]),
+        (410, &serde_json::json!("evicted")),
         "an ended tab learns it: {beat:?}"
     );
     app.admin(Method::DELETE, "/v1/tenants/leaving")
