@@ -560,13 +560,6 @@ async fn deleting_a_tenant_ends_its_sessions() {
     assert_eq!(engine.tenant_ids(), vec![kept.clone()]);
     let stats = engine.stats();
     assert_eq!((stats.tenants, stats.sessions_routed), (1, 1));
-    // Like any ended session, they are forgotten after the retention.
-    clock.advance(Duration::from_secs(3600));
-    engine.expire_due().await.unwrap();
-    assert_eq!(
-        engine.heartbeat(&tabs[0]).await.unwrap_err(),
-        Error::SessionNotFound
-    );
 
     // The consumer saw both sessions end, then the deletion.
     engine.usage(&kept, 1).await.unwrap(); // every earlier event has been delivered
@@ -597,6 +590,13 @@ async fn deleting_a_tenant_ends_its_sessions() {
         .unwrap();
     assert!(created);
     assert_eq!((view.seats_in_use, view.sessions, view.users), (0, 0, 0));
+    // Like any ended session, they are forgotten after the retention.
+    clock.advance(Duration::from_secs(3600));
+    engine.expire_due().await.unwrap();
+    assert_eq!(
+        engine.heartbeat(&tabs[0]).await.unwrap_err(),
+        Error::SessionNotFound
+    );
 }
 
 #[tokio::test]
