@@ -9,7 +9,7 @@
 pub mod memory;
 pub mod redb;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::Error;
@@ -58,7 +58,7 @@ pub struct EventQuery {
 }
 
 /// An event as the audit log keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     /// Order of writing.
     pub seq: u64,

@@ -40,9 +40,15 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
 const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 const USERS: TableDefinition<(&str, &str), u8> = TableDefinition::new("users");
+/// Live sessions by tenant and the hash of their secret.
 const SESSIONS: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("sessions");
+/// Remembered ended sessions by tenant and the hash of their secret.
+const ENDED: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("ended_sessions");
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const USAGE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("usage");
+/// The audit log: one row per tenant per group commit, keyed by the time of its last
+/// event, holding a JSON array of its events with their sequence numbers. One insert
+/// per tenant and commit instead of one per event.
 const AUDIT: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("audit");
 
 /// Batches waiting for the writer before submitters are told to back off.
@@ -50,7 +56,7 @@ const QUEUE: usize = 65_536;
 /// Batches written in one transaction at most.
 const MAX_GROUP: usize = 8_192;
 
-/// A session as stored (under the hash of its secret).
+/// A live session as stored (under the hash of its secret).
 #[derive(Serialize, Deserialize)]
 struct SessionRow {
     id: SessionId,
@@ -58,7 +64,14 @@ struct SessionRow {
     client: Option<String>,
     started_at: Timestamp,
     last_heartbeat_at: Timestamp,
-    ended: Option<Tombstone>,
+}
+
+/// An ended session as stored (under the hash of its secret) while it is remembered.
+#[derive(Serialize, Deserialize)]
+struct EndedRow {
+    id: SessionId,
+    #[serde(flatten)]
+    tombstone: Tombstone,
 }
 
 /// Settings of the store.
@@ -79,7 +92,7 @@ impl Default for RedbConfig {
 /// The redb store.
 pub struct RedbStore {
     db: Arc<Database>,
-    tx: Sender<(Batch, Done)>,
+    tx: Sender<(Encoded, Done)>,
     dir: PathBuf,
 }
 
@@ -188,6 +201,7 @@ fn stamp_schema(db: &Database, path: &Path) -> Result<(), String> {
         txn.open_table(API_KEYS).map_err(|e| fail(&e))?;
         txn.open_table(USERS).map_err(|e| fail(&e))?;
         txn.open_table(SESSIONS).map_err(|e| fail(&e))?;
+        txn.open_table(ENDED).map_err(|e| fail(&e))?;
         txn.open_table(RECORDS).map_err(|e| fail(&e))?;
         txn.open_table(USAGE).map_err(|e| fail(&e))?;
         txn.open_table(AUDIT).map_err(|e| fail(&e))?;
@@ -227,7 +241,13 @@ fn read_usage(db: &Database) -> Result<Vec<(TenantId, crate::usage::StoredDay)>,
 
 impl Store for RedbStore {
     fn submit(&self, batch: Batch, done: Done) {
-        match self.tx.try_send((batch, done)) {
+        // Encoding happens here, on the submitting pool's thread, so the one writer
+        // thread only inserts.
+        let encoded = match Encoded::of(batch) {
+            Ok(encoded) => encoded,
+            Err(error) => return done(Err(error)),
+        };
+        match self.tx.try_send((encoded, done)) {
             Ok(()) => {}
             Err(TrySendError::Full((_, done))) => done(Err(Error::Overloaded {
                 retry_after: Duration::from_secs(1),
@@ -282,20 +302,28 @@ impl Store for RedbStore {
         {
             let (key, value) = row.map_err(storage)?;
             let (tenant, secret) = key.value();
-            let Some(pool) = pools.get_mut(tenant) else {
-                continue;
-            };
-            let row: SessionRow = from_json(value.value())?;
-            match row.ended {
-                Some(tombstone) => pool.ended.push((row.id, tombstone)),
-                None => pool.sessions.push(SessionRecord {
+            if let Some(pool) = pools.get_mut(tenant) {
+                let row: SessionRow = from_json(value.value())?;
+                pool.sessions.push(SessionRecord {
                     id: row.id,
                     secret: SecretHash::from_bytes(secret.to_be_bytes()),
                     user: row.user,
                     client: row.client,
                     started_at: row.started_at,
                     last_heartbeat_at: row.last_heartbeat_at,
-                }),
+                });
+            }
+        }
+        for row in txn
+            .open_table(ENDED)
+            .map_err(storage)?
+            .iter()
+            .map_err(storage)?
+        {
+            let (key, value) = row.map_err(storage)?;
+            if let Some(pool) = pools.get_mut(key.value().0) {
+                let row: EndedRow = from_json(value.value())?;
+                pool.ended.push((row.id, row.tombstone));
             }
         }
         for row in txn
@@ -338,25 +366,31 @@ impl Store for RedbStore {
     }
 
     fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<EventPage, Error> {
-        let (from_ms, from_seq) = match query.cursor.as_deref().map(parse_cursor).transpose()? {
-            Some((ms, seq)) => (ms.max(query.since.as_millis()), seq.saturating_add(1)),
-            None => (query.since.as_millis(), 0),
-        };
+        let after = query.cursor.as_deref().map(parse_cursor).transpose()?;
+        let since = query.since.as_millis();
+        // A row holds events no later than its key's time, so every event at or after
+        // `from` is in a row keyed at or after it.
+        let from = after.map_or(since, |(ms, _)| ms.max(since));
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(AUDIT).map_err(storage)?;
         let name = tenant.as_str();
         let mut events = Vec::new();
-        for row in table
-            .range((name, from_ms, from_seq)..=(name, u64::MAX, u64::MAX))
+        'rows: for row in table
+            .range((name, from, 0)..=(name, u64::MAX, u64::MAX))
             .map_err(storage)?
-            .take(query.limit + 1)
         {
-            let (key, value) = row.map_err(storage)?;
-            let (_, _, seq) = key.value();
-            events.push(AuditEvent {
-                seq,
-                event: from_json(value.value())?,
-            });
+            let (_, value) = row.map_err(storage)?;
+            let stored: Vec<AuditEvent> = from_json(value.value())?;
+            for event in stored {
+                let key = (event.event.at.as_millis(), event.seq);
+                if key.0 < since || after.is_some_and(|cursor| key <= cursor) {
+                    continue;
+                }
+                events.push(event);
+                if events.len() > query.limit {
+                    break 'rows;
+                }
+            }
         }
         let more = events.len() > query.limit;
         events.truncate(query.limit);
@@ -372,6 +406,72 @@ impl Store for RedbStore {
     }
 }
 
+/// One write, encoded by the submitting thread.
+enum Op {
+    Licence(Vec<u8>),
+    ApiKey([u8; 32]),
+    User(String, u8),
+    UserRemoved(String),
+    SessionStarted(u128, Vec<u8>),
+    SessionEnded(u128, Vec<u8>),
+    SessionForgotten(u128),
+    Records(Vec<u8>),
+    Deleted,
+}
+
+/// A batch as the writer takes it: its writes and audit events encoded, its events
+/// kept for the usage report.
+struct Encoded {
+    tenant: TenantId,
+    ops: Vec<Op>,
+    audit: Vec<(u64, Vec<u8>)>,
+    events: Vec<crate::events::Event>,
+}
+
+impl Encoded {
+    fn of(batch: Batch) -> Result<Encoded, Error> {
+        let mut ops = Vec::with_capacity(batch.changes.len());
+        for change in batch.changes {
+            ops.push(match change {
+                Change::Licence(licence) => Op::Licence(to_json(&licence)?),
+                Change::ApiKey(hash) => Op::ApiKey(hash),
+                Change::User { user, assigned } => Op::User(user.to_string(), u8::from(assigned)),
+                Change::UserRemoved(user) => Op::UserRemoved(user.to_string()),
+                Change::SessionStarted(record) => Op::SessionStarted(
+                    secret_key(&record.secret),
+                    to_json(&SessionRow {
+                        id: record.id,
+                        user: record.user,
+                        client: record.client,
+                        started_at: record.started_at,
+                        last_heartbeat_at: record.last_heartbeat_at,
+                    })?,
+                ),
+                Change::SessionEnded { id, tombstone } => Op::SessionEnded(
+                    secret_key(&tombstone.secret),
+                    to_json(&EndedRow { id, tombstone })?,
+                ),
+                Change::SessionForgotten { secret, .. } => {
+                    Op::SessionForgotten(secret_key(&secret))
+                }
+                Change::Records(records) => Op::Records(to_json(&records)?),
+                Change::Deleted => Op::Deleted,
+            });
+        }
+        let audit = batch
+            .events
+            .iter()
+            .map(|event| Ok((event.at.as_millis(), to_json(event)?)))
+            .collect::<Result<_, Error>>()?;
+        Ok(Encoded {
+            tenant: batch.tenant,
+            ops,
+            audit,
+            events: batch.events,
+        })
+    }
+}
+
 /// The writer thread's state.
 struct Writer {
     db: Arc<Database>,
@@ -383,7 +483,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<(Batch, Done)>) {
+    fn run(mut self, rx: Receiver<(Encoded, Done)>) {
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
@@ -403,37 +503,48 @@ impl Writer {
     }
 
     /// Writes a group of batches in one transaction and commits it (fsync).
-    fn write(&mut self, group: &[(Batch, Done)]) -> Result<(), Error> {
+    fn write(&mut self, group: &[(Encoded, Done)]) -> Result<(), Error> {
         let txn = self.db.begin_write().map_err(storage)?;
-        let mut touched: BTreeSet<(TenantId, NaiveDate)> = BTreeSet::new();
-        for (batch, _) in group {
-            let tenant = batch.tenant.as_str();
-            for change in &batch.changes {
-                apply(&txn, tenant, change)?;
-            }
-            if !batch.events.is_empty() {
-                let mut audit = txn.open_table(AUDIT).map_err(storage)?;
+        {
+            let mut tables = Tables::open(&txn)?;
+            let mut touched: BTreeSet<(TenantId, NaiveDate)> = BTreeSet::new();
+            let mut rows: BTreeMap<&str, (u64, Vec<u8>)> = BTreeMap::new();
+            let first_seq = self.next_seq;
+            for (batch, _) in group {
+                let tenant = batch.tenant.as_str();
+                for op in &batch.ops {
+                    tables.apply(tenant, op)?;
+                }
+                if !batch.audit.is_empty() {
+                    let row = rows.entry(tenant).or_default();
+                    for (at, bytes) in &batch.audit {
+                        // `{"seq":N,` + the event's own fields.
+                        row.1.push(if row.1.is_empty() { b'[' } else { b',' });
+                        row.1
+                            .extend_from_slice(format!("{{\"seq\":{},", self.next_seq).as_bytes());
+                        row.1.extend_from_slice(&bytes[1..]);
+                        row.0 = row.0.max(*at);
+                        self.next_seq += 1;
+                    }
+                }
                 for event in &batch.events {
-                    let bytes = to_json(event)?;
-                    audit
-                        .insert(
-                            (tenant, event.at.as_millis(), self.next_seq),
-                            bytes.as_slice(),
-                        )
-                        .map_err(storage)?;
-                    self.next_seq += 1;
                     self.usage.record(event);
                     touched.insert((batch.tenant.clone(), event.at.day()));
                 }
             }
-        }
-        {
-            let mut usage = txn.open_table(USAGE).map_err(storage)?;
+            for (tenant, (last_at, mut json)) in rows {
+                json.push(b']');
+                tables
+                    .audit
+                    .insert((tenant, last_at, first_seq), json.as_slice())
+                    .map_err(storage)?;
+            }
             for (tenant, day) in &touched {
                 let key = day.to_string();
                 match self.usage.export(tenant, *day) {
                     Some(stored) => {
-                        usage
+                        tables
+                            .usage
                             .insert(
                                 (tenant.as_str(), key.as_str()),
                                 to_json(&stored)?.as_slice(),
@@ -441,22 +552,24 @@ impl Writer {
                             .map_err(storage)?;
                     }
                     None => {
-                        usage
+                        tables
+                            .usage
                             .remove((tenant.as_str(), key.as_str()))
                             .map_err(storage)?;
                     }
                 }
             }
-            let mut meta = txn.open_table(META).map_err(storage)?;
-            meta.insert("audit_seq", self.next_seq - 1)
+            tables
+                .meta
+                .insert("audit_seq", self.next_seq - 1)
                 .map_err(storage)?;
+            self.prune_audit(&mut tables)?;
         }
-        self.prune_audit(&txn)?;
         txn.commit().map_err(storage)
     }
 
     /// Drops audit events past the retention, at most once an hour.
-    fn prune_audit(&mut self, txn: &WriteTransaction) -> Result<(), Error> {
+    fn prune_audit(&mut self, tables: &mut Tables<'_>) -> Result<(), Error> {
         let now = self.clock.now();
         if self
             .pruned_at
@@ -466,17 +579,16 @@ impl Writer {
         }
         self.pruned_at = Some(now);
         let cutoff = (now - self.retention).as_millis();
-        let mut audit = txn.open_table(AUDIT).map_err(storage)?;
-        let tenants: Vec<String> = txn
-            .open_table(TENANTS)
-            .map_err(storage)?
+        let tenants: Vec<String> = tables
+            .tenants
             .iter()
             .map_err(storage)?
             .filter_map(|row| row.ok().map(|(k, _)| k.value().to_string()))
             .collect();
         for tenant in tenants {
             let t = tenant.as_str();
-            audit
+            tables
+                .audit
                 .retain_in((t, 0, 0)..(t, cutoff, 0), |_, _| false)
                 .map_err(storage)?;
         }
@@ -484,112 +596,97 @@ impl Writer {
     }
 }
 
-fn apply(txn: &WriteTransaction, tenant: &str, change: &Change) -> Result<(), Error> {
-    match change {
-        Change::Licence(licence) => {
-            txn.open_table(TENANTS)
-                .map_err(storage)?
-                .insert(tenant, to_json(licence)?.as_slice())
-                .map_err(storage)?;
-        }
-        Change::User { user, assigned } => {
-            txn.open_table(USERS)
-                .map_err(storage)?
-                .insert((tenant, user.as_str()), u8::from(*assigned))
-                .map_err(storage)?;
-        }
-        Change::UserRemoved(user) => {
-            txn.open_table(USERS)
-                .map_err(storage)?
-                .remove((tenant, user.as_str()))
-                .map_err(storage)?;
-        }
-        Change::SessionStarted(record) => {
-            let row = SessionRow {
-                id: record.id,
-                user: record.user.clone(),
-                client: record.client.clone(),
-                started_at: record.started_at,
-                last_heartbeat_at: record.last_heartbeat_at,
-                ended: None,
-            };
-            txn.open_table(SESSIONS)
-                .map_err(storage)?
-                .insert(
-                    (tenant, secret_key(&record.secret)),
-                    to_json(&row)?.as_slice(),
-                )
-                .map_err(storage)?;
-        }
-        Change::SessionEnded { id, tombstone } => {
-            let mut sessions = txn.open_table(SESSIONS).map_err(storage)?;
-            let key = (tenant, secret_key(&tombstone.secret));
-            let row = sessions
-                .get(key)
-                .map_err(storage)?
-                .map(|v| v.value().to_vec());
-            let mut row: SessionRow = match row {
-                Some(bytes) => from_json(&bytes)?,
-                None => SessionRow {
-                    id: *id,
-                    user: UserId::parse("unknown")?,
-                    client: None,
-                    started_at: tombstone.ended_at,
-                    last_heartbeat_at: tombstone.ended_at,
-                    ended: None,
-                },
-            };
-            row.ended = Some(*tombstone);
-            sessions
-                .insert(key, to_json(&row)?.as_slice())
-                .map_err(storage)?;
-        }
-        Change::SessionForgotten { secret, .. } => {
-            txn.open_table(SESSIONS)
-                .map_err(storage)?
-                .remove((tenant, secret_key(secret)))
-                .map_err(storage)?;
-        }
-        Change::Records(records) => {
-            txn.open_table(RECORDS)
-                .map_err(storage)?
-                .insert(tenant, to_json(records)?.as_slice())
-                .map_err(storage)?;
-        }
-        Change::ApiKey(hash) => {
-            txn.open_table(API_KEYS)
-                .map_err(storage)?
-                .insert(tenant, hash.as_slice())
-                .map_err(storage)?;
-        }
-        Change::Deleted => {
-            txn.open_table(TENANTS)
-                .map_err(storage)?
-                .remove(tenant)
-                .map_err(storage)?;
-            txn.open_table(API_KEYS)
-                .map_err(storage)?
-                .remove(tenant)
-                .map_err(storage)?;
-            txn.open_table(RECORDS)
-                .map_err(storage)?
-                .remove(tenant)
-                .map_err(storage)?;
-            txn.open_table(USERS)
-                .map_err(storage)?
-                .retain_in((tenant, "")..=(tenant, "\u{10ffff}"), |_, _| false)
-                .map_err(storage)?;
-            txn.open_table(SESSIONS)
-                .map_err(storage)?
-                .retain_in((tenant, 0)..=(tenant, u128::MAX), |_, _| false)
-                .map_err(storage)?;
-            txn.open_table(USAGE)
-                .map_err(storage)?
-                .retain_in((tenant, "")..=(tenant, "\u{10ffff}"), |_, _| false)
-                .map_err(storage)?;
-        }
+type Bytes = &'static [u8];
+
+/// Every table, opened once per transaction.
+struct Tables<'txn> {
+    meta: redb::Table<'txn, &'static str, u64>,
+    tenants: redb::Table<'txn, &'static str, Bytes>,
+    api_keys: redb::Table<'txn, &'static str, Bytes>,
+    users: redb::Table<'txn, (&'static str, &'static str), u8>,
+    sessions: redb::Table<'txn, (&'static str, u128), Bytes>,
+    ended: redb::Table<'txn, (&'static str, u128), Bytes>,
+    records: redb::Table<'txn, &'static str, Bytes>,
+    usage: redb::Table<'txn, (&'static str, &'static str), Bytes>,
+    audit: redb::Table<'txn, (&'static str, u64, u64), Bytes>,
+}
+
+impl<'txn> Tables<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<Self, Error> {
+        Ok(Tables {
+            meta: txn.open_table(META).map_err(storage)?,
+            tenants: txn.open_table(TENANTS).map_err(storage)?,
+            api_keys: txn.open_table(API_KEYS).map_err(storage)?,
+            users: txn.open_table(USERS).map_err(storage)?,
+            sessions: txn.open_table(SESSIONS).map_err(storage)?,
+            ended: txn.open_table(ENDED).map_err(storage)?,
+            records: txn.open_table(RECORDS).map_err(storage)?,
+            usage: txn.open_table(USAGE).map_err(storage)?,
+            audit: txn.open_table(AUDIT).map_err(storage)?,
+        })
     }
-    Ok(())
+
+    fn apply(&mut self, tenant: &str, op: &Op) -> Result<(), Error> {
+        match op {
+            Op::Licence(bytes) => {
+                self.tenants
+                    .insert(tenant, bytes.as_slice())
+                    .map_err(storage)?;
+            }
+            Op::ApiKey(hash) => {
+                self.api_keys
+                    .insert(tenant, hash.as_slice())
+                    .map_err(storage)?;
+            }
+            Op::User(user, assigned) => {
+                self.users
+                    .insert((tenant, user.as_str()), *assigned)
+                    .map_err(storage)?;
+            }
+            Op::UserRemoved(user) => {
+                self.users
+                    .remove((tenant, user.as_str()))
+                    .map_err(storage)?;
+            }
+            Op::SessionStarted(secret, bytes) => {
+                self.sessions
+                    .insert((tenant, *secret), bytes.as_slice())
+                    .map_err(storage)?;
+            }
+            Op::SessionEnded(secret, bytes) => {
+                self.sessions.remove((tenant, *secret)).map_err(storage)?;
+                self.ended
+                    .insert((tenant, *secret), bytes.as_slice())
+                    .map_err(storage)?;
+            }
+            Op::SessionForgotten(secret) => {
+                self.ended.remove((tenant, *secret)).map_err(storage)?;
+            }
+            Op::Records(bytes) => {
+                self.records
+                    .insert(tenant, bytes.as_slice())
+                    .map_err(storage)?;
+            }
+            Op::Deleted => {
+                self.tenants.remove(tenant).map_err(storage)?;
+                self.api_keys.remove(tenant).map_err(storage)?;
+                self.records.remove(tenant).map_err(storage)?;
+                self.users
+                    .retain_in((tenant, "")..=(tenant, "\u{10ffff}"), |_, _| false)
+                    .map_err(storage)?;
+                self.sessions
+                    .retain_in((tenant, 0)..=(tenant, u128::MAX), |_, _| false)
+                    .map_err(storage)?;
+                self.ended
+                    .retain_in((tenant, 0)..=(tenant, u128::MAX), |_, _| false)
+                    .map_err(storage)?;
+                self.usage
+                    .retain_in((tenant, "")..=(tenant, "\u{10ffff}"), |_, _| false)
+                    .map_err(storage)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn secret_key(secret: &SecretHash) -> u128 {
