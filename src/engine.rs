@@ -19,7 +19,7 @@ use crate::actor::{PoolHandle, PoolMsg, Reply, Shell};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{Error, Result};
 use crate::events::{self, Envelope, Event, EventSender};
-use crate::ids::{SessionId, TenantId, UserId};
+use crate::ids::{SessionId, SessionIdHash, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{
     PoolSnapshot, PoolState, RecordsView, Retention, SessionView, TenantView, UserView,
@@ -65,7 +65,7 @@ impl Default for EngineConfig {
 pub(crate) struct Registry {
     pub(crate) tenants: DashMap<TenantId, Arc<PoolHandle>>,
     /// Live and remembered sessions → their pool.
-    pub(crate) sessions: DashMap<SessionId, Arc<PoolHandle>>,
+    pub(crate) sessions: DashMap<SessionId, Arc<PoolHandle>, SessionIdHash>,
 }
 
 /// An admitted login, as handed to the client.

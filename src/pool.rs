@@ -16,7 +16,7 @@ use crate::admission::{
 use crate::clock::Timestamp;
 use crate::error::{EndReason, Error, Result};
 use crate::events::{Event, EventKind};
-use crate::ids::{SessionId, TenantId, UserId};
+use crate::ids::{SessionId, SessionIdHash, TenantId, UserId};
 use crate::licence::{Licence, LicenceModel, SeatPer};
 use crate::token::SecretHash;
 
@@ -68,7 +68,7 @@ pub struct Tombstone {
 
 #[derive(Debug, Default)]
 struct EndedSessions {
-    by_id: HashMap<SessionId, Tombstone>,
+    by_id: HashMap<SessionId, Tombstone, SessionIdHash>,
     order: VecDeque<SessionId>,
 }
 
@@ -250,7 +250,7 @@ pub struct PoolState {
     licence: Licence,
     retention: Retention,
     users: HashMap<UserId, Account>,
-    sessions: HashMap<SessionId, Session>,
+    sessions: HashMap<SessionId, Session, SessionIdHash>,
     /// Live sessions by idle deadline: expiry touches only what is due.
     deadlines: BTreeSet<(Timestamp, SessionId)>,
     /// Accounts with at least one live session.
@@ -271,7 +271,7 @@ impl PoolState {
             licence,
             retention,
             users: HashMap::new(),
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             deadlines: BTreeSet::new(),
             active_users: 0,
             assigned: 0,
@@ -680,7 +680,7 @@ impl PoolState {
             licence: snapshot.licence,
             retention,
             users: HashMap::new(),
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             deadlines: BTreeSet::new(),
             active_users: 0,
             assigned: 0,
