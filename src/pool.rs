@@ -69,7 +69,9 @@ pub struct Tombstone {
 #[derive(Debug, Default)]
 struct EndedSessions {
     by_id: HashMap<SessionId, Tombstone, SessionIdHash>,
-    order: VecDeque<SessionId>,
+    /// Oldest first, with the end time beside the id so that finding what is due to be
+    /// forgotten reads the front of this queue and nothing else.
+    order: VecDeque<(Timestamp, SessionId)>,
 }
 
 /// The record count of a records-based tenant, with its billing peaks.
@@ -322,8 +324,7 @@ impl PoolState {
             .ended
             .order
             .front()
-            .and_then(|id| self.ended.by_id.get(id))
-            .map(|t| t.ended_at + self.retention.ended_for);
+            .map(|&(ended_at, _)| ended_at + self.retention.ended_for);
         match (session, tombstone) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -339,13 +340,8 @@ impl PoolState {
             }
             self.end_session(id, EndReason::Expired, now);
         }
-        while let Some(id) = self.ended.order.front().copied() {
-            let due = self
-                .ended
-                .by_id
-                .get(&id)
-                .is_none_or(|t| t.ended_at + self.retention.ended_for <= now);
-            if !due {
+        while let Some(&(ended_at, _)) = self.ended.order.front() {
+            if ended_at + self.retention.ended_for > now {
                 break;
             }
             self.forget_oldest();
@@ -666,7 +662,7 @@ impl PoolState {
                 .ended
                 .order
                 .iter()
-                .filter_map(|id| self.ended.by_id.get(id).map(|t| (*id, *t)))
+                .filter_map(|(_, id)| self.ended.by_id.get(id).map(|t| (*id, *t)))
                 .collect(),
             records: self.records,
         }
@@ -714,7 +710,7 @@ impl PoolState {
             );
         }
         for (id, tombstone) in snapshot.ended {
-            pool.ended.order.push_back(id);
+            pool.ended.order.push_back((tombstone.ended_at, id));
             pool.ended.by_id.insert(id, tombstone);
         }
         pool
@@ -765,7 +761,7 @@ impl PoolState {
             self.forget_oldest();
         }
         if self.retention.capacity > 0 {
-            self.ended.order.push_back(id);
+            self.ended.order.push_back((now, id));
             self.ended.by_id.insert(
                 id,
                 Tombstone {
@@ -790,7 +786,7 @@ impl PoolState {
     }
 
     fn forget_oldest(&mut self) {
-        if let Some(id) = self.ended.order.pop_front() {
+        if let Some((_, id)) = self.ended.order.pop_front() {
             self.ended.by_id.remove(&id);
             self.forgotten.push(id);
         }
