@@ -142,7 +142,84 @@ fn workers() -> usize {
     thread::available_parallelism().map_or(2, |n| n.get())
 }
 
+// ---- paired ratios -------------------------------------------------------------------
+
+/// Engine and floor rounds run back to back, so that both see the same machine: on a
+/// shared, noisy machine the ratio of neighbours is steadier than that of two criterion
+/// runs taken seconds apart.
+#[derive(Default)]
+struct Pairs(Vec<(Duration, Duration)>);
+
+impl Pairs {
+    fn report(&self, what: &str) {
+        if self.0.is_empty() {
+            return;
+        }
+        let mut ratios: Vec<f64> = self
+            .0
+            .iter()
+            .map(|(engine, floor)| engine.as_secs_f64() / floor.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let mut engine: Vec<Duration> = self.0.iter().map(|p| p.0).collect();
+        let mut floor: Vec<Duration> = self.0.iter().map(|p| p.1).collect();
+        engine.sort();
+        floor.sort();
+        let mid = |n: usize| n / 2;
+        println!(
+            "{what}: engine / floor, paired over {} rounds: median {:.2}x (quartiles {:.2}x .. {:.2}x); \
+             median round: engine {:.2?}, floor {:.2?}",
+            ratios.len(),
+            ratios[mid(ratios.len())],
+            ratios[ratios.len() / 4],
+            ratios[ratios.len() * 3 / 4],
+            engine[mid(engine.len())],
+            floor[mid(floor.len())],
+        );
+    }
+}
+
 // ---- simultaneous_logins -------------------------------------------------------------
+
+/// 10,000 bare round trips to one no-op actor, fired at once.
+async fn floor_round(noop: &Arc<Addr<Noop>>) -> Duration {
+    let start = Instant::now();
+    let answers = fire(LOGINS, |_| {
+        let noop = noop.clone();
+        async move { noop.send(Ping).await }
+    })
+    .await;
+    let elapsed = start.elapsed();
+    assert!(answers.iter().all(Result::is_ok));
+    elapsed
+}
+
+/// 10,000 logins of distinct users fired at once onto a fresh tenant of 1,000 seats.
+/// Only the logins are timed; the checks and the tenant's creation and deletion are not.
+async fn login_round(engine: &Engine, users: &Arc<Vec<UserId>>) -> Duration {
+    // Enough accounts for every user who might get a seat: the seat limit is under test.
+    let licence = Licence::concurrent(SEATS).max_users(LOGINS as u32);
+    let tenant = unique("crowd");
+    engine.put_tenant(&tenant, licence).await.unwrap();
+
+    let start = Instant::now();
+    let answers = fire(LOGINS, |i| {
+        let (engine, tenant, users) = (engine.clone(), tenant.clone(), users.clone());
+        async move { engine.login(&tenant, &users[i], None).await }
+    })
+    .await;
+    let elapsed = start.elapsed();
+
+    let admitted = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(admitted, SEATS as usize, "exactly the seats are admitted");
+    assert!(answers
+        .iter()
+        .filter_map(|a| a.as_ref().err())
+        .all(|e| e.code() == "licence_limit_reached"));
+    assert_eq!(engine.tenant(&tenant).await.unwrap().seats_in_use, SEATS);
+    engine.delete_tenant(&tenant).await.unwrap();
+    elapsed
+}
 
 fn simultaneous_logins(c: &mut Criterion) {
     let rt = runtime();
@@ -150,8 +227,7 @@ fn simultaneous_logins(c: &mut Criterion) {
     let floor = Floor::start(workers());
     let noop = Arc::new(floor.actor(0, engine.config().mailbox_capacity));
     let users = users(LOGINS);
-    // Enough accounts for every user who might get a seat: the seat limit is under test.
-    let licence = Licence::concurrent(SEATS).max_users(LOGINS as u32);
+    let mut pairs = Pairs::default();
 
     let mut group = c.benchmark_group("simultaneous_logins");
     group
@@ -164,16 +240,11 @@ fn simultaneous_logins(c: &mut Criterion) {
     group.bench_function("floor_actix_round_trips", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
-                let start = Instant::now();
+                let mut timed = Duration::ZERO;
                 for _ in 0..iters {
-                    let answers = fire(LOGINS, |_| {
-                        let noop = noop.clone();
-                        async move { noop.send(Ping).await }
-                    })
-                    .await;
-                    assert!(answers.iter().all(Result::is_ok));
+                    timed += floor_round(&noop).await;
                 }
-                start.elapsed()
+                timed
             })
         })
     });
@@ -183,35 +254,60 @@ fn simultaneous_logins(c: &mut Criterion) {
             rt.block_on(async {
                 let mut timed = Duration::ZERO;
                 for _ in 0..iters {
-                    let tenant = unique("crowd");
-                    engine.put_tenant(&tenant, licence).await.unwrap();
-
-                    let start = Instant::now();
-                    let answers = fire(LOGINS, |i| {
-                        let (engine, tenant, users) =
-                            (engine.clone(), tenant.clone(), users.clone());
-                        async move { engine.login(&tenant, &users[i], None).await }
-                    })
-                    .await;
-                    timed += start.elapsed();
-
-                    let admitted = answers.iter().filter(|a| a.is_ok()).count();
-                    assert_eq!(admitted, SEATS as usize, "exactly the seats are admitted");
-                    assert!(answers
-                        .iter()
-                        .filter_map(|a| a.as_ref().err())
-                        .all(|e| e.code() == "licence_limit_reached"));
-                    assert_eq!(engine.tenant(&tenant).await.unwrap().seats_in_use, SEATS);
-                    engine.delete_tenant(&tenant).await.unwrap();
+                    let logins = login_round(&engine, &users).await;
+                    timed += logins;
+                    // Untimed by criterion: the floor's neighbour for the paired ratio.
+                    pairs.0.push((logins, floor_round(&noop).await));
                 }
                 timed
             })
         })
     });
     group.finish();
+    pairs.report("simultaneous_logins");
 }
 
 // ---- mixed_ops -----------------------------------------------------------------------
+
+/// Client tasks each making `MIXED_ROUNDS` x 3 bare round trips to one of the no-op
+/// actors.
+async fn mixed_floor_round(noops: &Arc<Vec<Addr<Noop>>>) -> Duration {
+    let start = Instant::now();
+    fire(MIXED_CLIENTS, |i| {
+        let noops = noops.clone();
+        async move {
+            let noop = &noops[i % MIXED_TENANTS];
+            for _ in 0..MIXED_ROUNDS * 3 {
+                noop.send(Ping).await.unwrap();
+            }
+        }
+    })
+    .await;
+    start.elapsed()
+}
+
+/// Client tasks each logging in to one of the tenants, heartbeating and releasing,
+/// `MIXED_ROUNDS` times.
+async fn mixed_round(
+    engine: &Engine,
+    tenants: &Arc<Vec<TenantId>>,
+    users: &Arc<Vec<UserId>>,
+) -> Duration {
+    let start = Instant::now();
+    fire(MIXED_CLIENTS, |i| {
+        let (engine, tenants, users) = (engine.clone(), tenants.clone(), users.clone());
+        async move {
+            let tenant = &tenants[i % MIXED_TENANTS];
+            for _ in 0..MIXED_ROUNDS {
+                let login = engine.login(tenant, &users[i], None).await.unwrap();
+                engine.heartbeat(&login.token).await.unwrap();
+                engine.release(&login.token).await.unwrap();
+            }
+        }
+    })
+    .await;
+    start.elapsed()
+}
 
 fn mixed_ops(c: &mut Criterion) {
     let rt = runtime();
@@ -234,6 +330,7 @@ fn mixed_ops(c: &mut Criterion) {
             .collect(),
     );
     let ops = (MIXED_CLIENTS * MIXED_ROUNDS * 3) as u64;
+    let mut pairs = Pairs::default();
 
     let mut group = c.benchmark_group("mixed_ops");
     group
@@ -246,20 +343,11 @@ fn mixed_ops(c: &mut Criterion) {
     group.bench_function("floor_actix_round_trips", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
-                let start = Instant::now();
+                let mut timed = Duration::ZERO;
                 for _ in 0..iters {
-                    fire(MIXED_CLIENTS, |i| {
-                        let noops = noops.clone();
-                        async move {
-                            let noop = &noops[i % MIXED_TENANTS];
-                            for _ in 0..MIXED_ROUNDS * 3 {
-                                noop.send(Ping).await.unwrap();
-                            }
-                        }
-                    })
-                    .await;
+                    timed += mixed_floor_round(&noops).await;
                 }
-                start.elapsed()
+                timed
             })
         })
     });
@@ -267,27 +355,26 @@ fn mixed_ops(c: &mut Criterion) {
     group.bench_function("login_heartbeat_release", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
-                let start = Instant::now();
+                let mut timed = Duration::ZERO;
                 for _ in 0..iters {
-                    fire(MIXED_CLIENTS, |i| {
-                        let (engine, tenants, users) =
-                            (engine.clone(), tenants.clone(), users.clone());
-                        async move {
-                            let tenant = &tenants[i % MIXED_TENANTS];
-                            for _ in 0..MIXED_ROUNDS {
-                                let login = engine.login(tenant, &users[i], None).await.unwrap();
-                                engine.heartbeat(&login.token).await.unwrap();
-                                engine.release(&login.token).await.unwrap();
-                            }
-                        }
-                    })
-                    .await;
+                    let round = mixed_round(&engine, &tenants, &users).await;
+                    timed += round;
+                    pairs.0.push((round, mixed_floor_round(&noops).await));
                 }
-                start.elapsed()
+                timed
             })
         })
     });
     group.finish();
+    pairs.report("mixed_ops");
+    let mut rounds: Vec<Duration> = pairs.0.iter().map(|p| p.0).collect();
+    rounds.sort();
+    if let Some(round) = rounds.get(rounds.len() / 2) {
+        println!(
+            "mixed_ops: median round {:.0} ops/s ({ops} ops in {round:.2?})",
+            ops as f64 / round.as_secs_f64()
+        );
+    }
 
     let live: u32 = rt.block_on(async {
         let mut live = 0;
