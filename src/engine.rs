@@ -19,7 +19,7 @@ use crate::actor::{PoolHandle, PoolMsg, Reply, Shell};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{Error, Result};
 use crate::events::{self, Envelope, Event, EventSender};
-use crate::ids::{SessionId, TenantId, UserId};
+use crate::ids::{SessionId, SessionIdHash, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{
     Change, PoolSnapshot, PoolState, RecordsView, Retention, SessionView, TenantView, Tombstone,
@@ -67,9 +67,9 @@ impl Default for EngineConfig {
 pub(crate) struct Registry {
     pub(crate) tenants: DashMap<TenantId, Arc<PoolHandle>>,
     /// Live and remembered sessions → their pool.
-    pub(crate) sessions: DashMap<SessionId, Arc<PoolHandle>>,
+    pub(crate) sessions: DashMap<SessionId, Arc<PoolHandle>, SessionIdHash>,
     /// Ended sessions of deleted tenants, remembered for the retention like any other.
-    pub(crate) orphans: DashMap<SessionId, Tombstone>,
+    pub(crate) orphans: DashMap<SessionId, Tombstone, SessionIdHash>,
     /// Live sessions in all pools, as last published by each pool.
     pub(crate) live_sessions: AtomicI64,
     /// Seats held in all pools, as last published by each pool.

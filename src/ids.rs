@@ -2,6 +2,7 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -142,6 +143,34 @@ impl fmt::Debug for SessionId {
     }
 }
 
+/// Hashes [`SessionId`]s for the maps keyed by them.
+///
+/// Session ids are drawn from the OS CSPRNG by the engine, never chosen by a client, so
+/// a keyed hash such as SipHash buys no protection here; one multiply spreads the bits,
+/// and folding the high half down keeps structured ids (tests, restores) apart too.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SessionIdHasher(u64);
+
+impl Hasher for SessionIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let mixed = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = mixed ^ (mixed >> 32);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The [`std::hash::BuildHasher`] of maps keyed by [`SessionId`].
+pub(crate) type SessionIdHash = BuildHasherDefault<SessionIdHasher>;
+
 impl Serialize for SessionId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
@@ -178,6 +207,17 @@ mod tests {
             let err = TenantId::parse(bad).unwrap_err();
             assert_eq!(err.code(), "invalid_request", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn sequential_session_ids_hash_apart() {
+        use std::collections::HashSet;
+        use std::hash::BuildHasher;
+        let hashes: HashSet<u64> = (0..10_000u64)
+            .flat_map(|n| [n, n << 32])
+            .map(|n| SessionIdHash::default().hash_one(SessionId::from_u64(n)) & 0xffff)
+            .collect();
+        assert!(hashes.len() > 9_000, "{} distinct low bits", hashes.len());
     }
 
     #[test]

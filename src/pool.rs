@@ -16,7 +16,7 @@ use crate::admission::{
 use crate::clock::Timestamp;
 use crate::error::{EndReason, Error, Result};
 use crate::events::{Event, EventKind};
-use crate::ids::{SessionId, TenantId, UserId};
+use crate::ids::{SessionId, SessionIdHash, TenantId, UserId};
 use crate::licence::{Licence, LicenceModel, SeatPer};
 use crate::token::SecretHash;
 
@@ -68,8 +68,10 @@ pub struct Tombstone {
 
 #[derive(Debug, Default)]
 struct EndedSessions {
-    by_id: HashMap<SessionId, Tombstone>,
-    order: VecDeque<SessionId>,
+    by_id: HashMap<SessionId, Tombstone, SessionIdHash>,
+    /// Oldest first, with the end time beside the id so that finding what is due to be
+    /// forgotten reads the front of this queue and nothing else.
+    order: VecDeque<(Timestamp, SessionId)>,
 }
 
 /// The record count of a records-based tenant, with its billing peaks.
@@ -298,7 +300,7 @@ pub struct PoolState {
     licence: Licence,
     retention: Retention,
     users: HashMap<UserId, Account>,
-    sessions: HashMap<SessionId, Session>,
+    sessions: HashMap<SessionId, Session, SessionIdHash>,
     /// Live sessions by idle deadline: expiry touches only what is due.
     deadlines: BTreeSet<(Timestamp, SessionId)>,
     /// Accounts with at least one live session.
@@ -321,7 +323,7 @@ impl PoolState {
             licence,
             retention,
             users: HashMap::new(),
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             deadlines: BTreeSet::new(),
             active_users: 0,
             assigned: 0,
@@ -373,8 +375,7 @@ impl PoolState {
             .ended
             .order
             .front()
-            .and_then(|id| self.ended.by_id.get(id))
-            .map(|t| t.ended_at + self.retention.ended_for);
+            .map(|&(ended_at, _)| ended_at + self.retention.ended_for);
         match (session, tombstone) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -390,13 +391,8 @@ impl PoolState {
             }
             self.end_session(id, EndReason::Expired, now);
         }
-        while let Some(id) = self.ended.order.front().copied() {
-            let due = self
-                .ended
-                .by_id
-                .get(&id)
-                .is_none_or(|t| t.ended_at + self.retention.ended_for <= now);
-            if !due {
+        while let Some(&(ended_at, _)) = self.ended.order.front() {
+            if ended_at + self.retention.ended_for > now {
                 break;
             }
             self.forget_oldest();
@@ -769,7 +765,7 @@ impl PoolState {
                 .ended
                 .order
                 .iter()
-                .filter_map(|id| self.ended.by_id.get(id).map(|t| (*id, *t)))
+                .filter_map(|(_, id)| self.ended.by_id.get(id).map(|t| (*id, *t)))
                 .collect(),
             records: self.records,
         }
@@ -783,7 +779,7 @@ impl PoolState {
             licence: snapshot.licence,
             retention,
             users: HashMap::new(),
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             deadlines: BTreeSet::new(),
             active_users: 0,
             assigned: 0,
@@ -818,7 +814,7 @@ impl PoolState {
             );
         }
         for (id, tombstone) in snapshot.ended {
-            pool.ended.order.push_back(id);
+            pool.ended.order.push_back((tombstone.ended_at, id));
             pool.ended.by_id.insert(id, tombstone);
         }
         pool
@@ -874,7 +870,7 @@ impl PoolState {
             ended_at: now,
         };
         if self.retention.capacity > 0 {
-            self.ended.order.push_back(id);
+            self.ended.order.push_back((now, id));
             self.ended.by_id.insert(id, tombstone);
             self.record(|| Change::SessionEnded { id, tombstone });
         } else {
@@ -897,7 +893,7 @@ impl PoolState {
     }
 
     fn forget_oldest(&mut self) {
-        if let Some(id) = self.ended.order.pop_front() {
+        if let Some((_, id)) = self.ended.order.pop_front() {
             if let Some(tombstone) = self.ended.by_id.remove(&id) {
                 self.record(|| Change::SessionForgotten {
                     id,

@@ -119,6 +119,9 @@ impl TenantUsage {
 #[derive(Debug, Default)]
 pub struct UsageBook {
     tenants: HashMap<TenantId, TenantUsage>,
+    /// The calendar day of the last event, by its number of days since the epoch:
+    /// events come in time order, so most need no calendar arithmetic.
+    last_day: Option<(u64, NaiveDate)>,
 }
 
 impl UsageBook {
@@ -128,8 +131,11 @@ impl UsageBook {
             self.tenants.remove(&event.tenant);
             return;
         }
-        let day = event.at.day();
-        let tenant = self.tenants.entry(event.tenant.clone()).or_default();
+        let day = self.day_of(event.at);
+        let tenant = match self.tenants.get_mut(&event.tenant) {
+            Some(tenant) => tenant,
+            None => self.tenants.entry(event.tenant.clone()).or_default(),
+        };
         match &event.kind {
             EventKind::Admitted { seats_in_use, .. } => {
                 tenant.seats(day, *seats_in_use);
@@ -178,6 +184,19 @@ impl UsageBook {
         let mut day = stored.usage;
         day.closing = stored.closing;
         usage.days.insert(day.day, day);
+    }
+
+    fn day_of(&mut self, at: Timestamp) -> NaiveDate {
+        const MILLIS_PER_DAY: u64 = 24 * 3600 * 1000;
+        let number = at.as_millis() / MILLIS_PER_DAY;
+        match self.last_day {
+            Some((last, day)) if last == number => day,
+            _ => {
+                let day = at.day();
+                self.last_day = Some((number, day));
+                day
+            }
+        }
     }
 
     /// The last `days` days up to `today`, oldest first; quiet days carry the level of
