@@ -17,6 +17,9 @@
 //! - [`engine`] — the [`Engine`]: registry, arbiters, timer and the async API.
 //! - [`events`] — every decision as an [`Event`], carried by crossbeam-channel.
 //! - [`usage`] — the per-tenant, per-day usage report built from events.
+//! - [`store`] — the storage seam: what must be durable; `memory` and `redb` backends.
+//! - [`http`] — `usher serve`: the HTTP API, credentials, metrics, OpenAPI, assets.
+//! - [`cli`] — the `usher` command line: `serve`, `admin` (and `load`).
 //!
 //! # Example
 //! ```

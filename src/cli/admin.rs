@@ -18,7 +18,7 @@ pub struct AdminArgs {
     #[arg(long, env = "USHER_ADMIN_TOKEN", hide_env_values = true)]
     pub token: String,
     /// Print the server's JSON instead of tables.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
     /// What to do.
     #[command(subcommand)]
