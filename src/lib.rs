@@ -17,6 +17,9 @@
 //! - [`engine`] — the [`Engine`]: registry, arbiters, timer and the async API.
 //! - [`events`] — every decision as an [`Event`], carried by crossbeam-channel.
 //! - [`usage`] — the per-tenant, per-day usage report built from events.
+//! - [`http`] — `usher serve`: the HTTP API over an [`Engine`].
+//! - [`load`] — the load generator of `usher load`: simulated clients, storms, reports.
+//! - [`cli`] — the command line.
 //!
 //! # Example
 //! ```
@@ -50,6 +53,7 @@ pub mod events;
 pub mod http;
 pub mod ids;
 pub mod licence;
+pub mod load;
 pub mod pool;
 mod timer;
 pub mod token;
