@@ -240,9 +240,17 @@ impl<T: Target> World<T> {
             .ctx
             .timed(Op::Logout, due, self.ctx.target.logout(&token))
             .await;
-        for tab in std::mem::take(&mut me.tabs) {
-            if let Outcome::Failed(_) = outcome {
-                me.abandon(tab.expires_by);
+        match outcome {
+            Outcome::Ok(()) => me.tabs.clear(),
+            // That tab's session was already over (expired, say), so the server
+            // could not tell whose sessions to end: the other tabs live on.
+            Outcome::Ended(_) | Outcome::Refused(_) => {
+                me.tabs.swap_remove(i);
+            }
+            Outcome::Failed(_) => {
+                for tab in std::mem::take(&mut me.tabs) {
+                    me.abandon(tab.expires_by);
+                }
             }
         }
     }
@@ -439,5 +447,55 @@ async fn heartbeat_all<T: Target>(world: &World<T>, clients: &mut [Client<T::Tok
                 client.abandon(now + world.idle);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::clock::{ManualClock, Timestamp};
+    use crate::engine::{Engine, EngineConfig};
+    use crate::licence::LicenceSpec;
+    use crate::load::target::EngineTarget;
+
+    #[test]
+    fn a_logout_through_an_expired_tab_leaves_the_users_other_tabs_held() {
+        actix_web::rt::System::new().block_on(async {
+            let clock = Arc::new(ManualClock::starting_at(Timestamp::from_millis(0)));
+            let engine = Engine::with_clock(EngineConfig::default(), clock.clone());
+            let target = Rc::new(EngineTarget::new(engine));
+            let spec = LicenceSpec {
+                model: "concurrent".into(),
+                seats: Some(5),
+                idle_timeout_secs: Some(2),
+                ..Default::default()
+            };
+            target.create_tenant("acme", &spec).await.unwrap();
+            let world = World {
+                ctx: Rc::new(Ctx::new(target.clone())),
+                tenants: Rc::new(vec!["acme".to_string()]),
+                idle: Duration::from_secs(2),
+            };
+            let mut ann = Client {
+                tenant: 0,
+                user: "ann".into(),
+                tabs: Vec::new(),
+                gone_until: None,
+                opened: 0,
+            };
+            let now = Instant::now();
+            world.open_tab(&mut ann, now).await;
+            world.open_tab(&mut ann, now).await;
+            // Only the second tab heartbeats; the first expires.
+            clock.advance(Duration::from_millis(1500));
+            world.heartbeat(&mut ann, 1, now).await;
+            clock.advance(Duration::from_millis(1000));
+            world.logout(&mut ann, 0, now).await;
+            assert_eq!(ann.tabs.len(), 1);
+            let view = target.view("acme").await.unwrap();
+            assert_eq!((view.sessions, view.seats_in_use), (1, 1));
+        });
     }
 }
