@@ -203,12 +203,12 @@ impl<T: Target> World<T> {
         outcome.class()
     }
 
-    /// Heartbeats tab `i`, due at `due`.
-    async fn heartbeat(&self, me: &mut Client<T::Token>, i: usize, due: Instant) {
+    /// Heartbeats tab `i`, due at `due` and started at `start`.
+    async fn heartbeat(&self, me: &mut Client<T::Token>, i: usize, due: Instant, start: Instant) {
         let token = me.tabs[i].token.clone();
         let outcome = self
             .ctx
-            .timed(Op::Heartbeat, due, self.ctx.target.heartbeat(&token))
+            .timed(Op::Heartbeat, start, self.ctx.target.heartbeat(&token))
             .await;
         let now = Instant::now();
         let tab = &mut me.tabs[i];
@@ -263,6 +263,19 @@ impl<T: Target> World<T> {
     }
 }
 
+/// Waits for `due` and answers the moment a request's latency counts from: `due`
+/// itself when the client is already late for it (a slow answer before held it up, and
+/// that backlog must show), otherwise the moment the timer woke, so that the client's
+/// timer resolution (about a millisecond) is not charged to the server.
+async fn start_at(due: Instant) -> Instant {
+    if due > Instant::now() {
+        sleep_until(due.into()).await;
+        Instant::now()
+    } else {
+        due
+    }
+}
+
 /// One user at human pace until `stop`: logs in, opens tabs, heartbeats each tab at
 /// the server's interval, releases, logs out or walks away, comes back.
 async fn user<T: Target>(
@@ -288,13 +301,13 @@ async fn user<T: Target>(
             sleep_until(stop.into()).await;
             return me;
         }
-        sleep_until(due.into()).await;
+        let start = start_at(due).await;
         if let Some((i, at)) = beat {
-            world.heartbeat(&mut me, i, at).await;
+            world.heartbeat(&mut me, i, at, start).await;
             continue;
         }
         if me.tabs.is_empty() {
-            next_action = match world.open_tab(&mut me, due).await {
+            next_action = match world.open_tab(&mut me, start).await {
                 Outcome::Ok(()) => Instant::now() + rng.exponential(timing.real(timing.stay)),
                 _ => Instant::now() + rng.exponential(timing.real(timing.retry)),
             };
@@ -303,15 +316,15 @@ async fn user<T: Target>(
         let mut pause = timing.stay;
         match mix.next_action(&mut rng, me.tabs.len()) {
             Action::OpenTab => {
-                world.open_tab(&mut me, due).await;
+                world.open_tab(&mut me, start).await;
             }
             Action::ReleaseTab => {
                 let i = rng.below(me.tabs.len());
-                world.release(&mut me, i, due).await;
+                world.release(&mut me, i, start).await;
             }
             Action::Logout => {
                 let i = rng.below(me.tabs.len());
-                world.logout(&mut me, i, due).await;
+                world.logout(&mut me, i, start).await;
                 pause = timing.think;
             }
             Action::GoIdle => {
@@ -344,9 +357,7 @@ async fn open_loop<T: Target + 'static>(
     let mut skipped = 0;
     for k in 0..timetable.slots(duration) {
         let due = start + timetable.due(k);
-        if due > Instant::now() {
-            sleep_until(due.into()).await;
-        }
+        let begun = start_at(due).await;
         // A few tries at a user who is free; on a busy server most may be waiting.
         let free = (0..8)
             .map(|_| rng.below(n))
@@ -367,11 +378,11 @@ async fn open_loop<T: Target + 'static>(
         actix_web::rt::spawn(async move {
             match op {
                 OpenOp::Login => {
-                    world.open_tab(&mut me, due).await;
+                    world.open_tab(&mut me, begun).await;
                 }
-                OpenOp::Heartbeat => world.heartbeat(&mut me, tab, due).await,
-                OpenOp::Release => world.release(&mut me, tab, due).await,
-                OpenOp::Logout => world.logout(&mut me, tab, due).await,
+                OpenOp::Heartbeat => world.heartbeat(&mut me, tab, due, begun).await,
+                OpenOp::Release => world.release(&mut me, tab, begun).await,
+                OpenOp::Logout => world.logout(&mut me, tab, begun).await,
             }
             slots.borrow_mut()[i] = Some(me);
             in_flight.set(in_flight.get() - 1);
@@ -490,7 +501,7 @@ mod tests {
             world.open_tab(&mut ann, now).await;
             // Only the second tab heartbeats; the first expires.
             clock.advance(Duration::from_millis(1500));
-            world.heartbeat(&mut ann, 1, now).await;
+            world.heartbeat(&mut ann, 1, now, now).await;
             clock.advance(Duration::from_millis(1000));
             world.logout(&mut ann, 0, now).await;
             assert_eq!(ann.tabs.len(), 1);

@@ -203,7 +203,8 @@ impl<T: Target> Ctx<T> {
         }
     }
 
-    /// Awaits a request and records it, its latency taken from when it was due.
+    /// Awaits a request and records it, its latency taken from `due`: when the request
+    /// was due, or when the client's timer woke for it if that was later.
     async fn timed<R>(
         &self,
         op: Op,

@@ -92,7 +92,8 @@ pub struct OpStats {
     /// Errors by kind.
     pub errors: BTreeMap<String, u64>,
     /// Latency of every answer, in microseconds, measured from the moment the request
-    /// was due (not sent), so a stalled server cannot hide its backlog.
+    /// was due, not from when it could be sent, so a stalled server cannot hide its
+    /// backlog (coordinated omission).
     pub latency: Histogram<u64>,
 }
 
