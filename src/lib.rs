@@ -19,7 +19,8 @@
 //! - [`usage`] — the per-tenant, per-day usage report built from events.
 //! - [`store`] — the storage seam: what must be durable; `memory` and `redb` backends.
 //! - [`http`] — `usher serve`: the HTTP API, credentials, metrics, OpenAPI, assets.
-//! - [`cli`] — the `usher` command line: `serve`, `admin` (and `load`).
+//! - [`load`] — the load generator of `usher load`: simulated clients, storms, reports.
+//! - [`cli`] — the `usher` command line: `serve`, `admin` and `load`.
 //!
 //! # Example
 //! ```
@@ -53,6 +54,7 @@ pub mod events;
 pub mod http;
 pub mod ids;
 pub mod licence;
+pub mod load;
 pub mod pool;
 pub mod store;
 mod timer;

@@ -4,6 +4,7 @@
 //! config file, then the defaults.
 
 pub mod admin;
+pub mod load;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Talk to a running server: tenants, holders, releases, licences, usage.
     Admin(admin::AdminArgs),
+    /// Drive a server (or an in-process engine) with simulated browser clients, a
+    /// login storm or an open-loop rate, then check the seat invariant.
+    Load(load::LoadArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -36,6 +40,7 @@ pub fn run(cli: Cli) -> i32 {
         None => serve::run(serve::ServeArgs::default()),
         Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Admin(args)) => admin::run(args),
+        Some(Command::Load(args)) => load::run(args),
     };
     match result {
         Ok(()) => 0,

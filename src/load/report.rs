@@ -1,0 +1,775 @@
+//! What a run measured — throughput, latency percentiles, refusals and errors per
+//! operation — and the invariant check against the server's own view, as plain data
+//! rendered as a table for people or JSON for machines.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::Table;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+/// The operations a client performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Op {
+    /// `POST /v1/tenants/{t}/sessions`.
+    Login,
+    /// `POST /v1/sessions/{token}/heartbeat`.
+    Heartbeat,
+    /// `POST /v1/sessions/{token}/release`.
+    Release,
+    /// `POST /v1/sessions/{token}/logout`.
+    Logout,
+}
+
+impl Op {
+    /// The operation's name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Login => "login",
+            Op::Heartbeat => "heartbeat",
+            Op::Release => "release",
+            Op::Logout => "logout",
+        }
+    }
+}
+
+/// How one request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<T> {
+    /// Success.
+    Ok(T),
+    /// A login refused by the licence: `licence_limit_reached`, `user_not_licensed`,
+    /// `user_limit_reached`. The system working as sold, not an error.
+    Refused(String),
+    /// `session_ended` with its reason: the session was already over.
+    Ended(String),
+    /// Anything else: an unexpected code, a 5xx, `overloaded`, a transport failure.
+    Failed(String),
+}
+
+impl<T> Outcome<T> {
+    /// The outcome without its value.
+    pub fn class(&self) -> Outcome<()> {
+        match self {
+            Outcome::Ok(_) => Outcome::Ok(()),
+            Outcome::Refused(r) => Outcome::Refused(r.clone()),
+            Outcome::Ended(r) => Outcome::Ended(r.clone()),
+            Outcome::Failed(e) => Outcome::Failed(e.clone()),
+        }
+    }
+
+    /// Sorts an error code of SPEC §4 into refused, ended or failed.
+    pub fn from_code(code: &str, reason: Option<&str>) -> Self {
+        match code {
+            "licence_limit_reached" | "user_not_licensed" | "user_limit_reached" => {
+                Outcome::Refused(code.to_string())
+            }
+            "session_ended" => Outcome::Ended(reason.unwrap_or("unknown").to_string()),
+            other => Outcome::Failed(other.to_string()),
+        }
+    }
+}
+
+/// Latencies are recorded in microseconds, up to a minute, to 3 significant digits.
+const LATENCY_MAX_US: u64 = 60_000_000;
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("valid histogram bounds")
+}
+
+/// The figures of one operation.
+#[derive(Debug, Clone)]
+pub struct OpStats {
+    /// Successes.
+    pub ok: u64,
+    /// Refusals by reason.
+    pub refused: BTreeMap<String, u64>,
+    /// Sessions found already ended, by reason.
+    pub ended: BTreeMap<String, u64>,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Latency of every answer, in microseconds, measured from the moment the request
+    /// was due, not from when it could be sent, so a stalled server cannot hide its
+    /// backlog (coordinated omission).
+    pub latency: Histogram<u64>,
+}
+
+impl Default for OpStats {
+    fn default() -> Self {
+        OpStats {
+            ok: 0,
+            refused: BTreeMap::new(),
+            ended: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            latency: new_histogram(),
+        }
+    }
+}
+
+impl OpStats {
+    /// Requests answered or failed.
+    pub fn count(&self) -> u64 {
+        self.ok + self.refused_total() + self.ended_total() + self.errors_total()
+    }
+
+    /// Refusals, all reasons.
+    pub fn refused_total(&self) -> u64 {
+        self.refused.values().sum()
+    }
+
+    /// Ended sessions, all reasons.
+    pub fn ended_total(&self) -> u64 {
+        self.ended.values().sum()
+    }
+
+    /// Errors, all kinds.
+    pub fn errors_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// Requests per second over `elapsed`.
+    pub fn per_sec(&self, elapsed: Duration) -> f64 {
+        per_sec(self.count(), elapsed)
+    }
+
+    /// The latency at quantile `q` (0.5, 0.99, 0.999) in microseconds; 0 when empty.
+    pub fn latency_us(&self, q: f64) -> u64 {
+        if self.latency.is_empty() {
+            0
+        } else {
+            self.latency.value_at_quantile(q)
+        }
+    }
+
+    fn record(&mut self, outcome: &Outcome<()>, latency: Duration) {
+        match outcome {
+            Outcome::Ok(()) => self.ok += 1,
+            Outcome::Refused(r) => *self.refused.entry(r.clone()).or_default() += 1,
+            Outcome::Ended(r) => *self.ended.entry(r.clone()).or_default() += 1,
+            Outcome::Failed(e) => *self.errors.entry(e.clone()).or_default() += 1,
+        }
+        let us = (latency.as_micros() as u64).clamp(1, LATENCY_MAX_US);
+        self.latency.saturating_record(us);
+    }
+
+    fn merge(&mut self, other: &OpStats) {
+        self.ok += other.ok;
+        for (mine, theirs) in [
+            (&mut self.refused, &other.refused),
+            (&mut self.ended, &other.ended),
+            (&mut self.errors, &other.errors),
+        ] {
+            for (k, v) in theirs {
+                *mine.entry(k.clone()).or_default() += v;
+            }
+        }
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+    }
+
+    fn to_json(&self, elapsed: Duration) -> Value {
+        json!({
+            "count": self.count(),
+            "ok": self.ok,
+            "per_sec": round1(self.per_sec(elapsed)),
+            "refused": self.refused,
+            "ended": self.ended,
+            "errors": self.errors,
+            "latency_us": {
+                "p50": self.latency_us(0.5),
+                "p99": self.latency_us(0.99),
+                "p99_9": self.latency_us(0.999),
+                "max": self.latency.max(),
+                "mean": round1(if self.latency.is_empty() { 0.0 } else { self.latency.mean() }),
+            },
+        })
+    }
+}
+
+fn per_sec(count: u64, elapsed: Duration) -> f64 {
+    if elapsed.is_zero() {
+        0.0
+    } else {
+        count as f64 / elapsed.as_secs_f64()
+    }
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// The figures of every operation.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Per operation.
+    pub ops: BTreeMap<Op, OpStats>,
+}
+
+impl Stats {
+    /// Records one request's outcome and latency.
+    pub fn record(&mut self, op: Op, outcome: &Outcome<()>, latency: Duration) {
+        self.ops.entry(op).or_default().record(outcome, latency);
+    }
+
+    /// All operations together.
+    pub fn total(&self) -> OpStats {
+        let mut total = OpStats::default();
+        for stats in self.ops.values() {
+            total.merge(stats);
+        }
+        total
+    }
+
+    /// Adds another run's figures (another thread's, say).
+    pub fn merge(&mut self, other: &Stats) {
+        for (op, stats) in &other.ops {
+            self.ops.entry(*op).or_default().merge(stats);
+        }
+    }
+}
+
+/// A tenant as the server sees it: the part of `GET /v1/tenants/{t}` the check reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerView {
+    /// The tenant.
+    pub tenant: String,
+    /// Seats in the licence (none for records).
+    pub seats: Option<u32>,
+    /// Seats held.
+    pub seats_in_use: u32,
+    /// Live sessions.
+    pub sessions: u32,
+}
+
+/// What the clients believe they hold in one tenant once the run is quiet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Belief {
+    /// Seats the clients' live tabs hold, by the licence's rule.
+    pub seats_in_use: u32,
+    /// Live tabs.
+    pub sessions: u32,
+}
+
+/// A broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// More seats held than the licence has: the one thing that must never happen.
+    OverAdmitted {
+        /// Seats in the licence.
+        seats: u32,
+        /// Seats held.
+        seats_in_use: u32,
+    },
+    /// The server counts other seats than the clients hold.
+    SeatsDisagree {
+        /// The server's count.
+        server: u32,
+        /// The clients' count.
+        clients: u32,
+    },
+    /// The server counts other sessions than the clients hold.
+    SessionsDisagree {
+        /// The server's count.
+        server: u32,
+        /// The clients' count.
+        clients: u32,
+    },
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Violation::OverAdmitted {
+                seats,
+                seats_in_use,
+            } => write!(f, "over-admitted: {seats_in_use} seats in use of {seats}"),
+            Violation::SeatsDisagree { server, clients } => write!(
+                f,
+                "seats in use: the server counts {server}, the clients hold {clients}"
+            ),
+            Violation::SessionsDisagree { server, clients } => write!(
+                f,
+                "sessions: the server counts {server}, the clients hold {clients}"
+            ),
+        }
+    }
+}
+
+/// Checks one tenant: never more seats in use than sold, and exactly what the clients
+/// hold (when they know it: `None` skips that half, e.g. mid-run).
+pub fn check(view: &ServerView, belief: Option<Belief>) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    if let Some(seats) = view.seats {
+        if view.seats_in_use > seats {
+            violations.push(Violation::OverAdmitted {
+                seats,
+                seats_in_use: view.seats_in_use,
+            });
+        }
+    }
+    if let Some(belief) = belief {
+        if view.seats_in_use != belief.seats_in_use {
+            violations.push(Violation::SeatsDisagree {
+                server: view.seats_in_use,
+                clients: belief.seats_in_use,
+            });
+        }
+        if view.sessions != belief.sessions {
+            violations.push(Violation::SessionsDisagree {
+                server: view.sessions,
+                clients: belief.sessions,
+            });
+        }
+    }
+    violations
+}
+
+/// One tenant's check, for the report.
+#[derive(Debug, Clone)]
+pub struct TenantCheck {
+    /// The server's view.
+    pub view: ServerView,
+    /// The clients' belief.
+    pub belief: Option<Belief>,
+    /// What is wrong, if anything.
+    pub violations: Vec<Violation>,
+}
+
+impl TenantCheck {
+    /// Checks `view` against `belief`.
+    pub fn new(view: ServerView, belief: Option<Belief>) -> Self {
+        let violations = check(&view, belief);
+        TenantCheck {
+            view,
+            belief,
+            violations,
+        }
+    }
+}
+
+/// The storm's own figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StormSummary {
+    /// Simultaneous logins.
+    pub logins: u64,
+    /// Seats of the tenant.
+    pub seats: u32,
+    /// From the common start to the last answer.
+    pub wall: Duration,
+}
+
+impl StormSummary {
+    /// How many logins the licence must admit: one per seat, or all if fewer.
+    pub fn expected_admitted(&self) -> u64 {
+        self.logins.min(u64::from(self.seats))
+    }
+}
+
+/// A run's report.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// `workload`, `open-loop` or `storm`.
+    pub mode: &'static str,
+    /// The server's URL, or `in-process`.
+    pub target: String,
+    /// Measured time (the quiet moment and set-up excluded).
+    pub elapsed: Duration,
+    /// Per operation.
+    pub stats: Stats,
+    /// Tenants checked.
+    pub checks: Vec<TenantCheck>,
+    /// Storm figures, for a storm.
+    pub storm: Option<StormSummary>,
+    /// Open-loop requests that found no user free to act for them.
+    pub skipped: u64,
+}
+
+impl Report {
+    /// Whether every invariant held (and a storm admitted exactly one login per seat
+    /// without errors).
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.violations.is_empty()) && self.storm_exact().unwrap_or(true)
+    }
+
+    /// For a storm: admitted exactly `min(logins, seats)` and nothing failed.
+    pub fn storm_exact(&self) -> Option<bool> {
+        let storm = self.storm?;
+        let login = self.stats.ops.get(&Op::Login).cloned().unwrap_or_default();
+        Some(login.ok == storm.expected_admitted() && login.errors_total() == 0)
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> Value {
+        let total = self.stats.total();
+        let ops: serde_json::Map<String, Value> = self
+            .stats
+            .ops
+            .iter()
+            .map(|(op, s)| (op.as_str().to_string(), s.to_json(self.elapsed)))
+            .collect();
+        let tenants: Vec<Value> = self
+            .checks
+            .iter()
+            .map(|c| {
+                json!({
+                    "tenant": c.view.tenant,
+                    "seats": c.view.seats,
+                    "seats_in_use": c.view.seats_in_use,
+                    "sessions": c.view.sessions,
+                    "clients_seats_in_use": c.belief.map(|b| b.seats_in_use),
+                    "clients_sessions": c.belief.map(|b| b.sessions),
+                    "violations": c.violations.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let mut out = json!({
+            "mode": self.mode,
+            "target": self.target,
+            "elapsed_secs": (self.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            "operations": ops,
+            "total": total.to_json(self.elapsed),
+            "invariant": {
+                "ok": self.checks.iter().all(|c| c.violations.is_empty()),
+                "tenants": tenants,
+            },
+            "passed": self.passed(),
+        });
+        if self.skipped > 0 {
+            out["skipped"] = json!(self.skipped);
+        }
+        if let Some(storm) = self.storm {
+            let login = self.stats.ops.get(&Op::Login).cloned().unwrap_or_default();
+            out["storm"] = json!({
+                "logins": storm.logins,
+                "seats": storm.seats,
+                "admitted": login.ok,
+                "expected_admitted": storm.expected_admitted(),
+                "refused": login.refused_total(),
+                "errors": login.errors_total(),
+                "wall_secs": (storm.wall.as_secs_f64() * 1e6).round() / 1e6,
+                "exact": self.storm_exact(),
+            });
+        }
+        out
+    }
+
+    /// The report as text for a terminal.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "usher load: {} against {}, {:.2}s measured",
+            self.mode,
+            self.target,
+            self.elapsed.as_secs_f64()
+        );
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+            "OPERATION",
+            "COUNT",
+            "PER SEC",
+            "OK",
+            "REFUSED",
+            "ENDED",
+            "ERRORS",
+            "P50",
+            "P99",
+            "P99.9",
+            "MAX",
+        ]);
+        let total = self.stats.total();
+        let rows = self
+            .stats
+            .ops
+            .iter()
+            .map(|(op, s)| (op.as_str(), s))
+            .chain(std::iter::once(("total", &total)));
+        for (name, s) in rows {
+            table.add_row(vec![
+                name.to_string(),
+                s.count().to_string(),
+                format!("{:.0}", s.per_sec(self.elapsed)),
+                s.ok.to_string(),
+                s.refused_total().to_string(),
+                s.ended_total().to_string(),
+                s.errors_total().to_string(),
+                micros(s.latency_us(0.5)),
+                micros(s.latency_us(0.99)),
+                micros(s.latency_us(0.999)),
+                micros(s.latency.max()),
+            ]);
+        }
+        let _ = writeln!(out, "{table}");
+        for (what, map) in [
+            ("refused", &total.refused),
+            ("ended", &total.ended),
+            ("errors", &total.errors),
+        ] {
+            if !map.is_empty() {
+                let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                let _ = writeln!(out, "{what}: {}", parts.join(", "));
+            }
+        }
+        if self.skipped > 0 {
+            let _ = writeln!(
+                out,
+                "skipped: {} requests found every user busy",
+                self.skipped
+            );
+        }
+        if let Some(storm) = self.storm {
+            let login = self.stats.ops.get(&Op::Login).cloned().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "storm: {} simultaneous logins onto {} seats: {} admitted (expected {}), {} refused, {} errors, all answered in {:.3}s — {}",
+                storm.logins,
+                storm.seats,
+                login.ok,
+                storm.expected_admitted(),
+                login.refused_total(),
+                login.errors_total(),
+                storm.wall.as_secs_f64(),
+                if self.storm_exact() == Some(true) { "exact" } else { "NOT EXACT" }
+            );
+        }
+        let broken: Vec<&TenantCheck> = self
+            .checks
+            .iter()
+            .filter(|c| !c.violations.is_empty())
+            .collect();
+        if broken.is_empty() {
+            let _ = writeln!(
+                out,
+                "invariant: held in all {} tenants (seats in use within the licence and equal to what the clients hold)",
+                self.checks.len()
+            );
+        } else {
+            for c in broken {
+                for v in &c.violations {
+                    let _ = writeln!(out, "INVARIANT BROKEN in {}: {v}", c.view.tenant);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn micros(us: u64) -> String {
+    if us >= 10_000 {
+        format!("{:.1}ms", us as f64 / 1000.0)
+    } else {
+        format!("{us}µs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn throughput_is_answers_per_second_of_measured_time() {
+        let mut stats = Stats::default();
+        for _ in 0..300 {
+            stats.record(Op::Heartbeat, &Outcome::Ok(()), ms(1));
+        }
+        for _ in 0..100 {
+            stats.record(
+                Op::Login,
+                &Outcome::Refused("licence_limit_reached".into()),
+                ms(1),
+            );
+        }
+        let hb = &stats.ops[&Op::Heartbeat];
+        assert_eq!(hb.per_sec(Duration::from_secs(2)), 150.0);
+        assert_eq!(stats.total().count(), 400);
+        assert_eq!(stats.total().per_sec(Duration::from_secs(4)), 100.0);
+        assert_eq!(hb.per_sec(Duration::ZERO), 0.0);
+    }
+
+    #[test]
+    fn percentiles_come_from_the_recorded_latencies() {
+        let mut stats = Stats::default();
+        // 1..=1000 ms: p50 is 500 ms, p99 990 ms, p99.9 999 ms (to 3 digits).
+        for n in 1..=1000 {
+            stats.record(Op::Login, &Outcome::Ok(()), ms(n));
+        }
+        let login = &stats.ops[&Op::Login];
+        let close = |got: u64, want: u64| (got as f64 - want as f64).abs() / (want as f64) < 0.002;
+        assert!(
+            close(login.latency_us(0.5), 500_000),
+            "{}",
+            login.latency_us(0.5)
+        );
+        assert!(
+            close(login.latency_us(0.99), 990_000),
+            "{}",
+            login.latency_us(0.99)
+        );
+        assert!(
+            close(login.latency_us(0.999), 999_000),
+            "{}",
+            login.latency_us(0.999)
+        );
+        assert_eq!(OpStats::default().latency_us(0.99), 0);
+    }
+
+    #[test]
+    fn outcomes_are_counted_by_kind_and_reason() {
+        let mut stats = Stats::default();
+        let outcomes = [
+            Outcome::Ok(()),
+            Outcome::from_code("licence_limit_reached", None),
+            Outcome::from_code("licence_limit_reached", None),
+            Outcome::from_code("user_not_licensed", None),
+            Outcome::from_code("session_ended", Some("expired")),
+            Outcome::from_code("overloaded", None),
+            Outcome::Failed("timeout".into()),
+        ];
+        for o in &outcomes {
+            stats.record(Op::Login, o, ms(1));
+        }
+        let login = &stats.ops[&Op::Login];
+        assert_eq!(login.ok, 1);
+        assert_eq!(login.refused["licence_limit_reached"], 2);
+        assert_eq!(login.refused_total(), 3);
+        assert_eq!(login.ended["expired"], 1);
+        assert_eq!(login.errors_total(), 2);
+        assert_eq!(login.count(), outcomes.len() as u64);
+    }
+
+    #[test]
+    fn merging_adds_counts_and_latencies() {
+        let (mut a, mut b) = (Stats::default(), Stats::default());
+        a.record(Op::Heartbeat, &Outcome::Ok(()), ms(1));
+        b.record(Op::Heartbeat, &Outcome::Ok(()), ms(100));
+        b.record(Op::Release, &Outcome::Failed("io".into()), ms(2));
+        a.merge(&b);
+        assert_eq!(a.ops[&Op::Heartbeat].count(), 2);
+        assert!(a.ops[&Op::Heartbeat].latency.max() >= 99_000);
+        assert_eq!(a.ops[&Op::Release].errors["io"], 1);
+    }
+
+    fn view(seats: Option<u32>, seats_in_use: u32, sessions: u32) -> ServerView {
+        ServerView {
+            tenant: "t".into(),
+            seats,
+            seats_in_use,
+            sessions,
+        }
+    }
+
+    #[test]
+    fn the_check_passes_when_the_server_agrees_with_the_clients() {
+        let belief = Belief {
+            seats_in_use: 3,
+            sessions: 5,
+        };
+        assert!(check(&view(Some(3), 3, 5), Some(belief)).is_empty());
+        assert!(check(&view(None, 3, 5), Some(belief)).is_empty());
+    }
+
+    #[test]
+    fn the_check_catches_an_over_admission() {
+        let violations = check(&view(Some(500), 501, 501), None);
+        assert_eq!(
+            violations,
+            vec![Violation::OverAdmitted {
+                seats: 500,
+                seats_in_use: 501
+            }]
+        );
+        // Even when the clients (wrongly) believe the same.
+        let belief = Belief {
+            seats_in_use: 501,
+            sessions: 501,
+        };
+        assert_eq!(check(&view(Some(500), 501, 501), Some(belief)).len(), 1);
+    }
+
+    #[test]
+    fn the_check_catches_seats_or_sessions_the_clients_do_not_hold() {
+        let belief = Belief {
+            seats_in_use: 2,
+            sessions: 2,
+        };
+        let violations = check(&view(Some(10), 3, 4), Some(belief));
+        assert_eq!(
+            violations,
+            vec![
+                Violation::SeatsDisagree {
+                    server: 3,
+                    clients: 2
+                },
+                Violation::SessionsDisagree {
+                    server: 4,
+                    clients: 2
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_storm_is_exact_only_with_one_admission_per_seat_and_no_errors() {
+        let mut stats = Stats::default();
+        for _ in 0..5 {
+            stats.record(Op::Login, &Outcome::Ok(()), ms(1));
+        }
+        for _ in 0..45 {
+            stats.record(
+                Op::Login,
+                &Outcome::Refused("licence_limit_reached".into()),
+                ms(1),
+            );
+        }
+        let mut report = Report {
+            mode: "storm",
+            target: "in-process".into(),
+            elapsed: ms(10),
+            stats,
+            checks: vec![TenantCheck::new(
+                view(Some(5), 5, 5),
+                Some(Belief {
+                    seats_in_use: 5,
+                    sessions: 5,
+                }),
+            )],
+            storm: Some(StormSummary {
+                logins: 50,
+                seats: 5,
+                wall: ms(10),
+            }),
+            skipped: 0,
+        };
+        assert!(report.passed());
+        assert_eq!(report.to_json()["storm"]["admitted"], 5);
+        assert_eq!(report.to_json()["passed"], true);
+        report
+            .stats
+            .record(Op::Login, &Outcome::Failed("timeout".into()), ms(1));
+        assert!(!report.passed());
+        assert!(report.to_text().contains("NOT EXACT"));
+    }
+
+    #[test]
+    fn a_report_with_a_broken_invariant_fails_and_says_so() {
+        let report = Report {
+            mode: "workload",
+            target: "in-process".into(),
+            elapsed: ms(10),
+            stats: Stats::default(),
+            checks: vec![TenantCheck::new(view(Some(1), 2, 2), None)],
+            storm: None,
+            skipped: 0,
+        };
+        assert!(!report.passed());
+        assert!(report.to_text().contains("INVARIANT BROKEN"));
+        assert_eq!(report.to_json()["invariant"]["ok"], false);
+    }
+}

@@ -1,0 +1,476 @@
+//! Where the requests go: a running server over HTTP, or an [`Engine`] in this
+//! process, behind one trait so that the same workload measures both.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::report::{Outcome, ServerView};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::ids::{TenantId, UserId};
+use crate::licence::LicenceSpec;
+use crate::token::SessionToken;
+
+/// An admitted login, as a client keeps it.
+#[derive(Debug, Clone)]
+pub struct Session<K> {
+    /// The token.
+    pub token: K,
+    /// How often the server asks for a heartbeat.
+    pub heartbeat_every: Duration,
+    /// The idle timeout in force.
+    pub idle_timeout: Duration,
+}
+
+/// The operations the load tool drives. Futures are not `Send`: the tool runs on one
+/// thread, as a browser does.
+#[allow(async_fn_in_trait)]
+pub trait Target {
+    /// A session token as this target hands it out.
+    type Token: Clone + 'static;
+
+    /// Where the requests go, for the report.
+    fn describe(&self) -> String;
+
+    /// Creates a tenant with this licence.
+    async fn create_tenant(&self, tenant: &str, licence: &LicenceSpec) -> Result<(), String>;
+
+    /// Assigns a named seat (or registers the user).
+    async fn assign(&self, tenant: &str, user: &str) -> Result<(), String>;
+
+    /// Logs in one tab.
+    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Session<Self::Token>>;
+
+    /// Heartbeats one tab.
+    async fn heartbeat(&self, token: &Self::Token) -> Outcome<()>;
+
+    /// Releases one tab.
+    async fn release(&self, token: &Self::Token) -> Outcome<()>;
+
+    /// Logs the token's user out of every tab.
+    async fn logout(&self, token: &Self::Token) -> Outcome<()>;
+
+    /// The tenant as the server sees it.
+    async fn view(&self, tenant: &str) -> Result<ServerView, String>;
+
+    /// Deletes a tenant.
+    async fn delete_tenant(&self, tenant: &str) -> Result<(), String>;
+}
+
+/// A running `usher serve`, over HTTP/1.1 with keep-alive connections.
+pub struct HttpTarget {
+    client: awc::Client,
+    url: String,
+    admin_token: String,
+    /// Each tenant's API key, as returned at creation: the backend's credential.
+    keys: RefCell<HashMap<String, String>>,
+}
+
+impl HttpTarget {
+    /// A client for the server at `url`, with at most `connections` connections.
+    pub fn new(url: &str, admin_token: &str, connections: usize, timeout: Duration) -> Self {
+        let connector = awc::Connector::new()
+            .limit(connections)
+            .timeout(timeout)
+            // Below the server's keep-alive of 5 s, so an idle connection is never
+            // reused just as the server closes it.
+            .conn_keep_alive(Duration::from_secs(4));
+        HttpTarget {
+            client: awc::Client::builder()
+                .connector(connector)
+                .timeout(timeout)
+                .disable_redirects()
+                .finish(),
+            url: url.trim_end_matches('/').to_string(),
+            admin_token: admin_token.to_string(),
+            keys: RefCell::default(),
+        }
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A tenant's API key, once the tool created it.
+    pub fn key(&self, tenant: &str) -> Option<String> {
+        self.keys.borrow().get(tenant).cloned()
+    }
+
+    fn key_or_admin(&self, tenant: &str) -> String {
+        self.key(tenant).unwrap_or_else(|| self.admin_token.clone())
+    }
+
+    /// Sends a request; answers the status and the JSON body (`Null` when empty).
+    async fn call(
+        &self,
+        method: awc::http::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let mut request = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let sent = match body {
+            Some(body) => request.send_json(body).await,
+            None => request.send().await,
+        };
+        let mut response = sent.map_err(|e| transport_error(&e).to_string())?;
+        let bytes = response
+            .body()
+            .limit(1 << 20)
+            .await
+            .map_err(|_| "read".to_string())?;
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|_| "not_json".to_string())?
+        };
+        Ok((response.status().as_u16(), value))
+    }
+
+    async fn session_call(&self, token: &str, action: &str) -> Outcome<()> {
+        let path = format!("/v1/sessions/{token}/{action}");
+        match self.call(awc::http::Method::POST, &path, None, None).await {
+            Ok((200 | 204, _)) => Outcome::Ok(()),
+            Ok((status, body)) => outcome_of(status, &body),
+            Err(kind) => Outcome::Failed(kind),
+        }
+    }
+}
+
+/// A transport failure in a word, for the report.
+fn transport_error(e: &awc::error::SendRequestError) -> &'static str {
+    use awc::error::SendRequestError as E;
+    match e {
+        E::Timeout => "timeout",
+        E::Connect(_) => "connect",
+        E::Send(_) => "send",
+        E::Response(_) => "response",
+        _ => "transport",
+    }
+}
+
+/// An error answer sorted by its code.
+pub(crate) fn outcome_of<T>(status: u16, body: &Value) -> Outcome<T> {
+    match body["error"].as_str() {
+        Some(code) => Outcome::from_code(code, body["reason"].as_str()),
+        None => Outcome::Failed(format!("http_{status}")),
+    }
+}
+
+fn expect_ok(result: Result<(u16, Value), String>, what: &str) -> Result<Value, String> {
+    match result {
+        Ok((status, body)) if (200..300).contains(&status) => Ok(body),
+        Ok((status, body)) => Err(format!(
+            "{what}: {status} {}: {}",
+            body["error"].as_str().unwrap_or("error"),
+            body["message"].as_str().unwrap_or("")
+        )),
+        Err(kind) => Err(format!("{what}: {kind}")),
+    }
+}
+
+/// The part of a tenant view the check reads.
+pub fn server_view(body: &Value) -> Result<ServerView, String> {
+    let number = |key: &str| {
+        body[key]
+            .as_u64()
+            .map(|n| n as u32)
+            .ok_or_else(|| format!("the tenant view has no {key}"))
+    };
+    Ok(ServerView {
+        tenant: body["tenant"].as_str().unwrap_or_default().to_string(),
+        seats: body["seats"].as_u64().map(|n| n as u32),
+        seats_in_use: number("seats_in_use")?,
+        sessions: number("sessions")?,
+    })
+}
+
+impl Target for HttpTarget {
+    type Token = String;
+
+    fn describe(&self) -> String {
+        self.url.clone()
+    }
+
+    async fn create_tenant(&self, tenant: &str, licence: &LicenceSpec) -> Result<(), String> {
+        let body = serde_json::to_value(licence).map_err(|e| e.to_string())?;
+        let answer = expect_ok(
+            self.call(
+                awc::http::Method::PUT,
+                &format!("/v1/tenants/{tenant}"),
+                Some(&self.admin_token),
+                Some(&body),
+            )
+            .await,
+            &format!("creating tenant {tenant}"),
+        )?;
+        if let Some(key) = answer["api_key"].as_str() {
+            self.keys
+                .borrow_mut()
+                .insert(tenant.to_string(), key.to_string());
+        }
+        Ok(())
+    }
+
+    async fn assign(&self, tenant: &str, user: &str) -> Result<(), String> {
+        let key = self.key_or_admin(tenant);
+        expect_ok(
+            self.call(
+                awc::http::Method::PUT,
+                &format!("/v1/tenants/{tenant}/users/{user}"),
+                Some(&key),
+                None,
+            )
+            .await,
+            &format!("assigning {user} in {tenant}"),
+        )
+        .map(drop)
+    }
+
+    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Session<String>> {
+        let key = self.key_or_admin(tenant);
+        let body = serde_json::json!({"user": user, "client": client});
+        let answer = self
+            .call(
+                awc::http::Method::POST,
+                &format!("/v1/tenants/{tenant}/sessions"),
+                Some(&key),
+                Some(&body),
+            )
+            .await;
+        match answer {
+            Ok((201, body)) => match (
+                body["session"].as_str(),
+                body["heartbeat_interval_secs"].as_u64(),
+                body["idle_timeout_secs"].as_u64(),
+            ) {
+                (Some(token), Some(every), Some(idle)) => Outcome::Ok(Session {
+                    token: token.to_string(),
+                    heartbeat_every: Duration::from_secs(every.max(1)),
+                    idle_timeout: Duration::from_secs(idle),
+                }),
+                _ => Outcome::Failed("bad_login_answer".into()),
+            },
+            Ok((status, body)) => outcome_of(status, &body),
+            Err(kind) => Outcome::Failed(kind),
+        }
+    }
+
+    async fn heartbeat(&self, token: &String) -> Outcome<()> {
+        self.session_call(token, "heartbeat").await
+    }
+
+    async fn release(&self, token: &String) -> Outcome<()> {
+        self.session_call(token, "release").await
+    }
+
+    async fn logout(&self, token: &String) -> Outcome<()> {
+        self.session_call(token, "logout").await
+    }
+
+    async fn view(&self, tenant: &str) -> Result<ServerView, String> {
+        let key = self.key_or_admin(tenant);
+        let body = expect_ok(
+            self.call(
+                awc::http::Method::GET,
+                &format!("/v1/tenants/{tenant}"),
+                Some(&key),
+                None,
+            )
+            .await,
+            &format!("reading tenant {tenant}"),
+        )?;
+        server_view(&body)
+    }
+
+    async fn delete_tenant(&self, tenant: &str) -> Result<(), String> {
+        expect_ok(
+            self.call(
+                awc::http::Method::DELETE,
+                &format!("/v1/tenants/{tenant}"),
+                Some(&self.admin_token),
+                None,
+            )
+            .await,
+            &format!("deleting tenant {tenant}"),
+        )?;
+        self.keys.borrow_mut().remove(tenant);
+        Ok(())
+    }
+}
+
+/// An [`Engine`] in this process: the same workload without HTTP, to tell the
+/// engine's cost from the server's.
+pub struct EngineTarget {
+    engine: Engine,
+}
+
+impl EngineTarget {
+    /// Drives `engine`.
+    pub fn new(engine: Engine) -> Self {
+        EngineTarget { engine }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+fn engine_outcome<T>(error: Error) -> Outcome<T> {
+    match error {
+        Error::SessionEnded { reason } => Outcome::Ended(reason.as_str().to_string()),
+        other => Outcome::from_code(other.code(), None),
+    }
+}
+
+fn ids(tenant: &str, user: Option<&str>) -> Result<(TenantId, Option<UserId>), Error> {
+    Ok((
+        TenantId::parse(tenant)?,
+        user.map(UserId::parse).transpose()?,
+    ))
+}
+
+impl Target for EngineTarget {
+    type Token = SessionToken;
+
+    fn describe(&self) -> String {
+        "in-process".into()
+    }
+
+    async fn create_tenant(&self, tenant: &str, licence: &LicenceSpec) -> Result<(), String> {
+        let licence = licence
+            .validate(self.engine.config().default_max_users)
+            .map_err(|e| e.to_string())?;
+        let (tenant, _) = ids(tenant, None).map_err(|e| e.to_string())?;
+        self.engine
+            .put_tenant(&tenant, licence)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn assign(&self, tenant: &str, user: &str) -> Result<(), String> {
+        let (tenant, user) = ids(tenant, Some(user)).map_err(|e| e.to_string())?;
+        let user = user.expect("parsed above");
+        self.engine
+            .put_user(&tenant, &user)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn login(
+        &self,
+        tenant: &str,
+        user: &str,
+        client: &str,
+    ) -> Outcome<Session<SessionToken>> {
+        let (tenant, user) = match ids(tenant, Some(user)) {
+            Ok((t, Some(u))) => (t, u),
+            Ok(_) => return Outcome::Failed("invalid_request".into()),
+            Err(e) => return engine_outcome(e),
+        };
+        match self.engine.login(&tenant, &user, Some(client)).await {
+            Ok(login) => Outcome::Ok(Session {
+                token: login.token,
+                heartbeat_every: login.heartbeat_interval.max(Duration::from_secs(1)),
+                idle_timeout: login.idle_timeout,
+            }),
+            Err(e) => engine_outcome(e),
+        }
+    }
+
+    async fn heartbeat(&self, token: &SessionToken) -> Outcome<()> {
+        match self.engine.heartbeat(token).await {
+            Ok(_) => Outcome::Ok(()),
+            Err(e) => engine_outcome(e),
+        }
+    }
+
+    async fn release(&self, token: &SessionToken) -> Outcome<()> {
+        match self.engine.release(token).await {
+            Ok(()) => Outcome::Ok(()),
+            Err(e) => engine_outcome(e),
+        }
+    }
+
+    async fn logout(&self, token: &SessionToken) -> Outcome<()> {
+        match self.engine.logout(token).await {
+            Ok(_) => Outcome::Ok(()),
+            Err(e) => engine_outcome(e),
+        }
+    }
+
+    async fn view(&self, tenant: &str) -> Result<ServerView, String> {
+        let (tenant, _) = ids(tenant, None).map_err(|e| e.to_string())?;
+        let view = self
+            .engine
+            .tenant(&tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(ServerView {
+            tenant: view.tenant.to_string(),
+            seats: view.seats,
+            seats_in_use: view.seats_in_use,
+            sessions: view.sessions,
+        })
+    }
+
+    async fn delete_tenant(&self, tenant: &str) -> Result<(), String> {
+        let (tenant, _) = ids(tenant, None).map_err(|e| e.to_string())?;
+        self.engine
+            .delete_tenant(&tenant)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn error_answers_are_sorted_by_their_code() {
+        let refused: Outcome<()> = outcome_of(409, &json!({"error": "licence_limit_reached"}));
+        assert_eq!(refused, Outcome::Refused("licence_limit_reached".into()));
+        let ended: Outcome<()> =
+            outcome_of(410, &json!({"error": "session_ended", "reason": "expired"}));
+        assert_eq!(ended, Outcome::Ended("expired".into()));
+        let shed: Outcome<()> = outcome_of(503, &json!({"error": "overloaded"}));
+        assert_eq!(shed, Outcome::Failed("overloaded".into()));
+        let bare: Outcome<()> = outcome_of(502, &Value::Null);
+        assert_eq!(bare, Outcome::Failed("http_502".into()));
+    }
+
+    #[test]
+    fn a_tenant_view_is_read_from_the_servers_json() {
+        let view = server_view(&json!({
+            "tenant": "acme", "model": "concurrent", "seats": 5,
+            "seats_in_use": 3, "sessions": 4, "users": 9
+        }))
+        .unwrap();
+        assert_eq!(
+            view,
+            ServerView {
+                tenant: "acme".into(),
+                seats: Some(5),
+                seats_in_use: 3,
+                sessions: 4
+            }
+        );
+        let records =
+            server_view(&json!({"tenant": "r", "seats": null, "seats_in_use": 2, "sessions": 2}))
+                .unwrap();
+        assert_eq!(records.seats, None);
+        assert!(server_view(&json!({"tenant": "x"})).is_err());
+    }
+}

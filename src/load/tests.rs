@@ -1,0 +1,164 @@
+//! The load tool against a real server on a thread of its own: short runs that prove
+//! each mode works end to end and that the check catches an over-admission.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::report::{Op, Outcome, ServerView, Violation};
+use super::target::{HttpTarget, Session, Target};
+use super::{check_tenants, run, Belief, LoadConfig, TargetConfig};
+use crate::http::{RunningServer, ServerConfig};
+use crate::licence::LicenceSpec;
+
+fn server() -> RunningServer {
+    let mut config = ServerConfig::new("127.0.0.1:0", "load-test-admin");
+    config.workers = 2;
+    RunningServer::spawn(config).expect("the server starts")
+}
+
+fn over_http(server: &RunningServer) -> LoadConfig {
+    let mut config = LoadConfig::new(TargetConfig::Http {
+        url: server.url(),
+        admin_token: server.admin_token.clone(),
+    });
+    config.seed = 1;
+    config
+}
+
+#[test]
+fn a_storm_over_http_admits_exactly_one_login_per_seat() {
+    let server = server();
+    let mut config = over_http(&server);
+    config.storm = Some(300);
+    config.seats = Some(30);
+    let report = run(&config).unwrap();
+    let login = &report.stats.ops[&Op::Login];
+    assert_eq!(login.ok, 30, "{}", report.to_text());
+    assert_eq!(login.refused["licence_limit_reached"], 270);
+    assert_eq!(login.errors_total(), 0);
+    assert!(report.passed(), "{}", report.to_text());
+    assert_eq!(report.checks[0].view.seats_in_use, 30);
+}
+
+#[test]
+fn the_browser_workload_over_http_ends_with_the_server_agreeing_with_the_clients() {
+    let server = server();
+    let mut config = over_http(&server);
+    config.tenants = 2;
+    config.users = 12;
+    config.seats = Some(6);
+    config.duration = Duration::from_millis(2500);
+    // Ten simulated minutes a second: idle timeout 2 s, heartbeats every second.
+    config.time_scale = 600.0;
+    config.idle_timeout = Duration::from_secs(1200);
+    let report = run(&config).unwrap();
+    let text = report.to_text();
+    assert!(report.passed(), "{text}");
+    assert_eq!(report.checks.len(), 2);
+    assert!(report.stats.ops[&Op::Login].ok > 0, "{text}");
+    assert!(report.stats.ops[&Op::Heartbeat].ok > 0, "{text}");
+    assert_eq!(report.stats.total().errors_total(), 0, "{text}");
+    assert_eq!(report.to_json()["invariant"]["ok"], true);
+}
+
+#[test]
+fn the_open_loop_runs_in_process_on_its_timetable() {
+    let mut config = LoadConfig::new(TargetConfig::InProcess);
+    config.tenants = 3;
+    config.users = 20;
+    config.rate = Some(400.0);
+    config.duration = Duration::from_secs(1);
+    config.time_scale = 300.0;
+    config.seed = 9;
+    let report = run(&config).unwrap();
+    let total = report.stats.total();
+    assert!(report.passed(), "{}", report.to_text());
+    // Every slot of the timetable was issued or found every candidate busy.
+    assert_eq!(total.count() + report.skipped, 400, "{}", report.to_text());
+    assert_eq!(report.mode, "open-loop");
+}
+
+#[test]
+fn an_in_process_storm_is_exact_too() {
+    let mut config = LoadConfig::new(TargetConfig::InProcess);
+    config.storm = Some(2000);
+    config.seats = Some(200);
+    let report = run(&config).unwrap();
+    assert!(report.passed(), "{}", report.to_text());
+    assert_eq!(report.stats.ops[&Op::Login].ok, 200);
+}
+
+/// A server view that counts one seat too many, as an over-admitting server would.
+struct OverCounting(HttpTarget);
+
+impl Target for OverCounting {
+    type Token = String;
+
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    async fn create_tenant(&self, tenant: &str, licence: &LicenceSpec) -> Result<(), String> {
+        self.0.create_tenant(tenant, licence).await
+    }
+    async fn assign(&self, tenant: &str, user: &str) -> Result<(), String> {
+        self.0.assign(tenant, user).await
+    }
+    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Session<String>> {
+        self.0.login(tenant, user, client).await
+    }
+    async fn heartbeat(&self, token: &String) -> Outcome<()> {
+        self.0.heartbeat(token).await
+    }
+    async fn release(&self, token: &String) -> Outcome<()> {
+        self.0.release(token).await
+    }
+    async fn logout(&self, token: &String) -> Outcome<()> {
+        self.0.logout(token).await
+    }
+    async fn view(&self, tenant: &str) -> Result<ServerView, String> {
+        let mut view = self.0.view(tenant).await?;
+        view.seats_in_use += 1;
+        view.sessions += 1;
+        Ok(view)
+    }
+    async fn delete_tenant(&self, tenant: &str) -> Result<(), String> {
+        self.0.delete_tenant(tenant).await
+    }
+}
+
+#[test]
+fn the_check_catches_a_server_that_over_admits() {
+    let server = server();
+    let url = server.url();
+    let checks = actix_web::rt::System::new().block_on(async move {
+        let target = Rc::new(OverCounting(HttpTarget::new(
+            &url,
+            "load-test-admin",
+            8,
+            Duration::from_secs(5),
+        )));
+        let spec = LicenceSpec {
+            model: "concurrent".into(),
+            seats: Some(2),
+            ..Default::default()
+        };
+        target.create_tenant("full", &spec).await.unwrap();
+        for user in ["ann", "bob"] {
+            assert!(matches!(
+                target.login("full", user, "tab").await,
+                Outcome::Ok(_)
+            ));
+        }
+        let belief = Belief {
+            seats_in_use: 2,
+            sessions: 2,
+        };
+        check_tenants(&*target, &["full".to_string()], &[Some(belief)])
+            .await
+            .unwrap()
+    });
+    assert!(checks[0].violations.contains(&Violation::OverAdmitted {
+        seats: 2,
+        seats_in_use: 3
+    }));
+}
