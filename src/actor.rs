@@ -70,6 +70,14 @@ impl PoolHandle {
     }
 }
 
+/// The answer once the store has failed: the engine stops until restarted, when the
+/// store gives back its last durable state.
+pub(crate) fn store_failed() -> crate::error::Error {
+    crate::error::Error::Internal(
+        "the store failed to write; nothing more is acknowledged until the server restarts".into(),
+    )
+}
+
 fn encode_due(due: Option<Timestamp>) -> u64 {
     due.map_or(u64::MAX, Timestamp::as_millis)
 }
@@ -315,13 +323,26 @@ impl PoolActor {
             changes,
             events,
         };
+        if self.shell.registry.store_failed.load(Ordering::Acquire) {
+            // The memory may hold what the store lost: acknowledge nothing more.
+            return then(Err(store_failed()));
+        }
         if batch.changes.is_empty() {
             if !batch.events.is_empty() {
                 store.submit(batch, Box::new(|_| {}));
             }
             then(Ok(()));
         } else {
-            store.submit(batch, Box::new(then));
+            let registry = self.shell.registry.clone();
+            store.submit(
+                batch,
+                Box::new(move |stored| {
+                    if stored.is_err() {
+                        registry.store_failed.store(true, Ordering::Release);
+                    }
+                    then(stored)
+                }),
+            );
         }
     }
 

@@ -4,7 +4,7 @@
 //! on, the timer and the event consumer. It is cheap to clone and `Send + Sync`, and
 //! works from any async runtime: pools live on their own actix arbiters.
 
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -70,6 +70,9 @@ pub(crate) struct Registry {
     pub(crate) sessions: DashMap<SessionId, Arc<PoolHandle>, SessionIdHash>,
     /// Ended sessions of deleted tenants, remembered for the retention like any other.
     pub(crate) orphans: DashMap<SessionId, Tombstone, SessionIdHash>,
+    /// Set when the store failed to write a change: from then on nothing is
+    /// acknowledged, since the pools' memory may hold what the store lost.
+    pub(crate) store_failed: AtomicBool,
     /// Live sessions in all pools, as last published by each pool.
     pub(crate) live_sessions: AtomicI64,
     /// Seats held in all pools, as last published by each pool.
@@ -273,6 +276,12 @@ impl Engine {
             Some(store) => store.events(tenant, query),
             None => Ok(EventPage::default()),
         }
+    }
+
+    /// False once the store has failed to write: the engine then answers every request
+    /// with `internal_error` until it is restarted from the store.
+    pub fn is_healthy(&self) -> bool {
+        !self.inner.registry.store_failed.load(Ordering::Acquire)
     }
 
     /// The settings it runs with.
@@ -616,6 +625,9 @@ impl Engine {
         handle: &PoolHandle,
         request: impl FnOnce(Reply<T>) -> PoolMsg,
     ) -> Result<T> {
+        if self.inner.registry.store_failed.load(Ordering::Acquire) {
+            return Err(crate::actor::store_failed());
+        }
         let (reply, answer) = oneshot::channel();
         match handle.addr.try_send(request(reply)) {
             Ok(()) => {}

@@ -436,3 +436,87 @@ fn usher_serve_stops_with_a_clear_message_on_an_unusable_data_dir() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is not a directory"), "{stderr}");
 }
+
+/// A store that writes to memory until told to fail, like a disk that fills up.
+struct FailingStore {
+    inner: usher::store::MemoryStore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Store for FailingStore {
+    fn submit(&self, batch: usher::store::Batch, done: usher::store::Done) {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            done(Err(usher::Error::Internal("disk full".into())));
+        } else {
+            self.inner.submit(batch, done);
+        }
+    }
+
+    fn load(&self) -> usher::Result<usher::store::Loaded> {
+        self.inner.load()
+    }
+
+    fn events(
+        &self,
+        tenant: &TenantId,
+        query: &EventQuery,
+    ) -> usher::Result<usher::store::EventPage> {
+        self.inner.events(tenant, query)
+    }
+}
+
+#[tokio::test]
+async fn after_a_failed_write_nothing_more_is_acknowledged() {
+    let store = Arc::new(FailingStore {
+        inner: usher::store::MemoryStore::new(),
+        failing: false.into(),
+    });
+    let clock = ManualClock::starting_at(T0);
+    let engine = Engine::with_store(
+        EngineConfig::default(),
+        Arc::new(clock.clone()),
+        store.clone(),
+    );
+    engine
+        .put_tenant(&id("crm"), Licence::concurrent(5))
+        .await
+        .unwrap();
+    let ann = engine.login(&id("crm"), &user("ann"), None).await.unwrap();
+    assert!(engine.is_healthy());
+
+    store
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = engine
+        .login(&id("crm"), &user("bob"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), "internal_error");
+    assert!(!engine.is_healthy());
+
+    // Even operations that would write nothing are refused now, and so is every write,
+    // though the store would take it again.
+    store
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        engine.heartbeat(&ann.token).await.unwrap_err().code(),
+        "internal_error"
+    );
+    assert_eq!(
+        engine
+            .login(&id("crm"), &user("cy"), None)
+            .await
+            .unwrap_err()
+            .code(),
+        "internal_error"
+    );
+    assert_eq!(
+        engine
+            .put_tenant(&id("crm"), Licence::concurrent(1))
+            .await
+            .unwrap_err()
+            .code(),
+        "internal_error"
+    );
+}

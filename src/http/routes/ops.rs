@@ -10,17 +10,25 @@ use utoipa::OpenApi;
 use super::State;
 use crate::http::{assets, metrics, openapi};
 
-/// Liveness.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// Liveness: 503 once the store has failed, so that a supervisor restarts the server
+/// from its last durable state.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive"), (status = 503, description = "The store failed; restart")))]
+pub async fn healthz(state: State) -> HttpResponse {
+    if state.engine.is_healthy() {
+        HttpResponse::Ok().json(json!({"status": "ok"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "store_failed"}))
+    }
 }
 
 /// Readiness: state restored, logins admitted.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready"), (status = 503, description = "Starting")))]
 pub async fn readyz(state: State) -> HttpResponse {
-    if state.ready.load(Ordering::Acquire) {
+    if !state.engine.is_healthy() {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "store_failed"}))
+    } else if state.ready.load(Ordering::Acquire) {
         HttpResponse::Ok().json(json!({"status": "ready"}))
     } else {
         HttpResponse::ServiceUnavailable().json(json!({"status": "starting"}))
