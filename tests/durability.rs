@@ -335,17 +335,7 @@ async fn usage_and_the_audit_log_survive_a_restart() {
             },
         )
         .unwrap();
-    let types: Vec<String> = page
-        .events
-        .iter()
-        .map(|e| {
-            serde_json::to_value(&e.event).unwrap()["type"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    assert_eq!(types, ["tenant_created", "admitted"]);
+    assert_eq!(types(&page), ["tenant_created", "admitted"]);
     let rest = after
         .engine
         .events(
@@ -357,8 +347,13 @@ async fn usage_and_the_audit_log_survive_a_restart() {
             },
         )
         .unwrap();
-    let types: Vec<String> = rest
-        .events
+    assert_eq!(types(&rest), ["refused", "records_reported"]);
+    assert_eq!(rest.next_cursor, None);
+}
+
+/// The `type` of each event of a page.
+fn types(page: &usher::store::EventPage) -> Vec<String> {
+    page.events
         .iter()
         .map(|e| {
             serde_json::to_value(&e.event).unwrap()["type"]
@@ -366,9 +361,7 @@ async fn usage_and_the_audit_log_survive_a_restart() {
                 .unwrap()
                 .to_string()
         })
-        .collect();
-    assert_eq!(types, ["refused", "records_reported"]);
-    assert_eq!(rest.next_cursor, None);
+        .collect()
 }
 
 fn open_error(dir: &Path) -> String {
