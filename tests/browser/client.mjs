@@ -96,6 +96,16 @@ async function settle(t) {
   await new Promise((resolve) => setTimeout(resolve, 30));
 }
 
+// Waits, in real time and without moving the page's clock, until the client has
+// counted `n` consecutive failures (it schedules its retry in the same step).
+async function failuresCounted(t, n) {
+  for (let i = 0; i < 400; i++) {
+    if ((await t.page.evaluate(() => window.handle.state().failures)) >= n) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`the client never counted ${n} failures`);
+}
+
 const events = (t) => t.page.evaluate(() => window.events);
 const within = (ms, lo, hi) => ms >= lo * 1000 - STEP_MS && ms <= hi * 1000 + STEP_MS;
 const OK_BEAT = json(200, {expires_at: "2026-11-28T12:10:00Z", idle_timeout_secs: 600});
@@ -126,6 +136,7 @@ async function transientFailuresBackOffWithoutEnding(browser) {
   const first = await nextRequest(t, 200_000, 134_000);
   // 503 with Retry-After 30: the next try waits for the hint.
   await first.route.fulfill(json(503, {error: "overloaded", message: "busy"}, {"Retry-After": "30"}));
+  await failuresCounted(t, 1);
   let next = await nextRequest(t, 100_000, 26_000);
   check(within(next.elapsed, 27, 33), "a 503 is retried after its Retry-After (30 s)", next.elapsed);
   // Then a network error, 500, 502, 504, a timeout and more: exponential backoff, capped at 60 s.
@@ -136,6 +147,9 @@ async function transientFailuresBackOffWithoutEnding(browser) {
   for (const answer of answers) {
     if (answer === "abort") await next.route.abort("failed");
     else await next.route.fulfill(json(answer, {error: "internal", message: "oops"}));
+    // Simulated time may only move once the page has seen the failure and scheduled
+    // its retry; otherwise the jump lands before the timer is set.
+    await failuresCounted(t, gaps.length + 2);
     next = await nextRequest(t, 100_000, expected[gaps.length] * 900 - 1000);
     gaps.push(next.elapsed);
   }
