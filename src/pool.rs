@@ -498,10 +498,12 @@ impl PoolState {
         now: Timestamp,
     ) -> Result<Timestamp> {
         self.expire_due(now);
-        self.check(id, secret)?;
-        let idle_timeout = self.licence.idle_timeout;
-        let session = self.sessions.get_mut(&id).ok_or(Error::SessionNotFound)?;
-        let expires_at = now + idle_timeout;
+        let expires_at = now + self.licence.idle_timeout;
+        // One lookup on the hot path; the error is worked out only when there is one.
+        let session = match self.sessions.get_mut(&id) {
+            Some(session) if session.secret.matches(secret) => session,
+            _ => return Err(self.why_not_live(id, secret)),
+        };
         self.deadlines.remove(&(session.expires_at, id));
         self.deadlines.insert((expires_at, id));
         session.last_heartbeat_at = now;
@@ -823,18 +825,21 @@ impl PoolState {
     /// Verifies that `id` is a live session whose secret hashes to `secret`; otherwise
     /// says whether it ended (to its holder only) or is unknown.
     fn check(&self, id: SessionId, secret: &SecretHash) -> Result<()> {
-        if let Some(session) = self.sessions.get(&id) {
-            if session.secret.matches(secret) {
-                return Ok(());
-            }
-        } else if let Some(tombstone) = self.ended.by_id.get(&id) {
-            if tombstone.secret.matches(secret) {
-                return Err(Error::SessionEnded {
-                    reason: tombstone.reason,
-                });
-            }
+        match self.sessions.get(&id) {
+            Some(session) if session.secret.matches(secret) => Ok(()),
+            _ => Err(self.why_not_live(id, secret)),
         }
-        Err(Error::SessionNotFound)
+    }
+
+    /// For a token that is not a live session: whether it ended (told to its holder
+    /// only) or is unknown.
+    fn why_not_live(&self, id: SessionId, secret: &SecretHash) -> Error {
+        match self.ended.by_id.get(&id) {
+            Some(tombstone) if tombstone.secret.matches(secret) => Error::SessionEnded {
+                reason: tombstone.reason,
+            },
+            _ => Error::SessionNotFound,
+        }
     }
 
     fn end_user_sessions(&mut self, user: &UserId, reason: EndReason, now: Timestamp) -> u32 {
