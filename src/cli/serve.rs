@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::engine::EngineConfig;
 use crate::http::auth::generate_key;
 use crate::http::server::{start, ServerConfig, StaticTenant};
-use crate::store::redb::{RedbConfig, RedbStore};
+use crate::store::redb::{prepare_data_dir, RedbConfig, RedbStore};
 use crate::store::{MemoryStore, Store};
 
 /// Flags of `usher serve` (each also a `USHER_*` variable).
@@ -187,16 +187,6 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("server error: {e}"))
     })
-}
-
-fn prepare_data_dir(dir: &Path) -> Result<(), String> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(format!(
-            "data dir {} exists and is not a directory",
-            dir.display()
-        ));
-    }
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))
 }
 
 /// The admin token kept in the data directory, generated on first start and readable

@@ -116,7 +116,7 @@ impl RedbStore {
         clock: Arc<dyn Clock>,
         config: RedbConfig,
     ) -> Result<RedbStore, String> {
-        check_dir(dir)?;
+        prepare_data_dir(dir)?;
         let path = dir.join(DB_FILE);
         let db = Database::create(&path).map_err(|e| {
             format!(
@@ -153,7 +153,8 @@ impl RedbStore {
     }
 }
 
-fn check_dir(dir: &Path) -> Result<(), String> {
+/// Makes sure `dir` is a directory this process can write in, creating it if needed.
+pub fn prepare_data_dir(dir: &Path) -> Result<(), String> {
     if dir.exists() && !dir.is_dir() {
         return Err(format!(
             "data dir {} exists and is not a directory",
