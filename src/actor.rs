@@ -5,18 +5,20 @@
 //! core's events to the consumer thread, keeps the session registry in step, and
 //! publishes the pool's next due moment for the timer.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use actix::dev::channel;
 use actix::{Actor, ActorContext, Addr, ArbiterHandle, Context, Handler, Message};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::clock::{Clock, Timestamp};
 use crate::engine::Registry;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{Event, EventSender};
 use crate::ids::{SessionId, TenantId, UserId};
+use crate::ledger::Ledger;
 use crate::licence::Licence;
 use crate::pool::{Admission, PoolState, RecordsView, SessionView, TenantView, UserView};
 use crate::store::{Batch, Store};
@@ -26,13 +28,23 @@ use crate::token::SecretHash;
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
 /// The engine's way to a pool: one shared address, so the mailbox bound holds for
-/// every caller together.
+/// every caller together. Each handle is one incarnation of its tenant: a tenant
+/// deleted and created again gets a new handle, and nothing of the old one (a row, a
+/// key, a session) answers for the new.
 pub(crate) struct PoolHandle {
     pub(crate) tenant: TenantId,
     pub(crate) addr: Addr<PoolActor>,
     /// Milliseconds since the epoch when the pool next has something due
     /// (`u64::MAX`: nothing).
     pub(crate) next_due: Arc<AtomicU64>,
+    /// What the pool has submitted to the store and what is durable.
+    pub(crate) ledger: Arc<Ledger>,
+    /// Set once a delete is under way: from then on the handle answers for nothing.
+    pub(crate) deleting: AtomicBool,
+    /// Becomes true once the delete is durable and the tenant's name is free again.
+    gone: watch::Sender<bool>,
+    /// A tick is in the mailbox, so the timer need not send another.
+    pub(crate) tick_queued: AtomicBool,
 }
 
 impl PoolHandle {
@@ -45,28 +57,49 @@ impl PoolHandle {
     ) -> Arc<PoolHandle> {
         let tenant = state.tenant().clone();
         let next_due = Arc::new(AtomicU64::new(encode_due(state.next_due())));
+        let ledger = Arc::new(Ledger::new(shell.write_deadline));
         // The mailbox is sized before any caller can reach it: a burst of logins right
         // after creation must not meet the default capacity.
         let (tx, rx) = channel::channel(capacity);
-        let actor = PoolActor {
-            state,
-            shell,
-            next_due: next_due.clone(),
-            published: (0, 0),
-        };
-        arbiter.spawn_fn(move || {
-            Context::with_receiver(rx).run(actor);
-        });
-        Arc::new(PoolHandle {
-            tenant,
-            addr: Addr::new(tx),
-            next_due,
+        Arc::new_cyclic(|me: &Weak<PoolHandle>| {
+            let actor = PoolActor {
+                state,
+                shell,
+                me: me.clone(),
+                ledger: ledger.clone(),
+                next_due: next_due.clone(),
+                published: (0, 0),
+            };
+            arbiter.spawn_fn(move || {
+                Context::with_receiver(rx).run(actor);
+            });
+            PoolHandle {
+                tenant,
+                addr: Addr::new(tx),
+                next_due,
+                ledger,
+                deleting: AtomicBool::new(false),
+                gone: watch::channel(false).0,
+                tick_queued: AtomicBool::new(false),
+            }
         })
     }
 
-    /// Whether the pool has something due at `now`.
+    /// Whether the pool has something due at `now`: a session to expire, an ended one
+    /// to forget, or an answer that has waited the whole write deadline.
     pub(crate) fn is_due(&self, now: Timestamp) -> bool {
-        self.next_due.load(Ordering::Relaxed) <= now.as_millis()
+        self.next_due.load(Ordering::Relaxed) <= now.as_millis() || self.ledger.is_overdue(now)
+    }
+
+    /// Whether this handle still answers for its tenant.
+    pub(crate) fn is_live(&self) -> bool {
+        !self.deleting.load(Ordering::Acquire)
+    }
+
+    /// Waits until a delete of this incarnation is durable.
+    pub(crate) async fn deleted(&self) {
+        let mut gone = self.gone.subscribe();
+        let _ = gone.wait_for(|gone| *gone).await;
     }
 }
 
@@ -90,12 +123,19 @@ pub(crate) struct Shell {
     pub(crate) registry: Arc<Registry>,
     /// Where changes are made durable; none for an in-memory engine.
     pub(crate) store: Option<Arc<dyn Store>>,
+    /// How long an answer may wait for its write before the caller is told 503.
+    pub(crate) write_deadline: Duration,
+    /// The `Retry-After` hint of a refusal for want of room or time.
+    pub(crate) retry_after: Duration,
 }
 
 /// One tenant's pool actor.
 pub(crate) struct PoolActor {
     state: PoolState,
     shell: Shell,
+    /// This pool's own handle (for the registry entries it makes).
+    me: Weak<PoolHandle>,
+    ledger: Arc<Ledger>,
     next_due: Arc<AtomicU64>,
     /// `(live sessions, seats in use)` as last added to the registry's totals.
     published: (i64, i64),
@@ -106,8 +146,8 @@ impl Actor for PoolActor {
 
     fn started(&mut self, _: &mut Context<Self>) {
         // A restored pool starts with sessions: count them in the totals; a new one
-        // has its creation to store.
-        self.commit(|_| {});
+        // has its creation to store, and every answer after waits for it.
+        self.commit();
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -123,7 +163,6 @@ pub(crate) enum PoolMsg {
         client: Option<String>,
         id: SessionId,
         secret: SecretHash,
-        handle: Arc<PoolHandle>,
         reply: Reply<Admission>,
     },
     Heartbeat {
@@ -161,6 +200,11 @@ pub(crate) enum PoolMsg {
         licence: Licence,
         reply: Reply<TenantView>,
     },
+    /// Replaces the tenant's API key by its hash; the old key stops working at once.
+    SetApiKey {
+        hash: [u8; 32],
+        reply: Reply<()>,
+    },
     ReportRecords {
         count: u64,
         reply: Reply<RecordsView>,
@@ -180,7 +224,8 @@ pub(crate) enum PoolMsg {
     Snapshot {
         reply: Reply<crate::pool::PoolSnapshot>,
     },
-    /// Expire what is due; `reply` lets a caller wait for it.
+    /// Expire what is due and time out answers past the write deadline; `reply` lets
+    /// a caller wait for it.
     Tick {
         reply: Option<Reply<()>>,
     },
@@ -188,6 +233,46 @@ pub(crate) enum PoolMsg {
     Delete {
         reply: Reply<()>,
     },
+}
+
+impl PoolMsg {
+    /// Whether the request writes and comes from the traffic that may be shed: such a
+    /// request is refused as overloaded, before it changes anything, when the store's
+    /// queue is full.
+    fn needs_room(&self) -> bool {
+        matches!(
+            self,
+            PoolMsg::Login { .. } | PoolMsg::Release { .. } | PoolMsg::Logout { .. }
+        )
+    }
+
+    /// Answers the request with `error`, without running it.
+    fn refuse(self, error: Error) {
+        fn no<T>(reply: Reply<T>, error: Error) {
+            let _ = reply.send(Err(error));
+        }
+        match self {
+            PoolMsg::Login { reply, .. } => no(reply, error),
+            PoolMsg::Heartbeat { reply, .. } => no(reply, error),
+            PoolMsg::Release { reply, .. }
+            | PoolMsg::Revoke { reply, .. }
+            | PoolMsg::RemoveUser { reply, .. }
+            | PoolMsg::SetApiKey { reply, .. }
+            | PoolMsg::Delete { reply } => no(reply, error),
+            PoolMsg::Logout { reply, .. } | PoolMsg::LogoutUser { reply, .. } => no(reply, error),
+            PoolMsg::PutUser { reply, .. } => no(reply, error),
+            PoolMsg::SetLicence { reply, .. } | PoolMsg::View { reply } => no(reply, error),
+            PoolMsg::ReportRecords { reply, .. } | PoolMsg::Records { reply } => no(reply, error),
+            PoolMsg::Sessions { reply } => no(reply, error),
+            PoolMsg::Users { reply } => no(reply, error),
+            PoolMsg::Snapshot { reply } => no(reply, error),
+            PoolMsg::Tick { reply } => {
+                if let Some(reply) = reply {
+                    no(reply, error)
+                }
+            }
+        }
+    }
 }
 
 impl Message for PoolMsg {
@@ -199,24 +284,34 @@ impl Handler<PoolMsg> for PoolActor {
 
     fn handle(&mut self, msg: PoolMsg, ctx: &mut Context<Self>) {
         let now = self.shell.clock.now();
+        if msg.needs_room() && self.shell.store.as_ref().is_some_and(|s| !s.has_room()) {
+            // Refused before anything changed: no seat is taken by a login nobody
+            // will hear about.
+            return msg.refuse(Error::Overloaded {
+                retry_after: self.shell.retry_after,
+            });
+        }
         let state = &mut self.state;
-        // Each arm computes its answer; `respond` publishes the consequences and has
-        // them stored before the answer goes out: whoever reads an answer sees its
-        // effects, and nothing is acknowledged before it is durable.
+        // Each arm computes its answer; `respond` publishes the consequences, has them
+        // stored, and answers once everything the pool submitted so far is durable:
+        // whoever reads an answer sees its effects, and nothing is acknowledged before
+        // it is durable.
         match msg {
             PoolMsg::Login {
                 user,
                 client,
                 id,
                 secret,
-                handle,
                 reply,
             } => {
                 let result = state.login(&user, client.as_deref(), id, secret, now);
-                if result.is_ok() {
-                    self.shell.registry.sessions.insert(id, handle);
+                let admitted = result.is_ok().then_some(id);
+                if admitted.is_some() {
+                    if let Some(me) = self.me.upgrade() {
+                        self.shell.registry.sessions.insert(id, me);
+                    }
                 }
-                self.respond(reply, result);
+                self.answer(reply, result, admitted);
             }
             PoolMsg::Heartbeat { id, secret, reply } => {
                 let result = state
@@ -253,6 +348,17 @@ impl Handler<PoolMsg> for PoolActor {
                 let view = state.view();
                 self.respond(reply, Ok(view));
             }
+            PoolMsg::SetApiKey { hash, reply } => {
+                let old = state.set_api_key(hash);
+                if let Some(me) = self.me.upgrade() {
+                    let keys = &self.shell.registry.api_keys;
+                    if let Some(old) = old {
+                        keys.remove_if(&old, |_, owner| Arc::ptr_eq(owner, &me));
+                    }
+                    keys.insert(hash, me);
+                }
+                self.respond(reply, Ok(()));
+            }
             PoolMsg::ReportRecords { count, reply } => {
                 let view = state.report_records(count, now);
                 self.respond(reply, Ok(view));
@@ -281,20 +387,18 @@ impl Handler<PoolMsg> for PoolActor {
                 self.respond(reply, Ok(snapshot));
             }
             PoolMsg::Tick { reply } => {
+                if let Some(me) = self.me.upgrade() {
+                    me.tick_queued.store(false, Ordering::Relaxed);
+                }
                 state.expire_due(now);
+                self.time_out_writes(now);
                 match reply {
                     Some(reply) => self.respond(reply, Ok(())),
-                    None => self.commit(|_| {}),
+                    None => self.commit(),
                 }
             }
             PoolMsg::Delete { reply } => {
-                // The tenant's sessions are remembered outside the pool, which stops.
-                for (id, tombstone) in state.evict_all(now) {
-                    self.shell.registry.sessions.remove(&id);
-                    self.shell.registry.orphans.insert(id, tombstone);
-                }
-                self.respond(reply, Ok(()));
-                self.next_due.store(u64::MAX, Ordering::Relaxed);
+                self.delete(now, reply);
                 ctx.stop();
             }
         }
@@ -302,47 +406,124 @@ impl Handler<PoolMsg> for PoolActor {
 }
 
 impl PoolActor {
-    /// Answers once the operation's changes are durable (at once without a store).
+    /// Answers once everything the pool has submitted is durable (at once without a
+    /// store).
     fn respond<T: Send + 'static>(&mut self, reply: Reply<T>, result: Result<T>) {
-        self.commit(move |stored| {
-            let _ = reply.send(stored.and(result));
-        });
+        self.answer(reply, result, None);
     }
 
-    /// Publishes the last operation's consequences and hands its changes to the store;
-    /// `then` runs once they are durable. Events alone (refusals) are written to the
-    /// audit log without holding anyone up.
-    fn commit(&mut self, then: impl FnOnce(Result<()>) + Send + 'static) {
+    /// As [`PoolActor::respond`]; `withdraw` names the session of an admitted login,
+    /// taken back if its write is not durable within the deadline.
+    fn answer<T: Send + 'static>(
+        &mut self,
+        reply: Reply<T>,
+        result: Result<T>,
+        withdraw: Option<SessionId>,
+    ) {
+        self.commit();
+        if self.shell.store.is_none() {
+            let _ = reply.send(result);
+            return;
+        }
+        if self.shell.registry.store_failed.load(Ordering::Acquire) {
+            // The memory may hold what the store lost: acknowledge nothing more.
+            let _ = reply.send(Err(store_failed()));
+            return;
+        }
+        self.ledger.after(
+            self.shell.clock.now(),
+            Box::new(move |stored| {
+                let _ = reply.send(stored.and(result));
+            }),
+            withdraw,
+        );
+    }
+
+    /// Publishes the last operation's consequences and hands its changes to the
+    /// store, numbered in the pool's ledger. Events alone (refusals) are written to the
+    /// audit log without holding anyone up, when the store has room for them.
+    fn commit(&mut self) {
         let changes = self.state.take_changes();
         let events = self.settle();
         let Some(store) = &self.shell.store else {
-            return then(Ok(()));
+            return;
         };
+        if self.shell.registry.store_failed.load(Ordering::Acquire) {
+            return;
+        }
         let batch = Batch {
             tenant: self.state.tenant().clone(),
             changes,
             events,
         };
-        if self.shell.registry.store_failed.load(Ordering::Acquire) {
-            // The memory may hold what the store lost: acknowledge nothing more.
-            return then(Err(store_failed()));
-        }
         if batch.changes.is_empty() {
-            if !batch.events.is_empty() {
+            if !batch.events.is_empty() && store.has_room() {
                 store.submit(batch, Box::new(|_| {}));
             }
-            then(Ok(()));
-        } else {
-            let registry = self.shell.registry.clone();
-            store.submit(
-                batch,
-                Box::new(move |stored| {
-                    if stored.is_err() {
-                        registry.store_failed.store(true, Ordering::Release);
-                    }
-                    then(stored)
-                }),
-            );
+            return;
+        }
+        let seq = self.ledger.submit(self.shell.clock.now());
+        let ledger = self.ledger.clone();
+        let registry = self.shell.registry.clone();
+        store.submit(
+            batch,
+            Box::new(move |stored| {
+                if let Err(error) = &stored {
+                    registry.fail(&error.to_string());
+                }
+                ledger.complete(seq, stored.map_err(|_| store_failed()));
+            }),
+        );
+    }
+
+    /// Answers 503 to every caller that has waited the whole write deadline, and gives
+    /// back the seats of their logins: nobody holds those tokens. Should the stalled
+    /// write land later, the withdrawal written after it removes the session again.
+    fn time_out_writes(&mut self, now: Timestamp) {
+        let late = self.ledger.time_out(now);
+        if late.is_empty() {
+            return;
+        }
+        tracing::warn!(tenant = %self.state.tenant(), answers = late.len(), "writes not durable within the deadline; answering 503");
+        for waiter in late {
+            if let Some(id) = waiter.withdraw {
+                self.state.withdraw(id, now);
+            }
+            waiter.answer(Err(Error::Unavailable {
+                retry_after: self.shell.retry_after,
+            }));
+        }
+    }
+
+    /// Deletes the tenant: every session ends (remembered apart, so its holder learns
+    /// why), the API key stops working, and once the deletion is durable the name is
+    /// free for a new incarnation.
+    fn delete(&mut self, now: Timestamp, reply: Reply<()>) {
+        let registry = self.shell.registry.clone();
+        if let Some(key) = self.state.api_key() {
+            registry.api_keys.remove_if(&key, |_, owner| {
+                std::ptr::eq(owner.as_ref(), self.me.as_ptr())
+            });
+        }
+        for (id, tombstone) in self.state.evict_all(now) {
+            registry.sessions.remove(&id);
+            registry.orphans.insert(id, tombstone);
+        }
+        self.respond(reply, Ok(()));
+        self.next_due.store(u64::MAX, Ordering::Relaxed);
+        let me = self.me.clone();
+        let tenant = self.state.tenant().clone();
+        let free_the_name = move |_: Result<()>| {
+            if let Some(me) = me.upgrade() {
+                registry
+                    .tenants
+                    .remove_if(&tenant, |_, current| Arc::ptr_eq(current, &me));
+                me.gone.send_replace(true);
+            }
+        };
+        match &self.shell.store {
+            Some(_) => self.ledger.on_durable(Box::new(free_the_name)),
+            None => free_the_name(Ok(())),
         }
     }
 

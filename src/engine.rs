@@ -22,10 +22,9 @@ use crate::events::{self, Envelope, Event, EventSender};
 use crate::ids::{SessionId, SessionIdHash, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{
-    Change, PoolSnapshot, PoolState, RecordsView, Retention, SessionView, TenantView, Tombstone,
-    UserView,
+    PoolSnapshot, PoolState, RecordsView, Retention, SessionView, TenantView, Tombstone, UserView,
 };
-use crate::store::{Batch, EventPage, EventQuery, Loaded, Store};
+use crate::store::{EventPage, EventQuery, Loaded, Store};
 use crate::token::SessionToken;
 use crate::usage::DayUsage;
 
@@ -44,8 +43,12 @@ pub struct EngineConfig {
     pub retention: Retention,
     /// Arbiters (threads) the pools are spread over; 0 means one per core.
     pub workers: usize,
-    /// The `Retry-After` hint given with [`Error::Overloaded`].
+    /// The `Retry-After` hint given with [`Error::Overloaded`] and
+    /// [`Error::Unavailable`].
     pub overload_retry_after: Duration,
+    /// How long an answer waits for its write to become durable before the caller is
+    /// told 503 `unavailable` (and a login's seat is given back).
+    pub write_deadline: Duration,
 }
 
 impl Default for EngineConfig {
@@ -58,6 +61,7 @@ impl Default for EngineConfig {
             retention: Retention::default(),
             workers: 0,
             overload_retry_after: Duration::from_secs(1),
+            write_deadline: Duration::from_secs(10),
         }
     }
 }
@@ -70,13 +74,59 @@ pub(crate) struct Registry {
     pub(crate) sessions: DashMap<SessionId, Arc<PoolHandle>, SessionIdHash>,
     /// Ended sessions of deleted tenants, remembered for the retention like any other.
     pub(crate) orphans: DashMap<SessionId, Tombstone, SessionIdHash>,
+    /// Tenant API key hashes → the pool incarnation they belong to.
+    pub(crate) api_keys: DashMap<[u8; 32], Arc<PoolHandle>>,
     /// Set when the store failed to write a change: from then on nothing is
     /// acknowledged, since the pools' memory may hold what the store lost.
     pub(crate) store_failed: AtomicBool,
+    /// Why, for health checks.
+    pub(crate) failure: Mutex<Option<String>>,
     /// Live sessions in all pools, as last published by each pool.
     pub(crate) live_sessions: AtomicI64,
     /// Seats held in all pools, as last published by each pool.
     pub(crate) seats_in_use: AtomicI64,
+}
+
+impl Registry {
+    /// Stops all acknowledgements: the store could not make a change durable.
+    pub(crate) fn fail(&self, why: &str) {
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if failure.is_none() {
+            *failure = Some(why.to_string());
+        }
+        self.store_failed.store(true, Ordering::Release);
+    }
+
+    /// The live incarnation of `tenant`, if any.
+    fn live(&self, tenant: &TenantId) -> Option<Arc<PoolHandle>> {
+        self.tenants
+            .get(tenant)
+            .map(|e| e.value().clone())
+            .filter(|h| h.is_live())
+    }
+}
+
+/// Whether the engine can acknowledge writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Everything answered is durable and writes complete in time.
+    Ok,
+    /// Writes are not completing within the write deadline (a stalled disk): callers
+    /// get 503 `unavailable`, nothing is acknowledged, and it may recover by itself.
+    Degraded(String),
+    /// The store failed; nothing more is acknowledged until a restart.
+    Failed(String),
+}
+
+/// How far back of the mailbox a request may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    /// Traffic that is shed when the pool's mailbox is full: logins, heartbeats,
+    /// releases and reads.
+    Shed,
+    /// Administration that must get through a storm (a licence raised during the very
+    /// flood that needs it): never shed.
+    Control,
 }
 
 /// An admitted login, as handed to the client.
@@ -241,32 +291,39 @@ impl Engine {
     }
 
     /// Brings back everything a store loaded: every pool with its sessions (each with a
-    /// full idle window from now), and the usage report. Returns the API key hashes for
-    /// the server.
-    pub fn restore(&self, loaded: Loaded) -> Result<Vec<(TenantId, [u8; 32])>> {
+    /// full idle window from now) and API key, the sessions of deleted tenants, and
+    /// the usage report.
+    pub fn restore(&self, loaded: Loaded) -> Result<()> {
         for pool in loaded.pools {
             self.restore_tenant(pool)?;
         }
+        for (id, tombstone) in loaded.orphans {
+            self.inner.registry.orphans.insert(id, tombstone);
+        }
         self.inner.events.request(Envelope::Import(loaded.usage));
-        Ok(loaded.api_keys)
+        Ok(())
     }
 
-    /// Stores a tenant's API key hash and waits until it is durable.
-    pub async fn store_api_key(&self, tenant: &TenantId, hash: [u8; 32]) -> Result<()> {
-        match &self.inner.store {
-            Some(store) => {
-                crate::store::commit(
-                    store.as_ref(),
-                    Batch {
-                        tenant: tenant.clone(),
-                        changes: vec![Change::ApiKey(hash)],
-                        events: Vec::new(),
-                    },
-                )
-                .await
-            }
-            None => Ok(()),
-        }
+    /// Replaces a tenant's API key by its hash and waits until that is durable. The
+    /// tenant's earlier key stops working at once; exactly one key is valid after any
+    /// number of concurrent replacements, and none outlives its tenant.
+    #[instrument(level = "debug", skip_all, fields(tenant = %tenant))]
+    pub async fn set_api_key(&self, tenant: &TenantId, hash: [u8; 32]) -> Result<()> {
+        let handle = self.pool(tenant)?;
+        self.call(&handle, Priority::Control, |reply| PoolMsg::SetApiKey {
+            hash,
+            reply,
+        })
+        .await
+    }
+
+    /// The tenant whose current API key hashes to `hash`.
+    pub fn tenant_of_key(&self, hash: &[u8; 32]) -> Option<TenantId> {
+        let registry = &self.inner.registry;
+        let owner = registry.api_keys.get(hash)?.value().clone();
+        // A key answers only for the incarnation that set it.
+        let current = registry.live(&owner.tenant)?;
+        Arc::ptr_eq(&owner, &current).then(|| owner.tenant.clone())
     }
 
     /// A page of a tenant's audit log (empty without a store).
@@ -278,10 +335,39 @@ impl Engine {
         }
     }
 
-    /// False once the store has failed to write: the engine then answers every request
-    /// with `internal_error` until it is restarted from the store.
+    /// False once the store has failed to write, or while writes are overdue.
     pub fn is_healthy(&self) -> bool {
-        !self.inner.registry.store_failed.load(Ordering::Acquire)
+        self.health() == Health::Ok
+    }
+
+    /// Whether the engine can acknowledge writes, and if not why.
+    pub fn health(&self) -> Health {
+        let registry = &self.inner.registry;
+        if let Some(why) = self.inner.store.as_ref().and_then(|s| s.failure()) {
+            registry.fail(&why);
+        }
+        if registry.store_failed.load(Ordering::Acquire) {
+            let why = registry
+                .failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .unwrap_or_else(|| "the store failed to write".into());
+            return Health::Failed(why);
+        }
+        let now = self.inner.clock.now();
+        let overdue = registry
+            .tenants
+            .iter()
+            .filter(|e| e.value().ledger.is_overdue(now))
+            .count();
+        if overdue > 0 {
+            return Health::Degraded(format!(
+                "writes of {overdue} tenant(s) have not become durable within {} s; is the disk stalled?",
+                self.inner.config.write_deadline.as_secs_f64()
+            ));
+        }
+        Health::Ok
     }
 
     /// The settings it runs with.
@@ -292,30 +378,44 @@ impl Engine {
     /// Creates a tenant with `licence`, or replaces the licence of an existing one.
     /// Returns the tenant view and whether the tenant was created.
     #[instrument(level = "debug", skip(self))]
+    ///
+    /// A tenant being deleted is created anew only once its deletion is durable, so
+    /// the new incarnation's rows can never be wiped by the old one's delete.
     pub async fn put_tenant(
         &self,
         tenant: &TenantId,
         licence: Licence,
     ) -> Result<(TenantView, bool)> {
-        let (handle, created) = match self.inner.registry.tenants.entry(tenant.clone()) {
-            Entry::Occupied(entry) => (entry.get().clone(), false),
-            Entry::Vacant(entry) => {
-                let state = PoolState::new(
-                    tenant.clone(),
-                    licence,
-                    self.inner.config.retention,
-                    self.inner.clock.now(),
-                );
-                let handle = self.inner.spawn_pool(state);
-                entry.insert(handle.clone());
-                (handle, true)
+        let (handle, created) = loop {
+            match self.inner.registry.tenants.entry(tenant.clone()) {
+                Entry::Occupied(entry) if !entry.get().is_live() => {
+                    let dying = entry.get().clone();
+                    drop(entry);
+                    dying.deleted().await;
+                }
+                Entry::Occupied(entry) => break (entry.get().clone(), false),
+                Entry::Vacant(entry) => {
+                    let state = PoolState::new(
+                        tenant.clone(),
+                        licence,
+                        self.inner.config.retention,
+                        self.inner.clock.now(),
+                    );
+                    let handle = self.inner.spawn_pool(state);
+                    entry.insert(handle.clone());
+                    break (handle, true);
+                }
             }
         };
         let view = if created {
-            self.call(&handle, |reply| PoolMsg::View { reply }).await?
-        } else {
-            self.call(&handle, |reply| PoolMsg::SetLicence { licence, reply })
+            self.call(&handle, Priority::Control, |reply| PoolMsg::View { reply })
                 .await?
+        } else {
+            self.call(&handle, Priority::Control, |reply| PoolMsg::SetLicence {
+                licence,
+                reply,
+            })
+            .await?
         };
         Ok((view, created))
     }
@@ -337,9 +437,13 @@ impl Engine {
         match self.inner.registry.tenants.entry(tenant) {
             Entry::Occupied(_) => Err(Error::InvalidRequest("tenant already exists".into())),
             Entry::Vacant(entry) => {
+                let api_key = state.api_key();
                 let handle = self.inner.spawn_pool(state);
                 for id in ids {
                     self.inner.registry.sessions.insert(id, handle.clone());
+                }
+                if let Some(hash) = api_key {
+                    self.inner.registry.api_keys.insert(hash, handle.clone());
                 }
                 entry.insert(handle);
                 Ok(())
@@ -349,14 +453,19 @@ impl Engine {
 
     /// Deletes a tenant, ending its sessions (reason `evicted`).
     #[instrument(level = "debug", skip(self))]
+    ///
+    /// The delete is never shed. From the moment it is asked the tenant answers
+    /// `tenant_not_found`; its name is free for a new tenant once the deletion is
+    /// durable.
     pub async fn delete_tenant(&self, tenant: &TenantId) -> Result<()> {
-        let (_, handle) = self
-            .inner
-            .registry
-            .tenants
-            .remove(tenant)
-            .ok_or(Error::TenantNotFound)?;
-        self.call(&handle, |reply| PoolMsg::Delete { reply }).await
+        let handle = self.pool(tenant)?;
+        if handle.deleting.swap(true, Ordering::AcqRel) {
+            return Err(Error::TenantNotFound); // another delete got there first
+        }
+        self.send(&handle, Priority::Control, |reply| PoolMsg::Delete {
+            reply,
+        })
+        .await
     }
 
     /// Every tenant id, sorted.
@@ -366,6 +475,7 @@ impl Engine {
             .registry
             .tenants
             .iter()
+            .filter(|e| e.value().is_live())
             .map(|e| e.key().clone())
             .collect();
         ids.sort();
@@ -376,7 +486,8 @@ impl Engine {
     #[instrument(level = "debug", skip(self))]
     pub async fn tenant(&self, tenant: &TenantId) -> Result<TenantView> {
         let handle = self.pool(tenant)?;
-        self.call(&handle, |reply| PoolMsg::View { reply }).await
+        self.call(&handle, Priority::Shed, |reply| PoolMsg::View { reply })
+            .await
     }
 
     /// Logs `user` in to `tenant`, from a client labelled `client` (a tab, a device).
@@ -389,16 +500,17 @@ impl Engine {
     ) -> Result<Login> {
         let handle = self.pool(tenant)?;
         let mut token = SessionToken::generate();
-        while self.inner.registry.sessions.contains_key(&token.id()) {
+        while self.inner.registry.sessions.contains_key(&token.id())
+            || self.inner.registry.orphans.contains_key(&token.id())
+        {
             token = SessionToken::generate();
         }
         let admission = self
-            .call(&handle, |reply| PoolMsg::Login {
+            .call(&handle, Priority::Shed, |reply| PoolMsg::Login {
                 user: user.clone(),
                 client: client.map(String::from),
                 id: token.id(),
                 secret: token.secret_hash(),
-                handle: handle.clone(),
                 reply,
             })
             .await?;
@@ -417,7 +529,7 @@ impl Engine {
     pub async fn heartbeat(&self, token: &SessionToken) -> Result<Heartbeat> {
         let handle = self.session_pool(token)?;
         let (expires_at, licence) = self
-            .call(&handle, |reply| PoolMsg::Heartbeat {
+            .call(&handle, Priority::Shed, |reply| PoolMsg::Heartbeat {
                 id: token.id(),
                 secret: token.secret_hash(),
                 reply,
@@ -433,7 +545,7 @@ impl Engine {
     #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
     pub async fn release(&self, token: &SessionToken) -> Result<()> {
         let handle = self.session_pool(token)?;
-        self.call(&handle, |reply| PoolMsg::Release {
+        self.call(&handle, Priority::Shed, |reply| PoolMsg::Release {
             id: token.id(),
             secret: token.secret_hash(),
             reply,
@@ -445,7 +557,7 @@ impl Engine {
     #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
     pub async fn logout(&self, token: &SessionToken) -> Result<u32> {
         let handle = self.session_pool(token)?;
-        self.call(&handle, |reply| PoolMsg::Logout {
+        self.call(&handle, Priority::Shed, |reply| PoolMsg::Logout {
             id: token.id(),
             secret: token.secret_hash(),
             reply,
@@ -457,8 +569,11 @@ impl Engine {
     #[instrument(level = "debug", skip(self))]
     pub async fn revoke(&self, tenant: &TenantId, session: SessionId) -> Result<()> {
         let handle = self.pool(tenant)?;
-        self.call(&handle, |reply| PoolMsg::Revoke { id: session, reply })
-            .await
+        self.call(&handle, Priority::Control, |reply| PoolMsg::Revoke {
+            id: session,
+            reply,
+        })
+        .await
     }
 
     /// Logs a user out of every tab. Returns how many sessions ended.
@@ -466,8 +581,11 @@ impl Engine {
     pub async fn logout_user(&self, tenant: &TenantId, user: &UserId) -> Result<u32> {
         let handle = self.pool(tenant)?;
         let user = user.clone();
-        self.call(&handle, |reply| PoolMsg::LogoutUser { user, reply })
-            .await
+        self.call(&handle, Priority::Control, |reply| PoolMsg::LogoutUser {
+            user,
+            reply,
+        })
+        .await
     }
 
     /// Registers a user, or under the named model assigns them a seat.
@@ -475,8 +593,11 @@ impl Engine {
     pub async fn put_user(&self, tenant: &TenantId, user: &UserId) -> Result<UserView> {
         let handle = self.pool(tenant)?;
         let user = user.clone();
-        self.call(&handle, |reply| PoolMsg::PutUser { user, reply })
-            .await
+        self.call(&handle, Priority::Control, |reply| PoolMsg::PutUser {
+            user,
+            reply,
+        })
+        .await
     }
 
     /// Removes a user's account and named seat, ending their sessions.
@@ -484,22 +605,26 @@ impl Engine {
     pub async fn remove_user(&self, tenant: &TenantId, user: &UserId) -> Result<()> {
         let handle = self.pool(tenant)?;
         let user = user.clone();
-        self.call(&handle, |reply| PoolMsg::RemoveUser { user, reply })
-            .await
+        self.call(&handle, Priority::Control, |reply| PoolMsg::RemoveUser {
+            user,
+            reply,
+        })
+        .await
     }
 
     /// A tenant's user accounts.
     #[instrument(level = "debug", skip(self))]
     pub async fn users(&self, tenant: &TenantId) -> Result<Vec<UserView>> {
         let handle = self.pool(tenant)?;
-        self.call(&handle, |reply| PoolMsg::Users { reply }).await
+        self.call(&handle, Priority::Shed, |reply| PoolMsg::Users { reply })
+            .await
     }
 
     /// A tenant's live sessions.
     #[instrument(level = "debug", skip(self))]
     pub async fn sessions(&self, tenant: &TenantId) -> Result<Vec<SessionView>> {
         let handle = self.pool(tenant)?;
-        self.call(&handle, |reply| PoolMsg::Sessions { reply })
+        self.call(&handle, Priority::Shed, |reply| PoolMsg::Sessions { reply })
             .await
     }
 
@@ -507,15 +632,19 @@ impl Engine {
     #[instrument(level = "debug", skip(self))]
     pub async fn report_records(&self, tenant: &TenantId, count: u64) -> Result<RecordsView> {
         let handle = self.pool(tenant)?;
-        self.call(&handle, |reply| PoolMsg::ReportRecords { count, reply })
-            .await
+        self.call(&handle, Priority::Control, |reply| PoolMsg::ReportRecords {
+            count,
+            reply,
+        })
+        .await
     }
 
     /// The record count and its billing peaks.
     #[instrument(level = "debug", skip(self))]
     pub async fn records(&self, tenant: &TenantId) -> Result<RecordsView> {
         let handle = self.pool(tenant)?;
-        self.call(&handle, |reply| PoolMsg::Records { reply }).await
+        self.call(&handle, Priority::Shed, |reply| PoolMsg::Records { reply })
+            .await
     }
 
     /// The usage report of the last `days` days, oldest first. It reflects every
@@ -536,7 +665,7 @@ impl Engine {
     /// A pool as plain data, for a store.
     pub async fn snapshot(&self, tenant: &TenantId) -> Result<PoolSnapshot> {
         let handle = self.pool(tenant)?;
-        self.call(&handle, |reply| PoolMsg::Snapshot { reply })
+        self.call(&handle, Priority::Shed, |reply| PoolMsg::Snapshot { reply })
             .await
     }
 
@@ -555,8 +684,10 @@ impl Engine {
         self.inner.forget_orphans(now);
         let due = self.inner.due_pools(now);
         for handle in due {
-            self.call(&handle, |reply| PoolMsg::Tick { reply: Some(reply) })
-                .await?;
+            self.send(&handle, Priority::Control, |reply| PoolMsg::Tick {
+                reply: Some(reply),
+            })
+            .await?;
         }
         Ok(())
     }
@@ -591,9 +722,7 @@ impl Engine {
     fn pool(&self, tenant: &TenantId) -> Result<Arc<PoolHandle>> {
         self.inner
             .registry
-            .tenants
-            .get(tenant)
-            .map(|e| e.value().clone())
+            .live(tenant)
             .ok_or(Error::TenantNotFound)
     }
 
@@ -618,24 +747,42 @@ impl Engine {
         }
     }
 
-    /// Sends one request to a pool and waits for its answer. A full mailbox fails at
-    /// once with `Overloaded` instead of queueing without bound.
+    /// Sends one request to a live pool and waits for its answer.
     async fn call<T>(
         &self,
         handle: &PoolHandle,
+        priority: Priority,
+        request: impl FnOnce(Reply<T>) -> PoolMsg,
+    ) -> Result<T> {
+        if !handle.is_live() {
+            return Err(Error::TenantNotFound);
+        }
+        self.send(handle, priority, request).await
+    }
+
+    /// Sends one request to a pool and waits for its answer. Shed traffic meets a full
+    /// mailbox with `Overloaded` at once instead of queueing without bound; control
+    /// requests always get in.
+    async fn send<T>(
+        &self,
+        handle: &PoolHandle,
+        priority: Priority,
         request: impl FnOnce(Reply<T>) -> PoolMsg,
     ) -> Result<T> {
         if self.inner.registry.store_failed.load(Ordering::Acquire) {
             return Err(crate::actor::store_failed());
         }
         let (reply, answer) = oneshot::channel();
-        match handle.addr.try_send(request(reply)) {
-            Ok(()) => {}
-            Err(actix::prelude::SendError::Full(_)) => {
-                tracing::debug!(tenant = %handle.tenant, "pool mailbox full");
-                return Err(self.overloaded());
-            }
-            Err(actix::prelude::SendError::Closed(_)) => return Err(Error::TenantNotFound),
+        match priority {
+            Priority::Control => handle.addr.do_send(request(reply)),
+            Priority::Shed => match handle.addr.try_send(request(reply)) {
+                Ok(()) => {}
+                Err(actix::prelude::SendError::Full(_)) => {
+                    tracing::debug!(tenant = %handle.tenant, "pool mailbox full");
+                    return Err(self.overloaded());
+                }
+                Err(actix::prelude::SendError::Closed(_)) => return Err(Error::TenantNotFound),
+            },
         }
         // A pool that stops before answering was deleted under the request.
         answer.await.unwrap_or(Err(Error::TenantNotFound))
@@ -653,6 +800,8 @@ impl Inner {
             events: self.events.clone(),
             registry: self.registry.clone(),
             store: self.store.clone(),
+            write_deadline: self.config.write_deadline,
+            retry_after: self.config.overload_retry_after,
         };
         PoolHandle::start(
             &self.arbiters[index],
@@ -686,8 +835,10 @@ impl Inner {
         let mut asked = 0;
         for entry in self.registry.tenants.iter() {
             let handle = entry.value();
-            // A busy pool expires due sessions on its next operation anyway.
-            if handle.is_due(now) && handle.addr.try_send(PoolMsg::Tick { reply: None }).is_ok() {
+            // One tick in a pool's mailbox at a time; it gets in even when the mailbox
+            // is full, since answers past their write deadline wait on it.
+            if handle.is_due(now) && !handle.tick_queued.swap(true, Ordering::Relaxed) {
+                handle.addr.do_send(PoolMsg::Tick { reply: None });
                 asked += 1;
             }
         }

@@ -104,6 +104,13 @@ pub enum Error {
         /// When to retry.
         retry_after: Duration,
     },
+    /// The store could not confirm a write in time (a stalled disk, an unreachable
+    /// shared store); nothing was acknowledged.
+    #[error("the store did not confirm the write in time; nothing was changed, retry shortly")]
+    Unavailable {
+        /// When to retry.
+        retry_after: Duration,
+    },
 }
 
 impl Error {
@@ -123,6 +130,7 @@ impl Error {
             Error::SessionEnded { .. } => "session_ended",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Overloaded { .. } => "overloaded",
+            Error::Unavailable { .. } => "unavailable",
             Error::Internal(_) => "internal_error",
         }
     }
@@ -139,7 +147,7 @@ impl Error {
             Error::LicenceLimitReached { .. } | Error::SeatsExhausted { .. } => 409,
             Error::SessionEnded { .. } => 410,
             Error::PayloadTooLarge { .. } => 413,
-            Error::Overloaded { .. } => 503,
+            Error::Overloaded { .. } | Error::Unavailable { .. } => 503,
             Error::Internal(_) => 500,
         }
     }

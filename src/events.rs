@@ -60,6 +60,16 @@ pub enum EventKind {
         /// Why.
         reason: Refusal,
     },
+    /// A login was admitted but its write was not confirmed durable in time, so the
+    /// answer was 503 and the seat was given back: nobody holds its token.
+    Withdrawn {
+        /// Who.
+        user: UserId,
+        /// The session that never reached its client.
+        session: SessionId,
+        /// Seats held after it was withdrawn.
+        seats_in_use: u32,
+    },
     /// A session ended.
     Ended {
         /// Whose.

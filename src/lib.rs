@@ -13,6 +13,7 @@
 //! - [`admission`] — the admission rules, pure, in one place.
 //! - [`pool`] — [`pool::PoolState`], one tenant's rules as a plain struct taking `now`.
 //! - `actor` — the actix actor that runs one pool, a message at a time.
+//! - `ledger` — one pool's durability barrier: no answer before what it shows is durable.
 //! - `timer` — the timer actor that asks pools with something due to expire it.
 //! - [`engine`] — the [`Engine`]: registry, arbiters, timer and the async API.
 //! - [`events`] — every decision as an [`Event`], carried by crossbeam-channel.
@@ -53,6 +54,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod ids;
+mod ledger;
 pub mod licence;
 pub mod load;
 pub mod pool;
@@ -62,7 +64,7 @@ pub mod token;
 pub mod usage;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use engine::{Engine, EngineConfig, EngineStats, Heartbeat, Login};
+pub use engine::{Engine, EngineConfig, EngineStats, Health, Heartbeat, Login};
 pub use error::{EndReason, Error, Refusal, Result};
 pub use events::{Event, EventKind};
 pub use ids::{SessionId, TenantId, UserId};

@@ -221,6 +221,9 @@ pub struct PoolSnapshot {
     pub ended: Vec<(SessionId, Tombstone)>,
     /// The record count and peaks.
     pub records: Records,
+    /// The hash of the tenant's API key, if it has one.
+    #[serde(default)]
+    pub api_key: Option<[u8; 32]>,
 }
 
 /// A live session as a store keeps it: the secret's hash, never the secret.
@@ -274,10 +277,22 @@ pub enum Change {
     },
     /// The record count and its peaks.
     Records(Records),
-    /// The tenant's API key hash (set by the server, not by the pool).
+    /// The tenant's API key hash: it replaces any earlier key.
     ApiKey([u8; 32]),
-    /// The tenant was deleted with everything in it.
-    Deleted,
+    /// A login that was never acknowledged is taken back: its session is gone without
+    /// a trace, since nobody holds its token.
+    SessionWithdrawn {
+        /// Which.
+        id: SessionId,
+        /// Its secret's hash (the store's key).
+        secret: SecretHash,
+    },
+    /// The tenant was deleted with everything in it. Its sessions, live or ended, are
+    /// remembered apart for the retention, so their holders learn why they ended.
+    Deleted {
+        /// Every session of the tenant, ended.
+        orphans: Vec<(SessionId, Tombstone)>,
+    },
 }
 
 /// One tenant's licence pool.
@@ -309,6 +324,7 @@ pub struct PoolState {
     assigned: u32,
     ended: EndedSessions,
     records: Records,
+    api_key: Option<[u8; 32]>,
     events: Vec<Event>,
     forgotten: Vec<SessionId>,
     /// Changes for a store; kept only when one is attached.
@@ -329,6 +345,7 @@ impl PoolState {
             assigned: 0,
             ended: EndedSessions::default(),
             records: Records::default(),
+            api_key: None,
             events: Vec::new(),
             forgotten: Vec::new(),
             changes: None,
@@ -616,8 +633,30 @@ impl PoolState {
     /// Replaces the licence. Live sessions are never ended: a lower limit only refuses
     /// new users until usage falls below it. A new idle timeout applies from each
     /// session's next heartbeat.
+    ///
+    /// Named seats belong to the named model: a change to another model drops every
+    /// assignment, so a later return to named starts with none assigned rather than
+    /// bringing back who held a seat long ago.
     pub fn set_licence(&mut self, licence: Licence, now: Timestamp) {
         self.expire_due(now);
+        let leaves_named = matches!(self.licence.model, LicenceModel::Named { .. })
+            && !matches!(licence.model, LicenceModel::Named { .. });
+        if leaves_named && self.assigned > 0 {
+            let mut dropped: Vec<UserId> = Vec::new();
+            for (user, account) in self.users.iter_mut() {
+                if account.assigned {
+                    account.assigned = false;
+                    dropped.push(user.clone());
+                }
+            }
+            self.assigned = 0;
+            for user in dropped {
+                self.record(|| Change::User {
+                    user,
+                    assigned: false,
+                });
+            }
+        }
         self.licence = licence;
         self.record(|| Change::Licence(licence));
         let seats_in_use = self.seats_in_use();
@@ -651,10 +690,58 @@ impl PoolState {
         for id in ids {
             self.end_session(id, EndReason::Evicted, now);
         }
-        self.record(|| Change::Deleted);
         self.emit(now, EventKind::TenantDeleted);
         self.ended.order.clear();
-        self.ended.by_id.drain().collect()
+        let orphans: Vec<(SessionId, Tombstone)> = self.ended.by_id.drain().collect();
+        // The tenant's own rows go with it, so the changes before this one are moot.
+        if let Some(changes) = &mut self.changes {
+            changes.clear();
+        }
+        self.record(|| Change::Deleted {
+            orphans: orphans.clone(),
+        });
+        orphans
+    }
+
+    /// Takes back a login that was never acknowledged (its write did not become
+    /// durable in time): the session goes without a tombstone, since nobody holds
+    /// its token, and its seat is free at once.
+    pub fn withdraw(&mut self, id: SessionId, now: Timestamp) {
+        let Some(session) = self.sessions.remove(&id) else {
+            return;
+        };
+        self.deadlines.remove(&(session.expires_at, id));
+        if let Some(account) = self.users.get_mut(&session.user) {
+            account.live -= 1;
+            if account.live == 0 {
+                self.active_users -= 1;
+            }
+        }
+        self.forgotten.push(id);
+        self.record(|| Change::SessionWithdrawn {
+            id,
+            secret: session.secret,
+        });
+        let seats_in_use = self.seats_in_use();
+        self.emit(
+            now,
+            EventKind::Withdrawn {
+                user: session.user,
+                session: id,
+                seats_in_use,
+            },
+        );
+    }
+
+    /// The hash of the tenant's API key, if it has one.
+    pub fn api_key(&self) -> Option<[u8; 32]> {
+        self.api_key
+    }
+
+    /// Replaces the tenant's API key (by its hash). Returns the one it replaces.
+    pub fn set_api_key(&mut self, hash: [u8; 32]) -> Option<[u8; 32]> {
+        self.record(|| Change::ApiKey(hash));
+        self.api_key.replace(hash)
     }
 
     /// The tenant view.
@@ -770,6 +857,7 @@ impl PoolState {
                 .filter_map(|(_, id)| self.ended.by_id.get(id).map(|t| (*id, *t)))
                 .collect(),
             records: self.records,
+            api_key: self.api_key,
         }
     }
 
@@ -787,6 +875,7 @@ impl PoolState {
             assigned: 0,
             ended: EndedSessions::default(),
             records: snapshot.records,
+            api_key: snapshot.api_key,
             events: Vec::new(),
             forgotten: Vec::new(),
             changes: None,

@@ -142,6 +142,11 @@ impl UsageBook {
                 tenant.day(day).logins += 1;
             }
             EventKind::Refused { reason, .. } => tenant.day(day).refusals.count(*reason),
+            EventKind::Withdrawn { seats_in_use, .. } => {
+                tenant.seats(day, *seats_in_use);
+                let today = tenant.day(day);
+                today.logins = today.logins.saturating_sub(1);
+            }
             EventKind::Ended {
                 reason,
                 seats_in_use,

@@ -408,6 +408,12 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::SetLicence(licence) => {
                 pool.set_licence(licence, now);
+                // Leaving the named model drops every named seat.
+                if matches!(model.licence.model, LicenceModel::Named { .. })
+                    && !matches!(licence.model, LicenceModel::Named { .. })
+                {
+                    model.accounts.values_mut().for_each(|a| *a = false);
+                }
                 model.licence = licence;
             }
             Op::Advance(by) => now = now + by,

@@ -119,6 +119,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
                 audit_retention: Duration::from_secs(
                     file.audit_retention_days.unwrap_or(90) * 24 * 3600,
                 ),
+                ..RedbConfig::default()
             };
             let store = RedbStore::open(&data_dir, clock.clone(), config)?;
             (

@@ -7,10 +7,10 @@ use actix_web::http::header::AUTHORIZATION;
 use actix_web::HttpRequest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use dashmap::DashMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::engine::Engine;
 use crate::error::Error;
 use crate::ids::TenantId;
 use crate::token::random_bytes;
@@ -62,25 +62,22 @@ impl Caller {
     }
 }
 
-/// The credentials the server accepts.
+/// The credentials the server accepts: the admin token here, tenant API keys in the
+/// engine (each belongs to one incarnation of its tenant, and rotates through its pool).
 pub struct Credentials {
     admin: KeyHash,
-    by_hash: DashMap<KeyHash, TenantId>,
-    by_tenant: DashMap<TenantId, KeyHash>,
 }
 
 impl Credentials {
-    /// Credentials with this admin token and no tenant keys.
+    /// Credentials with this admin token.
     pub fn new(admin_token: &str) -> Self {
         Credentials {
             admin: hash_key(admin_token),
-            by_hash: DashMap::new(),
-            by_tenant: DashMap::new(),
         }
     }
 
     /// Identifies the caller from `Authorization: Bearer <token>`.
-    pub fn identify(&self, req: &HttpRequest) -> Result<Caller, Error> {
+    pub fn identify(&self, req: &HttpRequest, engine: &Engine) -> Result<Caller, Error> {
         let presented = req
             .headers()
             .get(AUTHORIZATION)
@@ -94,33 +91,18 @@ impl Credentials {
         if bool::from(hash.ct_eq(&self.admin)) {
             return Ok(Caller::Admin);
         }
-        self.by_hash
-            .get(&hash)
-            .map(|tenant| Caller::Tenant(tenant.clone()))
+        engine
+            .tenant_of_key(&hash)
+            .map(Caller::Tenant)
             .ok_or(Error::Unauthorized)
     }
 
-    /// Sets (or replaces) a tenant's key by its hash; the old key stops working.
-    pub fn set_tenant_key_hash(&self, tenant: &TenantId, hash: KeyHash) {
-        if let Some(old) = self.by_tenant.insert(tenant.clone(), hash) {
-            self.by_hash.remove(&old);
-        }
-        self.by_hash.insert(hash, tenant.clone());
-    }
-
     /// A new tenant key and its hash. The key is shown once and never stored; the hash
-    /// takes effect with [`Credentials::set_tenant_key_hash`].
+    /// takes effect with [`Engine::set_api_key`].
     pub fn new_tenant_key() -> (String, KeyHash) {
         let key = generate_key("usk_");
         let hash = hash_key(&key);
         (key, hash)
-    }
-
-    /// Forgets a tenant's key.
-    pub fn remove_tenant(&self, tenant: &TenantId) {
-        if let Some((_, hash)) = self.by_tenant.remove(tenant) {
-            self.by_hash.remove(&hash);
-        }
     }
 }
 
@@ -138,29 +120,9 @@ mod tests {
     }
 
     #[test]
-    fn keys_identify_their_tenant_and_rotation_retires_the_old_key() {
-        let creds = Credentials::new("admin-secret");
-        let acme = TenantId::parse("acme").unwrap();
-        let (old, hash) = Credentials::new_tenant_key();
-        creds.set_tenant_key_hash(&acme, hash);
-        let who = creds
-            .identify(&request(Some(&format!("Bearer {old}"))))
-            .unwrap();
-        assert_eq!(who, Caller::Tenant(acme.clone()));
-        let (new, hash) = Credentials::new_tenant_key();
-        creds.set_tenant_key_hash(&acme, hash);
-        assert_eq!(
-            creds.identify(&request(Some(&format!("Bearer {old}")))),
-            Err(Error::Unauthorized)
-        );
-        assert!(creds
-            .identify(&request(Some(&format!("Bearer {new}"))))
-            .is_ok());
-    }
-
-    #[test]
     fn missing_or_wrong_credentials_are_unauthorized() {
         let creds = Credentials::new("admin-secret");
+        let engine = Engine::start(Default::default());
         for auth in [
             None,
             Some("admin-secret"),
@@ -168,7 +130,7 @@ mod tests {
             Some("Bearer "),
         ] {
             assert_eq!(
-                creds.identify(&request(auth)),
+                creds.identify(&request(auth), &engine),
                 Err(Error::Unauthorized),
                 "{auth:?}"
             );
@@ -179,7 +141,7 @@ mod tests {
             "BEARER  admin-secret",
         ] {
             assert_eq!(
-                creds.identify(&request(Some(auth))),
+                creds.identify(&request(Some(auth)), &engine),
                 Ok(Caller::Admin),
                 "{auth}"
             );

@@ -71,7 +71,7 @@ pub fn body(error: &Error) -> Value {
         Error::PayloadTooLarge { limit } => {
             body.insert("limit_bytes".into(), json!(limit));
         }
-        Error::Overloaded { retry_after } => {
+        Error::Overloaded { retry_after } | Error::Unavailable { retry_after } => {
             body.insert(
                 "retry_after_secs".into(),
                 json!(retry_after.as_secs().max(1)),
@@ -89,7 +89,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Error::Overloaded { retry_after } = &self.0 {
+        if let Error::Overloaded { retry_after } | Error::Unavailable { retry_after } = &self.0 {
             let secs = retry_after.as_secs().max(1);
             if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
                 response.insert_header((RETRY_AFTER, value));

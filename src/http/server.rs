@@ -103,12 +103,9 @@ pub async fn start(config: ServerConfig) -> io::Result<Started> {
         .load()
         .map_err(|e| io::Error::other(format!("cannot read the store: {e}")))?;
     let restored = loaded.pools.len();
-    for (tenant, hash) in engine
+    engine
         .restore(loaded)
-        .map_err(|e| io::Error::other(format!("cannot restore the store: {e}")))?
-    {
-        credentials.set_tenant_key_hash(&tenant, hash);
-    }
+        .map_err(|e| io::Error::other(format!("cannot restore the store: {e}")))?;
     if restored > 0 {
         tracing::info!(tenants = restored, "restored from the store");
     }
@@ -130,7 +127,10 @@ pub async fn start(config: ServerConfig) -> io::Result<Started> {
     }
     for declared in &config.tenants {
         if let Some(key) = &declared.api_key {
-            credentials.set_tenant_key_hash(&declared.tenant, hash_key(key));
+            engine
+                .set_api_key(&declared.tenant, hash_key(key))
+                .await
+                .map_err(|e| invalid_config(format!("tenant {}: {e}", declared.tenant)))?;
         }
     }
     if let Some(tenant) = &demo {

@@ -28,7 +28,15 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn submit(&self, batch: Batch, done: Done) {
-        if !batch.events.is_empty() {
+        let deleted = batch
+            .changes
+            .iter()
+            .any(|c| matches!(c, crate::pool::Change::Deleted { .. }));
+        if deleted {
+            // Deleting a tenant removes its data, its audit log too.
+            let mut audit = self.audit.lock().unwrap_or_else(|e| e.into_inner());
+            audit.1.remove(&batch.tenant);
+        } else if !batch.events.is_empty() {
             let mut audit = self.audit.lock().unwrap_or_else(|e| e.into_inner());
             let (seq, tenants) = &mut *audit;
             let log = tenants.entry(batch.tenant).or_default();

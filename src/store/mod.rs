@@ -5,7 +5,9 @@
 //! store says they are durable. One file per backend:
 //! - [`memory`] — nothing survives the process; an in-memory audit log.
 //! - [`redb`] — the embedded, crash-safe default of `usher serve`, with group commit.
+//! - [`fault`] — a store that fails, stalls, fills or blocks on command, for tests.
 
+pub mod fault;
 pub mod memory;
 pub mod redb;
 
@@ -14,10 +16,12 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::events::Event;
+use crate::ids::SessionId;
 use crate::ids::TenantId;
-use crate::pool::{Change, PoolSnapshot};
+use crate::pool::{Change, PoolSnapshot, Tombstone};
 use crate::usage::StoredDay;
 
+pub use fault::FaultStore;
 pub use memory::MemoryStore;
 pub use redb::RedbStore;
 
@@ -40,10 +44,10 @@ pub struct Batch {
 pub struct Loaded {
     /// Every tenant's pool.
     pub pools: Vec<PoolSnapshot>,
-    /// API key hashes.
-    pub api_keys: Vec<(TenantId, [u8; 32])>,
     /// Usage per tenant and day, oldest first.
     pub usage: Vec<(TenantId, StoredDay)>,
+    /// Remembered sessions of deleted tenants, so their holders still learn why.
+    pub orphans: Vec<(SessionId, Tombstone)>,
 }
 
 /// A page of the audit log.
@@ -80,8 +84,24 @@ pub struct EventPage {
 /// Where pools' durable state goes.
 pub trait Store: Send + Sync + 'static {
     /// Makes `batch` durable, then calls `done`. Must not block the caller on I/O:
-    /// pools call it.
+    /// pools call it. One tenant's batches complete in the order they were submitted.
+    /// A batch is always taken, whatever the queue holds: pools ask [`Store::has_room`]
+    /// first, before they change anything.
     fn submit(&self, batch: Batch, done: Done);
+
+    /// Whether the store's queue has room for another batch. A pool asks before an
+    /// operation that writes, and refuses it as overloaded — changing nothing — when
+    /// there is none. Pools on several threads may ask at once, so the queue may pass
+    /// its bound by at most one batch per pool thread.
+    fn has_room(&self) -> bool {
+        true
+    }
+
+    /// Why the store can no longer make writes durable, once it knows (for example
+    /// its database file was deleted); health checks report it.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 
     /// Reads everything back, at start-up.
     fn load(&self) -> Result<Loaded, Error>;

@@ -11,12 +11,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -50,9 +51,13 @@ const USAGE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("usage"
 /// event, holding a JSON array of its events with their sequence numbers. One insert
 /// per tenant and commit instead of one per event.
 const AUDIT: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("audit");
+/// Remembered sessions of deleted tenants, by session id, until the retention passes.
+const ORPHANS: TableDefinition<u64, &[u8]> = TableDefinition::new("orphans");
 
-/// Batches waiting for the writer before submitters are told to back off.
+/// Batches waiting for the writer before pools refuse writes as overloaded.
 const QUEUE: usize = 65_536;
+/// How often an idle writer checks that its database file is still in place.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// Batches written in one transaction at most.
 const MAX_GROUP: usize = 8_192;
 
@@ -79,12 +84,16 @@ struct EndedRow {
 pub struct RedbConfig {
     /// How long audit events are kept.
     pub audit_retention: Duration,
+    /// How long sessions of a deleted tenant are remembered (as the engine's
+    /// [`crate::pool::Retention::ended_for`]).
+    pub orphan_retention: Duration,
 }
 
 impl Default for RedbConfig {
     fn default() -> Self {
         RedbConfig {
             audit_retention: Duration::from_secs(90 * 24 * 3600),
+            orphan_retention: crate::pool::Retention::default().ended_for,
         }
     }
 }
@@ -93,6 +102,12 @@ impl Default for RedbConfig {
 pub struct RedbStore {
     db: Arc<Database>,
     tx: Sender<(Encoded, Done)>,
+    /// Batches submitted and not yet written.
+    queued: Arc<AtomicUsize>,
+    /// Why writes can no longer be made durable, once known.
+    failure: Arc<Mutex<Option<String>>>,
+    clock: Arc<dyn Clock>,
+    orphan_retention: Duration,
     dir: PathBuf,
 }
 
@@ -125,16 +140,26 @@ impl RedbStore {
             )
         })?;
         stamp_schema(&db, &path)?;
+        let placed = Placement::of(&path)
+            .map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
         let db = Arc::new(db);
-        let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+        // Unbounded: pools ask `has_room` before they change anything, so a batch is
+        // never refused after its pool applied it.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let failure = Arc::new(Mutex::new(None));
         let usage = load_usage_book(&db).map_err(|e| e.to_string())?;
         let writer = Writer {
             db: db.clone(),
-            clock,
+            clock: clock.clone(),
             retention: config.audit_retention,
+            orphan_retention: config.orphan_retention,
             usage,
             next_seq: next_seq(&db).map_err(|e| e.to_string())?,
             pruned_at: None,
+            placed,
+            queued: queued.clone(),
+            failure: failure.clone(),
         };
         thread::Builder::new()
             .name("usher-store".into())
@@ -143,6 +168,10 @@ impl RedbStore {
         Ok(RedbStore {
             db,
             tx,
+            queued,
+            failure,
+            clock,
+            orphan_retention: config.orphan_retention,
             dir: dir.to_path_buf(),
         })
     }
@@ -206,6 +235,7 @@ fn stamp_schema(db: &Database, path: &Path) -> Result<(), String> {
         txn.open_table(RECORDS).map_err(|e| fail(&e))?;
         txn.open_table(USAGE).map_err(|e| fail(&e))?;
         txn.open_table(AUDIT).map_err(|e| fail(&e))?;
+        txn.open_table(ORPHANS).map_err(|e| fail(&e))?;
     }
     txn.commit().map_err(|e| fail(&e))
 }
@@ -248,15 +278,22 @@ impl Store for RedbStore {
             Ok(encoded) => encoded,
             Err(error) => return done(Err(error)),
         };
-        match self.tx.try_send((encoded, done)) {
-            Ok(()) => {}
-            Err(TrySendError::Full((_, done))) => done(Err(Error::Overloaded {
-                retry_after: Duration::from_secs(1),
-            })),
-            Err(TrySendError::Disconnected((_, done))) => {
-                done(Err(Error::Internal("the store writer has stopped".into())))
-            }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(failed) = self.tx.send((encoded, done)) {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            (failed.0 .1)(Err(Error::Internal("the store writer has stopped".into())));
         }
+    }
+
+    fn has_room(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) < QUEUE
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn load(&self) -> Result<Loaded, Error> {
@@ -279,6 +316,7 @@ impl Store for RedbStore {
                     sessions: Vec::new(),
                     ended: Vec::new(),
                     records: Records::default(),
+                    api_key: None,
                 },
             );
         }
@@ -338,7 +376,6 @@ impl Store for RedbStore {
                 pool.records = from_json(records.value())?;
             }
         }
-        let mut api_keys = Vec::new();
         for row in txn
             .open_table(API_KEYS)
             .map_err(storage)?
@@ -350,7 +387,23 @@ impl Store for RedbStore {
                 .value()
                 .try_into()
                 .map_err(|_| storage("an API key hash is not 32 bytes"))?;
-            api_keys.push((TenantId::parse(tenant.value())?, hash));
+            if let Some(pool) = pools.get_mut(tenant.value()) {
+                pool.api_key = Some(hash);
+            }
+        }
+        let forget_before = self.clock.now() - self.orphan_retention;
+        let mut orphans = Vec::new();
+        for row in txn
+            .open_table(ORPHANS)
+            .map_err(storage)?
+            .iter()
+            .map_err(storage)?
+        {
+            let (id, tombstone) = row.map_err(storage)?;
+            let tombstone: Tombstone = from_json(tombstone.value())?;
+            if tombstone.ended_at > forget_before {
+                orphans.push((SessionId::from_u64(id.value()), tombstone));
+            }
         }
         let pools = pools
             .into_values()
@@ -361,8 +414,8 @@ impl Store for RedbStore {
             .collect();
         Ok(Loaded {
             pools,
-            api_keys,
             usage: read_usage(&self.db)?,
+            orphans,
         })
     }
 
@@ -416,8 +469,9 @@ enum Op {
     SessionStarted(u128, Vec<u8>),
     SessionEnded(u128, Vec<u8>),
     SessionForgotten(u128),
+    SessionWithdrawn(u128),
     Records(Vec<u8>),
-    Deleted,
+    Deleted(Vec<(u64, Vec<u8>)>),
 }
 
 /// A batch as the writer takes it: its writes and audit events encoded, its events
@@ -455,8 +509,16 @@ impl Encoded {
                 Change::SessionForgotten { secret, .. } => {
                     Op::SessionForgotten(secret_key(&secret))
                 }
+                Change::SessionWithdrawn { secret, .. } => {
+                    Op::SessionWithdrawn(secret_key(&secret))
+                }
                 Change::Records(records) => Op::Records(to_json(&records)?),
-                Change::Deleted => Op::Deleted,
+                Change::Deleted { orphans } => Op::Deleted(
+                    orphans
+                        .iter()
+                        .map(|(id, tombstone)| Ok((id.as_u64(), to_json(tombstone)?)))
+                        .collect::<Result<_, Error>>()?,
+                ),
             });
         }
         let audit = batch
@@ -478,14 +540,29 @@ struct Writer {
     db: Arc<Database>,
     clock: Arc<dyn Clock>,
     retention: Duration,
+    orphan_retention: Duration,
     usage: UsageBook,
     next_seq: u64,
     pruned_at: Option<Timestamp>,
+    placed: Placement,
+    queued: Arc<AtomicUsize>,
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 impl Writer {
     fn run(mut self, rx: Receiver<(Encoded, Done)>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = match rx.recv_timeout(WATCH_EVERY) {
+                Ok(first) => first,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Idle: notice a deleted data dir before anyone writes again.
+                    if let Err(error) = self.placed.check() {
+                        self.fail(&error);
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
                 match rx.try_recv() {
@@ -496,15 +573,35 @@ impl Writer {
             let result = self.write(&group);
             if let Err(error) = &result {
                 tracing::error!(%error, batches = group.len(), "store commit failed; nothing in it was acknowledged");
+                self.fail(&error.to_string());
             }
+            self.queued.fetch_sub(group.len(), Ordering::Relaxed);
             for (_, done) in group {
                 done(result.clone());
             }
         }
     }
 
+    fn fail(&self, why: &str) {
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if failure.is_none() {
+            tracing::error!(why, "the store can no longer make writes durable");
+            *failure = Some(why.to_string());
+        }
+    }
+
     /// Writes a group of batches in one transaction and commits it (fsync).
     fn write(&mut self, group: &[(Encoded, Done)]) -> Result<(), Error> {
+        if let Some(why) = self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(Error::Internal(why));
+        }
+        // A commit into a database file that is no longer linked would be lost.
+        self.placed.check().map_err(Error::Internal)?;
         let txn = self.db.begin_write().map_err(storage)?;
         {
             let mut tables = Tables::open(&txn)?;
@@ -516,7 +613,11 @@ impl Writer {
                 for op in &batch.ops {
                     tables.apply(tenant, op)?;
                 }
-                if !batch.audit.is_empty() {
+                let deleted = batch.ops.iter().any(|op| matches!(op, Op::Deleted(_)));
+                if deleted {
+                    // The audit log goes with its tenant, this group's rows included.
+                    rows.remove(tenant);
+                } else if !batch.audit.is_empty() {
                     let row = rows.entry(tenant).or_default();
                     for (at, bytes) in &batch.audit {
                         // `{"seq":N,` + the event's own fields.
@@ -579,6 +680,13 @@ impl Writer {
             return Ok(());
         }
         self.pruned_at = Some(now);
+        let orphans_before = now - self.orphan_retention;
+        tables
+            .orphans
+            .retain(|_, row| {
+                serde_json::from_slice::<Tombstone>(row).is_ok_and(|t| t.ended_at > orphans_before)
+            })
+            .map_err(storage)?;
         let cutoff = (now - self.retention).as_millis();
         let tenants: Vec<String> = tables
             .tenants
@@ -610,6 +718,7 @@ struct Tables<'txn> {
     records: redb::Table<'txn, &'static str, Bytes>,
     usage: redb::Table<'txn, (&'static str, &'static str), Bytes>,
     audit: redb::Table<'txn, (&'static str, u64, u64), Bytes>,
+    orphans: redb::Table<'txn, u64, Bytes>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -624,6 +733,7 @@ impl<'txn> Tables<'txn> {
             records: txn.open_table(RECORDS).map_err(storage)?,
             usage: txn.open_table(USAGE).map_err(storage)?,
             audit: txn.open_table(AUDIT).map_err(storage)?,
+            orphans: txn.open_table(ORPHANS).map_err(storage)?,
         })
     }
 
@@ -663,12 +773,23 @@ impl<'txn> Tables<'txn> {
             Op::SessionForgotten(secret) => {
                 self.ended.remove((tenant, *secret)).map_err(storage)?;
             }
+            Op::SessionWithdrawn(secret) => {
+                self.sessions.remove((tenant, *secret)).map_err(storage)?;
+            }
             Op::Records(bytes) => {
                 self.records
                     .insert(tenant, bytes.as_slice())
                     .map_err(storage)?;
             }
-            Op::Deleted => {
+            Op::Deleted(orphans) => {
+                for (id, tombstone) in orphans {
+                    self.orphans
+                        .insert(*id, tombstone.as_slice())
+                        .map_err(storage)?;
+                }
+                self.audit
+                    .retain_in((tenant, 0, 0)..=(tenant, u64::MAX, u64::MAX), |_, _| false)
+                    .map_err(storage)?;
                 self.tenants.remove(tenant).map_err(storage)?;
                 self.api_keys.remove(tenant).map_err(storage)?;
                 self.records.remove(tenant).map_err(storage)?;
@@ -687,6 +808,57 @@ impl<'txn> Tables<'txn> {
             }
         }
         Ok(())
+    }
+}
+
+/// Where the database file is, to notice when it is deleted or replaced under a
+/// running server: redb would go on writing to the unlinked file, and everything
+/// acknowledged after would be lost.
+struct Placement {
+    path: PathBuf,
+    file: fs::File,
+}
+
+impl Placement {
+    fn of(path: &Path) -> std::io::Result<Placement> {
+        Ok(Placement {
+            path: path.to_path_buf(),
+            file: fs::File::open(path)?,
+        })
+    }
+
+    #[cfg(unix)]
+    fn check(&self) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+        let open = self
+            .file
+            .metadata()
+            .map_err(|e| format!("cannot check the database file: {e}"))?;
+        let gone = || {
+            format!(
+                "the database file {} was deleted or replaced while the server ran; restart the server",
+                self.path.display()
+            )
+        };
+        if open.nlink() == 0 {
+            return Err(gone());
+        }
+        match fs::metadata(&self.path) {
+            Ok(now) if now.ino() == open.ino() && now.dev() == open.dev() => Ok(()),
+            _ => Err(gone()),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn check(&self) -> Result<(), String> {
+        if self.path.exists() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the database file {} was deleted while the server ran; restart the server",
+                self.path.display()
+            ))
+        }
     }
 }
 

@@ -66,7 +66,7 @@ fn json_error(err: &JsonPayloadError) -> Error {
 
 /// Identifies the caller and checks they may use `raw` tenant's routes.
 pub fn authorize(req: &HttpRequest, state: &AppState, raw: &str) -> ApiResult<TenantId> {
-    let caller = state.credentials.identify(req)?;
+    let caller = state.credentials.identify(req, &state.engine)?;
     let tenant = TenantId::parse(raw)?;
     caller.may_use(&tenant)?;
     Ok(tenant)
@@ -74,7 +74,7 @@ pub fn authorize(req: &HttpRequest, state: &AppState, raw: &str) -> ApiResult<Te
 
 /// Identifies the caller and checks they are the administrator.
 pub fn authorize_admin(req: &HttpRequest, state: &AppState) -> ApiResult<Caller> {
-    let caller = state.credentials.identify(req)?;
+    let caller = state.credentials.identify(req, &state.engine)?;
     caller.must_be_admin()?;
     Ok(caller)
 }

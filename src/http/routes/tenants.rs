@@ -104,8 +104,7 @@ pub async fn put_tenant(
 /// A new key for `tenant`: stored (its hash) before it takes effect and is shown.
 async fn issue_key(state: &State, tenant: &crate::TenantId) -> ApiResult<String> {
     let (api_key, hash) = Credentials::new_tenant_key();
-    state.engine.store_api_key(tenant, hash).await?;
-    state.credentials.set_tenant_key_hash(tenant, hash);
+    state.engine.set_api_key(tenant, hash).await?;
     Ok(api_key)
 }
 
@@ -161,7 +160,6 @@ pub async fn delete_tenant(
     authorize_admin(&req, &state)?;
     let tenant = crate::TenantId::parse(&tenant)?;
     state.engine.delete_tenant(&tenant).await?;
-    state.credentials.remove_tenant(&tenant);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -177,7 +175,6 @@ pub async fn rotate_key(
 ) -> ApiResult<HttpResponse> {
     authorize_admin(&req, &state)?;
     let tenant = crate::TenantId::parse(&tenant)?;
-    state.engine.tenant(&tenant).await?;
     let api_key = issue_key(&state, &tenant).await?;
     Ok(HttpResponse::Ok().json(ApiKey {
         tenant: tenant.to_string(),
