@@ -225,7 +225,7 @@ pub(crate) enum PoolMsg {
         reply: Reply<crate::pool::PoolSnapshot>,
     },
     /// Expire what is due and time out answers past the write deadline; `reply` lets
-    /// a caller wait for it.
+    /// a caller wait until that is done (not until it is durable).
     Tick {
         reply: Option<Reply<()>>,
     },
@@ -392,9 +392,10 @@ impl Handler<PoolMsg> for PoolActor {
                 }
                 state.expire_due(now);
                 self.time_out_writes(now);
-                match reply {
-                    Some(reply) => self.respond(reply, Ok(())),
-                    None => self.commit(),
+                self.commit();
+                // Nothing to acknowledge: the caller only waits for the tick to be done.
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
                 }
             }
             PoolMsg::Delete { reply } => {

@@ -1,5 +1,7 @@
 //! Session tokens never leak: not in metrics, not in listings, not in error bodies.
 
+use actix_web::http::Method;
+
 use crate::helpers::spawn_app;
 
 #[actix_web::test]
@@ -51,4 +53,43 @@ async fn session_tokens_never_appear_in_metrics() {
         assert_eq!(answer.status, 200);
         assert!(!answer.text.contains(&tab[11..]));
     }
+}
+
+#[actix_web::test]
+async fn concurrent_key_rotations_leave_exactly_one_key_and_none_outlives_its_tenant() {
+    let app = spawn_app();
+    let first = app.concurrent_tenant("acme", 2, 600).await;
+    let mut keys = vec![first];
+    for _ in 0..5 {
+        let rotations = (0..4).map(|_| app.admin(Method::POST, "/v1/tenants/acme/api-key").send());
+        for answer in futures::future::join_all(rotations).await {
+            let body = answer.expect(200);
+            keys.push(body["api_key"].as_str().unwrap().to_owned());
+        }
+        let mut valid = 0;
+        for key in &keys {
+            let answer = app.get("/v1/tenants/acme").auth(key).send().await;
+            match answer.status {
+                200 => valid += 1,
+                _ => {
+                    answer.expect_error(401, "unauthorized");
+                }
+            }
+        }
+        assert_eq!(valid, 1, "exactly one key of {} is valid", keys.len());
+    }
+    // Delete the tenant and create it again: no old key logs anyone in to the new one.
+    app.admin(Method::DELETE, "/v1/tenants/acme")
+        .send()
+        .await
+        .expect(204);
+    let fresh = app.concurrent_tenant("acme", 2, 600).await;
+    for key in &keys {
+        app.post("/v1/tenants/acme/sessions")
+            .auth(key)
+            .json(serde_json::json!({"user": "mallory"}))
+            .await
+            .expect_error(401, "unauthorized");
+    }
+    app.login(&fresh, "acme", "ann").await.expect(201);
 }

@@ -8,26 +8,34 @@ use serde_json::json;
 use utoipa::OpenApi;
 
 use super::State;
+use crate::engine::Health;
 use crate::http::{assets, metrics, openapi};
 
 /// Liveness: 503 once the store has failed, so that a supervisor restarts the server
-/// from its last durable state.
+/// from its last durable state, and while writes are overdue (a stalled disk).
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "Alive"), (status = 503, description = "The store failed; restart")))]
+    responses((status = 200, description = "Alive"),
+        (status = 503, description = "The store failed (restart) or is degraded (writes overdue)")))]
 pub async fn healthz(state: State) -> HttpResponse {
-    if state.engine.is_healthy() {
-        HttpResponse::Ok().json(json!({"status": "ok"}))
-    } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "store_failed"}))
-    }
+    health_answer(&state).unwrap_or_else(|| HttpResponse::Ok().json(json!({"status": "ok"})))
+}
+
+/// The 503 answer when the engine cannot acknowledge writes.
+fn health_answer(state: &State) -> Option<HttpResponse> {
+    let (status, reason) = match state.engine.health() {
+        Health::Ok => return None,
+        Health::Degraded(reason) => ("store_degraded", reason),
+        Health::Failed(reason) => ("store_failed", reason),
+    };
+    Some(HttpResponse::ServiceUnavailable().json(json!({"status": status, "reason": reason})))
 }
 
 /// Readiness: state restored, logins admitted.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready"), (status = 503, description = "Starting")))]
 pub async fn readyz(state: State) -> HttpResponse {
-    if !state.engine.is_healthy() {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "store_failed"}))
+    if let Some(unhealthy) = health_answer(&state) {
+        unhealthy
     } else if state.ready.load(Ordering::Acquire) {
         HttpResponse::Ok().json(json!({"status": "ready"}))
     } else {

@@ -1,0 +1,469 @@
+//! Fault paths of SPEC §2, each by construction: a store whose queue is full, that
+//! stalls, fails, or blocks its pool on command ([`FaultStore`]), a manual clock for
+//! the write deadline, and real redb stores for what must hold across a restart.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use usher::store::redb::{RedbConfig, RedbStore, DB_FILE};
+use usher::store::{EventQuery, FaultStore, Store};
+use usher::{
+    EndReason, Engine, EngineConfig, Error, EventKind, Health, Licence, ManualClock, TenantId,
+    Timestamp, UserId,
+};
+
+const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+const DEADLINE: Duration = Duration::from_secs(5);
+
+fn id(text: &str) -> TenantId {
+    TenantId::parse(text).unwrap()
+}
+
+fn user(text: &str) -> UserId {
+    UserId::parse(text).unwrap()
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        write_deadline: DEADLINE,
+        // The tests drive expiry themselves.
+        tick_every: Duration::from_secs(3600),
+        ..EngineConfig::default()
+    }
+}
+
+fn faulty(config: EngineConfig) -> (Engine, Arc<FaultStore>, ManualClock) {
+    let store = Arc::new(FaultStore::new());
+    let clock = ManualClock::starting_at(T0);
+    let engine = Engine::with_store(config, Arc::new(clock.clone()), store.clone());
+    (engine, store, clock)
+}
+
+/// Waits (a bounded while) until `ready` holds: for something another thread does,
+/// not for time to pass.
+async fn until(what: &str, mut ready: impl FnMut() -> bool) {
+    for _ in 0..20_000 {
+        if ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("gave up waiting until {what}");
+}
+
+fn spawn<T: Send + 'static>(
+    future: impl Future<Output = T> + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    tokio::spawn(future)
+}
+
+#[tokio::test]
+async fn a_full_store_queue_sheds_a_login_without_taking_a_seat_or_stopping_the_engine() {
+    let (engine, store, _clock) = faulty(config());
+    let crm = id("crm");
+    engine
+        .put_tenant(&crm, Licence::concurrent(1))
+        .await
+        .unwrap();
+    let ann = engine.login(&crm, &user("ann"), None).await.unwrap();
+
+    store.set_full(true);
+    let shed = engine.login(&crm, &user("bob"), None).await.unwrap_err();
+    assert!(matches!(shed, Error::Overloaded { .. }), "{shed:?}");
+    assert_eq!(shed.http_status(), 503);
+    // A release is a write too: shed, and ann keeps her seat.
+    assert_eq!(
+        engine.release(&ann.token).await.unwrap_err().code(),
+        "overloaded"
+    );
+    // Nothing changed, and nothing latched: the queue drains and all goes on.
+    assert_eq!(engine.tenant(&crm).await.unwrap().seats_in_use, 1);
+    assert_eq!(engine.health(), Health::Ok);
+    store.set_full(false);
+    engine.release(&ann.token).await.unwrap();
+    engine.login(&crm, &user("bob"), None).await.unwrap();
+    assert_eq!(engine.tenant(&crm).await.unwrap().seats_in_use, 1);
+}
+
+#[tokio::test]
+async fn a_stalled_write_answers_unavailable_at_the_deadline_and_gives_the_seat_back() {
+    let (engine, store, clock) = faulty(config());
+    let crm = id("crm");
+    engine
+        .put_tenant(&crm, Licence::concurrent(1))
+        .await
+        .unwrap();
+    let events = engine.subscribe(64);
+
+    store.stall();
+    let login = spawn({
+        let (engine, crm) = (engine.clone(), crm.clone());
+        async move { engine.login(&crm, &user("ann"), None).await }
+    });
+    until("the login's write is held", || store.held() == 1).await;
+    assert_eq!(engine.health(), Health::Ok, "not overdue yet");
+    clock.advance(DEADLINE - Duration::from_millis(1));
+    engine.expire_due().await.unwrap();
+    assert!(
+        !login.is_finished(),
+        "answered before its write was durable"
+    );
+
+    clock.advance(Duration::from_millis(1));
+    assert!(matches!(engine.health(), Health::Degraded(_)));
+    engine.expire_due().await.unwrap();
+    let answer = login.await.unwrap().unwrap_err();
+    assert_eq!(answer.code(), "unavailable");
+    assert_eq!(answer.http_status(), 503);
+
+    // The disk thaws: the stalled write lands, then the withdrawal after it.
+    store.resume();
+    until("health recovers", || engine.health() == Health::Ok).await;
+    let view = engine.tenant(&crm).await.unwrap();
+    assert_eq!((view.seats_in_use, view.sessions), (0, 0));
+    engine.login(&crm, &user("bob"), None).await.unwrap();
+    let kinds: Vec<EventKind> = events.try_iter().map(|e| e.kind).collect();
+    assert!(
+        kinds
+            .iter()
+            .any(|k| matches!(k, EventKind::Withdrawn { user, .. } if user.as_str() == "ann")),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_new_tenant_is_not_answered_before_its_creation_is_durable() {
+    let (engine, store, _clock) = faulty(config());
+    store.stall();
+    let created = spawn({
+        let engine = engine.clone();
+        async move { engine.put_tenant(&id("crm"), Licence::concurrent(1)).await }
+    });
+    until("the creation is held", || store.held() == 1).await;
+    store.fail_held();
+    let answer = created.await.unwrap().unwrap_err();
+    assert_eq!(answer.code(), "internal_error");
+}
+
+#[tokio::test]
+async fn an_idempotent_assignment_waits_for_the_assignment_in_flight() {
+    let (engine, store, _clock) = faulty(config());
+    let named = id("named");
+    engine.put_tenant(&named, Licence::named(2)).await.unwrap();
+    store.stall();
+    let assign = |engine: &Engine| {
+        let (engine, named) = (engine.clone(), named.clone());
+        spawn(async move { engine.put_user(&named, &user("ann")).await })
+    };
+    let first = assign(&engine);
+    until("the assignment is held", || store.held() == 1).await;
+    let second = assign(&engine);
+    // A refusal after it writes an audit batch of its own: once that is held, the
+    // pool has handled the second assignment.
+    let refused = spawn({
+        let (engine, named) = (engine.clone(), named.clone());
+        async move { engine.login(&named, &user("zed"), None).await }
+    });
+    until("the refusal is held", || store.held() == 2).await;
+    store.fail_held();
+    assert_eq!(first.await.unwrap().unwrap_err().code(), "internal_error");
+    assert_eq!(
+        second.await.unwrap().unwrap_err().code(),
+        "internal_error",
+        "the second answer showed an assignment that never became durable"
+    );
+    assert_eq!(refused.await.unwrap().unwrap_err().code(), "internal_error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn licence_changes_and_deletes_get_through_a_flood_that_is_being_shed() {
+    const MAILBOX: usize = 8;
+    let (engine, store, _clock) = faulty(EngineConfig {
+        mailbox_capacity: MAILBOX,
+        workers: 1,
+        ..config()
+    });
+    let crm = id("crm");
+    engine
+        .put_tenant(&crm, Licence::concurrent(1).max_users(10_000))
+        .await
+        .unwrap();
+    let doomed = id("doomed");
+    engine
+        .put_tenant(&doomed, Licence::concurrent(1))
+        .await
+        .unwrap();
+
+    // The pool's thread stalls inside the store: its mailbox fills and stays full.
+    store.block();
+    let mut flood = JoinSet::new();
+    let login = |engine: &Engine, tenant: &TenantId, n: usize| {
+        let (engine, tenant) = (engine.clone(), tenant.clone());
+        async move { engine.login(&tenant, &user(&format!("u{n}")), None).await }
+    };
+    flood.spawn(login(&engine, &crm, 0));
+    until("the pool is blocked", || store.blocked() == 1).await;
+    let mut shed = 0;
+    for n in 1..=4 * MAILBOX {
+        flood.spawn(login(&engine, &crm, n));
+    }
+    // The shed ones answer at once; the mailbox is full from the first of them on.
+    while shed == 0 {
+        if let Some(Ok(Err(Error::Overloaded { .. }))) = flood.join_next().await {
+            shed += 1;
+        }
+    }
+    let raise = spawn({
+        let (engine, crm) = (engine.clone(), crm.clone());
+        async move { engine.put_tenant(&crm, Licence::concurrent(100)).await }
+    });
+    let delete = spawn({
+        let (engine, doomed) = (engine.clone(), doomed.clone());
+        async move { engine.delete_tenant(&doomed).await }
+    });
+    store.resume();
+    let (view, created) = raise.await.unwrap().unwrap();
+    assert!(!created);
+    assert_eq!(view.seats, Some(100));
+    delete.await.unwrap().unwrap();
+    assert_eq!(
+        engine.tenant(&doomed).await.unwrap_err().code(),
+        "tenant_not_found"
+    );
+    while let Some(joined) = flood.join_next().await {
+        match joined.unwrap() {
+            Ok(_) => {}
+            Err(Error::Overloaded { .. }) => shed += 1,
+            Err(e) => assert_eq!(e.code(), "licence_limit_reached", "{e:?}"),
+        }
+    }
+    assert!(shed > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rotations_leave_exactly_one_key_and_none_survives_its_tenant() {
+    let (engine, _store, _clock) = faulty(config());
+    let crm = id("crm");
+    for round in 0..50u8 {
+        engine
+            .put_tenant(&crm, Licence::concurrent(1))
+            .await
+            .unwrap();
+        let hashes: Vec<[u8; 32]> = (0..4u8)
+            .map(|k| [round, k, 1, 1].repeat(8).try_into().unwrap())
+            .collect();
+        let mut rotations = JoinSet::new();
+        for hash in hashes.clone() {
+            let (engine, crm) = (engine.clone(), crm.clone());
+            rotations.spawn(async move { engine.set_api_key(&crm, hash).await });
+        }
+        while let Some(done) = rotations.join_next().await {
+            done.unwrap().unwrap();
+        }
+        let valid = hashes
+            .iter()
+            .filter(|h| engine.tenant_of_key(h) == Some(crm.clone()))
+            .count();
+        assert_eq!(valid, 1, "round {round}");
+
+        engine.delete_tenant(&crm).await.unwrap();
+        engine
+            .put_tenant(&crm, Licence::concurrent(1))
+            .await
+            .unwrap();
+        assert!(
+            hashes.iter().all(|h| engine.tenant_of_key(h).is_none()),
+            "a key of the deleted tenant answers for the new one (round {round})"
+        );
+        engine.delete_tenant(&crm).await.unwrap();
+    }
+}
+
+struct Node {
+    engine: Engine,
+    store: Arc<RedbStore>,
+}
+
+fn open(dir: &Path, clock: &ManualClock) -> Node {
+    let store =
+        Arc::new(RedbStore::open(dir, Arc::new(clock.clone()), RedbConfig::default()).unwrap());
+    let engine = Engine::with_store(config(), Arc::new(clock.clone()), store.clone());
+    engine.restore(store.load().unwrap()).unwrap();
+    Node { engine, store }
+}
+
+/// The data directory as a crash would leave it, in a new directory.
+fn crash_copy(dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.join(DB_FILE), copy.path().join(DB_FILE)).unwrap();
+    copy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_racing_a_create_leaves_memory_and_disk_agreeing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let node = open(dir.path(), &clock);
+    let crm = id("crm");
+    for round in 0..20u8 {
+        let e = &node.engine;
+        if e.tenant(&crm).await.is_err() {
+            e.put_tenant(&crm, Licence::concurrent(3)).await.unwrap();
+        }
+        e.login(&crm, &user("ann"), None).await.unwrap();
+        let key = [round; 32];
+        let (deleted, created) = tokio::join!(e.delete_tenant(&crm), async {
+            e.put_tenant(&crm, Licence::concurrent(7)).await?;
+            e.set_api_key(&crm, key).await
+        });
+        deleted.unwrap();
+        let exists = e.tenant(&crm).await.ok();
+        let key_works = e.tenant_of_key(&key).is_some();
+        assert_eq!(created.is_ok(), key_works, "round {round}");
+
+        let copy = crash_copy(dir.path());
+        let after = open(copy.path(), &clock);
+        let restored = after.engine.tenant(&crm).await.ok();
+        assert_eq!(
+            exists.as_ref().map(|v| (v.seats, v.sessions)),
+            restored.as_ref().map(|v| (v.seats, v.sessions)),
+            "round {round}: memory and disk disagree"
+        );
+        assert_eq!(after.engine.tenant_of_key(&key).is_some(), key_works);
+        drop(after);
+    }
+    drop(node.store);
+}
+
+#[tokio::test]
+async fn a_recreated_tenant_sees_nothing_of_its_predecessor() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let node = open(dir.path(), &clock);
+    let e = &node.engine;
+    let crm = id("crm");
+    e.put_tenant(&crm, Licence::concurrent(1)).await.unwrap();
+    e.login(&crm, &user("ann"), None).await.unwrap();
+    let _ = e.login(&crm, &user("bob"), None).await;
+    e.delete_tenant(&crm).await.unwrap();
+    e.put_tenant(&crm, Licence::concurrent(1)).await.unwrap();
+
+    let query = EventQuery {
+        limit: 100,
+        ..EventQuery::default()
+    };
+    let check = |engine: &Engine, when: &str| {
+        let page = engine.events(&crm, &query).unwrap();
+        let kinds: Vec<&EventKind> = page.events.iter().map(|e| &e.event.kind).collect();
+        assert!(
+            matches!(kinds.as_slice(), [EventKind::TenantCreated { .. }]),
+            "{when}: {kinds:?}"
+        );
+    };
+    check(e, "before a restart");
+    let usage = e.usage(&crm, 1).await.unwrap();
+    assert_eq!(usage[0].logins, 0);
+    assert_eq!(usage[0].refusals.total(), 0);
+
+    let copy = crash_copy(dir.path());
+    let after = open(copy.path(), &clock);
+    check(&after.engine, "after a restart");
+    let usage = after.engine.usage(&crm, 1).await.unwrap();
+    assert_eq!((usage[0].logins, usage[0].refusals.total()), (0, 0));
+}
+
+#[tokio::test]
+async fn sessions_of_a_deleted_tenant_answer_evicted_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let node = open(dir.path(), &clock);
+    let crm = id("crm");
+    node.engine
+        .put_tenant(&crm, Licence::concurrent(2))
+        .await
+        .unwrap();
+    let live = node.engine.login(&crm, &user("ann"), None).await.unwrap();
+    let released = node.engine.login(&crm, &user("bob"), None).await.unwrap();
+    node.engine.release(&released.token).await.unwrap();
+    node.engine.delete_tenant(&crm).await.unwrap();
+
+    let copy = crash_copy(dir.path());
+    let after = open(copy.path(), &clock);
+    for (token, reason) in [
+        (&live.token, EndReason::Evicted),
+        (&released.token, EndReason::Released),
+    ] {
+        assert_eq!(
+            after.engine.heartbeat(token).await.unwrap_err(),
+            Error::SessionEnded { reason }
+        );
+    }
+    // For the retention only, as any ended session.
+    clock.advance(Duration::from_secs(3601));
+    let copy = crash_copy(copy.path());
+    let later = open(copy.path(), &clock);
+    later.engine.expire_due().await.unwrap();
+    assert_eq!(
+        later
+            .engine
+            .heartbeat(&live.token)
+            .await
+            .unwrap_err()
+            .code(),
+        "session_not_found"
+    );
+}
+
+#[tokio::test]
+async fn named_seats_do_not_come_back_after_a_spell_as_concurrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let node = open(dir.path(), &clock);
+    let e = &node.engine;
+    let t = id("charity");
+    e.put_tenant(&t, Licence::named(2)).await.unwrap();
+    e.put_user(&t, &user("ann")).await.unwrap();
+    e.put_tenant(&t, Licence::concurrent(2)).await.unwrap();
+    e.put_tenant(&t, Licence::named(2)).await.unwrap();
+    let copy = crash_copy(dir.path());
+    let after = open(copy.path(), &clock);
+    for engine in [e, &after.engine] {
+        let users = engine.users(&t).await.unwrap();
+        assert_eq!(users.len(), 1);
+        assert!(!users[0].assigned, "{users:?}");
+        assert_eq!(engine.tenant(&t).await.unwrap().seats_in_use, 0);
+        assert_eq!(
+            engine
+                .login(&t, &user("ann"), None)
+                .await
+                .unwrap_err()
+                .code(),
+            "user_not_licensed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_data_dir_stops_acknowledgements_and_health_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let node = open(dir.path(), &clock);
+    let crm = id("crm");
+    node.engine
+        .put_tenant(&crm, Licence::concurrent(2))
+        .await
+        .unwrap();
+    node.engine.login(&crm, &user("ann"), None).await.unwrap();
+
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    let refused = node.engine.login(&crm, &user("bob"), None).await;
+    assert_eq!(refused.unwrap_err().code(), "internal_error");
+    match node.engine.health() {
+        Health::Failed(why) => assert!(why.contains("deleted"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(node.store.failure().is_some());
+}
