@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// (lost on exit; for tests and benchmarks) [default: redb].
     #[arg(long, env = "USHER_STORE", value_enum)]
     pub store: Option<StoreKind>,
+    /// Seconds a request waits for its write to become durable before it is answered
+    /// 503 `unavailable` (a stalled disk) [default: 10].
+    #[arg(long, env = "USHER_WRITE_DEADLINE_SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_deadline_secs: Option<u64>,
     /// Also serve the demo CRM at /demo/ with a 2-seat `demo` tenant.
     #[arg(long, env = "USHER_DEMO")]
     pub demo: bool,
@@ -80,6 +84,8 @@ pub struct FileConfig {
     pub mailbox_capacity: Option<usize>,
     /// `redb` or `memory`.
     pub store: Option<StoreKind>,
+    /// Seconds a request waits for its write to be durable before 503 (10 by default).
+    pub write_deadline_secs: Option<u64>,
     /// Days the audit log keeps events (90 by default).
     pub audit_retention_days: Option<u64>,
     /// Tenants to create at start-up if missing.
@@ -154,6 +160,14 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     }
     if let Some(n) = file.mailbox_capacity {
         engine.mailbox_capacity = n.max(1);
+    }
+    if let Some(secs) = args.write_deadline_secs.or(file.write_deadline_secs) {
+        if !(1..=3600).contains(&secs) {
+            return Err(format!(
+                "write_deadline_secs must be between 1 and 3600, not {secs}"
+            ));
+        }
+        engine.write_deadline = Duration::from_secs(secs);
     }
     let mut cors_origins = args.cors_origins;
     if cors_origins.is_empty() {

@@ -155,3 +155,35 @@ async fn a_wrong_method_is_a_json_405_on_every_route() {
     }
     assert!(checked > 50);
 }
+
+#[actix_web::test]
+async fn a_stalled_store_answers_unavailable_and_health_says_degraded_until_it_thaws() {
+    let store = std::sync::Arc::new(usher::store::FaultStore::new());
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.store = store.clone();
+        config.engine.write_deadline = std::time::Duration::from_secs(5);
+        config.engine.tick_every = std::time::Duration::from_millis(20);
+    });
+    let key = app.concurrent_tenant("acme", 1, 600).await;
+    app.get("/healthz").send().await.expect(200);
+
+    store.stall();
+    let login = app.login(&key, "acme", "ann");
+    let deadline = async {
+        while store.held() == 0 {
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        app.advance(5);
+    };
+    let (answer, ()) = futures::join!(login, deadline);
+    answer.expect_error(503, "unavailable");
+    assert!(answer.header("retry-after").is_some());
+    let health = app.get("/healthz").send().await;
+    assert_eq!(health.expect(503)["status"], "store_degraded");
+    assert_eq!(app.get("/readyz").send().await.status, 503);
+
+    store.resume();
+    app.get("/healthz").send().await.expect(200);
+    // The refused login holds no seat: someone else gets it.
+    app.login(&key, "acme", "bob").await.expect(201);
+}
