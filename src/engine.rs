@@ -824,7 +824,7 @@ impl Inner {
         self.registry
             .tenants
             .iter()
-            .filter(|e| e.value().is_due(now))
+            .filter(|e| e.value().is_live() && e.value().is_due(now))
             .map(|e| e.value().clone())
             .collect()
     }
