@@ -1,6 +1,7 @@
 //! Recovery rules of the embedded store, driven with a manual clock: what was
 //! acknowledged comes back after a restart, restored sessions get a full idle window,
-//! ended sessions stay ended, and unusable data directories stop start-up.
+//! ended sessions stay ended, a deleted tenant leaves nothing behind but its sessions'
+//! reasons, and unusable or deleted data directories stop start-up or writes.
 //!
 //! A restart is simulated by copying the database file as it is on disk (all writes
 //! acknowledged, none in flight) and opening the copy, as a crashed server would.
@@ -11,7 +12,10 @@ use std::time::Duration;
 
 use usher::store::redb::{RedbConfig, RedbStore, DB_FILE};
 use usher::store::{EventQuery, Store};
-use usher::{Engine, EngineConfig, Licence, ManualClock, TenantId, Timestamp, UserId};
+use usher::{
+    EndReason, Engine, EngineConfig, Error, EventKind, Health, Licence, ManualClock, TenantId,
+    Timestamp, UserId,
+};
 
 const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
@@ -513,4 +517,170 @@ async fn after_a_failed_write_nothing_more_is_acknowledged() {
             .code(),
         "internal_error"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_racing_a_create_leaves_memory_and_disk_agreeing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let node = start(dir.path(), &clock);
+    let crm = id("crm");
+    for round in 0..20u8 {
+        let e = &node.engine;
+        if e.tenant(&crm).await.is_err() {
+            e.put_tenant(&crm, Licence::concurrent(3)).await.unwrap();
+        }
+        e.login(&crm, &user("ann"), None).await.unwrap();
+        let key = [round; 32];
+        let (deleted, created) = tokio::join!(e.delete_tenant(&crm), async {
+            e.put_tenant(&crm, Licence::concurrent(7)).await?;
+            e.set_api_key(&crm, key).await
+        });
+        deleted.unwrap();
+        let exists = e.tenant(&crm).await.ok();
+        let key_works = e.tenant_of_key(&key).is_some();
+        assert_eq!(created.is_ok(), key_works, "round {round}");
+
+        let copy = crash_copy(dir.path());
+        let after = start(copy.path(), &clock);
+        let restored = after.engine.tenant(&crm).await.ok();
+        assert_eq!(
+            exists.as_ref().map(|v| (v.seats, v.sessions)),
+            restored.as_ref().map(|v| (v.seats, v.sessions)),
+            "round {round}: memory and disk disagree"
+        );
+        assert_eq!(after.engine.tenant_of_key(&key).is_some(), key_works);
+        drop(after);
+    }
+    drop(node.store);
+}
+
+#[tokio::test]
+async fn a_recreated_tenant_sees_nothing_of_its_predecessor() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let node = start(dir.path(), &clock);
+    let e = &node.engine;
+    let crm = id("crm");
+    e.put_tenant(&crm, Licence::concurrent(1)).await.unwrap();
+    e.login(&crm, &user("ann"), None).await.unwrap();
+    let _ = e.login(&crm, &user("bob"), None).await;
+    e.delete_tenant(&crm).await.unwrap();
+    e.put_tenant(&crm, Licence::concurrent(1)).await.unwrap();
+
+    let query = EventQuery {
+        limit: 100,
+        ..EventQuery::default()
+    };
+    let check = |engine: &Engine, when: &str| {
+        let page = engine.events(&crm, &query).unwrap();
+        let kinds: Vec<&EventKind> = page.events.iter().map(|e| &e.event.kind).collect();
+        assert!(
+            matches!(kinds.as_slice(), [EventKind::TenantCreated { .. }]),
+            "{when}: {kinds:?}"
+        );
+    };
+    check(e, "before a restart");
+    let usage = e.usage(&crm, 1).await.unwrap();
+    assert_eq!(usage[0].logins, 0);
+    assert_eq!(usage[0].refusals.total(), 0);
+
+    let copy = crash_copy(dir.path());
+    let after = start(copy.path(), &clock);
+    check(&after.engine, "after a restart");
+    let usage = after.engine.usage(&crm, 1).await.unwrap();
+    assert_eq!((usage[0].logins, usage[0].refusals.total()), (0, 0));
+}
+
+#[tokio::test]
+async fn sessions_of_a_deleted_tenant_answer_evicted_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let node = start(dir.path(), &clock);
+    let crm = id("crm");
+    node.engine
+        .put_tenant(&crm, Licence::concurrent(2))
+        .await
+        .unwrap();
+    let live = node.engine.login(&crm, &user("ann"), None).await.unwrap();
+    let released = node.engine.login(&crm, &user("bob"), None).await.unwrap();
+    node.engine.release(&released.token).await.unwrap();
+    node.engine.delete_tenant(&crm).await.unwrap();
+
+    let copy = crash_copy(dir.path());
+    let after = start(copy.path(), &clock);
+    for (token, reason) in [
+        (&live.token, EndReason::Evicted),
+        (&released.token, EndReason::Released),
+    ] {
+        assert_eq!(
+            after.engine.heartbeat(token).await.unwrap_err(),
+            Error::SessionEnded { reason }
+        );
+    }
+    // For the retention only, as any ended session.
+    clock.advance(Duration::from_secs(3601));
+    let copy = crash_copy(copy.path());
+    let later = start(copy.path(), &clock);
+    later.engine.expire_due().await.unwrap();
+    assert_eq!(
+        later
+            .engine
+            .heartbeat(&live.token)
+            .await
+            .unwrap_err()
+            .code(),
+        "session_not_found"
+    );
+}
+
+#[tokio::test]
+async fn named_seats_do_not_come_back_after_a_spell_as_concurrent() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let node = start(dir.path(), &clock);
+    let e = &node.engine;
+    let t = id("charity");
+    e.put_tenant(&t, Licence::named(2)).await.unwrap();
+    e.put_user(&t, &user("ann")).await.unwrap();
+    e.put_tenant(&t, Licence::concurrent(2)).await.unwrap();
+    e.put_tenant(&t, Licence::named(2)).await.unwrap();
+    let copy = crash_copy(dir.path());
+    let after = start(copy.path(), &clock);
+    for engine in [e, &after.engine] {
+        let users = engine.users(&t).await.unwrap();
+        assert_eq!(users.len(), 1);
+        assert!(!users[0].assigned, "{users:?}");
+        assert_eq!(engine.tenant(&t).await.unwrap().seats_in_use, 0);
+        assert_eq!(
+            engine
+                .login(&t, &user("ann"), None)
+                .await
+                .unwrap_err()
+                .code(),
+            "user_not_licensed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_data_dir_stops_acknowledgements_and_health_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let node = start(dir.path(), &clock);
+    let crm = id("crm");
+    node.engine
+        .put_tenant(&crm, Licence::concurrent(2))
+        .await
+        .unwrap();
+    node.engine.login(&crm, &user("ann"), None).await.unwrap();
+
+    std::fs::remove_dir_all(dir.path()).unwrap();
+    let refused = node.engine.login(&crm, &user("bob"), None).await;
+    assert_eq!(refused.unwrap_err().code(), "internal_error");
+    match node.engine.health() {
+        Health::Failed(why) => assert!(why.contains("deleted"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(node.store.failure().is_some());
 }

@@ -1,18 +1,16 @@
 //! Fault paths of SPEC §2, each by construction: a store whose queue is full, that
-//! stalls, fails, or blocks its pool on command ([`FaultStore`]), a manual clock for
-//! the write deadline, and real redb stores for what must hold across a restart.
+//! stalls, fails, or blocks its pool on command ([`FaultStore`]), and a manual clock
+//! for the write deadline. What must hold across a restart is in `durability.rs`.
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
-use usher::store::redb::{RedbConfig, RedbStore, DB_FILE};
-use usher::store::{EventQuery, FaultStore, Store};
+use usher::store::{EventQuery, FaultStore};
 use usher::{
-    EndReason, Engine, EngineConfig, Error, EventKind, Health, Licence, ManualClock, TenantId,
-    Timestamp, UserId,
+    Engine, EngineConfig, Error, EventKind, Health, Licence, ManualClock, TenantId, Timestamp,
+    UserId,
 };
 
 const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
@@ -96,7 +94,6 @@ async fn a_stalled_write_answers_unavailable_at_the_deadline_and_gives_the_seat_
         .put_tenant(&crm, Licence::concurrent(1))
         .await
         .unwrap();
-    let events = engine.subscribe(64);
 
     store.stall();
     let login = spawn({
@@ -125,7 +122,16 @@ async fn a_stalled_write_answers_unavailable_at_the_deadline_and_gives_the_seat_
     let view = engine.tenant(&crm).await.unwrap();
     assert_eq!((view.seats_in_use, view.sessions), (0, 0));
     engine.login(&crm, &user("bob"), None).await.unwrap();
-    let kinds: Vec<EventKind> = events.try_iter().map(|e| e.kind).collect();
+    let audit = engine
+        .events(
+            &crm,
+            &EventQuery {
+                limit: 100,
+                ..EventQuery::default()
+            },
+        )
+        .unwrap();
+    let kinds: Vec<EventKind> = audit.events.into_iter().map(|e| e.event.kind).collect();
     assert!(
         kinds
             .iter()
@@ -280,190 +286,4 @@ async fn concurrent_rotations_leave_exactly_one_key_and_none_survives_its_tenant
         );
         engine.delete_tenant(&crm).await.unwrap();
     }
-}
-
-struct Node {
-    engine: Engine,
-    store: Arc<RedbStore>,
-}
-
-fn open(dir: &Path, clock: &ManualClock) -> Node {
-    let store =
-        Arc::new(RedbStore::open(dir, Arc::new(clock.clone()), RedbConfig::default()).unwrap());
-    let engine = Engine::with_store(config(), Arc::new(clock.clone()), store.clone());
-    engine.restore(store.load().unwrap()).unwrap();
-    Node { engine, store }
-}
-
-/// The data directory as a crash would leave it, in a new directory.
-fn crash_copy(dir: &Path) -> tempfile::TempDir {
-    let copy = tempfile::tempdir().unwrap();
-    std::fs::copy(dir.join(DB_FILE), copy.path().join(DB_FILE)).unwrap();
-    copy
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_delete_racing_a_create_leaves_memory_and_disk_agreeing() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::starting_at(T0);
-    let node = open(dir.path(), &clock);
-    let crm = id("crm");
-    for round in 0..20u8 {
-        let e = &node.engine;
-        if e.tenant(&crm).await.is_err() {
-            e.put_tenant(&crm, Licence::concurrent(3)).await.unwrap();
-        }
-        e.login(&crm, &user("ann"), None).await.unwrap();
-        let key = [round; 32];
-        let (deleted, created) = tokio::join!(e.delete_tenant(&crm), async {
-            e.put_tenant(&crm, Licence::concurrent(7)).await?;
-            e.set_api_key(&crm, key).await
-        });
-        deleted.unwrap();
-        let exists = e.tenant(&crm).await.ok();
-        let key_works = e.tenant_of_key(&key).is_some();
-        assert_eq!(created.is_ok(), key_works, "round {round}");
-
-        let copy = crash_copy(dir.path());
-        let after = open(copy.path(), &clock);
-        let restored = after.engine.tenant(&crm).await.ok();
-        assert_eq!(
-            exists.as_ref().map(|v| (v.seats, v.sessions)),
-            restored.as_ref().map(|v| (v.seats, v.sessions)),
-            "round {round}: memory and disk disagree"
-        );
-        assert_eq!(after.engine.tenant_of_key(&key).is_some(), key_works);
-        drop(after);
-    }
-    drop(node.store);
-}
-
-#[tokio::test]
-async fn a_recreated_tenant_sees_nothing_of_its_predecessor() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::starting_at(T0);
-    let node = open(dir.path(), &clock);
-    let e = &node.engine;
-    let crm = id("crm");
-    e.put_tenant(&crm, Licence::concurrent(1)).await.unwrap();
-    e.login(&crm, &user("ann"), None).await.unwrap();
-    let _ = e.login(&crm, &user("bob"), None).await;
-    e.delete_tenant(&crm).await.unwrap();
-    e.put_tenant(&crm, Licence::concurrent(1)).await.unwrap();
-
-    let query = EventQuery {
-        limit: 100,
-        ..EventQuery::default()
-    };
-    let check = |engine: &Engine, when: &str| {
-        let page = engine.events(&crm, &query).unwrap();
-        let kinds: Vec<&EventKind> = page.events.iter().map(|e| &e.event.kind).collect();
-        assert!(
-            matches!(kinds.as_slice(), [EventKind::TenantCreated { .. }]),
-            "{when}: {kinds:?}"
-        );
-    };
-    check(e, "before a restart");
-    let usage = e.usage(&crm, 1).await.unwrap();
-    assert_eq!(usage[0].logins, 0);
-    assert_eq!(usage[0].refusals.total(), 0);
-
-    let copy = crash_copy(dir.path());
-    let after = open(copy.path(), &clock);
-    check(&after.engine, "after a restart");
-    let usage = after.engine.usage(&crm, 1).await.unwrap();
-    assert_eq!((usage[0].logins, usage[0].refusals.total()), (0, 0));
-}
-
-#[tokio::test]
-async fn sessions_of_a_deleted_tenant_answer_evicted_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::starting_at(T0);
-    let node = open(dir.path(), &clock);
-    let crm = id("crm");
-    node.engine
-        .put_tenant(&crm, Licence::concurrent(2))
-        .await
-        .unwrap();
-    let live = node.engine.login(&crm, &user("ann"), None).await.unwrap();
-    let released = node.engine.login(&crm, &user("bob"), None).await.unwrap();
-    node.engine.release(&released.token).await.unwrap();
-    node.engine.delete_tenant(&crm).await.unwrap();
-
-    let copy = crash_copy(dir.path());
-    let after = open(copy.path(), &clock);
-    for (token, reason) in [
-        (&live.token, EndReason::Evicted),
-        (&released.token, EndReason::Released),
-    ] {
-        assert_eq!(
-            after.engine.heartbeat(token).await.unwrap_err(),
-            Error::SessionEnded { reason }
-        );
-    }
-    // For the retention only, as any ended session.
-    clock.advance(Duration::from_secs(3601));
-    let copy = crash_copy(copy.path());
-    let later = open(copy.path(), &clock);
-    later.engine.expire_due().await.unwrap();
-    assert_eq!(
-        later
-            .engine
-            .heartbeat(&live.token)
-            .await
-            .unwrap_err()
-            .code(),
-        "session_not_found"
-    );
-}
-
-#[tokio::test]
-async fn named_seats_do_not_come_back_after_a_spell_as_concurrent() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::starting_at(T0);
-    let node = open(dir.path(), &clock);
-    let e = &node.engine;
-    let t = id("charity");
-    e.put_tenant(&t, Licence::named(2)).await.unwrap();
-    e.put_user(&t, &user("ann")).await.unwrap();
-    e.put_tenant(&t, Licence::concurrent(2)).await.unwrap();
-    e.put_tenant(&t, Licence::named(2)).await.unwrap();
-    let copy = crash_copy(dir.path());
-    let after = open(copy.path(), &clock);
-    for engine in [e, &after.engine] {
-        let users = engine.users(&t).await.unwrap();
-        assert_eq!(users.len(), 1);
-        assert!(!users[0].assigned, "{users:?}");
-        assert_eq!(engine.tenant(&t).await.unwrap().seats_in_use, 0);
-        assert_eq!(
-            engine
-                .login(&t, &user("ann"), None)
-                .await
-                .unwrap_err()
-                .code(),
-            "user_not_licensed"
-        );
-    }
-}
-
-#[tokio::test]
-async fn a_deleted_data_dir_stops_acknowledgements_and_health_says_why() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::starting_at(T0);
-    let node = open(dir.path(), &clock);
-    let crm = id("crm");
-    node.engine
-        .put_tenant(&crm, Licence::concurrent(2))
-        .await
-        .unwrap();
-    node.engine.login(&crm, &user("ann"), None).await.unwrap();
-
-    std::fs::remove_dir_all(dir.path()).unwrap();
-    let refused = node.engine.login(&crm, &user("bob"), None).await;
-    assert_eq!(refused.unwrap_err().code(), "internal_error");
-    match node.engine.health() {
-        Health::Failed(why) => assert!(why.contains("deleted"), "{why}"),
-        other => panic!("{other:?}"),
-    }
-    assert!(node.store.failure().is_some());
 }
