@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -19,6 +19,11 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A token long enough to be accepted.
 const GOOD_TOKEN: &str = "serve-test-admin-token-5f2c9e";
+
+/// Command-line arguments of a case.
+type Args<'a> = &'a [&'a str];
+/// Environment variables of a case.
+type Env<'a> = &'a [(&'a str, &'a str)];
 
 /// One line of output and the stream it came from.
 struct Line {
@@ -103,6 +108,26 @@ impl Usher {
     /// Everything printed so far.
     fn output(&self) -> String {
         self.output.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to end by itself, which it does once its output closes;
+    /// panics if it starts serving instead.
+    fn exit(mut self) -> (ExitStatus, String) {
+        loop {
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok(line) if line.text.contains("Usher is serving on ") => {
+                    panic!("the server started:\n{}", self.output())
+                }
+                Ok(_) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("the process did not end:\n{}", self.output())
+                }
+            }
+        }
+        let status = self.child.wait().expect("the process can be waited for");
+        self.finish();
+        (status, self.output())
     }
 
     /// Kills the process and returns everything it printed.
@@ -252,6 +277,7 @@ async fn the_access_log_never_shows_a_session_token_however_the_path_is_spelt() 
         encoded(&token, false),
         encoded(&token, true),
         token[16..].to_owned(),
+        GOOD_TOKEN.to_owned(),
         key,
     ] {
         assert!(
@@ -259,4 +285,110 @@ async fn the_access_log_never_shows_a_session_token_however_the_path_is_spelt() 
             "{secret} is in the log:\n{output}"
         );
     }
+}
+
+#[test]
+fn a_short_or_blank_admin_token_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usher.toml");
+    std::fs::write(&config, "admin_token = \"fifteen-chars-x\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let cases: [(Args, Env, &str); 5] = [
+        (&[], &[("USHER_ADMIN_TOKEN", "short")], "USHER_ADMIN_TOKEN"),
+        (&[], &[("USHER_ADMIN_TOKEN", "")], "USHER_ADMIN_TOKEN"),
+        (&[], &[("USHER_ADMIN_TOKEN", "   ")], "USHER_ADMIN_TOKEN"),
+        (
+            &[],
+            &[("USHER_ADMIN_TOKEN", "fifteen-chars-x")],
+            "USHER_ADMIN_TOKEN",
+        ),
+        (&["--config", config], &[], "config file"),
+    ];
+    for (args, env, source) in cases {
+        let usher = Usher::start(&dir.path().join("data"), args, env);
+        let (status, output) = usher.exit();
+        assert!(!status.success(), "{env:?} {args:?}: {output}");
+        assert!(!output.contains("serving on"), "{output}");
+        assert!(output.contains("usher: the admin token from"), "{output}");
+        assert!(output.contains(source), "names {source}: {output}");
+        assert!(output.contains("16"), "says how long it must be: {output}");
+        for (_, token) in env {
+            if !token.trim().is_empty() {
+                assert!(!output.contains(token), "{output}");
+            }
+        }
+        assert!(!output.contains("fifteen-chars-x"), "{output}");
+    }
+}
+
+#[test]
+fn a_supplied_admin_token_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usher.toml");
+    let from_config = "config-file-admin-token-81c3a0";
+    std::fs::write(&config, format!("admin_token = \"{from_config}\"\n")).unwrap();
+    let config = config.to_str().unwrap();
+    let cases: [(Args, Env, &str, &str); 2] = [
+        (
+            &[],
+            &[("USHER_ADMIN_TOKEN", GOOD_TOKEN)],
+            GOOD_TOKEN,
+            "admin token: from USHER_ADMIN_TOKEN",
+        ),
+        (
+            &["--config", config],
+            &[],
+            from_config,
+            "admin token: from admin_token in the config file",
+        ),
+    ];
+    for (args, env, token, source) in cases {
+        let usher = Usher::start(&dir.path().join("data"), args, env);
+        usher.url();
+        let line = usher
+            .line_with("admin token")
+            .unwrap_or_else(|| panic!("no admin token line:\n{}", usher.output()));
+        assert!(line.text.contains(source), "{}", line.text);
+        // The last line of the banner: everything about the token is out by now.
+        usher.line_with("state:");
+        let output = usher.kill();
+        assert!(!output.contains(token), "the token is printed:\n{output}");
+        assert!(
+            !std::fs::read_dir(dir.path().join("data"))
+                .unwrap()
+                .any(|e| e.unwrap().file_name() == "admin-token"),
+            "a supplied token is not stored"
+        );
+    }
+}
+
+#[test]
+fn a_generated_admin_token_is_printed_once_then_only_its_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let usher = Usher::start(dir.path(), &[], &[]);
+    usher.url();
+    let line = usher
+        .line_with("admin token")
+        .unwrap_or_else(|| panic!("no admin token line:\n{}", usher.output()));
+    assert!(line.stdout);
+    assert!(line.text.contains("generated"), "{}", line.text);
+    let token = line.text.rsplit(' ').next().unwrap().to_owned();
+    usher.kill();
+    let stored = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    assert_eq!(stored.trim(), token);
+    assert!(token.len() >= 16, "{token}");
+
+    let usher = Usher::start(dir.path(), &[], &[]);
+    usher.url();
+    let line = usher
+        .line_with("admin token")
+        .unwrap_or_else(|| panic!("no admin token line:\n{}", usher.output()));
+    assert!(line.text.contains("stored in"), "{}", line.text);
+    assert!(line.text.contains("admin-token"), "{}", line.text);
+    usher.line_with("state:");
+    let output = usher.kill();
+    assert!(
+        !output.contains(&token),
+        "the stored token is printed:\n{output}"
+    );
 }
