@@ -267,6 +267,11 @@ fn stored_admin_token(dir: &Path) -> Result<(String, String), String> {
     let mut file = options
         .open(&path)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // The mode above applies only to a file this call creates; an empty one left
+    // behind would keep its own.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {} to its owner: {e}", path.display()))?;
     writeln!(file, "{token}")
         .and_then(|_| file.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;

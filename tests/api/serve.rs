@@ -42,14 +42,21 @@ struct Usher {
 
 impl Usher {
     /// Starts `usher serve` with these arguments and variables, on any free port, with
-    /// no `USHER_*` variable inherited from the test's environment.
+    /// the memory store unless `args` name one, the usual umask (022), and no `USHER_*`
+    /// variable inherited from the test's environment.
     fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Usher {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_usher"));
+        let mut command = Command::new("/bin/sh");
         command
-            .arg("serve")
-            .args(["--addr", "127.0.0.1:0", "--store", "memory", "--data-dir"])
+            .args(["-c", "umask 022 && exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_usher"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(args)
+            .args(if args.contains(&"--store") {
+                &[][..]
+            } else {
+                &["--store", "memory"][..]
+            })
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -391,4 +398,43 @@ fn a_generated_admin_token_is_printed_once_then_only_its_file_is_named() {
         !output.contains(&token),
         "the stored token is printed:\n{output}"
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn the_data_dir_and_its_files_are_for_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| {
+        format!(
+            "{:o}",
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+        )
+    };
+    let set_mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let db = data.join("usher.redb");
+    let token = data.join("admin-token");
+
+    let usher = Usher::start(&data, &["--store", "redb"], &[]);
+    usher.url();
+    usher.line_with("state:");
+    usher.kill();
+    assert_eq!(mode(&data), "700", "a new data dir");
+    assert_eq!(mode(&db), "600", "a new database");
+    assert_eq!(mode(&token), "600", "a new admin token file");
+
+    // Left behind by an older version: a readable database and an empty token file.
+    set_mode(&db, 0o644);
+    std::fs::write(&token, "").unwrap();
+    set_mode(&token, 0o644);
+    let usher = Usher::start(&data, &["--store", "redb"], &[]);
+    usher.url();
+    usher.line_with("state:");
+    usher.kill();
+    assert_eq!(mode(&db), "600", "an existing database");
+    assert_eq!(mode(&token), "600", "a regenerated admin token file");
+    assert!(!std::fs::read_to_string(&token).unwrap().trim().is_empty());
 }
