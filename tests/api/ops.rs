@@ -155,3 +155,94 @@ async fn a_wrong_method_is_a_json_405_on_every_route() {
     }
     assert!(checked > 50);
 }
+
+#[actix_web::test]
+async fn the_dashboard_and_its_assets_are_served_with_a_content_security_policy() {
+    let app = spawn_app();
+    for path in [
+        "/",
+        "/index.html",
+        "/dashboard.js",
+        "/dashboard.css",
+        "/vendor/uplot/uPlot.iife.min.js",
+        "/usher.js",
+        "/demo/",
+        "/demo",
+        "/demo/demo.js",
+    ] {
+        let answer = app.get(path).send().await;
+        assert_eq!(answer.status, 200, "{path}: {answer:?}");
+        assert_eq!(answer.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(
+            answer.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        let policy = answer
+            .header("content-security-policy")
+            .unwrap_or_else(|| panic!("{path} has no Content-Security-Policy"));
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(
+                policy.contains(directive),
+                "{path}: {directive} in {policy}"
+            );
+        }
+        let scripts = policy
+            .split(';')
+            .find(|d| d.trim().starts_with("script-src"))
+            .unwrap();
+        assert!(!scripts.contains("unsafe"), "{path}: {policy}");
+        if !path.starts_with("/demo") {
+            assert!(!policy.contains("unsafe"), "{path}: {policy}");
+        }
+    }
+}
+
+/// What the dashboard's policy forbids, so that a page that needs any of it would not
+/// work: inline scripts and handlers, inline styles, and other sites' files.
+#[actix_web::test]
+async fn the_dashboard_needs_nothing_its_policy_forbids() {
+    let app = spawn_app();
+    let page = app.get("/").send().await;
+    let html = page.text.to_lowercase();
+    assert!(html.contains("<script src=\"/dashboard.js\""), "{html}");
+    for (start, _) in html.match_indices("<script") {
+        let tag = &html[start..start + html[start..].find('>').unwrap()];
+        assert!(
+            tag.contains(" src=\"/"),
+            "an inline or foreign script: {tag}"
+        );
+    }
+    for forbidden in [
+        "<style",
+        " style=",
+        "javascript:",
+        "http://",
+        "https://",
+        "//cdn",
+    ] {
+        assert!(
+            !html.contains(forbidden),
+            "the dashboard uses {forbidden:?}"
+        );
+    }
+    let handlers = html
+        .split(|c: char| c.is_whitespace())
+        .filter(|word| word.starts_with("on") && word.contains('='))
+        .collect::<Vec<_>>();
+    assert!(handlers.is_empty(), "inline handlers: {handlers:?}");
+    for (start, _) in html.match_indices(" href=\"") {
+        let target = &html[start + 7..];
+        assert!(
+            ["/", "#", "data:"].iter().any(|ok| target.starts_with(ok)),
+            "a link the policy may refuse: {}",
+            &target[..target.find('"').unwrap()]
+        );
+    }
+}
