@@ -246,3 +246,74 @@ async fn the_dashboard_needs_nothing_its_policy_forbids() {
         );
     }
 }
+
+#[actix_web::test]
+async fn every_get_route_answers_head_like_get_without_a_body() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 2, 600).await;
+    app.session(&key, "acme", "ann").await;
+    let mut checked = 0;
+    for (method, template, _) in ENDPOINTS.iter().filter(|(m, _, _)| *m == "GET") {
+        let path = fill(template, "acme", "ann", "0123456789abcdef", TOKEN);
+        let get = app
+            .endpoint(method, template, &path, Some(&app.admin_token))
+            .await;
+        assert_eq!(get.status, 200, "GET {path}: {get:?}");
+        assert!(!get.text.is_empty(), "GET {path} has a body");
+        let head = app
+            .endpoint("HEAD", template, &path, Some(&app.admin_token))
+            .await;
+        assert_eq!(head.status, get.status, "HEAD {path}: {head:?}");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "HEAD {path}"
+        );
+        assert!(head.text.is_empty(), "HEAD {path} sent a body: {head:?}");
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} GET routes");
+    // A HEAD is answered as its GET would be, credential checks included.
+    let head = app
+        .call(awc::http::Method::HEAD, "/v1/tenants")
+        .send()
+        .await;
+    assert_eq!(head.status, 401, "{head:?}");
+}
+
+#[actix_web::test]
+async fn a_405_lists_the_methods_of_its_route_in_allow() {
+    let app = spawn_app();
+    let mut templates: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (method, template, _) in ENDPOINTS {
+        let methods = templates.entry(template).or_default();
+        methods.insert(method);
+        if *method == "GET" {
+            methods.insert("HEAD");
+        }
+    }
+    for (template, taken) in &templates {
+        let path = fill(template, "acme", "ann", "0123456789abcdef", TOKEN);
+        for method in ["PATCH", "OPTIONS", "PUT", "DELETE", "POST", "HEAD"] {
+            if taken.contains(method) {
+                continue;
+            }
+            let answer = app
+                .call(
+                    awc::http::Method::from_bytes(method.as_bytes()).unwrap(),
+                    &path,
+                )
+                .auth(&app.admin_token)
+                .send()
+                .await;
+            assert_eq!(answer.status, 405, "{method} {template}: {answer:?}");
+            let allow: BTreeSet<&str> = answer
+                .header("allow")
+                .unwrap_or_else(|| panic!("{method} {template}: no Allow: {answer:?}"))
+                .split(',')
+                .map(str::trim)
+                .collect();
+            assert_eq!(&allow, taken, "Allow of {template}");
+        }
+    }
+}
