@@ -7,14 +7,17 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use actix_cors::Cors;
-use actix_web::dev::ServerHandle;
-use actix_web::http::header::{HeaderValue, HOST};
-use actix_web::middleware::from_fn;
+use actix_cors::{Cors, CorsError};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderValue, HOST, VARY};
+use actix_web::middleware::{from_fn, Next};
 use actix_web::{
-    guard, web, App, FromRequest, Handler, HttpRequest, HttpServer, Resource, Responder, Route,
+    guard, web, App, FromRequest, Handler, HttpRequest, HttpResponse, HttpServer, Resource,
+    Responder, Route,
 };
 use serde::Deserialize;
+use serde_json::json;
 
 use super::auth::{hash_key, Credentials};
 use super::metrics;
@@ -205,6 +208,7 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
     cfg.service(
         scope("/v1/sessions/{token}")
             .wrap(cors(cors_origins))
+            .wrap(from_fn(cors_refusal_as_json))
             .service(Endpoint::at("/heartbeat").post(sessions::heartbeat).done())
             .service(Endpoint::at("/release").post(sessions::release).done())
             .service(Endpoint::at("/logout").post(sessions::logout).done()),
@@ -336,8 +340,46 @@ impl Endpoint {
     }
 }
 
+/// A request the CORS policy refuses (another origin, a method or header it does not
+/// allow) answers `403 forbidden` in the JSON shape of every error, not as text.
+async fn cors_refusal_as_json(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let response = next.call(req).await?;
+    let Some(refusal) = response
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<CorsError>())
+    else {
+        return Ok(response.map_into_left_body());
+    };
+    let message = match refusal {
+        CorsError::OriginNotAllowed => {
+            "this origin may not call the browser routes; the server's operator can allow it with --cors-origin".to_string()
+        }
+        CorsError::MethodNotAllowed => {
+            "a cross-origin request to the browser routes may only use POST".to_string()
+        }
+        CorsError::HeadersNotAllowed => {
+            "a cross-origin request to the browser routes may only send the Content-Type header".to_string()
+        }
+        other => format!("the CORS policy refuses this request: {other}"),
+    };
+    let (req, refused) = response.into_parts();
+    let mut answer = HttpResponse::Forbidden().json(json!({
+        "error": "forbidden",
+        "message": message,
+    }));
+    if let Some(vary) = refused.headers().get(VARY) {
+        answer.headers_mut().insert(VARY, vary.clone());
+    }
+    Ok(ServiceResponse::new(req, answer).map_into_right_body())
+}
+
 /// CORS for the browser routes: the configured origins, and the server's own origin
-/// (a page served by this server sends `Origin` on its POSTs too).
+/// (a page served by this server sends `Origin` on its POSTs too). A request without
+/// `Origin` (not from a browser) is not a CORS request and passes.
 fn cors(origins: &[String]) -> Cors {
     let origins: Vec<String> = origins
         .iter()
@@ -359,6 +401,9 @@ fn cors(origins: &[String]) -> Cors {
                 });
             same_host || origins.iter().any(|o| o == origin)
         })
+        // A request from another origin is refused even when it needs no preflight
+        // (a beacon, a form post), not just left unreadable to that origin's page.
+        .block_on_origin_mismatch(true)
         .allowed_methods(["POST"])
         .allowed_headers(["content-type"])
         .expose_headers(["retry-after"])
