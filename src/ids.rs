@@ -27,6 +27,13 @@ fn validate(kind: &str, text: &str) -> Result<(), Error> {
             "{kind} id may only contain letters, digits and . _ @ -; found {bad:?}"
         )));
     }
+    // Browsers and proxies resolve `.` and `..` path segments away, so such an id
+    // could never be addressed in a URL.
+    if text.bytes().all(|b| b == b'.') {
+        return Err(Error::InvalidRequest(format!(
+            "{kind} id must contain a letter, digit, _, @ or -; an id of dots only is not allowed"
+        )));
+    }
     Ok(())
 }
 
@@ -206,6 +213,19 @@ mod tests {
         for bad in ["", "a b", "a/b", "é", "tab\t", &"x".repeat(129)] {
             let err = TenantId::parse(bad).unwrap_err();
             assert_eq!(err.code(), "invalid_request", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ids_of_dots_only_are_refused() {
+        for bad in [".", "..", "...", &".".repeat(128)] {
+            let err = UserId::parse(bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_request", "{bad:?}");
+            assert!(err.to_string().contains("dots"), "{err}");
+            assert!(TenantId::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a.", ".a", "a..b", "-.", "._"] {
+            assert!(UserId::parse(good).is_ok(), "{good:?}");
         }
     }
 

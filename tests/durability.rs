@@ -427,7 +427,7 @@ fn usher_serve_stops_with_a_clear_message_on_an_unusable_data_dir() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_usher"))
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
         .arg(file.path())
-        .env("USHER_ADMIN_TOKEN", "t")
+        .env("USHER_ADMIN_TOKEN", "durability-admin-token")
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -102,13 +102,17 @@ impl FileConfig {
     }
 }
 
+/// The shortest admin token `usher serve` accepts.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn run(args: ServeArgs) -> Result<(), String> {
     crate::cli::init_logging();
-    let file = match &args.config {
+    let mut file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
+    let supplied = supplied_admin_token(file.admin_token.take())?;
     let addr = args
         .addr
         .or(file.addr)
@@ -144,12 +148,10 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             )
         }
     };
-    let (admin_token, token_source) = match std::env::var("USHER_ADMIN_TOKEN") {
-        Ok(token) if !token.is_empty() => (token, "from USHER_ADMIN_TOKEN".to_string()),
-        _ => match file.admin_token {
-            Some(token) => (token, "from the config file".to_string()),
-            None => stored_admin_token(&data_dir)?,
-        },
+    // A supplied or stored token is never printed, only where it comes from.
+    let (admin_token, token_line) = match supplied {
+        Some((token, source)) => (token, format!("admin token: from {source} (not shown)")),
+        None => stored_admin_token(&data_dir)?,
     };
     let mut engine = EngineConfig::default();
     if let Some(n) = file.default_max_users {
@@ -195,7 +197,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         if demo {
             println!("  demo CRM:   {url}/demo/");
         }
-        println!("  admin token ({token_source}): {admin_token}");
+        println!("  {token_line}");
         println!("  state: {store_note}");
         started
             .server
@@ -204,15 +206,68 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     })
 }
 
+/// The admin token from `USHER_ADMIN_TOKEN` or else the config file, checked, with
+/// the name of where it came from; `None` when neither sets one.
+fn supplied_admin_token(
+    from_config: Option<String>,
+) -> Result<Option<(String, &'static str)>, String> {
+    let (token, source) = match std::env::var("USHER_ADMIN_TOKEN") {
+        Ok(token) => (token, "USHER_ADMIN_TOKEN"),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err("USHER_ADMIN_TOKEN is not valid UTF-8".into())
+        }
+        Err(std::env::VarError::NotPresent) => match from_config {
+            Some(token) => (token, "admin_token in the config file"),
+            None => return Ok(None),
+        },
+    };
+    let token =
+        checked_admin_token(&token).map_err(|e| format!("the admin token from {source} {e}"))?;
+    Ok(Some((token, source)))
+}
+
+/// The admin token without surrounding whitespace (a presented token is trimmed too),
+/// or why it cannot be used: blank, shorter than [`MIN_ADMIN_TOKEN_LEN`], or with
+/// characters an `Authorization` header cannot carry. The message never repeats it.
+pub fn checked_admin_token(token: &str) -> Result<String, String> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(format!(
+            "is blank; set one of at least {MIN_ADMIN_TOKEN_LEN} characters, or unset it to have one generated"
+        ));
+    }
+    if let Some(bad) = token.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
+        let what = if bad.is_ascii_control() {
+            "a control character"
+        } else {
+            "a character that is not ASCII"
+        };
+        return Err(format!(
+            "contains {what}, which an Authorization header cannot carry; use printable ASCII only"
+        ));
+    }
+    let len = token.chars().count();
+    if len < MIN_ADMIN_TOKEN_LEN {
+        let characters = if len == 1 { "character" } else { "characters" };
+        return Err(format!(
+            "is {len} {characters} long; it must be at least {MIN_ADMIN_TOKEN_LEN} (e.g. `openssl rand -base64 24`)"
+        ));
+    }
+    Ok(token.to_string())
+}
+
 /// The admin token kept in the data directory, generated on first start and readable
-/// only by its owner.
+/// only by its owner. Returns it with the line that tells the operator about it: a
+/// generated token is shown that once, a stored one never.
 fn stored_admin_token(dir: &Path) -> Result<(String, String), String> {
     let path = dir.join("admin-token");
     match fs::read_to_string(&path) {
         Ok(token) if !token.trim().is_empty() => {
+            let token = checked_admin_token(&token)
+                .map_err(|e| format!("the admin token stored in {} {e}", path.display()))?;
             return Ok((
-                token.trim().to_string(),
-                format!("stored in {}", path.display()),
+                token,
+                format!("admin token: stored in {} (not shown)", path.display()),
             ));
         }
         Ok(_) => {}
@@ -227,8 +282,46 @@ fn stored_admin_token(dir: &Path) -> Result<(String, String), String> {
     let mut file = options
         .open(&path)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // The mode above applies only to a file this call creates; an empty one left
+    // behind would keep its own.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {} to its owner: {e}", path.display()))?;
     writeln!(file, "{token}")
         .and_then(|_| file.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok((token, format!("generated, stored in {}", path.display())))
+    let line = format!(
+        "admin token (generated, stored in {}): {token}",
+        path.display()
+    );
+    Ok((token, line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{checked_admin_token, MIN_ADMIN_TOKEN_LEN};
+
+    #[test]
+    fn admin_tokens_must_be_long_printable_and_not_blank() {
+        for (token, says) in [
+            ("", "blank"),
+            ("   ", "blank"),
+            ("short", "5 characters"),
+            ("fifteen-chars-x", "15 characters"),
+            ("sixteen-chars-x\u{7}", "control character"),
+            ("sixteen-chars-é-x", "not ASCII"),
+        ] {
+            let err = checked_admin_token(token).unwrap_err();
+            assert!(err.contains(says), "{token:?}: {err}");
+            if !token.trim().is_empty() {
+                assert!(!err.contains(token.trim()), "the message repeats it: {err}");
+            }
+        }
+        assert_eq!("sixteen-chars-xy".len(), MIN_ADMIN_TOKEN_LEN);
+        assert_eq!(
+            checked_admin_token("  sixteen-chars-xy \n").unwrap(),
+            "sixteen-chars-xy"
+        );
+        assert!(checked_admin_token("with inner spaces ok").is_ok());
+    }
 }

@@ -41,11 +41,20 @@ pub struct ErrorBody {
     pub reason: Option<String>,
 }
 
+/// The message of every `internal_error` answer. What went wrong inside (a storage
+/// path, a library's message) goes to the log only.
+pub const INTERNAL_MESSAGE: &str =
+    "the server failed on its side and acknowledged nothing; the detail is in the server log";
+
 /// The JSON body for an error.
 pub fn body(error: &Error) -> Value {
     let mut body = Map::new();
     body.insert("error".into(), json!(error.code()));
-    body.insert("message".into(), json!(error.to_string()));
+    let message = match error {
+        Error::Internal(_) => INTERNAL_MESSAGE.to_string(),
+        other => other.to_string(),
+    };
+    body.insert("message".into(), json!(message));
     match error {
         Error::LicenceLimitReached {
             seats,
@@ -88,6 +97,9 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Error::Internal(detail) = &self.0 {
+            tracing::error!(%detail, "answered internal_error");
+        }
         let mut response = HttpResponse::build(self.status_code());
         if let Error::Overloaded { retry_after } | Error::Unavailable { retry_after } = &self.0 {
             let secs = retry_after.as_secs().max(1);
@@ -101,3 +113,67 @@ impl ResponseError for ApiError {
 
 /// Results of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use actix_web::body::MessageBody;
+    use actix_web::ResponseError;
+
+    use super::{ApiError, INTERNAL_MESSAGE};
+    use crate::error::Error;
+
+    /// Log output kept in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_internal_error_answers_a_fixed_sentence_and_logs_the_detail() {
+        let detail = "storage: I/O error writing /var/lib/usher/usher.redb: No space left";
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let response = tracing::subscriber::with_default(subscriber, || {
+            ApiError(Error::Internal(detail.into())).error_response()
+        });
+
+        assert_eq!(response.status().as_u16(), 500);
+        let bytes = response.into_body().try_into_bytes().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"], "internal_error");
+        assert_eq!(body["message"], INTERNAL_MESSAGE);
+        let text = String::from_utf8_lossy(&bytes);
+        for leak in ["storage", "/var/lib", "usher.redb", "No space"] {
+            assert!(!text.contains(leak), "{leak:?} in {text}");
+        }
+
+        let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains("ERROR"), "{logged}");
+        assert!(logged.contains(detail), "{logged}");
+    }
+
+    #[test]
+    fn other_errors_keep_their_own_message() {
+        let response =
+            ApiError(Error::InvalidRequest("seats must be at least 1".into())).error_response();
+        let bytes = response.into_body().try_into_bytes().unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["message"], "seats must be at least 1");
+    }
+}

@@ -1,6 +1,7 @@
 //! Cross-cutting request handling: the body limit, the access log (with session
 //! tokens redacted and no headers at all), and request-latency metrics.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::ResponseError;
 use metrics::Histogram;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 use tracing::Level;
 
 use super::error::ApiError;
@@ -30,15 +32,51 @@ fn declares_too_large(req: &ServiceRequest) -> bool {
         .is_some_and(|n| n > BODY_LIMIT as u64)
 }
 
+/// Characters of a decoded path written back percent-encoded when it is logged, so a
+/// log line stays one line of plain text.
+const LOGGED_AS_ENCODED: &AsciiSet = &CONTROLS.add(b' ').add(b'%').add(b'"');
+
 /// The path as it may be logged: a session token in the path becomes `<token>`.
+///
+/// The router matches the percent-decoded path, so `/v1/%73essions/<token>/heartbeat`
+/// reaches the heartbeat route: the decision is made on the decoded path (decoded
+/// until nothing changes), with empty segments and the case of the route's own words
+/// ignored, so no spelling of a browser path carries a token into the log.
 pub fn redact(path: &str) -> String {
-    match path.strip_prefix("/v1/sessions/") {
-        Some(rest) => match rest.find('/') {
-            Some(slash) => format!("/v1/sessions/<token>{}", &rest[slash..]),
-            None => "/v1/sessions/<token>".into(),
-        },
-        None => path.into(),
+    let decoded = fully_decoded(path);
+    let mut segments = decoded.split('/').filter(|s| !s.is_empty());
+    let browser_route = segments
+        .next()
+        .is_some_and(|s| s.eq_ignore_ascii_case("v1"))
+        && segments
+            .next()
+            .is_some_and(|s| s.eq_ignore_ascii_case("sessions"));
+    if !browser_route || segments.next().is_none() {
+        return path.into();
     }
+    let mut logged = String::from("/v1/sessions/<token>");
+    for segment in segments {
+        logged.push('/');
+        logged.extend(utf8_percent_encode(segment, LOGGED_AS_ENCODED));
+    }
+    logged
+}
+
+/// `path` percent-decoded until no escape is left (a few rounds at most: each one
+/// shortens the text), so that `%2573` hides nothing either.
+fn fully_decoded(path: &str) -> Cow<'_, str> {
+    let mut text = Cow::Borrowed(path);
+    for _ in 0..8 {
+        if !text.contains('%') {
+            break;
+        }
+        let next = percent_decode_str(&text).decode_utf8_lossy().into_owned();
+        if next == text {
+            break;
+        }
+        text = Cow::Owned(next);
+    }
+    text
 }
 
 /// The one middleware of every request: refuses a declared body over [`BODY_LIMIT`]
@@ -135,5 +173,36 @@ mod tests {
         );
         assert_eq!(redact("/v1/sessions/secret"), "/v1/sessions/<token>");
         assert_eq!(redact("/v1/tenants/acme"), "/v1/tenants/acme");
+        assert_eq!(
+            redact("/v1/tenants/acme/sessions/0123456789abcdef"),
+            "/v1/tenants/acme/sessions/0123456789abcdef"
+        );
+    }
+
+    #[test]
+    fn session_tokens_are_redacted_however_the_path_is_spelt() {
+        let token = "AbCdEfGhIjKlMnOpQrStUvWxYz012345";
+        for path in [
+            format!("/v1/%73essions/{token}/heartbeat"),
+            format!("/v1/s%65ss%69%6fn%73/{token}/heartbeat"),
+            format!("/v1/s%65ss%69%6Fn%73/{token}/heartbeat"),
+            format!("/v1/sessions/%41bCd%45f{}/heartbeat", &token[6..]),
+            format!("/v1/sessions/%41b%43d%45f{}/heartbeat", &token[6..]),
+            format!("/v1/%2573essions/{token}/heartbeat"),
+            format!("//v1//sessions/{token}/heartbeat"),
+            format!("/V1/Sessions/{token}/heartbeat"),
+            format!("%2Fv1%2Fsessions%2F{token}%2Fheartbeat"),
+        ] {
+            let logged = redact(&path);
+            assert_eq!(logged, "/v1/sessions/<token>/heartbeat", "{path}");
+        }
+    }
+
+    #[test]
+    fn a_logged_path_stays_one_line_of_text() {
+        assert_eq!(
+            redact("/v1/sessions/x/heart%0Abeat%20now"),
+            "/v1/sessions/<token>/heart%0Abeat%20now"
+        );
     }
 }

@@ -7,12 +7,17 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use actix_cors::Cors;
-use actix_web::dev::ServerHandle;
-use actix_web::http::header::{HeaderValue, HOST};
-use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
+use actix_cors::{Cors, CorsError};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderValue, HOST, VARY};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{
+    guard, web, App, FromRequest, Handler, HttpRequest, HttpResponse, HttpServer, Resource,
+    Responder, Route,
+};
 use serde::Deserialize;
+use serde_json::json;
 
 use super::auth::{hash_key, Credentials};
 use super::metrics;
@@ -192,125 +197,189 @@ fn spawn_metrics_upkeep() {
     });
 }
 
-/// Every route of SPEC §4. A known path with another method answers 405.
+/// Every route of SPEC §4. A known path with another method answers 405 with the
+/// methods it takes in `Allow`; every GET route answers HEAD too.
 ///
 /// Routes are tried in order and every one with a `{parameter}` costs a regular
 /// expression, so the browser routes (most of the traffic: heartbeats) come first, and
 /// a tenant's routes sit in one scope that matches the tenant once.
 fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
-    use web::{delete, get, post, put, resource, scope};
-    let not_allowed = || web::to(ops::method_not_allowed);
+    use web::scope;
     cfg.service(
         scope("/v1/sessions/{token}")
             .wrap(cors(cors_origins))
-            .service(
-                resource("/heartbeat")
-                    .route(post().to(sessions::heartbeat))
-                    .default_service(not_allowed()),
-            )
-            .service(
-                resource("/release")
-                    .route(post().to(sessions::release))
-                    .default_service(not_allowed()),
-            )
-            .service(
-                resource("/logout")
-                    .route(post().to(sessions::logout))
-                    .default_service(not_allowed()),
-            ),
+            .wrap(from_fn(cors_refusal_as_json))
+            .service(Endpoint::at("/heartbeat").post(sessions::heartbeat).done())
+            .service(Endpoint::at("/release").post(sessions::release).done())
+            .service(Endpoint::at("/logout").post(sessions::logout).done()),
     )
     .service(
-        resource("/v1/tenants")
-            .route(get().to(tenants::list_tenants))
-            .default_service(not_allowed()),
+        Endpoint::at("/v1/tenants")
+            .get(tenants::list_tenants)
+            .done(),
     )
     .service(
         scope("/v1/tenants/{tenant}")
             .service(
-                resource("")
-                    .route(put().to(tenants::put_tenant))
-                    .route(get().to(tenants::get_tenant))
-                    .route(delete().to(tenants::delete_tenant))
-                    .default_service(not_allowed()),
+                Endpoint::at("")
+                    .put(tenants::put_tenant)
+                    .get(tenants::get_tenant)
+                    .delete(tenants::delete_tenant)
+                    .done(),
             )
             .service(
-                resource("/sessions")
-                    .route(post().to(sessions::login))
-                    .route(get().to(sessions::list_sessions))
-                    .default_service(not_allowed()),
+                Endpoint::at("/sessions")
+                    .post(sessions::login)
+                    .get(sessions::list_sessions)
+                    .done(),
             )
             .service(
-                resource("/sessions/{id}")
-                    .route(delete().to(sessions::revoke))
-                    .default_service(not_allowed()),
+                Endpoint::at("/sessions/{id}")
+                    .delete(sessions::revoke)
+                    .done(),
+            )
+            .service(Endpoint::at("/users").get(users::list_users).done())
+            .service(
+                Endpoint::at("/users/{user}")
+                    .put(users::put_user)
+                    .delete(users::delete_user)
+                    .done(),
             )
             .service(
-                resource("/users")
-                    .route(get().to(users::list_users))
-                    .default_service(not_allowed()),
+                Endpoint::at("/users/{user}/logout")
+                    .post(users::logout_user)
+                    .done(),
             )
+            .service(Endpoint::at("/api-key").post(tenants::rotate_key).done())
             .service(
-                resource("/users/{user}")
-                    .route(put().to(users::put_user))
-                    .route(delete().to(users::delete_user))
-                    .default_service(not_allowed()),
+                Endpoint::at("/records")
+                    .put(tenants::put_records)
+                    .get(tenants::get_records)
+                    .done(),
             )
-            .service(
-                resource("/users/{user}/logout")
-                    .route(post().to(users::logout_user))
-                    .default_service(not_allowed()),
-            )
-            .service(
-                resource("/api-key")
-                    .route(post().to(tenants::rotate_key))
-                    .default_service(not_allowed()),
-            )
-            .service(
-                resource("/records")
-                    .route(put().to(tenants::put_records))
-                    .route(get().to(tenants::get_records))
-                    .default_service(not_allowed()),
-            )
-            .service(
-                resource("/usage")
-                    .route(get().to(tenants::usage))
-                    .default_service(not_allowed()),
-            )
-            .service(
-                resource("/events")
-                    .route(get().to(tenants::events))
-                    .default_service(not_allowed()),
-            ),
+            .service(Endpoint::at("/usage").get(tenants::usage).done())
+            .service(Endpoint::at("/events").get(tenants::events).done()),
     )
     .service(
-        resource("/demo/api/login")
-            .route(post().to(sessions::demo_login))
-            .default_service(not_allowed()),
+        Endpoint::at("/demo/api/login")
+            .post(sessions::demo_login)
+            .done(),
     )
-    .service(
-        resource("/healthz")
-            .route(get().to(ops::healthz))
-            .default_service(not_allowed()),
-    )
-    .service(
-        resource("/readyz")
-            .route(get().to(ops::readyz))
-            .default_service(not_allowed()),
-    )
-    .service(
-        resource("/metrics")
-            .route(get().to(ops::metrics_text))
-            .default_service(not_allowed()),
-    )
-    .service(
-        resource("/openapi.json")
-            .route(get().to(ops::openapi_json))
-            .default_service(not_allowed()),
-    );
+    .service(Endpoint::at("/healthz").get(ops::healthz).done())
+    .service(Endpoint::at("/readyz").get(ops::readyz).done())
+    .service(Endpoint::at("/metrics").get(ops::metrics_text).done())
+    .service(Endpoint::at("/openapi.json").get(ops::openapi_json).done());
+}
+
+/// One resource being declared: its routes, and the methods they take for `Allow`.
+struct Endpoint {
+    resource: Resource,
+    allow: Vec<&'static str>,
+}
+
+impl Endpoint {
+    fn at(path: &str) -> Self {
+        Endpoint {
+            resource: web::resource(path),
+            allow: Vec::new(),
+        }
+    }
+
+    /// GET, and HEAD with the same answer less its body (the server drops the body).
+    fn get<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let route = web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
+        self.route(&["GET", "HEAD"], route.to(handler))
+    }
+
+    fn post<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(&["POST"], web::post().to(handler))
+    }
+
+    fn put<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(&["PUT"], web::put().to(handler))
+    }
+
+    fn delete<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(&["DELETE"], web::delete().to(handler))
+    }
+
+    fn route(mut self, methods: &[&'static str], route: Route) -> Self {
+        self.allow.extend_from_slice(methods);
+        self.resource = self.resource.route(route);
+        self
+    }
+
+    /// The resource, answering any other method with 405 and `Allow`.
+    fn done(self) -> Resource {
+        let allow = self.allow.join(", ");
+        self.resource
+            .default_service(web::to(move |req: HttpRequest| {
+                let answer = ops::method_not_allowed(&req, &allow);
+                async move { answer }
+            }))
+    }
+}
+
+/// A request the CORS policy refuses (another origin, a method or header it does not
+/// allow) answers `403 forbidden` in the JSON shape of every error, not as text.
+async fn cors_refusal_as_json(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let response = next.call(req).await?;
+    let Some(refusal) = response
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<CorsError>())
+    else {
+        return Ok(response.map_into_left_body());
+    };
+    let message = match refusal {
+        CorsError::OriginNotAllowed => {
+            "this origin may not call the browser routes; the server's operator can allow it with --cors-origin".to_string()
+        }
+        CorsError::MethodNotAllowed => {
+            "a cross-origin request to the browser routes may only use POST".to_string()
+        }
+        CorsError::HeadersNotAllowed => {
+            "a cross-origin request to the browser routes may only send the Content-Type header".to_string()
+        }
+        other => format!("the CORS policy refuses this request: {other}"),
+    };
+    let (req, refused) = response.into_parts();
+    let mut answer = HttpResponse::Forbidden().json(json!({
+        "error": "forbidden",
+        "message": message,
+    }));
+    if let Some(vary) = refused.headers().get(VARY) {
+        answer.headers_mut().insert(VARY, vary.clone());
+    }
+    Ok(ServiceResponse::new(req, answer).map_into_right_body())
 }
 
 /// CORS for the browser routes: the configured origins, and the server's own origin
-/// (a page served by this server sends `Origin` on its POSTs too).
+/// (a page served by this server sends `Origin` on its POSTs too). A request without
+/// `Origin` (not from a browser) is not a CORS request and passes.
 fn cors(origins: &[String]) -> Cors {
     let origins: Vec<String> = origins
         .iter()
@@ -332,6 +401,9 @@ fn cors(origins: &[String]) -> Cors {
                 });
             same_host || origins.iter().any(|o| o == origin)
         })
+        // A request from another origin is refused even when it needs no preflight
+        // (a beacon, a form post), not just left unreadable to that origin's page.
+        .block_on_origin_mismatch(true)
         .allowed_methods(["POST"])
         .allowed_headers(["content-type"])
         .expose_headers(["retry-after"])

@@ -133,6 +133,7 @@ impl RedbStore {
     ) -> Result<RedbStore, String> {
         prepare_data_dir(dir)?;
         let path = dir.join(DB_FILE);
+        owner_only(&path)?;
         let db = Database::create(&path).map_err(|e| {
             format!(
                 "cannot open the database {}: {e} (corrupt, or not a usher database?)",
@@ -182,7 +183,9 @@ impl RedbStore {
     }
 }
 
-/// Makes sure `dir` is a directory this process can write in, creating it if needed.
+/// Makes sure `dir` is a directory this process can write in, creating it if needed
+/// with access for its owner only (0700 on Unix). A directory that exists keeps the
+/// mode its operator gave it; the files in it are the owner's only either way.
 pub fn prepare_data_dir(dir: &Path) -> Result<(), String> {
     if dir.exists() && !dir.is_dir() {
         return Err(format!(
@@ -190,12 +193,54 @@ pub fn prepare_data_dir(dir: &Path) -> Result<(), String> {
             dir.display()
         ));
     }
-    fs::create_dir_all(dir)
+    let existed = dir.exists();
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))?;
+    #[cfg(unix)]
+    if existed {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir).map_or(0, |m| m.permissions().mode());
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format_args!("{:o}", mode & 0o777),
+                "the data dir is open to other users; chmod 700 it"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = existed;
     let probe: PathBuf = dir.join(".usher-write-test");
     fs::write(&probe, b"")
         .and_then(|_| fs::remove_file(&probe))
         .map_err(|e| format!("data dir {} is not writable: {e}", dir.display()))
+}
+
+/// Creates the database file for its owner only (0600 on Unix), or makes an existing
+/// one so: it holds every tenant's state.
+fn owner_only(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let fail = |e: std::io::Error| format!("cannot open the database {}: {e}", path.display());
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(fail)?;
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(fail)?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn stamp_schema(db: &Database, path: &Path) -> Result<(), String> {

@@ -219,6 +219,34 @@ async fn bad_ids_are_refused_and_128_characters_are_fine() {
 }
 
 #[actix_web::test]
+async fn ids_of_dots_only_are_refused() {
+    let (app, key) = setup().await;
+    for id in ["...", "%2E%2E", "%2e", "%2e%2E%2e"] {
+        let answer = app
+            .admin(Method::PUT, &format!("/v1/tenants/{id}"))
+            .json(json!({"model": "concurrent", "seats": 1}))
+            .await;
+        rejected(&app, &key, answer, &["tenant id", "dots"]).await;
+        for method in [Method::PUT, Method::DELETE] {
+            let answer = app
+                .call(method, &format!("/v1/tenants/acme/users/{id}"))
+                .auth(&key)
+                .send()
+                .await;
+            rejected(&app, &key, answer, &["user id", "dots"]).await;
+        }
+    }
+    for user in [".", "..", "..."] {
+        let answer = app
+            .post("/v1/tenants/acme/sessions")
+            .auth(&key)
+            .json(json!({"user": user}))
+            .await;
+        rejected(&app, &key, answer, &["user id", "dots"]).await;
+    }
+}
+
+#[actix_web::test]
 async fn bad_licences_are_refused_with_the_field_named() {
     let (app, key) = setup().await;
     for (licence, hints) in [

@@ -96,19 +96,53 @@ async fn another_origin_is_not_allowed() {
             .header("access-control-request-method", "POST")
             .send()
             .await;
-        assert!(!(200..300).contains(&preflight.status), "{preflight:?}");
+        preflight.expect_error(403, "forbidden");
+        assert!(preflight.message().contains("origin"), "{preflight:?}");
         assert_eq!(preflight.header("access-control-allow-origin"), None);
 
-        // A simple request is answered (the token is the credential), but without
-        // the header that would let a page of that origin read the answer.
-        let beat = app
-            .post(&format!("/v1/sessions/{tab}/heartbeat"))
-            .header("origin", origin)
-            .send()
-            .await;
-        assert_eq!(beat.header("access-control-allow-origin"), None, "{beat:?}");
+        // A request sent without a preflight (a beacon, a form) is refused the same
+        // way, before it reaches the session, and without the header that would let
+        // a page of that origin read the answer.
+        for action in ["heartbeat", "release", "logout"] {
+            let refused = app
+                .post(&format!("/v1/sessions/{tab}/{action}"))
+                .header("origin", origin)
+                .send()
+                .await;
+            refused.expect_error(403, "forbidden");
+            assert_eq!(
+                refused.header("access-control-allow-origin"),
+                None,
+                "{refused:?}"
+            );
+        }
     }
     // Preflights end nothing.
     app.browser(&tab, "heartbeat").await.expect(200);
     assert_eq!(app.tenant(&key, "acme").await["seats_in_use"], 1);
+}
+
+#[actix_web::test]
+async fn a_preflight_for_a_method_or_header_not_allowed_is_forbidden_as_json() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 1, 600).await;
+    let tab = app.session(&key, "acme", "ann").await;
+    for (method, headers, says) in [
+        ("DELETE", "content-type", "POST"),
+        ("POST", "authorization", "Content-Type"),
+    ] {
+        let answer = app
+            .call(
+                awc::http::Method::OPTIONS,
+                &format!("/v1/sessions/{tab}/heartbeat"),
+            )
+            .header("origin", APP_ORIGIN)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", headers)
+            .send()
+            .await;
+        answer.expect_error(403, "forbidden");
+        assert!(answer.message().contains(says), "{answer:?}");
+    }
+    app.browser(&tab, "heartbeat").await.expect(200);
 }

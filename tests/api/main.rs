@@ -7,6 +7,7 @@ mod helpers;
 mod isolation;
 mod load;
 mod ops;
+mod serve;
 mod sessions;
 mod tenants;
 mod tokens;

@@ -187,3 +187,165 @@ async fn a_stalled_store_answers_unavailable_and_health_says_degraded_until_it_t
     // The refused login holds no seat: someone else gets it.
     app.login(&key, "acme", "bob").await.expect(201);
 }
+
+#[actix_web::test]
+async fn the_dashboard_and_its_assets_are_served_with_a_content_security_policy() {
+    let app = spawn_app();
+    for path in [
+        "/",
+        "/index.html",
+        "/dashboard.js",
+        "/dashboard.css",
+        "/vendor/uplot/uPlot.iife.min.js",
+        "/usher.js",
+        "/demo/",
+        "/demo",
+        "/demo/demo.js",
+    ] {
+        let answer = app.get(path).send().await;
+        assert_eq!(answer.status, 200, "{path}: {answer:?}");
+        assert_eq!(answer.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(
+            answer.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        let policy = answer
+            .header("content-security-policy")
+            .unwrap_or_else(|| panic!("{path} has no Content-Security-Policy"));
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(
+                policy.contains(directive),
+                "{path}: {directive} in {policy}"
+            );
+        }
+        let scripts = policy
+            .split(';')
+            .find(|d| d.trim().starts_with("script-src"))
+            .unwrap();
+        assert!(!scripts.contains("unsafe"), "{path}: {policy}");
+        if !path.starts_with("/demo") {
+            assert!(!policy.contains("unsafe"), "{path}: {policy}");
+        }
+    }
+}
+
+/// What the dashboard's policy forbids, so that a page that needs any of it would not
+/// work: inline scripts and handlers, inline styles, and other sites' files.
+#[actix_web::test]
+async fn the_dashboard_needs_nothing_its_policy_forbids() {
+    let app = spawn_app();
+    let page = app.get("/").send().await;
+    let html = page.text.to_lowercase();
+    assert!(html.contains("<script src=\"/dashboard.js\""), "{html}");
+    for (start, _) in html.match_indices("<script") {
+        let tag = &html[start..start + html[start..].find('>').unwrap()];
+        assert!(
+            tag.contains(" src=\"/"),
+            "an inline or foreign script: {tag}"
+        );
+    }
+    for forbidden in [
+        "<style",
+        " style=",
+        "javascript:",
+        "http://",
+        "https://",
+        "//cdn",
+    ] {
+        assert!(
+            !html.contains(forbidden),
+            "the dashboard uses {forbidden:?}"
+        );
+    }
+    let handlers = html
+        .split(|c: char| c.is_whitespace())
+        .filter(|word| word.starts_with("on") && word.contains('='))
+        .collect::<Vec<_>>();
+    assert!(handlers.is_empty(), "inline handlers: {handlers:?}");
+    for (start, _) in html.match_indices(" href=\"") {
+        let target = &html[start + 7..];
+        assert!(
+            ["/", "#", "data:"].iter().any(|ok| target.starts_with(ok)),
+            "a link the policy may refuse: {}",
+            &target[..target.find('"').unwrap()]
+        );
+    }
+}
+
+#[actix_web::test]
+async fn every_get_route_answers_head_like_get_without_a_body() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 2, 600).await;
+    app.session(&key, "acme", "ann").await;
+    let mut checked = 0;
+    for (method, template, _) in ENDPOINTS.iter().filter(|(m, _, _)| *m == "GET") {
+        let path = fill(template, "acme", "ann", "0123456789abcdef", TOKEN);
+        let get = app
+            .endpoint(method, template, &path, Some(&app.admin_token))
+            .await;
+        assert_eq!(get.status, 200, "GET {path}: {get:?}");
+        assert!(!get.text.is_empty(), "GET {path} has a body");
+        let head = app
+            .endpoint("HEAD", template, &path, Some(&app.admin_token))
+            .await;
+        assert_eq!(head.status, get.status, "HEAD {path}: {head:?}");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "HEAD {path}"
+        );
+        assert!(head.text.is_empty(), "HEAD {path} sent a body: {head:?}");
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} GET routes");
+    // A HEAD is answered as its GET would be, credential checks included.
+    let head = app
+        .call(awc::http::Method::HEAD, "/v1/tenants")
+        .send()
+        .await;
+    assert_eq!(head.status, 401, "{head:?}");
+}
+
+#[actix_web::test]
+async fn a_405_lists_the_methods_of_its_route_in_allow() {
+    let app = spawn_app();
+    let mut templates: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (method, template, _) in ENDPOINTS {
+        let methods = templates.entry(template).or_default();
+        methods.insert(method);
+        if *method == "GET" {
+            methods.insert("HEAD");
+        }
+    }
+    for (template, taken) in &templates {
+        let path = fill(template, "acme", "ann", "0123456789abcdef", TOKEN);
+        for method in ["PATCH", "OPTIONS", "PUT", "DELETE", "POST", "HEAD"] {
+            if taken.contains(method) {
+                continue;
+            }
+            let answer = app
+                .call(
+                    awc::http::Method::from_bytes(method.as_bytes()).unwrap(),
+                    &path,
+                )
+                .auth(&app.admin_token)
+                .send()
+                .await;
+            assert_eq!(answer.status, 405, "{method} {template}: {answer:?}");
+            let allow: BTreeSet<&str> = answer
+                .header("allow")
+                .unwrap_or_else(|| panic!("{method} {template}: no Allow: {answer:?}"))
+                .split(',')
+                .map(str::trim)
+                .collect();
+            assert_eq!(&allow, taken, "Allow of {template}");
+        }
+    }
+}

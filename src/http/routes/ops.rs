@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
+use actix_web::http::header::ALLOW;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 use utoipa::OpenApi;
@@ -72,10 +73,15 @@ pub async fn fallback(req: HttpRequest) -> HttpResponse {
     }))
 }
 
-/// A known path with a method it does not take.
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    HttpResponse::MethodNotAllowed().json(json!({
-        "error": "method_not_allowed",
-        "message": format!("{} is not allowed on this route; see /openapi.json", req.method()),
-    }))
+/// A known path with a method it does not take; `allow` lists those it does.
+pub fn method_not_allowed(req: &HttpRequest, allow: &str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((ALLOW, allow.to_owned()))
+        .json(json!({
+            "error": "method_not_allowed",
+            "message": format!(
+                "{} is not allowed on this route, which takes {allow}; see /openapi.json",
+                req.method()
+            ),
+        }))
 }
