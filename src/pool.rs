@@ -9,6 +9,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::admission::{
     decide_assign, decide_login, AssignFacts, LoginDecision, LoginFacts, Standing,
@@ -38,10 +39,19 @@ impl Default for Retention {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+/// A user account.
+#[derive(Debug, Clone, Default)]
 struct Account {
     assigned: bool,
-    live: u32,
+    /// The user's live sessions, so that ending them (logout, removal) touches only
+    /// theirs. Most users have a tab or two: those are kept inline.
+    sessions: SmallVec<[SessionId; 2]>,
+}
+
+impl Account {
+    fn live(&self) -> u32 {
+        self.sessions.len() as u32
+    }
 }
 
 /// A live session as the pool keeps it.
@@ -409,10 +419,10 @@ impl PoolState {
         now: Timestamp,
     ) -> Result<Admission> {
         self.expire_due(now);
-        let account = self.users.get(user).copied();
+        let account = self.users.get(user);
         let facts = LoginFacts {
             standing: standing(account),
-            has_live_session: account.is_some_and(|a| a.live > 0),
+            has_live_session: account.is_some_and(|a| !a.sessions.is_empty()),
             accounts: self.users.len() as u32,
             seats_in_use: self.seats_in_use(),
             nearest_deadline_in: self
@@ -445,8 +455,8 @@ impl PoolState {
                     });
                 }
                 let account = self.users.entry(user.clone()).or_default();
-                account.live += 1;
-                if account.live == 1 {
+                account.sessions.push(id);
+                if account.sessions.len() == 1 {
                     self.active_users += 1;
                 }
                 self.sessions.insert(
@@ -552,7 +562,7 @@ impl PoolState {
     /// Registers a user (concurrent, records) or assigns them a named seat (named).
     pub fn put_user(&mut self, user: &UserId, now: Timestamp) -> Result<UserView> {
         self.expire_due(now);
-        let account = self.users.get(user).copied();
+        let account = self.users.get(user);
         let facts = AssignFacts {
             standing: standing(account),
             accounts: self.users.len() as u32,
@@ -580,12 +590,7 @@ impl PoolState {
                 },
             );
         }
-        let account = self.users[user];
-        Ok(UserView {
-            user: user.clone(),
-            assigned: account.assigned,
-            sessions: account.live,
-        })
+        Ok(user_view(user, &self.users[user]))
     }
 
     /// Removes a user's account, freeing any named seat and ending their sessions
@@ -704,7 +709,7 @@ impl PoolState {
             .map(|(user, a)| UserView {
                 user: user.clone(),
                 assigned: a.assigned,
-                sessions: a.live,
+                sessions: a.live(),
             })
             .collect();
         out.sort_by(|a, b| a.user.cmp(&b.user));
@@ -793,13 +798,22 @@ impl PoolState {
         };
         for (user, assigned) in snapshot.users {
             pool.assigned += u32::from(assigned);
-            pool.users.insert(user, Account { assigned, live: 0 });
+            pool.users.insert(
+                user,
+                Account {
+                    assigned,
+                    sessions: SmallVec::new(),
+                },
+            );
         }
         let expires_at = now + pool.licence.idle_timeout;
-        for record in snapshot.sessions {
+        // In login order, as a running pool keeps each user's sessions.
+        let mut sessions = snapshot.sessions;
+        sessions.sort_by_key(|s| (s.started_at, s.id));
+        for record in sessions {
             let account = pool.users.entry(record.user.clone()).or_default();
-            account.live += 1;
-            if account.live == 1 {
+            account.sessions.push(record.id);
+            if account.sessions.len() == 1 {
                 pool.active_users += 1;
             }
             pool.deadlines.insert((expires_at, record.id));
@@ -822,6 +836,77 @@ impl PoolState {
         pool
     }
 
+    /// Checks that the pool's indexes and counts agree with its sessions and accounts:
+    /// each account lists exactly its user's live sessions, the deadline order holds
+    /// exactly the live sessions, and the counters match. It reads the
+    /// whole pool; tests call it after every step.
+    pub fn check_invariants(&self) -> std::result::Result<(), String> {
+        let mut listed = 0;
+        for (user, account) in &self.users {
+            for id in &account.sessions {
+                match self.sessions.get(id) {
+                    Some(s) if &s.user == user => listed += 1,
+                    Some(s) => {
+                        return Err(format!("{user} lists session {id}, which is {}'s", s.user))
+                    }
+                    None => return Err(format!("{user} lists session {id}, which is not live")),
+                }
+            }
+            let distinct: BTreeSet<&SessionId> = account.sessions.iter().collect();
+            if distinct.len() != account.sessions.len() {
+                return Err(format!("{user} lists a session twice"));
+            }
+        }
+        if listed != self.sessions.len() {
+            return Err(format!(
+                "accounts list {listed} sessions, {} are live",
+                self.sessions.len()
+            ));
+        }
+        for (id, s) in &self.sessions {
+            if !self.users.contains_key(&s.user) {
+                return Err(format!(
+                    "session {id} belongs to {}, who has no account",
+                    s.user
+                ));
+            }
+        }
+        let deadlines: BTreeSet<(Timestamp, SessionId)> = self
+            .sessions
+            .iter()
+            .map(|(&id, s)| (s.expires_at, id))
+            .collect();
+        if deadlines != self.deadlines {
+            return Err("the deadline index does not match the live sessions".into());
+        }
+        let active = self
+            .users
+            .values()
+            .filter(|a| !a.sessions.is_empty())
+            .count() as u32;
+        if active != self.active_users {
+            return Err(format!(
+                "{active} users have live sessions, counted {}",
+                self.active_users
+            ));
+        }
+        let assigned = self.users.values().filter(|a| a.assigned).count() as u32;
+        if assigned != self.assigned {
+            return Err(format!(
+                "{assigned} users are assigned, counted {}",
+                self.assigned
+            ));
+        }
+        if self.ended.order.len() != self.ended.by_id.len() {
+            return Err(format!(
+                "{} ended sessions in order, {} remembered",
+                self.ended.order.len(),
+                self.ended.by_id.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Verifies that `id` is a live session whose secret hashes to `secret`; otherwise
     /// says whether it ended (to its holder only) or is unknown.
     fn check(&self, id: SessionId, secret: &SecretHash) -> Result<()> {
@@ -842,13 +927,14 @@ impl PoolState {
         }
     }
 
+    /// Ends every session of `user` in login order, reading only that user's sessions.
     fn end_user_sessions(&mut self, user: &UserId, reason: EndReason, now: Timestamp) -> u32 {
-        let ids: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| &s.user == user)
-            .map(|(&id, _)| id)
-            .collect();
+        let Some(account) = self.users.get(user) else {
+            return 0;
+        };
+        // A copy: each end takes its session off the account, so that every event
+        // reports the seats in use as they are at that moment.
+        let ids = account.sessions.clone();
         for &id in &ids {
             self.end_session(id, reason, now);
         }
@@ -861,9 +947,11 @@ impl PoolState {
         };
         self.deadlines.remove(&(session.expires_at, id));
         if let Some(account) = self.users.get_mut(&session.user) {
-            account.live -= 1;
-            if account.live == 0 {
-                self.active_users -= 1;
+            if let Some(at) = account.sessions.iter().position(|&s| s == id) {
+                account.sessions.remove(at);
+                if account.sessions.is_empty() {
+                    self.active_users -= 1;
+                }
             }
         }
         if self.ended.by_id.len() >= self.retention.capacity {
@@ -918,7 +1006,15 @@ impl PoolState {
     }
 }
 
-fn standing(account: Option<Account>) -> Standing {
+fn user_view(user: &UserId, account: &Account) -> UserView {
+    UserView {
+        user: user.clone(),
+        assigned: account.assigned,
+        sessions: account.live(),
+    }
+}
+
+fn standing(account: Option<&Account>) -> Standing {
     match account {
         None => Standing::Unknown,
         Some(a) if a.assigned => Standing::Assigned,

@@ -539,6 +539,96 @@ fn an_administrator_can_log_a_user_out_of_every_tab() {
 }
 
 #[test]
+fn ending_one_users_sessions_leaves_every_other_session_alone() {
+    // Thousands of other users' tabs, logged in between ann's, bob's and carol's.
+    let mut pool = pool(Licence::records());
+    let mut others = Vec::new();
+    let mut tabs: Vec<(&str, Vec<SessionToken>)> = vec![
+        ("ann", Vec::new()),
+        ("bob", Vec::new()),
+        ("carol", Vec::new()),
+    ];
+    for i in 0..3_000u64 {
+        let name = format!("user-{:03}", i % 900);
+        others.push(admit(&mut pool, &name, millis(i)));
+        if i % 1_000 == 500 {
+            for (name, tabs) in &mut tabs {
+                tabs.push(admit(&mut pool, name, millis(i)));
+            }
+        }
+    }
+    pool.check_invariants().unwrap();
+    events(&mut pool);
+    let [(_, ann), (_, bob), (_, carol)] = &tabs[..] else {
+        unreachable!()
+    };
+    let ended_ids = |evs: &[Event], who: &str, reason: EndReason| -> Vec<_> {
+        evs.iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Ended {
+                    user: u,
+                    session,
+                    reason: r,
+                    ..
+                } => {
+                    assert_eq!((u, *r), (&user(who), reason), "{e:?}");
+                    Some(*session)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let ids = |tabs: &[SessionToken]| tabs.iter().map(SessionToken::id).collect::<Vec<_>>();
+
+    assert_eq!(logout(&mut pool, &ann[1], secs(10)), Ok(3));
+    let evs = events(&mut pool);
+    assert_eq!(evs.len(), 3);
+    assert_eq!(ended_ids(&evs, "ann", EndReason::LoggedOut), ids(ann));
+
+    assert_eq!(pool.logout_user(&user("bob"), secs(11)), Ok(3));
+    let evs = events(&mut pool);
+    assert_eq!(evs.len(), 3);
+    assert_eq!(ended_ids(&evs, "bob", EndReason::LoggedOut), ids(bob));
+
+    pool.remove_user(&user("carol"), secs(12)).unwrap();
+    let evs = events(&mut pool);
+    assert_eq!(evs.len(), 4, "three ends and the removal");
+    assert_eq!(ended_ids(&evs, "carol", EndReason::Evicted), ids(carol));
+
+    pool.check_invariants().unwrap();
+    assert_eq!(pool.live_sessions(), others.len());
+    for tab in &others {
+        assert_eq!(heartbeat(&mut pool, tab, secs(13)), Ok(secs(613)));
+    }
+    // Ann's next login is her only session.
+    let again = admit(&mut pool, "ann", secs(14));
+    assert_eq!(logout(&mut pool, &again, secs(15)), Ok(1));
+    pool.check_invariants().unwrap();
+}
+
+#[test]
+fn a_users_sessions_are_known_to_their_account_after_a_restore() {
+    let mut before = pool(Licence::concurrent(5));
+    let ann: Vec<SessionToken> = (0..3).map(|i| admit(&mut before, "ann", secs(i))).collect();
+    let bob = admit(&mut before, "bob", secs(1));
+    release(&mut before, &ann[1], secs(4)).unwrap();
+    let mut pool = PoolState::restore(before.snapshot(), Retention::default(), secs(100));
+    pool.check_invariants().unwrap();
+
+    assert_eq!(pool.logout_user(&user("ann"), secs(101)), Ok(2));
+    let ended: Vec<_> = events(&mut pool)
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::Ended { session, .. } => *session,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(ended, vec![ann[0].id(), ann[2].id()]);
+    assert!(is_live(&pool, &bob));
+    pool.check_invariants().unwrap();
+}
+
+#[test]
 fn forced_release_revokes_one_session() {
     let mut pool = pool(Licence::concurrent(1));
     let tab1 = admit(&mut pool, "ann", T0);
