@@ -6,6 +6,8 @@
 //! it has stopped remembering ([`PoolState::take_forgotten`]).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fmt;
+use std::ops::Bound;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -203,6 +205,80 @@ pub struct UserView {
     pub sessions: u32,
 }
 
+/// One page of a list, in the list's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T, C> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Where the next page starts (pass it as `after`); none on the last page.
+    pub next: Option<C>,
+}
+
+/// Refuses a page `limit` of 0: an empty page could not say where the next one starts.
+pub(crate) fn check_page_limit(limit: usize) -> Result<()> {
+    if limit == 0 {
+        return Err(Error::InvalidRequest(
+            "limit must be at least 1: a page holds at least one item".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A place in the session list, which is ordered by login time, then by id: the next
+/// page starts after it. Sessions that log in later always come after it, so a client
+/// paging through the list while sessions come and go sees each session that lives
+/// throughout exactly once.
+///
+/// Its text form, `<started_at millis>-<id>`, is the `next_cursor` of the HTTP API.
+///
+/// ```
+/// use usher::pool::SessionCursor;
+///
+/// let cursor = SessionCursor::parse("1741608000000-00abcdef01234567").unwrap();
+/// assert_eq!(cursor.to_string(), "1741608000000-00abcdef01234567");
+/// assert!(SessionCursor::parse("00abcdef01234567").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionCursor {
+    /// The login time of the last session of a page.
+    pub started_at: Timestamp,
+    /// Its id.
+    pub id: SessionId,
+}
+
+impl SessionCursor {
+    /// The place just after `session`.
+    pub fn after(session: &SessionView) -> Self {
+        SessionCursor {
+            started_at: session.started_at,
+            id: session.id,
+        }
+    }
+
+    /// Reads the text form written by [`Display`](fmt::Display).
+    pub fn parse(text: &str) -> Result<Self> {
+        text.split_once('-')
+            .filter(|(millis, _)| !millis.is_empty() && millis.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|(millis, id)| {
+                Some(SessionCursor {
+                    started_at: Timestamp::from_millis(millis.parse().ok()?),
+                    id: SessionId::parse(id).ok()?,
+                })
+            })
+            .ok_or_else(|| {
+                Error::InvalidRequest(
+                    "cursor must be the next_cursor of a previous page of sessions".into(),
+                )
+            })
+    }
+}
+
+impl fmt::Display for SessionCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.started_at.as_millis(), self.id)
+    }
+}
+
 /// An admitted login.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admission {
@@ -310,9 +386,16 @@ pub struct PoolState {
     licence: Licence,
     retention: Retention,
     users: HashMap<UserId, Account>,
+    /// Every account's user id, in order: the user list is read a page at a time from
+    /// here, while logins keep the cheaper hash lookup. It changes only when an account
+    /// is opened or removed.
+    user_order: BTreeSet<UserId>,
     sessions: HashMap<SessionId, Session, SessionIdHash>,
     /// Live sessions by idle deadline: expiry touches only what is due.
     deadlines: BTreeSet<(Timestamp, SessionId)>,
+    /// Live sessions by login time: the order of the session list, so a page is read
+    /// in place rather than sorted out of every session.
+    by_start: BTreeSet<(Timestamp, SessionId)>,
     /// Accounts with at least one live session.
     active_users: u32,
     /// Accounts holding a named seat.
@@ -333,8 +416,10 @@ impl PoolState {
             licence,
             retention,
             users: HashMap::new(),
+            user_order: BTreeSet::new(),
             sessions: HashMap::default(),
             deadlines: BTreeSet::new(),
+            by_start: BTreeSet::new(),
             active_users: 0,
             assigned: 0,
             ended: EndedSessions::default(),
@@ -449,6 +534,7 @@ impl PoolState {
                 );
                 let expires_at = now + self.licence.idle_timeout;
                 if !self.users.contains_key(user) {
+                    self.user_order.insert(user.clone());
                     self.record(|| Change::User {
                         user: user.clone(),
                         assigned: false,
@@ -471,6 +557,7 @@ impl PoolState {
                     },
                 );
                 self.deadlines.insert((expires_at, id));
+                self.by_start.insert((now, id));
                 self.record(|| {
                     Change::SessionStarted(SessionRecord {
                         id,
@@ -570,6 +657,9 @@ impl PoolState {
         };
         if decide_assign(&self.licence, &facts)? {
             let named = matches!(self.licence.model, LicenceModel::Named { .. });
+            if !self.users.contains_key(user) {
+                self.user_order.insert(user.clone());
+            }
             let account = self.users.entry(user.clone()).or_default();
             if named && !account.assigned {
                 account.assigned = true;
@@ -601,6 +691,7 @@ impl PoolState {
             return Err(Error::UserNotFound);
         }
         self.end_user_sessions(user, EndReason::Evicted, now);
+        self.user_order.remove(user);
         if let Some(account) = self.users.remove(user) {
             if account.assigned {
                 self.assigned -= 1;
@@ -652,7 +743,7 @@ impl PoolState {
     /// Ends every session (reason `evicted`): the tenant is being deleted. Returns
     /// every remembered ended session, so their holders can still learn why.
     pub fn evict_all(&mut self, now: Timestamp) -> Vec<(SessionId, Tombstone)> {
-        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        let ids: Vec<SessionId> = self.by_start.iter().map(|&(_, id)| id).collect();
         for id in ids {
             self.end_session(id, EndReason::Evicted, now);
         }
@@ -683,37 +774,69 @@ impl PoolState {
         }
     }
 
-    /// Live sessions, oldest first.
+    /// Live sessions, oldest first: by login time, then by id.
     pub fn session_views(&self) -> Vec<SessionView> {
-        let mut out: Vec<SessionView> = self
-            .sessions
-            .iter()
-            .map(|(&id, s)| SessionView {
-                id,
-                user: s.user.clone(),
-                client: s.client.as_deref().map(String::from),
-                started_at: s.started_at,
-                last_heartbeat_at: s.last_heartbeat_at,
-                expires_at: s.expires_at,
+        self.session_page(None, usize::MAX).items
+    }
+
+    /// A page of the live sessions, in the order of [`PoolState::session_views`]: at
+    /// most `limit` (at least one) of those after `after`. Costs the page, not the
+    /// tenant: the sessions are kept in this order.
+    pub fn session_page(
+        &self,
+        after: Option<SessionCursor>,
+        limit: usize,
+    ) -> Page<SessionView, SessionCursor> {
+        let from = match after {
+            Some(cursor) => Bound::Excluded((cursor.started_at, cursor.id)),
+            None => Bound::Unbounded,
+        };
+        let mut keys = self.by_start.range((from, Bound::Unbounded));
+        let items: Vec<SessionView> = keys
+            .by_ref()
+            .take(limit.max(1))
+            .map(|&(_, id)| {
+                let s = &self.sessions[&id];
+                SessionView {
+                    id,
+                    user: s.user.clone(),
+                    client: s.client.as_deref().map(String::from),
+                    started_at: s.started_at,
+                    last_heartbeat_at: s.last_heartbeat_at,
+                    expires_at: s.expires_at,
+                }
             })
             .collect();
-        out.sort_by_key(|s| (s.started_at, s.id));
-        out
+        let next = match keys.next() {
+            Some(_) => items.last().map(SessionCursor::after),
+            None => None,
+        };
+        Page { items, next }
     }
 
     /// Accounts, by user id.
     pub fn user_views(&self) -> Vec<UserView> {
-        let mut out: Vec<UserView> = self
-            .users
-            .iter()
-            .map(|(user, a)| UserView {
-                user: user.clone(),
-                assigned: a.assigned,
-                sessions: a.live(),
-            })
+        self.user_page(None, usize::MAX).items
+    }
+
+    /// A page of the accounts, by user id: at most `limit` (at least one) of those
+    /// after `after`.
+    pub fn user_page(&self, after: Option<&UserId>, limit: usize) -> Page<UserView, UserId> {
+        let from = match after {
+            Some(user) => Bound::Excluded(user),
+            None => Bound::Unbounded,
+        };
+        let mut accounts = self.user_order.range::<UserId, _>((from, Bound::Unbounded));
+        let items: Vec<UserView> = accounts
+            .by_ref()
+            .take(limit.max(1))
+            .map(|user| user_view(user, &self.users[user]))
             .collect();
-        out.sort_by(|a, b| a.user.cmp(&b.user));
-        out
+        let next = match accounts.next() {
+            Some(_) => items.last().map(|view| view.user.clone()),
+            None => None,
+        };
+        Page { items, next }
     }
 
     /// Starts keeping [`Change`]s for a store, beginning with the whole licence (so a
@@ -752,14 +875,15 @@ impl PoolState {
             tenant: self.tenant.clone(),
             licence: self.licence,
             users: self
-                .users
+                .user_order
                 .iter()
-                .map(|(u, a)| (u.clone(), a.assigned))
+                .map(|u| (u.clone(), self.users[u].assigned))
                 .collect(),
             sessions: self
-                .sessions
+                .by_start
                 .iter()
-                .map(|(&id, s)| SessionRecord {
+                .map(|&(_, id)| (id, &self.sessions[&id]))
+                .map(|(id, s)| SessionRecord {
                     id,
                     secret: s.secret,
                     user: s.user.clone(),
@@ -786,8 +910,10 @@ impl PoolState {
             licence: snapshot.licence,
             retention,
             users: HashMap::new(),
+            user_order: BTreeSet::new(),
             sessions: HashMap::default(),
             deadlines: BTreeSet::new(),
+            by_start: BTreeSet::new(),
             active_users: 0,
             assigned: 0,
             ended: EndedSessions::default(),
@@ -817,6 +943,7 @@ impl PoolState {
                 pool.active_users += 1;
             }
             pool.deadlines.insert((expires_at, record.id));
+            pool.by_start.insert((record.started_at, record.id));
             pool.sessions.insert(
                 record.id,
                 Session {
@@ -829,6 +956,7 @@ impl PoolState {
                 },
             );
         }
+        pool.user_order = pool.users.keys().cloned().collect();
         for (id, tombstone) in snapshot.ended {
             pool.ended.order.push_back((tombstone.ended_at, id));
             pool.ended.by_id.insert(id, tombstone);
@@ -837,8 +965,8 @@ impl PoolState {
     }
 
     /// Checks that the pool's indexes and counts agree with its sessions and accounts:
-    /// each account lists exactly its user's live sessions, the deadline order holds
-    /// exactly the live sessions, and the counters match. It reads the
+    /// each account lists exactly its user's live sessions, the deadline and login-time
+    /// orders hold exactly the live sessions, and the counters match. It reads the
     /// whole pool; tests call it after every step.
     pub fn check_invariants(&self) -> std::result::Result<(), String> {
         let mut listed = 0;
@@ -878,6 +1006,19 @@ impl PoolState {
             .collect();
         if deadlines != self.deadlines {
             return Err("the deadline index does not match the live sessions".into());
+        }
+        let by_start: BTreeSet<(Timestamp, SessionId)> = self
+            .sessions
+            .iter()
+            .map(|(&id, s)| (s.started_at, id))
+            .collect();
+        if by_start != self.by_start {
+            return Err("the login-time index does not match the live sessions".into());
+        }
+        if self.user_order.len() != self.users.len()
+            || self.user_order.iter().any(|u| !self.users.contains_key(u))
+        {
+            return Err("the user order does not match the accounts".into());
         }
         let active = self
             .users
@@ -946,6 +1087,7 @@ impl PoolState {
             return;
         };
         self.deadlines.remove(&(session.expires_at, id));
+        self.by_start.remove(&(session.started_at, id));
         if let Some(account) = self.users.get_mut(&session.user) {
             if let Some(at) = account.sessions.iter().position(|&s| s == id) {
                 account.sessions.remove(at);

@@ -5,10 +5,12 @@
 
 use std::time::Duration;
 
-use usher::pool::{PoolSnapshot, PoolState, Retention, Tombstone};
+use usher::pool::{
+    PoolSnapshot, PoolState, Retention, SessionCursor, SessionView, Tombstone, UserView,
+};
 use usher::{
-    EndReason, Error, Event, EventKind, Licence, Refusal, SeatPer, SessionToken, TenantId,
-    Timestamp, UserId,
+    EndReason, Error, Event, EventKind, Licence, Refusal, SeatPer, SessionId, SessionToken,
+    TenantId, Timestamp, UserId,
 };
 
 /// 2026-01-15T00:00:00Z: a Thursday in the middle of a month.
@@ -1536,4 +1538,189 @@ fn the_tenant_view_reports_the_licence_and_usage() {
         summary,
         vec![("ann", false, 2), ("bob", false, 1), ("carol", false, 0)]
     );
+}
+
+// ---------------------------------------------------------------------------------
+// Lists, a page at a time
+// ---------------------------------------------------------------------------------
+
+/// Every page from the start, `limit` at a time, with `between` run after each page.
+fn session_pages(
+    pool: &mut PoolState,
+    limit: usize,
+    mut between: impl FnMut(&mut PoolState, usize),
+) -> Vec<Vec<SessionView>> {
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = pool.session_page(after, limit);
+        assert!(!page.items.is_empty() || pages.is_empty(), "an empty page");
+        assert!(page.items.len() <= limit);
+        pages.push(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return pages,
+        }
+        between(pool, pages.len());
+    }
+}
+
+fn keys(views: &[SessionView]) -> Vec<(Timestamp, SessionId)> {
+    views.iter().map(|s| (s.started_at, s.id)).collect()
+}
+
+#[test]
+fn sessions_are_listed_by_login_time_then_id_a_page_at_a_time() {
+    let mut pool = pool(Licence::records());
+    // Several logins in the same millisecond: the id breaks the tie.
+    let tokens: Vec<SessionToken> = (0..7)
+        .map(|i| admit(&mut pool, &format!("u{}", i % 3), millis(i / 3)))
+        .collect();
+    let all = pool.session_views();
+    assert_eq!(all.len(), 7);
+    let mut expected: Vec<(Timestamp, SessionId)> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (millis(i as u64 / 3), t.id()))
+        .collect();
+    expected.sort();
+    assert_eq!(keys(&all), expected);
+
+    let pages = session_pages(&mut pool, 3, |_, _| {});
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![3, 3, 1]
+    );
+    assert_eq!(pages.concat(), all);
+
+    // A last page that is exactly full says there is no next one.
+    let last = pool.session_page(Some(SessionCursor::after(&all[3])), 3);
+    assert_eq!(last.items, all[4..]);
+    assert_eq!(last.next, None);
+    let first = pool.session_page(None, 6);
+    assert_eq!(first.next, Some(SessionCursor::after(&all[5])));
+    assert_eq!(pool.session_page(None, 7).next, None);
+    // A page holds at least one session.
+    assert_eq!(pool.session_page(None, 0).items, all[..1]);
+}
+
+#[test]
+fn paging_through_sessions_sees_each_lasting_one_once_while_others_come_and_go() {
+    let mut pool = pool(Licence::records());
+    let lasting: Vec<SessionToken> = (0..40)
+        .map(|i| admit(&mut pool, &format!("u{}", i % 9), millis(i / 4)))
+        .collect();
+    let doomed: Vec<SessionToken> = (0..20)
+        .map(|i| admit(&mut pool, &format!("d{}", i % 5), millis(i)))
+        .collect();
+    let mut doomed = doomed.into_iter();
+    let mut ended = Vec::new();
+    let mut joined = Vec::new();
+    let mut now = secs(1);
+
+    let pages = session_pages(&mut pool, 7, |pool, n| {
+        // Between pages: two sessions end, wherever they are in the list, and
+        // two users log in (one of them a user already listed).
+        for token in doomed.by_ref().take(2) {
+            release(pool, &token, now).unwrap();
+            ended.push((token.id(), now));
+        }
+        joined.push(admit(pool, "u0", now).id());
+        joined.push(admit(pool, &format!("new{n}"), now).id());
+        now = now + Duration::from_millis(1);
+    });
+    pool.check_invariants().unwrap();
+
+    let seen: Vec<SessionView> = pages.concat();
+    let seen_keys = keys(&seen);
+    assert!(
+        seen_keys.windows(2).all(|w| w[0] < w[1]),
+        "in order, each once"
+    );
+    let seen_ids: Vec<SessionId> = seen.iter().map(|s| s.id).collect();
+    for token in &lasting {
+        assert_eq!(
+            seen_ids.iter().filter(|&&id| id == token.id()).count(),
+            1,
+            "a lasting session is listed once"
+        );
+    }
+    // Sessions that log in later sort after every page already read: none is missed.
+    for id in &joined {
+        assert!(
+            seen_ids.contains(id),
+            "a session logged in meanwhile is listed"
+        );
+    }
+    assert_eq!(
+        seen.len(),
+        lasting.len() + joined.len() + 20 - ended.len() + {
+            // Ended sessions that had been listed before they ended.
+            ended.iter().filter(|(id, _)| seen_ids.contains(id)).count()
+        }
+    );
+}
+
+#[test]
+fn users_are_listed_by_user_id_a_page_at_a_time() {
+    let mut pool = pool(Licence::records());
+    for name in ["erin", "ann", "dave", "bob", "carol"] {
+        pool.put_user(&user(name), T0).unwrap();
+    }
+    admit(&mut pool, "bob", T0);
+    let first = pool.user_page(None, 2);
+    let names = |page: &[UserView]| page.iter().map(|u| u.user.to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&first.items), ["ann", "bob"]);
+    assert_eq!(first.items[1].sessions, 1);
+    assert_eq!(first.next, Some(user("bob")));
+
+    // Between pages: a user before the cursor joins (not listed: it sorts before),
+    // one after joins (listed), one not yet listed leaves.
+    pool.put_user(&user("aaron"), T0).unwrap();
+    pool.put_user(&user("dan"), T0).unwrap();
+    pool.remove_user(&user("dave"), T0).unwrap();
+    let second = pool.user_page(first.next.as_ref(), 2);
+    assert_eq!(names(&second.items), ["carol", "dan"]);
+    let third = pool.user_page(second.next.as_ref(), 2);
+    assert_eq!(names(&third.items), ["erin"]);
+    assert_eq!(third.next, None);
+
+    // A cursor whose user has since gone still marks the place.
+    pool.remove_user(&user("carol"), T0).unwrap();
+    let after_carol = pool.user_page(Some(&user("carol")), 10);
+    assert_eq!(names(&after_carol.items), ["dan", "erin"]);
+    assert_eq!(
+        names(&pool.user_views()),
+        ["aaron", "ann", "bob", "dan", "erin"]
+    );
+    pool.check_invariants().unwrap();
+}
+
+#[test]
+fn a_session_cursor_reads_back_only_what_it_wrote() {
+    let mut pool = pool(Licence::records());
+    admit(&mut pool, "ann", millis(1234));
+    let view = &pool.session_views()[0];
+    let cursor = SessionCursor::after(view);
+    assert_eq!(SessionCursor::parse(&cursor.to_string()), Ok(cursor));
+    assert_eq!(
+        cursor.to_string(),
+        format!("{}-{}", millis(1234).as_millis(), view.id)
+    );
+    for bad in [
+        "",
+        "-",
+        "123",
+        "123-",
+        "-00abcdef01234567",
+        "abc-00abcdef01234567",
+        "+12-00abcdef01234567",
+        "12-00abcdef0123456",
+        "12-00abcdef01234567-1",
+        "99999999999999999999999-00abcdef01234567",
+    ] {
+        let err = SessionCursor::parse(bad).unwrap_err();
+        assert_eq!(err.code(), "invalid_request", "{bad:?}");
+        assert!(err.to_string().contains("next_cursor"), "{bad:?}: {err}");
+    }
 }

@@ -92,6 +92,7 @@ fn op() -> impl Strategy<Value = Op> {
 struct Tab {
     token: SessionToken,
     user: UserId,
+    started_at: Timestamp,
     expires_at: Timestamp,
     ended: Option<(EndReason, Timestamp)>,
 }
@@ -323,6 +324,7 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     model.tabs.push(Tab {
                         token,
                         user: who,
+                        started_at: now,
                         expires_at: now + model.licence.idle_timeout,
                         ended: None,
                     });
@@ -446,19 +448,46 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
 
         // ...the pool agrees with the model...
-        let mut live: Vec<(SessionId, UserId, Timestamp)> = model
+        // The session list is in login order, then by id.
+        let mut live: Vec<(Timestamp, SessionId, UserId, Timestamp)> = model
             .live()
-            .map(|t| (t.token.id(), t.user.clone(), t.expires_at))
+            .map(|t| (t.started_at, t.token.id(), t.user.clone(), t.expires_at))
             .collect();
         live.sort();
         let views = pool.session_views();
-        let mut got: Vec<(SessionId, UserId, Timestamp)> = views
+        let got: Vec<(Timestamp, SessionId, UserId, Timestamp)> = views
             .iter()
-            .map(|s| (s.id, s.user.clone(), s.expires_at))
+            .map(|s| (s.started_at, s.id, s.user.clone(), s.expires_at))
             .collect();
-        got.sort();
         prop_assert_eq!(&got, &live);
         prop_assert_eq!(pool.user_views(), model.user_views());
+        // Read a page at a time, the lists are the same.
+        for limit in 1..=3 {
+            let mut paged = Vec::new();
+            let mut after = None;
+            loop {
+                let page = pool.session_page(after, limit);
+                prop_assert!(page.items.len() <= limit);
+                paged.extend(page.items);
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            prop_assert_eq!(&paged, &views);
+            let mut paged = Vec::new();
+            let mut after = None;
+            loop {
+                let page = pool.user_page(after.as_ref(), limit);
+                prop_assert!(page.items.len() <= limit);
+                paged.extend(page.items);
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            prop_assert_eq!(paged, model.user_views());
+        }
         let in_use = pool.seats_in_use();
         prop_assert_eq!(in_use, model.seats_in_use());
         prop_assert_eq!(pool.view().seats_in_use, in_use);
