@@ -20,7 +20,9 @@ use crate::events::{Event, EventSender};
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::ledger::Ledger;
 use crate::licence::Licence;
-use crate::pool::{Admission, PoolState, RecordsView, SessionView, TenantView, UserView};
+use crate::pool::{
+    Admission, Page, PoolState, RecordsView, SessionCursor, SessionView, TenantView, UserView,
+};
 use crate::store::{Batch, Store};
 use crate::token::SecretHash;
 
@@ -215,11 +217,17 @@ pub(crate) enum PoolMsg {
     View {
         reply: Reply<TenantView>,
     },
+    /// A page of the live sessions, by login time.
     Sessions {
-        reply: Reply<Vec<SessionView>>,
+        after: Option<SessionCursor>,
+        limit: usize,
+        reply: Reply<Page<SessionView, SessionCursor>>,
     },
+    /// A page of the accounts, by user id.
     Users {
-        reply: Reply<Vec<UserView>>,
+        after: Option<UserId>,
+        limit: usize,
+        reply: Reply<Page<UserView, UserId>>,
     },
     Snapshot {
         reply: Reply<crate::pool::PoolSnapshot>,
@@ -263,8 +271,8 @@ impl PoolMsg {
             PoolMsg::PutUser { reply, .. } => no(reply, error),
             PoolMsg::SetLicence { reply, .. } | PoolMsg::View { reply } => no(reply, error),
             PoolMsg::ReportRecords { reply, .. } | PoolMsg::Records { reply } => no(reply, error),
-            PoolMsg::Sessions { reply } => no(reply, error),
-            PoolMsg::Users { reply } => no(reply, error),
+            PoolMsg::Sessions { reply, .. } => no(reply, error),
+            PoolMsg::Users { reply, .. } => no(reply, error),
             PoolMsg::Snapshot { reply } => no(reply, error),
             PoolMsg::Tick { reply } => {
                 if let Some(reply) = reply {
@@ -372,15 +380,23 @@ impl Handler<PoolMsg> for PoolActor {
                 let view = state.view();
                 self.respond(reply, Ok(view));
             }
-            PoolMsg::Sessions { reply } => {
+            PoolMsg::Sessions {
+                after,
+                limit,
+                reply,
+            } => {
                 state.expire_due(now);
-                let sessions = state.session_views();
-                self.respond(reply, Ok(sessions));
+                let page = state.session_page(after, limit);
+                self.respond(reply, Ok(page));
             }
-            PoolMsg::Users { reply } => {
+            PoolMsg::Users {
+                after,
+                limit,
+                reply,
+            } => {
                 state.expire_due(now);
-                let users = state.user_views();
-                self.respond(reply, Ok(users));
+                let page = state.user_page(after.as_ref(), limit);
+                self.respond(reply, Ok(page));
             }
             PoolMsg::Snapshot { reply } => {
                 let snapshot = state.snapshot();

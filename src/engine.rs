@@ -22,7 +22,8 @@ use crate::events::{self, Envelope, Event, EventSender};
 use crate::ids::{SessionId, SessionIdHash, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{
-    PoolSnapshot, PoolState, RecordsView, Retention, SessionView, TenantView, Tombstone, UserView,
+    Page, PoolSnapshot, PoolState, RecordsView, Retention, SessionCursor, SessionView, TenantView,
+    Tombstone, UserView,
 };
 use crate::store::{EventPage, EventQuery, Loaded, Store};
 use crate::token::SessionToken;
@@ -612,20 +613,78 @@ impl Engine {
         .await
     }
 
-    /// A tenant's user accounts.
+    /// Every user account of a tenant, by user id, as one consistent list. A large
+    /// tenant is better read a page at a time with [`Engine::users_page`].
     #[instrument(level = "debug", skip(self))]
     pub async fn users(&self, tenant: &TenantId) -> Result<Vec<UserView>> {
-        let handle = self.pool(tenant)?;
-        self.call(&handle, Priority::Shed, |reply| PoolMsg::Users { reply })
-            .await
+        Ok(self.users_page(tenant, None, usize::MAX).await?.items)
     }
 
-    /// A tenant's live sessions.
+    /// A page of a tenant's user accounts, by user id: at most `limit` of those whose id
+    /// comes after `after` (the `next` of the previous page; none for the first).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> usher::Result<()> {
+    /// use usher::{Engine, Licence, TenantId, UserId};
+    ///
+    /// let engine = Engine::start(Default::default());
+    /// let acme = TenantId::parse("acme")?;
+    /// engine.put_tenant(&acme, Licence::records()).await?;
+    /// for name in ["cat", "ann", "bob"] {
+    ///     engine.put_user(&acme, &UserId::parse(name)?).await?;
+    /// }
+    /// let first = engine.users_page(&acme, None, 2).await?;
+    /// assert_eq!(first.items.len(), 2);
+    /// let rest = engine.users_page(&acme, first.next.as_ref(), 2).await?;
+    /// assert_eq!(rest.items[0].user.as_str(), "cat");
+    /// assert!(rest.next.is_none());
+    /// # Ok(()) }
+    /// ```
+    #[instrument(level = "debug", skip(self))]
+    pub async fn users_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Page<UserView, UserId>> {
+        let handle = self.pool(tenant)?;
+        crate::pool::check_page_limit(limit)?;
+        let after = after.cloned();
+        self.call(&handle, Priority::Shed, |reply| PoolMsg::Users {
+            after,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    /// Every live session of a tenant, by login time, as one consistent list. A large
+    /// tenant is better read a page at a time with [`Engine::sessions_page`].
     #[instrument(level = "debug", skip(self))]
     pub async fn sessions(&self, tenant: &TenantId) -> Result<Vec<SessionView>> {
+        Ok(self.sessions_page(tenant, None, usize::MAX).await?.items)
+    }
+
+    /// A page of a tenant's live sessions, by login time, then id: at most `limit` of
+    /// those after `after` (the `next` of the previous page; none for the first). A
+    /// session that lives throughout the paging is seen exactly once, whatever logs in
+    /// or ends meanwhile.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn sessions_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<SessionCursor>,
+        limit: usize,
+    ) -> Result<Page<SessionView, SessionCursor>> {
         let handle = self.pool(tenant)?;
-        self.call(&handle, Priority::Shed, |reply| PoolMsg::Sessions { reply })
-            .await
+        crate::pool::check_page_limit(limit)?;
+        self.call(&handle, Priority::Shed, |reply| PoolMsg::Sessions {
+            after,
+            limit,
+            reply,
+        })
+        .await
     }
 
     /// Reports the tenant's record count.

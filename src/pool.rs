@@ -6,9 +6,12 @@
 //! it has stopped remembering ([`PoolState::take_forgotten`]).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fmt;
+use std::ops::Bound;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::admission::{
     decide_assign, decide_login, AssignFacts, LoginDecision, LoginFacts, Standing,
@@ -38,10 +41,19 @@ impl Default for Retention {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+/// A user account.
+#[derive(Debug, Clone, Default)]
 struct Account {
     assigned: bool,
-    live: u32,
+    /// The user's live sessions, so that ending them (logout, removal) touches only
+    /// theirs. Most users have a tab or two: those are kept inline.
+    sessions: SmallVec<[SessionId; 2]>,
+}
+
+impl Account {
+    fn live(&self) -> u32 {
+        self.sessions.len() as u32
+    }
 }
 
 /// A live session as the pool keeps it.
@@ -193,6 +205,80 @@ pub struct UserView {
     pub sessions: u32,
 }
 
+/// One page of a list, in the list's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T, C> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Where the next page starts (pass it as `after`); none on the last page.
+    pub next: Option<C>,
+}
+
+/// Refuses a page `limit` of 0: an empty page could not say where the next one starts.
+pub(crate) fn check_page_limit(limit: usize) -> Result<()> {
+    if limit == 0 {
+        return Err(Error::InvalidRequest(
+            "limit must be at least 1: a page holds at least one item".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A place in the session list, which is ordered by login time, then by id: the next
+/// page starts after it. Sessions that log in later always come after it, so a client
+/// paging through the list while sessions come and go sees each session that lives
+/// throughout exactly once.
+///
+/// Its text form, `<started_at millis>-<id>`, is the `next_cursor` of the HTTP API.
+///
+/// ```
+/// use usher::pool::SessionCursor;
+///
+/// let cursor = SessionCursor::parse("1741608000000-00abcdef01234567").unwrap();
+/// assert_eq!(cursor.to_string(), "1741608000000-00abcdef01234567");
+/// assert!(SessionCursor::parse("00abcdef01234567").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionCursor {
+    /// The login time of the last session of a page.
+    pub started_at: Timestamp,
+    /// Its id.
+    pub id: SessionId,
+}
+
+impl SessionCursor {
+    /// The place just after `session`.
+    pub fn after(session: &SessionView) -> Self {
+        SessionCursor {
+            started_at: session.started_at,
+            id: session.id,
+        }
+    }
+
+    /// Reads the text form written by [`Display`](fmt::Display).
+    pub fn parse(text: &str) -> Result<Self> {
+        text.split_once('-')
+            .filter(|(millis, _)| !millis.is_empty() && millis.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|(millis, id)| {
+                Some(SessionCursor {
+                    started_at: Timestamp::from_millis(millis.parse().ok()?),
+                    id: SessionId::parse(id).ok()?,
+                })
+            })
+            .ok_or_else(|| {
+                Error::InvalidRequest(
+                    "cursor must be the next_cursor of a previous page of sessions".into(),
+                )
+            })
+    }
+}
+
+impl fmt::Display for SessionCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.started_at.as_millis(), self.id)
+    }
+}
+
 /// An admitted login.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admission {
@@ -315,9 +401,16 @@ pub struct PoolState {
     licence: Licence,
     retention: Retention,
     users: HashMap<UserId, Account>,
+    /// Every account's user id, in order: the user list is read a page at a time from
+    /// here, while logins keep the cheaper hash lookup. It changes only when an account
+    /// is opened or removed.
+    user_order: BTreeSet<UserId>,
     sessions: HashMap<SessionId, Session, SessionIdHash>,
     /// Live sessions by idle deadline: expiry touches only what is due.
     deadlines: BTreeSet<(Timestamp, SessionId)>,
+    /// Live sessions by login time: the order of the session list, so a page is read
+    /// in place rather than sorted out of every session.
+    by_start: BTreeSet<(Timestamp, SessionId)>,
     /// Accounts with at least one live session.
     active_users: u32,
     /// Accounts holding a named seat.
@@ -339,8 +432,10 @@ impl PoolState {
             licence,
             retention,
             users: HashMap::new(),
+            user_order: BTreeSet::new(),
             sessions: HashMap::default(),
             deadlines: BTreeSet::new(),
+            by_start: BTreeSet::new(),
             active_users: 0,
             assigned: 0,
             ended: EndedSessions::default(),
@@ -426,10 +521,10 @@ impl PoolState {
         now: Timestamp,
     ) -> Result<Admission> {
         self.expire_due(now);
-        let account = self.users.get(user).copied();
+        let account = self.users.get(user);
         let facts = LoginFacts {
             standing: standing(account),
-            has_live_session: account.is_some_and(|a| a.live > 0),
+            has_live_session: account.is_some_and(|a| !a.sessions.is_empty()),
             accounts: self.users.len() as u32,
             seats_in_use: self.seats_in_use(),
             nearest_deadline_in: self
@@ -456,14 +551,15 @@ impl PoolState {
                 );
                 let expires_at = now + self.licence.idle_timeout;
                 if !self.users.contains_key(user) {
+                    self.user_order.insert(user.clone());
                     self.record(|| Change::User {
                         user: user.clone(),
                         assigned: false,
                     });
                 }
                 let account = self.users.entry(user.clone()).or_default();
-                account.live += 1;
-                if account.live == 1 {
+                account.sessions.push(id);
+                if account.sessions.len() == 1 {
                     self.active_users += 1;
                 }
                 self.sessions.insert(
@@ -478,6 +574,7 @@ impl PoolState {
                     },
                 );
                 self.deadlines.insert((expires_at, id));
+                self.by_start.insert((now, id));
                 self.record(|| {
                     Change::SessionStarted(SessionRecord {
                         id,
@@ -569,7 +666,7 @@ impl PoolState {
     /// Registers a user (concurrent, records) or assigns them a named seat (named).
     pub fn put_user(&mut self, user: &UserId, now: Timestamp) -> Result<UserView> {
         self.expire_due(now);
-        let account = self.users.get(user).copied();
+        let account = self.users.get(user);
         let facts = AssignFacts {
             standing: standing(account),
             accounts: self.users.len() as u32,
@@ -577,6 +674,9 @@ impl PoolState {
         };
         if decide_assign(&self.licence, &facts)? {
             let named = matches!(self.licence.model, LicenceModel::Named { .. });
+            if !self.users.contains_key(user) {
+                self.user_order.insert(user.clone());
+            }
             let account = self.users.entry(user.clone()).or_default();
             if named && !account.assigned {
                 account.assigned = true;
@@ -597,12 +697,7 @@ impl PoolState {
                 },
             );
         }
-        let account = self.users[user];
-        Ok(UserView {
-            user: user.clone(),
-            assigned: account.assigned,
-            sessions: account.live,
-        })
+        Ok(user_view(user, &self.users[user]))
     }
 
     /// Removes a user's account, freeing any named seat and ending their sessions
@@ -613,6 +708,7 @@ impl PoolState {
             return Err(Error::UserNotFound);
         }
         self.end_user_sessions(user, EndReason::Evicted, now);
+        self.user_order.remove(user);
         if let Some(account) = self.users.remove(user) {
             if account.assigned {
                 self.assigned -= 1;
@@ -686,7 +782,7 @@ impl PoolState {
     /// Ends every session (reason `evicted`): the tenant is being deleted. Returns
     /// every remembered ended session, so their holders can still learn why.
     pub fn evict_all(&mut self, now: Timestamp) -> Vec<(SessionId, Tombstone)> {
-        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        let ids: Vec<SessionId> = self.by_start.iter().map(|&(_, id)| id).collect();
         for id in ids {
             self.end_session(id, EndReason::Evicted, now);
         }
@@ -707,16 +803,9 @@ impl PoolState {
     /// durable in time): the session goes without a tombstone, since nobody holds
     /// its token, and its seat is free at once.
     pub fn withdraw(&mut self, id: SessionId, now: Timestamp) {
-        let Some(session) = self.sessions.remove(&id) else {
+        let Some(session) = self.detach(id) else {
             return;
         };
-        self.deadlines.remove(&(session.expires_at, id));
-        if let Some(account) = self.users.get_mut(&session.user) {
-            account.live -= 1;
-            if account.live == 0 {
-                self.active_users -= 1;
-            }
-        }
         self.forgotten.push(id);
         self.record(|| Change::SessionWithdrawn {
             id,
@@ -765,37 +854,69 @@ impl PoolState {
         }
     }
 
-    /// Live sessions, oldest first.
+    /// Live sessions, oldest first: by login time, then by id.
     pub fn session_views(&self) -> Vec<SessionView> {
-        let mut out: Vec<SessionView> = self
-            .sessions
-            .iter()
-            .map(|(&id, s)| SessionView {
-                id,
-                user: s.user.clone(),
-                client: s.client.as_deref().map(String::from),
-                started_at: s.started_at,
-                last_heartbeat_at: s.last_heartbeat_at,
-                expires_at: s.expires_at,
+        self.session_page(None, usize::MAX).items
+    }
+
+    /// A page of the live sessions, in the order of [`PoolState::session_views`]: at
+    /// most `limit` (at least one) of those after `after`. Costs the page, not the
+    /// tenant: the sessions are kept in this order.
+    pub fn session_page(
+        &self,
+        after: Option<SessionCursor>,
+        limit: usize,
+    ) -> Page<SessionView, SessionCursor> {
+        let from = match after {
+            Some(cursor) => Bound::Excluded((cursor.started_at, cursor.id)),
+            None => Bound::Unbounded,
+        };
+        let mut keys = self.by_start.range((from, Bound::Unbounded));
+        let items: Vec<SessionView> = keys
+            .by_ref()
+            .take(limit.max(1))
+            .map(|&(_, id)| {
+                let s = &self.sessions[&id];
+                SessionView {
+                    id,
+                    user: s.user.clone(),
+                    client: s.client.as_deref().map(String::from),
+                    started_at: s.started_at,
+                    last_heartbeat_at: s.last_heartbeat_at,
+                    expires_at: s.expires_at,
+                }
             })
             .collect();
-        out.sort_by_key(|s| (s.started_at, s.id));
-        out
+        let next = match keys.next() {
+            Some(_) => items.last().map(SessionCursor::after),
+            None => None,
+        };
+        Page { items, next }
     }
 
     /// Accounts, by user id.
     pub fn user_views(&self) -> Vec<UserView> {
-        let mut out: Vec<UserView> = self
-            .users
-            .iter()
-            .map(|(user, a)| UserView {
-                user: user.clone(),
-                assigned: a.assigned,
-                sessions: a.live,
-            })
+        self.user_page(None, usize::MAX).items
+    }
+
+    /// A page of the accounts, by user id: at most `limit` (at least one) of those
+    /// after `after`.
+    pub fn user_page(&self, after: Option<&UserId>, limit: usize) -> Page<UserView, UserId> {
+        let from = match after {
+            Some(user) => Bound::Excluded(user),
+            None => Bound::Unbounded,
+        };
+        let mut accounts = self.user_order.range::<UserId, _>((from, Bound::Unbounded));
+        let items: Vec<UserView> = accounts
+            .by_ref()
+            .take(limit.max(1))
+            .map(|user| user_view(user, &self.users[user]))
             .collect();
-        out.sort_by(|a, b| a.user.cmp(&b.user));
-        out
+        let next = match accounts.next() {
+            Some(_) => items.last().map(|view| view.user.clone()),
+            None => None,
+        };
+        Page { items, next }
     }
 
     /// Starts keeping [`Change`]s for a store, beginning with the whole licence (so a
@@ -834,14 +955,15 @@ impl PoolState {
             tenant: self.tenant.clone(),
             licence: self.licence,
             users: self
-                .users
+                .user_order
                 .iter()
-                .map(|(u, a)| (u.clone(), a.assigned))
+                .map(|u| (u.clone(), self.users[u].assigned))
                 .collect(),
             sessions: self
-                .sessions
+                .by_start
                 .iter()
-                .map(|(&id, s)| SessionRecord {
+                .map(|&(_, id)| (id, &self.sessions[&id]))
+                .map(|(id, s)| SessionRecord {
                     id,
                     secret: s.secret,
                     user: s.user.clone(),
@@ -869,8 +991,10 @@ impl PoolState {
             licence: snapshot.licence,
             retention,
             users: HashMap::new(),
+            user_order: BTreeSet::new(),
             sessions: HashMap::default(),
             deadlines: BTreeSet::new(),
+            by_start: BTreeSet::new(),
             active_users: 0,
             assigned: 0,
             ended: EndedSessions::default(),
@@ -882,16 +1006,26 @@ impl PoolState {
         };
         for (user, assigned) in snapshot.users {
             pool.assigned += u32::from(assigned);
-            pool.users.insert(user, Account { assigned, live: 0 });
+            pool.users.insert(
+                user,
+                Account {
+                    assigned,
+                    sessions: SmallVec::new(),
+                },
+            );
         }
         let expires_at = now + pool.licence.idle_timeout;
-        for record in snapshot.sessions {
+        // In login order, as a running pool keeps each user's sessions.
+        let mut sessions = snapshot.sessions;
+        sessions.sort_by_key(|s| (s.started_at, s.id));
+        for record in sessions {
             let account = pool.users.entry(record.user.clone()).or_default();
-            account.live += 1;
-            if account.live == 1 {
+            account.sessions.push(record.id);
+            if account.sessions.len() == 1 {
                 pool.active_users += 1;
             }
             pool.deadlines.insert((expires_at, record.id));
+            pool.by_start.insert((record.started_at, record.id));
             pool.sessions.insert(
                 record.id,
                 Session {
@@ -904,11 +1038,96 @@ impl PoolState {
                 },
             );
         }
+        pool.user_order = pool.users.keys().cloned().collect();
         for (id, tombstone) in snapshot.ended {
             pool.ended.order.push_back((tombstone.ended_at, id));
             pool.ended.by_id.insert(id, tombstone);
         }
         pool
+    }
+
+    /// Checks that the pool's indexes and counts agree with its sessions and accounts:
+    /// each account lists exactly its user's live sessions, the deadline and login-time
+    /// orders hold exactly the live sessions, and the counters match. It reads the
+    /// whole pool; tests call it after every step.
+    pub fn check_invariants(&self) -> std::result::Result<(), String> {
+        let mut listed = 0;
+        for (user, account) in &self.users {
+            for id in &account.sessions {
+                match self.sessions.get(id) {
+                    Some(s) if &s.user == user => listed += 1,
+                    Some(s) => {
+                        return Err(format!("{user} lists session {id}, which is {}'s", s.user))
+                    }
+                    None => return Err(format!("{user} lists session {id}, which is not live")),
+                }
+            }
+            let distinct: BTreeSet<&SessionId> = account.sessions.iter().collect();
+            if distinct.len() != account.sessions.len() {
+                return Err(format!("{user} lists a session twice"));
+            }
+        }
+        if listed != self.sessions.len() {
+            return Err(format!(
+                "accounts list {listed} sessions, {} are live",
+                self.sessions.len()
+            ));
+        }
+        for (id, s) in &self.sessions {
+            if !self.users.contains_key(&s.user) {
+                return Err(format!(
+                    "session {id} belongs to {}, who has no account",
+                    s.user
+                ));
+            }
+        }
+        let deadlines: BTreeSet<(Timestamp, SessionId)> = self
+            .sessions
+            .iter()
+            .map(|(&id, s)| (s.expires_at, id))
+            .collect();
+        if deadlines != self.deadlines {
+            return Err("the deadline index does not match the live sessions".into());
+        }
+        let by_start: BTreeSet<(Timestamp, SessionId)> = self
+            .sessions
+            .iter()
+            .map(|(&id, s)| (s.started_at, id))
+            .collect();
+        if by_start != self.by_start {
+            return Err("the login-time index does not match the live sessions".into());
+        }
+        if self.user_order.len() != self.users.len()
+            || self.user_order.iter().any(|u| !self.users.contains_key(u))
+        {
+            return Err("the user order does not match the accounts".into());
+        }
+        let active = self
+            .users
+            .values()
+            .filter(|a| !a.sessions.is_empty())
+            .count() as u32;
+        if active != self.active_users {
+            return Err(format!(
+                "{active} users have live sessions, counted {}",
+                self.active_users
+            ));
+        }
+        let assigned = self.users.values().filter(|a| a.assigned).count() as u32;
+        if assigned != self.assigned {
+            return Err(format!(
+                "{assigned} users are assigned, counted {}",
+                self.assigned
+            ));
+        }
+        if self.ended.order.len() != self.ended.by_id.len() {
+            return Err(format!(
+                "{} ended sessions in order, {} remembered",
+                self.ended.order.len(),
+                self.ended.by_id.len()
+            ));
+        }
+        Ok(())
     }
 
     /// Verifies that `id` is a live session whose secret hashes to `secret`; otherwise
@@ -931,30 +1150,40 @@ impl PoolState {
         }
     }
 
+    /// Ends every session of `user` in login order, reading only that user's sessions.
     fn end_user_sessions(&mut self, user: &UserId, reason: EndReason, now: Timestamp) -> u32 {
-        let ids: Vec<SessionId> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| &s.user == user)
-            .map(|(&id, _)| id)
-            .collect();
+        let Some(account) = self.users.get(user) else {
+            return 0;
+        };
+        // A copy: each end takes its session off the account, so that every event
+        // reports the seats in use as they are at that moment.
+        let ids = account.sessions.clone();
         for &id in &ids {
             self.end_session(id, reason, now);
         }
         ids.len() as u32
     }
 
-    fn end_session(&mut self, id: SessionId, reason: EndReason, now: Timestamp) {
-        let Some(session) = self.sessions.remove(&id) else {
-            return;
-        };
+    /// Takes a live session out of every index: it no longer holds a seat.
+    fn detach(&mut self, id: SessionId) -> Option<Session> {
+        let session = self.sessions.remove(&id)?;
         self.deadlines.remove(&(session.expires_at, id));
+        self.by_start.remove(&(session.started_at, id));
         if let Some(account) = self.users.get_mut(&session.user) {
-            account.live -= 1;
-            if account.live == 0 {
-                self.active_users -= 1;
+            if let Some(at) = account.sessions.iter().position(|&s| s == id) {
+                account.sessions.remove(at);
+                if account.sessions.is_empty() {
+                    self.active_users -= 1;
+                }
             }
         }
+        Some(session)
+    }
+
+    fn end_session(&mut self, id: SessionId, reason: EndReason, now: Timestamp) {
+        let Some(session) = self.detach(id) else {
+            return;
+        };
         if self.ended.by_id.len() >= self.retention.capacity {
             self.forget_oldest();
         }
@@ -1007,7 +1236,15 @@ impl PoolState {
     }
 }
 
-fn standing(account: Option<Account>) -> Standing {
+fn user_view(user: &UserId, account: &Account) -> UserView {
+    UserView {
+        user: user.clone(),
+        assigned: account.assigned,
+        sessions: account.live(),
+    }
+}
+
+fn standing(account: Option<&Account>) -> Standing {
     match account {
         None => Standing::Unknown,
         Some(a) if a.assigned => Standing::Assigned,

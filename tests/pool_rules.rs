@@ -5,10 +5,12 @@
 
 use std::time::Duration;
 
-use usher::pool::{PoolSnapshot, PoolState, Retention, Tombstone};
+use usher::pool::{
+    PoolSnapshot, PoolState, Retention, SessionCursor, SessionView, Tombstone, UserView,
+};
 use usher::{
-    EndReason, Error, Event, EventKind, Licence, Refusal, SeatPer, SessionToken, TenantId,
-    Timestamp, UserId,
+    EndReason, Error, Event, EventKind, Licence, Refusal, SeatPer, SessionId, SessionToken,
+    TenantId, Timestamp, UserId,
 };
 
 /// 2026-01-15T00:00:00Z: a Thursday in the middle of a month.
@@ -536,6 +538,96 @@ fn an_administrator_can_log_a_user_out_of_every_tab() {
     }
     assert!(is_live(&pool, &bob));
     assert_eq!(pool.logout_user(&user("ann"), secs(3)), Ok(0));
+}
+
+#[test]
+fn ending_one_users_sessions_leaves_every_other_session_alone() {
+    // Thousands of other users' tabs, logged in between ann's, bob's and carol's.
+    let mut pool = pool(Licence::records());
+    let mut others = Vec::new();
+    let mut tabs: Vec<(&str, Vec<SessionToken>)> = vec![
+        ("ann", Vec::new()),
+        ("bob", Vec::new()),
+        ("carol", Vec::new()),
+    ];
+    for i in 0..3_000u64 {
+        let name = format!("user-{:03}", i % 900);
+        others.push(admit(&mut pool, &name, millis(i)));
+        if i % 1_000 == 500 {
+            for (name, tabs) in &mut tabs {
+                tabs.push(admit(&mut pool, name, millis(i)));
+            }
+        }
+    }
+    pool.check_invariants().unwrap();
+    events(&mut pool);
+    let [(_, ann), (_, bob), (_, carol)] = &tabs[..] else {
+        unreachable!()
+    };
+    let ended_ids = |evs: &[Event], who: &str, reason: EndReason| -> Vec<_> {
+        evs.iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Ended {
+                    user: u,
+                    session,
+                    reason: r,
+                    ..
+                } => {
+                    assert_eq!((u, *r), (&user(who), reason), "{e:?}");
+                    Some(*session)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let ids = |tabs: &[SessionToken]| tabs.iter().map(SessionToken::id).collect::<Vec<_>>();
+
+    assert_eq!(logout(&mut pool, &ann[1], secs(10)), Ok(3));
+    let evs = events(&mut pool);
+    assert_eq!(evs.len(), 3);
+    assert_eq!(ended_ids(&evs, "ann", EndReason::LoggedOut), ids(ann));
+
+    assert_eq!(pool.logout_user(&user("bob"), secs(11)), Ok(3));
+    let evs = events(&mut pool);
+    assert_eq!(evs.len(), 3);
+    assert_eq!(ended_ids(&evs, "bob", EndReason::LoggedOut), ids(bob));
+
+    pool.remove_user(&user("carol"), secs(12)).unwrap();
+    let evs = events(&mut pool);
+    assert_eq!(evs.len(), 4, "three ends and the removal");
+    assert_eq!(ended_ids(&evs, "carol", EndReason::Evicted), ids(carol));
+
+    pool.check_invariants().unwrap();
+    assert_eq!(pool.live_sessions(), others.len());
+    for tab in &others {
+        assert_eq!(heartbeat(&mut pool, tab, secs(13)), Ok(secs(613)));
+    }
+    // Ann's next login is her only session.
+    let again = admit(&mut pool, "ann", secs(14));
+    assert_eq!(logout(&mut pool, &again, secs(15)), Ok(1));
+    pool.check_invariants().unwrap();
+}
+
+#[test]
+fn a_users_sessions_are_known_to_their_account_after_a_restore() {
+    let mut before = pool(Licence::concurrent(5));
+    let ann: Vec<SessionToken> = (0..3).map(|i| admit(&mut before, "ann", secs(i))).collect();
+    let bob = admit(&mut before, "bob", secs(1));
+    release(&mut before, &ann[1], secs(4)).unwrap();
+    let mut pool = PoolState::restore(before.snapshot(), Retention::default(), secs(100));
+    pool.check_invariants().unwrap();
+
+    assert_eq!(pool.logout_user(&user("ann"), secs(101)), Ok(2));
+    let ended: Vec<_> = events(&mut pool)
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::Ended { session, .. } => *session,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(ended, vec![ann[0].id(), ann[2].id()]);
+    assert!(is_live(&pool, &bob));
+    pool.check_invariants().unwrap();
 }
 
 #[test]
@@ -1446,4 +1538,189 @@ fn the_tenant_view_reports_the_licence_and_usage() {
         summary,
         vec![("ann", false, 2), ("bob", false, 1), ("carol", false, 0)]
     );
+}
+
+// ---------------------------------------------------------------------------------
+// Lists, a page at a time
+// ---------------------------------------------------------------------------------
+
+/// Every page from the start, `limit` at a time, with `between` run after each page.
+fn session_pages(
+    pool: &mut PoolState,
+    limit: usize,
+    mut between: impl FnMut(&mut PoolState, usize),
+) -> Vec<Vec<SessionView>> {
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = pool.session_page(after, limit);
+        assert!(!page.items.is_empty() || pages.is_empty(), "an empty page");
+        assert!(page.items.len() <= limit);
+        pages.push(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return pages,
+        }
+        between(pool, pages.len());
+    }
+}
+
+fn keys(views: &[SessionView]) -> Vec<(Timestamp, SessionId)> {
+    views.iter().map(|s| (s.started_at, s.id)).collect()
+}
+
+#[test]
+fn sessions_are_listed_by_login_time_then_id_a_page_at_a_time() {
+    let mut pool = pool(Licence::records());
+    // Several logins in the same millisecond: the id breaks the tie.
+    let tokens: Vec<SessionToken> = (0..7)
+        .map(|i| admit(&mut pool, &format!("u{}", i % 3), millis(i / 3)))
+        .collect();
+    let all = pool.session_views();
+    assert_eq!(all.len(), 7);
+    let mut expected: Vec<(Timestamp, SessionId)> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (millis(i as u64 / 3), t.id()))
+        .collect();
+    expected.sort();
+    assert_eq!(keys(&all), expected);
+
+    let pages = session_pages(&mut pool, 3, |_, _| {});
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![3, 3, 1]
+    );
+    assert_eq!(pages.concat(), all);
+
+    // A last page that is exactly full says there is no next one.
+    let last = pool.session_page(Some(SessionCursor::after(&all[3])), 3);
+    assert_eq!(last.items, all[4..]);
+    assert_eq!(last.next, None);
+    let first = pool.session_page(None, 6);
+    assert_eq!(first.next, Some(SessionCursor::after(&all[5])));
+    assert_eq!(pool.session_page(None, 7).next, None);
+    // A page holds at least one session.
+    assert_eq!(pool.session_page(None, 0).items, all[..1]);
+}
+
+#[test]
+fn paging_through_sessions_sees_each_lasting_one_once_while_others_come_and_go() {
+    let mut pool = pool(Licence::records());
+    let lasting: Vec<SessionToken> = (0..40)
+        .map(|i| admit(&mut pool, &format!("u{}", i % 9), millis(i / 4)))
+        .collect();
+    let doomed: Vec<SessionToken> = (0..20)
+        .map(|i| admit(&mut pool, &format!("d{}", i % 5), millis(i)))
+        .collect();
+    let mut doomed = doomed.into_iter();
+    let mut ended = Vec::new();
+    let mut joined = Vec::new();
+    let mut now = secs(1);
+
+    let pages = session_pages(&mut pool, 7, |pool, n| {
+        // Between pages: two sessions end, wherever they are in the list, and
+        // two users log in (one of them a user already listed).
+        for token in doomed.by_ref().take(2) {
+            release(pool, &token, now).unwrap();
+            ended.push((token.id(), now));
+        }
+        joined.push(admit(pool, "u0", now).id());
+        joined.push(admit(pool, &format!("new{n}"), now).id());
+        now = now + Duration::from_millis(1);
+    });
+    pool.check_invariants().unwrap();
+
+    let seen: Vec<SessionView> = pages.concat();
+    let seen_keys = keys(&seen);
+    assert!(
+        seen_keys.windows(2).all(|w| w[0] < w[1]),
+        "in order, each once"
+    );
+    let seen_ids: Vec<SessionId> = seen.iter().map(|s| s.id).collect();
+    for token in &lasting {
+        assert_eq!(
+            seen_ids.iter().filter(|&&id| id == token.id()).count(),
+            1,
+            "a lasting session is listed once"
+        );
+    }
+    // Sessions that log in later sort after every page already read: none is missed.
+    for id in &joined {
+        assert!(
+            seen_ids.contains(id),
+            "a session logged in meanwhile is listed"
+        );
+    }
+    assert_eq!(
+        seen.len(),
+        lasting.len() + joined.len() + 20 - ended.len() + {
+            // Ended sessions that had been listed before they ended.
+            ended.iter().filter(|(id, _)| seen_ids.contains(id)).count()
+        }
+    );
+}
+
+#[test]
+fn users_are_listed_by_user_id_a_page_at_a_time() {
+    let mut pool = pool(Licence::records());
+    for name in ["erin", "ann", "dave", "bob", "carol"] {
+        pool.put_user(&user(name), T0).unwrap();
+    }
+    admit(&mut pool, "bob", T0);
+    let first = pool.user_page(None, 2);
+    let names = |page: &[UserView]| page.iter().map(|u| u.user.to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&first.items), ["ann", "bob"]);
+    assert_eq!(first.items[1].sessions, 1);
+    assert_eq!(first.next, Some(user("bob")));
+
+    // Between pages: a user before the cursor joins (not listed: it sorts before),
+    // one after joins (listed), one not yet listed leaves.
+    pool.put_user(&user("aaron"), T0).unwrap();
+    pool.put_user(&user("dan"), T0).unwrap();
+    pool.remove_user(&user("dave"), T0).unwrap();
+    let second = pool.user_page(first.next.as_ref(), 2);
+    assert_eq!(names(&second.items), ["carol", "dan"]);
+    let third = pool.user_page(second.next.as_ref(), 2);
+    assert_eq!(names(&third.items), ["erin"]);
+    assert_eq!(third.next, None);
+
+    // A cursor whose user has since gone still marks the place.
+    pool.remove_user(&user("carol"), T0).unwrap();
+    let after_carol = pool.user_page(Some(&user("carol")), 10);
+    assert_eq!(names(&after_carol.items), ["dan", "erin"]);
+    assert_eq!(
+        names(&pool.user_views()),
+        ["aaron", "ann", "bob", "dan", "erin"]
+    );
+    pool.check_invariants().unwrap();
+}
+
+#[test]
+fn a_session_cursor_reads_back_only_what_it_wrote() {
+    let mut pool = pool(Licence::records());
+    admit(&mut pool, "ann", millis(1234));
+    let view = &pool.session_views()[0];
+    let cursor = SessionCursor::after(view);
+    assert_eq!(SessionCursor::parse(&cursor.to_string()), Ok(cursor));
+    assert_eq!(
+        cursor.to_string(),
+        format!("{}-{}", millis(1234).as_millis(), view.id)
+    );
+    for bad in [
+        "",
+        "-",
+        "123",
+        "123-",
+        "-00abcdef01234567",
+        "abc-00abcdef01234567",
+        "+12-00abcdef01234567",
+        "12-00abcdef0123456",
+        "12-00abcdef01234567-1",
+        "99999999999999999999999-00abcdef01234567",
+    ] {
+        let err = SessionCursor::parse(bad).unwrap_err();
+        assert_eq!(err.code(), "invalid_request", "{bad:?}");
+        assert!(err.to_string().contains("next_cursor"), "{bad:?}: {err}");
+    }
 }

@@ -1,7 +1,8 @@
 //! Random sequences of operations on the pool core, checked after every step against a
 //! plain reference model of SPEC §1 and against the invariants that must hold whatever
 //! happens: never over-admit, one seat per user, nothing idle survives, no unassigned
-//! user gets in under the named model, and the account limit holds.
+//! user gets in under the named model, the account limit holds, and the pool's indexes
+//! (sessions per user, by deadline, by login time) stay exact.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -40,6 +41,8 @@ enum Op {
         past: bool,
     },
     ExpireDue,
+    /// The pool is snapshotted and restored, as after a restart.
+    Restart,
 }
 
 fn licence() -> impl Strategy<Value = Licence> {
@@ -81,6 +84,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|ms| Op::Advance(Duration::from_millis(ms))),
         2 => any::<bool>().prop_map(|past| Op::AdvanceToDeadline { past }),
         1 => Just(Op::ExpireDue),
+        1 => Just(Op::Restart),
     ]
 }
 
@@ -88,6 +92,7 @@ fn op() -> impl Strategy<Value = Op> {
 struct Tab {
     token: SessionToken,
     user: UserId,
+    started_at: Timestamp,
     expires_at: Timestamp,
     ended: Option<(EndReason, Timestamp)>,
 }
@@ -319,6 +324,7 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     model.tabs.push(Tab {
                         token,
                         user: who,
+                        started_at: now,
                         expires_at: now + model.licence.idle_timeout,
                         ended: None,
                     });
@@ -424,6 +430,16 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::ExpireDue => pool.expire_due(now),
+            Op::Restart => {
+                // What is due is ended before the snapshot, as the model has done.
+                pool.expire_due(now);
+                pool = PoolState::restore(pool.snapshot(), Retention::default(), now);
+                // Every restored session gets a full idle window.
+                let idle = model.licence.idle_timeout;
+                for tab in model.tabs.iter_mut().filter(|t| t.ended.is_none()) {
+                    tab.expires_at = now + idle;
+                }
+            }
             // An operation on a tab when none was ever opened.
             Op::Heartbeat(_)
             | Op::HeartbeatWithWrongSecret(_)
@@ -432,20 +448,52 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
             | Op::Revoke(_) => {}
         }
 
-        // The pool agrees with the model...
-        let mut live: Vec<(SessionId, UserId, Timestamp)> = model
+        // The pool's own indexes agree with its sessions and accounts...
+        if let Err(broken) = pool.check_invariants() {
+            return Err(TestCaseError::fail(broken));
+        }
+
+        // ...the pool agrees with the model...
+        // The session list is in login order, then by id.
+        let mut live: Vec<(Timestamp, SessionId, UserId, Timestamp)> = model
             .live()
-            .map(|t| (t.token.id(), t.user.clone(), t.expires_at))
+            .map(|t| (t.started_at, t.token.id(), t.user.clone(), t.expires_at))
             .collect();
         live.sort();
         let views = pool.session_views();
-        let mut got: Vec<(SessionId, UserId, Timestamp)> = views
+        let got: Vec<(Timestamp, SessionId, UserId, Timestamp)> = views
             .iter()
-            .map(|s| (s.id, s.user.clone(), s.expires_at))
+            .map(|s| (s.started_at, s.id, s.user.clone(), s.expires_at))
             .collect();
-        got.sort();
         prop_assert_eq!(&got, &live);
         prop_assert_eq!(pool.user_views(), model.user_views());
+        // Read a page at a time, the lists are the same.
+        for limit in 1..=3 {
+            let mut paged = Vec::new();
+            let mut after = None;
+            loop {
+                let page = pool.session_page(after, limit);
+                prop_assert!(page.items.len() <= limit);
+                paged.extend(page.items);
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            prop_assert_eq!(&paged, &views);
+            let mut paged = Vec::new();
+            let mut after = None;
+            loop {
+                let page = pool.user_page(after.as_ref(), limit);
+                prop_assert!(page.items.len() <= limit);
+                paged.extend(page.items);
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            prop_assert_eq!(paged, model.user_views());
+        }
         let in_use = pool.seats_in_use();
         prop_assert_eq!(in_use, model.seats_in_use());
         prop_assert_eq!(pool.view().seats_in_use, in_use);

@@ -4,9 +4,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use awc::http::Method;
-use serde_json::json;
+use futures::future::join_all;
+use serde_json::{json, Value};
+use usher::{SessionToken, Timestamp};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, TestApp};
 
 #[actix_web::test]
 async fn a_login_returns_the_token_and_its_deadlines() {
@@ -435,4 +437,147 @@ async fn a_tenant_without_seats_refuses_with_no_retry_hint() {
     assert_eq!(body["seats"], 0);
     assert_eq!(body["seats_in_use"], 0);
     assert_eq!(body["retry_after_secs"], serde_json::Value::Null);
+}
+
+/// `GET …/sessions` with this query, answered 200.
+async fn session_page(app: &TestApp, key: &str, query: &str) -> Value {
+    app.get(&format!("/v1/tenants/acme/sessions{query}"))
+        .auth(key)
+        .send()
+        .await
+        .expect(200)
+        .clone()
+}
+
+/// A listed session's place in the order: login time, then id.
+fn place(session: &Value) -> (Timestamp, String) {
+    let started = session["started_at"].as_str().unwrap();
+    (
+        Timestamp::parse_rfc3339(started).unwrap(),
+        session["id"].as_str().unwrap().to_string(),
+    )
+}
+
+#[actix_web::test]
+async fn sessions_are_listed_a_thousand_to_a_page_by_default() {
+    let app = spawn_app();
+    let key = app.create_tenant("acme", json!({"model": "records"})).await;
+    let url = app.at("/v1/tenants/acme/sessions");
+    let logins = (0..1_005).map(|i| {
+        let request = app
+            .client
+            .post(&url)
+            .bearer_auth(&key)
+            .send_json(&json!({"user": format!("user-{}", i % 300)}));
+        async move { request.await.expect("the server answers").status().as_u16() }
+    });
+    for status in join_all(logins).await {
+        assert_eq!(status, 201);
+    }
+
+    let first = session_page(&app, &key, "").await;
+    let sessions = first["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1_000);
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let last = session_page(&app, &key, &format!("?cursor={cursor}")).await;
+    assert_eq!(last["sessions"].as_array().unwrap().len(), 5);
+    assert!(
+        last.get("next_cursor").is_none(),
+        "the last page has no next_cursor: {last}"
+    );
+    let all: Vec<_> = sessions
+        .iter()
+        .chain(last["sessions"].as_array().unwrap())
+        .map(place)
+        .collect();
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "in order, each once");
+    let whole = session_page(&app, &key, "?limit=1000").await;
+    assert_eq!(whole["sessions"].as_array().unwrap().len(), 1_000);
+}
+
+#[actix_web::test]
+async fn paging_through_sessions_lists_each_once_while_others_come_and_go() {
+    let app = spawn_app();
+    let key = app.create_tenant("acme", json!({"model": "records"})).await;
+    let mut lasting = Vec::new();
+    let mut doomed = Vec::new();
+    for i in 0..30 {
+        // Several logins per second: the id orders those of the same moment.
+        if i % 4 == 0 {
+            app.advance(1);
+        }
+        lasting.push(app.session(&key, "acme", &format!("u{}", i % 7)).await);
+        doomed.push(app.session(&key, "acme", &format!("d{i}")).await);
+    }
+    let id_of = |token: &str| SessionToken::parse(token).unwrap().id().to_string();
+    let lasting: BTreeSet<String> = lasting.iter().map(|t| id_of(t)).collect();
+    let mut doomed = doomed.into_iter();
+    let mut joined = BTreeSet::new();
+
+    let mut seen = Vec::new();
+    let mut query = "?limit=7".to_string();
+    loop {
+        let page = session_page(&app, &key, &query).await;
+        let sessions = page["sessions"].as_array().unwrap();
+        assert!((1..=7).contains(&sessions.len()), "{page}");
+        seen.extend(sessions.iter().map(place));
+        let Some(cursor) = page["next_cursor"].as_str() else {
+            break;
+        };
+        query = format!("?limit=7&cursor={cursor}");
+        // Between pages: sessions end by release, forced release and logout, and
+        // users log in, one of them already listed.
+        let ended = doomed.next().unwrap();
+        app.browser(&ended, "release").await.expect(204);
+        let revoked = doomed.next().unwrap();
+        app.delete(&format!("/v1/tenants/acme/sessions/{}", id_of(&revoked)))
+            .auth(&key)
+            .send()
+            .await
+            .expect(204);
+        app.advance(1);
+        joined.insert(id_of(&app.session(&key, "acme", "u0").await));
+        joined.insert(id_of(&app.session(&key, "acme", "newcomer").await));
+    }
+
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order, each once");
+    let ids: BTreeSet<String> = seen.iter().map(|(_, id)| id.clone()).collect();
+    assert!(lasting.is_subset(&ids), "every lasting session is listed");
+    assert!(joined.is_subset(&ids), "later logins are listed too");
+}
+
+#[actix_web::test]
+async fn a_bad_page_limit_or_cursor_is_invalid_request() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 5, 600).await;
+    app.session(&key, "acme", "ann").await;
+    for (query, hint) in [
+        ("?limit=0", "between 1 and 1000, got 0"),
+        ("?limit=1001", "between 1 and 1000, got 1001"),
+        ("?limit=-1", "limit"),
+        ("?limit=ten", "limit"),
+        ("?limit=", "limit"),
+        ("?cursor=", "next_cursor"),
+        ("?cursor=yesterday", "next_cursor"),
+        ("?cursor=1741608000000", "next_cursor"),
+        ("?cursor=1741608000000-zz", "next_cursor"),
+        ("?page=2", "page"),
+        ("?limit=1&limit=2", "limit"),
+    ] {
+        let answer = app
+            .get(&format!("/v1/tenants/acme/sessions{query}"))
+            .auth(&key)
+            .send()
+            .await;
+        answer.expect_error(400, "invalid_request");
+        assert!(answer.message().contains(hint), "{query}: {answer:?}");
+    }
+    // The credential is checked first.
+    app.get("/v1/tenants/acme/sessions?limit=0")
+        .send()
+        .await
+        .expect_error(401, "unauthorized");
+    let one = session_page(&app, &key, "?limit=1").await;
+    assert_eq!(one["sessions"].as_array().unwrap().len(), 1);
+    assert!(one.get("next_cursor").is_none());
 }

@@ -1,8 +1,12 @@
 //! Users: named seats assigned and unassigned, registration, the account limit.
 
-use serde_json::json;
+use std::collections::BTreeSet;
 
-use crate::helpers::spawn_app;
+use awc::http::Method;
+use futures::future::join_all;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, TestApp};
 
 #[actix_web::test]
 async fn named_users_are_assigned_and_log_in_freely() {
@@ -184,4 +188,142 @@ async fn the_account_limit_refuses_new_users_only() {
         .await
         .expect(204);
     app.session(&key, "acme", "cat").await;
+}
+
+/// `GET …/users` with this query, answered 200.
+async fn user_page(app: &TestApp, key: &str, query: &str) -> Value {
+    app.get(&format!("/v1/tenants/acme/users{query}"))
+        .auth(key)
+        .send()
+        .await
+        .expect(200)
+        .clone()
+}
+
+fn names(page: &Value) -> Vec<&str> {
+    page["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user"].as_str().unwrap())
+        .collect()
+}
+
+#[actix_web::test]
+async fn users_are_listed_a_page_at_a_time_by_user_id() {
+    let app = spawn_app();
+    let key = app
+        .create_tenant("acme", json!({"model": "records", "max_users": 5000}))
+        .await;
+    let url = app.at("/v1/tenants/acme/users");
+    let puts = (0..1_002).map(|i| {
+        let request = app
+            .client
+            .put(format!("{url}/user-{:04}", (i * 7919) % 1_002))
+            .bearer_auth(&key)
+            .send();
+        async move { request.await.expect("the server answers").status().as_u16() }
+    });
+    for status in join_all(puts).await {
+        assert_eq!(status, 200);
+    }
+
+    // The default page is a thousand users; the cursor is the last one's id.
+    let first = user_page(&app, &key, "").await;
+    assert_eq!(names(&first).len(), 1_000);
+    assert_eq!(first["next_cursor"], "user-0999");
+    let last = user_page(&app, &key, "?cursor=user-0999").await;
+    assert_eq!(names(&last), ["user-1000", "user-1001"]);
+    assert!(last.get("next_cursor").is_none(), "{last}");
+
+    // Small pages, with users added and removed between them.
+    let mut seen = Vec::new();
+    let mut removed = BTreeSet::new();
+    let mut added_after = BTreeSet::new();
+    let mut query = "?limit=150".to_string();
+    loop {
+        let page = user_page(&app, &key, &query).await;
+        seen.extend(names(&page).iter().map(|n| n.to_string()));
+        let Some(cursor) = page["next_cursor"].as_str() else {
+            break;
+        };
+        query = format!("?limit=150&cursor={cursor}");
+        // One user that sorts before the cursor (not listed), one far after it
+        // (listed), and one not yet listed removed.
+        let n = seen.len();
+        let gone = format!("user-{:04}", 1_001 - n / 150);
+        added_after.insert(format!("zzz-{n}"));
+        for (method, user) in [
+            (Method::PUT, format!("aaa-{n}")),
+            (Method::PUT, format!("zzz-{n}")),
+            (Method::DELETE, gone.clone()),
+        ] {
+            let answer = app
+                .call(method, &format!("/v1/tenants/acme/users/{user}"))
+                .auth(&key)
+                .send()
+                .await;
+            assert!(answer.status < 300, "{answer:?}");
+        }
+        removed.insert(gone);
+    }
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order, each once");
+    let seen: BTreeSet<String> = seen.into_iter().collect();
+    let lasting: BTreeSet<String> = (0..1_002)
+        .map(|i| format!("user-{i:04}"))
+        .filter(|u| !removed.contains(u))
+        .collect();
+    assert!(removed.len() >= 6, "{removed:?}");
+    assert!(lasting.is_subset(&seen), "every lasting user is listed");
+    assert!(
+        seen.is_disjoint(&removed),
+        "a user removed before its page is not listed"
+    );
+    assert!(
+        added_after.is_subset(&seen),
+        "users after the cursor are listed"
+    );
+    assert!(seen.iter().all(|u| !u.starts_with("aaa-")));
+}
+
+#[actix_web::test]
+async fn a_bad_user_page_limit_or_cursor_is_invalid_request() {
+    let app = spawn_app();
+    let key = app.create_tenant("acme", json!({"model": "records"})).await;
+    for user in ["ann", "bob"] {
+        app.put(&format!("/v1/tenants/acme/users/{user}"))
+            .auth(&key)
+            .send()
+            .await
+            .expect(200);
+    }
+    for (query, hint) in [
+        ("?limit=0", "between 1 and 1000, got 0"),
+        ("?limit=100000", "between 1 and 1000, got 100000"),
+        ("?limit=many", "limit"),
+        ("?cursor=", "next_cursor"),
+        ("?cursor=ann%20smith", "next_cursor"),
+        ("?cursor=%C3%A9", "next_cursor"),
+        ("?after=ann", "after"),
+    ] {
+        let answer = app
+            .get(&format!("/v1/tenants/acme/users{query}"))
+            .auth(&key)
+            .send()
+            .await;
+        answer.expect_error(400, "invalid_request");
+        assert!(answer.message().contains(hint), "{query}: {answer:?}");
+    }
+    let first = user_page(&app, &key, "?limit=1").await;
+    assert_eq!(
+        first,
+        json!({"users": [{"user": "ann", "assigned": false, "sessions": 0}], "next_cursor": "ann"})
+    );
+    // A cursor whose user has gone still marks the place.
+    app.delete("/v1/tenants/acme/users/ann")
+        .auth(&key)
+        .send()
+        .await
+        .expect(204);
+    assert_eq!(names(&user_page(&app, &key, "?cursor=ann").await), ["bob"]);
 }

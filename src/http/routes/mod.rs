@@ -9,6 +9,8 @@ use std::sync::atomic::AtomicBool;
 
 use actix_web::error::JsonPayloadError;
 use actix_web::{web, HttpRequest};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::auth::{Caller, Credentials};
 use super::error::{ApiError, ApiResult};
@@ -61,6 +63,51 @@ fn json_error(err: &JsonPayloadError) -> Error {
             Error::PayloadTooLarge { limit: BODY_LIMIT }
         }
         other => Error::InvalidRequest(format!("could not read the body: {other}")),
+    }
+}
+
+/// The most items one page of a list holds, and how many it holds unless asked.
+pub const MAX_PAGE_LIMIT: usize = 1000;
+
+/// `?limit=…&cursor=…` of a paged list (users, sessions).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Items per page (1–1000, default 1000).
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page; none for the first page.
+    cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// Reads the query string of `req`, with a clear `invalid_request` for a bad one.
+    pub fn from_request(req: &HttpRequest) -> Result<PageQuery, Error> {
+        let query = web::Query::<PageQuery>::from_query(req.query_string())
+            .map_err(|e| {
+                Error::InvalidRequest(format!(
+                    "invalid query: {e}; expected ?limit=<1 to {MAX_PAGE_LIMIT}>&cursor=<the next_cursor of the previous page>"
+                ))
+            })?
+            .into_inner();
+        if let Some(limit) = query.limit {
+            if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
+                return Err(Error::InvalidRequest(format!(
+                    "limit must be between 1 and {MAX_PAGE_LIMIT}, got {limit}"
+                )));
+            }
+        }
+        Ok(query)
+    }
+
+    /// Items per page.
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(MAX_PAGE_LIMIT)
+    }
+
+    /// The cursor, as the client sent it.
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
     }
 }
 

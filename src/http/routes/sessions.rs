@@ -5,12 +5,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{authorize, Json, State};
+use super::{authorize, Json, PageQuery, State};
 use crate::engine::Login;
 use crate::error::Error;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::ids::{SessionId, UserId};
-use crate::pool::SessionView;
+use crate::pool::{SessionCursor, SessionView};
 use crate::token::SessionToken;
 use crate::Timestamp;
 
@@ -55,10 +55,14 @@ impl From<Login> for LoginResponse {
     }
 }
 
-/// `{"sessions": [...]}`
+/// `{"sessions": [...], "next_cursor": "..."}`: a page of the live sessions, by login
+/// time, then id.
 #[derive(Serialize, ToSchema)]
 pub struct SessionList {
     sessions: Vec<SessionView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
 }
 
 /// A heartbeat's answer.
@@ -104,19 +108,29 @@ pub async fn login(
     Ok(HttpResponse::Created().json(LoginResponse::from(login)))
 }
 
-/// Who holds what.
+/// Who holds what, a page at a time: by login time, then id. A session that lives
+/// while a client pages through is listed exactly once.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/sessions", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id")),
-    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("tenant" = String, Path, description = "Tenant id"), PageQuery),
+    responses((status = 200, body = SessionList),
+        (status = 400, description = "a limit out of range or a cursor no page gave", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_sessions(
     req: HttpRequest,
     state: State,
     tenant: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let tenant = authorize(&req, &state, &tenant)?;
-    let sessions = state.engine.sessions(&tenant).await?;
-    Ok(HttpResponse::Ok().json(SessionList { sessions }))
+    let query = PageQuery::from_request(&req)?;
+    let after = query.cursor().map(SessionCursor::parse).transpose()?;
+    let page = state
+        .engine
+        .sessions_page(&tenant, after, query.limit())
+        .await?;
+    Ok(HttpResponse::Ok().json(SessionList {
+        sessions: page.items,
+        next_cursor: page.next.map(|cursor| cursor.to_string()),
+    }))
 }
 
 /// Forced release of one session.

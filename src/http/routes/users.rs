@@ -4,15 +4,20 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{authorize, State};
+use super::{authorize, PageQuery, State};
+use crate::error::Error;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::ids::UserId;
 use crate::pool::UserView;
 
-/// `{"users": [...]}`
+/// `{"users": [...], "next_cursor": "..."}`: a page of the accounts, by user id.
 #[derive(Serialize, ToSchema)]
 pub struct UserList {
     users: Vec<UserView>,
+    /// Pass as `cursor` for the next page (it is the last user id of this one); absent
+    /// on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
 }
 
 /// Sessions ended by a logout.
@@ -56,19 +61,37 @@ pub async fn delete_user(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The tenant's users.
+/// The tenant's users, a page at a time, by user id.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/users", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id")),
-    responses((status = 200, body = UserList), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("tenant" = String, Path, description = "Tenant id"), PageQuery),
+    responses((status = 200, body = UserList),
+        (status = 400, description = "a limit out of range or a cursor no page gave", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_users(
     req: HttpRequest,
     state: State,
     tenant: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let tenant = authorize(&req, &state, &tenant)?;
-    let users = state.engine.users(&tenant).await?;
-    Ok(HttpResponse::Ok().json(UserList { users }))
+    let query = PageQuery::from_request(&req)?;
+    let after = query
+        .cursor()
+        .map(|cursor| {
+            UserId::parse(cursor).map_err(|_| {
+                Error::InvalidRequest(
+                    "cursor must be the next_cursor of a previous page of users".into(),
+                )
+            })
+        })
+        .transpose()?;
+    let page = state
+        .engine
+        .users_page(&tenant, after.as_ref(), query.limit())
+        .await?;
+    Ok(HttpResponse::Ok().json(UserList {
+        users: page.items,
+        next_cursor: page.next.map(|user| user.to_string()),
+    }))
 }
 
 /// End every session of a user.
