@@ -10,10 +10,20 @@ use utoipa::OpenApi;
 use super::State;
 use crate::http::{assets, metrics, openapi};
 
+/// The body of `/healthz` and `/readyz`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // only its schema is used
+pub struct Health {
+    /// `ok` or `store_failed` (`/healthz`); `ready`, `starting` or `store_failed`
+    /// (`/readyz`).
+    status: String,
+}
+
 /// Liveness: 503 once the store has failed, so that a supervisor restarts the server
 /// from its last durable state.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "Alive"), (status = 503, description = "The store failed; restart")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "Alive", body = Health),
+        (status = 503, description = "The store failed; restart", body = Health)))]
 pub async fn healthz(state: State) -> HttpResponse {
     if state.engine.is_healthy() {
         HttpResponse::Ok().json(json!({"status": "ok"}))
@@ -23,8 +33,9 @@ pub async fn healthz(state: State) -> HttpResponse {
 }
 
 /// Readiness: state restored, logins admitted.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Ready"), (status = 503, description = "Starting")))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Starting, or the store failed", body = Health)))]
 pub async fn readyz(state: State) -> HttpResponse {
     if !state.engine.is_healthy() {
         HttpResponse::ServiceUnavailable().json(json!({"status": "store_failed"}))
@@ -36,7 +47,7 @@ pub async fn readyz(state: State) -> HttpResponse {
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics_text(state: State) -> HttpResponse {
     HttpResponse::Ok()
@@ -45,8 +56,8 @@ pub async fn metrics_text(state: State) -> HttpResponse {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI document")))]
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(openapi::ApiDoc::openapi())
 }
