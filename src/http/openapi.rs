@@ -1,8 +1,9 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 //!
 //! What holds for every route rather than one is added here: the bearer scheme, the
-//! `payload_too_large` answer of the body limit, and `security: []` on the routes that
-//! take no bearer token.
+//! `payload_too_large` answer of the body limit, `security: []` on the routes that
+//! take no bearer token, and the links from an answer to the operations that take
+//! what it returns (a login's token to the browser routes).
 
 use std::borrow::Cow;
 
@@ -27,10 +28,39 @@ use crate::ids::MAX_ID_LEN;
         sessions::heartbeat, sessions::release, sessions::logout,
         ops::healthz, ops::readyz, ops::metrics_text, ops::openapi_json,
     ),
-    modifiers(&BearerAuth, &EveryRoute),
+    modifiers(&BearerAuth, &EveryRoute, &Links),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
+
+/// The document as `/openapi.json` serves it.
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    // utoipa 5.5 writes a Link's fields in snake case; OpenAPI spells them in camel case.
+    let links = doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|response| response.get_mut("links").and_then(|l| l.as_object_mut()))
+        .flat_map(|links| links.values_mut())
+        .filter_map(|link| link.as_object_mut());
+    for link in links {
+        for (snake, camel) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(value) = link.remove(snake) {
+                link.insert(camel.into(), value);
+            }
+        }
+    }
+    doc
+}
 
 struct BearerAuth;
 
@@ -80,6 +110,117 @@ impl utoipa::Modify for EveryRoute {
             }
         }
     }
+}
+
+/// A linked operation and its parameters, as runtime expressions.
+type Link = (&'static str, &'static [(&'static str, &'static str)]);
+
+/// From an operation's answer (operation id, status) to the operations that take what
+/// it returns.
+const LINKS: &[(&str, &str, &[Link])] = &[
+    (
+        "login",
+        "201",
+        &[
+            ("heartbeat", &[("token", "$response.body#/session")]),
+            ("release", &[("token", "$response.body#/session")]),
+            ("logout", &[("token", "$response.body#/session")]),
+            ("list_sessions", &[("tenant", "$request.path.tenant")]),
+        ],
+    ),
+    (
+        "list_sessions",
+        "200",
+        &[(
+            "revoke",
+            &[
+                ("tenant", "$request.path.tenant"),
+                ("id", "$response.body#/sessions/0/id"),
+            ],
+        )],
+    ),
+    (
+        "put_user",
+        "200",
+        &[
+            (
+                "logout_user",
+                &[
+                    ("tenant", "$request.path.tenant"),
+                    ("user", "$response.body#/user"),
+                ],
+            ),
+            (
+                "delete_user",
+                &[
+                    ("tenant", "$request.path.tenant"),
+                    ("user", "$response.body#/user"),
+                ],
+            ),
+        ],
+    ),
+];
+
+struct Links;
+
+impl utoipa::Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::link::LinkBuilder;
+        for (from, status, targets) in LINKS {
+            let response = openapi
+                .paths
+                .paths
+                .values_mut()
+                .flat_map(operations)
+                .filter(|op| op.operation_id.as_deref() == Some(*from))
+                .find_map(|op| op.responses.responses.get_mut(*status));
+            let Some(RefOr::T(response)) = response else {
+                continue;
+            };
+            for (to, parameters) in *targets {
+                let link = parameters.iter().fold(
+                    LinkBuilder::new().operation_id(*to),
+                    |link, (name, value)| link.parameter(*name, *value),
+                );
+                response.links.insert((*to).into(), RefOr::T(link.build()));
+            }
+        }
+    }
+}
+
+/// The methods a documented route takes, as an `Allow` header says them, by route
+/// pattern (`/v1/tenants/{tenant}`).
+pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
+    static ALLOWED: std::sync::OnceLock<std::collections::HashMap<String, String>> =
+        std::sync::OnceLock::new();
+    ALLOWED
+        .get_or_init(|| {
+            let doc = ApiDoc::openapi();
+            let mut allowed: std::collections::HashMap<String, String> = doc
+                .paths
+                .paths
+                .iter()
+                .map(|(path, item)| {
+                    let methods = [
+                        ("GET", item.get.is_some()),
+                        ("PUT", item.put.is_some()),
+                        ("POST", item.post.is_some()),
+                        ("DELETE", item.delete.is_some()),
+                        ("PATCH", item.patch.is_some()),
+                    ];
+                    let methods: Vec<&str> = methods
+                        .into_iter()
+                        .filter_map(|(name, taken)| taken.then_some(name))
+                        .collect();
+                    (path.clone(), methods.join(", "))
+                })
+                .collect();
+            // The demo's backend, served alongside but not part of the API.
+            allowed.insert("/demo/api/login".into(), "POST".into());
+            allowed
+        })
+        .get(pattern)
+        .map(String::as_str)
 }
 
 fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {

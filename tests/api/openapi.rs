@@ -352,3 +352,46 @@ async fn the_document_passes_openapi_spec_validator() {
         assert!(verdict.is_err(), "the validator refuses a broken document");
     }
 }
+
+#[actix_web::test]
+async fn links_lead_from_a_login_to_the_browser_routes_by_operation_id() {
+    let app = spawn_app();
+    let doc = document(&app).await;
+    let mut by_id = std::collections::BTreeMap::new();
+    for (method, template, _) in ENDPOINTS {
+        let op = operation(&doc, method, template);
+        by_id.insert(op["operationId"].as_str().expect("an operationId"), op);
+    }
+    let mut links = 0;
+    for (method, template, _) in ENDPOINTS {
+        let op = operation(&doc, method, template);
+        for (code, response) in op["responses"].as_object().unwrap() {
+            for (name, link) in response["links"].as_object().into_iter().flatten() {
+                let target = link["operationId"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{template} {code} {name}: {link}"));
+                let target = by_id
+                    .get(target)
+                    .unwrap_or_else(|| panic!("{name} names no operation"));
+                let declared: BTreeSet<&str> = target["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                for param in link["parameters"].as_object().unwrap().keys() {
+                    assert!(declared.contains(param.as_str()), "{name}: {param}");
+                }
+                links += 1;
+            }
+        }
+    }
+    let login = operation(&doc, "POST", "/v1/tenants/{tenant}/sessions");
+    for browser in ["heartbeat", "release", "logout"] {
+        assert_eq!(
+            login["responses"]["201"]["links"][browser]["parameters"]["token"],
+            "$response.body#/session"
+        );
+    }
+    assert!(links >= 3);
+}

@@ -155,3 +155,39 @@ async fn a_wrong_method_is_a_json_405_on_every_route() {
     }
     assert!(checked > 50);
 }
+
+#[actix_web::test]
+async fn a_405_names_the_methods_the_route_takes_in_allow() {
+    let app = spawn_app();
+    let mut checked = 0;
+    for (_, template, _) in ENDPOINTS {
+        let taken: BTreeSet<&str> = ENDPOINTS
+            .iter()
+            .filter(|(_, p, _)| p == template)
+            .map(|(m, _, _)| *m)
+            .collect();
+        let path = fill(template, "acme", "ann", "0123456789abcdef", TOKEN);
+        for method in ["TRACE", "PATCH", "HEAD"] {
+            let answer = app
+                .call(
+                    awc::http::Method::from_bytes(method.as_bytes()).unwrap(),
+                    &path,
+                )
+                .auth(&app.admin_token)
+                .send()
+                .await;
+            assert_eq!(answer.status, 405, "{method} {template}: {answer:?}");
+            let allow: BTreeSet<&str> = answer
+                .header("allow")
+                .unwrap_or_else(|| panic!("{method} {template} answers Allow: {answer:?}"))
+                .split(',')
+                .map(str::trim)
+                .collect();
+            assert_eq!(allow, taken, "{method} {template}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 3 * ENDPOINTS.len());
+    let answer = app.get("/demo/api/login").send().await;
+    assert_eq!(answer.header("allow"), Some("POST"), "{answer:?}");
+}

@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
-use utoipa::OpenApi;
 
 use super::State;
 use crate::http::{assets, metrics, openapi};
@@ -59,7 +58,7 @@ pub async fn metrics_text(state: State) -> HttpResponse {
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
     responses((status = 200, description = "The OpenAPI document", body = Object)))]
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(openapi::ApiDoc::openapi())
+    HttpResponse::Ok().json(openapi::document())
 }
 
 /// Embedded assets for GET and HEAD; a JSON 404 for anything else unknown.
@@ -77,7 +76,14 @@ pub async fn fallback(req: HttpRequest) -> HttpResponse {
 
 /// A known path with a method it does not take.
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    HttpResponse::MethodNotAllowed().json(json!({
+    let mut response = HttpResponse::MethodNotAllowed();
+    if let Some(allowed) = req
+        .match_pattern()
+        .and_then(|p| openapi::allowed_methods(&p))
+    {
+        response.insert_header((actix_web::http::header::ALLOW, allowed));
+    }
+    response.json(json!({
         "error": "method_not_allowed",
         "message": format!("{} is not allowed on this route; see /openapi.json", req.method()),
     }))
