@@ -39,6 +39,10 @@ pub struct ErrorBody {
     pub retry_after_secs: Option<u64>,
     /// `session_ended`: why.
     pub reason: Option<String>,
+    /// `user_limit_reached`: the account limit.
+    pub max_users: Option<u32>,
+    /// `payload_too_large`: the limit in bytes.
+    pub limit_bytes: Option<u64>,
 }
 
 /// The message of every `internal_error` answer. What went wrong inside (a storage

@@ -6,6 +6,7 @@ mod browser;
 mod helpers;
 mod isolation;
 mod load;
+mod openapi;
 mod ops;
 mod serve;
 mod sessions;

@@ -6,17 +6,27 @@ use std::sync::atomic::Ordering;
 use actix_web::http::header::ALLOW;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
-use utoipa::OpenApi;
 
 use super::State;
 use crate::engine::Health;
 use crate::http::{assets, metrics, openapi};
 
+/// The body of `/healthz` and `/readyz`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // only its schema is used
+pub struct HealthBody {
+    /// `ok`, `store_degraded` or `store_failed` (`/healthz`); `ready`, `starting`,
+    /// `store_degraded` or `store_failed` (`/readyz`).
+    status: String,
+    /// Why, when the store is degraded or failed.
+    reason: Option<String>,
+}
+
 /// Liveness: 503 once the store has failed, so that a supervisor restarts the server
 /// from its last durable state, and while writes are overdue (a stalled disk).
-#[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "Alive"),
-        (status = 503, description = "The store failed (restart) or is degraded (writes overdue)")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "Alive", body = HealthBody),
+        (status = 503, description = "The store failed (restart) or is degraded (writes overdue)", body = HealthBody)))]
 pub async fn healthz(state: State) -> HttpResponse {
     health_answer(&state).unwrap_or_else(|| HttpResponse::Ok().json(json!({"status": "ok"})))
 }
@@ -32,8 +42,9 @@ fn health_answer(state: &State) -> Option<HttpResponse> {
 }
 
 /// Readiness: state restored, logins admitted.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Ready"), (status = 503, description = "Starting")))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, description = "Ready", body = HealthBody),
+        (status = 503, description = "Starting, or the store failed", body = HealthBody)))]
 pub async fn readyz(state: State) -> HttpResponse {
     if let Some(unhealthy) = health_answer(&state) {
         unhealthy
@@ -45,7 +56,7 @@ pub async fn readyz(state: State) -> HttpResponse {
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics_text(state: State) -> HttpResponse {
     HttpResponse::Ok()
@@ -54,10 +65,10 @@ pub async fn metrics_text(state: State) -> HttpResponse {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI document")))]
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(openapi::ApiDoc::openapi())
+    HttpResponse::Ok().json(openapi::document())
 }
 
 /// Embedded assets for GET and HEAD; a JSON 404 for anything else unknown.

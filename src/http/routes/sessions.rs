@@ -9,6 +9,9 @@ use super::{authorize, Json, PageQuery, State};
 use crate::engine::Login;
 use crate::error::Error;
 use crate::http::error::{ApiResult, ErrorBody};
+use crate::http::openapi::{
+    EngineFailures, SessionIdSchema, SessionTokenSchema, TenantIdSchema, UserIdSchema,
+};
 use crate::ids::{SessionId, UserId};
 use crate::pool::{SessionCursor, SessionView};
 use crate::token::SessionToken;
@@ -22,8 +25,10 @@ const MAX_CLIENT_LEN: usize = 256;
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// Who logs in.
+    #[schema(value_type = UserIdSchema)]
     pub user: String,
-    /// A label for the client, e.g. the browser tab.
+    /// A label for the client, e.g. the browser tab (at most 256 characters).
+    #[schema(max_length = 256)]
     pub client: Option<String>,
 }
 
@@ -89,13 +94,13 @@ pub fn login_fields(body: &LoginRequest) -> Result<(UserId, Option<&str>), Error
 
 /// Log in.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/sessions", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id")),
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id")),
     request_body = LoginRequest,
     responses((status = 201, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "forbidden, user_not_licensed or user_limit_reached", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "licence_limit_reached, with seats, seats_in_use and retry_after_secs", body = ErrorBody),
-        (status = 503, description = "overloaded, with Retry-After", body = ErrorBody)))]
+        EngineFailures))]
 pub async fn login(
     req: HttpRequest,
     state: State,
@@ -111,10 +116,11 @@ pub async fn login(
 /// Who holds what, a page at a time: by login time, then id. A session that lives
 /// while a client pages through is listed exactly once.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/sessions", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id"), PageQuery),
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), PageQuery),
     responses((status = 200, body = SessionList),
         (status = 400, description = "a limit out of range or a cursor no page gave", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        EngineFailures))]
 pub async fn list_sessions(
     req: HttpRequest,
     state: State,
@@ -135,9 +141,10 @@ pub async fn list_sessions(
 
 /// Forced release of one session.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/sessions/{id}", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id"), ("id" = String, Path, description = "Session id (16 hex digits)")),
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), ("id" = inline(SessionIdSchema), Path, description = "The session's handle, as listed")),
     responses((status = 204, description = "Released"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 410, description = "session_ended, with reason", body = ErrorBody), EngineFailures))]
 pub async fn revoke(
     req: HttpRequest,
     state: State,
@@ -151,9 +158,10 @@ pub async fn revoke(
 
 /// Keep the session alive.
 #[utoipa::path(post, path = "/v1/sessions/{token}/heartbeat", tag = "browser",
-    params(("token" = String, Path, description = "Session token")),
+    params(("token" = inline(SessionTokenSchema), Path, description = "Session token")),
+    security(()),
     responses((status = 200, body = HeartbeatResponse), (status = 404, body = ErrorBody),
-        (status = 410, description = "session_ended, with reason", body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 410, description = "session_ended, with reason", body = ErrorBody), EngineFailures))]
 pub async fn heartbeat(state: State, token: web::Path<String>) -> ApiResult<HttpResponse> {
     let token = SessionToken::parse(&token)?;
     let beat = state.engine.heartbeat(&token).await?;
@@ -165,8 +173,10 @@ pub async fn heartbeat(state: State, token: web::Path<String>) -> ApiResult<Http
 
 /// End this tab's session. Accepts `navigator.sendBeacon` (any body, no credentials).
 #[utoipa::path(post, path = "/v1/sessions/{token}/release", tag = "browser",
-    params(("token" = String, Path, description = "Session token")),
-    responses((status = 204, description = "Released"), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+    params(("token" = inline(SessionTokenSchema), Path, description = "Session token")),
+    security(()),
+    responses((status = 204, description = "Released"), (status = 404, body = ErrorBody),
+        (status = 410, description = "session_ended, with reason", body = ErrorBody), EngineFailures))]
 pub async fn release(state: State, token: web::Path<String>) -> ApiResult<HttpResponse> {
     let token = SessionToken::parse(&token)?;
     state.engine.release(&token).await?;
@@ -175,8 +185,10 @@ pub async fn release(state: State, token: web::Path<String>) -> ApiResult<HttpRe
 
 /// End every session of this token's user.
 #[utoipa::path(post, path = "/v1/sessions/{token}/logout", tag = "browser",
-    params(("token" = String, Path, description = "Session token")),
-    responses((status = 204, description = "Logged out"), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+    params(("token" = inline(SessionTokenSchema), Path, description = "Session token")),
+    security(()),
+    responses((status = 204, description = "Logged out"), (status = 404, body = ErrorBody),
+        (status = 410, description = "session_ended, with reason", body = ErrorBody), EngineFailures))]
 pub async fn logout(state: State, token: web::Path<String>) -> ApiResult<HttpResponse> {
     let token = SessionToken::parse(&token)?;
     state.engine.logout(&token).await?;

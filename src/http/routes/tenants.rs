@@ -3,12 +3,14 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{authorize, authorize_admin, Json, State};
 use crate::http::auth::Credentials;
 use crate::http::error::{ApiResult, ErrorBody};
-use crate::licence::LicenceSpec;
+use crate::http::openapi::{EngineFailures, TenantIdSchema};
+use crate::licence::{LicenceSpec, MAX_IDLE_TIMEOUT_SECS, MAX_SEATS};
 use crate::pool::{RecordsView, TenantView};
 use crate::store::{EventPage, EventQuery};
 use crate::usage::{DayUsage, USAGE_DAYS_KEPT};
@@ -56,9 +58,11 @@ pub struct RecordCount {
 
 /// `?days=N`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageQuery {
     /// Days to report, ending today (1–400, default 30).
+    #[param(minimum = 1, maximum = 400)]
     days: Option<u32>,
 }
 
@@ -71,14 +75,97 @@ pub struct UsageReport {
     days: Vec<DayUsage>,
 }
 
+/// The body of `PUT /v1/tenants/{tenant}` as the document states it: one shape per
+/// model, with the bounds [`LicenceSpec::validate`] checks. The handler reads it as a
+/// [`LicenceSpec`].
+pub struct LicenceRequest;
+
+impl utoipa::PartialSchema for LicenceRequest {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ObjectBuilder, OneOfBuilder, SchemaType, Type,
+        };
+        let integer = |min: u64, max: u64, nullable: bool, description: &str| {
+            let kind = if nullable {
+                SchemaType::from_iter([Type::Integer, Type::Null])
+            } else {
+                SchemaType::new(Type::Integer)
+            };
+            ObjectBuilder::new()
+                .schema_type(kind)
+                .minimum(Some(min as f64))
+                .maximum(Some(max as f64))
+                .description(Some(description))
+        };
+        let shape = |model: &str, description: &str, seats: bool, seat_per: bool| {
+            let mut shape = ObjectBuilder::new()
+                .description(Some(description))
+                .property(
+                    "model",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([model])),
+                )
+                .required("model");
+            if seats {
+                let seats = integer(0, MAX_SEATS.into(), false, "Seats in the licence");
+                shape = shape.property("seats", seats).required("seats");
+            }
+            if seat_per {
+                let seat_per = ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                    .enum_values(Some([Some("user"), Some("session"), None]))
+                    .description(Some("One seat per user (default) or per tab"));
+                shape = shape.property("seat_per", seat_per);
+            }
+            shape
+                .property(
+                    "idle_timeout_secs",
+                    integer(
+                        1,
+                        MAX_IDLE_TIMEOUT_SECS,
+                        true,
+                        "Idle timeout in seconds (default 600)",
+                    ),
+                )
+                .property(
+                    "max_users",
+                    integer(1, 1_000_000, true, "Account limit (default: the server's)"),
+                )
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .description(Some("The licence: one shape per model"))
+            .item(shape("named", "Seats assigned to named users", true, false))
+            .item(shape(
+                "concurrent",
+                "At most `seats` seats held at once",
+                true,
+                true,
+            ))
+            .item(shape(
+                "records",
+                "No seat limit; billed by the record count",
+                false,
+                false,
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for LicenceRequest {}
+
 /// Create a tenant or change its licence.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}", tag = "admin",
-    params(("tenant" = String, Path, description = "Tenant id")),
-    request_body = LicenceSpec,
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id")),
+    request_body = LicenceRequest,
     responses(
         (status = 201, description = "Created; the body carries the API key, once", body = CreatedTenant),
         (status = 200, description = "Licence changed", body = TenantView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 400, description = "invalid_request: a bad id or licence", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "tenant_not_found: deleted while being changed", body = ErrorBody),
+        EngineFailures,
     ))]
 pub async fn put_tenant(
     req: HttpRequest,
@@ -135,9 +222,9 @@ pub async fn list_tenants(req: HttpRequest, state: State) -> ApiResult<HttpRespo
 
 /// The tenant view.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id")),
-    responses((status = 200, body = TenantView), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id")),
+    responses((status = 200, body = TenantView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), EngineFailures))]
 pub async fn get_tenant(
     req: HttpRequest,
     state: State,
@@ -149,9 +236,9 @@ pub async fn get_tenant(
 
 /// Remove the tenant and end its sessions.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}", tag = "admin",
-    params(("tenant" = String, Path, description = "Tenant id")),
-    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id")),
+    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), EngineFailures))]
 pub async fn delete_tenant(
     req: HttpRequest,
     state: State,
@@ -165,9 +252,9 @@ pub async fn delete_tenant(
 
 /// Rotate the tenant API key.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/api-key", tag = "admin",
-    params(("tenant" = String, Path, description = "Tenant id")),
-    responses((status = 200, body = ApiKey), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id")),
+    responses((status = 200, body = ApiKey), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), EngineFailures))]
 pub async fn rotate_key(
     req: HttpRequest,
     state: State,
@@ -184,10 +271,11 @@ pub async fn rotate_key(
 
 /// Report the record count.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/records", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id")),
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id")),
     request_body = RecordCount,
     responses((status = 200, body = RecordsView), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        EngineFailures))]
 pub async fn put_records(
     req: HttpRequest,
     state: State,
@@ -200,9 +288,9 @@ pub async fn put_records(
 
 /// The record count and its peaks today and this month.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/records", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id")),
-    responses((status = 200, body = RecordsView), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id")),
+    responses((status = 200, body = RecordsView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), EngineFailures))]
 pub async fn get_records(
     req: HttpRequest,
     state: State,
@@ -214,9 +302,11 @@ pub async fn get_records(
 
 /// The usage report per day.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/usage", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id"), UsageQuery),
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), UsageQuery),
     responses((status = 200, body = UsageReport), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, description = "overloaded, with Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait")))))]
 pub async fn usage(
     req: HttpRequest,
     state: State,
@@ -242,21 +332,26 @@ pub async fn usage(
 
 /// `?since=…&limit=…&cursor=…`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Events at or after this RFC 3339 moment (default: the oldest kept).
+    #[param(format = DateTime)]
     since: Option<String>,
     /// Events per page (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,19}-[0-9]{1,19}$")]
     cursor: Option<String>,
 }
 
 /// The audit log: every decision, oldest first, a page at a time.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/events", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id"), EventsQuery),
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), EventsQuery),
     responses((status = 200, body = EventPage), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 500, description = "internal_error: the store could not be read", body = ErrorBody)))]
 pub async fn events(
     req: HttpRequest,
     state: State,

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use super::{authorize, PageQuery, State};
 use crate::error::Error;
 use crate::http::error::{ApiResult, ErrorBody};
+use crate::http::openapi::{EngineFailures, TenantIdSchema, UserIdSchema};
 use crate::ids::UserId;
 use crate::pool::UserView;
 
@@ -31,10 +32,11 @@ pub struct LoggedOut {
 
 /// Register a user, or under the named model assign them a seat.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/users/{user}", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id"), ("user" = String, Path, description = "User id")),
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), ("user" = inline(UserIdSchema), Path, description = "User id")),
     responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "forbidden or user_limit_reached", body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, description = "seats_exhausted", body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, description = "seats_exhausted", body = ErrorBody),
+        EngineFailures))]
 pub async fn put_user(
     req: HttpRequest,
     state: State,
@@ -47,9 +49,9 @@ pub async fn put_user(
 
 /// Remove a user (and any named seat), ending their sessions.
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/users/{user}", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id"), ("user" = String, Path, description = "User id")),
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), ("user" = inline(UserIdSchema), Path, description = "User id")),
     responses((status = 204, description = "Removed"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), EngineFailures))]
 pub async fn delete_user(
     req: HttpRequest,
     state: State,
@@ -63,10 +65,11 @@ pub async fn delete_user(
 
 /// The tenant's users, a page at a time, by user id.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/users", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id"), PageQuery),
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), PageQuery),
     responses((status = 200, body = UserList),
         (status = 400, description = "a limit out of range or a cursor no page gave", body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        EngineFailures))]
 pub async fn list_users(
     req: HttpRequest,
     state: State,
@@ -96,9 +99,9 @@ pub async fn list_users(
 
 /// End every session of a user.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/users/{user}/logout", tag = "tenant",
-    params(("tenant" = String, Path, description = "Tenant id"), ("user" = String, Path, description = "User id")),
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), ("user" = inline(UserIdSchema), Path, description = "User id")),
     responses((status = 200, body = LoggedOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), EngineFailures))]
 pub async fn logout_user(
     req: HttpRequest,
     state: State,
