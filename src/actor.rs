@@ -14,7 +14,6 @@ use actix::{Actor, ActorContext, Addr, ArbiterHandle, Context, Handler, Message}
 use tokio::sync::{oneshot, watch};
 
 use crate::clock::{Clock, Timestamp};
-use crate::engine::Registry;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSender};
 use crate::ids::{SessionId, TenantId, UserId};
@@ -23,6 +22,7 @@ use crate::licence::Licence;
 use crate::pool::{
     Admission, Page, PoolState, RecordsView, SessionCursor, SessionView, TenantView, UserView,
 };
+use crate::registry::Registry;
 use crate::store::{Batch, Store};
 use crate::token::SecretHash;
 

@@ -1,17 +1,16 @@
 //! The [`Engine`]: the public async API over every tenant's pool.
 //!
-//! It holds the registry (tenant → pool, session → pool), the arbiters the pools run
-//! on, the timer and the event consumer. It is cheap to clone and `Send + Sync`, and
+//! It holds the registry (see `registry`), the arbiters the pools run on, the timer
+//! and the event consumer. It is cheap to clone and `Send + Sync`, and
 //! works from any async runtime: pools live on their own actix arbiters.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use actix::{Actor, Arbiter, ArbiterHandle, System};
 use dashmap::mapref::entry::Entry;
-use dashmap::DashMap;
 use tokio::sync::oneshot;
 use tracing::instrument;
 
@@ -19,12 +18,13 @@ use crate::actor::{PoolHandle, PoolMsg, Reply, Shell};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::{Error, Result};
 use crate::events::{self, Envelope, Event, EventSender};
-use crate::ids::{SessionId, SessionIdHash, TenantId, UserId};
+use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{
     Page, PoolSnapshot, PoolState, RecordsView, Retention, SessionCursor, SessionView, TenantView,
-    Tombstone, UserView,
+    UserView,
 };
+use crate::registry::Registry;
 use crate::store::{EventPage, EventQuery, Loaded, Store};
 use crate::token::SessionToken;
 use crate::usage::DayUsage;
@@ -64,46 +64,6 @@ impl Default for EngineConfig {
             overload_retry_after: Duration::from_secs(1),
             write_deadline: Duration::from_secs(10),
         }
-    }
-}
-
-/// The maps every lookup goes through.
-#[derive(Default)]
-pub(crate) struct Registry {
-    pub(crate) tenants: DashMap<TenantId, Arc<PoolHandle>>,
-    /// Live and remembered sessions → their pool.
-    pub(crate) sessions: DashMap<SessionId, Arc<PoolHandle>, SessionIdHash>,
-    /// Ended sessions of deleted tenants, remembered for the retention like any other.
-    pub(crate) orphans: DashMap<SessionId, Tombstone, SessionIdHash>,
-    /// Tenant API key hashes → the pool incarnation they belong to.
-    pub(crate) api_keys: DashMap<[u8; 32], Arc<PoolHandle>>,
-    /// Set when the store failed to write a change: from then on nothing is
-    /// acknowledged, since the pools' memory may hold what the store lost.
-    pub(crate) store_failed: AtomicBool,
-    /// Why, for health checks.
-    pub(crate) failure: Mutex<Option<String>>,
-    /// Live sessions in all pools, as last published by each pool.
-    pub(crate) live_sessions: AtomicI64,
-    /// Seats held in all pools, as last published by each pool.
-    pub(crate) seats_in_use: AtomicI64,
-}
-
-impl Registry {
-    /// Stops all acknowledgements: the store could not make a change durable.
-    pub(crate) fn fail(&self, why: &str) {
-        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
-        if failure.is_none() {
-            *failure = Some(why.to_string());
-        }
-        self.store_failed.store(true, Ordering::Release);
-    }
-
-    /// The live incarnation of `tenant`, if any.
-    fn live(&self, tenant: &TenantId) -> Option<Arc<PoolHandle>> {
-        self.tenants
-            .get(tenant)
-            .map(|e| e.value().clone())
-            .filter(|h| h.is_live())
     }
 }
 
@@ -196,7 +156,7 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
+struct Inner {
     config: EngineConfig,
     clock: Arc<dyn Clock>,
     registry: Arc<Registry>,
@@ -274,8 +234,10 @@ impl Engine {
             store,
         });
         let timer = crate::timer::Timer {
-            engine: Arc::downgrade(&inner),
+            registry: Arc::downgrade(&inner.registry),
+            clock: inner.clock.clone(),
             every: inner.config.tick_every,
+            keep_orphans_for: inner.config.retention.ended_for,
         };
         Actor::start_in_arbiter(&inner.arbiters[0], move |_| timer);
         Engine { inner }
@@ -740,8 +702,9 @@ impl Engine {
     /// demand (tests drive it with a manual clock).
     pub async fn expire_due(&self) -> Result<()> {
         let now = self.inner.clock.now();
-        self.inner.forget_orphans(now);
-        let due = self.inner.due_pools(now);
+        let registry = &self.inner.registry;
+        registry.forget_orphans(now, self.inner.config.retention.ended_for);
+        let due = registry.due_pools(now);
         for handle in due {
             self.send(&handle, Priority::Control, |reply| PoolMsg::Tick {
                 reply: Some(reply),
@@ -754,7 +717,10 @@ impl Engine {
     /// One timer tick: asks each pool with something due to expire it, without
     /// waiting. Returns how many pools were asked.
     pub fn tick(&self) -> usize {
-        self.inner.tick()
+        self.inner.registry.tick(
+            self.inner.clock.now(),
+            self.inner.config.retention.ended_for,
+        )
     }
 
     /// Counters about the engine.
@@ -868,40 +834,6 @@ impl Inner {
             shell,
             self.config.mailbox_capacity,
         )
-    }
-
-    fn forget_orphans(&self, now: Timestamp) {
-        let keep_for = self.config.retention.ended_for;
-        if !self.registry.orphans.is_empty() {
-            self.registry
-                .orphans
-                .retain(|_, t| t.ended_at + keep_for > now);
-        }
-    }
-
-    fn due_pools(&self, now: Timestamp) -> Vec<Arc<PoolHandle>> {
-        self.registry
-            .tenants
-            .iter()
-            .filter(|e| e.value().is_live() && e.value().is_due(now))
-            .map(|e| e.value().clone())
-            .collect()
-    }
-
-    pub(crate) fn tick(&self) -> usize {
-        let now = self.clock.now();
-        self.forget_orphans(now);
-        let mut asked = 0;
-        for entry in self.registry.tenants.iter() {
-            let handle = entry.value();
-            // One tick in a pool's mailbox at a time; it gets in even when the mailbox
-            // is full, since answers past their write deadline wait on it.
-            if handle.is_due(now) && !handle.tick_queued.swap(true, Ordering::Relaxed) {
-                handle.addr.do_send(PoolMsg::Tick { reply: None });
-                asked += 1;
-            }
-        }
-        asked
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`pool`] — [`pool::PoolState`], one tenant's rules as a plain struct taking `now`.
 //! - `actor` — the actix actor that runs one pool, a message at a time.
 //! - `ledger` — one pool's durability barrier: no answer before what it shows is durable.
+//! - `registry` — the maps every lookup goes through: tenant, session and key → pool.
 //! - `timer` — the timer actor that asks pools with something due to expire it.
 //! - [`engine`] — the [`Engine`]: registry, arbiters, timer and the async API.
 //! - [`events`] — every decision as an [`Event`], carried by crossbeam-channel.
@@ -58,6 +59,7 @@ mod ledger;
 pub mod licence;
 pub mod load;
 pub mod pool;
+mod registry;
 pub mod store;
 mod timer;
 pub mod token;

@@ -1,0 +1,90 @@
+//! The registry: the maps every lookup goes through — tenant → pool, session → pool,
+//! API key → pool, the ended sessions of deleted tenants — and the engine-wide state the
+//! pools publish (totals, a store failure). Pools, the engine and the timer all reach
+//! each other through it.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+
+use crate::actor::{PoolHandle, PoolMsg};
+use crate::clock::Timestamp;
+use crate::ids::{SessionId, SessionIdHash, TenantId};
+use crate::pool::Tombstone;
+
+/// The maps every lookup goes through.
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub(crate) tenants: DashMap<TenantId, Arc<PoolHandle>>,
+    /// Live and remembered sessions → their pool.
+    pub(crate) sessions: DashMap<SessionId, Arc<PoolHandle>, SessionIdHash>,
+    /// Ended sessions of deleted tenants, remembered for the retention like any other.
+    pub(crate) orphans: DashMap<SessionId, Tombstone, SessionIdHash>,
+    /// Tenant API key hashes → the pool incarnation they belong to.
+    pub(crate) api_keys: DashMap<[u8; 32], Arc<PoolHandle>>,
+    /// Set when the store failed to write a change: from then on nothing is
+    /// acknowledged, since the pools' memory may hold what the store lost.
+    pub(crate) store_failed: AtomicBool,
+    /// Why, for health checks.
+    pub(crate) failure: Mutex<Option<String>>,
+    /// Live sessions in all pools, as last published by each pool.
+    pub(crate) live_sessions: AtomicI64,
+    /// Seats held in all pools, as last published by each pool.
+    pub(crate) seats_in_use: AtomicI64,
+}
+
+impl Registry {
+    /// Stops all acknowledgements: the store could not make a change durable.
+    pub(crate) fn fail(&self, why: &str) {
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if failure.is_none() {
+            *failure = Some(why.to_string());
+        }
+        self.store_failed.store(true, Ordering::Release);
+    }
+
+    /// The live incarnation of `tenant`, if any.
+    pub(crate) fn live(&self, tenant: &TenantId) -> Option<Arc<PoolHandle>> {
+        self.tenants
+            .get(tenant)
+            .map(|e| e.value().clone())
+            .filter(|h| h.is_live())
+    }
+}
+
+impl Registry {
+    /// Drops ended sessions of deleted tenants once `keep_for` has passed.
+    pub(crate) fn forget_orphans(&self, now: Timestamp, keep_for: Duration) {
+        if !self.orphans.is_empty() {
+            self.orphans.retain(|_, t| t.ended_at + keep_for > now);
+        }
+    }
+
+    /// Live pools with something due at `now`.
+    pub(crate) fn due_pools(&self, now: Timestamp) -> Vec<Arc<PoolHandle>> {
+        self.tenants
+            .iter()
+            .filter(|e| e.value().is_live() && e.value().is_due(now))
+            .map(|e| e.value().clone())
+            .collect()
+    }
+
+    /// One timer tick: asks each pool with something due to expire it, without
+    /// waiting. Returns how many pools were asked.
+    pub(crate) fn tick(&self, now: Timestamp, keep_for: Duration) -> usize {
+        self.forget_orphans(now, keep_for);
+        let mut asked = 0;
+        for entry in self.tenants.iter() {
+            let handle = entry.value();
+            // One tick in a pool's mailbox at a time; it gets in even when the mailbox
+            // is full, since answers past their write deadline wait on it.
+            if handle.is_due(now) && !handle.tick_queued.swap(true, Ordering::Relaxed) {
+                handle.addr.do_send(PoolMsg::Tick { reply: None });
+                asked += 1;
+            }
+        }
+        asked
+    }
+}
