@@ -13,3 +13,4 @@ mod tenants;
 mod tokens;
 mod usage;
 mod users;
+mod wire;

@@ -53,6 +53,7 @@ pub struct ApiKey {
 #[serde(deny_unknown_fields)]
 pub struct RecordCount {
     /// The tenant's total number of records.
+    #[serde(deserialize_with = "crate::licence::whole::count")]
     count: u64,
 }
 
