@@ -368,6 +368,8 @@ pub async fn events(
         ))
     })?;
     let since = match &query.since {
+        // Every event is at or after a moment before the epoch.
+        Some(text) if before_the_epoch(text) => crate::Timestamp::EPOCH,
         Some(text) => crate::Timestamp::parse_rfc3339(text).ok_or_else(|| {
             crate::Error::InvalidRequest(format!(
                 "since must be an RFC 3339 date-time, got {text:?}"
@@ -391,4 +393,12 @@ pub async fn events(
         },
     )?;
     Ok(HttpResponse::Ok().json(page))
+}
+
+/// Whether `text` is an RFC 3339 date-time before 1970, which a [`Timestamp`] cannot
+/// hold.
+///
+/// [`Timestamp`]: crate::Timestamp
+fn before_the_epoch(text: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(text).is_ok_and(|t| t.timestamp_millis() < 0)
 }
