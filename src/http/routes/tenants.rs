@@ -108,15 +108,26 @@ impl utoipa::PartialSchema for LicenceRequest {
                         .enum_values(Some([model])),
                 )
                 .required("model");
+            // A field the model does not have may still be sent as null.
+            let absent = |description: &str| {
+                ObjectBuilder::new()
+                    .schema_type(Type::Null)
+                    .description(Some(description))
+            };
             if seats {
                 let seats = integer(0, MAX_SEATS.into(), false, "Seats in the licence");
                 shape = shape.property("seats", seats).required("seats");
+            } else {
+                shape = shape.property("seats", absent("No seats under this model"));
             }
             if seat_per {
                 let seat_per = ObjectBuilder::new()
                     .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
                     .enum_values(Some([Some("user"), Some("session"), None]))
                     .description(Some("One seat per user (default) or per tab"));
+                shape = shape.property("seat_per", seat_per);
+            } else {
+                let seat_per = absent("The concurrent model's only");
                 shape = shape.property("seat_per", seat_per);
             }
             shape
