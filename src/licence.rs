@@ -186,12 +186,15 @@ pub struct LicenceSpec {
     /// `named`, `concurrent` or `records`.
     pub model: String,
     /// Seats (named, concurrent).
+    #[serde(default, deserialize_with = "whole::optional")]
     pub seats: Option<i64>,
     /// `user` or `session` (concurrent).
     pub seat_per: Option<String>,
     /// Idle timeout in seconds (default 600, at least 1).
+    #[serde(default, deserialize_with = "whole::optional")]
     pub idle_timeout_secs: Option<i64>,
     /// Account limit (default: the server's).
+    #[serde(default, deserialize_with = "whole::optional")]
     pub max_users: Option<i64>,
 }
 
@@ -264,6 +267,69 @@ impl LicenceSpec {
 
 fn invalid<T>(message: String) -> Result<T, Error> {
     Err(Error::InvalidRequest(message))
+}
+
+/// Whole numbers as JSON may write them, `3` or `3.0`: JSON Schema's `integer` admits
+/// both, and so does the API. A fraction, or a number outside `i64`, is refused.
+pub mod whole {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, Unexpected, Visitor};
+    use serde::Deserialize;
+
+    /// 2^63: the first float past `i64::MAX`.
+    const PAST_I64: f64 = 9_223_372_036_854_775_808.0;
+
+    struct Whole(i64);
+
+    impl<'de> Deserialize<'de> for Whole {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_i64(WholeVisitor).map(Whole)
+        }
+    }
+
+    struct WholeVisitor;
+
+    impl Visitor<'_> for WholeVisitor {
+        type Value = i64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number from -2^63 to 2^63-1")
+        }
+
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<i64, E> {
+            Ok(n)
+        }
+
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<i64, E> {
+            i64::try_from(n).map_err(|_| E::invalid_value(Unexpected::Unsigned(n), &self))
+        }
+
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<i64, E> {
+            if n.fract() != 0.0 {
+                Err(E::invalid_type(Unexpected::Float(n), &self))
+            } else if (-PAST_I64..PAST_I64).contains(&n) {
+                Ok(n as i64)
+            } else {
+                Err(E::invalid_value(Unexpected::Float(n), &self))
+            }
+        }
+    }
+
+    /// For `#[serde(default, deserialize_with = "whole::optional")]`: a whole number or
+    /// null.
+    pub fn optional<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+        Ok(Option::<Whole>::deserialize(deserializer)?.map(|w| w.0))
+    }
+
+    /// For `#[serde(deserialize_with = "whole::count")]`: a whole number from 0 to
+    /// 2^63-1.
+    pub fn count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        let Whole(n) = Whole::deserialize(deserializer)?;
+        u64::try_from(n).map_err(|_| {
+            de::Error::invalid_value(Unexpected::Signed(n), &"a whole number at least 0")
+        })
+    }
 }
 
 #[cfg(test)]
@@ -345,5 +411,45 @@ mod tests {
         );
         let short = Licence::concurrent(1).idle_timeout(Duration::from_secs(2));
         assert_eq!(short.heartbeat_interval(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats_but_fractions_are_refused() {
+        let read = |json: &str| serde_json::from_str::<LicenceSpec>(json);
+        let spec =
+            read(r#"{"model": "named", "seats": 3.0, "idle_timeout_secs": 60, "max_users": null}"#)
+                .unwrap();
+        assert_eq!(
+            (spec.seats, spec.idle_timeout_secs, spec.max_users),
+            (Some(3), Some(60), None)
+        );
+        assert_eq!(read(r#"{"model": "records"}"#).unwrap().seats, None);
+        for bad in [
+            r#"{"model": "named", "seats": 3.5}"#,
+            r#"{"model": "named", "seats": 1e19}"#,
+            r#"{"model": "named", "seats": 9223372036854775808}"#,
+            r#"{"model": "named", "seats": "3"}"#,
+        ] {
+            let error = read(bad).unwrap_err().to_string();
+            assert!(error.contains("whole number"), "{bad}: {error}");
+        }
+        #[derive(Debug, serde::Deserialize)]
+        struct Count(#[serde(deserialize_with = "whole::count")] u64);
+        let count = |json: &str| serde_json::from_str::<Count>(json).map(|c| c.0);
+        assert_eq!(count("7.0").unwrap(), 7);
+        assert_eq!(count("9223372036854775807").unwrap(), i64::MAX as u64);
+        assert!(count("9223372036854775808").is_err());
+        assert!(count("-1").is_err());
+    }
+
+    #[test]
+    fn a_licence_in_the_config_file_reads_its_numbers_too() {
+        let spec: LicenceSpec =
+            toml::from_str("model = \"concurrent\"\nseats = 4\nidle_timeout_secs = 90\n").unwrap();
+        assert_eq!(
+            (spec.seats, spec.idle_timeout_secs, spec.max_users),
+            (Some(4), Some(90), None)
+        );
+        assert!(toml::from_str::<LicenceSpec>("model = \"named\"\nseats = 1.5\n").is_err());
     }
 }

@@ -14,3 +14,4 @@ mod tenants;
 mod tokens;
 mod usage;
 mod users;
+mod wire;

@@ -53,6 +53,7 @@ pub struct ApiKey {
 #[serde(deny_unknown_fields)]
 pub struct RecordCount {
     /// The tenant's total number of records.
+    #[serde(deserialize_with = "crate::licence::whole::count")]
     count: u64,
 }
 
@@ -107,15 +108,26 @@ impl utoipa::PartialSchema for LicenceRequest {
                         .enum_values(Some([model])),
                 )
                 .required("model");
+            // A field the model does not have may still be sent as null.
+            let absent = |description: &str| {
+                ObjectBuilder::new()
+                    .schema_type(Type::Null)
+                    .description(Some(description))
+            };
             if seats {
                 let seats = integer(0, MAX_SEATS.into(), false, "Seats in the licence");
                 shape = shape.property("seats", seats).required("seats");
+            } else {
+                shape = shape.property("seats", absent("No seats under this model"));
             }
             if seat_per {
                 let seat_per = ObjectBuilder::new()
                     .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
                     .enum_values(Some([Some("user"), Some("session"), None]))
                     .description(Some("One seat per user (default) or per tab"));
+                shape = shape.property("seat_per", seat_per);
+            } else {
+                let seat_per = absent("The concurrent model's only");
                 shape = shape.property("seat_per", seat_per);
             }
             shape
@@ -364,6 +376,8 @@ pub async fn events(
         ))
     })?;
     let since = match &query.since {
+        // Every event is at or after a moment before the epoch.
+        Some(text) if before_the_epoch(text) => crate::Timestamp::EPOCH,
         Some(text) => crate::Timestamp::parse_rfc3339(text).ok_or_else(|| {
             crate::Error::InvalidRequest(format!(
                 "since must be an RFC 3339 date-time, got {text:?}"
@@ -387,4 +401,12 @@ pub async fn events(
         },
     )?;
     Ok(HttpResponse::Ok().json(page))
+}
+
+/// Whether `text` is an RFC 3339 date-time before 1970, which a [`Timestamp`] cannot
+/// hold.
+///
+/// [`Timestamp`]: crate::Timestamp
+fn before_the_epoch(text: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(text).is_ok_and(|t| t.timestamp_millis() < 0)
 }
