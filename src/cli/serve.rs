@@ -191,6 +191,18 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         let started = start(config)
             .await
             .map_err(|e| format!("cannot start the server: {e}"))?;
+        tracing::info!(addr = %started.addr, "listening; /readyz answers 503 until the store is restored");
+        let mut server = actix_web::rt::spawn(started.server);
+        tokio::select! {
+            // A failed restore stops the server too, having said why first: look there
+            // first.
+            biased;
+            restored = started.restoring.finished() => {
+                restored.map_err(|e| format!("cannot start the server: {e}"))?;
+            }
+            // Stopped (SIGTERM, Ctrl-C) before it was ready.
+            stopped = &mut server => return served(stopped),
+        }
         let url = format!("http://{}", started.addr);
         println!("Usher is serving on {url}");
         println!("  dashboard:  {url}/");
@@ -199,11 +211,16 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         }
         println!("  {token_line}");
         println!("  state: {store_note}");
-        started
-            .server
-            .await
-            .map_err(|e| format!("server error: {e}"))
+        served(server.await)
     })
+}
+
+/// How the server's task ended.
+fn served(ended: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), String> {
+    match ended {
+        Ok(result) => result.map_err(|e| format!("server error: {e}")),
+        Err(e) => Err(format!("server error: {e}")),
+    }
 }
 
 /// The admin token from `USHER_ADMIN_TOKEN` or else the config file, checked, with

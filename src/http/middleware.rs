@@ -1,9 +1,11 @@
 //! Cross-cutting request handling: the body limit, the access log (with session
-//! tokens redacted and no headers at all), and request-latency metrics.
+//! tokens redacted and no headers at all), request-latency metrics, and the gate that
+//! holds the engine's routes shut until start-up has finished.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -17,6 +19,7 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTRO
 use tracing::Level;
 
 use super::error::ApiError;
+use super::routes::{ops, State};
 use crate::error::Error;
 
 /// The largest request body accepted.
@@ -109,6 +112,21 @@ pub async fn observe(
         tracing::debug!(target: "usher::access", method, %path, status, micros = elapsed.as_micros() as u64, "request");
     }
     Ok(response)
+}
+
+/// Until start-up has finished restoring the store, answers `503 starting` instead of
+/// passing the request on: the routes it wraps need the engine.
+pub async fn until_ready(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let ready = req
+        .app_data::<State>()
+        .is_some_and(|state| state.ready.load(Ordering::Acquire));
+    if ready {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    Ok(req.into_response(ops::starting()).map_into_right_body())
 }
 
 /// The method as a metric label: the standard ones by name, anything else as `OTHER`,

@@ -5,10 +5,12 @@
 //!   routes), operations.
 //! - `auth` — the admin token and tenant API keys.
 //! - `error` — [`Error`](crate::Error) as an HTTP answer.
-//! - `middleware` — body limit, access log with tokens redacted, request metrics.
+//! - `middleware` — body limit, access log with tokens redacted, request metrics, and
+//!   the gate that answers `503 starting` until the store is restored.
 //! - `metrics` — the Prometheus exporter, fed by engine events.
 //! - `openapi` — the OpenAPI document, generated from the handlers.
-//! - `assets` — the dashboard and `usher.js`, embedded in the binary.
+//! - `assets` — the dashboard and `usher.js`, embedded in the binary, with their
+//!   Content-Security-Policy.
 
 mod assets;
 pub mod auth;

@@ -18,10 +18,11 @@ use actix_web::{
 };
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::oneshot;
 
 use super::auth::{hash_key, Credentials};
 use super::metrics;
-use super::middleware::observe;
+use super::middleware::{observe, until_ready};
 use super::routes::{self, ops, sessions, tenants, users, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::engine::{Engine, EngineConfig};
@@ -86,14 +87,33 @@ pub const DEMO_TENANT: &str = "demo";
 
 /// A server that is listening.
 pub struct Started {
-    /// The server future: await it to serve until shutdown.
+    /// The server future: await it (or spawn it) to serve until shutdown. It must be
+    /// polled for anything to be answered, start-up included.
     pub server: actix_web::dev::Server,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The rest of start-up, under way while the server already answers.
+    pub restoring: Restoring,
 }
 
-/// Builds the engine and binds the server. Must run inside an actix system, whose
-/// arbiters then also run the pools. Handles SIGTERM and Ctrl-C by draining.
+/// Start-up after the listener is bound: the store is read back and the declared
+/// tenants created while `/readyz` and every route that needs the engine answer
+/// `503 starting`.
+pub struct Restoring(oneshot::Receiver<io::Result<()>>);
+
+impl Restoring {
+    /// Waits until the server is ready, or for why start-up failed (the server is then
+    /// already stopping).
+    pub async fn finished(self) -> io::Result<()> {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(io::Error::other("start-up was abandoned")))
+    }
+}
+
+/// Builds the engine, binds the server, then restores the store while it answers
+/// (see [`Restoring`]). Must run inside an actix system, whose arbiters then also run
+/// the pools. Handles SIGTERM and Ctrl-C by draining.
 pub async fn start(config: ServerConfig) -> io::Result<Started> {
     let engine = Engine::with_store(
         config.engine.clone(),
@@ -101,53 +121,10 @@ pub async fn start(config: ServerConfig) -> io::Result<Started> {
         config.store.clone(),
     );
     let credentials = Credentials::new(&config.admin_token);
-    // Everything stored comes back before the server listens: no login is admitted
-    // and /readyz is not ready until then.
-    let loaded = config
-        .store
-        .load()
-        .map_err(|e| io::Error::other(format!("cannot read the store: {e}")))?;
-    let restored = loaded.pools.len();
-    engine
-        .restore(loaded)
-        .map_err(|e| io::Error::other(format!("cannot restore the store: {e}")))?;
-    if restored > 0 {
-        tracing::info!(tenants = restored, "restored from the store");
-    }
     let demo = config
         .demo
         .then(|| TenantId::parse(DEMO_TENANT).expect("a valid id"));
-    for declared in &config.tenants {
-        if engine.tenant(&declared.tenant).await.is_ok() {
-            continue; // declared tenants are created once; later changes are the API's
-        }
-        let licence = declared
-            .licence
-            .validate(config.engine.default_max_users)
-            .map_err(|e| invalid_config(format!("tenant {}: {e}", declared.tenant)))?;
-        engine
-            .put_tenant(&declared.tenant, licence)
-            .await
-            .map_err(|e| invalid_config(format!("tenant {}: {e}", declared.tenant)))?;
-    }
-    for declared in &config.tenants {
-        if let Some(key) = &declared.api_key {
-            engine
-                .set_api_key(&declared.tenant, hash_key(key))
-                .await
-                .map_err(|e| invalid_config(format!("tenant {}: {e}", declared.tenant)))?;
-        }
-    }
-    if let Some(tenant) = &demo {
-        if engine.tenant(tenant).await.is_err() {
-            engine
-                .put_tenant(tenant, Licence::concurrent(2))
-                .await
-                .map_err(|e| invalid_config(e.to_string()))?;
-        }
-    }
     metrics::handle();
-    metrics::follow(&engine);
     let state = web::Data::new(AppState {
         engine,
         credentials,
@@ -178,8 +155,72 @@ pub async fn start(config: ServerConfig) -> io::Result<Started> {
         .ok_or_else(|| io::Error::other("bound to no address"))?;
     let server = server.run();
     spawn_metrics_upkeep();
-    state.ready.store(true, Ordering::Release);
-    Ok(Started { server, addr })
+    let (finished, restoring) = oneshot::channel();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        let result = restore(&state, &config).await;
+        match &result {
+            Ok(()) => state.ready.store(true, Ordering::Release),
+            // Sent now; the server's own task carries it out.
+            Err(_) => drop(handle.stop(false)),
+        }
+        let _ = finished.send(result);
+    });
+    Ok(Started {
+        server,
+        addr,
+        restoring: Restoring(restoring),
+    })
+}
+
+/// Everything stored comes back, and the declared tenants exist, before the engine's
+/// routes open: no login is admitted and /readyz is not ready until then.
+async fn restore(state: &AppState, config: &ServerConfig) -> io::Result<()> {
+    let (engine, demo) = (&state.engine, &state.demo);
+    // Reading the store is blocking I/O: not on the thread that runs the server.
+    let store = config.store.clone();
+    let loaded = web::block(move || store.load())
+        .await
+        .map_err(|e| io::Error::other(format!("cannot read the store: {e}")))?
+        .map_err(|e| io::Error::other(format!("cannot read the store: {e}")))?;
+    let restored = loaded.pools.len();
+    engine
+        .restore(loaded)
+        .map_err(|e| io::Error::other(format!("cannot restore the store: {e}")))?;
+    if restored > 0 {
+        tracing::info!(tenants = restored, "restored from the store");
+    }
+    for declared in &config.tenants {
+        if engine.tenant(&declared.tenant).await.is_ok() {
+            continue; // declared tenants are created once; later changes are the API's
+        }
+        let licence = declared
+            .licence
+            .validate(config.engine.default_max_users)
+            .map_err(|e| invalid_config(format!("tenant {}: {e}", declared.tenant)))?;
+        engine
+            .put_tenant(&declared.tenant, licence)
+            .await
+            .map_err(|e| invalid_config(format!("tenant {}: {e}", declared.tenant)))?;
+    }
+    for declared in &config.tenants {
+        if let Some(key) = &declared.api_key {
+            engine
+                .set_api_key(&declared.tenant, hash_key(key))
+                .await
+                .map_err(|e| invalid_config(format!("tenant {}: {e}", declared.tenant)))?;
+        }
+    }
+    if let Some(tenant) = demo {
+        if engine.tenant(tenant).await.is_err() {
+            engine
+                .put_tenant(tenant, Licence::concurrent(2))
+                .await
+                .map_err(|e| invalid_config(e.to_string()))?;
+        }
+    }
+    metrics::follow(engine);
+    Ok(())
 }
 
 fn invalid_config(message: String) -> io::Error {
@@ -198,7 +239,8 @@ fn spawn_metrics_upkeep() {
 }
 
 /// Every route of SPEC §4. A known path with another method answers 405 with the
-/// methods it takes in `Allow`; every GET route answers HEAD too.
+/// methods it takes in `Allow`; every GET route answers HEAD too. The routes that
+/// need the engine answer `503 starting` until start-up has restored it.
 ///
 /// Routes are tried in order and every one with a `{parameter}` costs a regular
 /// expression, so the browser routes (most of the traffic: heartbeats) come first, and
@@ -209,6 +251,7 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
         scope("/v1/sessions/{token}")
             .wrap(cors(cors_origins))
             .wrap(from_fn(cors_refusal_as_json))
+            .wrap(from_fn(until_ready))
             .service(Endpoint::at("/heartbeat").post(sessions::heartbeat).done())
             .service(Endpoint::at("/release").post(sessions::release).done())
             .service(Endpoint::at("/logout").post(sessions::logout).done()),
@@ -216,10 +259,12 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
     .service(
         Endpoint::at("/v1/tenants")
             .get(tenants::list_tenants)
-            .done(),
+            .done()
+            .wrap(from_fn(until_ready)),
     )
     .service(
         scope("/v1/tenants/{tenant}")
+            .wrap(from_fn(until_ready))
             .service(
                 Endpoint::at("")
                     .put(tenants::put_tenant)
@@ -263,7 +308,8 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
     .service(
         Endpoint::at("/demo/api/login")
             .post(sessions::demo_login)
-            .done(),
+            .done()
+            .wrap(from_fn(until_ready)),
     )
     .service(Endpoint::at("/healthz").get(ops::healthz).done())
     .service(Endpoint::at("/readyz").get(ops::readyz).done())
@@ -418,14 +464,26 @@ pub struct RunningServer {
     /// The admin token it accepts.
     pub admin_token: String,
     handle: ServerHandle,
+    ready: Option<std::sync::mpsc::Receiver<io::Result<()>>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl RunningServer {
-    /// Starts a server on a new thread with its own actix system.
+    /// Starts a server on a new thread with its own actix system, and returns once it
+    /// is ready (its store restored).
     pub fn spawn(config: ServerConfig) -> io::Result<RunningServer> {
+        let mut server = Self::spawn_starting(config)?;
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    /// Starts a server on a new thread with its own actix system, and returns as soon
+    /// as it listens, while its store may still be being restored (see [`Restoring`]);
+    /// [`RunningServer::wait_ready`] waits for the rest.
+    pub fn spawn_starting(config: ServerConfig) -> io::Result<RunningServer> {
         let admin_token = config.admin_token.clone();
         let (tx, rx) = std::sync::mpsc::channel();
+        let (ready_tx, ready) = std::sync::mpsc::channel();
         let thread = thread::Builder::new()
             .name("usher-server".into())
             .spawn(move || {
@@ -434,7 +492,9 @@ impl RunningServer {
                     match start(config).await {
                         Ok(started) => {
                             let _ = tx.send(Ok((started.addr, started.server.handle())));
-                            let _ = started.server.await;
+                            let server = actix_web::rt::spawn(started.server);
+                            let _ = ready_tx.send(started.restoring.finished().await);
+                            let _ = server.await;
                         }
                         Err(e) => {
                             let _ = tx.send(Err(e));
@@ -449,8 +509,20 @@ impl RunningServer {
             addr,
             admin_token,
             handle,
+            ready: Some(ready),
             thread: Some(thread),
         })
+    }
+
+    /// Waits until start-up has finished; an error says why it failed, and the server
+    /// has then stopped. Returns at once when the server is already ready.
+    pub fn wait_ready(&mut self) -> io::Result<()> {
+        match self.ready.take() {
+            Some(ready) => ready.recv().unwrap_or_else(|_| {
+                Err(io::Error::other("the server thread ended during start-up"))
+            }),
+            None => Ok(()),
+        }
     }
 
     /// `http://addr`.

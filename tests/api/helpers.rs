@@ -30,7 +30,7 @@ pub struct TestApp {
     pub admin_token: String,
     /// The server's clock.
     pub clock: ManualClock,
-    _server: RunningServer,
+    server: RunningServer,
 }
 
 /// A server with the default settings.
@@ -40,19 +40,27 @@ pub fn spawn_app() -> TestApp {
 
 /// A server whose settings `configure` may change first.
 pub fn spawn_app_with(configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    let mut app = spawn_starting_app_with(configure);
+    app.wait_ready();
+    app
+}
+
+/// A server that listens but may still be restoring its store, as `usher serve` is
+/// just after start-up; [`TestApp::wait_ready`] waits for the rest.
+pub fn spawn_starting_app_with(configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
     let clock = ManualClock::starting_at(Timestamp::parse_rfc3339(START).expect("a valid time"));
     let mut config = ServerConfig::new("127.0.0.1:0", ADMIN_TOKEN);
     config.clock = std::sync::Arc::new(clock.clone());
     config.cors_origins = vec![APP_ORIGIN.to_owned()];
     config.workers = 2;
     configure(&mut config);
-    let server = RunningServer::spawn(config).expect("the test server starts");
+    let server = RunningServer::spawn_starting(config).expect("the test server starts");
     TestApp {
         client: client(),
         url: server.url(),
         admin_token: server.admin_token.clone(),
         clock,
-        _server: server,
+        server,
     }
 }
 
@@ -197,6 +205,13 @@ where
 }
 
 impl TestApp {
+    /// Waits until the server has finished starting (its store restored).
+    pub fn wait_ready(&mut self) {
+        self.server
+            .wait_ready()
+            .expect("the test server finishes starting");
+    }
+
     /// `url + path`.
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)

@@ -3,7 +3,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::helpers::{fill, spawn_app, ENDPOINTS};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use awc::http::Method;
+use serde_json::json;
+use usher::store::{Batch, Done, EventPage, EventQuery, Loaded, MemoryStore, Store};
+use usher::TenantId;
+
+use crate::helpers::{fill, spawn_app, spawn_starting_app_with, ENDPOINTS};
 
 const TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
@@ -348,4 +356,101 @@ async fn a_405_lists_the_methods_of_its_route_in_allow() {
             assert_eq!(&allow, taken, "Allow of {template}");
         }
     }
+}
+
+/// A store whose start-up read waits until the test lets it go on, like a large
+/// database being read back.
+struct SlowToLoad {
+    inner: MemoryStore,
+    go: Mutex<mpsc::Receiver<()>>,
+}
+
+impl Store for SlowToLoad {
+    fn submit(&self, batch: Batch, done: Done) {
+        self.inner.submit(batch, done);
+    }
+
+    fn load(&self) -> usher::Result<Loaded> {
+        let _ = self.go.lock().unwrap().recv();
+        self.inner.load()
+    }
+
+    fn events(&self, tenant: &TenantId, query: &EventQuery) -> usher::Result<EventPage> {
+        self.inner.events(tenant, query)
+    }
+}
+
+#[actix_web::test]
+async fn readyz_answers_503_starting_until_the_store_is_restored() {
+    let (go, wait) = mpsc::channel();
+    let store = Arc::new(SlowToLoad {
+        inner: MemoryStore::new(),
+        go: Mutex::new(wait),
+    });
+    let mut app = spawn_starting_app_with(|config| config.store = store);
+    // Bound after the server, so dropped before it: a failing check lets the read
+    // finish instead of leaving the server waiting for it.
+    let go = go;
+
+    let ready = app.get("/readyz").send().await;
+    ready.expect_error(503, "starting");
+    assert_eq!(ready.header("retry-after"), Some("1"), "{ready:?}");
+    // Alive, and what needs no engine is served.
+    assert_eq!(app.get("/healthz").send().await.expect(200)["status"], "ok");
+    app.get("/").send().await.expect(200);
+    app.get("/openapi.json").send().await.expect(200);
+    // What needs the engine waits for it.
+    let token = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for (method, path) in [
+        (Method::PUT, "/v1/tenants/acme"),
+        (Method::GET, "/v1/tenants"),
+        (Method::GET, "/v1/tenants/acme/users"),
+        (Method::POST, &format!("/v1/sessions/{token}/heartbeat")),
+        (Method::POST, "/demo/api/login"),
+    ] {
+        let answer = app
+            .admin(method.clone(), path)
+            .json(json!({"model": "concurrent", "seats": 1}))
+            .await;
+        answer.expect_error(503, "starting");
+        assert_eq!(answer.header("retry-after"), Some("1"), "{method} {path}");
+    }
+
+    go.send(()).unwrap();
+    app.wait_ready();
+    assert_eq!(
+        app.get("/readyz").send().await.expect(200)["status"],
+        "ready"
+    );
+    app.concurrent_tenant("acme", 1, 600).await;
+}
+
+/// A store that cannot be read.
+struct Unreadable;
+
+impl Store for Unreadable {
+    fn submit(&self, _batch: Batch, done: Done) {
+        done(Ok(()));
+    }
+
+    fn load(&self) -> usher::Result<Loaded> {
+        Err(usher::Error::Internal("the disk went away".into()))
+    }
+
+    fn events(&self, _tenant: &TenantId, _query: &EventQuery) -> usher::Result<EventPage> {
+        Ok(EventPage::default())
+    }
+}
+
+#[test]
+fn a_store_that_cannot_be_read_stops_start_up() {
+    let mut config = usher::http::ServerConfig::new("127.0.0.1:0", crate::helpers::ADMIN_TOKEN);
+    config.store = Arc::new(Unreadable);
+    config.workers = 1;
+    let error = match usher::http::RunningServer::spawn(config) {
+        Ok(_) => panic!("the server started on a store it cannot read"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("cannot read the store"), "{error}");
+    assert!(error.contains("the disk went away"), "{error}");
 }

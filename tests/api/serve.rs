@@ -438,3 +438,23 @@ fn the_data_dir_and_its_files_are_for_their_owner_only() {
     assert_eq!(mode(&token), "600", "a regenerated admin token file");
     assert!(!std::fs::read_to_string(&token).unwrap().trim().is_empty());
 }
+
+#[test]
+fn a_declared_tenant_that_cannot_be_created_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("usher.toml");
+    std::fs::write(
+        &config,
+        "[[tenants]]\ntenant = \"acme\"\nlicence = { model = \"concurrent\", seats = 2, idle_timeout_secs = 0 }\n",
+    )
+    .unwrap();
+    let usher = Usher::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+        &[("USHER_ADMIN_TOKEN", GOOD_TOKEN)],
+    );
+    let (status, output) = usher.exit();
+    assert!(!status.success(), "{output}");
+    assert!(output.contains("cannot start the server"), "{output}");
+    assert!(output.contains("tenant acme"), "{output}");
+}

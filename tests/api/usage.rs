@@ -1,13 +1,15 @@
-//! Records and the usage report.
+//! Records, the usage report and the audit log.
 
 use std::collections::BTreeSet;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use awc::http::Method;
 use serde_json::json;
-use usher::Timestamp;
+use usher::store::{Batch, Done, EventPage, EventQuery, Loaded, MemoryStore, Store};
+use usher::{TenantId, Timestamp};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn records_keep_the_count_and_its_daily_and_monthly_peaks() {
@@ -156,4 +158,75 @@ async fn refusals_are_counted_by_reason() {
             .await;
         assert_eq!(own.expect(200), answer.expect(200));
     }
+}
+
+/// A store whose audit-log reads stall until the test lets them go on, like a slow
+/// disk; it says when a read has begun.
+struct StallingReads {
+    inner: MemoryStore,
+    reading: tokio::sync::mpsc::UnboundedSender<()>,
+    go: Mutex<mpsc::Receiver<()>>,
+}
+
+impl Store for StallingReads {
+    fn submit(&self, batch: Batch, done: Done) {
+        self.inner.submit(batch, done);
+    }
+
+    fn load(&self) -> usher::Result<Loaded> {
+        self.inner.load()
+    }
+
+    fn events(&self, tenant: &TenantId, query: &EventQuery) -> usher::Result<EventPage> {
+        let _ = self.reading.send(());
+        let _ = self.go.lock().unwrap().recv();
+        self.inner.events(tenant, query)
+    }
+}
+
+#[actix_web::test]
+async fn a_slow_audit_log_read_does_not_hold_up_other_requests() {
+    let (reading, mut read_begun) = tokio::sync::mpsc::unbounded_channel();
+    let (go, wait) = mpsc::channel();
+    let store = Arc::new(StallingReads {
+        inner: MemoryStore::new(),
+        reading,
+        go: Mutex::new(wait),
+    });
+    // One HTTP worker: a read on it would stop it answering anything else.
+    let app = spawn_app_with(|config| {
+        config.store = store;
+        config.workers = 1;
+    });
+    // Bound after the server, so dropped before it: a failing check lets the read
+    // finish instead of leaving the server waiting for it.
+    let go = go;
+    let key = app.concurrent_tenant("acme", 1, 600).await;
+
+    let events = app.get("/v1/tenants/acme/events").auth(&key).send();
+    let events = actix_web::rt::spawn(events);
+    read_begun.recv().await.expect("the read begins");
+
+    // The bound only turns a hang into a failure; a free worker answers at once.
+    let health = tokio::time::timeout(Duration::from_secs(20), app.get("/healthz").send())
+        .await
+        .expect("the worker answers while the audit log is being read");
+    health.expect(200);
+    let usage = tokio::time::timeout(
+        Duration::from_secs(20),
+        app.get("/v1/tenants/acme/usage?days=1").auth(&key).send(),
+    )
+    .await
+    .expect("the worker answers while the audit log is being read");
+    usage.expect(200);
+
+    go.send(()).unwrap();
+    let page = events.await.unwrap();
+    let types: Vec<&str> = page.expect(200)["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(types, ["tenant_created"]);
 }

@@ -111,6 +111,17 @@ impl PageQuery {
     }
 }
 
+/// Runs `work` on the blocking thread pool instead of the HTTP worker, which must never
+/// wait: for a store read, or a send that may wait for room on the event channel.
+pub async fn off_worker<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> ApiResult<T> {
+    let result = web::block(work)
+        .await
+        .map_err(|e| Error::Internal(format!("the blocking thread pool failed: {e}")))?;
+    Ok(result?)
+}
+
 /// Identifies the caller and checks they may use `raw` tenant's routes.
 pub fn authorize(req: &HttpRequest, state: &AppState, raw: &str) -> ApiResult<TenantId> {
     let caller = state.credentials.identify(req, &state.engine)?;

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use actix_web::http::header::ALLOW;
+use actix_web::http::header::{ALLOW, RETRY_AFTER};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
@@ -51,8 +51,21 @@ pub async fn readyz(state: State) -> HttpResponse {
     } else if state.ready.load(Ordering::Acquire) {
         HttpResponse::Ok().json(json!({"status": "ready"}))
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "starting"}))
+        starting()
     }
+}
+
+/// The answer of `/readyz` and of every route that needs the engine while start-up is
+/// still restoring the store.
+pub fn starting() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header((RETRY_AFTER, "1"))
+        .json(json!({
+            "error": "starting",
+            "status": "starting",
+            "message": "the server is starting and restoring its state; retry in a moment",
+            "retry_after_secs": 1,
+        }))
 }
 
 /// Prometheus metrics.

@@ -2,11 +2,13 @@
 //! records and the usage report.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures::executor::block_on;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{authorize, authorize_admin, Json, State};
+use super::{authorize, authorize_admin, off_worker, Json, State};
+use crate::engine::Engine;
 use crate::http::auth::Credentials;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::openapi::{EngineFailures, TenantIdSchema};
@@ -212,24 +214,26 @@ async fn issue_key(state: &State, tenant: &crate::TenantId) -> ApiResult<String>
     responses((status = 200, body = TenantList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_tenants(req: HttpRequest, state: State) -> ApiResult<HttpResponse> {
     authorize_admin(&req, &state)?;
+    let engine = state.engine.clone();
+    // Asking for usage may wait for room on the event channel.
+    let tenants = off_worker(move || Ok(block_on(summaries(&engine)))).await?;
+    Ok(HttpResponse::Ok().json(TenantList { tenants }))
+}
+
+async fn summaries(engine: &Engine) -> Vec<TenantSummary> {
     let mut tenants = Vec::new();
-    for id in state.engine.tenant_ids() {
+    for id in engine.tenant_ids() {
         // A tenant deleted while listing is simply left out.
-        let Ok(view) = state.engine.tenant(&id).await else {
+        let Ok(view) = engine.tenant(&id).await else {
             continue;
         };
-        let today = state
-            .engine
-            .usage(&id, 1)
-            .await
-            .ok()
-            .and_then(|mut d| d.pop());
+        let today = engine.usage(&id, 1).await.ok().and_then(|mut d| d.pop());
         tenants.push(TenantSummary {
             tenant: view,
             today,
         });
     }
-    Ok(HttpResponse::Ok().json(TenantList { tenants }))
+    tenants
 }
 
 /// The tenant view.
@@ -335,7 +339,10 @@ pub async fn usage(
         ))
         .into());
     }
-    let days = state.engine.usage(&tenant, days).await?;
+    let engine = state.engine.clone();
+    let asked = tenant.clone();
+    // Asking for usage may wait for room on the event channel.
+    let days = off_worker(move || block_on(engine.usage(&asked, days))).await?;
     Ok(HttpResponse::Ok().json(UsageReport {
         tenant: tenant.to_string(),
         days,
@@ -392,14 +399,14 @@ pub async fn events(
         ))
         .into());
     }
-    let page = state.engine.events(
-        &tenant,
-        &EventQuery {
-            since,
-            cursor: query.cursor.clone(),
-            limit,
-        },
-    )?;
+    let query = EventQuery {
+        since,
+        cursor: query.cursor.clone(),
+        limit,
+    };
+    // The audit log is read from the store: blocking I/O.
+    let engine = state.engine.clone();
+    let page = off_worker(move || engine.events(&tenant, &query)).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
