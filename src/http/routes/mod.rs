@@ -10,7 +10,6 @@ use std::sync::atomic::AtomicBool;
 use actix_web::error::JsonPayloadError;
 use actix_web::{web, HttpRequest};
 use serde::Deserialize;
-use utoipa::IntoParams;
 
 use super::auth::{Caller, Credentials};
 use super::error::{ApiError, ApiResult};
@@ -70,9 +69,8 @@ fn json_error(err: &JsonPayloadError) -> Error {
 pub const MAX_PAGE_LIMIT: usize = 1000;
 
 /// `?limit=…&cursor=…` of a paged list (users, sessions).
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Items per page (1–1000, default 1000).
     limit: Option<usize>,

@@ -116,7 +116,10 @@ pub async fn login(
 /// Who holds what, a page at a time: by login time, then id. A session that lives
 /// while a client pages through is listed exactly once.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/sessions", tag = "tenant",
-    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), PageQuery),
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Sessions per page (1–1000, default 1000)"),
+        ("cursor" = Option<String>, Query, pattern = r"^[0-9]{1,15}-[0-9a-f]{16}$",
+            description = "The `next_cursor` of the previous page; none for the first page")),
     responses((status = 200, body = SessionList),
         (status = 400, description = "a limit out of range or a cursor no page gave", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),

@@ -65,7 +65,10 @@ pub async fn delete_user(
 
 /// The tenant's users, a page at a time, by user id.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/users", tag = "tenant",
-    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), PageQuery),
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Users per page (1–1000, default 1000)"),
+        ("cursor" = Option<String>, Query, pattern = r"^[A-Za-z0-9._@-]{1,128}$", max_length = 128, min_length = 1,
+            description = "The `next_cursor` of the previous page (a user id); none for the first page")),
     responses((status = 200, body = UserList),
         (status = 400, description = "a limit out of range or a cursor no page gave", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
