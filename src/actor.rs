@@ -526,7 +526,7 @@ impl PoolActor {
             registry.sessions.remove(&id);
             registry.orphans.insert(id, tombstone);
         }
-        self.respond(reply, Ok(()));
+        self.commit();
         self.next_due.store(u64::MAX, Ordering::Relaxed);
         let me = self.me.clone();
         let tenant = self.state.tenant().clone();
@@ -542,6 +542,9 @@ impl PoolActor {
             Some(_) => self.ledger.on_durable(Box::new(free_the_name)),
             None => free_the_name(Ok(())),
         }
+        // Answered once the name is free: whoever hears of the delete can create the
+        // tenant anew at once.
+        self.respond(reply, Ok(()));
     }
 
     /// Publishes what the last operation caused: events to the consumer, forgotten

@@ -107,11 +107,13 @@ impl Ledger {
                 None => Ok(()),
             }
         };
-        for waiter in ready {
-            waiter.answer(result.clone());
-        }
+        // Hooks first: what they finish (a deleted tenant's name freed) is done by the
+        // time anyone hears the answer.
         for hook in hooks {
             hook(result.clone());
+        }
+        for waiter in ready {
+            waiter.answer(result.clone());
         }
     }
 
