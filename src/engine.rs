@@ -238,6 +238,7 @@ impl Engine {
             clock: inner.clock.clone(),
             every: inner.config.tick_every,
             keep_orphans_for: inner.config.retention.ended_for,
+            retry_after: inner.config.overload_retry_after,
         };
         Actor::start_in_arbiter(&inner.arbiters[0], move |_| timer);
         Engine { inner }
@@ -354,7 +355,18 @@ impl Engine {
                 Entry::Occupied(entry) if !entry.get().is_live() => {
                     let dying = entry.get().clone();
                     drop(entry);
-                    dying.deleted().await;
+                    if self.inner.registry.store_failed.load(Ordering::Acquire) {
+                        return Err(crate::actor::store_failed());
+                    }
+                    // The deletion becomes durable, or this caller hears 503 in time.
+                    if tokio::time::timeout(self.inner.config.write_deadline, dying.deleted())
+                        .await
+                        .is_err()
+                    {
+                        return Err(Error::Unavailable {
+                            retry_after: self.inner.config.overload_retry_after,
+                        });
+                    }
                 }
                 Entry::Occupied(entry) => break (entry.get().clone(), false),
                 Entry::Vacant(entry) => {
@@ -422,6 +434,10 @@ impl Engine {
     /// durable.
     pub async fn delete_tenant(&self, tenant: &TenantId) -> Result<()> {
         let handle = self.pool(tenant)?;
+        if self.inner.registry.store_failed.load(Ordering::Acquire) {
+            // Nothing would be written: the tenant stays as it is.
+            return Err(crate::actor::store_failed());
+        }
         if handle.deleting.swap(true, Ordering::AcqRel) {
             return Err(Error::TenantNotFound); // another delete got there first
         }
@@ -704,6 +720,7 @@ impl Engine {
         let now = self.inner.clock.now();
         let registry = &self.inner.registry;
         registry.forget_orphans(now, self.inner.config.retention.ended_for);
+        registry.time_out_deleted(now, self.inner.config.overload_retry_after);
         let due = registry.due_pools(now);
         for handle in due {
             self.send(&handle, Priority::Control, |reply| PoolMsg::Tick {
@@ -720,6 +737,7 @@ impl Engine {
         self.inner.registry.tick(
             self.inner.clock.now(),
             self.inner.config.retention.ended_for,
+            self.inner.config.overload_retry_after,
         )
     }
 

@@ -92,6 +92,10 @@ impl Ledger {
             if let (Err(error), None) = (&outcome, &state.failed) {
                 state.failed = Some(error.clone());
             }
+            debug_assert!(
+                state.pending.front().is_none_or(|&(s, _)| s == seq),
+                "batches complete in the order they were submitted"
+            );
             while state.pending.front().is_some_and(|&(s, _)| s <= seq) {
                 state.pending.pop_front();
             }

@@ -11,6 +11,7 @@ use dashmap::DashMap;
 
 use crate::actor::{PoolHandle, PoolMsg};
 use crate::clock::Timestamp;
+use crate::error::Error;
 use crate::ids::{SessionId, SessionIdHash, TenantId};
 use crate::pool::Tombstone;
 
@@ -62,6 +63,20 @@ impl Registry {
         }
     }
 
+    /// Answers 503 to whoever has waited the whole write deadline on a pool that was
+    /// deleted (and so takes no more ticks of its own); its deletion may still land.
+    pub(crate) fn time_out_deleted(&self, now: Timestamp, retry_after: Duration) {
+        for entry in self.tenants.iter() {
+            let handle = entry.value();
+            if handle.is_live() || !handle.ledger.is_overdue(now) {
+                continue;
+            }
+            for waiter in handle.ledger.time_out(now) {
+                waiter.answer(Err(Error::Unavailable { retry_after }));
+            }
+        }
+    }
+
     /// Live pools with something due at `now`.
     pub(crate) fn due_pools(&self, now: Timestamp) -> Vec<Arc<PoolHandle>> {
         self.tenants
@@ -73,8 +88,9 @@ impl Registry {
 
     /// One timer tick: asks each pool with something due to expire it, without
     /// waiting. Returns how many pools were asked.
-    pub(crate) fn tick(&self, now: Timestamp, keep_for: Duration) -> usize {
+    pub(crate) fn tick(&self, now: Timestamp, keep_for: Duration, retry_after: Duration) -> usize {
         self.forget_orphans(now, keep_for);
+        self.time_out_deleted(now, retry_after);
         let mut asked = 0;
         for entry in self.tenants.iter() {
             let handle = entry.value();

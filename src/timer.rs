@@ -15,6 +15,7 @@ pub(crate) struct Timer {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) every: Duration,
     pub(crate) keep_orphans_for: Duration,
+    pub(crate) retry_after: Duration,
 }
 
 impl Actor for Timer {
@@ -23,7 +24,7 @@ impl Actor for Timer {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(self.every, |timer, ctx| match timer.registry.upgrade() {
             Some(registry) => {
-                registry.tick(timer.clock.now(), timer.keep_orphans_for);
+                registry.tick(timer.clock.now(), timer.keep_orphans_for, timer.retry_after);
             }
             None => ctx.stop(),
         });

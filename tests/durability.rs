@@ -532,10 +532,27 @@ async fn a_delete_racing_a_create_leaves_memory_and_disk_agreeing() {
         }
         e.login(&crm, &user("ann"), None).await.unwrap();
         let key = [round; 32];
-        let (deleted, created) = tokio::join!(e.delete_tenant(&crm), async {
-            e.put_tenant(&crm, Licence::concurrent(7)).await?;
-            e.set_api_key(&crm, key).await
+        // Both start at once on their own tasks, so either may get there first.
+        let go = Arc::new(tokio::sync::Barrier::new(2));
+        let deleting = tokio::spawn({
+            let (e, crm, go) = (e.clone(), crm.clone(), go.clone());
+            async move {
+                go.wait().await;
+                e.delete_tenant(&crm).await
+            }
         });
+        let creating = tokio::spawn({
+            let (e, crm, go) = (e.clone(), crm.clone(), go.clone());
+            async move {
+                go.wait().await;
+                e.put_tenant(&crm, Licence::concurrent(7)).await?;
+                e.set_api_key(&crm, key).await
+            }
+        });
+        let deleted = deleting.await.unwrap();
+        let created = creating.await.unwrap();
+        // A create that came first makes the delete remove the new tenant; a delete
+        // that came first leaves the create a fresh tenant. Either way both answer.
         deleted.unwrap();
         let exists = e.tenant(&crm).await.ok();
         let key_works = e.tenant_of_key(&key).is_some();

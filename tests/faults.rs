@@ -287,3 +287,69 @@ async fn concurrent_rotations_leave_exactly_one_key_and_none_survives_its_tenant
         engine.delete_tenant(&crm).await.unwrap();
     }
 }
+
+/// Turns a hang into a failure.
+async fn finishes<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} never finished"))
+}
+
+#[tokio::test]
+async fn after_a_failed_write_a_delete_changes_nothing_and_nothing_hangs() {
+    let (engine, store, _clock) = faulty(config());
+    let crm = id("crm");
+    engine
+        .put_tenant(&crm, Licence::concurrent(1))
+        .await
+        .unwrap();
+    store.fail();
+    let failed = engine.login(&crm, &user("ann"), None).await.unwrap_err();
+    assert_eq!(failed.code(), "internal_error");
+    let delete = finishes("the delete", engine.delete_tenant(&crm)).await;
+    assert_eq!(delete.unwrap_err().code(), "internal_error");
+    let put = finishes(
+        "the create",
+        engine.put_tenant(&crm, Licence::concurrent(2)),
+    )
+    .await;
+    assert_eq!(put.unwrap_err().code(), "internal_error");
+}
+
+#[tokio::test]
+async fn callers_waiting_on_a_deleted_pool_get_503_at_the_deadline() {
+    let (engine, store, clock) = faulty(config());
+    let crm = id("crm");
+    engine
+        .put_tenant(&crm, Licence::concurrent(1))
+        .await
+        .unwrap();
+    store.stall();
+    let login = spawn({
+        let (engine, crm) = (engine.clone(), crm.clone());
+        async move { engine.login(&crm, &user("ann"), None).await }
+    });
+    until("the login is held", || store.held() == 1).await;
+    let delete = spawn({
+        let (engine, crm) = (engine.clone(), crm.clone());
+        async move { engine.delete_tenant(&crm).await }
+    });
+    until("the deletion is held", || store.held() == 2).await;
+    clock.advance(DEADLINE);
+    engine.expire_due().await.unwrap();
+    let login = finishes("the login", login).await.unwrap();
+    assert_eq!(login.unwrap_err().code(), "unavailable");
+    let delete = finishes("the delete", delete).await.unwrap();
+    assert_eq!(delete.unwrap_err().code(), "unavailable");
+
+    // The disk thaws: the deletion lands and the name is free again.
+    store.resume();
+    let (view, created) = finishes(
+        "the create",
+        engine.put_tenant(&crm, Licence::concurrent(3)),
+    )
+    .await
+    .unwrap();
+    assert!(created);
+    assert_eq!(view.seats, Some(3));
+}

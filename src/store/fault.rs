@@ -87,15 +87,15 @@ impl FaultStore {
     /// Healthy again: held batches become durable in the order they came, blocked
     /// submits go on.
     pub fn resume(&self) {
-        let held = {
-            let mut state = self.lock();
-            state.mode = Mode::Healthy;
-            std::mem::take(&mut state.held)
-        };
-        self.unblocked.notify_all();
-        for (batch, done) in held {
+        // Held batches are written before any later one can be: submits wait on the
+        // lock meanwhile, so each tenant's batches still complete in order.
+        let mut state = self.lock();
+        for (batch, done) in std::mem::take(&mut state.held) {
             self.inner.submit(batch, done);
         }
+        state.mode = Mode::Healthy;
+        drop(state);
+        self.unblocked.notify_all();
     }
 
     /// Held batches fail, in the order they came, as when a frozen disk comes back

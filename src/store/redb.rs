@@ -712,7 +712,9 @@ impl Writer {
                 .map_err(storage)?;
             self.prune_audit(&mut tables)?;
         }
-        txn.commit().map_err(storage)
+        txn.commit().map_err(storage)?;
+        // Unlinked while committing: the commit went to a file that is gone.
+        self.placed.check().map_err(Error::Internal)
     }
 
     /// Drops audit events past the retention, at most once an hour.
