@@ -358,12 +358,26 @@ impl Handler<PoolMsg> for PoolActor {
             }
             PoolMsg::SetApiKey { hash, reply } => {
                 let old = state.set_api_key(hash);
-                if let Some(me) = self.me.upgrade() {
-                    let keys = &self.shell.registry.api_keys;
-                    if let Some(old) = old {
-                        keys.remove_if(&old, |_, owner| Arc::ptr_eq(owner, &me));
+                self.commit();
+                // The old key works until the new one is durable, then only the new
+                // one does; rotations take effect in the order they were made.
+                let (me, registry) = (self.me.clone(), self.shell.registry.clone());
+                let swap = move |durable: Result<()>| {
+                    let Some(me) = me.upgrade().filter(|me| me.is_live()) else {
+                        return;
+                    };
+                    if durable.is_ok() {
+                        if let Some(old) = old {
+                            registry
+                                .api_keys
+                                .remove_if(&old, |_, owner| Arc::ptr_eq(owner, &me));
+                        }
+                        registry.api_keys.insert(hash, me);
                     }
-                    keys.insert(hash, me);
+                };
+                match &self.shell.store {
+                    Some(_) => self.ledger.on_durable(Box::new(swap)),
+                    None => swap(Ok(())),
                 }
                 self.respond(reply, Ok(()));
             }
@@ -517,11 +531,12 @@ impl PoolActor {
     /// free for a new incarnation.
     fn delete(&mut self, now: Timestamp, reply: Reply<()>) {
         let registry = self.shell.registry.clone();
-        if let Some(key) = self.state.api_key() {
-            registry.api_keys.remove_if(&key, |_, owner| {
-                std::ptr::eq(owner.as_ref(), self.me.as_ptr())
-            });
-        }
+        // Every key of this incarnation, also one whose rotation is not yet durable.
+        let me = self.me.as_ptr();
+        registry
+            .api_keys
+            .retain(|_, owner| !std::ptr::eq(owner.as_ref(), me));
+
         for (id, tombstone) in self.state.evict_all(now) {
             registry.sessions.remove(&id);
             registry.orphans.insert(id, tombstone);

@@ -353,3 +353,27 @@ async fn callers_waiting_on_a_deleted_pool_get_503_at_the_deadline() {
     assert!(created);
     assert_eq!(view.seats, Some(3));
 }
+
+#[tokio::test]
+async fn a_rotated_key_replaces_the_old_one_only_once_it_is_durable() {
+    let (engine, store, _clock) = faulty(config());
+    let crm = id("crm");
+    engine
+        .put_tenant(&crm, Licence::concurrent(1))
+        .await
+        .unwrap();
+    let (old, new) = ([1; 32], [2; 32]);
+    engine.set_api_key(&crm, old).await.unwrap();
+    store.stall();
+    let rotation = spawn({
+        let (engine, crm) = (engine.clone(), crm.clone());
+        async move { engine.set_api_key(&crm, new).await }
+    });
+    until("the rotation is held", || store.held() == 1).await;
+    assert_eq!(engine.tenant_of_key(&old), Some(crm.clone()));
+    assert_eq!(engine.tenant_of_key(&new), None);
+    store.resume();
+    finishes("the rotation", rotation).await.unwrap().unwrap();
+    assert_eq!(engine.tenant_of_key(&old), None);
+    assert_eq!(engine.tenant_of_key(&new), Some(crm.clone()));
+}
