@@ -24,6 +24,7 @@ use crate::pool::{
     Page, PoolSnapshot, PoolState, RecordsView, Retention, SessionCursor, SessionView, TenantView,
     UserView,
 };
+use crate::redis::{RedisBackend, RedisClock, RedisConfig};
 use crate::registry::Registry;
 use crate::store::{EventPage, EventQuery, Loaded, Store};
 use crate::token::SessionToken;
@@ -105,6 +106,8 @@ pub struct Login {
     pub idle_timeout: Duration,
     /// How often to heartbeat.
     pub heartbeat_interval: Duration,
+    /// The session's fencing token (SPEC §8).
+    pub fence: u64,
 }
 
 /// The answer to a heartbeat.
@@ -114,6 +117,8 @@ pub struct Heartbeat {
     pub expires_at: Timestamp,
     /// The idle timeout in force.
     pub idle_timeout: Duration,
+    /// The session's fencing token (SPEC §8).
+    pub fence: u64,
 }
 
 /// Counters about the engine itself.
@@ -165,6 +170,8 @@ struct Inner {
     next_arbiter: AtomicUsize,
     runtime: Mutex<Runtime>,
     store: Option<Arc<dyn Store>>,
+    /// The deciding backend when it is not the embedded pools.
+    redis: Option<Arc<RedisBackend>>,
 }
 
 /// What the engine started and must stop.
@@ -196,7 +203,7 @@ impl Engine {
     /// Inside an actix system (such as `actix_web::main`) the pools run on new arbiters
     /// of that system; elsewhere the engine starts a system of its own on a thread.
     pub fn with_clock(config: EngineConfig, clock: Arc<dyn Clock>) -> Engine {
-        Self::build(config, clock, None)
+        Self::build(config, clock, None, None)
     }
 
     /// Starts an engine whose pools answer only once their changes are durable in
@@ -206,10 +213,38 @@ impl Engine {
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
     ) -> Engine {
-        Self::build(config, clock, Some(store))
+        Self::build(config, clock, Some(store), None)
     }
 
-    fn build(config: EngineConfig, clock: Arc<dyn Clock>, store: Option<Arc<dyn Store>>) -> Engine {
+    /// Starts an engine whose decisions are made by Redis (SPEC §7): any number of
+    /// engines on the same Redis serve the same tenants, and any of them answers for
+    /// any session. Fails if Redis cannot be reached.
+    pub async fn with_redis(config: EngineConfig, redis: RedisConfig) -> Result<Engine> {
+        let (events, _consumer) = events::start_consumer(config.event_capacity);
+        let clock: Arc<dyn Clock> = match redis.clock.manual_clock() {
+            Some(manual) => Arc::new(manual.clone()),
+            None => Arc::new(SystemClock::new()),
+        };
+        let backend = Arc::new(RedisBackend::connect(redis, &config, events.clone()).await?);
+        backend.start_sweeper(config.tick_every);
+        Ok(Self::build(config, clock, None, Some((backend, events))))
+    }
+
+    /// The clock of the Redis scripts, in an engine on Redis.
+    pub fn redis_clock(&self) -> Option<&RedisClock> {
+        self.inner.redis.as_deref().map(RedisBackend::clock)
+    }
+
+    fn redis(&self) -> Option<&RedisBackend> {
+        self.inner.redis.as_deref()
+    }
+
+    fn build(
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+        store: Option<Arc<dyn Store>>,
+        redis: Option<(Arc<RedisBackend>, EventSender)>,
+    ) -> Engine {
         let workers = if config.workers == 0 {
             thread::available_parallelism().map_or(2, |n| n.get())
         } else {
@@ -219,7 +254,10 @@ impl Engine {
             Some(_) => ((0..workers).map(|_| Arbiter::new()).collect(), None),
             None => start_system(workers),
         };
-        let (events, _consumer) = events::start_consumer(config.event_capacity);
+        let (redis, events) = match redis {
+            Some((backend, events)) => (Some(backend), events),
+            None => (None, events::start_consumer(config.event_capacity).0),
+        };
         let inner = Arc::new(Inner {
             arbiters: arbiters.iter().map(Arbiter::handle).collect(),
             config,
@@ -232,6 +270,7 @@ impl Engine {
                 own_system,
             }),
             store,
+            redis,
         });
         let timer = crate::timer::Timer {
             registry: Arc::downgrade(&inner.registry),
@@ -273,6 +312,9 @@ impl Engine {
     /// number of concurrent replacements, and none outlives its tenant.
     #[instrument(level = "debug", skip_all, fields(tenant = %tenant))]
     pub async fn set_api_key(&self, tenant: &TenantId, hash: [u8; 32]) -> Result<()> {
+        if let Some(redis) = self.redis() {
+            return redis.set_api_key(tenant, hash).await;
+        }
         let handle = self.pool(tenant)?;
         self.call(&handle, Priority::Control, |reply| PoolMsg::SetApiKey {
             hash,
@@ -282,21 +324,35 @@ impl Engine {
     }
 
     /// The tenant whose current API key hashes to `hash`.
-    pub fn tenant_of_key(&self, hash: &[u8; 32]) -> Option<TenantId> {
+    pub async fn tenant_of_key(&self, hash: &[u8; 32]) -> Result<Option<TenantId>> {
+        if let Some(redis) = self.redis() {
+            return redis.tenant_of_key(hash).await;
+        }
         let registry = &self.inner.registry;
-        let owner = registry.api_keys.get(hash)?.value().clone();
+        let Some(owner) = registry.api_keys.get(hash).map(|e| e.value().clone()) else {
+            return Ok(None);
+        };
         // A key answers only for the incarnation that set it.
-        let current = registry.live(&owner.tenant)?;
-        Arc::ptr_eq(&owner, &current).then(|| owner.tenant.clone())
+        Ok(registry
+            .live(&owner.tenant)
+            .filter(|current| Arc::ptr_eq(&owner, current))
+            .map(|_| owner.tenant.clone()))
     }
 
     /// A page of a tenant's audit log (empty without a store).
-    pub fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<EventPage> {
-        self.pool(tenant)?;
-        match &self.inner.store {
-            Some(store) => store.events(tenant, query),
-            None => Ok(EventPage::default()),
+    pub async fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<EventPage> {
+        if let Some(redis) = self.redis() {
+            return redis.events(tenant, query).await;
         }
+        self.pool(tenant)?;
+        let Some(store) = self.inner.store.clone() else {
+            return Ok(EventPage::default());
+        };
+        // The audit log is read from the store: blocking I/O, off the caller's thread.
+        let (tenant, query) = (tenant.clone(), query.clone());
+        tokio::task::spawn_blocking(move || store.events(&tenant, &query))
+            .await
+            .map_err(|e| Error::Internal(format!("reading the audit log failed: {e}")))?
     }
 
     /// False once the store has failed to write, or while writes are overdue.
@@ -306,6 +362,12 @@ impl Engine {
 
     /// Whether the engine can acknowledge writes, and if not why.
     pub fn health(&self) -> Health {
+        if let Some(redis) = self.redis() {
+            return match redis.failure() {
+                Some(why) => Health::Degraded(format!("Redis: {why}")),
+                None => Health::Ok,
+            };
+        }
         let registry = &self.inner.registry;
         if let Some(why) = self.inner.store.as_ref().and_then(|s| s.failure()) {
             registry.fail(&why);
@@ -350,6 +412,9 @@ impl Engine {
         tenant: &TenantId,
         licence: Licence,
     ) -> Result<(TenantView, bool)> {
+        if let Some(redis) = self.redis() {
+            return redis.put_tenant(tenant, licence).await;
+        }
         let (handle, created) = loop {
             match self.inner.registry.tenants.entry(tenant.clone()) {
                 Entry::Occupied(entry) if !entry.get().is_live() => {
@@ -433,6 +498,9 @@ impl Engine {
     /// `tenant_not_found`; its name is free for a new tenant once the deletion is
     /// durable.
     pub async fn delete_tenant(&self, tenant: &TenantId) -> Result<()> {
+        if let Some(redis) = self.redis() {
+            return redis.delete_tenant(tenant).await;
+        }
         let handle = self.pool(tenant)?;
         if self.inner.registry.store_failed.load(Ordering::Acquire) {
             // Nothing would be written: the tenant stays as it is.
@@ -448,7 +516,10 @@ impl Engine {
     }
 
     /// Every tenant id, sorted.
-    pub fn tenant_ids(&self) -> Vec<TenantId> {
+    pub async fn tenant_ids(&self) -> Result<Vec<TenantId>> {
+        if let Some(redis) = self.redis() {
+            return redis.tenant_ids().await;
+        }
         let mut ids: Vec<TenantId> = self
             .inner
             .registry
@@ -458,12 +529,15 @@ impl Engine {
             .map(|e| e.key().clone())
             .collect();
         ids.sort();
-        ids
+        Ok(ids)
     }
 
     /// A tenant's view.
     #[instrument(level = "debug", skip(self))]
     pub async fn tenant(&self, tenant: &TenantId) -> Result<TenantView> {
+        if let Some(redis) = self.redis() {
+            return redis.tenant(tenant).await;
+        }
         let handle = self.pool(tenant)?;
         self.call(&handle, Priority::Shed, |reply| PoolMsg::View { reply })
             .await
@@ -477,6 +551,9 @@ impl Engine {
         user: &UserId,
         client: Option<&str>,
     ) -> Result<Login> {
+        if let Some(redis) = self.redis() {
+            return redis.login(tenant, user, client).await;
+        }
         let handle = self.pool(tenant)?;
         let mut token = SessionToken::generate();
         while self.inner.registry.sessions.contains_key(&token.id())
@@ -500,12 +577,16 @@ impl Engine {
             expires_at: admission.expires_at,
             idle_timeout: admission.idle_timeout,
             heartbeat_interval: admission.heartbeat_interval,
+            fence: 0,
         })
     }
 
     /// Keeps a session alive for another idle timeout.
     #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
     pub async fn heartbeat(&self, token: &SessionToken) -> Result<Heartbeat> {
+        if let Some(redis) = self.redis() {
+            return redis.heartbeat(token).await;
+        }
         let handle = self.session_pool(token)?;
         let (expires_at, licence) = self
             .call(&handle, Priority::Shed, |reply| PoolMsg::Heartbeat {
@@ -517,12 +598,16 @@ impl Engine {
         Ok(Heartbeat {
             expires_at,
             idle_timeout: licence.idle_timeout,
+            fence: 0,
         })
     }
 
     /// Ends this tab's session; the user's other tabs keep their seat.
     #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
     pub async fn release(&self, token: &SessionToken) -> Result<()> {
+        if let Some(redis) = self.redis() {
+            return redis.release(token).await;
+        }
         let handle = self.session_pool(token)?;
         self.call(&handle, Priority::Shed, |reply| PoolMsg::Release {
             id: token.id(),
@@ -535,6 +620,9 @@ impl Engine {
     /// Ends every session of this token's user. Returns how many ended.
     #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
     pub async fn logout(&self, token: &SessionToken) -> Result<u32> {
+        if let Some(redis) = self.redis() {
+            return redis.logout(token).await;
+        }
         let handle = self.session_pool(token)?;
         self.call(&handle, Priority::Shed, |reply| PoolMsg::Logout {
             id: token.id(),
@@ -547,6 +635,9 @@ impl Engine {
     /// An administrator's forced release of one session of `tenant`.
     #[instrument(level = "debug", skip(self))]
     pub async fn revoke(&self, tenant: &TenantId, session: SessionId) -> Result<()> {
+        if let Some(redis) = self.redis() {
+            return redis.revoke(tenant, session).await;
+        }
         let handle = self.pool(tenant)?;
         self.call(&handle, Priority::Control, |reply| PoolMsg::Revoke {
             id: session,
@@ -558,6 +649,9 @@ impl Engine {
     /// Logs a user out of every tab. Returns how many sessions ended.
     #[instrument(level = "debug", skip(self))]
     pub async fn logout_user(&self, tenant: &TenantId, user: &UserId) -> Result<u32> {
+        if let Some(redis) = self.redis() {
+            return redis.logout_user(tenant, user).await;
+        }
         let handle = self.pool(tenant)?;
         let user = user.clone();
         self.call(&handle, Priority::Control, |reply| PoolMsg::LogoutUser {
@@ -570,6 +664,9 @@ impl Engine {
     /// Registers a user, or under the named model assigns them a seat.
     #[instrument(level = "debug", skip(self))]
     pub async fn put_user(&self, tenant: &TenantId, user: &UserId) -> Result<UserView> {
+        if let Some(redis) = self.redis() {
+            return redis.put_user(tenant, user).await;
+        }
         let handle = self.pool(tenant)?;
         let user = user.clone();
         self.call(&handle, Priority::Control, |reply| PoolMsg::PutUser {
@@ -582,6 +679,9 @@ impl Engine {
     /// Removes a user's account and named seat, ending their sessions.
     #[instrument(level = "debug", skip(self))]
     pub async fn remove_user(&self, tenant: &TenantId, user: &UserId) -> Result<()> {
+        if let Some(redis) = self.redis() {
+            return redis.remove_user(tenant, user).await;
+        }
         let handle = self.pool(tenant)?;
         let user = user.clone();
         self.call(&handle, Priority::Control, |reply| PoolMsg::RemoveUser {
@@ -626,6 +726,9 @@ impl Engine {
         after: Option<&UserId>,
         limit: usize,
     ) -> Result<Page<UserView, UserId>> {
+        if let Some(redis) = self.redis() {
+            return redis.users_page(tenant, after, limit).await;
+        }
         let handle = self.pool(tenant)?;
         crate::pool::check_page_limit(limit)?;
         let after = after.cloned();
@@ -655,6 +758,9 @@ impl Engine {
         after: Option<SessionCursor>,
         limit: usize,
     ) -> Result<Page<SessionView, SessionCursor>> {
+        if let Some(redis) = self.redis() {
+            return redis.sessions_page(tenant, after, limit).await;
+        }
         let handle = self.pool(tenant)?;
         crate::pool::check_page_limit(limit)?;
         self.call(&handle, Priority::Shed, |reply| PoolMsg::Sessions {
@@ -668,6 +774,9 @@ impl Engine {
     /// Reports the tenant's record count.
     #[instrument(level = "debug", skip(self))]
     pub async fn report_records(&self, tenant: &TenantId, count: u64) -> Result<RecordsView> {
+        if let Some(redis) = self.redis() {
+            return redis.report_records(tenant, count).await;
+        }
         let handle = self.pool(tenant)?;
         self.call(&handle, Priority::Control, |reply| PoolMsg::ReportRecords {
             count,
@@ -679,6 +788,9 @@ impl Engine {
     /// The record count and its billing peaks.
     #[instrument(level = "debug", skip(self))]
     pub async fn records(&self, tenant: &TenantId) -> Result<RecordsView> {
+        if let Some(redis) = self.redis() {
+            return redis.records(tenant).await;
+        }
         let handle = self.pool(tenant)?;
         self.call(&handle, Priority::Shed, |reply| PoolMsg::Records { reply })
             .await
@@ -688,6 +800,9 @@ impl Engine {
     /// operation answered before the call.
     #[instrument(level = "debug", skip(self))]
     pub async fn usage(&self, tenant: &TenantId, days: u32) -> Result<Vec<DayUsage>> {
+        if let Some(redis) = self.redis() {
+            return redis.usage(tenant, days).await;
+        }
         self.pool(tenant)?;
         let (reply, answer) = oneshot::channel();
         self.inner.events.request(Envelope::Usage {
@@ -701,6 +816,11 @@ impl Engine {
 
     /// A pool as plain data, for a store.
     pub async fn snapshot(&self, tenant: &TenantId) -> Result<PoolSnapshot> {
+        if self.redis().is_some() {
+            return Err(Error::Internal(
+                "a pool snapshot exists only in the embedded backend".into(),
+            ));
+        }
         let handle = self.pool(tenant)?;
         self.call(&handle, Priority::Shed, |reply| PoolMsg::Snapshot { reply })
             .await
@@ -717,6 +837,9 @@ impl Engine {
     /// Expires what is due in every pool and waits until done: the timer's work, on
     /// demand (tests drive it with a manual clock).
     pub async fn expire_due(&self) -> Result<()> {
+        if let Some(redis) = self.redis() {
+            return redis.sweep().await.map(|_| ());
+        }
         let now = self.inner.clock.now();
         let registry = &self.inner.registry;
         registry.forget_orphans(now, self.inner.config.retention.ended_for);

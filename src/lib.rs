@@ -59,6 +59,7 @@ mod ledger;
 pub mod licence;
 pub mod load;
 pub mod pool;
+pub mod redis;
 mod registry;
 pub mod store;
 mod timer;

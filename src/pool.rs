@@ -191,6 +191,8 @@ pub struct SessionView {
     /// When it expires without another heartbeat.
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
+    /// The session's fencing token (SPEC §8).
+    pub fence: u64,
 }
 
 /// A user account.
@@ -884,6 +886,7 @@ impl PoolState {
                     started_at: s.started_at,
                     last_heartbeat_at: s.last_heartbeat_at,
                     expires_at: s.expires_at,
+                    fence: 0,
                 }
             })
             .collect();

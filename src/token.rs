@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::Error;
-use crate::ids::SessionId;
+use crate::ids::{SessionId, TenantId};
 
 /// Length of a token's text form.
 pub const TOKEN_LEN: usize = 32;
@@ -109,6 +109,9 @@ impl fmt::Debug for SecretHash {
 pub struct SessionToken {
     id: SessionId,
     secret: [u8; SECRET_LEN],
+    /// The tenant the token routes to, written before the token as `tenant~`: a node
+    /// of a shared backend finds the session's tenant without looking it up.
+    route: Option<TenantId>,
 }
 
 impl SessionToken {
@@ -121,13 +124,35 @@ impl SessionToken {
     pub fn with_id(id: SessionId) -> Self {
         let mut secret = [0u8; SECRET_LEN];
         random_bytes(&mut secret);
-        SessionToken { id, secret }
+        SessionToken {
+            id,
+            secret,
+            route: None,
+        }
     }
 
-    /// Reads the text form. Anything but 32 characters of URL-safe base64 is refused
-    /// without echoing the input.
+    /// The same token, routed to `tenant`: its text starts with `tenant~`.
+    pub fn routed(mut self, tenant: &TenantId) -> Self {
+        self.route = Some(tenant.clone());
+        self
+    }
+
+    /// The tenant the token routes to, if it carries one.
+    pub fn route(&self) -> Option<&TenantId> {
+        self.route.as_ref()
+    }
+
+    /// Reads the text form: 32 characters of URL-safe base64, routed tokens preceded by
+    /// `tenant~`. Anything else is refused without echoing the input.
     pub fn parse(text: &str) -> Result<Self, Error> {
         let malformed = || Error::SessionNotFound;
+        let (route, text) = match text.split_once('~') {
+            Some((tenant, rest)) => (
+                Some(TenantId::parse(tenant).map_err(|_| malformed())?),
+                rest,
+            ),
+            None => (None, text),
+        };
         if text.len() != TOKEN_LEN {
             return Err(malformed());
         }
@@ -145,6 +170,7 @@ impl SessionToken {
         Ok(SessionToken {
             id: SessionId::from_u64(u64::from_be_bytes(id)),
             secret,
+            route,
         })
     }
 
@@ -163,7 +189,10 @@ impl SessionToken {
         let mut raw = [0u8; 24];
         raw[..8].copy_from_slice(&self.id.as_u64().to_be_bytes());
         raw[8..].copy_from_slice(&self.secret);
-        URL_SAFE_NO_PAD.encode(raw)
+        match &self.route {
+            Some(tenant) => format!("{tenant}~{}", URL_SAFE_NO_PAD.encode(raw)),
+            None => URL_SAFE_NO_PAD.encode(raw),
+        }
     }
 }
 
@@ -225,6 +254,27 @@ mod tests {
         ] {
             assert_eq!(
                 SessionToken::parse(bad).unwrap_err().code(),
+                "session_not_found"
+            );
+        }
+    }
+
+    #[test]
+    fn routed_tokens_carry_their_tenant_and_round_trip() {
+        let acme = TenantId::parse("acme.org").unwrap();
+        let token = SessionToken::generate().routed(&acme);
+        let text = token.expose();
+        assert!(text.starts_with("acme.org~"), "{text}");
+        let parsed = SessionToken::parse(&text).unwrap();
+        assert_eq!(parsed.route(), Some(&acme));
+        assert_eq!(parsed, token);
+        for bad in [
+            "~".to_string(),
+            format!("a b~{}", &text[9..]),
+            format!("acme~{}", &text[10..]),
+        ] {
+            assert_eq!(
+                SessionToken::parse(&bad).unwrap_err().code(),
                 "session_not_found"
             );
         }

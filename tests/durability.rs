@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use usher::store::redb::{RedbConfig, RedbStore, DB_FILE};
-use usher::store::{EventQuery, Store};
+use usher::store::{EventPage, EventQuery, Store};
 use usher::{
     EndReason, Engine, EngineConfig, Error, EventKind, Health, Licence, ManualClock, TenantId,
     Timestamp, UserId,
@@ -82,7 +82,10 @@ async fn acknowledged_state_survives_a_restart() {
     let copy = crash_copy(dir.path());
     let after = start(copy.path(), &clock);
     let e = &after.engine;
-    assert_eq!(e.tenant_ids(), vec![id("crm"), id("named"), id("rec")]);
+    assert_eq!(
+        e.tenant_ids().await.unwrap(),
+        vec![id("crm"), id("named"), id("rec")]
+    );
     let crm = e.tenant(&id("crm")).await.unwrap();
     assert_eq!(
         (crm.seats, crm.seats_in_use, crm.sessions, crm.users),
@@ -95,7 +98,10 @@ async fn acknowledged_state_survives_a_restart() {
         (records.count, records.peak_today, records.peak_month),
         (25, 40, 40)
     );
-    assert_eq!(after.engine.tenant_of_key(&[7; 32]), Some(id("crm")));
+    assert_eq!(
+        after.engine.tenant_of_key(&[7; 32]).await.unwrap(),
+        Some(id("crm"))
+    );
     let sessions = e.sessions(&id("crm")).await.unwrap();
     assert_eq!(sessions[0].client.as_deref(), Some("tab 1"));
     e.heartbeat(&kept.token).await.unwrap();
@@ -281,8 +287,8 @@ async fn a_deleted_tenant_stays_deleted() {
 
     let copy = crash_copy(dir.path());
     let after = start(copy.path(), &clock);
-    assert_eq!(after.engine.tenant_ids(), vec![id("kept")]);
-    assert_eq!(after.engine.tenant_of_key(&[1; 32]), None);
+    assert_eq!(after.engine.tenant_ids().await.unwrap(), vec![id("kept")]);
+    assert_eq!(after.engine.tenant_of_key(&[1; 32]).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -339,6 +345,7 @@ async fn usage_and_the_audit_log_survive_a_restart() {
                 ..Default::default()
             },
         )
+        .await
         .unwrap();
     assert_eq!(types(&page), ["tenant_created", "admitted"]);
     let rest = after
@@ -351,6 +358,7 @@ async fn usage_and_the_audit_log_survive_a_restart() {
                 ..Default::default()
             },
         )
+        .await
         .unwrap();
     assert_eq!(types(&rest), ["refused", "records_reported"]);
     assert_eq!(rest.next_cursor, None);
@@ -555,7 +563,7 @@ async fn a_delete_racing_a_create_leaves_memory_and_disk_agreeing() {
         // that came first leaves the create a fresh tenant. Either way both answer.
         deleted.unwrap();
         let exists = e.tenant(&crm).await.ok();
-        let key_works = e.tenant_of_key(&key).is_some();
+        let key_works = e.tenant_of_key(&key).await.unwrap().is_some();
         assert_eq!(created.is_ok(), key_works, "round {round}");
 
         let copy = crash_copy(dir.path());
@@ -566,7 +574,10 @@ async fn a_delete_racing_a_create_leaves_memory_and_disk_agreeing() {
             restored.as_ref().map(|v| (v.seats, v.sessions)),
             "round {round}: memory and disk disagree"
         );
-        assert_eq!(after.engine.tenant_of_key(&key).is_some(), key_works);
+        assert_eq!(
+            after.engine.tenant_of_key(&key).await.unwrap().is_some(),
+            key_works
+        );
         drop(after);
     }
     drop(node.store);
@@ -589,22 +600,24 @@ async fn a_recreated_tenant_sees_nothing_of_its_predecessor() {
         limit: 100,
         ..EventQuery::default()
     };
-    let check = |engine: &Engine, when: &str| {
-        let page = engine.events(&crm, &query).unwrap();
+    let check = |page: EventPage, when: &str| {
         let kinds: Vec<&EventKind> = page.events.iter().map(|e| &e.event.kind).collect();
         assert!(
             matches!(kinds.as_slice(), [EventKind::TenantCreated { .. }]),
             "{when}: {kinds:?}"
         );
     };
-    check(e, "before a restart");
+    check(e.events(&crm, &query).await.unwrap(), "before a restart");
     let usage = e.usage(&crm, 1).await.unwrap();
     assert_eq!(usage[0].logins, 0);
     assert_eq!(usage[0].refusals.total(), 0);
 
     let copy = crash_copy(dir.path());
     let after = start(copy.path(), &clock);
-    check(&after.engine, "after a restart");
+    check(
+        after.engine.events(&crm, &query).await.unwrap(),
+        "after a restart",
+    );
     let usage = after.engine.usage(&crm, 1).await.unwrap();
     assert_eq!((usage[0].logins, usage[0].refusals.total()), (0, 0));
 }

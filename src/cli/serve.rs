@@ -13,6 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::engine::EngineConfig;
 use crate::http::auth::generate_key;
 use crate::http::server::{start, ServerConfig, StaticTenant};
+use crate::redis::RedisConfig;
 use crate::store::redb::{prepare_data_dir, RedbConfig, RedbStore};
 use crate::store::{MemoryStore, Store};
 
@@ -46,6 +47,18 @@ pub struct ServeArgs {
     /// 503 `unavailable` (a stalled disk) [default: 10].
     #[arg(long, env = "USHER_WRITE_DEADLINE_SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub write_deadline_secs: Option<u64>,
+    /// With `--store redis`: the Redis to decide on, `redis://HOST:PORT/DB`; with
+    /// `--redis-cluster`, seed nodes of the cluster (repeatable)
+    /// [default: redis://127.0.0.1:6379/0].
+    #[arg(long = "redis-url", env = "USHER_REDIS_URL", value_delimiter = ',')]
+    pub redis_urls: Vec<String>,
+    /// Treat the Redis URLs as seeds of a Redis Cluster.
+    #[arg(long, env = "USHER_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
+    /// Replicas each decision must reach (Redis `WAIT`) before it is acknowledged
+    /// [default: 0].
+    #[arg(long, env = "USHER_REDIS_WAIT_REPLICAS")]
+    pub redis_wait_replicas: Option<u32>,
     /// Also serve the demo CRM at /demo/ with a 2-seat `demo` tenant.
     #[arg(long, env = "USHER_DEMO")]
     pub demo: bool,
@@ -59,6 +72,8 @@ pub enum StoreKind {
     Redb,
     /// Memory only: everything is lost when the server stops.
     Memory,
+    /// Redis (or a Redis Cluster), shared by any number of nodes (SPEC §7).
+    Redis,
 }
 
 /// The config file.
@@ -82,8 +97,14 @@ pub struct FileConfig {
     pub tick_every_ms: Option<u64>,
     /// Messages a tenant's mailbox holds before requests are shed (16384 by default).
     pub mailbox_capacity: Option<usize>,
-    /// `redb` or `memory`.
+    /// `redb`, `memory` or `redis`.
     pub store: Option<StoreKind>,
+    /// The Redis URL (or, for a cluster, a list of seed URLs).
+    pub redis_url: Option<RedisUrls>,
+    /// Treat the Redis URLs as seeds of a Redis Cluster.
+    pub redis_cluster: Option<bool>,
+    /// Replicas each decision must reach before it is acknowledged.
+    pub redis_wait_replicas: Option<u32>,
     /// Seconds a request waits for its write to be durable before 503 (10 by default).
     pub write_deadline_secs: Option<u64>,
     /// Days the audit log keeps events (90 by default).
@@ -91,6 +112,16 @@ pub struct FileConfig {
     /// Tenants to create at start-up if missing.
     #[serde(default)]
     pub tenants: Vec<StaticTenant>,
+}
+
+/// One Redis URL or several.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RedisUrls {
+    /// One URL.
+    One(String),
+    /// Seed URLs of a cluster.
+    Many(Vec<String>),
 }
 
 impl FileConfig {
@@ -147,6 +178,39 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
                 "in memory (--store memory); it is lost when the server stops".into(),
             )
         }
+        StoreKind::Redis => (Arc::new(MemoryStore::new()), String::new()),
+    };
+    let redis = match store_kind {
+        StoreKind::Redis => {
+            if supplied.is_none() {
+                return Err("--store redis needs the admin token configured, the same on every node: set USHER_ADMIN_TOKEN (or admin_token in the config file)".into());
+            }
+            let mut urls = args.redis_urls;
+            if urls.is_empty() {
+                urls = match file.redis_url.take() {
+                    Some(RedisUrls::One(url)) => vec![url],
+                    Some(RedisUrls::Many(urls)) => urls,
+                    None => vec!["redis://127.0.0.1:6379/0".into()],
+                };
+            }
+            let mut redis = RedisConfig::new(urls[0].clone());
+            redis.urls = urls;
+            redis.cluster = args.redis_cluster || file.redis_cluster.unwrap_or(false);
+            redis.wait_replicas = args
+                .redis_wait_replicas
+                .or(file.redis_wait_replicas)
+                .unwrap_or(0);
+            Some(redis)
+        }
+        _ => None,
+    };
+    let store_note = match &redis {
+        Some(redis) => format!(
+            "decided on Redis{} at {}",
+            if redis.cluster { " Cluster" } else { "" },
+            redis.urls.join(", ")
+        ),
+        None => store_note,
     };
     // A supplied or stored token is never printed, only where it comes from.
     let (admin_token, token_line) = match supplied {
@@ -185,6 +249,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         workers: args.workers.or(file.workers).unwrap_or(0),
         clock,
         store,
+        redis,
     };
     let demo = config.demo;
     actix_web::rt::System::new().block_on(async move {

@@ -77,7 +77,7 @@ impl Credentials {
     }
 
     /// Identifies the caller from `Authorization: Bearer <token>`.
-    pub fn identify(&self, req: &HttpRequest, engine: &Engine) -> Result<Caller, Error> {
+    pub async fn identify(&self, req: &HttpRequest, engine: &Engine) -> Result<Caller, Error> {
         let presented = req
             .headers()
             .get(AUTHORIZATION)
@@ -93,6 +93,7 @@ impl Credentials {
         }
         engine
             .tenant_of_key(&hash)
+            .await?
             .map(Caller::Tenant)
             .ok_or(Error::Unauthorized)
     }
@@ -119,8 +120,8 @@ mod tests {
         req.to_http_request()
     }
 
-    #[test]
-    fn missing_or_wrong_credentials_are_unauthorized() {
+    #[actix_web::test]
+    async fn missing_or_wrong_credentials_are_unauthorized() {
         let creds = Credentials::new("admin-secret");
         let engine = Engine::start(Default::default());
         for auth in [
@@ -130,7 +131,7 @@ mod tests {
             Some("Bearer "),
         ] {
             assert_eq!(
-                creds.identify(&request(auth), &engine),
+                creds.identify(&request(auth), &engine).await,
                 Err(Error::Unauthorized),
                 "{auth:?}"
             );
@@ -141,7 +142,7 @@ mod tests {
             "BEARER  admin-secret",
         ] {
             assert_eq!(
-                creds.identify(&request(Some(auth)), &engine),
+                creds.identify(&request(Some(auth)), &engine).await,
                 Ok(Caller::Admin),
                 "{auth}"
             );

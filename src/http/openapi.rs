@@ -285,8 +285,8 @@ text_schema!(
     /// The schema of a session token.
     SessionTokenSchema,
     "SessionToken",
-    "A session token: 32 characters of URL-safe base64",
-    "^[A-Za-z0-9_-]{32}$".to_string(),
+    "A session token: 32 characters of URL-safe base64, preceded by `tenant~` when the server runs on a shared store",
+    "^([A-Za-z0-9._@-]{1,128}~)?[A-Za-z0-9_-]{32}$".to_string(),
     32,
-    32
+    161
 );

@@ -28,6 +28,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::engine::{Engine, EngineConfig};
 use crate::ids::TenantId;
 use crate::licence::{Licence, LicenceSpec};
+use crate::redis::RedisConfig;
 use crate::store::{MemoryStore, Store};
 
 /// Everything `usher serve` needs to run.
@@ -51,6 +52,8 @@ pub struct ServerConfig {
     pub clock: Arc<dyn Clock>,
     /// Where state is kept: the embedded database, or memory.
     pub store: Arc<dyn Store>,
+    /// Decide on Redis instead (SPEC §7); `store` is then unused.
+    pub redis: Option<RedisConfig>,
 }
 
 impl ServerConfig {
@@ -66,6 +69,7 @@ impl ServerConfig {
             workers: 0,
             clock: Arc::new(SystemClock::new()),
             store: Arc::new(MemoryStore::new()),
+            redis: None,
         }
     }
 }
@@ -115,11 +119,16 @@ impl Restoring {
 /// (see [`Restoring`]). Must run inside an actix system, whose arbiters then also run
 /// the pools. Handles SIGTERM and Ctrl-C by draining.
 pub async fn start(config: ServerConfig) -> io::Result<Started> {
-    let engine = Engine::with_store(
-        config.engine.clone(),
-        config.clock.clone(),
-        config.store.clone(),
-    );
+    let engine = match &config.redis {
+        Some(redis) => Engine::with_redis(config.engine.clone(), redis.clone())
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?,
+        None => Engine::with_store(
+            config.engine.clone(),
+            config.clock.clone(),
+            config.store.clone(),
+        ),
+    };
     let credentials = Credentials::new(&config.admin_token);
     let demo = config
         .demo
@@ -177,18 +186,20 @@ pub async fn start(config: ServerConfig) -> io::Result<Started> {
 /// routes open: no login is admitted and /readyz is not ready until then.
 async fn restore(state: &AppState, config: &ServerConfig) -> io::Result<()> {
     let (engine, demo) = (&state.engine, &state.demo);
-    // Reading the store is blocking I/O: not on the thread that runs the server.
-    let store = config.store.clone();
-    let loaded = web::block(move || store.load())
-        .await
-        .map_err(|e| io::Error::other(format!("cannot read the store: {e}")))?
-        .map_err(|e| io::Error::other(format!("cannot read the store: {e}")))?;
-    let restored = loaded.pools.len();
-    engine
-        .restore(loaded)
-        .map_err(|e| io::Error::other(format!("cannot restore the store: {e}")))?;
-    if restored > 0 {
-        tracing::info!(tenants = restored, "restored from the store");
+    if config.redis.is_none() {
+        // Reading the store is blocking I/O: not on the thread that runs the server.
+        let store = config.store.clone();
+        let loaded = web::block(move || store.load())
+            .await
+            .map_err(|e| io::Error::other(format!("cannot read the store: {e}")))?
+            .map_err(|e| io::Error::other(format!("cannot read the store: {e}")))?;
+        let restored = loaded.pools.len();
+        engine
+            .restore(loaded)
+            .map_err(|e| io::Error::other(format!("cannot restore the store: {e}")))?;
+        if restored > 0 {
+            tracing::info!(tenants = restored, "restored from the store");
+        }
     }
     for declared in &config.tenants {
         if engine.tenant(&declared.tenant).await.is_ok() {

@@ -121,16 +121,16 @@ pub async fn off_worker<T: Send + 'static>(
 }
 
 /// Identifies the caller and checks they may use `raw` tenant's routes.
-pub fn authorize(req: &HttpRequest, state: &AppState, raw: &str) -> ApiResult<TenantId> {
-    let caller = state.credentials.identify(req, &state.engine)?;
+pub async fn authorize(req: &HttpRequest, state: &AppState, raw: &str) -> ApiResult<TenantId> {
+    let caller = state.credentials.identify(req, &state.engine).await?;
     let tenant = TenantId::parse(raw)?;
     caller.may_use(&tenant)?;
     Ok(tenant)
 }
 
 /// Identifies the caller and checks they are the administrator.
-pub fn authorize_admin(req: &HttpRequest, state: &AppState) -> ApiResult<Caller> {
-    let caller = state.credentials.identify(req, &state.engine)?;
+pub async fn authorize_admin(req: &HttpRequest, state: &AppState) -> ApiResult<Caller> {
+    let caller = state.credentials.identify(req, &state.engine).await?;
     caller.must_be_admin()?;
     Ok(caller)
 }

@@ -107,7 +107,7 @@ pub async fn login(
     tenant: web::Path<String>,
     body: Json<LoginRequest>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = authorize(&req, &state, &tenant)?;
+    let tenant = authorize(&req, &state, &tenant).await?;
     let (user, client) = login_fields(&body)?;
     let login = state.engine.login(&tenant, &user, client).await?;
     Ok(HttpResponse::Created().json(LoginResponse::from(login)))
@@ -129,7 +129,7 @@ pub async fn list_sessions(
     state: State,
     tenant: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = authorize(&req, &state, &tenant)?;
+    let tenant = authorize(&req, &state, &tenant).await?;
     let query = PageQuery::from_request(&req)?;
     let after = query.cursor().map(SessionCursor::parse).transpose()?;
     let page = state
@@ -153,7 +153,7 @@ pub async fn revoke(
     state: State,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = authorize(&req, &state, &path.0)?;
+    let tenant = authorize(&req, &state, &path.0).await?;
     let id = SessionId::parse(&path.1)?;
     state.engine.revoke(&tenant, id).await?;
     Ok(HttpResponse::NoContent().finish())

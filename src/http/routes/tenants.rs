@@ -187,7 +187,7 @@ pub async fn put_tenant(
     tenant: web::Path<String>,
     spec: Json<LicenceSpec>,
 ) -> ApiResult<HttpResponse> {
-    authorize_admin(&req, &state)?;
+    authorize_admin(&req, &state).await?;
     let tenant = crate::TenantId::parse(&tenant)?;
     let licence = spec.validate(state.engine.config().default_max_users)?;
     let (view, created) = state.engine.put_tenant(&tenant, licence).await?;
@@ -213,7 +213,7 @@ async fn issue_key(state: &State, tenant: &crate::TenantId) -> ApiResult<String>
 #[utoipa::path(get, path = "/v1/tenants", tag = "admin",
     responses((status = 200, body = TenantList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_tenants(req: HttpRequest, state: State) -> ApiResult<HttpResponse> {
-    authorize_admin(&req, &state)?;
+    authorize_admin(&req, &state).await?;
     let engine = state.engine.clone();
     // Asking for usage may wait for room on the event channel.
     let tenants = off_worker(move || Ok(block_on(summaries(&engine)))).await?;
@@ -222,7 +222,10 @@ pub async fn list_tenants(req: HttpRequest, state: State) -> ApiResult<HttpRespo
 
 async fn summaries(engine: &Engine) -> Vec<TenantSummary> {
     let mut tenants = Vec::new();
-    for id in engine.tenant_ids() {
+    let Ok(ids) = engine.tenant_ids().await else {
+        return tenants;
+    };
+    for id in ids {
         // A tenant deleted while listing is simply left out.
         let Ok(view) = engine.tenant(&id).await else {
             continue;
@@ -246,7 +249,7 @@ pub async fn get_tenant(
     state: State,
     tenant: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = authorize(&req, &state, &tenant)?;
+    let tenant = authorize(&req, &state, &tenant).await?;
     Ok(HttpResponse::Ok().json(state.engine.tenant(&tenant).await?))
 }
 
@@ -260,7 +263,7 @@ pub async fn delete_tenant(
     state: State,
     tenant: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    authorize_admin(&req, &state)?;
+    authorize_admin(&req, &state).await?;
     let tenant = crate::TenantId::parse(&tenant)?;
     state.engine.delete_tenant(&tenant).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -276,7 +279,7 @@ pub async fn rotate_key(
     state: State,
     tenant: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    authorize_admin(&req, &state)?;
+    authorize_admin(&req, &state).await?;
     let tenant = crate::TenantId::parse(&tenant)?;
     let api_key = issue_key(&state, &tenant).await?;
     Ok(HttpResponse::Ok().json(ApiKey {
@@ -298,7 +301,7 @@ pub async fn put_records(
     tenant: web::Path<String>,
     body: Json<RecordCount>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = authorize(&req, &state, &tenant)?;
+    let tenant = authorize(&req, &state, &tenant).await?;
     Ok(HttpResponse::Ok().json(state.engine.report_records(&tenant, body.count).await?))
 }
 
@@ -312,7 +315,7 @@ pub async fn get_records(
     state: State,
     tenant: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = authorize(&req, &state, &tenant)?;
+    let tenant = authorize(&req, &state, &tenant).await?;
     Ok(HttpResponse::Ok().json(state.engine.records(&tenant).await?))
 }
 
@@ -328,7 +331,7 @@ pub async fn usage(
     state: State,
     tenant: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = authorize(&req, &state, &tenant)?;
+    let tenant = authorize(&req, &state, &tenant).await?;
     let query = web::Query::<UsageQuery>::from_query(req.query_string()).map_err(|e| {
         crate::Error::InvalidRequest(format!("invalid query: {e}; expected ?days=N"))
     })?;
@@ -376,7 +379,7 @@ pub async fn events(
     state: State,
     tenant: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = authorize(&req, &state, &tenant)?;
+    let tenant = authorize(&req, &state, &tenant).await?;
     let query = web::Query::<EventsQuery>::from_query(req.query_string()).map_err(|e| {
         crate::Error::InvalidRequest(format!(
             "invalid query: {e}; expected ?since=<RFC 3339>&limit=<n>"
@@ -404,9 +407,8 @@ pub async fn events(
         cursor: query.cursor.clone(),
         limit,
     };
-    // The audit log is read from the store: blocking I/O.
-    let engine = state.engine.clone();
-    let page = off_worker(move || engine.events(&tenant, &query)).await?;
+    let engine = &state.engine;
+    let page = engine.events(&tenant, &query).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 

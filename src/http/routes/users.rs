@@ -42,7 +42,7 @@ pub async fn put_user(
     state: State,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = authorize(&req, &state, &path.0)?;
+    let tenant = authorize(&req, &state, &path.0).await?;
     let user = UserId::parse(&path.1)?;
     Ok(HttpResponse::Ok().json(state.engine.put_user(&tenant, &user).await?))
 }
@@ -57,7 +57,7 @@ pub async fn delete_user(
     state: State,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = authorize(&req, &state, &path.0)?;
+    let tenant = authorize(&req, &state, &path.0).await?;
     let user = UserId::parse(&path.1)?;
     state.engine.remove_user(&tenant, &user).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -78,7 +78,7 @@ pub async fn list_users(
     state: State,
     tenant: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = authorize(&req, &state, &tenant)?;
+    let tenant = authorize(&req, &state, &tenant).await?;
     let query = PageQuery::from_request(&req)?;
     let after = query
         .cursor()
@@ -110,7 +110,7 @@ pub async fn logout_user(
     state: State,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = authorize(&req, &state, &path.0)?;
+    let tenant = authorize(&req, &state, &path.0).await?;
     let user = UserId::parse(&path.1)?;
     let sessions_ended = state.engine.logout_user(&tenant, &user).await?;
     Ok(HttpResponse::Ok().json(LoggedOut {

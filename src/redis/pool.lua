@@ -1,0 +1,607 @@
+-- One tenant's licence pool on Redis: every rule of SPEC §1 that changes or reads a
+-- pool, for a batch of requests, atomically, on Redis time.
+--
+-- The rules are those of src/admission.rs and src/pool.rs; the rule suite runs against
+-- both backends with the same expected answers.
+--
+-- KEYS (all share the hash tag {tenant}, so the script touches one slot):
+--   1 meta   hash: licence, incarnation, API key hash, records, counters
+--   2 sess   hash: session id -> session (JSON)
+--   3 due    zset: session id by idle deadline (ms)
+--   4 start  zset: session id by login time (ms); same scores order by id
+--   5 users  hash: user -> account (JSON: a = assigned, s = live session ids)
+--   6 order  zset: user ids, all scored 0, read in byte order
+--   7 ended  hash: session id -> "reason secret ended_at"
+--   8 endq   zset: ended session id by end time (ms)
+--   9 log    stream: the tenant's events, bounded
+--  10 fence  string: the tenant's fence counter (outlives the tenant)
+-- ARGV:
+--   1 the moment to use, in ms; empty (always, in a server) for Redis TIME
+--   2 how long ended sessions are remembered (ms)
+--   3 how many ended sessions are remembered at most
+--   4 events the log keeps at most
+--   5 the requests: a JSON array, answered in order
+
+local META, SESS, DUE, START, USERS, ORDER, ENDED, ENDQ, LOG, FENCE =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local ENDED_FOR = tonumber(ARGV[2])
+local ENDED_CAP = tonumber(ARGV[3])
+local LOG_CAP = tonumber(ARGV[4])
+local requests = cjson.decode(ARGV[5])
+
+-- Redis time, unless a test harness gives the moment (see RedisClock).
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local events = {}
+local meta = nil -- the licence and counters, read once per call
+
+local function load_meta()
+  local raw = redis.call('HGETALL', META)
+  if #raw == 0 then
+    meta = nil
+    return
+  end
+  local m = {}
+  for i = 1, #raw, 2 do
+    m[raw[i]] = raw[i + 1]
+  end
+  for _, f in ipairs({ 'seats', 'idle', 'max', 'active', 'assigned', 'rc', 'rat', 'rpd', 'rpm' }) do
+    m[f] = tonumber(m[f] or '0')
+  end
+  meta = m
+end
+
+local function seats_in_use()
+  if meta.model == 'named' then
+    return meta.assigned
+  elseif meta.model == 'concurrent' and meta.per == 'session' then
+    return redis.call('HLEN', SESS)
+  end
+  return meta.active
+end
+
+local function emit(e)
+  e.at = now
+  local fields = {}
+  for k, v in pairs(e) do
+    fields[#fields + 1] = k
+    fields[#fields + 1] = tostring(v)
+  end
+  redis.call('XADD', LOG, 'MAXLEN', '~', LOG_CAP, '*', unpack(fields))
+  events[#events + 1] = e
+end
+
+local function licence_fields(e)
+  e.model, e.seats, e.per, e.idle, e.max = meta.model, meta.seats, meta.per or '', meta.idle, meta.max
+  return e
+end
+
+local function account(user)
+  local raw = redis.call('HGET', USERS, user)
+  if not raw then
+    return nil
+  end
+  return cjson.decode(raw)
+end
+
+local function save_account(user, acc)
+  if #acc.s == 0 then
+    -- cjson writes an empty table as an object; keep the list a list.
+    redis.call('HSET', USERS, user, '{"a":' .. acc.a .. ',"s":[]}')
+  else
+    redis.call('HSET', USERS, user, cjson.encode(acc))
+  end
+end
+
+local function forget_oldest()
+  local oldest = redis.call('ZRANGE', ENDQ, 0, 0)
+  if #oldest > 0 then
+    redis.call('ZREM', ENDQ, oldest[1])
+    redis.call('HDEL', ENDED, oldest[1])
+  end
+end
+
+-- Takes a live session off every index; returns it, or nil.
+local function detach(id)
+  local raw = redis.call('HGET', SESS, id)
+  if not raw then
+    return nil
+  end
+  local s = cjson.decode(raw)
+  redis.call('HDEL', SESS, id)
+  redis.call('ZREM', DUE, id)
+  redis.call('ZREM', START, id)
+  local acc = account(s.u)
+  if acc then
+    for i, sid in ipairs(acc.s) do
+      if sid == id then
+        table.remove(acc.s, i)
+        break
+      end
+    end
+    if #acc.s == 0 then
+      meta.active = meta.active - 1
+      redis.call('HSET', META, 'active', meta.active)
+    end
+    save_account(s.u, acc)
+  end
+  return s
+end
+
+local function end_session(id, reason)
+  local s = detach(id)
+  if not s then
+    return
+  end
+  if ENDED_CAP > 0 then
+    if redis.call('ZCARD', ENDQ) >= ENDED_CAP then
+      forget_oldest()
+    end
+    redis.call('HSET', ENDED, id, reason .. ' ' .. s.h .. ' ' .. now)
+    redis.call('ZADD', ENDQ, now, id)
+  end
+  emit({ type = 'ended', user = s.u, session = id, reason = reason, seats_in_use = seats_in_use() })
+end
+
+local function expire_due()
+  while true do
+    local due = redis.call('ZRANGEBYSCORE', DUE, '-inf', '(' .. now, 'LIMIT', 0, 100)
+    if #due == 0 then
+      break
+    end
+    for _, id in ipairs(due) do
+      end_session(id, 'expired')
+    end
+  end
+  local stale = redis.call('ZRANGEBYSCORE', ENDQ, '-inf', now - ENDED_FOR)
+  for _, id in ipairs(stale) do
+    redis.call('ZREM', ENDQ, id)
+    redis.call('HDEL', ENDED, id)
+  end
+end
+
+-- The earliest moment something is due: a deadline passes or a tombstone is forgotten.
+local function next_due()
+  local best = nil
+  local d = redis.call('ZRANGE', DUE, 0, 0, 'WITHSCORES')
+  if #d > 0 then
+    best = tonumber(d[2]) + 1
+  end
+  local q = redis.call('ZRANGE', ENDQ, 0, 0, 'WITHSCORES')
+  if #q > 0 then
+    local at = tonumber(q[2]) + ENDED_FOR
+    if not best or at < best then
+      best = at
+    end
+  end
+  return best
+end
+
+-- Why a session with this secret is not live: ended (with its reason) or unknown.
+local function why_not_live(id, secret)
+  local raw = redis.call('HGET', ENDED, id)
+  if raw then
+    local reason, hash = string.match(raw, '^(%S+) (%S+)')
+    if hash == secret then
+      return { err = 'session_ended', reason = reason }
+    end
+  end
+  return { err = 'session_not_found' }
+end
+
+local function live(id, secret)
+  local raw = redis.call('HGET', SESS, id)
+  if raw then
+    local s = cjson.decode(raw)
+    if s.h == secret then
+      return s
+    end
+  end
+  return nil
+end
+
+local function session_view(id, s)
+  return { id = id, user = s.u, client = s.c, started_at = s.st, last_heartbeat_at = s.hb,
+    expires_at = s.ex, fence = s.f }
+end
+
+local function view()
+  local per = nil
+  if meta.model == 'concurrent' then
+    per = meta.per
+  end
+  local seats = nil
+  if meta.model ~= 'records' then
+    seats = meta.seats
+  end
+  return { tenant = meta.tenant, model = meta.model, seats = seats, seat_per = per,
+    idle = meta.idle, max_users = meta.max, seats_in_use = seats_in_use(),
+    sessions = redis.call('HLEN', SESS), users = redis.call('HLEN', USERS), records = meta.rc,
+    inc = meta.inc, key = meta.key, created = tonumber(meta.created) }
+end
+
+-- Calendar month (UTC) of a moment, as year * 12 + month.
+local function month_of(ms)
+  local z = math.floor(ms / 86400000) + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then
+    y = y + 1
+  end
+  return y * 12 + m
+end
+
+local function records_view()
+  local today, month = meta.rc, meta.rc
+  if meta.rat > 0 then
+    if math.floor(meta.rat / 86400000) == math.floor(now / 86400000) then
+      today = meta.rpd
+    end
+    if month_of(meta.rat) == month_of(now) then
+      month = meta.rpm
+    end
+  end
+  return { count = meta.rc, peak_today = today, peak_month = month }
+end
+
+local function set_licence(l)
+  if meta.model == 'named' and l.model ~= 'named' and meta.assigned > 0 then
+    local all = redis.call('HGETALL', USERS)
+    for i = 1, #all, 2 do
+      local acc = cjson.decode(all[i + 1])
+      if acc.a == 1 then
+        acc.a = 0
+        save_account(all[i], acc)
+      end
+    end
+    meta.assigned = 0
+    redis.call('HSET', META, 'assigned', 0)
+  end
+  meta.model, meta.seats, meta.per, meta.idle, meta.max = l.model, l.seats, l.per, l.idle, l.max
+  redis.call('HSET', META, 'model', l.model, 'seats', l.seats, 'per', l.per, 'idle', l.idle, 'max', l.max)
+end
+
+local function end_user_sessions(user, reason)
+  local acc = account(user)
+  if not acc then
+    return 0
+  end
+  local ids = {}
+  for i, id in ipairs(acc.s) do
+    ids[i] = id
+  end
+  for _, id in ipairs(ids) do
+    end_session(id, reason)
+  end
+  return #ids
+end
+
+local ops = {}
+
+function ops.put(r)
+  if meta then
+    set_licence(r.licence)
+    emit(licence_fields({ type = 'licence_changed', seats_in_use = seats_in_use() }))
+    return { ok = view(), created = false }
+  end
+  local l = r.licence
+  redis.call('HSET', META, 'tenant', r.tenant, 'inc', r.inc, 'created', now, 'model', l.model,
+    'seats', l.seats, 'per', l.per, 'idle', l.idle, 'max', l.max, 'active', 0, 'assigned', 0,
+    'rc', 0, 'rat', 0, 'rpd', 0, 'rpm', 0)
+  redis.call('PERSIST', ENDED)
+  redis.call('PERSIST', ENDQ)
+  load_meta()
+  emit(licence_fields({ type = 'tenant_created' }))
+  return { ok = view(), created = true }
+end
+
+function ops.delete(r)
+  if r.inc and r.inc ~= meta.inc then
+    return { err = 'tenant_not_found' }
+  end
+  local ids = redis.call('ZRANGE', START, 0, -1)
+  for _, id in ipairs(ids) do
+    end_session(id, 'evicted')
+  end
+  -- Everything of the tenant goes but the tombstones (so that holders learn why their
+  -- sessions ended) and the fence counter (fences never go back).
+  redis.call('DEL', META, SESS, DUE, START, USERS, ORDER, LOG)
+  redis.call('PEXPIRE', ENDED, math.max(ENDED_FOR, 1))
+  redis.call('PEXPIRE', ENDQ, math.max(ENDED_FOR, 1))
+  emit({ type = 'tenant_deleted' })
+  meta = nil
+  return { ok = true }
+end
+
+function ops.view(r)
+  return { ok = view() }
+end
+
+function ops.login(r)
+  local acc = account(r.user)
+  local standing = 'unknown'
+  if acc then
+    standing = acc.a == 1 and 'assigned' or 'registered'
+  end
+  local refuse = nil
+  if meta.model == 'named' then
+    if standing ~= 'assigned' then
+      refuse = { err = 'user_not_licensed', user = r.user }
+    end
+  else
+    local accounts = redis.call('HLEN', USERS)
+    if standing == 'unknown' and accounts >= meta.max then
+      refuse = { err = 'user_limit_reached', max_users = meta.max }
+    elseif meta.model == 'concurrent' then
+      local shares = meta.per == 'user' and acc ~= nil and #acc.s > 0
+      local in_use = seats_in_use()
+      if not shares and in_use >= meta.seats then
+        local first = redis.call('ZRANGE', DUE, 0, 0, 'WITHSCORES')
+        local retry = nil
+        if #first > 0 then
+          retry = math.max(tonumber(first[2]) - now, 0) + 1
+        end
+        refuse = { err = 'licence_limit_reached', seats = meta.seats, seats_in_use = in_use, retry_after_ms = retry }
+      end
+    end
+  end
+  if refuse then
+    emit({ type = 'refused', user = r.user, reason = refuse.err })
+    return refuse
+  end
+  if redis.call('HEXISTS', SESS, r.id) == 1 or redis.call('HEXISTS', ENDED, r.id) == 1 then
+    return { err = 'id_taken' }
+  end
+  if not acc then
+    acc = { a = 0, s = {} }
+    redis.call('ZADD', ORDER, 0, r.user)
+  end
+  acc.s[#acc.s + 1] = r.id
+  if #acc.s == 1 then
+    meta.active = meta.active + 1
+    redis.call('HSET', META, 'active', meta.active)
+  end
+  save_account(r.user, acc)
+  local fence = redis.call('INCR', FENCE)
+  local expires = now + meta.idle
+  local s = { u = r.user, c = r.client, h = r.secret, st = now, hb = now, ex = expires, f = fence }
+  redis.call('HSET', SESS, r.id, cjson.encode(s))
+  redis.call('ZADD', DUE, expires, r.id)
+  redis.call('ZADD', START, now, r.id)
+  emit({ type = 'admitted', user = r.user, session = r.id, seats_in_use = seats_in_use() })
+  return { ok = { expires_at = expires, idle = meta.idle, fence = fence } }
+end
+
+-- A login whose answer was lost (the node gave up waiting for Redis) is taken back:
+-- nobody holds its token. Without a trace, as in the embedded backend.
+function ops.withdraw(r)
+  local s = detach(r.id)
+  if s then
+    emit({ type = 'withdrawn', user = s.u, session = r.id, seats_in_use = seats_in_use() })
+  end
+  return { ok = s ~= nil }
+end
+
+function ops.heartbeat(r)
+  local s = live(r.id, r.secret)
+  if not s then
+    return why_not_live(r.id, r.secret)
+  end
+  s.hb = now
+  s.ex = now + meta.idle
+  redis.call('HSET', SESS, r.id, cjson.encode(s))
+  redis.call('ZADD', DUE, s.ex, r.id)
+  return { ok = { expires_at = s.ex, idle = meta.idle, fence = s.f } }
+end
+
+function ops.release(r)
+  if not live(r.id, r.secret) then
+    return why_not_live(r.id, r.secret)
+  end
+  end_session(r.id, 'released')
+  return { ok = true }
+end
+
+function ops.logout(r)
+  local s = live(r.id, r.secret)
+  if not s then
+    return why_not_live(r.id, r.secret)
+  end
+  return { ok = end_user_sessions(s.u, 'logged_out') }
+end
+
+function ops.revoke(r)
+  if redis.call('HEXISTS', SESS, r.id) == 0 then
+    local raw = redis.call('HGET', ENDED, r.id)
+    if raw then
+      return { err = 'session_ended', reason = string.match(raw, '^(%S+)') }
+    end
+    return { err = 'session_not_found' }
+  end
+  end_session(r.id, 'revoked')
+  return { ok = true }
+end
+
+function ops.logout_user(r)
+  if redis.call('HEXISTS', USERS, r.user) == 0 then
+    return { err = 'user_not_found' }
+  end
+  return { ok = end_user_sessions(r.user, 'logged_out') }
+end
+
+local function user_view(user, acc)
+  return { user = user, assigned = acc.a == 1, sessions = #acc.s }
+end
+
+function ops.put_user(r)
+  local acc = account(r.user)
+  local named = meta.model == 'named'
+  local change = true
+  if acc and acc.a == 1 then
+    change = false
+  elseif acc and not named then
+    change = false
+  elseif not acc and redis.call('HLEN', USERS) >= meta.max then
+    return { err = 'user_limit_reached', max_users = meta.max }
+  elseif named and meta.assigned >= meta.seats then
+    return { err = 'seats_exhausted', seats = meta.seats }
+  end
+  if change then
+    if not acc then
+      acc = { a = 0, s = {} }
+      redis.call('ZADD', ORDER, 0, r.user)
+    end
+    if named and acc.a == 0 then
+      acc.a = 1
+      meta.assigned = meta.assigned + 1
+      redis.call('HSET', META, 'assigned', meta.assigned)
+    end
+    save_account(r.user, acc)
+    emit({ type = 'user_assigned', user = r.user, assigned = tostring(acc.a == 1), seats_in_use = seats_in_use() })
+  end
+  return { ok = user_view(r.user, acc) }
+end
+
+function ops.remove_user(r)
+  local acc = account(r.user)
+  if not acc then
+    return { err = 'user_not_found' }
+  end
+  end_user_sessions(r.user, 'evicted')
+  redis.call('HDEL', USERS, r.user)
+  redis.call('ZREM', ORDER, r.user)
+  if acc.a == 1 then
+    meta.assigned = meta.assigned - 1
+    redis.call('HSET', META, 'assigned', meta.assigned)
+  end
+  emit({ type = 'user_removed', user = r.user, seats_in_use = seats_in_use() })
+  return { ok = true }
+end
+
+function ops.users(r)
+  if r.limit < 1 then
+    return { err = 'invalid_limit' }
+  end
+  local from = '-'
+  if r.after then
+    from = '(' .. r.after
+  end
+  local names = redis.call('ZRANGEBYLEX', ORDER, from, '+', 'LIMIT', 0, r.limit + 1)
+  local items = {}
+  for i = 1, math.min(#names, r.limit) do
+    items[i] = user_view(names[i], account(names[i]))
+  end
+  return { ok = { items = items, more = #names > r.limit } }
+end
+
+function ops.sessions(r)
+  if r.limit < 1 then
+    return { err = 'invalid_limit' }
+  end
+  local ids
+  if r.after_at then
+    -- Same login time, later id; then later login times.
+    ids = {}
+    local same = redis.call('ZRANGEBYSCORE', START, r.after_at, r.after_at)
+    for _, id in ipairs(same) do
+      if id > r.after_id then
+        ids[#ids + 1] = id
+      end
+    end
+    local later = redis.call('ZRANGEBYSCORE', START, '(' .. r.after_at, '+inf', 'LIMIT', 0, r.limit + 1)
+    for _, id in ipairs(later) do
+      ids[#ids + 1] = id
+    end
+  else
+    ids = redis.call('ZRANGE', START, 0, r.limit)
+  end
+  local items = {}
+  for i = 1, math.min(#ids, r.limit) do
+    items[i] = session_view(ids[i], cjson.decode(redis.call('HGET', SESS, ids[i])))
+  end
+  return { ok = { items = items, more = #ids > r.limit } }
+end
+
+function ops.report_records(r)
+  local before = records_view()
+  meta.rc, meta.rat = r.count, now
+  meta.rpd = math.max(before.peak_today, r.count)
+  meta.rpm = math.max(before.peak_month, r.count)
+  redis.call('HSET', META, 'rc', meta.rc, 'rat', meta.rat, 'rpd', meta.rpd, 'rpm', meta.rpm)
+  emit({ type = 'records_reported', count = r.count })
+  return { ok = records_view() }
+end
+
+function ops.records(r)
+  return { ok = records_view() }
+end
+
+function ops.set_key(r)
+  if r.inc and r.inc ~= meta.inc then
+    return { err = 'tenant_not_found' }
+  end
+  local old = meta.key
+  meta.key = r.key
+  redis.call('HSET', META, 'key', r.key)
+  return { ok = old or false }
+end
+
+function ops.key(r)
+  return { ok = meta.key == r.key and meta.inc or false }
+end
+
+local swept = false
+
+function ops.sweep(r)
+  swept = true
+  return { ok = true }
+end
+
+-- Requests about one session; without a tenant they can only have ended with it.
+local by_token = { heartbeat = true, release = true, logout = true }
+
+load_meta()
+if meta then
+  expire_due()
+end
+local answers = {}
+for i, r in ipairs(requests) do
+  if meta or r.op == 'put' then
+    answers[i] = ops[r.op](r)
+  elseif by_token[r.op] then
+    answers[i] = why_not_live(r.id, r.secret)
+  else
+    if r.op == 'sweep' then
+      swept = true
+    end
+    answers[i] = { err = 'tenant_not_found' }
+  end
+end
+-- The index of due tenants (outside this slot, written by the node) holds for each
+-- tenant a moment no later than its earliest due one; `idx` is what it was last told.
+local due, lowered = false, false
+if meta then
+  due = next_due() or false
+  local idx = tonumber(meta.idx or '')
+  if swept then
+    if due then
+      redis.call('HSET', META, 'idx', due)
+    else
+      redis.call('HDEL', META, 'idx')
+    end
+  elseif due and (not idx or due < idx) then
+    redis.call('HSET', META, 'idx', due)
+    lowered = due
+  end
+end
+return cjson.encode({ now = now, answers = answers, events = events, due = due,
+  lowered = lowered, swept = swept })

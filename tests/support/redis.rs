@@ -1,0 +1,138 @@
+//! A Redis server for the tests: started once per test process on a free loopback
+//! port (or taken from `USHER_TEST_REDIS_URL`), with every test under a key prefix of
+//! its own so that tests share it without seeing each other.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use usher::redis::{RedisClock, RedisConfig};
+use usher::ManualClock;
+
+/// A `redis-server` this process started; it is killed when the process exits.
+pub struct RedisServer {
+    pub url: String,
+    pub port: u16,
+    _child: Option<Child>,
+}
+
+/// A free loopback port (free when asked; the caller binds it at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Starts `redis-server` on a free loopback port with `extra` arguments, and waits
+/// until it answers. The server dies with the test process.
+pub fn start_redis(dir: &std::path::Path, extra: &[&str]) -> RedisServer {
+    let port = free_port();
+    let mut command = Command::new("redis-server");
+    command
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--dir", dir.to_str().expect("a UTF-8 path")])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // The server must not outlive the tests, however they end.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = command.spawn().unwrap_or_else(|e| {
+        panic!("cannot start redis-server ({e}); install it, e.g. `apt-get install redis-server`")
+    });
+    let url = format!("redis://127.0.0.1:{port}/0");
+    wait_for(port);
+    RedisServer {
+        url,
+        port,
+        _child: Some(child),
+    }
+}
+
+/// Waits until a Redis answers PING on `port`.
+pub fn wait_for(port: u16) {
+    let started = Instant::now();
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let mut answer = [0u8; 7];
+            if stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut answer).is_ok() {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "redis-server on port {port} did not answer"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The Redis every test of this process shares.
+pub fn shared() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("USHER_TEST_REDIS_URL") {
+            return RedisServer {
+                url,
+                port: 0,
+                _child: None,
+            };
+        }
+        // Started from a thread that lives as long as the process: the server is
+        // killed when the thread that started it ends.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let dir = std::env::temp_dir().join(format!("usher-test-redis-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("a directory for redis-server");
+            let server = start_redis(&dir, &["--appendonly", "no"]);
+            tx.send((server.url.clone(), server.port)).unwrap();
+            let _server = server;
+            loop {
+                std::thread::park();
+            }
+        });
+        let (url, port) = rx.recv().expect("redis-server started");
+        RedisServer {
+            url,
+            port,
+            _child: None,
+        }
+    })
+}
+
+/// A key prefix no other test of any process uses.
+pub fn unique_prefix() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        usher::token::random_u64() % 1_000_000
+    )
+}
+
+/// Settings for an engine on the shared Redis whose scripts read `clock`.
+pub fn config(clock: &ManualClock) -> RedisConfig {
+    let mut config = RedisConfig::new(shared().url.clone());
+    config.prefix = unique_prefix();
+    config.clock = RedisClock::manual(clock.clone());
+    config
+}
