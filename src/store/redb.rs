@@ -362,6 +362,7 @@ impl Store for RedbStore {
                     ended: Vec::new(),
                     records: Records::default(),
                     api_key: None,
+                    fence: 0,
                 },
             );
         }
@@ -395,6 +396,7 @@ impl Store for RedbStore {
                     client: row.client,
                     started_at: row.started_at,
                     last_heartbeat_at: row.last_heartbeat_at,
+                    fence: 0,
                 });
             }
         }
