@@ -105,6 +105,11 @@ pub struct Login {
     pub idle_timeout: Duration,
     /// How often to heartbeat.
     pub heartbeat_interval: Duration,
+    /// The session's fencing token (SPEC §8): larger than that of every session
+    /// admitted before it in the tenant. Pass it with every write to a downstream
+    /// resource, which refuses writes carrying a fence older than the newest it has
+    /// seen from the seat.
+    pub fence: u64,
 }
 
 /// The answer to a heartbeat.
@@ -114,6 +119,8 @@ pub struct Heartbeat {
     pub expires_at: Timestamp,
     /// The idle timeout in force.
     pub idle_timeout: Duration,
+    /// The session's fencing token, as its login answered.
+    pub fence: u64,
 }
 
 /// Counters about the engine itself.
@@ -370,12 +377,15 @@ impl Engine {
                 }
                 Entry::Occupied(entry) => break (entry.get().clone(), false),
                 Entry::Vacant(entry) => {
-                    let state = PoolState::new(
+                    let mut state = PoolState::new(
                         tenant.clone(),
                         licence,
                         self.inner.config.retention,
                         self.inner.clock.now(),
                     );
+                    if let Some((_, high)) = self.inner.registry.fences.remove(tenant) {
+                        state.continue_fences_above(high);
+                    }
                     let handle = self.inner.spawn_pool(state);
                     entry.insert(handle.clone());
                     break (handle, true);
@@ -500,6 +510,7 @@ impl Engine {
             expires_at: admission.expires_at,
             idle_timeout: admission.idle_timeout,
             heartbeat_interval: admission.heartbeat_interval,
+            fence: admission.fence,
         })
     }
 
@@ -507,7 +518,7 @@ impl Engine {
     #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
     pub async fn heartbeat(&self, token: &SessionToken) -> Result<Heartbeat> {
         let handle = self.session_pool(token)?;
-        let (expires_at, licence) = self
+        let (expires_at, licence, fence) = self
             .call(&handle, Priority::Shed, |reply| PoolMsg::Heartbeat {
                 id: token.id(),
                 secret: token.secret_hash(),
@@ -517,6 +528,7 @@ impl Engine {
         Ok(Heartbeat {
             expires_at,
             idle_timeout: licence.idle_timeout,
+            fence,
         })
     }
 
