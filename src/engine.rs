@@ -262,14 +262,20 @@ impl Engine {
     }
 
     /// Brings back everything a store loaded: every pool with its sessions (each with a
-    /// full idle window from now) and API key, the sessions of deleted tenants, and
-    /// the usage report.
+    /// full idle window from now), API key and fence high-water mark, the sessions and
+    /// fence marks of deleted tenants, and the usage report.
     pub fn restore(&self, loaded: Loaded) -> Result<()> {
         for pool in loaded.pools {
             self.restore_tenant(pool)?;
         }
         for (id, tombstone) in loaded.orphans {
             self.inner.registry.orphans.insert(id, tombstone);
+        }
+        // Deleted tenants' marks, for a tenant created again under the same id.
+        for (tenant, high) in loaded.fences {
+            if !self.inner.registry.tenants.contains_key(&tenant) {
+                self.inner.registry.remember_fence(tenant, high);
+            }
         }
         self.inner.events.request(Envelope::Import(loaded.usage));
         Ok(())
