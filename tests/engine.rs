@@ -754,6 +754,8 @@ async fn login_heartbeat_and_session_list_carry_the_same_growing_fence() {
         .await
         .unwrap();
     let first = engine.login(&acme, &user("ann"), None).await.unwrap();
+    // The list is in login order.
+    clock.advance(Duration::from_secs(1));
     let second_tab = engine.login(&acme, &user("ann"), None).await.unwrap();
     assert!(first.fence < second_tab.fence);
     let beat = engine.heartbeat(&first.token).await.unwrap();
