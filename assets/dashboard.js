@@ -627,6 +627,7 @@
         el("td", {className: "c-started"}),
         el("td", {className: "c-beat"}),
         el("td", {className: "c-expires"}, [el("span", {className: "rel"}), el("span", {className: "abs muted"})]),
+        el("td", {className: "c-fence num mono"}),
         el("td", {className: "c-actions"}, [release, " ", logout]),
       ]);
     }, function (row, s) {
@@ -640,6 +641,7 @@
       setText(expires.querySelector(".rel"), fmtRelative(s.expires_at));
       setText(expires.querySelector(".abs"), fmtTime(s.expires_at));
       setAttr(expires, "title", s.expires_at || "");
+      setText(row.querySelector(".c-fence"), s.fence == null ? "—" : String(s.fence));
     });
   }
 

@@ -9,11 +9,16 @@
  *     server: "https://usher.example.org",      // defaults to location.origin
  *     heartbeatIntervalSecs: login.heartbeat_interval_secs,
  *     idleTimeoutSecs: login.idle_timeout_secs, // optional
+ *     fence: login.fence,                       // optional
  *     onEnded: (reason) => showSignedOut(reason),
- *     onHeartbeat: (info) => {},                // optional: {expiresAt, idleTimeoutSecs}
+ *     onHeartbeat: (info) => {},                // optional: {expiresAt, idleTimeoutSecs, fence}
  *   });
  *   helpMenu.releaseItem.onclick = () => licence.release();
  *   logoutButton.onclick = () => licence.logout();
+ *
+ * fence is the session's fencing token, as the login and every heartbeat answer it:
+ * a page that writes to a downstream resource directly sends it along, so that writes
+ * from a tab whose seat has since passed to someone else are refused.
  *
  * onEnded(reason) is called exactly once, with the server's reason ("expired",
  * "released", "logged_out", "revoked", "evicted"), "not_found" when the server no
@@ -104,6 +109,7 @@
     var intervalSecs = positive(options.heartbeatIntervalSecs) || 150;
     var idleTimeoutSecs = positive(options.idleTimeoutSecs) || intervalSecs * 4;
     var expiresAt = options.expiresAt ? new Date(options.expiresAt) : null;
+    var fence = typeof options.fence === "number" ? options.fence : null;
 
     var timer = null;
     var inFlight = null; // AbortController of the heartbeat under way
@@ -193,9 +199,10 @@
               lastSuccess = Date.now();
               idleTimeoutSecs = positive(body.idle_timeout_secs) || idleTimeoutSecs;
               if (body.expires_at) expiresAt = new Date(body.expires_at);
+              if (typeof body.fence === "number") fence = body.fence;
               schedule(jitter(intervalSecs));
               try {
-                onHeartbeat({expiresAt: expiresAt, idleTimeoutSecs: idleTimeoutSecs});
+                onHeartbeat({expiresAt: expiresAt, idleTimeoutSecs: idleTimeoutSecs, fence: fence});
               } catch (e) {
                 setTimeout(function () { throw e; });
               }
@@ -311,9 +318,9 @@
         if (inFlight) inFlight.abort();
         removeListeners();
       },
-      /** The client's view: {ended, expiresAt, failures, idleTimeoutSecs}. */
+      /** The client's view: {ended, expiresAt, failures, idleTimeoutSecs, fence}. */
       state: function () {
-        return {ended: ended, expiresAt: expiresAt, failures: failures, idleTimeoutSecs: idleTimeoutSecs};
+        return {ended: ended, expiresAt: expiresAt, failures: failures, idleTimeoutSecs: idleTimeoutSecs, fence: fence};
       },
     };
   }

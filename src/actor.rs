@@ -170,7 +170,7 @@ pub(crate) enum PoolMsg {
     Heartbeat {
         id: SessionId,
         secret: SecretHash,
-        reply: Reply<(Timestamp, Licence)>,
+        reply: Reply<(Timestamp, Licence, u64)>,
     },
     Release {
         id: SessionId,
@@ -324,7 +324,7 @@ impl Handler<PoolMsg> for PoolActor {
             PoolMsg::Heartbeat { id, secret, reply } => {
                 let result = state
                     .heartbeat(id, &secret, now)
-                    .map(|at| (at, *state.licence()));
+                    .map(|at| (at, *state.licence(), state.fence_of(id).unwrap_or_default()));
                 self.respond(reply, result);
             }
             PoolMsg::Release { id, secret, reply } => {
@@ -541,6 +541,7 @@ impl PoolActor {
             registry.sessions.remove(&id);
             registry.orphans.insert(id, tombstone);
         }
+        registry.remember_fence(self.state.tenant().clone(), self.state.fence());
         self.commit();
         self.next_due.store(u64::MAX, Ordering::Relaxed);
         let me = self.me.clone();

@@ -106,7 +106,10 @@ pub struct Login {
     pub idle_timeout: Duration,
     /// How often to heartbeat.
     pub heartbeat_interval: Duration,
-    /// The session's fencing token (SPEC §8).
+    /// The session's fencing token (SPEC §8): larger than that of every session
+    /// admitted before it in the tenant. Pass it with every write to a downstream
+    /// resource, which refuses writes carrying a fence older than the newest it has
+    /// seen from the seat.
     pub fence: u64,
 }
 
@@ -117,7 +120,7 @@ pub struct Heartbeat {
     pub expires_at: Timestamp,
     /// The idle timeout in force.
     pub idle_timeout: Duration,
-    /// The session's fencing token (SPEC §8).
+    /// The session's fencing token, as its login answered.
     pub fence: u64,
 }
 
@@ -294,14 +297,20 @@ impl Engine {
     }
 
     /// Brings back everything a store loaded: every pool with its sessions (each with a
-    /// full idle window from now) and API key, the sessions of deleted tenants, and
-    /// the usage report.
+    /// full idle window from now), API key and fence high-water mark, the sessions and
+    /// fence marks of deleted tenants, and the usage report.
     pub fn restore(&self, loaded: Loaded) -> Result<()> {
         for pool in loaded.pools {
             self.restore_tenant(pool)?;
         }
         for (id, tombstone) in loaded.orphans {
             self.inner.registry.orphans.insert(id, tombstone);
+        }
+        // Deleted tenants' marks, for a tenant created again under the same id.
+        for (tenant, high) in loaded.fences {
+            if !self.inner.registry.tenants.contains_key(&tenant) {
+                self.inner.registry.remember_fence(tenant, high);
+            }
         }
         self.inner.events.request(Envelope::Import(loaded.usage));
         Ok(())
@@ -435,12 +444,15 @@ impl Engine {
                 }
                 Entry::Occupied(entry) => break (entry.get().clone(), false),
                 Entry::Vacant(entry) => {
-                    let state = PoolState::new(
+                    let mut state = PoolState::new(
                         tenant.clone(),
                         licence,
                         self.inner.config.retention,
                         self.inner.clock.now(),
                     );
+                    if let Some((_, high)) = self.inner.registry.fences.remove(tenant) {
+                        state.continue_fences_above(high);
+                    }
                     let handle = self.inner.spawn_pool(state);
                     entry.insert(handle.clone());
                     break (handle, true);
@@ -577,7 +589,7 @@ impl Engine {
             expires_at: admission.expires_at,
             idle_timeout: admission.idle_timeout,
             heartbeat_interval: admission.heartbeat_interval,
-            fence: 0,
+            fence: admission.fence,
         })
     }
 
@@ -588,7 +600,7 @@ impl Engine {
             return redis.heartbeat(token).await;
         }
         let handle = self.session_pool(token)?;
-        let (expires_at, licence) = self
+        let (expires_at, licence, fence) = self
             .call(&handle, Priority::Shed, |reply| PoolMsg::Heartbeat {
                 id: token.id(),
                 secret: token.secret_hash(),
@@ -598,7 +610,7 @@ impl Engine {
         Ok(Heartbeat {
             expires_at,
             idle_timeout: licence.idle_timeout,
-            fence: 0,
+            fence,
         })
     }
 

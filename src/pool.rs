@@ -4,6 +4,9 @@
 //! expires what is due, then applies the admission rules of [`crate::admission`], and
 //! leaves behind the events it caused ([`PoolState::take_events`]) and the session ids
 //! it has stopped remembering ([`PoolState::take_forgotten`]).
+//!
+//! Every admitted login takes the tenant's next fencing token (SPEC §8): one more than
+//! the pool's high-water mark, which snapshots carry across restarts.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -65,6 +68,7 @@ struct Session {
     started_at: Timestamp,
     last_heartbeat_at: Timestamp,
     expires_at: Timestamp,
+    fence: u64,
 }
 
 /// An ended session, remembered so that its holder learns why.
@@ -191,7 +195,8 @@ pub struct SessionView {
     /// When it expires without another heartbeat.
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: Timestamp,
-    /// The session's fencing token (SPEC §8).
+    /// The session's fencing token: larger than that of every session admitted
+    /// before it in the tenant (SPEC §8).
     pub fence: u64,
 }
 
@@ -292,6 +297,10 @@ pub struct Admission {
     pub idle_timeout: Duration,
     /// How often the client should heartbeat.
     pub heartbeat_interval: Duration,
+    /// The session's fencing token: larger than that of every session admitted before
+    /// it in the tenant. A backend passes it to downstream resources, which refuse
+    /// writes carrying a fence older than the newest they have seen from the seat.
+    pub fence: u64,
 }
 
 /// A pool as plain data, for a store to persist and restore.
@@ -312,6 +321,10 @@ pub struct PoolSnapshot {
     /// The hash of the tenant's API key, if it has one.
     #[serde(default)]
     pub api_key: Option<[u8; 32]>,
+    /// The fence high-water mark: the largest fence the tenant has handed out (or at
+    /// least that), so the next admission after a restore takes a larger one.
+    #[serde(default)]
+    pub fence: u64,
 }
 
 /// A live session as a store keeps it: the secret's hash, never the secret.
@@ -329,6 +342,9 @@ pub struct SessionRecord {
     pub started_at: Timestamp,
     /// Last heartbeat.
     pub last_heartbeat_at: Timestamp,
+    /// Its fencing token.
+    #[serde(default)]
+    pub fence: u64,
 }
 
 /// A change to a pool's durable state: what a store must write so that a restart
@@ -420,6 +436,9 @@ pub struct PoolState {
     ended: EndedSessions,
     records: Records,
     api_key: Option<[u8; 32]>,
+    /// The largest fence handed out: each admission takes the next one. Refusals
+    /// take none; a withdrawn login's fence is never handed out again.
+    fence: u64,
     events: Vec<Event>,
     forgotten: Vec<SessionId>,
     /// Changes for a store; kept only when one is attached.
@@ -443,6 +462,7 @@ impl PoolState {
             ended: EndedSessions::default(),
             records: Records::default(),
             api_key: None,
+            fence: 0,
             events: Vec::new(),
             forgotten: Vec::new(),
             changes: None,
@@ -476,6 +496,24 @@ impl PoolState {
     /// Live sessions.
     pub fn live_sessions(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// The fence high-water mark: the largest fence handed out so far (0 before the
+    /// first admission). The next admission takes one more.
+    pub fn fence(&self) -> u64 {
+        self.fence
+    }
+
+    /// Makes every later admission take a fence above `high`: a tenant created again
+    /// under the id of a deleted one continues above the old incarnation's fences,
+    /// which a downstream resource may still hold. Never lowers the mark.
+    pub fn continue_fences_above(&mut self, high: u64) {
+        self.fence = self.fence.max(high);
+    }
+
+    /// The fence of a live session.
+    pub fn fence_of(&self, id: SessionId) -> Option<u64> {
+        self.sessions.get(&id).map(|s| s.fence)
     }
 
     /// The next moment at which something becomes due: a session passes its idle
@@ -552,6 +590,8 @@ impl PoolState {
                     !self.sessions.contains_key(&id) && !self.ended.by_id.contains_key(&id)
                 );
                 let expires_at = now + self.licence.idle_timeout;
+                self.fence += 1;
+                let fence = self.fence;
                 if !self.users.contains_key(user) {
                     self.user_order.insert(user.clone());
                     self.record(|| Change::User {
@@ -573,6 +613,7 @@ impl PoolState {
                         started_at: now,
                         last_heartbeat_at: now,
                         expires_at,
+                        fence,
                     },
                 );
                 self.deadlines.insert((expires_at, id));
@@ -585,6 +626,7 @@ impl PoolState {
                         client: client.map(String::from),
                         started_at: now,
                         last_heartbeat_at: now,
+                        fence,
                     })
                 });
                 let seats_in_use = self.seats_in_use();
@@ -601,6 +643,7 @@ impl PoolState {
                     expires_at,
                     idle_timeout: self.licence.idle_timeout,
                     heartbeat_interval: self.licence.heartbeat_interval(),
+                    fence,
                 })
             }
         }
@@ -886,7 +929,7 @@ impl PoolState {
                     started_at: s.started_at,
                     last_heartbeat_at: s.last_heartbeat_at,
                     expires_at: s.expires_at,
-                    fence: 0,
+                    fence: s.fence,
                 }
             })
             .collect();
@@ -973,6 +1016,7 @@ impl PoolState {
                     client: s.client.as_deref().map(String::from),
                     started_at: s.started_at,
                     last_heartbeat_at: s.last_heartbeat_at,
+                    fence: s.fence,
                 })
                 .collect(),
             ended: self
@@ -983,6 +1027,7 @@ impl PoolState {
                 .collect(),
             records: self.records,
             api_key: self.api_key,
+            fence: self.fence,
         }
     }
 
@@ -1003,6 +1048,7 @@ impl PoolState {
             ended: EndedSessions::default(),
             records: snapshot.records,
             api_key: snapshot.api_key,
+            fence: snapshot.fence,
             events: Vec::new(),
             forgotten: Vec::new(),
             changes: None,
@@ -1022,6 +1068,7 @@ impl PoolState {
         let mut sessions = snapshot.sessions;
         sessions.sort_by_key(|s| (s.started_at, s.id));
         for record in sessions {
+            pool.fence = pool.fence.max(record.fence);
             let account = pool.users.entry(record.user.clone()).or_default();
             account.sessions.push(record.id);
             if account.sessions.len() == 1 {
@@ -1038,6 +1085,7 @@ impl PoolState {
                     started_at: record.started_at,
                     last_heartbeat_at: record.last_heartbeat_at,
                     expires_at,
+                    fence: record.fence,
                 },
             );
         }

@@ -34,6 +34,10 @@ pub(crate) struct Registry {
     pub(crate) live_sessions: AtomicI64,
     /// Seats held in all pools, as last published by each pool.
     pub(crate) seats_in_use: AtomicI64,
+    /// The fence high-water marks of deleted tenants: a tenant created again under
+    /// the same id continues above them, since downstream resources may still hold
+    /// the old incarnation's fences.
+    pub(crate) fences: DashMap<TenantId, u64>,
 }
 
 impl Registry {
@@ -44,6 +48,12 @@ impl Registry {
             *failure = Some(why.to_string());
         }
         self.store_failed.store(true, Ordering::Release);
+    }
+
+    /// Remembers the fence high-water mark of a deleted tenant (never lowering it).
+    pub(crate) fn remember_fence(&self, tenant: TenantId, high: u64) {
+        let mut mark = self.fences.entry(tenant).or_default();
+        *mark = (*mark).max(high);
     }
 
     /// The live incarnation of `tenant`, if any.

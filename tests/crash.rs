@@ -3,10 +3,12 @@
 //! key rotations — and killed with SIGKILL at a random moment, then restarted on the
 //! same data directory. Whatever was acknowledged must be there; nothing released may
 //! come back; seats never exceed the licence, also when the tenant is filled after the
-//! restart. Several rounds, killed at different moments.
+//! restart; restored sessions keep their fences, and every login after the restart gets
+//! a larger fence than any acknowledged before. Several rounds, killed at different
+//! moments.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -81,6 +83,10 @@ impl Drop for Server {
 struct Acked {
     /// Tokens of acknowledged logins with no release sent.
     alive: HashSet<String>,
+    /// The fence each acknowledged login of `crash-c` was answered with.
+    fences: HashMap<String, u64>,
+    /// The largest of them.
+    top_fence: u64,
     /// Tokens whose release was acknowledged.
     released: HashSet<String>,
     /// Tokens whose release was sent but not answered.
@@ -216,6 +222,7 @@ async fn work(me: usize, url: String, acked: Rc<RefCell<Acked>>, round: usize) {
                 {
                     let mut a = acked.borrow_mut();
                     a.alive.remove(&token);
+                    a.fences.remove(&token);
                     a.releasing.insert(token.clone());
                 }
                 let r = call(
@@ -253,10 +260,13 @@ async fn work(me: usize, url: String, acked: Rc<RefCell<Acked>>, round: usize) {
                 }
                 match &r {
                     Ok((201, body)) => {
-                        acked
-                            .borrow_mut()
-                            .alive
-                            .insert(body["session"].as_str().unwrap().to_string());
+                        let token = body["session"].as_str().unwrap().to_string();
+                        let fence = body["fence"].as_u64().expect("a login answers its fence");
+                        let mut a = acked.borrow_mut();
+                        // Four clients: answers may arrive out of admission order.
+                        a.top_fence = a.top_fence.max(fence);
+                        a.fences.insert(token.clone(), fence);
+                        a.alive.insert(token);
                     }
                     Ok((409, body)) => assert_eq!(body["error"], "licence_limit_reached"),
                     Ok((status, body)) => panic!("login answered {status} {body}"),
@@ -286,6 +296,11 @@ async fn verify(url: &str, acked: &mut Acked) -> Vec<String> {
         .await
         .unwrap();
         assert_eq!(status, 200, "an acknowledged login was lost: {body}");
+        assert_eq!(
+            body["fence"].as_u64(),
+            acked.fences.get(token).copied(),
+            "a restored session keeps its fence"
+        );
     }
     for token in &acked.released {
         let (status, body) = call(
@@ -443,7 +458,16 @@ async fn verify(url: &str, acked: &mut Acked) -> Vec<String> {
         .await
         .unwrap();
         match status {
-            201 => fillers.push(body["session"].as_str().unwrap().to_string()),
+            201 => {
+                let fence = body["fence"].as_u64().unwrap();
+                assert!(
+                    fence > acked.top_fence,
+                    "fence {fence} after the restart does not pass {}",
+                    acked.top_fence
+                );
+                acked.top_fence = fence;
+                fillers.push(body["session"].as_str().unwrap().to_string());
+            }
             409 => refused += 1,
             other => panic!("fill answered {other} {body}"),
         }

@@ -1,7 +1,8 @@
 //! Recovery rules of the embedded store, driven with a manual clock: what was
 //! acknowledged comes back after a restart, restored sessions get a full idle window,
 //! ended sessions stay ended, a deleted tenant leaves nothing behind but its sessions'
-//! reasons, and unusable or deleted data directories stop start-up or writes.
+//! reasons and its fence mark, fences keep growing across restarts and deletions, and
+//! unusable or deleted data directories stop start-up or writes.
 //!
 //! A restart is simulated by copying the database file as it is on disk (all writes
 //! acknowledged, none in flight) and opening the copy, as a crashed server would.
@@ -713,4 +714,117 @@ async fn a_deleted_data_dir_stops_acknowledgements_and_health_says_why() {
         other => panic!("{other:?}"),
     }
     assert!(node.store.failure().is_some());
+}
+
+/// `next` passes every fence answered before it.
+fn assert_above(answered: &[u64], next: u64) {
+    for fence in answered {
+        assert!(*fence < next, "fence {next} does not pass {fence}");
+    }
+}
+
+#[tokio::test]
+async fn fences_keep_growing_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let node = start(dir.path(), &clock);
+    let crm = id("crm");
+    node.engine
+        .put_tenant(&crm, Licence::concurrent(5))
+        .await
+        .unwrap();
+    let kept = node.engine.login(&crm, &user("ann"), None).await.unwrap();
+    let mut answered = vec![kept.fence];
+    for name in ["bob", "cy"] {
+        let login = node.engine.login(&crm, &user(name), None).await.unwrap();
+        answered.push(login.fence);
+        // The newest sessions end: only the mark remembers their fences.
+        node.engine.release(&login.token).await.unwrap();
+    }
+
+    let mut dir = crash_copy(dir.path());
+    for restart in 0..3 {
+        let after = start(dir.path(), &clock);
+        let e = &after.engine;
+        // The restored session keeps its fence, in the list and the heartbeat answer.
+        let sessions = e.sessions(&crm).await.unwrap();
+        assert_eq!(sessions[0].fence, kept.fence, "restart {restart}");
+        assert_eq!(e.heartbeat(&kept.token).await.unwrap().fence, kept.fence);
+        let next = e.login(&crm, &user("dee"), None).await.unwrap();
+        assert_above(&answered, next.fence);
+        answered.push(next.fence);
+        e.release(&next.token).await.unwrap();
+        dir = crash_copy(dir.path());
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_created_again_continues_above_its_old_fences_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let node = start(dir.path(), &clock);
+    let crm = id("crm");
+    let e = &node.engine;
+    e.put_tenant(&crm, Licence::records()).await.unwrap();
+    let mut answered = Vec::new();
+    for name in ["ann", "bob", "cy"] {
+        answered.push(e.login(&crm, &user(name), None).await.unwrap().fence);
+    }
+    e.delete_tenant(&crm).await.unwrap();
+
+    // Deleted, then restarted: the new incarnation starts above the old fences.
+    let copy = crash_copy(dir.path());
+    let after = start(copy.path(), &clock);
+    let e = &after.engine;
+    assert_eq!(e.tenant_ids().await.unwrap(), Vec::<TenantId>::new());
+    e.put_tenant(&crm, Licence::records()).await.unwrap();
+    let first = e.login(&crm, &user("ann"), None).await.unwrap().fence;
+    assert_above(&answered, first);
+    answered.push(first);
+
+    // Deleted and created again in one run, then restarted.
+    e.delete_tenant(&crm).await.unwrap();
+    e.put_tenant(&crm, Licence::records()).await.unwrap();
+    let again = e.login(&crm, &user("ann"), None).await.unwrap().fence;
+    assert_above(&answered, again);
+    answered.push(again);
+    let copy = crash_copy(copy.path());
+    let later = start(copy.path(), &clock);
+    let next = later
+        .engine
+        .login(&crm, &user("bob"), None)
+        .await
+        .unwrap()
+        .fence;
+    assert_above(&answered, next);
+}
+
+#[tokio::test]
+async fn a_database_without_fence_marks_continues_above_its_sessions_fences() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let node = start(dir.path(), &clock);
+    let crm = id("crm");
+    node.engine
+        .put_tenant(&crm, Licence::records())
+        .await
+        .unwrap();
+    let mut answered = Vec::new();
+    for name in ["ann", "bob"] {
+        let login = node.engine.login(&crm, &user(name), None).await.unwrap();
+        answered.push(login.fence);
+    }
+    let copy = crash_copy(dir.path());
+    drop(node);
+    {
+        // As a database written before the marks were kept.
+        let db = redb::Database::create(copy.path().join(DB_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(redb::TableDefinition::<&str, u64>::new("fences"))
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let after = start(copy.path(), &clock);
+    let next = after.engine.login(&crm, &user("cy"), None).await.unwrap();
+    assert_above(&answered, next.fence);
 }

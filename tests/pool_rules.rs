@@ -1724,3 +1724,145 @@ fn a_session_cursor_reads_back_only_what_it_wrote() {
         assert!(err.to_string().contains("next_cursor"), "{bad:?}: {err}");
     }
 }
+
+// Fencing tokens (SPEC §8).
+
+/// Logs `name` in and returns the admission's fence, checking that the session list
+/// shows the same one.
+fn admit_fence(pool: &mut PoolState, name: &str, now: Timestamp) -> (SessionToken, u64) {
+    let token = SessionToken::generate();
+    let admission = pool
+        .login(&user(name), None, token.id(), token.secret_hash(), now)
+        .unwrap_or_else(|e| panic!("{name} should be admitted: {e:?}"));
+    let listed = pool
+        .session_views()
+        .into_iter()
+        .find(|s| s.id == token.id())
+        .map(|s| s.fence);
+    assert_eq!(
+        listed,
+        Some(admission.fence),
+        "the list shows the login's fence"
+    );
+    assert_eq!(pool.fence_of(token.id()), Some(admission.fence));
+    (token, admission.fence)
+}
+
+#[test]
+fn every_admission_takes_a_larger_fence_than_all_before_it() {
+    let mut pool = pool(Licence::records());
+    let mut fences = Vec::new();
+    for (i, name) in ["ann", "bob", "ann", "cat", "bob"].into_iter().enumerate() {
+        fences.push(admit_fence(&mut pool, name, secs(i as u64)).1);
+    }
+    assert!(fences.windows(2).all(|w| w[0] < w[1]), "{fences:?}");
+    assert_eq!(pool.fence(), *fences.last().unwrap());
+    pool.check_invariants().unwrap();
+}
+
+#[test]
+fn tabs_of_the_same_user_share_a_seat_but_not_a_fence() {
+    let mut pool = pool(Licence::concurrent(1));
+    let (_, first) = admit_fence(&mut pool, "ann", T0);
+    let (_, second) = admit_fence(&mut pool, "ann", secs(1));
+    assert_eq!(pool.seats_in_use(), 1);
+    assert!(first < second, "{first} then {second}");
+}
+
+#[test]
+fn a_refused_login_takes_no_fence() {
+    let mut pool = pool(Licence::concurrent(1));
+    let (ann, first) = admit_fence(&mut pool, "ann", T0);
+    assert_eq!(first, 1);
+    for _ in 0..3 {
+        assert_eq!(
+            login(&mut pool, "bob", secs(1)).unwrap_err().code(),
+            "licence_limit_reached"
+        );
+    }
+    assert_eq!(pool.fence(), 1, "refusals leave the high-water mark alone");
+    release(&mut pool, &ann, secs(2)).unwrap();
+    assert_eq!(admit_fence(&mut pool, "bob", secs(3)).1, 2);
+}
+
+#[test]
+fn a_heartbeat_keeps_the_sessions_fence() {
+    let mut pool = pool(Licence::concurrent(2));
+    let (ann, fence) = admit_fence(&mut pool, "ann", T0);
+    admit_fence(&mut pool, "bob", secs(1));
+    heartbeat(&mut pool, &ann, secs(2)).unwrap();
+    assert_eq!(pool.fence_of(ann.id()), Some(fence));
+}
+
+#[test]
+fn a_holder_that_expired_and_was_replaced_holds_the_older_fence() {
+    let mut pool = pool(Licence::concurrent(1).idle_timeout(Duration::from_secs(60)));
+    let (ann, paused) = admit_fence(&mut pool, "ann", T0);
+    // Ann's tab is paused past its idle deadline; Bob takes the seat.
+    let (_, replacing) = admit_fence(&mut pool, "bob", secs(61));
+    assert!(replacing > paused, "{replacing} must fence out {paused}");
+    assert_eq!(
+        heartbeat(&mut pool, &ann, secs(62)),
+        Err(ended(EndReason::Expired))
+    );
+    assert_eq!(pool.fence_of(ann.id()), None);
+}
+
+#[test]
+fn a_withdrawn_logins_fence_is_skipped() {
+    let mut pool = pool(Licence::concurrent(1));
+    let (withdrawn, first) = admit_fence(&mut pool, "ann", T0);
+    pool.withdraw(withdrawn.id(), secs(1));
+    let (_, next) = admit_fence(&mut pool, "bob", secs(2));
+    assert_eq!(
+        (first, next),
+        (1, 2),
+        "fences need not be dense, never reused"
+    );
+}
+
+#[test]
+fn a_restored_pool_continues_above_every_fence_it_handed_out() {
+    let mut before = pool(Licence::concurrent(3));
+    let (kept, kept_fence) = admit_fence(&mut before, "ann", T0);
+    let (gone, _) = admit_fence(&mut before, "bob", secs(1));
+    let (_, last) = admit_fence(&mut before, "cat", secs(2));
+    release(&mut before, &gone, secs(3)).unwrap();
+    // The newest session ends too: the mark, not the live sessions, carries on.
+    before.logout_user(&user("cat"), secs(4)).unwrap();
+    let snapshot = before.snapshot();
+    assert_eq!(snapshot.fence, last);
+    let json = serde_json::to_string(&snapshot).unwrap();
+    let snapshot: PoolSnapshot = serde_json::from_str(&json).unwrap();
+
+    let mut pool = PoolState::restore(snapshot, Retention::default(), secs(100));
+    assert_eq!(pool.fence_of(kept.id()), Some(kept_fence));
+    assert_eq!(pool.session_views()[0].fence, kept_fence);
+    let (_, next) = admit_fence(&mut pool, "dan", secs(101));
+    assert!(next > last, "{next} after a restart must pass {last}");
+    pool.check_invariants().unwrap();
+}
+
+#[test]
+fn a_snapshot_without_a_mark_continues_above_its_sessions_fences() {
+    let mut before = pool(Licence::records());
+    admit_fence(&mut before, "ann", T0);
+    let (_, newest) = admit_fence(&mut before, "bob", secs(1));
+    let mut json: serde_json::Value = serde_json::to_value(before.snapshot()).unwrap();
+    // As a store that kept the sessions' fences but no mark would give it back.
+    json.as_object_mut().unwrap().remove("fence");
+    let snapshot: PoolSnapshot = serde_json::from_value(json).unwrap();
+    assert_eq!(snapshot.fence, 0);
+    let mut pool = PoolState::restore(snapshot, Retention::default(), secs(2));
+    assert_eq!(pool.fence(), newest);
+    assert!(admit_fence(&mut pool, "cat", secs(3)).1 > newest);
+}
+
+#[test]
+fn a_pool_told_to_continue_above_a_mark_never_goes_below_it() {
+    let mut pool = pool(Licence::records());
+    pool.continue_fences_above(41);
+    assert_eq!(admit_fence(&mut pool, "ann", T0).1, 42);
+    pool.continue_fences_above(7);
+    assert_eq!(admit_fence(&mut pool, "bob", T0).1, 43);
+}

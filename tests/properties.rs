@@ -1,7 +1,8 @@
 //! Random sequences of operations on the pool core, checked after every step against a
 //! plain reference model of SPEC §1 and against the invariants that must hold whatever
 //! happens: never over-admit, one seat per user, nothing idle survives, no unassigned
-//! user gets in under the named model, the account limit holds, and the pool's indexes
+//! user gets in under the named model, the account limit holds, every admission's
+//! fence passes all before it (restarts included, SPEC §8), and the pool's indexes
 //! (sessions per user, by deadline, by login time) stay exact.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,6 +95,8 @@ struct Tab {
     user: UserId,
     started_at: Timestamp,
     expires_at: Timestamp,
+    /// The fence its login answered.
+    fence: u64,
     ended: Option<(EndReason, Timestamp)>,
 }
 
@@ -103,6 +106,9 @@ struct Model {
     /// user → holds a named seat
     accounts: BTreeMap<UserId, bool>,
     tabs: Vec<Tab>,
+    /// The largest fence any login answered: every admission must pass it (SPEC §8),
+    /// restarts included.
+    fence: u64,
 }
 
 impl Model {
@@ -257,6 +263,7 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
         licence: initial,
         accounts: BTreeMap::new(),
         tabs: Vec::new(),
+        fence: 0,
     };
     let mut seats = Ceiling(seat_limit(&initial).unwrap_or(0));
     let mut accounts = Ceiling(initial.max_users);
@@ -286,9 +293,9 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 };
                 let expected = model.login(&who, now);
                 let token = SessionToken::generate();
-                let got = pool
-                    .login(&who, None, token.id(), token.secret_hash(), now)
-                    .map(|admission| admission.expires_at);
+                let admission = pool.login(&who, None, token.id(), token.secret_hash(), now);
+                let fence = admission.as_ref().map_or(0, |a| a.fence);
+                let got = admission.map(|admission| admission.expires_at);
                 prop_assert_eq!(
                     got.clone(),
                     expected.map(|()| now + model.licence.idle_timeout),
@@ -296,6 +303,13 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     who
                 );
                 if got.is_ok() {
+                    prop_assert!(
+                        fence > model.fence,
+                        "fence {} after {} was handed out",
+                        fence,
+                        model.fence
+                    );
+                    model.fence = fence;
                     let after = pool.seats_in_use();
                     match model.licence.model {
                         LicenceModel::Concurrent { seats, .. } => {
@@ -326,6 +340,7 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         user: who,
                         started_at: now,
                         expires_at: now + model.licence.idle_timeout,
+                        fence,
                         ended: None,
                     });
                 }
@@ -455,15 +470,18 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
 
         // ...the pool agrees with the model...
         // The session list is in login order, then by id.
-        let mut live: Vec<(Timestamp, SessionId, UserId, Timestamp)> = model
+        let mut live: Vec<(Timestamp, SessionId, UserId, Timestamp, u64)> = model
             .live()
-            .map(|t| (t.started_at, t.token.id(), t.user.clone(), t.expires_at))
+            .map(|t| {
+                let id = t.token.id();
+                (t.started_at, id, t.user.clone(), t.expires_at, t.fence)
+            })
             .collect();
         live.sort();
         let views = pool.session_views();
-        let got: Vec<(Timestamp, SessionId, UserId, Timestamp)> = views
+        let got: Vec<(Timestamp, SessionId, UserId, Timestamp, u64)> = views
             .iter()
-            .map(|s| (s.started_at, s.id, s.user.clone(), s.expires_at))
+            .map(|s| (s.started_at, s.id, s.user.clone(), s.expires_at, s.fence))
             .collect();
         prop_assert_eq!(&got, &live);
         prop_assert_eq!(pool.user_views(), model.user_views());

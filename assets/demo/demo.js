@@ -118,6 +118,7 @@
         heartbeatIntervalSecs: body.heartbeat_interval_secs,
         idleTimeoutSecs: body.idle_timeout_secs,
         expiresAt: body.expires_at,
+        fence: body.fence,
         onHeartbeat: function (info) { showHeld(info.expiresAt); },
         onEnded: ended,
       });

@@ -48,6 +48,9 @@ pub struct Loaded {
     pub usage: Vec<(TenantId, StoredDay)>,
     /// Remembered sessions of deleted tenants, so their holders still learn why.
     pub orphans: Vec<(SessionId, Tombstone)>,
+    /// The fence high-water mark of every tenant id that ever admitted a session,
+    /// deleted tenants included: a tenant created again continues above it.
+    pub fences: Vec<(TenantId, u64)>,
 }
 
 /// A page of the audit log.

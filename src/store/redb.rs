@@ -6,7 +6,8 @@
 //! per batch, not per request.
 //!
 //! Live sessions are keyed by the hash of their token's secret; the token itself is
-//! never written.
+//! never written. Each tenant id's fence high-water mark is kept apart from the tenant
+//! and outlives its deletion.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -53,6 +54,10 @@ const USAGE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("usage"
 const AUDIT: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("audit");
 /// Remembered sessions of deleted tenants, by session id, until the retention passes.
 const ORPHANS: TableDefinition<u64, &[u8]> = TableDefinition::new("orphans");
+/// The fence high-water mark of each tenant id, written in the commit of the sessions
+/// that raise it. A delete leaves it in place, so a tenant created again under the same
+/// id continues above the fences its old incarnation handed out.
+const FENCES: TableDefinition<&str, u64> = TableDefinition::new("fences");
 
 /// Batches waiting for the writer before pools refuse writes as overloaded.
 const QUEUE: usize = 65_536;
@@ -69,6 +74,8 @@ struct SessionRow {
     client: Option<String>,
     started_at: Timestamp,
     last_heartbeat_at: Timestamp,
+    #[serde(default)]
+    fence: u64,
 }
 
 /// An ended session as stored (under the hash of its secret) while it is remembered.
@@ -281,6 +288,7 @@ fn stamp_schema(db: &Database, path: &Path) -> Result<(), String> {
         txn.open_table(USAGE).map_err(|e| fail(&e))?;
         txn.open_table(AUDIT).map_err(|e| fail(&e))?;
         txn.open_table(ORPHANS).map_err(|e| fail(&e))?;
+        txn.open_table(FENCES).map_err(|e| fail(&e))?;
     }
     txn.commit().map_err(|e| fail(&e))
 }
@@ -362,6 +370,7 @@ impl Store for RedbStore {
                     ended: Vec::new(),
                     records: Records::default(),
                     api_key: None,
+                    fence: 0,
                 },
             );
         }
@@ -395,6 +404,7 @@ impl Store for RedbStore {
                     client: row.client,
                     started_at: row.started_at,
                     last_heartbeat_at: row.last_heartbeat_at,
+                    fence: row.fence,
                 });
             }
         }
@@ -436,6 +446,19 @@ impl Store for RedbStore {
                 pool.api_key = Some(hash);
             }
         }
+        let mut fences = Vec::new();
+        for row in txn
+            .open_table(FENCES)
+            .map_err(storage)?
+            .iter()
+            .map_err(storage)?
+        {
+            let (tenant, high) = row.map_err(storage)?;
+            if let Some(pool) = pools.get_mut(tenant.value()) {
+                pool.fence = high.value();
+            }
+            fences.push((TenantId::parse(tenant.value())?, high.value()));
+        }
         let forget_before = self.clock.now() - self.orphan_retention;
         let mut orphans = Vec::new();
         for row in txn
@@ -461,6 +484,7 @@ impl Store for RedbStore {
             pools,
             usage: read_usage(&self.db)?,
             orphans,
+            fences,
         })
     }
 
@@ -511,7 +535,8 @@ enum Op {
     ApiKey([u8; 32]),
     User(String, u8),
     UserRemoved(String),
-    SessionStarted(u128, Vec<u8>),
+    /// The secret's key, the row, and the session's fence.
+    SessionStarted(u128, Vec<u8>, u64),
     SessionEnded(u128, Vec<u8>),
     SessionForgotten(u128),
     SessionWithdrawn(u128),
@@ -545,7 +570,9 @@ impl Encoded {
                         client: record.client,
                         started_at: record.started_at,
                         last_heartbeat_at: record.last_heartbeat_at,
+                        fence: record.fence,
                     })?,
+                    record.fence,
                 ),
                 Change::SessionEnded { id, tombstone } => Op::SessionEnded(
                     secret_key(&tombstone.secret),
@@ -652,11 +679,18 @@ impl Writer {
             let mut tables = Tables::open(&txn)?;
             let mut touched: BTreeSet<(TenantId, NaiveDate)> = BTreeSet::new();
             let mut rows: BTreeMap<&str, (u64, Vec<u8>)> = BTreeMap::new();
+            // The highest fence each tenant admitted in this group: one write per
+            // tenant and commit, in the same commit as its sessions.
+            let mut fences: BTreeMap<&str, u64> = BTreeMap::new();
             let first_seq = self.next_seq;
             for (batch, _) in group {
                 let tenant = batch.tenant.as_str();
                 for op in &batch.ops {
                     tables.apply(tenant, op)?;
+                    if let Op::SessionStarted(_, _, fence) = op {
+                        let high = fences.entry(tenant).or_default();
+                        *high = (*high).max(*fence);
+                    }
                 }
                 let deleted = batch.ops.iter().any(|op| matches!(op, Op::Deleted(_)));
                 if deleted {
@@ -677,6 +711,16 @@ impl Writer {
                 for event in &batch.events {
                     self.usage.record(event);
                     touched.insert((batch.tenant.clone(), event.at.day()));
+                }
+            }
+            for (tenant, high) in fences {
+                let stored = tables
+                    .fences
+                    .get(tenant)
+                    .map_err(storage)?
+                    .map_or(0, |v| v.value());
+                if high > stored {
+                    tables.fences.insert(tenant, high).map_err(storage)?;
                 }
             }
             for (tenant, (last_at, mut json)) in rows {
@@ -766,6 +810,7 @@ struct Tables<'txn> {
     usage: redb::Table<'txn, (&'static str, &'static str), Bytes>,
     audit: redb::Table<'txn, (&'static str, u64, u64), Bytes>,
     orphans: redb::Table<'txn, u64, Bytes>,
+    fences: redb::Table<'txn, &'static str, u64>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -781,6 +826,7 @@ impl<'txn> Tables<'txn> {
             usage: txn.open_table(USAGE).map_err(storage)?,
             audit: txn.open_table(AUDIT).map_err(storage)?,
             orphans: txn.open_table(ORPHANS).map_err(storage)?,
+            fences: txn.open_table(FENCES).map_err(storage)?,
         })
     }
 
@@ -806,7 +852,7 @@ impl<'txn> Tables<'txn> {
                     .remove((tenant, user.as_str()))
                     .map_err(storage)?;
             }
-            Op::SessionStarted(secret, bytes) => {
+            Op::SessionStarted(secret, bytes, _) => {
                 self.sessions
                     .insert((tenant, *secret), bytes.as_slice())
                     .map_err(storage)?;

@@ -395,3 +395,39 @@ async fn links_lead_from_a_login_to_the_browser_routes_by_operation_id() {
     }
     assert!(links >= 3);
 }
+
+#[actix_web::test]
+async fn the_login_heartbeat_and_session_list_document_their_fence() {
+    let app = spawn_app();
+    let doc = document(&app).await;
+    let body_of = |method: &str, template: &str, status: &str| {
+        let op = operation(&doc, method, template);
+        resolve(
+            &doc,
+            &op["responses"][status]["content"]["application/json"]["schema"],
+        )
+        .clone()
+    };
+    let list = body_of("GET", "/v1/tenants/{tenant}/sessions", "200");
+    let item = resolve(&doc, &list["properties"]["sessions"]["items"]).clone();
+    for (what, schema) in [
+        (
+            "login",
+            body_of("POST", "/v1/tenants/{tenant}/sessions", "201"),
+        ),
+        (
+            "heartbeat",
+            body_of("POST", "/v1/sessions/{token}/heartbeat", "200"),
+        ),
+        ("session list item", item),
+    ] {
+        let fence = &schema["properties"]["fence"];
+        assert_eq!(fence["type"], "integer", "{what}: {schema}");
+        assert!(
+            fence["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{what}: the fence is described"
+        );
+        let required = schema["required"].as_array().expect("required fields");
+        assert!(required.contains(&json!("fence")), "{what}: {required:?}");
+    }
+}

@@ -30,7 +30,8 @@ async fn a_login_returns_the_token_and_its_deadlines() {
             "tenant",
             "expires_at",
             "idle_timeout_secs",
-            "heartbeat_interval_secs"
+            "heartbeat_interval_secs",
+            "fence"
         ])
     );
     let token = body["session"].as_str().unwrap();
@@ -42,12 +43,13 @@ async fn a_login_returns_the_token_and_its_deadlines() {
     assert_eq!(body["idle_timeout_secs"], 600);
     let interval = body["heartbeat_interval_secs"].as_u64().unwrap();
     assert!((1..600).contains(&interval), "{interval}");
+    let fence = body["fence"].as_u64().expect("an integer fence");
 
     let beat = app.browser(token, "heartbeat").await;
     let body = beat.expect(200);
     assert_eq!(
         body,
-        &json!({"expires_at": deadline.to_rfc3339(), "idle_timeout_secs": 600})
+        &json!({"expires_at": deadline.to_rfc3339(), "idle_timeout_secs": 600, "fence": fence})
     );
 }
 
@@ -286,7 +288,8 @@ async fn the_session_list_shows_handles_never_tokens() {
             "client",
             "started_at",
             "last_heartbeat_at",
-            "expires_at"
+            "expires_at",
+            "fence"
         ])
     );
     assert_eq!(sessions[0]["user"], "ann");
@@ -580,4 +583,63 @@ async fn a_bad_page_limit_or_cursor_is_invalid_request() {
     let one = session_page(&app, &key, "?limit=1").await;
     assert_eq!(one["sessions"].as_array().unwrap().len(), 1);
     assert!(one.get("next_cursor").is_none());
+}
+
+#[actix_web::test]
+async fn login_heartbeat_and_session_list_show_the_same_fence() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 1, 60).await;
+    let mut answered = Vec::new();
+    let mut tokens = Vec::new();
+    for _tab in 0..2 {
+        let login = app.login(&key, "acme", "ann").await;
+        let body = login.expect(201);
+        answered.push(body["fence"].as_u64().expect("an integer fence"));
+        tokens.push(body["session"].as_str().unwrap().to_owned());
+        // The list is in login order.
+        app.advance(1);
+    }
+    assert!(answered[0] < answered[1], "{answered:?}");
+    for (token, fence) in tokens.iter().zip(&answered) {
+        let beat = app.browser(token, "heartbeat").await;
+        assert_eq!(beat.expect(200)["fence"].as_u64(), Some(*fence));
+    }
+    let list = app.get("/v1/tenants/acme/sessions").auth(&key).send().await;
+    let listed: Vec<Option<u64>> = list.expect(200)["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["fence"].as_u64())
+        .collect();
+    assert_eq!(
+        listed,
+        answered.iter().map(|&f| Some(f)).collect::<Vec<_>>()
+    );
+
+    // Ann's tabs go idle and Bob takes the seat with a fence that shuts them out.
+    app.advance(61);
+    let bob = app.login(&key, "acme", "bob").await;
+    let fence = bob.expect(201)["fence"].as_u64().unwrap();
+    assert!(
+        answered.iter().all(|&old| old < fence),
+        "{fence} after {answered:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_tenant_created_again_answers_fences_above_its_old_ones() {
+    let app = spawn_app();
+    let key = app.concurrent_tenant("acme", 5, 600).await;
+    let old = app.login(&key, "acme", "ann").await.expect(201)["fence"]
+        .as_u64()
+        .unwrap();
+    app.admin(Method::DELETE, "/v1/tenants/acme")
+        .send()
+        .await
+        .expect(204);
+    let key = app.concurrent_tenant("acme", 5, 600).await;
+    let new = app.login(&key, "acme", "ann").await.expect(201)["fence"]
+        .as_u64()
+        .unwrap();
+    assert!(new > old, "{new} after {old}");
 }

@@ -51,11 +51,15 @@ async function openPage(browser) {
 async function attach(t, options) {
   await t.page.evaluate(([token, options]) => {
     window.events = [];
+    window.fences = [];
     window.handle = Usher.attach({
       session: token,
       ...options,
       onEnded: (reason) => window.events.push(["ended", reason]),
-      onHeartbeat: (info) => window.events.push(["heartbeat", info.expiresAt && info.expiresAt.toISOString()]),
+      onHeartbeat: (info) => {
+        window.events.push(["heartbeat", info.expiresAt && info.expiresAt.toISOString()]);
+        window.fences.push(info.fence);
+      },
     });
   }, [TOKEN, {server: ORIGIN, ...options}]);
 }
@@ -234,6 +238,24 @@ async function pagehideReleasesWithABeacon(browser) {
   await t.context.close();
 }
 
+async function theFenceComesFromTheLoginAndEachHeartbeat(browser) {
+  let t = await openPage(browser);
+  await attach(t, {heartbeatIntervalSecs: 150, idleTimeoutSecs: 600, fence: 7});
+  check((await t.page.evaluate(() => window.handle.state().fence)) === 7, "state() reports the login's fence");
+  await t.context.close();
+
+  t = await openPage(browser);
+  await attach(t, {heartbeatIntervalSecs: 150, idleTimeoutSecs: 600});
+  check((await t.page.evaluate(() => window.handle.state().fence)) === null, "no fence until the server tells one");
+  const {route} = await nextRequest(t, 200_000, 134_000);
+  await route.fulfill(json(200, {expires_at: "2026-11-28T12:10:00Z", idle_timeout_secs: 600, fence: 9}));
+  await settle(t);
+  const seen = await t.page.evaluate(() => window.fences);
+  check(seen.length === 1 && seen[0] === 9, "onHeartbeat reports the heartbeat's fence", JSON.stringify(seen));
+  check((await t.page.evaluate(() => window.handle.state().fence)) === 9, "state() reports it too");
+  await t.context.close();
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -248,6 +270,7 @@ async function main() {
     await releaseAndLogoutEndTheSession(browser);
     await aFailedReleaseKeepsTheSession(browser);
     await pagehideReleasesWithABeacon(browser);
+    await theFenceComesFromTheLoginAndEachHeartbeat(browser);
   } finally {
     await browser.close();
   }

@@ -191,6 +191,10 @@ async function scenario(browser) {
   await holders.locator('tr[data-user="cara"]').waitFor();
   check((await holders.locator("tr").count()) === 2 && (await holders.locator('tr[data-user="bob"]').count()) === 0,
     "the dashboard lists ann and cara as the demo tenant's holders");
+  const fenceOf = async (user) => Number((await holders.locator(`tr[data-user="${user}"] .c-fence`).innerText()).trim());
+  const [annFence, caraFence] = [await fenceOf("ann"), await fenceOf("cara")];
+  check(Number.isInteger(annFence) && annFence > 0 && caraFence > annFence,
+    "the dashboard shows each holder's fence, larger for the later login", `ann ${annFence}, cara ${caraFence}`);
   const meter = dash.page.locator(`#tenants-body tr[data-tenant="${TENANT}"] .meter-text`);
   await waitUntil("the tenants table shows 2 / 2 seats", 5000, async () => {
     const seen = (await meter.innerText()).trim();

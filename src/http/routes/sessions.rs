@@ -45,6 +45,10 @@ pub struct LoginResponse {
     idle_timeout_secs: u64,
     /// How often to heartbeat.
     heartbeat_interval_secs: u64,
+    /// The session's fencing token: larger than that of every session admitted before
+    /// it in the tenant. Pass it to downstream resources, which refuse writes carrying
+    /// a fence older than the newest they have seen from the seat.
+    fence: u64,
 }
 
 impl From<Login> for LoginResponse {
@@ -56,6 +60,7 @@ impl From<Login> for LoginResponse {
             expires_at: login.expires_at,
             idle_timeout_secs: login.idle_timeout.as_secs(),
             heartbeat_interval_secs: login.heartbeat_interval.as_secs(),
+            fence: login.fence,
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct HeartbeatResponse {
     #[schema(value_type = String, format = DateTime)]
     expires_at: Timestamp,
     idle_timeout_secs: u64,
+    /// The session's fencing token, as its login answered.
+    fence: u64,
 }
 
 /// Validates a login request's fields.
@@ -171,6 +178,7 @@ pub async fn heartbeat(state: State, token: web::Path<String>) -> ApiResult<Http
     Ok(HttpResponse::Ok().json(HeartbeatResponse {
         expires_at: beat.expires_at,
         idle_timeout_secs: beat.idle_timeout.as_secs(),
+        fence: beat.fence,
     }))
 }
 
