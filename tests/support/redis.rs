@@ -136,3 +136,78 @@ pub fn config(clock: &ManualClock) -> RedisConfig {
     config.clock = RedisClock::manual(clock.clone());
     config
 }
+
+/// A Redis Cluster of three masters on loopback, shared by the tests of this process:
+/// its seed URLs.
+pub fn cluster() -> &'static Vec<String> {
+    static CLUSTER: OnceLock<Vec<String>> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let root =
+                std::env::temp_dir().join(format!("usher-test-cluster-{}", std::process::id()));
+            let mut servers = Vec::new();
+            for i in 0..3 {
+                let dir = root.join(i.to_string());
+                std::fs::create_dir_all(&dir).expect("a directory for redis-server");
+                servers.push(start_redis(
+                    &dir,
+                    &["--cluster-enabled", "yes", "--appendonly", "no"],
+                ));
+            }
+            let nodes: Vec<String> = servers
+                .iter()
+                .map(|s| format!("127.0.0.1:{}", s.port))
+                .collect();
+            let created = Command::new("redis-cli")
+                .args(["--cluster", "create"])
+                .args(&nodes)
+                .args(["--cluster-replicas", "0", "--cluster-yes"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("redis-cli runs");
+            assert!(created.success(), "redis-cli --cluster create failed");
+            for server in &servers {
+                wait_for_cluster(server.port);
+            }
+            tx.send(servers.iter().map(|s| s.url.clone()).collect::<Vec<_>>())
+                .unwrap();
+            let _servers = servers;
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("the cluster started")
+    })
+}
+
+/// Waits until the node on `port` sees the cluster as ok.
+fn wait_for_cluster(port: u16) {
+    let started = Instant::now();
+    loop {
+        let info = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "cluster", "info"])
+            .output()
+            .expect("redis-cli runs");
+        if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the cluster on port {port} did not become ok"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Settings for an engine on the shared test cluster whose scripts read `clock`.
+pub fn cluster_config(clock: &ManualClock) -> RedisConfig {
+    let seeds = cluster();
+    let mut config = RedisConfig::new(seeds[0].clone());
+    config.urls = seeds.clone();
+    config.cluster = true;
+    config.prefix = unique_prefix();
+    config.clock = RedisClock::manual(clock.clone());
+    config
+}
