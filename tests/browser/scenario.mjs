@@ -204,6 +204,7 @@ async function scenario(browser) {
 
   await checkDashboardLayout(dash.page);
   await checkPhoneLayout(browser);
+  await checkEveryPageIsListed(dash.page);
 
   await holders.locator('tr[data-user="ann"] [data-action="release"]').click();
   const revokeWaitMs = Math.ceil((ann.heartbeatSecs || 150) * 1.1 + 10) * 1000;
@@ -230,6 +231,37 @@ async function scenario(browser) {
   check((await seatsInUse()) === 0, "no seat is in use at the end");
 
   check(problems.length === 0, "no page error and no request to another host", problems.join("; "));
+}
+
+// The lists are paged at most 1000 a page: the dashboard follows next_cursor to the
+// end, for sessions and for users.
+async function checkEveryPageIsListed(page) {
+  const PAGED = "paging-check";
+  const COUNT = 1003;
+  const created = await admin("PUT", `/v1/tenants/${PAGED}`, {model: "records", max_users: 2000});
+  try {
+    for (let from = 0; from < COUNT; from += 100) {
+      const logins = [];
+      for (let i = from; i < Math.min(COUNT, from + 100); i++) {
+        logins.push(fetch(`${base}/v1/tenants/${PAGED}/sessions`, {
+          method: "POST",
+          headers: {Authorization: `Bearer ${created.api_key}`, "Content-Type": "application/json"},
+          body: JSON.stringify({user: `user-${String(i).padStart(4, "0")}`}),
+        }).then((r) => { if (r.status !== 201) throw new CheckFailed(`login ${i} answered ${r.status}`); }));
+      }
+      await Promise.all(logins);
+    }
+    await page.getByTestId(`select-tenant-${PAGED}`).click();
+    await waitUntil(`the dashboard lists all ${COUNT} sessions and users`, 20000, async () => {
+      const seen = [await page.locator("#holders-body tr").count(), await page.locator("#users-body tr").count()];
+      return {done: seen[0] === COUNT && seen[1] === COUNT, seen};
+    });
+    ok(`the dashboard lists every page of sessions and users (${COUNT} of each)`);
+  } finally {
+    await admin("DELETE", `/v1/tenants/${PAGED}`).catch(() => {});
+    await page.getByTestId(`select-tenant-${TENANT}`).click();
+    await page.locator('#holders-body tr[data-user="ann"]').waitFor();
+  }
 }
 
 function shot(name) {
