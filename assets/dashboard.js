@@ -88,13 +88,38 @@
     return n === null || n === undefined ? "—" : Number(n).toLocaleString();
   }
 
+  // One time format throughout: 24-hour local time, HH:MM:SS, with the date in
+  // front (YYYY-MM-DD, as the usage report's days) when it is not today.
+  function pad2(n) { return (n < 10 ? "0" : "") + n; }
+
+  function fmtClock(d) {
+    return pad2(d.getHours()) + ":" + pad2(d.getMinutes()) + ":" + pad2(d.getSeconds());
+  }
+
+  function fmtDate(d) {
+    return d.getFullYear() + "-" + pad2(d.getMonth() + 1) + "-" + pad2(d.getDate());
+  }
+
   function fmtTime(iso) {
     if (!iso) return "—";
     var d = new Date(iso);
     if (isNaN(d)) return iso;
     var sameDay = d.toDateString() === new Date().toDateString();
-    var time = d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit"});
-    return sameDay ? time : d.toLocaleDateString([], {day: "numeric", month: "short"}) + " " + time;
+    return sameDay ? fmtClock(d) : fmtDate(d) + " " + fmtClock(d);
+  }
+
+  // Every item of a paged list ({<key>: [...], next_cursor}), page by page.
+  function listAll(path, key) {
+    var items = [];
+    function page(cursor) {
+      var url = path + "?limit=1000" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
+      return api("GET", url).then(function (data) {
+        items = items.concat((data && data[key]) || []);
+        var next = data && data.next_cursor;
+        return next && next !== cursor ? page(next) : items;
+      });
+    }
+    return page(null);
   }
 
   function fmtRelative(iso) {
@@ -300,7 +325,7 @@
     var auth = state.auth;
     refresh()
       .then(function () {
-        setLive(true, "Live · " + new Date().toLocaleTimeString());
+        setLive(true, "Live · " + fmtClock(new Date()));
       })
       .catch(function (error) {
         if (state.auth !== auth) return;
@@ -341,14 +366,14 @@
     var auth = state.auth;
     var days = $("usage-days").value;
     return Promise.all([
-      api("GET", tenantPath(t, "/sessions")),
-      api("GET", tenantPath(t, "/users")),
+      listAll(tenantPath(t, "/sessions"), "sessions"),
+      listAll(tenantPath(t, "/users"), "users"),
       api("GET", tenantPath(t, "/records")),
       api("GET", tenantPath(t, "/usage?days=" + encodeURIComponent(days))),
     ]).then(function (results) {
       if (state.selected !== t || state.auth !== auth) return; // changed meanwhile
-      renderHolders(results[0].sessions || [], tenant);
-      renderUsers(results[1].users || [], tenant);
+      renderHolders(results[0], tenant);
+      renderUsers(results[1], tenant);
       renderRecords(results[2] || {});
       renderUsage(results[3].days || [], tenant, Number(days));
     });
@@ -624,23 +649,25 @@
           el("span", {className: "session-id mono", title: "Session id", text: s.id}),
         ]),
         el("td", {className: "c-client"}),
-        el("td", {className: "c-started"}),
-        el("td", {className: "c-beat"}),
-        el("td", {className: "c-expires"}, [el("span", {className: "rel"}), el("span", {className: "abs muted"})]),
+        el("td", {className: "c-started"}, [el("span", {className: "time", "data-time": true})]),
+        el("td", {className: "c-beat"}, [
+          el("span", {className: "time", "data-time": true}), el("span", {className: "rel muted"}),
+        ]),
+        el("td", {className: "c-expires"}, [
+          el("span", {className: "time", "data-time": true}), el("span", {className: "rel muted"}),
+        ]),
         el("td", {className: "c-fence num mono"}),
         el("td", {className: "c-actions"}, [release, " ", logout]),
       ]);
     }, function (row, s) {
       setText(row.querySelector(".c-client"), s.client || "—");
-      setText(row.querySelector(".c-started"), fmtTime(s.started_at));
-      setAttr(row.querySelector(".c-started"), "title", s.started_at || "");
-      var beat = row.querySelector(".c-beat");
-      setText(beat, fmtRelative(s.last_heartbeat_at));
-      setAttr(beat, "title", s.last_heartbeat_at || "");
-      var expires = row.querySelector(".c-expires");
-      setText(expires.querySelector(".rel"), fmtRelative(s.expires_at));
-      setText(expires.querySelector(".abs"), fmtTime(s.expires_at));
-      setAttr(expires, "title", s.expires_at || "");
+      [[".c-started", s.started_at, false], [".c-beat", s.last_heartbeat_at, true], [".c-expires", s.expires_at, true]]
+        .forEach(function (cell) {
+          var node = row.querySelector(cell[0]);
+          setText(node.querySelector(".time"), fmtTime(cell[1]));
+          if (cell[2]) setText(node.querySelector(".rel"), fmtRelative(cell[1]));
+          setAttr(node, "title", cell[1] || "");
+        });
       setText(row.querySelector(".c-fence"), s.fence == null ? "—" : String(s.fence));
     });
   }
@@ -779,23 +806,28 @@
     limit: "#d97706", notLicensed: "#b91c1c", userLimit: "#6b7280",
   };
 
+  function isoDay(secs) {
+    return new Date(secs * 1000).toISOString().slice(0, 10);
+  }
+
   function dayToSecs(day) {
     var parts = String(day).split("-").map(Number);
     return Date.UTC(parts[0], parts[1] - 1, parts[2]) / 1000;
   }
 
-  // One entry per day of the period, oldest first; days the server left out count zero.
+  // One entry per day of the period, oldest first, from the first day the server
+  // reports (the tenant's creation day, if it falls in the period): no padding for
+  // days the tenant did not exist. A day the server left out counts zero.
   function fillDays(days, count) {
     var byDay = new Map();
     days.forEach(function (d) { byDay.set(dayToSecs(d.day), d); });
-    var last = days.length ? Math.max.apply(null, Array.from(byDay.keys())) : 0;
+    var known = Array.from(byDay.keys());
     var today = Math.floor(Date.now() / 1000 / DAY_SECS) * DAY_SECS;
-    last = Math.max(last, today);
+    var last = known.length ? Math.max(today, Math.max.apply(null, known)) : today;
+    var first = known.length ? Math.min.apply(null, known) : last;
+    first = Math.max(first, last - (count - 1) * DAY_SECS);
     var out = [];
-    for (var i = count - 1; i >= 0; i--) {
-      var t = last - i * DAY_SECS;
-      out.push({t: t, d: byDay.get(t) || null});
-    }
+    for (var t = first; t <= last; t += DAY_SECS) out.push({t: t, d: byDay.get(t) || null});
     return out;
   }
 
@@ -829,6 +861,8 @@
     var stack2 = ref.map(function (r) { return r.limit + r.notLicensed; });
     var stack1 = ref.map(function (r) { return r.limit; });
 
+    setAttr($("usage-panel"), "data-days", xs.length);
+    setAttr($("usage-panel"), "data-first-day", xs.length ? isoDay(xs[0]) : "");
     if (typeof uPlot === "function") {
       drawSeatsChart(records ? [xs, peak] : [xs, peak, seatsLine], records);
       drawRefusalsChart([xs, stack3, stack2, stack1, logins, expiries], ref);
@@ -857,14 +891,18 @@
         tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); },
         cursor: {points: {show: false}, drag: {x: false, y: false}},
         legend: {show: true, live: true},
-        // Half a day of room each side, so the first and last bars are whole.
-        scales: {x: {time: true, range: function (u, min, max) { return [min - DAY_SECS / 2, max + DAY_SECS / 2]; }}, y: {range: function (u, min, max) { return [0, Math.max(1, Math.ceil(max * 1.15))]; }}},
+        // The x range is set by putChart: half a day of room each side, so the first
+        // and last bars are whole.
+        scales: {x: {time: true}, y: {range: function (u, min, max) { return [0, Math.max(1, Math.ceil(max * 1.15))]; }}},
         axes: [
-          {stroke: "#475569", grid: {stroke: "#e5e7eb"}, ticks: {stroke: "#cbd5e1"}, space: 60},
+          // Days as the table writes them, one tick per day at most.
+          {stroke: "#475569", grid: {stroke: "#e5e7eb"}, ticks: {stroke: "#cbd5e1"}, space: 90,
+            incrs: [DAY_SECS, 2 * DAY_SECS, 7 * DAY_SECS, 14 * DAY_SECS, 28 * DAY_SECS, 56 * DAY_SECS],
+            values: function (u, splits) { return splits.map(isoDay); }},
           {stroke: "#475569", grid: {stroke: "#e5e7eb"}, ticks: {stroke: "#cbd5e1"}, label: yLabel, size: axisSize,
             incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000, 1000000]},
         ],
-        series: [{label: "Day", value: function (u, v) { return v === null ? "—" : new Date(v * 1000).toISOString().slice(0, 10); }}],
+        series: [{label: "Day", value: function (u, v) { return v === null ? "—" : isoDay(v); }}],
       },
     };
   }
@@ -876,6 +914,10 @@
     }
     node.textContent = "";
     charts[name] = new uPlot(opts, data, node);
+    // Half a day of room each side of the first and last day, set outright: uPlot
+    // does not range a time axis of a single day (a tenant created today) by itself.
+    var xs = data[0];
+    if (xs.length) charts[name].setScale("x", {min: xs[0] - DAY_SECS / 2, max: xs[xs.length - 1] + DAY_SECS / 2});
   }
 
   function drawSeatsChart(data, records) {
@@ -887,7 +929,7 @@
       stroke: COLORS.peak, fill: "rgba(47,111,176,0.7)", width: 0, paths: base.bars, points: {show: false},
     });
     if (!records) {
-      opts.series.push({label: "Licence seats", stroke: COLORS.seats, width: 2, dash: [6, 4], points: {show: false}});
+      opts.series.push({label: "Licence seats", stroke: COLORS.seats, width: 2, dash: [6, 4], points: {show: data[0].length === 1}});
     }
     putChart("seats", node, opts, data);
   }
@@ -903,8 +945,9 @@
       {label: "Refused: user limit", stroke: COLORS.userLimit, fill: COLORS.userLimit, width: 0, paths: base.bars, points: {show: false}, value: raw("userLimit")},
       {label: "Refused: not licensed", stroke: COLORS.notLicensed, fill: COLORS.notLicensed, width: 0, paths: base.bars, points: {show: false}, value: raw("notLicensed")},
       {label: "Refused: licence limit", stroke: COLORS.limit, fill: COLORS.limit, width: 0, paths: base.bars, points: {show: false}, value: raw("limit")},
-      {label: "Logins", stroke: COLORS.logins, width: 2, points: {show: false}},
-      {label: "Expiries", stroke: COLORS.expiries, width: 2, dash: [4, 3], points: {show: false}}
+      // A line of one day is a point.
+      {label: "Logins", stroke: COLORS.logins, width: 2, points: {show: data[0].length === 1}},
+      {label: "Expiries", stroke: COLORS.expiries, width: 2, dash: [4, 3], points: {show: data[0].length === 1}}
     );
     putChart("refusals", node, opts, data);
   }
@@ -921,7 +964,7 @@
     }, function (row, e) {
       var d = e.d || {};
       var r = refusalsOf(e.d);
-      setText(row.querySelector(".c-day"), new Date(e.t * 1000).toISOString().slice(0, 10));
+      setText(row.querySelector(".c-day"), isoDay(e.t));
       setText(row.querySelector(".c-peak"), fmtNumber(d.peak_seats_in_use || 0));
       setText(row.querySelector(".c-logins"), fmtNumber(d.logins || 0));
       setText(row.querySelector(".c-r1"), fmtNumber(r.limit));

@@ -22,7 +22,8 @@
 //! - [`store`] — the storage seam: what must be durable; `memory` and `redb` backends.
 //! - [`http`] — `usher serve`: the HTTP API, credentials, metrics, OpenAPI, assets.
 //! - [`load`] — the load generator of `usher load`: simulated clients, storms, reports.
-//! - [`cli`] — the `usher` command line: `serve`, `admin` and `load`.
+//! - [`cli`] — the `usher` command line: `serve` (the default), `admin`, `load`,
+//!   `completions` and `man`.
 //!
 //! # Example
 //! ```

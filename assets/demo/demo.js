@@ -13,9 +13,12 @@
 
   // ---------------------------------------------------------------- formatting
 
+  // 24-hour local time, HH:MM:SS, as the dashboard writes it.
   function fmtTime(iso) {
     var d = new Date(iso);
-    return isNaN(d) ? String(iso) : d.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit", second: "2-digit"});
+    if (isNaN(d)) return String(iso);
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
   }
 
   function fmtWait(secs) {
@@ -65,8 +68,10 @@
     var message = body.message || "The server answered " + status + ".";
     var detail = "Code: " + code;
     if (code === "licence_limit_reached") {
+      // The moment the first seat may free itself: the nearest idle deadline.
       var wait = body.retry_after_secs !== undefined && body.retry_after_secs !== null
-        ? " A licence frees itself in at most " + fmtWait(body.retry_after_secs) + " if its holder stays idle."
+        ? " A seat may free at " + fmtTime(new Date(Date.now() + Number(body.retry_after_secs) * 1000)) +
+          " (in " + fmtWait(body.retry_after_secs) + "), if its holder stays idle until then."
         : "";
       showRefusal(
         "All licences are in use",

@@ -1,12 +1,16 @@
 //! `usher admin`: an operator's terminal client for a running server, in the manner of
 //! `lmstat` and `lmremove`. Tables for people, `--json` for scripts.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::Table;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
+
+use super::settings::client_admin_token;
 
 /// Flags of `usher admin`.
 #[derive(Debug, Args)]
@@ -14,9 +18,17 @@ pub struct AdminArgs {
     /// The server's URL.
     #[arg(long, env = "USHER_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
-    /// The admin token (or a tenant API key for that tenant's commands).
+    /// The admin token (or a tenant API key for that tenant's commands) [default: the
+    /// one in <data-dir>/admin-token].
     #[arg(long, env = "USHER_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: String,
+    pub token: Option<String>,
+    /// The local server's data dir, to read its admin-token file when no token is given
+    /// [default: ./usher-data].
+    #[arg(long, env = "USHER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Sessions or users asked for per request; longer lists are fetched page by page.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub page_size: u16,
     /// Print the server's JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -32,6 +44,11 @@ pub enum AdminCommand {
     Tenants,
     /// Show a tenant's licence and who holds its seats.
     Show {
+        /// Tenant id.
+        tenant: String,
+    },
+    /// List a tenant's user accounts (and, for named licences, who has a seat).
+    Users {
         /// Tenant id.
         tenant: String,
     },
@@ -115,15 +132,19 @@ pub enum AdminCommand {
 
 /// Runs one admin command.
 pub fn run(args: AdminArgs) -> Result<(), String> {
+    let token = client_admin_token(args.token.as_deref(), args.data_dir.as_deref())?;
     actix_web::rt::System::new().block_on(async move {
         let client = Client {
             http: awc::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .finish(),
             url: args.url.trim_end_matches('/').to_string(),
-            token: args.token.clone(),
+            token,
+            page_size: args.page_size,
         };
-        let output = execute(&client, &args.command).await?;
+        let output = execute(&client, &args.command)
+            .await
+            .map_err(|e| e.in_context(&args.command, &client.url))?;
         if args.json {
             println!(
                 "{}",
@@ -154,10 +175,150 @@ struct Client {
     http: awc::Client,
     url: String,
     token: String,
+    page_size: u16,
+}
+
+/// Why a command failed: the server's refusal, or no answer at all.
+#[derive(Debug)]
+enum Failure {
+    /// The server answered with an error.
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// No usable answer.
+    Other(String),
+    /// Part of a list of users was done before one failed.
+    Partly {
+        verb: &'static str,
+        user: String,
+        done: Vec<String>,
+        why: Box<Failure>,
+    },
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Other(message)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Refused {
+                status,
+                code,
+                message,
+            } => write!(f, "{status} {code}: {message}"),
+            Failure::Other(message) => f.write_str(message),
+            Failure::Partly {
+                verb,
+                user,
+                done,
+                why,
+            } => {
+                write!(f, "cannot {verb} {user}: {why}; ")?;
+                let past = if *verb == "assign" {
+                    "assigned"
+                } else {
+                    "removed"
+                };
+                if done.is_empty() {
+                    write!(f, "nothing was {past}")
+                } else {
+                    write!(f, "{past} before it: {}", done.join(", "))
+                }
+            }
+        }
+    }
+}
+
+impl Failure {
+    /// The message for the operator: it names the tenant the command was about, and
+    /// says so plainly when that tenant does not exist.
+    fn in_context(&self, command: &AdminCommand, url: &str) -> String {
+        let Some(tenant) = command.tenant() else {
+            return self.to_string();
+        };
+        let refusal = match self {
+            Failure::Partly { why, .. } => why.as_ref(),
+            other => other,
+        };
+        if let Failure::Refused { code, .. } = refusal {
+            if code == "tenant_not_found" {
+                return format!(
+                    "{tenant}: there is no tenant with the id {tenant} on {url} (404 tenant_not_found); \
+                     `usher admin tenants` lists them"
+                );
+            }
+        }
+        format!("{tenant}: {self}")
+    }
+}
+
+impl AdminCommand {
+    /// The tenant the command is about, if one.
+    fn tenant(&self) -> Option<&str> {
+        match self {
+            AdminCommand::Tenants => None,
+            AdminCommand::Show { tenant }
+            | AdminCommand::Users { tenant }
+            | AdminCommand::Release { tenant, .. }
+            | AdminCommand::Logout { tenant, .. }
+            | AdminCommand::SetLicence { tenant, .. }
+            | AdminCommand::Assign { tenant, .. }
+            | AdminCommand::Unassign { tenant, .. }
+            | AdminCommand::Usage { tenant, .. }
+            | AdminCommand::Records { tenant, .. }
+            | AdminCommand::RotateKey { tenant }
+            | AdminCommand::DeleteTenant { tenant } => Some(tenant),
+        }
+    }
+}
+
+/// What a path segment must escape: all but letters, digits and `-._~@`.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'@');
+
+/// A path segment: ids are plain, but whatever was typed must stay one segment.
+fn segment(id: &str) -> String {
+    utf8_percent_encode(id, SEGMENT).to_string()
+}
+
+/// `/v1/tenants/{tenant}` and what follows it.
+fn tenant_path(tenant: &str, rest: &str) -> String {
+    format!("/v1/tenants/{}{rest}", segment(tenant))
 }
 
 impl Client {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+    /// Every item of a paged list (`{"<key>": [...], "next_cursor": ...}`), page by
+    /// page until the last.
+    async fn list_all(&self, path: &str, key: &str) -> Result<Vec<Value>, Failure> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut page_path = format!("{path}?limit={}", self.page_size);
+            if let Some(cursor) = &cursor {
+                page_path.push_str(&format!("&cursor={}", segment(cursor)));
+            }
+            let mut page = self.call("GET", &page_path, None).await?;
+            if let Some(list) = page[key].as_array_mut() {
+                items.append(list);
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) if cursor.as_deref() != Some(next) => cursor = Some(next.to_string()),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Failure> {
         let method = awc::http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
         let request = self
             .http
@@ -182,17 +343,37 @@ impl Client {
         if response.status().is_success() {
             Ok(value)
         } else {
-            Err(format!(
-                "{} {}: {}",
-                response.status().as_u16(),
-                value["error"].as_str().unwrap_or("error"),
-                value["message"].as_str().unwrap_or("")
-            ))
+            Err(Failure::Refused {
+                status: response.status().as_u16(),
+                code: value["error"].as_str().unwrap_or("error").to_string(),
+                message: value["message"].as_str().unwrap_or("").to_string(),
+            })
         }
     }
 }
 
-async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, String> {
+/// How a licence's seats read: "3 seats", or "no seat limit" for records.
+fn seats_of(view: &Value) -> String {
+    match view["seats"].as_u64() {
+        None => "no seat limit".into(),
+        Some(seats) => plural(seats, "seat", "seats"),
+    }
+}
+
+/// "2 of 3 seats in use", or "3 in use · no seat limit" for records.
+fn in_use_of(view: &Value) -> String {
+    let in_use = text(&view["seats_in_use"]);
+    match view["seats"].as_u64() {
+        None => format!("{in_use} in use · no seat limit"),
+        Some(seats) => format!("{in_use} of {} in use", plural(seats, "seat", "seats")),
+    }
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Failure> {
     Ok(match command {
         AdminCommand::Tenants => {
             let list = client.call("GET", "/v1/tenants", None).await?;
@@ -220,7 +401,11 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Stri
                 table.add_row(vec![
                     text(&t["tenant"]),
                     text(&t["model"]),
-                    text(&t["seats"]),
+                    if t["seats"].is_null() {
+                        "no limit".into()
+                    } else {
+                        text(&t["seats"])
+                    },
                     text(&t["seats_in_use"]),
                     text(&t["sessions"]),
                     text(&t["users"]),
@@ -229,25 +414,39 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Stri
                     refused_total.to_string(),
                 ]);
             }
+            if list["tenants"].as_array().is_none_or(|t| t.is_empty()) {
+                return Ok(Output::same(
+                    list,
+                    "no tenants yet; `usher admin set-licence TENANT --model …` creates one",
+                ));
+            }
             Output::same(list, table.to_string())
         }
         AdminCommand::Show { tenant } => {
-            let view = client
-                .call("GET", &format!("/v1/tenants/{}", tenant), None)
-                .await?;
+            let view = client.call("GET", &tenant_path(tenant, ""), None).await?;
             let sessions = client
-                .call("GET", &format!("/v1/tenants/{}/sessions", tenant), None)
+                .list_all(&tenant_path(tenant, "/sessions"), "sessions")
                 .await?;
             let mut out = format!(
-                "{}: {} licence, {} of {} seats in use, {} sessions, {} users, idle timeout {}s\n",
+                "{}: {} licence, {}, {}, {}, idle timeout {}s\n",
                 text(&view["tenant"]),
                 text(&view["model"]),
-                text(&view["seats_in_use"]),
-                text(&view["seats"]),
-                text(&view["sessions"]),
-                text(&view["users"]),
+                in_use_of(&view),
+                plural(
+                    view["sessions"].as_u64().unwrap_or(0),
+                    "session",
+                    "sessions"
+                ),
+                plural(view["users"].as_u64().unwrap_or(0), "user", "users"),
                 text(&view["idle_timeout_secs"]),
             );
+            if sessions.is_empty() {
+                out.push_str(&format!("{tenant}: no sessions"));
+                return Ok(Output {
+                    json: json!({"tenant": view, "sessions": sessions}),
+                    text: out,
+                });
+            }
             let mut table = table(&[
                 "SESSION",
                 "USER",
@@ -256,7 +455,7 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Stri
                 "LAST HEARTBEAT",
                 "EXPIRES",
             ]);
-            for s in sessions["sessions"].as_array().into_iter().flatten() {
+            for s in &sessions {
                 table.add_row(vec![
                     text(&s["id"]),
                     text(&s["user"]),
@@ -268,33 +467,69 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Stri
             }
             out.push_str(&table.to_string());
             Output {
-                json: json!({"tenant": view, "sessions": sessions["sessions"]}),
+                json: json!({"tenant": view, "sessions": sessions}),
                 text: out,
             }
+        }
+        AdminCommand::Users { tenant } => {
+            let users = client
+                .list_all(&tenant_path(tenant, "/users"), "users")
+                .await?;
+            if users.is_empty() {
+                return Ok(Output::same(
+                    json!({"users": users}),
+                    format!("{tenant}: no users"),
+                ));
+            }
+            let mut table = table(&["USER", "ASSIGNED", "SESSIONS"]);
+            for u in &users {
+                table.add_row(vec![
+                    text(&u["user"]),
+                    if u["assigned"].as_bool() == Some(true) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .to_string(),
+                    text(&u["sessions"]),
+                ]);
+            }
+            let heading = format!(
+                "{tenant}: {}\n",
+                plural(users.len() as u64, "user", "users")
+            );
+            Output::same(json!({"users": users}), heading + &table.to_string())
         }
         AdminCommand::Release { tenant, session } => {
             client
                 .call(
                     "DELETE",
-                    &format!("/v1/tenants/{}/sessions/{}", tenant, session),
+                    &tenant_path(tenant, &format!("/sessions/{}", segment(session))),
                     None,
                 )
                 .await?;
             Output::same(
                 json!({"released": session}),
-                format!("released session {session}"),
+                format!("{tenant}: released session {session}"),
             )
         }
         AdminCommand::Logout { tenant, user } => {
             let answer = client
                 .call(
                     "POST",
-                    &format!("/v1/tenants/{}/users/{}/logout", tenant, user),
+                    &tenant_path(tenant, &format!("/users/{}/logout", segment(user))),
                     None,
                 )
                 .await?;
-            let ended = text(&answer["sessions_ended"]);
-            Output::same(answer, format!("logged {user} out: {ended} sessions ended"))
+            let ended = plural(
+                answer["sessions_ended"].as_u64().unwrap_or(0),
+                "session",
+                "sessions",
+            );
+            Output::same(
+                answer,
+                format!("{tenant}: logged {user} out: {ended} ended"),
+            )
         }
         AdminCommand::SetLicence {
             tenant,
@@ -316,60 +551,72 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Stri
                 }
             }
             let answer = client
-                .call("PUT", &format!("/v1/tenants/{}", tenant), Some(body))
+                .call("PUT", &tenant_path(tenant, ""), Some(body))
                 .await?;
             let mut text_out = format!(
-                "{}: {} licence, {} seats, idle timeout {}s",
+                "{}: {} licence, {}, idle timeout {}s",
                 text(&answer["tenant"]),
                 text(&answer["model"]),
-                text(&answer["seats"]),
+                seats_of(&answer),
                 text(&answer["idle_timeout_secs"])
             );
             if let Some(key) = answer["api_key"].as_str() {
-                text_out.push_str(&format!("\ncreated; API key (shown once): {key}"));
+                text_out.push_str(&format!("\n{tenant}: created; API key (shown once): {key}"));
             }
             Output::same(answer, text_out)
         }
         AdminCommand::Assign { tenant, users } => {
             let mut results = Vec::new();
             for user in users {
-                results.push(
-                    client
-                        .call(
-                            "PUT",
-                            &format!("/v1/tenants/{}/users/{}", tenant, user),
-                            None,
-                        )
-                        .await?,
-                );
+                let path = tenant_path(tenant, &format!("/users/{}", segment(user)));
+                match client.call("PUT", &path, None).await {
+                    Ok(answer) => results.push(answer),
+                    Err(why) => {
+                        return Err(Failure::Partly {
+                            verb: "assign",
+                            user: user.clone(),
+                            done: results.iter().map(|u| text(&u["user"])).collect(),
+                            why: Box::new(why),
+                        })
+                    }
+                }
             }
             let text_out = results
                 .iter()
-                .map(|u| format!("{}: assigned={}", text(&u["user"]), text(&u["assigned"])))
+                .map(|u| {
+                    let how = if u["assigned"].as_bool() == Some(true) {
+                        "assigned a named seat"
+                    } else {
+                        "registered"
+                    };
+                    format!("{tenant}: {} {how}", text(&u["user"]))
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
             Output::same(json!({"users": results}), text_out)
         }
         AdminCommand::Unassign { tenant, users } => {
-            for user in users {
-                client
-                    .call(
-                        "DELETE",
-                        &format!("/v1/tenants/{}/users/{}", tenant, user),
-                        None,
-                    )
-                    .await?;
+            for (done, user) in users.iter().enumerate() {
+                let path = tenant_path(tenant, &format!("/users/{}", segment(user)));
+                if let Err(why) = client.call("DELETE", &path, None).await {
+                    return Err(Failure::Partly {
+                        verb: "remove",
+                        user: user.clone(),
+                        done: users[..done].to_vec(),
+                        why: Box::new(why),
+                    });
+                }
             }
             Output::same(
                 json!({"removed": users}),
-                format!("removed {}", users.join(", ")),
+                format!("{tenant}: removed {}", users.join(", ")),
             )
         }
         AdminCommand::Usage { tenant, days } => {
             let report = client
                 .call(
                     "GET",
-                    &format!("/v1/tenants/{}/usage?days={days}", tenant),
+                    &tenant_path(tenant, &format!("/usage?days={days}")),
                     None,
                 )
                 .await?;
@@ -395,10 +642,14 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Stri
                     text(&d["peak_records"]),
                 ]);
             }
-            Output::same(report, table.to_string())
+            let heading = format!(
+                "{tenant}: usage per day, {}\n",
+                plural(u64::from(*days), "day", "days")
+            );
+            Output::same(report, heading + &table.to_string())
         }
         AdminCommand::Records { tenant, set } => {
-            let path = format!("/v1/tenants/{}/records", tenant);
+            let path = tenant_path(tenant, "/records");
             let answer = match set {
                 Some(count) => {
                     client
@@ -408,7 +659,7 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Stri
                 None => client.call("GET", &path, None).await?,
             };
             let text_out = format!(
-                "records: {} (peak today {}, peak this month {})",
+                "{tenant}: {} records (peak today {}, peak this month {})",
                 text(&answer["count"]),
                 text(&answer["peak_today"]),
                 text(&answer["peak_month"])
@@ -417,19 +668,19 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Stri
         }
         AdminCommand::RotateKey { tenant } => {
             let answer = client
-                .call("POST", &format!("/v1/tenants/{}/api-key", tenant), None)
+                .call("POST", &tenant_path(tenant, "/api-key"), None)
                 .await?;
             let text_out = format!(
-                "new API key for {tenant} (shown once): {}",
+                "{tenant}: new API key (shown once): {}",
                 text(&answer["api_key"])
             );
             Output::same(answer, text_out)
         }
         AdminCommand::DeleteTenant { tenant } => {
             client
-                .call("DELETE", &format!("/v1/tenants/{}", tenant), None)
+                .call("DELETE", &tenant_path(tenant, ""), None)
                 .await?;
-            Output::same(json!({"deleted": tenant}), format!("deleted {tenant}"))
+            Output::same(json!({"deleted": tenant}), format!("{tenant}: deleted"))
         }
     })
 }

@@ -10,10 +10,12 @@
 //! ```
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
+use super::settings::client_admin_token;
 use crate::load::{self, LoadConfig, TargetConfig};
 
 /// Flags of `usher load`.
@@ -22,9 +24,14 @@ pub struct LoadArgs {
     /// The server's URL.
     #[arg(long, env = "USHER_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
-    /// The admin token (to create and delete the run's tenants).
+    /// The admin token (to create and delete the run's tenants) [default: the one in
+    /// <data-dir>/admin-token].
     #[arg(long, env = "USHER_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The local server's data dir, to read its admin-token file when no token is given
+    /// [default: ./usher-data].
+    #[arg(long, env = "USHER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Drive an engine in this process instead of a server: the engine's cost alone
     /// (--url and --token are then ignored).
     #[arg(long)]
@@ -44,9 +51,18 @@ pub struct LoadArgs {
     /// Concurrent model: one seat per user or per session (tab).
     #[arg(long)]
     pub seat_per: Option<String>,
-    /// Seconds of load (real time).
+    /// Seconds of load (real time), the measured window. A quiet phase follows, shown
+    /// on the progress bar and not measured: see --settle.
     #[arg(long, default_value_t = 30.0)]
     pub duration: f64,
+    /// The longest the quiet phase after the measured window may last, in seconds. In
+    /// it the live tabs keep heartbeating while the sessions idle users left behind
+    /// expire (up to one compressed idle timeout: --idle-timeout / --time-scale), so
+    /// that the server's counts can be compared with what the clients hold. Cut
+    /// shorter, the run checks only that no tenant is over-admitted [default: until
+    /// they have all expired].
+    #[arg(long)]
+    pub settle: Option<f64>,
     /// Simulated seconds per real second. Think times, and the idle timeout the
     /// tenants are created with, are divided by it; the server then hands out a
     /// heartbeat interval compressed by the same factor.
@@ -113,9 +129,10 @@ pub fn config(args: &LoadArgs) -> Result<LoadConfig, String> {
     } else {
         TargetConfig::Http {
             url: args.url.clone(),
-            admin_token: args.token.clone().ok_or(
-                "an admin token is needed to create the run's tenants: --token or USHER_ADMIN_TOKEN (or --in-process)",
-            )?,
+            admin_token: client_admin_token(args.token.as_deref(), args.data_dir.as_deref())
+                .map_err(|e| {
+                    format!("{e}. The run creates its tenants with it (--in-process needs none)")
+                })?,
         }
     };
     let mut config = LoadConfig::new(target);
@@ -135,6 +152,13 @@ pub fn config(args: &LoadArgs) -> Result<LoadConfig, String> {
         config.seed = seed;
     }
     config.keep = args.keep;
+    config.settle = match args.settle {
+        Some(secs) => Some(
+            Duration::try_from_secs_f64(secs)
+                .map_err(|_| "--settle must be a number of seconds, 0 or more".to_string())?,
+        ),
+        None => None,
+    };
     config.progress = !args.json && std::io::stderr().is_terminal();
     Ok(config)
 }
@@ -144,6 +168,10 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use clap::Parser;
+
+    fn config_of(args: &LoadArgs) -> Result<LoadConfig, String> {
+        config(args)
+    }
 
     fn parse(args: &[&str]) -> Result<LoadArgs, clap::Error> {
         let cli = Cli::try_parse_from(["usher", "load"].iter().chain(args))?;
@@ -166,10 +194,15 @@ mod tests {
             "500",
             "--seed",
             "7",
+            "--settle",
+            "0.5",
             "--json",
         ])
         .unwrap();
         let config = config(&args).unwrap();
+        assert_eq!(config.settle, Some(Duration::from_millis(500)));
+        let args = parse(&["--in-process", "--settle=-1"]).unwrap();
+        assert!(config_of(&args).unwrap_err().contains("--settle"));
         assert_eq!(config.storm, Some(5000));
         assert_eq!(config.seats, Some(500));
         assert_eq!(config.seed, 7);
@@ -179,9 +212,22 @@ mod tests {
 
     #[test]
     fn a_server_run_needs_a_token_and_in_process_takes_none() {
-        let args = parse(&["--url", "http://127.0.0.1:9"]).unwrap();
+        let empty = tempfile::tempdir().unwrap();
+        let dir = empty.path().to_str().unwrap();
+        let args = parse(&["--url", "http://127.0.0.1:9", "--data-dir", dir]).unwrap();
         if std::env::var_os("USHER_ADMIN_TOKEN").is_none() {
-            assert!(config(&args).unwrap_err().contains("admin token"));
+            let err = config(&args).unwrap_err();
+            assert!(err.contains("admin token") && err.contains(dir), "{err}");
+        }
+        std::fs::write(empty.path().join("admin-token"), "usa_written-by-serve\n").unwrap();
+        let args = parse(&["--data-dir", dir]).unwrap();
+        if std::env::var_os("USHER_ADMIN_TOKEN").is_none() {
+            match config(&args).unwrap().target {
+                TargetConfig::Http { admin_token, .. } => {
+                    assert_eq!(admin_token, "usa_written-by-serve")
+                }
+                other => panic!("{other:?}"),
+            }
         }
         let args = parse(&["--in-process", "--rate", "100"]).unwrap();
         assert_eq!(config(&args).unwrap().target, TargetConfig::InProcess);

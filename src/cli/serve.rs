@@ -9,10 +9,11 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
+use crate::cli::LogFormat;
 use crate::clock::{Clock, SystemClock};
 use crate::engine::EngineConfig;
 use crate::http::auth::generate_key;
-use crate::http::server::{start, ServerConfig, StaticTenant};
+use crate::http::server::{start_on, ServerConfig, StaticTenant};
 use crate::redis::RedisConfig;
 use crate::store::redb::{prepare_data_dir, RedbConfig, RedbStore};
 use crate::store::{MemoryStore, Store};
@@ -53,15 +54,20 @@ pub struct ServeArgs {
     #[arg(long = "redis-url", env = "USHER_REDIS_URL", value_delimiter = ',')]
     pub redis_urls: Vec<String>,
     /// Treat the Redis URLs as seeds of a Redis Cluster.
-    #[arg(long, env = "USHER_REDIS_CLUSTER")]
-    pub redis_cluster: bool,
+    #[arg(long, env = "USHER_REDIS_CLUSTER", value_parser = crate::cli::settings::parse_bool,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub redis_cluster: Option<bool>,
     /// Replicas each decision must reach (Redis `WAIT`) before it is acknowledged
     /// [default: 0].
     #[arg(long, env = "USHER_REDIS_WAIT_REPLICAS")]
     pub redis_wait_replicas: Option<u32>,
     /// Also serve the demo CRM at /demo/ with a 2-seat `demo` tenant.
-    #[arg(long, env = "USHER_DEMO")]
-    pub demo: bool,
+    #[arg(long, env = "USHER_DEMO", value_parser = crate::cli::settings::parse_bool,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub demo: Option<bool>,
+    /// Log lines as text, or as one JSON object per line [default: text].
+    #[arg(long, env = "USHER_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 /// Where `usher serve` keeps its state.
@@ -109,6 +115,11 @@ pub struct FileConfig {
     pub write_deadline_secs: Option<u64>,
     /// Days the audit log keeps events (90 by default).
     pub audit_retention_days: Option<u64>,
+    /// Serve the demo CRM (`true`, `"yes"`, `1`, …).
+    #[serde(default, deserialize_with = "crate::cli::settings::deserialize_bool")]
+    pub demo: Option<bool>,
+    /// `text` or `json`.
+    pub log_format: Option<LogFormat>,
     /// Tenants to create at start-up if missing.
     #[serde(default)]
     pub tenants: Vec<StaticTenant>,
@@ -138,16 +149,18 @@ pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn run(args: ServeArgs) -> Result<(), String> {
-    crate::cli::init_logging();
     let mut file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
+    crate::cli::init_logging(args.log_format.or(file.log_format).unwrap_or_default());
     let supplied = supplied_admin_token(file.admin_token.take())?;
     let addr = args
         .addr
         .or(file.addr)
         .unwrap_or_else(|| "127.0.0.1:8080".into());
+    // Before the data dir is touched: a busy port must leave nothing behind.
+    let listeners = crate::cli::listen::listen(&addr)?;
     let data_dir = args
         .data_dir
         .or(file.data_dir)
@@ -180,7 +193,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         }
         StoreKind::Redis => (Arc::new(MemoryStore::new()), String::new()),
     };
-    let redis = match store_kind {
+    let mut redis = match store_kind {
         StoreKind::Redis => {
             if supplied.is_none() {
                 return Err("--store redis needs the admin token configured, the same on every node: set USHER_ADMIN_TOKEN (or admin_token in the config file)".into());
@@ -195,7 +208,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             }
             let mut redis = RedisConfig::new(urls[0].clone());
             redis.urls = urls;
-            redis.cluster = args.redis_cluster || file.redis_cluster.unwrap_or(false);
+            redis.cluster = args.redis_cluster.or(file.redis_cluster).unwrap_or(false);
             redis.wait_replicas = args
                 .redis_wait_replicas
                 .or(file.redis_wait_replicas)
@@ -234,6 +247,10 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             ));
         }
         engine.write_deadline = Duration::from_secs(secs);
+        if let Some(redis) = &mut redis {
+            // On Redis the write is the script call: the same deadline bounds it.
+            redis.deadline = engine.write_deadline;
+        }
     }
     let mut cors_origins = args.cors_origins;
     if cors_origins.is_empty() {
@@ -245,7 +262,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         cors_origins,
         engine,
         tenants: file.tenants,
-        demo: args.demo,
+        demo: args.demo.or(file.demo).unwrap_or(false),
         workers: args.workers.or(file.workers).unwrap_or(0),
         clock,
         store,
@@ -253,7 +270,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     };
     let demo = config.demo;
     actix_web::rt::System::new().block_on(async move {
-        let started = start(config)
+        let started = start_on(listeners, config)
             .await
             .map_err(|e| format!("cannot start the server: {e}"))?;
         tracing::info!(addr = %started.addr, "listening; /readyz answers 503 until the store is restored");

@@ -97,7 +97,7 @@ pub async fn observe(
     let started = Instant::now();
     let method = method_label(req.method());
     let logged_path =
-        tracing::enabled!(target: "usher::access", Level::DEBUG).then(|| redact(req.path()));
+        tracing::enabled!(target: "usher::access", Level::INFO).then(|| redact(req.path()));
     let response = if declares_too_large(&req) {
         let refusal = ApiError(Error::PayloadTooLarge { limit: BODY_LIMIT }).error_response();
         req.into_response(refusal).map_into_right_body()
@@ -109,7 +109,7 @@ pub async fn observe(
     record_latency(method, route.as_deref().unwrap_or("unmatched"), elapsed);
     if let Some(path) = logged_path {
         let status = response.status().as_u16();
-        tracing::debug!(target: "usher::access", method, %path, status, micros = elapsed.as_micros() as u64, "request");
+        tracing::info!(target: "usher::access", method, %path, status, micros = elapsed.as_micros() as u64, "request");
     }
     Ok(response)
 }

@@ -1,7 +1,7 @@
 //! Start-up and shutdown of `usher serve`.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
@@ -18,6 +18,7 @@ use actix_web::{
 };
 use serde::Deserialize;
 use serde_json::json;
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::oneshot;
 
 use super::auth::{hash_key, Credentials};
@@ -115,10 +116,49 @@ impl Restoring {
     }
 }
 
+/// The listen backlog: a login storm's connections wait in it rather than being reset.
+const BACKLOG: i32 = 4096;
+
 /// Builds the engine, binds the server, then restores the store while it answers
 /// (see [`Restoring`]). Must run inside an actix system, whose arbiters then also run
 /// the pools. Handles SIGTERM and Ctrl-C by draining.
 pub async fn start(config: ServerConfig) -> io::Result<Started> {
+    let listeners = listen(&config.addr)?;
+    start_on(listeners, config).await
+}
+
+/// Binds every address `addr` resolves to, as [`start`] does. `usher serve` calls it
+/// before it touches its data dir, so a busy port leaves nothing behind.
+pub fn listen(addr: &str) -> io::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    let mut failure = None;
+    for addr in addr.to_socket_addrs()? {
+        match bind_one(addr) {
+            Ok(listener) => listeners.push(listener),
+            Err(e) => failure = Some(e),
+        }
+    }
+    match failure {
+        Some(e) if listeners.is_empty() => Err(e),
+        _ if listeners.is_empty() => Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "the address resolves to nothing",
+        )),
+        _ => Ok(listeners),
+    }
+}
+
+fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    #[cfg(not(windows))]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// [`start`] on listeners already bound (see [`listen`]); `config.addr` is not used.
+pub async fn start_on(listeners: Vec<TcpListener>, config: ServerConfig) -> io::Result<Started> {
     let engine = match &config.redis {
         Some(redis) => Engine::with_redis(config.engine.clone(), redis.clone())
             .await
@@ -155,9 +195,10 @@ pub async fn start(config: ServerConfig) -> io::Result<Started> {
     } else {
         config.workers
     })
-    .backlog(4096)
-    .shutdown_timeout(10)
-    .bind(&config.addr)?;
+    .shutdown_timeout(10);
+    let server = listeners
+        .into_iter()
+        .try_fold(server, |server, listener| server.listen(listener))?;
     let addr = *server
         .addrs()
         .first()

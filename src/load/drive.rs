@@ -124,19 +124,23 @@ async fn drive<T: Target + 'static>(
     let elapsed = started.elapsed();
     running.set(false);
     let _ = ticker.await;
-    progress.say("quiet: live tabs heartbeat while the idle ones expire");
-    settle(&world, &mut clients).await;
+    let quiet = quiet_for(&clients, Instant::now(), config.settle);
+    progress.say(&format!(
+        "quiet for up to {}s (not measured): live tabs heartbeat while idle sessions expire; --settle shortens it",
+        quiet.as_secs_f64().ceil()
+    ));
+    let settled = settle(&world, &mut clients, Instant::now() + quiet).await;
     progress.finish();
     let beliefs: Vec<_> = (0..plan.tenants.len())
         .map(|t| {
-            Some(
+            settled.then(|| {
                 plan.rule.belief(
                     clients
                         .iter()
                         .filter(|c| c.tenant == t)
                         .map(|c| c.tabs.len()),
-                ),
-            )
+                )
+            })
         })
         .collect();
     let checks = check_tenants(&*target, &plan.tenants, &beliefs).await?;
@@ -400,11 +404,33 @@ async fn open_loop<T: Target + 'static>(
     (clients, skipped)
 }
 
+/// How long after a session's deadline the quiet phase waits for its expiry.
+const SETTLE_MARGIN: Duration = Duration::from_millis(300);
+
+/// How long the quiet phase takes from `now`: until every session the clients left
+/// behind is past its deadline, or `limit` if that is shorter.
+fn quiet_for<K>(clients: &[Client<K>], now: Instant, limit: Option<Duration>) -> Duration {
+    let until = clients
+        .iter()
+        .filter_map(|c| c.gone_until)
+        .max()
+        .map_or(Duration::ZERO, |until| {
+            (until + SETTLE_MARGIN).saturating_duration_since(now)
+        });
+    limit.map_or(until, |limit| until.min(limit))
+}
+
 /// The quiet moment: no more actions; live tabs keep heartbeating until every session
 /// the clients left behind is past its deadline, then once more, so that what the
-/// clients hold is exactly what is live. Not counted in the figures.
-async fn settle<T: Target>(world: &World<T>, clients: &mut [Client<T::Token>]) {
-    const MARGIN: Duration = Duration::from_millis(300);
+/// clients hold is exactly what is live. Not counted in the figures. Stops at
+/// `deadline` if that comes first, and then answers false: what the clients hold may
+/// not be all that is live.
+async fn settle<T: Target>(
+    world: &World<T>,
+    clients: &mut [Client<T::Token>],
+    deadline: Instant,
+) -> bool {
+    const MARGIN: Duration = SETTLE_MARGIN;
     loop {
         heartbeat_all(world, clients).await;
         let every = clients
@@ -413,12 +439,18 @@ async fn settle<T: Target>(world: &World<T>, clients: &mut [Client<T::Token>]) {
             .min()
             .unwrap_or(Duration::from_secs(1));
         let until = clients.iter().filter_map(|c| c.gone_until).max();
+        let now = Instant::now();
         match until {
-            Some(until) if until + MARGIN > Instant::now() => {
-                let left = (until + MARGIN).saturating_duration_since(Instant::now());
+            Some(until) if until + MARGIN > now => {
+                if now >= deadline {
+                    return false;
+                }
+                let left = (until + MARGIN)
+                    .min(deadline)
+                    .saturating_duration_since(now);
                 sleep(left.min(every)).await;
             }
-            _ => return,
+            _ => return true,
         }
     }
 }
@@ -464,6 +496,35 @@ async fn heartbeat_all<T: Target>(world: &World<T>, clients: &mut [Client<T::Tok
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gone(until: Option<Instant>) -> Client<()> {
+        Client {
+            tenant: 0,
+            user: "ann".into(),
+            tabs: Vec::new(),
+            gone_until: until,
+            opened: 0,
+        }
+    }
+
+    #[test]
+    fn the_quiet_phase_lasts_until_the_last_abandoned_session_expires_or_the_limit() {
+        let now = Instant::now();
+        let secs = Duration::from_secs;
+        let clients = [
+            gone(Some(now + secs(4))),
+            gone(Some(now + secs(9))),
+            gone(None),
+        ];
+        assert_eq!(quiet_for(&clients, now, None), secs(9) + SETTLE_MARGIN);
+        assert_eq!(quiet_for(&clients, now, Some(secs(2))), secs(2));
+        assert_eq!(
+            quiet_for(&clients, now, Some(secs(60))),
+            secs(9) + SETTLE_MARGIN
+        );
+        assert_eq!(quiet_for(&[gone(None)], now, None), Duration::ZERO);
+        assert_eq!(quiet_for(&clients, now + secs(20), None), Duration::ZERO);
+    }
     use std::sync::Arc;
 
     use crate::clock::{ManualClock, Timestamp};

@@ -88,6 +88,11 @@ pub struct LoadConfig {
     pub keep: bool,
     /// Show a live progress bar on stderr.
     pub progress: bool,
+    /// The longest the quiet phase after the measured window may last; `None` waits
+    /// until every session the clients left behind has expired. Cut short, the run
+    /// checks only that no tenant is over-admitted, not that the server's counts equal
+    /// what the clients hold.
+    pub settle: Option<Duration>,
 }
 
 impl LoadConfig {
@@ -110,6 +115,7 @@ impl LoadConfig {
             seed: crate::token::random_u64(),
             keep: false,
             progress: false,
+            settle: None,
         }
     }
 

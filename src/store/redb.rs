@@ -37,6 +37,8 @@ use crate::usage::UsageBook;
 pub const SCHEMA_VERSION: u64 = 1;
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "usher.redb";
+/// The file in the data dir that names the process holding the database open.
+pub const PID_FILE: &str = "usher.pid";
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
@@ -141,12 +143,15 @@ impl RedbStore {
         prepare_data_dir(dir)?;
         let path = dir.join(DB_FILE);
         owner_only(&path)?;
-        let db = Database::create(&path).map_err(|e| {
-            format!(
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => in_use(dir),
+            e => format!(
                 "cannot open the database {}: {e} (corrupt, or not a usher database?)",
                 path.display()
-            )
+            ),
         })?;
+        // Only read while the database is locked, so it names whoever holds the lock.
+        let _ = fs::write(dir.join(PID_FILE), format!("{}\n", std::process::id()));
         stamp_schema(&db, &path)?;
         let placed = Placement::of(&path)
             .map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
@@ -188,6 +193,24 @@ impl RedbStore {
     pub fn path(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Why the database cannot be opened while another process holds its lock: the pid
+/// written in [`PID_FILE`] by the process that holds it, when there is one.
+fn in_use(dir: &Path) -> String {
+    let pid = fs::read_to_string(dir.join(PID_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok());
+    let who = match pid {
+        Some(pid) if pid == std::process::id() => "this process already".to_string(),
+        Some(pid) => format!("another Usher (pid {pid})"),
+        None => "another Usher".to_string(),
+    };
+    format!(
+        "the data dir {} is in use: {who} has its database open. The database is fine; \
+         stop that server first, or give this one another --data-dir",
+        dir.display()
+    )
 }
 
 /// Makes sure `dir` is a directory this process can write in, creating it if needed

@@ -2,7 +2,8 @@
 # Runs the browser tests: usher.js against a scripted server, then the demo and
 # dashboard scenario against a freshly started `usher serve --demo`.
 #   tests/browser/run.sh [path-to-usher-binary]   (default: target/release/usher, built if missing)
-# Leaves the dashboard screenshot in target/browser/dashboard.png.
+# Leaves the screenshots in target/browser/: dashboard.png, dashboard-usage-1440.png,
+# dashboard-390.png and demo-refusal.png (each layout also checked by measurement).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -13,6 +13,7 @@
 // demo tenant's idle timeout (so the heartbeat interval, a quarter of it) for its
 // duration and restores it at the end. CHROMIUM overrides the browser path.
 
+import path from "node:path";
 import {chromium} from "playwright-core";
 
 const [baseArg, adminToken, screenshotPath] = process.argv.slice(2);
@@ -161,6 +162,9 @@ async function scenario(browser) {
   const refusalText = await cara.page.getByTestId("refusal").innerText();
   check(/All licences are in use/.test(refusalText) && /2 of 2/.test(refusalText),
     "cara sees a clear refusal naming the limit", refusalText);
+  check(/A seat may free at \d{2}:\d{2}:\d{2} \(in /.test(refusalText) && !/at most/.test(refusalText),
+    "cara's refusal states the moment a seat may free", refusalText);
+  await cara.page.screenshot({path: shot("demo-refusal.png")});
   check((await seatsInUse()) === 2, "the server counts 2 seats in use");
   check(/Licence held — session expires at/.test(await ann.page.getByTestId("licence-state").innerText()),
     "ann's page says the licence is held and when it expires");
@@ -202,6 +206,10 @@ async function scenario(browser) {
   });
   ok("the tenants table shows the demo tenant's seats in use against its seats");
 
+  await checkDashboardLayout(dash.page);
+  await checkPhoneLayout(browser);
+  await checkEveryPageIsListed(dash.page);
+
   await holders.locator('tr[data-user="ann"] [data-action="release"]').click();
   const revokeWaitMs = Math.ceil((ann.heartbeatSecs || 150) * 1.1 + 10) * 1000;
   await ann.page.locator('[data-testid="session-ended"][data-reason="revoked"]')
@@ -227,6 +235,128 @@ async function scenario(browser) {
   check((await seatsInUse()) === 0, "no seat is in use at the end");
 
   check(problems.length === 0, "no page error and no request to another host", problems.join("; "));
+}
+
+// The lists are paged at most 1000 a page: the dashboard follows next_cursor to the
+// end, for sessions and for users.
+async function checkEveryPageIsListed(page) {
+  const PAGED = "paging-check";
+  const COUNT = 1003;
+  const created = await admin("PUT", `/v1/tenants/${PAGED}`, {model: "records", max_users: 2000});
+  try {
+    for (let from = 0; from < COUNT; from += 100) {
+      const logins = [];
+      for (let i = from; i < Math.min(COUNT, from + 100); i++) {
+        logins.push(fetch(`${base}/v1/tenants/${PAGED}/sessions`, {
+          method: "POST",
+          headers: {Authorization: `Bearer ${created.api_key}`, "Content-Type": "application/json"},
+          body: JSON.stringify({user: `user-${String(i).padStart(4, "0")}`}),
+        }).then((r) => { if (r.status !== 201) throw new CheckFailed(`login ${i} answered ${r.status}`); }));
+      }
+      await Promise.all(logins);
+    }
+    await page.getByTestId(`select-tenant-${PAGED}`).click();
+    await waitUntil(`the dashboard lists all ${COUNT} sessions and users`, 20000, async () => {
+      const seen = [await page.locator("#holders-body tr").count(), await page.locator("#users-body tr").count()];
+      return {done: seen[0] === COUNT && seen[1] === COUNT, seen};
+    });
+    ok(`the dashboard lists every page of sessions and users (${COUNT} of each)`);
+  } finally {
+    await admin("DELETE", `/v1/tenants/${PAGED}`).catch(() => {});
+    await page.getByTestId(`select-tenant-${TENANT}`).click();
+    await page.locator('#holders-body tr[data-user="ann"]').waitFor();
+  }
+}
+
+function shot(name) {
+  return path.join(path.dirname(screenshotPath), name);
+}
+
+const TIME_FORMAT = /^(\d{4}-\d{2}-\d{2} )?\d{2}:\d{2}:\d{2}$/;
+
+// The days since the tenant was created, its first day first (UTC days, as the report).
+async function daysSinceCreation(tenant) {
+  const first = (await admin("GET", `/v1/tenants/${tenant}/events?limit=1`)).events[0];
+  const created = Date.parse(first.at.slice(0, 10) + "T00:00:00Z");
+  const today = Date.parse(new Date().toISOString().slice(0, 10) + "T00:00:00Z");
+  return {first: first.at.slice(0, 10), count: Math.round((today - created) / 86400000) + 1};
+}
+
+// At 1440 px: the usage report starts at the tenant's creation day, its table fits
+// its card, and every time on the page is written the same way.
+async function checkDashboardLayout(page) {
+  const {first, count} = await daysSinceCreation(TENANT);
+  const panel = page.locator("#usage-panel");
+  await page.waitForFunction(() => document.querySelector("#usage-panel").dataset.days);
+  check((await panel.getAttribute("data-days")) === String(count) &&
+      (await panel.getAttribute("data-first-day")) === first,
+    `the usage chart starts at the tenant's creation day (${first}, ${count} day(s))`,
+    `${await panel.getAttribute("data-first-day")}, ${await panel.getAttribute("data-days")} day(s)`);
+  await page.locator(".usage-details summary").click();
+  const days = await page.locator("#usage-body tr .c-day").allInnerTexts();
+  check(days.length === count && days[days.length - 1] === first,
+    "the usage table lists the days since the tenant's creation, no earlier", JSON.stringify(days));
+  const fit = await page.evaluate(() => {
+    const card = document.querySelector("#usage-panel").getBoundingClientRect();
+    const wrap = document.querySelector("#usage-table").parentElement;
+    const table = document.querySelector("#usage-table").getBoundingClientRect();
+    return {card: [card.left, card.right], table: [table.left, table.right],
+      scroll: wrap.scrollWidth, client: wrap.clientWidth};
+  });
+  check(fit.table[0] >= fit.card[0] && fit.table[1] <= fit.card[1] && fit.scroll <= fit.client,
+    "the usage table fits its card at 1440 px, without scrolling sideways", JSON.stringify(fit));
+  await page.screenshot({path: shot("dashboard-usage-1440.png"), fullPage: true});
+
+  const times = await page.locator("[data-time]").allInnerTexts();
+  const live = (await page.locator("#live-text").innerText()).trim();
+  check(times.length >= 6 && times.every((t) => TIME_FORMAT.test(t.trim())) &&
+      /^Live · \d{2}:\d{2}:\d{2}$/.test(live),
+    "every time on the dashboard is written HH:MM:SS (with YYYY-MM-DD before it on other days)",
+    JSON.stringify({times, live}));
+  await page.locator(".usage-details summary").click();
+}
+
+// At 390 px: the header stays on one line, and every holder's Release and Log out are
+// in view without scrolling sideways.
+async function checkPhoneLayout(browser) {
+  const phone = await openContext(browser, "dashboard-390", {viewport: {width: 390, height: 844}});
+  try {
+    await phone.page.goto(`${base}/`);
+    await phone.page.getByLabel("Admin token or tenant API key").fill(adminToken);
+    await phone.page.locator("#signin-submit").click();
+    await phone.page.getByTestId(`select-tenant-${TENANT}`).click();
+    await phone.page.locator('#holders-body tr[data-user="ann"]').waitFor();
+    await phone.page.locator('#holders-body tr[data-user="cara"]').waitFor();
+    const header = await phone.page.evaluate(() => {
+      const box = (q) => document.querySelector(q).getBoundingClientRect();
+      const bar = box(".topbar"), brand = box(".brand"), out = box("#sign-out"), live = box("#live");
+      const line = (b) => Math.round(b.top + b.height / 2);
+      return {height: bar.height, lines: [line(brand), line(live), line(out)], right: out.right,
+        width: window.innerWidth};
+    });
+    const [a, b, c] = header.lines;
+    check(Math.max(a, b, c) - Math.min(a, b, c) <= 6 && header.height <= 60 && header.right <= header.width,
+      "at 390 px the header stays on one line", JSON.stringify(header));
+    const holders = await phone.page.evaluate(() => {
+      const width = window.innerWidth;
+      const wrap = document.querySelector("#holders-table").parentElement;
+      const buttons = Array.from(document.querySelectorAll("#holders-body button")).map((button) => {
+        const r = button.getBoundingClientRect();
+        return {text: button.textContent, left: r.left, right: r.right, width: r.width};
+      });
+      return {width, buttons, page: document.documentElement.scrollWidth,
+        wrap: [wrap.scrollWidth, wrap.clientWidth]};
+    });
+    const inView = holders.buttons.every((b) => b.width > 0 && b.left >= 0 && b.right <= holders.width);
+    check(holders.buttons.filter((b) => /Release|Log out/.test(b.text)).length === 4 && inView &&
+        holders.page <= holders.width && holders.wrap[0] <= holders.wrap[1],
+      "at 390 px every holder's Release and Log out are in view without scrolling sideways",
+      JSON.stringify(holders));
+    await phone.page.screenshot({path: shot("dashboard-390.png"), fullPage: true});
+    ok("the 390 px screenshot is saved");
+  } finally {
+    await phone.context.close();
+  }
 }
 
 main().then(

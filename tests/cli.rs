@@ -1,0 +1,537 @@
+//! The `usher` command line as an operator meets it: start-up failures that say what
+//! to do, `usher` as `usher serve`, the help, completions and man pages, logs, and the
+//! admin client's output against a real server.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use predicates::str::contains;
+
+/// How long to wait for a line a server is expected to print.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+const TOKEN: &str = "cli-test-admin-token-4b1d9e";
+
+/// `usher` with no `USHER_*` or `RUST_LOG` from the test's environment.
+fn usher() -> Command {
+    let mut command = Command::cargo_bin("usher").expect("the usher binary");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("USHER_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command.timeout(PATIENCE);
+    command
+}
+
+/// A `usher` server process, its output read line by line.
+struct Server {
+    child: Child,
+    lines: Receiver<(bool, String)>,
+    url: String,
+    /// What it printed on stdout while starting.
+    banner: Vec<String>,
+}
+
+impl Server {
+    /// Starts `usher ARGS` (on any free port unless `args` give one) and waits until it
+    /// prints its URL.
+    fn start(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Server {
+        let mut command = Process::new(assert_cmd::cargo::cargo_bin("usher"));
+        command
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if !args.contains(&"--addr") {
+            command.args(["--addr", "127.0.0.1:0"]);
+        }
+        for (name, _) in std::env::vars() {
+            if name.starts_with("USHER_") || name == "RUST_LOG" {
+                command.env_remove(name);
+            }
+        }
+        command.envs(env.iter().copied());
+        let mut child = command.spawn().expect("usher starts");
+        let (tx, lines) = mpsc::channel();
+        for (stdout, stream) in [
+            (
+                true,
+                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            ),
+            (false, Box::new(child.stderr.take().unwrap())),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send((stdout, line));
+                }
+            });
+        }
+        let mut server = Server {
+            child,
+            lines,
+            url: String::new(),
+            banner: Vec::new(),
+        };
+        let line = server.line_with("Usher is serving on ");
+        server.url = line.split("serving on ").nth(1).unwrap().trim().to_owned();
+        loop {
+            match server.lines.recv_timeout(PATIENCE) {
+                Ok((true, line)) => {
+                    let done = line.contains("state:");
+                    server.banner.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => panic!("no state: line after the URL: {e}"),
+            }
+        }
+        server
+    }
+
+    /// Whether it serves the demo, as its start-up banner says.
+    fn serves_demo(&self) -> bool {
+        self.banner.iter().any(|line| line.contains("demo CRM:"))
+    }
+
+    /// The next line containing `wanted`, on either stream.
+    fn line_with(&self, wanted: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok((_, line)) if line.contains(wanted) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no line with {wanted:?}: {e}"),
+            }
+        }
+    }
+
+    fn admin(&self) -> Command {
+        let mut command = usher();
+        command.args(["admin", "--url", &self.url]);
+        command
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get(url: &str) -> u16 {
+    let status = Process::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0)
+        });
+    status.unwrap_or_else(|e| panic!("curl: {e}"))
+}
+
+// ---------------------------------------------------------------- start-up
+
+#[test]
+fn a_busy_port_is_named_with_a_way_out_and_leaves_the_data_dir_untouched() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("usher-data");
+    usher()
+        .args(["serve", "--addr", &addr, "--data-dir"])
+        .arg(&data)
+        .assert()
+        .failure()
+        .stderr(contains(format!("cannot listen on {addr}")))
+        .stderr(contains("already in use"))
+        .stderr(contains("--addr"));
+    assert!(!data.exists(), "a failed start created the data dir");
+
+    // An empty data dir that exists stays empty: no database, token or tenants.
+    std::fs::create_dir(&data).unwrap();
+    usher()
+        .args(["--demo", "--addr", &addr, "--data-dir"])
+        .arg(&data)
+        .assert()
+        .failure()
+        .stderr(contains("already in use"));
+    let left: Vec<_> = std::fs::read_dir(&data).unwrap().collect();
+    assert!(left.is_empty(), "a failed start left {left:?}");
+}
+
+#[test]
+fn a_second_server_on_a_data_dir_in_use_names_the_first_and_not_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start(&["serve", "--data-dir", "data"], &[], dir.path());
+    usher()
+        .current_dir(dir.path())
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir", "data"])
+        .assert()
+        .failure()
+        .stderr(contains("data dir data is in use"))
+        .stderr(contains(format!(
+            "another Usher (pid {})",
+            first.child.id()
+        )))
+        .stderr(contains("corrupt").not());
+}
+
+#[test]
+fn usher_without_a_subcommand_serves_with_serve_s_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &["--store", "memory", "--data-dir", "d"],
+        &[("USHER_ADMIN_TOKEN", TOKEN)],
+        dir.path(),
+    );
+    assert_eq!(get(&format!("{}/readyz", server.url)), 200);
+}
+
+#[test]
+fn boolean_settings_take_the_usual_spellings() {
+    let dir = tempfile::tempdir().unwrap();
+    for (value, demo) in [
+        ("1", true),
+        ("yes", true),
+        ("on", true),
+        ("0", false),
+        ("off", false),
+    ] {
+        let server = Server::start(
+            &["serve", "--store", "memory", "--data-dir", "d"],
+            &[("USHER_ADMIN_TOKEN", TOKEN), ("USHER_DEMO", value)],
+            dir.path(),
+        );
+        assert_eq!(
+            server.serves_demo(),
+            demo,
+            "USHER_DEMO={value}: {:?}",
+            server.banner
+        );
+    }
+    let config = dir.path().join("usher.toml");
+    std::fs::write(&config, "demo = \"yes\"\n").unwrap();
+    let server = Server::start(
+        &[
+            "serve",
+            "--store",
+            "memory",
+            "--data-dir",
+            "d",
+            "--config",
+            "usher.toml",
+        ],
+        &[("USHER_ADMIN_TOKEN", TOKEN)],
+        dir.path(),
+    );
+    assert!(server.serves_demo(), "demo = \"yes\": {:?}", server.banner);
+
+    usher()
+        .env("USHER_DEMO", "maybe")
+        .args([
+            "serve",
+            "--store",
+            "memory",
+            "--addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("d"))
+        .assert()
+        .failure()
+        .stderr(contains("\"maybe\" is not a boolean"));
+}
+
+// ---------------------------------------------------------------- logs
+
+#[test]
+fn every_request_is_logged_at_the_default_level_and_as_json_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &["serve", "--store", "memory", "--data-dir", "d"],
+        &[("USHER_ADMIN_TOKEN", TOKEN)],
+        dir.path(),
+    );
+    assert_eq!(get(&format!("{}/healthz", server.url)), 200);
+    let line = server.line_with("usher::access");
+    assert!(
+        line.contains("path=/healthz") && line.contains("200"),
+        "{line}"
+    );
+
+    let server = Server::start(
+        &[
+            "serve",
+            "--store",
+            "memory",
+            "--data-dir",
+            "d",
+            "--log-format",
+            "json",
+        ],
+        &[("USHER_ADMIN_TOKEN", TOKEN)],
+        dir.path(),
+    );
+    assert_eq!(get(&format!("{}/healthz", server.url)), 200);
+    let line = server.line_with("usher::access");
+    let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(event["path"], "/healthz");
+    assert_eq!(event["status"], 200);
+    assert_eq!(event["level"], "INFO");
+}
+
+// ---------------------------------------------------------------- help and docs
+
+#[test]
+fn the_help_says_serve_is_the_default_and_where_the_token_and_log_filter_come_from() {
+    usher()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(contains("With no subcommand, usher serves"))
+        .stdout(contains("--addr"));
+    usher()
+        .args(["serve", "--help"])
+        .assert()
+        .success()
+        .stdout(contains("USHER_ADMIN_TOKEN"))
+        .stdout(contains("RUST_LOG"))
+        .stdout(contains("--log-format"));
+    usher()
+        .args(["load", "--help"])
+        .assert()
+        .success()
+        .stdout(contains("quiet phase"))
+        .stdout(contains("--settle"));
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_definition() {
+    for shell in ["bash", "zsh", "fish"] {
+        usher()
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(contains("usher"))
+            .stdout(contains("set-licence"))
+            .stdout(contains("data-dir"));
+    }
+    usher()
+        .args(["completions", "tcsh"])
+        .assert()
+        .failure()
+        .stderr(contains("invalid value"));
+    usher()
+        .arg("man")
+        .assert()
+        .success()
+        .stdout(contains(".TH usher"))
+        .stdout(contains("completions"));
+    let dir = tempfile::tempdir().unwrap();
+    usher()
+        .args(["man", "--out-dir"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    for page in ["usher.1", "usher-serve.1", "usher-admin.1", "usher-load.1"] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap_or_default();
+        assert!(text.contains(".TH"), "{page}: {text:.200}");
+    }
+}
+
+// ---------------------------------------------------------------- the admin client
+
+#[test]
+fn the_clients_find_the_token_the_local_server_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&["serve"], &[], dir.path());
+    // Run from the server's directory: ./usher-data/admin-token.
+    server
+        .admin()
+        .current_dir(dir.path())
+        .arg("tenants")
+        .assert()
+        .success()
+        .stdout(contains("no tenants yet"));
+    // From elsewhere, with --data-dir.
+    let elsewhere = tempfile::tempdir().unwrap();
+    server
+        .admin()
+        .current_dir(elsewhere.path())
+        .arg("--data-dir")
+        .arg(dir.path().join("usher-data"))
+        .arg("tenants")
+        .assert()
+        .success();
+    // No token anywhere: it says where it looked.
+    server
+        .admin()
+        .current_dir(elsewhere.path())
+        .arg("tenants")
+        .assert()
+        .failure()
+        .stderr(contains("--token"))
+        .stderr(contains("USHER_ADMIN_TOKEN"))
+        .stderr(contains("./usher-data/admin-token"));
+    usher()
+        .current_dir(elsewhere.path())
+        .args(["load", "--url", &server.url, "--duration", "1"])
+        .assert()
+        .failure()
+        .stderr(contains("./usher-data/admin-token"));
+}
+
+#[test]
+fn admin_lines_name_their_tenant_and_say_what_a_record_licence_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &["serve", "--store", "memory", "--data-dir", "d"],
+        &[("USHER_ADMIN_TOKEN", TOKEN)],
+        dir.path(),
+    );
+    let admin = |args: &[&str]| {
+        let mut command = server.admin();
+        command.env("USHER_ADMIN_TOKEN", TOKEN).args(args);
+        command
+    };
+    admin(&["set-licence", "seaside", "--model", "records"])
+        .assert()
+        .success()
+        .stdout(contains("seaside: records licence, no seat limit"))
+        .stdout(contains("seaside: created; API key (shown once): usk_"));
+    admin(&["show", "seaside"])
+        .assert()
+        .success()
+        .stdout(contains(
+            "seaside: records licence, 0 in use · no seat limit",
+        ))
+        .stdout(contains("seaside: no sessions"))
+        .stdout(contains("of - seats").not());
+    admin(&["tenants"])
+        .assert()
+        .success()
+        .stdout(contains("no limit"));
+    admin(&["records", "seaside", "--set", "1450"])
+        .assert()
+        .success()
+        .stdout(contains("seaside: 1450 records (peak today 1450"));
+    admin(&["show", "nowhere"])
+        .assert()
+        .failure()
+        .stderr(contains("no tenant with the id nowhere"));
+
+    admin(&[
+        "set-licence",
+        "riverside",
+        "--model",
+        "named",
+        "--seats",
+        "2",
+    ])
+    .assert()
+    .success()
+    .stdout(contains("riverside: named licence, 2 seats"));
+    admin(&["assign", "riverside", "ann", "bob", "cara", "dan"])
+        .assert()
+        .failure()
+        .stderr(contains(
+            "riverside: cannot assign cara: 409 seats_exhausted",
+        ))
+        .stderr(contains("assigned before it: ann, bob"));
+    admin(&["unassign", "riverside", "bob"])
+        .assert()
+        .success()
+        .stdout("riverside: removed bob\n");
+    admin(&["assign", "riverside", "cara"])
+        .assert()
+        .success()
+        .stdout("riverside: cara assigned a named seat\n");
+    admin(&["logout", "riverside", "ann"])
+        .assert()
+        .success()
+        .stdout("riverside: logged ann out: 0 sessions ended\n");
+    admin(&["delete-tenant", "riverside"])
+        .assert()
+        .success()
+        .stdout("riverside: deleted\n");
+}
+
+#[test]
+fn admin_lists_every_page_of_sessions_and_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &["serve", "--store", "memory", "--data-dir", "d"],
+        &[("USHER_ADMIN_TOKEN", TOKEN)],
+        dir.path(),
+    );
+    let admin = |args: &[&str]| {
+        let mut command = server.admin();
+        command.env("USHER_ADMIN_TOKEN", TOKEN).args(args);
+        command
+    };
+    admin(&[
+        "set-licence",
+        "hope",
+        "--model",
+        "concurrent",
+        "--seats",
+        "10",
+    ])
+    .assert()
+    .success();
+    let users = ["ann", "bob", "cara", "dan", "eve"];
+    for user in users {
+        let login = Process::new("curl")
+            .args([
+                "-sf",
+                "-X",
+                "POST",
+                &format!("{}/v1/tenants/hope/sessions", server.url),
+            ])
+            .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
+            .args(["-H", "Content-Type: application/json"])
+            .args(["-d", &format!("{{\"user\":\"{user}\"}}")])
+            .output()
+            .unwrap();
+        assert!(login.status.success(), "login of {user}: {login:?}");
+    }
+    let shown = admin(&["--page-size", "2", "--json", "show", "hope"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let shown: serde_json::Value = serde_json::from_slice(&shown).unwrap();
+    let holders: Vec<&str> = shown["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(holders, users, "every session, page by page");
+
+    let listed = admin(&["--page-size", "2", "users", "hope"])
+        .assert()
+        .success()
+        .stdout(contains("hope: 5 users"))
+        .get_output()
+        .stdout
+        .clone();
+    let listed = String::from_utf8(listed).unwrap();
+    for user in users {
+        assert!(listed.contains(&format!(" {user} ")), "{user} in\n{listed}");
+    }
+}
