@@ -14,3 +14,102 @@ pub async fn engine_on(config: EngineConfig, clock: ManualClock) -> Engine {
         .await
         .expect("an engine on the test Redis")
 }
+
+/// Two nodes on one Redis: whichever sweeps, every idle session ends exactly once, with
+/// one event, and both nodes see the same tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_sweeping_together_end_each_idle_session_exactly_once() {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+    use usher::store::EventQuery;
+    use usher::{EndReason, EventKind, Licence};
+
+    let clock = ManualClock::starting_at(rules::T0);
+    let shared = support::config(&clock);
+    let a = Engine::with_redis(EngineConfig::default(), shared.clone())
+        .await
+        .unwrap();
+    let b = Engine::with_redis(EngineConfig::default(), shared)
+        .await
+        .unwrap();
+    let (seen_a, seen_b) = (a.subscribe(1000), b.subscribe(1000));
+    let t = rules::tenant("swept");
+    a.put_tenant(
+        &t,
+        Licence::concurrent(100).idle_timeout(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
+    let mut ids = BTreeSet::new();
+    for i in 0..60 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        ids.insert(rules::admit(node, &t, &format!("user-{i}")).await.id());
+    }
+    assert_eq!(b.tenant(&t).await.unwrap().seats_in_use, 60);
+
+    clock.advance(Duration::from_secs(61));
+    let (swept_a, swept_b) = tokio::join!(a.expire_due(), b.expire_due());
+    swept_a.unwrap();
+    swept_b.unwrap();
+    // The sweeps alone ended them (nothing else has touched the tenant since): their
+    // events reach the two nodes' subscribers.
+    let expired = |events: &crossbeam_channel::Receiver<usher::Event>, into: &mut Vec<_>| {
+        into.extend(events.try_iter().filter_map(|e| match e.kind {
+            EventKind::Ended {
+                session,
+                reason: EndReason::Expired,
+                ..
+            } => Some(session),
+            _ => None,
+        }))
+    };
+    let mut ended = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ended.len() < 60 && std::time::Instant::now() < deadline {
+        expired(&seen_a, &mut ended);
+        expired(&seen_b, &mut ended);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(ended.len(), 60, "the sweeps ended every idle session");
+    // Sweeping again ends nothing twice.
+    let (again_a, again_b) = tokio::join!(a.expire_due(), b.expire_due());
+    again_a.unwrap();
+    again_b.unwrap();
+    assert_eq!(a.tenant(&t).await.unwrap().seats_in_use, 0);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    expired(&seen_a, &mut ended);
+    expired(&seen_b, &mut ended);
+    assert_eq!(
+        ended.len(),
+        60,
+        "one event per session across the two nodes"
+    );
+    assert_eq!(ended.into_iter().collect::<BTreeSet<_>>(), ids);
+
+    let log = b
+        .events(
+            &t,
+            &EventQuery {
+                limit: 1000,
+                ..EventQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let logged = log
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event.kind,
+                EventKind::Ended {
+                    reason: EndReason::Expired,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(logged, 60, "the tenant's log holds each expiry once");
+    let usage = a.usage(&t, 1).await.unwrap();
+    assert_eq!((usage[0].logins, usage[0].expiries), (60, 60));
+}
