@@ -113,3 +113,62 @@ async fn two_nodes_sweeping_together_end_each_idle_session_exactly_once() {
     let usage = a.usage(&t, 1).await.unwrap();
     assert_eq!((usage[0].logins, usage[0].expiries), (60, 60));
 }
+
+/// The tenant's log in Redis is its audit log: every decision, in order, a page at a
+/// time, and gone with the tenant.
+#[tokio::test]
+async fn the_audit_log_comes_a_page_at_a_time_and_goes_with_its_tenant() {
+    use usher::store::EventQuery;
+    use usher::Licence;
+
+    let clock = ManualClock::starting_at(rules::T0);
+    let engine = engine_on(EngineConfig::default(), clock.clone()).await;
+    let t = rules::tenant("audited");
+    engine.put_tenant(&t, Licence::concurrent(1)).await.unwrap();
+    let ann = rules::admit(&engine, &t, "ann").await;
+    rules::refusal(&engine, &t, "bob").await;
+    engine.release(&ann).await.unwrap();
+    let page = |cursor: Option<String>| EventQuery {
+        limit: 2,
+        cursor,
+        ..EventQuery::default()
+    };
+    let first = engine.events(&t, &page(None)).await.unwrap();
+    let rest = engine
+        .events(&t, &page(first.next_cursor.clone()))
+        .await
+        .unwrap();
+    let types: Vec<String> = first
+        .events
+        .iter()
+        .chain(&rest.events)
+        .map(|e| {
+            serde_json::to_value(&e.event).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(types, ["tenant_created", "admitted", "refused", "ended"]);
+    assert!(first.next_cursor.is_some() && rest.next_cursor.is_none());
+    let seqs: Vec<u64> = first
+        .events
+        .iter()
+        .chain(&rest.events)
+        .map(|e| e.seq)
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert_eq!(
+        engine
+            .events(&t, &page(Some("nonsense".into())))
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_request"
+    );
+
+    engine.delete_tenant(&t).await.unwrap();
+    engine.put_tenant(&t, Licence::concurrent(1)).await.unwrap();
+    let fresh = engine.events(&t, &page(None)).await.unwrap();
+    assert_eq!(fresh.events.len(), 1, "the new tenant's log starts afresh");
+}

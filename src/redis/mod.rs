@@ -760,14 +760,12 @@ impl RedisBackend {
 
     pub(crate) async fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<EventPage> {
         self.tenant(tenant).await?;
+        // The cursor is the stream id of the last event of the previous page: the same
+        // `millis-number` shape as the embedded store's.
         let from = match &query.cursor {
             Some(cursor) => {
-                let seq: u64 = cursor.parse().map_err(|_| {
-                    Error::InvalidRequest(
-                        "cursor must be the next_cursor of a previous page".into(),
-                    )
-                })?;
-                format!("({}-{}", seq / 1_000_000, seq % 1_000_000)
+                let (ms, n) = crate::store::parse_cursor(cursor)?;
+                format!("({ms}-{n}")
             }
             None => format!("{}", query.since.as_millis()),
         };
@@ -775,6 +773,11 @@ impl RedisBackend {
         let mut found = self.log(tenant, &from, limit + 1).await?;
         let more = found.len() > limit;
         found.truncate(limit);
+        let next_cursor = if more {
+            found.last().map(|(id, _)| id.clone())
+        } else {
+            None
+        };
         let events: Vec<AuditEvent> = found
             .into_iter()
             .map(|(id, event)| AuditEvent {
@@ -782,11 +785,6 @@ impl RedisBackend {
                 event,
             })
             .collect();
-        let next_cursor = if more {
-            events.last().map(|e| e.seq.to_string())
-        } else {
-            None
-        };
         Ok(EventPage {
             events,
             next_cursor,

@@ -314,10 +314,11 @@ function ops.delete(r)
   end
   -- Everything of the tenant goes but the tombstones (so that holders learn why their
   -- sessions ended) and the fence counter (fences never go back).
+  -- The log goes too: a tenant created again under the name sees nothing of this one.
+  emit({ type = 'tenant_deleted' })
   redis.call('DEL', META, SESS, DUE, START, USERS, ORDER, LOG)
   redis.call('PEXPIRE', ENDED, math.max(ENDED_FOR, 1))
   redis.call('PEXPIRE', ENDQ, math.max(ENDED_FOR, 1))
-  emit({ type = 'tenant_deleted' })
   meta = nil
   return { ok = true }
 end
