@@ -172,3 +172,88 @@ async fn the_audit_log_comes_a_page_at_a_time_and_goes_with_its_tenant() {
     let fresh = engine.events(&t, &page(None)).await.unwrap();
     assert_eq!(fresh.events.len(), 1, "the new tenant's log starts afresh");
 }
+
+/// With a decision required on one replica, decisions are acknowledged while the
+/// replica follows and answered 503 `unavailable` once it stops, within the deadline.
+#[tokio::test]
+async fn waiting_for_a_replica_acknowledges_only_what_it_holds() {
+    use std::time::{Duration, Instant};
+    use usher::{Error, Licence};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (master_dir, replica_dir) = (dir.path().join("master"), dir.path().join("replica"));
+    std::fs::create_dir_all(&master_dir).unwrap();
+    std::fs::create_dir_all(&replica_dir).unwrap();
+    let master = support::start_redis(&master_dir, &["--appendonly", "no"]);
+    let replica = support::start_redis(
+        &replica_dir,
+        &["--replicaof", "127.0.0.1", &master.port.to_string()],
+    );
+    support::wait_for_replica(master.port, 1);
+
+    let clock = ManualClock::starting_at(rules::T0);
+    let mut config = support::config(&clock);
+    config.urls = vec![master.url.clone()];
+    config.wait_replicas = 1;
+    config.deadline = Duration::from_secs(1);
+    let engine = Engine::with_redis(EngineConfig::default(), config)
+        .await
+        .unwrap();
+    let t = rules::tenant("replicated");
+    engine.put_tenant(&t, Licence::concurrent(5)).await.unwrap();
+    rules::admit(&engine, &t, "ann").await;
+
+    replica.pause();
+    let asked = Instant::now();
+    let refused = engine.login(&t, &rules::user("bob"), None).await;
+    assert!(
+        matches!(refused, Err(Error::Unavailable { .. })),
+        "{refused:?}"
+    );
+    assert!(asked.elapsed() < Duration::from_secs(10), "no answer hangs");
+    replica.resume();
+    support::wait_for_replica(master.port, 1);
+    // The login that was not acknowledged was taken back with the next call.
+    let view = engine.tenant(&t).await.unwrap();
+    assert_eq!((view.seats_in_use, view.sessions), (1, 1));
+    rules::admit(&engine, &t, "bob").await;
+}
+
+/// Scripts are called by their SHA; a Redis that lost them (a restart, `SCRIPT FLUSH`)
+/// is given them again and the call goes through.
+#[tokio::test]
+async fn a_redis_that_forgot_the_scripts_is_given_them_again() {
+    use usher::Licence;
+
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::start_redis(dir.path(), &["--appendonly", "no"]);
+    let clock = ManualClock::starting_at(rules::T0);
+    let mut config = support::config(&clock);
+    config.urls = vec![redis.url.clone()];
+    let engine = Engine::with_redis(EngineConfig::default(), config)
+        .await
+        .unwrap();
+    let t = rules::tenant("flushed");
+    engine.put_tenant(&t, Licence::concurrent(2)).await.unwrap();
+    let flushed = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "script", "flush"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&flushed.stdout).contains("OK"));
+    let exists = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "script", "exists"])
+        .arg(sha1_of_pool_script())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&exists.stdout).trim(), "0");
+    rules::admit(&engine, &t, "ann").await;
+    assert_eq!(engine.tenant(&t).await.unwrap().seats_in_use, 1);
+}
+
+fn sha1_of_pool_script() -> String {
+    let out = std::process::Command::new("sha1sum")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/src/redis/pool.lua"))
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()[..40].to_string()
+}

@@ -266,6 +266,13 @@ impl RedisBackend {
         engine: &crate::EngineConfig,
         events: EventSender,
     ) -> Result<RedisBackend> {
+        if config.cluster && config.wait_replicas > 0 {
+            // WAIT counts the replicas of the connection's own node; a cluster spreads
+            // tenants over several masters.
+            return Err(Error::InvalidRequest(
+                "waiting for replicas (--redis-wait-replicas) works with one Redis and its replicas, not with --redis-cluster".into(),
+            ));
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("usher-redis")

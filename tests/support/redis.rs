@@ -20,6 +20,64 @@ pub struct RedisServer {
     _child: Option<Child>,
 }
 
+impl RedisServer {
+    /// Stops the server's process (SIGSTOP): it holds its connections and answers
+    /// nothing until [`RedisServer::resume`].
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(child) = &mut self._child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn signal(&self, signal: i32) {
+        let child = self._child.as_ref().expect("a server this process started");
+        unsafe {
+            libc::kill(child.id() as i32, signal);
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until the Redis on `port` has `replicas` replicas online and in step.
+pub fn wait_for_replica(port: u16, replicas: usize) {
+    let started = Instant::now();
+    loop {
+        let info = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "info", "replication"])
+            .output()
+            .expect("redis-cli runs");
+        let text = String::from_utf8_lossy(&info.stdout);
+        let online = text
+            .lines()
+            .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+            .count();
+        if online >= replicas {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the replicas of port {port} did not come online: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A free loopback port (free when asked; the caller binds it at once).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
