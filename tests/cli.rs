@@ -535,3 +535,21 @@ fn admin_lists_every_page_of_sessions_and_users() {
         assert!(listed.contains(&format!(" {user} ")), "{user} in\n{listed}");
     }
 }
+
+#[test]
+fn completions_and_man_pages_end_quietly_when_their_reader_is_gone() {
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let mut child = Process::new(env!("CARGO_BIN_EXE_usher"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A reader gone before anything is written, as `| head` may be by then.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+    }
+}

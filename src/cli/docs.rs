@@ -28,8 +28,20 @@ pub struct ManArgs {
 /// Prints the completion script for `args.shell` on stdout.
 pub fn completions(args: CompletionsArgs) -> Result<(), String> {
     let mut command = Cli::command();
-    clap_complete::generate(args.shell, &mut command, "usher", &mut std::io::stdout());
-    Ok(())
+    // Into a buffer first: a reader that stops early (`| head`) is not an error.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "usher", &mut script);
+    print_all(&script, "the completion script")
+}
+
+/// Writes `text` to stdout; a closed pipe ends the output quietly.
+fn print_all(text: &[u8], what: &str) -> Result<(), String> {
+    match std::io::stdout().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot print {what}: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Prints the man page, or writes every page into `--out-dir`.
@@ -49,9 +61,7 @@ pub fn man(args: ManArgs) -> Result<(), String> {
             clap_mangen::Man::new(command)
                 .render(&mut page)
                 .map_err(|e| format!("cannot render the man page: {e}"))?;
-            std::io::stdout()
-                .write_all(&page)
-                .map_err(|e| format!("cannot print the man page: {e}"))
+            print_all(&page, "the man page")
         }
     }
 }
