@@ -1,6 +1,6 @@
 -- wrk script: logs users in to one tenant over and over (a records licence, so no
--- seat limit stops it), cycling through 900 user ids. Set $TENANT and $KEY (the
--- tenant's API key, as returned when it was created).
+-- seat limit stops it), cycling through $USERS user ids (900 unless set). Set
+-- $TENANT and $KEY (the tenant's API key, as returned when it was created).
 --
 --   TENANT=wrk-login KEY=usk_... wrk -t2 -c64 -d10s -s benches/wrk/login.lua http://127.0.0.1:8080
 
@@ -14,7 +14,8 @@ function init(args)
     ["Authorization"] = "Bearer " .. key,
     ["Content-Type"] = "application/json",
   }
-  for u = 0, 899 do
+  local users = tonumber(os.getenv("USERS") or "900")
+  for u = 0, users - 1 do
     local body = '{"user":"u' .. u .. '","client":"wrk"}'
     requests[#requests + 1] = wrk.format("POST", "/v1/tenants/" .. tenant .. "/sessions", headers, body)
   end

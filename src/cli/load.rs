@@ -7,6 +7,9 @@
 //! usher load --storm 5000 --seats 500          # 5,000 simultaneous logins, 500 seats
 //! usher load --rate 5000 --duration 20         # open loop: 5,000 requests/s
 //! usher load --in-process --storm 10000 --seats 1000
+//! # three nodes on one Redis: requests spread over them, the check reads each
+//! usher load --url http://127.0.0.1:8081 --url http://127.0.0.1:8082 \
+//!     --url http://127.0.0.1:8083 --storm 10000 --seats 1000
 //! ```
 
 use std::io::IsTerminal;
@@ -21,9 +24,17 @@ use crate::load::{self, LoadConfig, TargetConfig};
 /// Flags of `usher load`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// The server's URL.
-    #[arg(long, env = "USHER_URL", default_value = "http://127.0.0.1:8080")]
-    pub url: String,
+    /// The server's URL. Repeat it (or give a comma-separated list) for several nodes
+    /// serving the same tenants: requests are spread over them, each session's
+    /// heartbeats, releases and logout go to another node than its login, and the
+    /// seat check reads every node.
+    #[arg(
+        long = "url",
+        env = "USHER_URL",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub urls: Vec<String>,
     /// The admin token (to create and delete the run's tenants) [default: the one in
     /// <data-dir>/admin-token].
     #[arg(long, env = "USHER_ADMIN_TOKEN", hide_env_values = true)]
@@ -128,7 +139,7 @@ pub fn config(args: &LoadArgs) -> Result<LoadConfig, String> {
         TargetConfig::InProcess
     } else {
         TargetConfig::Http {
-            url: args.url.clone(),
+            urls: args.urls.clone(),
             admin_token: client_admin_token(args.token.as_deref(), args.data_dir.as_deref())
                 .map_err(|e| {
                     format!("{e}. The run creates its tenants with it (--in-process needs none)")
@@ -208,6 +219,35 @@ mod tests {
         assert_eq!(config.seed, 7);
         assert!(!config.progress);
         assert!(matches!(config.target, TargetConfig::Http { .. }));
+    }
+
+    #[test]
+    fn url_repeats_for_several_nodes() {
+        let urls = |args: &LoadArgs| match config(args).unwrap().target {
+            TargetConfig::Http { urls, .. } => urls,
+            TargetConfig::InProcess => unreachable!("over HTTP"),
+        };
+        let three = parse(&[
+            "--token",
+            "t",
+            "--url",
+            "http://127.0.0.1:1",
+            "--url",
+            "http://127.0.0.1:2,http://127.0.0.1:3",
+        ])
+        .unwrap();
+        assert_eq!(
+            urls(&three),
+            [
+                "http://127.0.0.1:1",
+                "http://127.0.0.1:2",
+                "http://127.0.0.1:3"
+            ]
+        );
+        if std::env::var_os("USHER_URL").is_none() {
+            let one = parse(&["--token", "t"]).unwrap();
+            assert_eq!(urls(&one), ["http://127.0.0.1:8080"]);
+        }
     }
 
     #[test]

@@ -157,6 +157,7 @@ async fn drive<T: Target + 'static>(
         checks,
         storm: None,
         skipped,
+        nodes: target.spread(),
     })
 }
 

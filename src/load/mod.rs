@@ -17,6 +17,11 @@
 //! abandoned sessions expire while the live tabs keep heartbeating (the quiet
 //! moment), then compares every tenant's `seats_in_use` and `sessions` with what the
 //! clients hold, and deletes the tenants unless asked to keep them.
+//!
+//! Against several nodes (`--url` repeated) the requests are spread over them (see
+//! [`target::Spread`]): a session's heartbeats, releases and logout go to another node
+//! than its login. The check then compares what the clients hold through all nodes
+//! together with each node's view.
 
 mod drive;
 pub mod raw;
@@ -42,11 +47,11 @@ use crate::licence::LicenceSpec;
 /// Where a run sends its requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetConfig {
-    /// A running server.
+    /// Running servers: one node, or several serving the same tenants.
     Http {
-        /// Its URL.
-        url: String,
-        /// Its admin token.
+        /// The nodes' URLs (at least one); requests are spread over them.
+        urls: Vec<String>,
+        /// Their admin token.
         admin_token: String,
     },
     /// An engine started in this process.
@@ -132,6 +137,11 @@ impl LoadConfig {
         if self.seat_per.is_some() && self.model != "concurrent" {
             return Err("--seat-per applies to the concurrent model only".into());
         }
+        if let TargetConfig::Http { urls, .. } = &self.target {
+            if urls.is_empty() {
+                return Err("at least one --url is needed".into());
+            }
+        }
         if self.tenants == 0 || self.users == 0 {
             return Err("--tenants and --users must be at least 1".into());
         }
@@ -166,9 +176,9 @@ pub fn run(config: &LoadConfig) -> Result<Report, String> {
     config.validate()?;
     actix_web::rt::System::new().block_on(async {
         match &config.target {
-            TargetConfig::Http { url, admin_token } => {
-                let target = Rc::new(HttpTarget::new(
-                    url,
+            TargetConfig::Http { urls, admin_token } => {
+                let target = Rc::new(HttpTarget::over(
+                    urls,
                     admin_token,
                     config.connections,
                     config.timeout,
@@ -284,6 +294,10 @@ async fn set_up<T: Target>(
 /// Reads every tenant's view and checks it against the clients' belief. A
 /// disagreement is read again a few times (an expiry may be a tick late); an
 /// over-admission is final at once.
+///
+/// With several nodes the belief is what the clients hold through all of them, and
+/// every node's view must match it: any node answers for any tenant. The check kept
+/// is the first node's that fails, or the last node's.
 async fn check_tenants<T: Target>(
     target: &T,
     tenants: &[String],
@@ -291,22 +305,45 @@ async fn check_tenants<T: Target>(
 ) -> Result<Vec<TenantCheck>, String> {
     let mut checks = Vec::new();
     for (tenant, belief) in tenants.iter().zip(beliefs) {
-        let mut attempt = 0;
-        let check = loop {
-            let check = TenantCheck::new(target.view(tenant).await?, *belief);
-            let over = check
-                .violations
-                .iter()
-                .any(|v| matches!(v, Violation::OverAdmitted { .. }));
-            if check.violations.is_empty() || over || attempt == 3 {
-                break check;
+        let mut check = None;
+        for node in 0..target.nodes() {
+            let seen = check_on(target, tenant, *belief, node).await?;
+            let failed = !seen.violations.is_empty();
+            check = Some(seen);
+            if failed {
+                break;
             }
-            attempt += 1;
-            actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-        };
-        checks.push(check);
+        }
+        checks.extend(check);
     }
     Ok(checks)
+}
+
+/// One tenant's check as `node` sees it, read again while it disagrees (up to three
+/// times).
+async fn check_on<T: Target>(
+    target: &T,
+    tenant: &str,
+    belief: Option<Belief>,
+    node: usize,
+) -> Result<TenantCheck, String> {
+    let several = target.nodes() > 1;
+    let mut attempt = 0;
+    loop {
+        let mut check = TenantCheck::new(target.view_on(tenant, node).await?, belief);
+        if several {
+            check.node = target.spread().get(node).map(|(url, _)| url.clone());
+        }
+        let over = check
+            .violations
+            .iter()
+            .any(|v| matches!(v, Violation::OverAdmitted { .. }));
+        if check.violations.is_empty() || over || attempt == 3 {
+            return Ok(check);
+        }
+        attempt += 1;
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// Deletes the run's tenants unless they are to be kept.

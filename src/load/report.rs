@@ -336,6 +336,8 @@ pub struct TenantCheck {
     pub belief: Option<Belief>,
     /// What is wrong, if anything.
     pub violations: Vec<Violation>,
+    /// The node whose view this is, when several serve the tenant.
+    pub node: Option<String>,
 }
 
 impl TenantCheck {
@@ -346,6 +348,7 @@ impl TenantCheck {
             view,
             belief,
             violations,
+            node: None,
         }
     }
 }
@@ -385,6 +388,8 @@ pub struct Report {
     pub storm: Option<StormSummary>,
     /// Open-loop requests that found no user free to act for them.
     pub skipped: u64,
+    /// Requests sent to each node, by URL (over HTTP).
+    pub nodes: Vec<(String, u64)>,
 }
 
 impl Report {
@@ -422,6 +427,7 @@ impl Report {
                     "clients_seats_in_use": c.belief.map(|b| b.seats_in_use),
                     "clients_sessions": c.belief.map(|b| b.sessions),
                     "violations": c.violations.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+                    "node": c.node,
                 })
             })
             .collect();
@@ -439,6 +445,13 @@ impl Report {
         });
         if self.skipped > 0 {
             out["skipped"] = json!(self.skipped);
+        }
+        if self.nodes.len() > 1 {
+            out["nodes"] = self
+                .nodes
+                .iter()
+                .map(|(url, sent)| json!({"url": url, "requests": sent}))
+                .collect();
         }
         if let Some(storm) = self.storm {
             let login = self.stats.ops.get(&Op::Login).cloned().unwrap_or_default();
@@ -520,6 +533,14 @@ impl Report {
                 self.skipped
             );
         }
+        if self.nodes.len() > 1 {
+            let parts: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|(url, sent)| format!("{url} {sent}"))
+                .collect();
+            let _ = writeln!(out, "requests per node: {}", parts.join(", "));
+        }
         if let Some(storm) = self.storm {
             let login = self.stats.ops.get(&Op::Login).cloned().unwrap_or_default();
             let _ = writeln!(
@@ -549,13 +570,19 @@ impl Report {
         } else if broken.is_empty() {
             let _ = writeln!(
                 out,
-                "invariant: held in all {} tenants (seats in use within the licence and equal to what the clients hold)",
-                self.checks.len()
+                "invariant: held in all {} tenants (seats in use within the licence and equal to what the clients hold){}",
+                self.checks.len(),
+                if self.nodes.len() > 1 { ", as every node sees them" } else { "" }
             );
         } else {
             for c in broken {
+                let seen = c
+                    .node
+                    .as_ref()
+                    .map(|node| format!(" (as {node} sees it)"))
+                    .unwrap_or_default();
                 for v in &c.violations {
-                    let _ = writeln!(out, "INVARIANT BROKEN in {}: {v}", c.view.tenant);
+                    let _ = writeln!(out, "INVARIANT BROKEN in {}{seen}: {v}", c.view.tenant);
                 }
             }
         }
@@ -752,6 +779,7 @@ mod tests {
                 wall: ms(10),
             }),
             skipped: 0,
+            nodes: Vec::new(),
         };
         assert!(report.passed());
         assert_eq!(report.to_json()["storm"]["admitted"], 5);
@@ -773,6 +801,7 @@ mod tests {
             checks: vec![TenantCheck::new(view(Some(5), 3, 4), None)],
             storm: None,
             skipped: 0,
+            nodes: Vec::new(),
         };
         assert!(report.passed());
         let text = report.to_text();
@@ -790,6 +819,7 @@ mod tests {
             checks: vec![TenantCheck::new(view(Some(1), 2, 2), None)],
             storm: None,
             skipped: 0,
+            nodes: Vec::new(),
         };
         assert!(!report.passed());
         assert!(report.to_text().contains("INVARIANT BROKEN"));

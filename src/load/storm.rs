@@ -42,30 +42,37 @@ async fn storm_tenant<T: Target>(
     Ok((tenant, seats))
 }
 
-/// Over HTTP, on pre-connected bare connections.
+/// Over HTTP, on pre-connected bare connections; with several nodes, login `i` goes
+/// to node `i mod n`.
 pub(super) async fn over_http(
     target: Rc<HttpTarget>,
     config: &LoadConfig,
     logins: u64,
 ) -> Result<Report, String> {
-    let (host, addr) = raw::endpoint(target.url())?;
+    let endpoints = target
+        .urls()
+        .iter()
+        .map(|url| raw::endpoint(url))
+        .collect::<Result<Vec<_>, String>>()?;
     let (tenant, seats) = storm_tenant(&*target, config, logins).await?;
     let key = target.key(&tenant).unwrap_or_default();
     let progress = Progress::new(config, 0);
     progress.say(&format!("opening {logins} connections"));
+    let node_of = |i: u64| (i % endpoints.len() as u64) as usize;
     let connected: Vec<std::io::Result<RawConn>> = futures::stream::iter(0..logins)
-        .map(|_| RawConn::connect(addr))
-        .buffer_unordered(CONNECTING_AT_ONCE)
+        .map(|i| RawConn::connect(endpoints[node_of(i)].1))
+        .buffered(CONNECTING_AT_ONCE)
         .collect()
         .await;
     let mut conns = Vec::with_capacity(connected.len());
-    for conn in connected {
+    for (i, conn) in connected.into_iter().enumerate() {
         match conn {
             Ok(conn) => conns.push(conn),
             Err(e) => {
                 tear_down(&*target, config, std::slice::from_ref(&tenant)).await;
                 return Err(format!(
-                    "could not open {logins} connections to {addr} ({e}); raise the open-file limit (ulimit -n)"
+                    "could not open {logins} connections to {} ({e}); raise the open-file limit (ulimit -n)",
+                    endpoints[node_of(i as u64)].1
                 ));
             }
         }
@@ -75,8 +82,10 @@ pub(super) async fn over_http(
         .into_iter()
         .enumerate()
         .map(|(i, conn)| {
+            let node = node_of(i as u64);
+            target.count_sent(node);
             let body = json!({"user": format!("s{i}"), "client": "storm"}).to_string();
-            (conn, raw::post_json(&host, &path, &key, &body))
+            (conn, raw::post_json(&endpoints[node].0, &path, &key, &body))
         })
         .collect();
     progress.say(&format!("{logins} logins at once"));
@@ -184,5 +193,6 @@ async fn finish<T: Target>(
             wall,
         }),
         skipped: 0,
+        nodes: target.spread(),
     })
 }

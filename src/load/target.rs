@@ -1,7 +1,7 @@
 //! Where the requests go: a running server over HTTP, or an [`Engine`] in this
 //! process, behind one trait so that the same workload measures both.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -56,22 +56,92 @@ pub trait Target {
     /// The tenant as the server sees it.
     async fn view(&self, tenant: &str) -> Result<ServerView, String>;
 
+    /// How many nodes serve the requests (the check reads the view from each).
+    fn nodes(&self) -> usize {
+        1
+    }
+
+    /// The tenant as node `node` (of [`Target::nodes`]) sees it.
+    async fn view_on(&self, tenant: &str, node: usize) -> Result<ServerView, String> {
+        let _ = node;
+        self.view(tenant).await
+    }
+
+    /// Requests sent to each node so far, by URL; empty for a target in this process.
+    fn spread(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+
     /// Deletes a tenant.
     async fn delete_tenant(&self, tenant: &str) -> Result<(), String>;
 }
 
-/// A running `usher serve`, over HTTP/1.1 with keep-alive connections.
+/// A session token as [`HttpTarget`] keeps it: the token and the node that admitted
+/// the login, so that the session's later requests can go elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeToken {
+    /// The token.
+    pub token: String,
+    /// Index (in [`HttpTarget::urls`]) of the node the login went to.
+    pub node: usize,
+}
+
+/// How requests are spread over the nodes: logins and tenant requests round-robin, one
+/// node after the other; a session's heartbeats, releases and logout to the node after
+/// the one that admitted its login, so that with two nodes or more every session is
+/// served by two of them.
+#[derive(Debug, Default)]
+pub struct Spread {
+    nodes: usize,
+    next: Cell<usize>,
+}
+
+impl Spread {
+    /// Over `nodes` nodes (at least one).
+    pub fn new(nodes: usize) -> Self {
+        Spread {
+            nodes: nodes.max(1),
+            next: Cell::new(0),
+        }
+    }
+
+    /// The node of the next login or tenant request.
+    pub fn next(&self) -> usize {
+        let node = self.next.get();
+        self.next.set((node + 1) % self.nodes);
+        node
+    }
+
+    /// The node for a request about a session whose login went to `login`: another
+    /// one whenever there is another.
+    pub fn after_login(&self, login: usize) -> usize {
+        (login + 1) % self.nodes
+    }
+}
+
+/// Running `usher serve` nodes, over HTTP/1.1 with keep-alive connections: one, or
+/// several serving the same tenants (on one Redis), with the requests spread over them
+/// by [`Spread`].
 pub struct HttpTarget {
     client: awc::Client,
-    url: String,
+    urls: Vec<String>,
     admin_token: String,
     /// Each tenant's API key, as returned at creation: the backend's credential.
     keys: RefCell<HashMap<String, String>>,
+    spread: Spread,
+    /// Requests sent to each node.
+    sent: RefCell<Vec<u64>>,
 }
 
 impl HttpTarget {
     /// A client for the server at `url`, with at most `connections` connections.
     pub fn new(url: &str, admin_token: &str, connections: usize, timeout: Duration) -> Self {
+        Self::over(&[url.to_string()], admin_token, connections, timeout)
+    }
+
+    /// A client for the nodes at `urls` (at least one), with at most `connections`
+    /// connections to each.
+    pub fn over(urls: &[String], admin_token: &str, connections: usize, timeout: Duration) -> Self {
         let connector = awc::Connector::new()
             .limit(connections)
             .timeout(timeout)
@@ -84,15 +154,28 @@ impl HttpTarget {
                 .timeout(timeout)
                 .disable_redirects()
                 .finish(),
-            url: url.trim_end_matches('/').to_string(),
+            urls: urls
+                .iter()
+                .map(|url| url.trim_end_matches('/').to_string())
+                .collect(),
             admin_token: admin_token.to_string(),
             keys: RefCell::default(),
+            spread: Spread::new(urls.len()),
+            sent: RefCell::new(vec![0; urls.len()]),
         }
     }
 
-    /// The server's URL.
-    pub fn url(&self) -> &str {
-        &self.url
+    /// The nodes' URLs.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// Counts a request sent to `node` outside [`HttpTarget`] (the storm's own
+    /// connections).
+    pub fn count_sent(&self, node: usize) {
+        if let Some(n) = self.sent.borrow_mut().get_mut(node) {
+            *n += 1;
+        }
     }
 
     /// A tenant's API key, once the tool created it.
@@ -104,7 +187,7 @@ impl HttpTarget {
         self.key(tenant).unwrap_or_else(|| self.admin_token.clone())
     }
 
-    /// Sends a request; answers the status and the JSON body (`Null` when empty).
+    /// Sends a request to the next node; answers the status and the JSON body.
     async fn call(
         &self,
         method: awc::http::Method,
@@ -112,7 +195,24 @@ impl HttpTarget {
         bearer: Option<&str>,
         body: Option<&Value>,
     ) -> Result<(u16, Value), String> {
-        let mut request = self.client.request(method, format!("{}{path}", self.url));
+        let node = self.spread.next();
+        self.call_on(node, method, path, bearer, body).await
+    }
+
+    /// Sends a request to `node`; answers the status and the JSON body (`Null` when
+    /// empty).
+    async fn call_on(
+        &self,
+        node: usize,
+        method: awc::http::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        self.count_sent(node);
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.urls[node]));
         if let Some(bearer) = bearer {
             request = request.bearer_auth(bearer);
         }
@@ -134,9 +234,13 @@ impl HttpTarget {
         Ok((response.status().as_u16(), value))
     }
 
-    async fn session_call(&self, token: &str, action: &str) -> Outcome<()> {
-        let path = format!("/v1/sessions/{token}/{action}");
-        match self.call(awc::http::Method::POST, &path, None, None).await {
+    async fn session_call(&self, token: &NodeToken, action: &str) -> Outcome<()> {
+        let path = format!("/v1/sessions/{}/{action}", token.token);
+        let node = self.spread.after_login(token.node);
+        match self
+            .call_on(node, awc::http::Method::POST, &path, None, None)
+            .await
+        {
             Ok((200 | 204, _)) => Outcome::Ok(()),
             Ok((status, body)) => outcome_of(status, &body),
             Err(kind) => Outcome::Failed(kind),
@@ -193,10 +297,22 @@ pub fn server_view(body: &Value) -> Result<ServerView, String> {
 }
 
 impl Target for HttpTarget {
-    type Token = String;
+    type Token = NodeToken;
 
     fn describe(&self) -> String {
-        self.url.clone()
+        self.urls.join(", ")
+    }
+
+    fn nodes(&self) -> usize {
+        self.urls.len()
+    }
+
+    fn spread(&self) -> Vec<(String, u64)> {
+        self.urls
+            .iter()
+            .cloned()
+            .zip(self.sent.borrow().iter().copied())
+            .collect()
     }
 
     async fn create_tenant(&self, tenant: &str, licence: &LicenceSpec) -> Result<(), String> {
@@ -234,11 +350,13 @@ impl Target for HttpTarget {
         .map(drop)
     }
 
-    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Session<String>> {
+    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Session<NodeToken>> {
         let key = self.key_or_admin(tenant);
         let body = serde_json::json!({"user": user, "client": client});
+        let node = self.spread.next();
         let answer = self
-            .call(
+            .call_on(
+                node,
                 awc::http::Method::POST,
                 &format!("/v1/tenants/{tenant}/sessions"),
                 Some(&key),
@@ -252,7 +370,10 @@ impl Target for HttpTarget {
                 body["idle_timeout_secs"].as_u64(),
             ) {
                 (Some(token), Some(every), Some(idle)) => Outcome::Ok(Session {
-                    token: token.to_string(),
+                    token: NodeToken {
+                        token: token.to_string(),
+                        node,
+                    },
                     heartbeat_every: Duration::from_secs(every.max(1)),
                     idle_timeout: Duration::from_secs(idle),
                 }),
@@ -263,29 +384,35 @@ impl Target for HttpTarget {
         }
     }
 
-    async fn heartbeat(&self, token: &String) -> Outcome<()> {
+    async fn heartbeat(&self, token: &NodeToken) -> Outcome<()> {
         self.session_call(token, "heartbeat").await
     }
 
-    async fn release(&self, token: &String) -> Outcome<()> {
+    async fn release(&self, token: &NodeToken) -> Outcome<()> {
         self.session_call(token, "release").await
     }
 
-    async fn logout(&self, token: &String) -> Outcome<()> {
+    async fn logout(&self, token: &NodeToken) -> Outcome<()> {
         self.session_call(token, "logout").await
     }
 
     async fn view(&self, tenant: &str) -> Result<ServerView, String> {
+        let node = self.spread.next();
+        self.view_on(tenant, node).await
+    }
+
+    async fn view_on(&self, tenant: &str, node: usize) -> Result<ServerView, String> {
         let key = self.key_or_admin(tenant);
         let body = expect_ok(
-            self.call(
+            self.call_on(
+                node,
                 awc::http::Method::GET,
                 &format!("/v1/tenants/{tenant}"),
                 Some(&key),
                 None,
             )
             .await,
-            &format!("reading tenant {tenant}"),
+            &format!("reading tenant {tenant} from {}", self.urls[node]),
         )?;
         server_view(&body)
     }
@@ -449,6 +576,21 @@ mod tests {
         assert_eq!(shed, Outcome::Failed("overloaded".into()));
         let bare: Outcome<()> = outcome_of(502, &Value::Null);
         assert_eq!(bare, Outcome::Failed("http_502".into()));
+    }
+
+    #[test]
+    fn logins_go_round_robin_and_a_sessions_requests_to_another_node() {
+        let three = Spread::new(3);
+        let logins: Vec<usize> = (0..6).map(|_| three.next()).collect();
+        assert_eq!(logins, [0, 1, 2, 0, 1, 2]);
+        for login in 0..3 {
+            assert_ne!(three.after_login(login), login);
+        }
+        assert_eq!(three.after_login(2), 0);
+        // One node serves everything.
+        let one = Spread::new(1);
+        assert_eq!((one.next(), one.next(), one.after_login(0)), (0, 0, 0));
+        assert_eq!(Spread::new(0).next(), 0);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::report::{Op, Outcome, ServerView, Violation};
-use super::target::{HttpTarget, Session, Target};
+use super::target::{HttpTarget, NodeToken, Session, Target};
 use super::{check_tenants, run, Belief, LoadConfig, TargetConfig};
 use crate::http::{RunningServer, ServerConfig};
 use crate::licence::LicenceSpec;
@@ -18,7 +18,7 @@ fn server() -> RunningServer {
 
 fn over_http(server: &RunningServer) -> LoadConfig {
     let mut config = LoadConfig::new(TargetConfig::Http {
-        url: server.url(),
+        urls: vec![server.url()],
         admin_token: server.admin_token.clone(),
     });
     config.seed = 1;
@@ -92,7 +92,7 @@ fn an_in_process_storm_is_exact_too() {
 struct OverCounting(HttpTarget);
 
 impl Target for OverCounting {
-    type Token = String;
+    type Token = NodeToken;
 
     fn describe(&self) -> String {
         self.0.describe()
@@ -103,16 +103,16 @@ impl Target for OverCounting {
     async fn assign(&self, tenant: &str, user: &str) -> Result<(), String> {
         self.0.assign(tenant, user).await
     }
-    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Session<String>> {
+    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Session<NodeToken>> {
         self.0.login(tenant, user, client).await
     }
-    async fn heartbeat(&self, token: &String) -> Outcome<()> {
+    async fn heartbeat(&self, token: &NodeToken) -> Outcome<()> {
         self.0.heartbeat(token).await
     }
-    async fn release(&self, token: &String) -> Outcome<()> {
+    async fn release(&self, token: &NodeToken) -> Outcome<()> {
         self.0.release(token).await
     }
-    async fn logout(&self, token: &String) -> Outcome<()> {
+    async fn logout(&self, token: &NodeToken) -> Outcome<()> {
         self.0.logout(token).await
     }
     async fn view(&self, tenant: &str) -> Result<ServerView, String> {
@@ -161,4 +161,133 @@ fn the_check_catches_a_server_that_over_admits() {
         seats: 2,
         seats_in_use: 3
     }));
+}
+
+#[test]
+fn over_two_nodes_logins_alternate_and_heartbeats_go_to_the_other_node() {
+    // Two URLs of one server: the routing is what is tested, not the nodes.
+    let server = server();
+    let urls = vec![server.url(), server.url()];
+    let (tokens, sent) = actix_web::rt::System::new().block_on(async move {
+        let target = HttpTarget::over(&urls, "load-test-admin", 8, Duration::from_secs(5));
+        let spec = LicenceSpec {
+            model: "concurrent".into(),
+            seats: Some(5),
+            ..Default::default()
+        };
+        target.create_tenant("spread", &spec).await.unwrap();
+        let mut tokens = Vec::new();
+        for user in ["ann", "bob"] {
+            match target.login("spread", user, "tab").await {
+                Outcome::Ok(session) => tokens.push(session.token),
+                other => panic!("{user} was not admitted: {other:?}"),
+            }
+        }
+        for token in &tokens {
+            assert_eq!(target.heartbeat(token).await, Outcome::Ok(()));
+        }
+        (tokens, target.spread())
+    });
+    // The tenant was created through node 0, so the logins went to 1, then 0; each
+    // heartbeat to the node its login did not go to.
+    assert_eq!(tokens.iter().map(|t| t.node).collect::<Vec<_>>(), [1, 0]);
+    let counts: Vec<u64> = sent.iter().map(|(_, n)| *n).collect();
+    assert_eq!(
+        counts,
+        [3, 2],
+        "create, bob's login, ann's heartbeat | ann's login, bob's heartbeat"
+    );
+}
+
+/// Two nodes of which the second counts a seat too many.
+struct SecondNodeOverCounts(HttpTarget);
+
+impl Target for SecondNodeOverCounts {
+    type Token = NodeToken;
+
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    async fn create_tenant(&self, tenant: &str, licence: &LicenceSpec) -> Result<(), String> {
+        self.0.create_tenant(tenant, licence).await
+    }
+    async fn assign(&self, tenant: &str, user: &str) -> Result<(), String> {
+        self.0.assign(tenant, user).await
+    }
+    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Session<NodeToken>> {
+        self.0.login(tenant, user, client).await
+    }
+    async fn heartbeat(&self, token: &NodeToken) -> Outcome<()> {
+        self.0.heartbeat(token).await
+    }
+    async fn release(&self, token: &NodeToken) -> Outcome<()> {
+        self.0.release(token).await
+    }
+    async fn logout(&self, token: &NodeToken) -> Outcome<()> {
+        self.0.logout(token).await
+    }
+    async fn view(&self, tenant: &str) -> Result<ServerView, String> {
+        self.0.view(tenant).await
+    }
+    fn nodes(&self) -> usize {
+        self.0.nodes()
+    }
+    async fn view_on(&self, tenant: &str, node: usize) -> Result<ServerView, String> {
+        let mut view = self.0.view_on(tenant, node).await?;
+        if node == 1 {
+            view.seats_in_use += 1;
+            view.sessions += 1;
+        }
+        Ok(view)
+    }
+    fn spread(&self) -> Vec<(String, u64)> {
+        self.0.spread()
+    }
+    async fn delete_tenant(&self, tenant: &str) -> Result<(), String> {
+        self.0.delete_tenant(tenant).await
+    }
+}
+
+#[test]
+fn the_check_reads_every_node_and_catches_one_that_disagrees() {
+    let server = server();
+    let urls = vec![server.url(), server.url()];
+    let checks = actix_web::rt::System::new().block_on(async move {
+        let target = SecondNodeOverCounts(HttpTarget::over(
+            &urls,
+            "load-test-admin",
+            8,
+            Duration::from_secs(5),
+        ));
+        let spec = LicenceSpec {
+            model: "concurrent".into(),
+            seats: Some(3),
+            ..Default::default()
+        };
+        target.create_tenant("two-views", &spec).await.unwrap();
+        for user in ["ann", "bob"] {
+            assert!(matches!(
+                target.login("two-views", user, "tab").await,
+                Outcome::Ok(_)
+            ));
+        }
+        // What the clients hold through both nodes together.
+        let belief = Belief {
+            seats_in_use: 2,
+            sessions: 2,
+        };
+        check_tenants(&target, &["two-views".to_string()], &[Some(belief)])
+            .await
+            .unwrap()
+    });
+    assert_eq!(checks.len(), 1);
+    assert!(
+        checks[0].violations.contains(&Violation::SeatsDisagree {
+            server: 3,
+            clients: 2
+        }),
+        "{:?}",
+        checks[0]
+    );
+    assert!(checks[0].node.is_some());
 }

@@ -8,6 +8,8 @@ mod isolation;
 mod load;
 mod openapi;
 mod ops;
+#[path = "../support/redis.rs"]
+mod redis_support;
 mod serve;
 mod sessions;
 mod tenants;
