@@ -44,8 +44,9 @@ pub struct ServeArgs {
     /// (lost on exit; for tests and benchmarks) [default: redb].
     #[arg(long, env = "USHER_STORE", value_enum)]
     pub store: Option<StoreKind>,
-    /// Seconds a request waits for its write to become durable before it is answered
-    /// 503 `unavailable` (a stalled disk) [default: 10].
+    /// Seconds a request waits for its write to become durable (a stalled disk) or,
+    /// with `--store redis`, for Redis to answer, before it is answered 503
+    /// `unavailable` [default: 10; with `--store redis`: 2].
     #[arg(long, env = "USHER_WRITE_DEADLINE_SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub write_deadline_secs: Option<u64>,
     /// With `--store redis`: the Redis to decide on, `redis://HOST:PORT/DB`; with
@@ -111,7 +112,8 @@ pub struct FileConfig {
     pub redis_cluster: Option<bool>,
     /// Replicas each decision must reach before it is acknowledged.
     pub redis_wait_replicas: Option<u32>,
-    /// Seconds a request waits for its write to be durable before 503 (10 by default).
+    /// Seconds a request waits for its write to be durable, or for Redis to answer,
+    /// before 503 (10 by default; 2 with Redis).
     pub write_deadline_secs: Option<u64>,
     /// Days the audit log keeps events (90 by default).
     pub audit_retention_days: Option<u64>,
@@ -193,7 +195,15 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         }
         StoreKind::Redis => (Arc::new(MemoryStore::new()), String::new()),
     };
-    let mut redis = match store_kind {
+    let write_deadline_secs = args.write_deadline_secs.or(file.write_deadline_secs);
+    if let Some(secs) = write_deadline_secs {
+        if !(1..=3600).contains(&secs) {
+            return Err(format!(
+                "write_deadline_secs must be between 1 and 3600, not {secs}"
+            ));
+        }
+    }
+    let redis = match store_kind {
         StoreKind::Redis => {
             if supplied.is_none() {
                 return Err("--store redis needs the admin token configured, the same on every node: set USHER_ADMIN_TOKEN (or admin_token in the config file)".into());
@@ -213,6 +223,9 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
                 .redis_wait_replicas
                 .or(file.redis_wait_replicas)
                 .unwrap_or(0);
+            if let Some(secs) = write_deadline_secs {
+                redis.deadline = Duration::from_secs(secs);
+            }
             Some(redis)
         }
         _ => None,
@@ -240,17 +253,8 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     if let Some(n) = file.mailbox_capacity {
         engine.mailbox_capacity = n.max(1);
     }
-    if let Some(secs) = args.write_deadline_secs.or(file.write_deadline_secs) {
-        if !(1..=3600).contains(&secs) {
-            return Err(format!(
-                "write_deadline_secs must be between 1 and 3600, not {secs}"
-            ));
-        }
+    if let Some(secs) = write_deadline_secs {
         engine.write_deadline = Duration::from_secs(secs);
-        if let Some(redis) = &mut redis {
-            // On Redis the write is the script call: the same deadline bounds it.
-            redis.deadline = engine.write_deadline;
-        }
     }
     let mut cors_origins = args.cors_origins;
     if cors_origins.is_empty() {

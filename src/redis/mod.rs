@@ -887,6 +887,13 @@ async fn run_queue(shared: Arc<Shared>, tenant: TenantId, mut rx: mpsc::Receiver
                     }
                     let _ = job.reply.send(Err(error.clone()));
                 }
+                // What arrived while Redis failed to answer has waited for it already:
+                // answered now, not after a second full deadline.
+                if matches!(error, Error::Unavailable { .. }) {
+                    while let Ok(job) = rx.try_recv() {
+                        let _ = job.reply.send(Err(error.clone()));
+                    }
+                }
             }
         }
     }
