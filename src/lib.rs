@@ -12,11 +12,18 @@
 //! - [`licence`] — the three [`LicenceModel`]s and their parameters.
 //! - [`admission`] — the admission rules, pure, in one place.
 //! - [`pool`] — [`pool::PoolState`], one tenant's rules as a plain struct taking `now`.
-//! - `actor` — the actix actor that runs one pool, a message at a time.
-//! - `ledger` — one pool's durability barrier: no answer before what it shows is durable.
-//! - `registry` — the maps every lookup goes through: tenant, session and key → pool.
-//! - `timer` — the timer actor that asks pools with something due to expire it.
-//! - [`engine`] — the [`Engine`]: registry, arbiters, timer and the async API.
+//! - [`engine`] — the [`Engine`], the async API, and the one seam above the pools: every
+//!   call goes to the deciding backend, one of
+//!   - `embedded` — each tenant's [`pool::PoolState`] in an actor of this process, with
+//!     memory or a [`store`] behind it, made of
+//!     - `actor` — the actix actor that runs one pool, a message at a time;
+//!     - `ledger` — one pool's durability barrier: no answer before what it shows is
+//!       durable;
+//!     - `registry` — the maps every lookup goes through: tenant, session and key →
+//!       pool;
+//!     - `timer` — the timer actor that asks pools with something due to expire it;
+//!   - [`redis`] — the same rules as Lua scripts on a Redis or Redis Cluster shared by
+//!     any number of engines, each decision on Redis time.
 //! - [`events`] — every decision as an [`Event`], carried by crossbeam-channel.
 //! - [`usage`] — the per-tenant, per-day usage report built from events.
 //! - [`store`] — the storage seam: what must be durable; `memory` and `redb` backends.
@@ -51,6 +58,7 @@ mod actor;
 pub mod admission;
 pub mod cli;
 pub mod clock;
+mod embedded;
 pub mod engine;
 pub mod error;
 pub mod events;
