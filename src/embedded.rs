@@ -16,9 +16,9 @@ use tokio::sync::oneshot;
 
 use crate::actor::{PoolHandle, PoolMsg, Reply, Shell};
 use crate::clock::Clock;
+use crate::consumer::{Envelope, EventSender};
 use crate::engine::{EngineConfig, EngineStats, Health, Heartbeat, Login};
 use crate::error::{Error, Result};
-use crate::events::{Envelope, EventSender};
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{

@@ -15,9 +15,10 @@ use std::time::Duration;
 use tracing::instrument;
 
 use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::consumer::{self, Envelope, EventSender};
 use crate::embedded::Embedded;
 use crate::error::{Error, Result};
-use crate::events::{self, Envelope, Event, EventSender};
+use crate::events::Event;
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{
@@ -207,7 +208,7 @@ impl Engine {
     /// engines on the same Redis serve the same tenants, and any of them answers for
     /// any session. Fails if Redis cannot be reached.
     pub async fn with_redis(config: EngineConfig, redis: RedisConfig) -> Result<Engine> {
-        let (events, _consumer) = events::start_consumer(config.event_capacity);
+        let (events, _consumer) = consumer::start(config.event_capacity);
         let clock: Arc<dyn Clock> = match redis.clock.manual_clock() {
             Some(manual) => Arc::new(manual.clone()),
             None => Arc::new(SystemClock::new()),
@@ -230,7 +231,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         store: Option<Arc<dyn Store>>,
     ) -> Engine {
-        let (events, _consumer) = events::start_consumer(config.event_capacity);
+        let (events, _consumer) = consumer::start(config.event_capacity);
         let embedded = Embedded::start(config.clone(), clock.clone(), events.clone(), store);
         Self::build(config, clock, events, Backend::Embedded(Box::new(embedded)))
     }

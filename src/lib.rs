@@ -24,7 +24,9 @@
 //!     - `timer` — the timer actor that asks pools with something due to expire it;
 //!   - [`redis`] — the same rules as Lua scripts on a Redis or Redis Cluster shared by
 //!     any number of engines, each decision on Redis time.
-//! - [`events`] — every decision as an [`Event`], carried by crossbeam-channel.
+//! - [`events`] — every decision as an [`Event`].
+//! - `consumer` — the thread that receives every event over a crossbeam channel, so no
+//!   pool waits on a reader: it keeps the usage book and feeds subscribers.
 //! - [`usage`] — the per-tenant, per-day usage report built from events.
 //! - [`store`] — the storage seam: what must be durable; `memory` and `redb` backends.
 //! - [`http`] — `usher serve`: the HTTP API, credentials, metrics, OpenAPI, assets.
@@ -58,6 +60,7 @@ mod actor;
 pub mod admission;
 pub mod cli;
 pub mod clock;
+mod consumer;
 mod embedded;
 pub mod engine;
 pub mod error;
