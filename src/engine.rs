@@ -5,7 +5,7 @@
 //! (`embedded`: each tenant's [`PoolState`](crate::pool::PoolState) in an actor, memory
 //! or a [`Store`] behind it) and the Redis one (`redis`: server-side scripts,
 //! shared by any number of engines). The engine picks one at start-up and forwards
-//! every call to it through [`Backend`]; what both need — the configuration, the clock
+//! every call to it through `Backend`; what both need — the configuration, the clock
 //! and the event consumer — stays here. It is cheap to clone, `Send + Sync`, and works
 //! from any async runtime.
 
@@ -24,6 +24,7 @@ use crate::licence::Licence;
 use crate::pool::{
     Page, PoolSnapshot, RecordsView, Retention, SessionCursor, SessionView, TenantView, UserView,
 };
+#[cfg(feature = "redis")]
 use crate::redis::{RedisBackend, RedisClock, RedisConfig};
 use crate::store::{EventPage, EventQuery, Loaded, Store};
 use crate::token::SessionToken;
@@ -167,6 +168,7 @@ enum Backend {
     /// Each tenant's pool in an actor of this process.
     Embedded(Box<Embedded>),
     /// Scripts on a Redis (or Redis Cluster) shared with other engines.
+    #[cfg(feature = "redis")]
     Redis(Arc<RedisBackend>),
 }
 
@@ -175,6 +177,7 @@ macro_rules! decide {
     ($engine:expr, |$backend:ident| $call:expr) => {
         match &$engine.inner.backend {
             Backend::Embedded($backend) => $call,
+            #[cfg(feature = "redis")]
             Backend::Redis($backend) => $call,
         }
     };
@@ -207,6 +210,7 @@ impl Engine {
     /// Starts an engine whose decisions are made by Redis (SPEC §7): any number of
     /// engines on the same Redis serve the same tenants, and any of them answers for
     /// any session. Fails if Redis cannot be reached.
+    #[cfg(feature = "redis")]
     pub async fn with_redis(config: EngineConfig, redis: RedisConfig) -> Result<Engine> {
         let (events, _consumer) = consumer::start(config.event_capacity);
         let clock: Arc<dyn Clock> = match redis.clock.manual_clock() {
@@ -219,6 +223,7 @@ impl Engine {
     }
 
     /// The clock of the Redis scripts, in an engine on Redis.
+    #[cfg(feature = "redis")]
     pub fn redis_clock(&self) -> Option<&RedisClock> {
         match &self.inner.backend {
             Backend::Redis(redis) => Some(redis.clock()),
@@ -253,9 +258,11 @@ impl Engine {
     }
 
     /// The embedded backend, for what only it has (a store, snapshots).
-    fn only_embedded(&self, what: &str) -> Result<&Embedded> {
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    fn only_embedded(&self, what: &str) -> Result<&Embedded, Error> {
         match &self.inner.backend {
             Backend::Embedded(embedded) => Ok(embedded),
+            #[cfg(feature = "redis")]
             Backend::Redis(_) => Err(Error::Internal(format!(
                 "{what} exists only in the embedded backend"
             ))),
@@ -307,6 +314,7 @@ impl Engine {
     pub fn health(&self) -> Health {
         match &self.inner.backend {
             Backend::Embedded(embedded) => embedded.health(),
+            #[cfg(feature = "redis")]
             Backend::Redis(redis) => match redis.failure() {
                 Some(why) => Health::Degraded(format!("Redis: {why}")),
                 None => Health::Ok,
@@ -511,6 +519,7 @@ impl Engine {
     pub async fn expire_due(&self) -> Result<()> {
         match &self.inner.backend {
             Backend::Embedded(embedded) => embedded.expire_due().await,
+            #[cfg(feature = "redis")]
             Backend::Redis(redis) => redis.sweep().await.map(|_| ()),
         }
     }
@@ -521,6 +530,7 @@ impl Engine {
         match &self.inner.backend {
             Backend::Embedded(embedded) => embedded.tick(),
             // Its sweeper runs on its own schedule.
+            #[cfg(feature = "redis")]
             Backend::Redis(_) => 0,
         }
     }
@@ -530,6 +540,7 @@ impl Engine {
         match &self.inner.backend {
             Backend::Embedded(embedded) => embedded.stats(),
             // The counts live in Redis, shared by every engine.
+            #[cfg(feature = "redis")]
             Backend::Redis(_) => EngineStats {
                 tenants: 0,
                 sessions_routed: 0,

@@ -23,16 +23,24 @@
 //!       pool;
 //!     - `timer` — the timer actor that asks pools with something due to expire it;
 //!   - [`redis`] — the same rules as Lua scripts on a Redis or Redis Cluster shared by
-//!     any number of engines, each decision on Redis time.
+//!     any number of engines, each decision on Redis time (feature `redis`).
 //! - [`events`] — every decision as an [`Event`].
 //! - `consumer` — the thread that receives every event over a crossbeam channel, so no
 //!   pool waits on a reader: it keeps the usage book and feeds subscribers.
 //! - [`usage`] — the per-tenant, per-day usage report built from events.
-//! - [`store`] — the storage seam: what must be durable; `memory` and `redb` backends.
+//! - [`store`] — the storage seam: what must be durable; `memory` and `redb` (feature
+//!   `redb`) backends.
 //! - [`http`] — `usher serve`: the HTTP API, credentials, metrics, OpenAPI, assets.
 //! - [`load`] — the load generator of `usher load`: simulated clients, storms, reports.
 //! - [`cli`] — the `usher` command line: `serve` (the default), `admin`, `load`,
 //!   `completions` and `man`.
+//!
+//! # Features
+//! The engine alone (`--no-default-features`) is the core: the rules, the embedded
+//! backend and the memory store. `redb` adds the crash-safe store, `redis` the Redis
+//! backend, and `server` the HTTP API, the command line and the load tool (with both
+//! of the others, since `usher serve` offers every store); OpenAPI schemas are derived
+//! only with `server`. All three are on by default.
 //!
 //! # Example
 //! ```
@@ -58,6 +66,7 @@
 
 mod actor;
 pub mod admission;
+#[cfg(feature = "server")]
 pub mod cli;
 pub mod clock;
 mod consumer;
@@ -65,12 +74,15 @@ mod embedded;
 pub mod engine;
 pub mod error;
 pub mod events;
+#[cfg(feature = "server")]
 pub mod http;
 pub mod ids;
 mod ledger;
 pub mod licence;
+#[cfg(feature = "server")]
 pub mod load;
 pub mod pool;
+#[cfg(feature = "redis")]
 pub mod redis;
 mod registry;
 pub mod store;

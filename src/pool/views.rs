@@ -13,7 +13,8 @@ use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::{LicenceModel, SeatPer};
 
 /// `GET …/records`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct RecordsView {
     /// The last reported count.
     pub count: u64,
@@ -24,13 +25,14 @@ pub struct RecordsView {
 }
 
 /// A tenant as its administrator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct TenantView {
     /// The tenant.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "server", schema(value_type = String))]
     pub tenant: TenantId,
     /// `named`, `concurrent` or `records`.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "server", schema(value_type = String))]
     pub model: &'static str,
     /// Seats in the licence (none for records).
     pub seats: Option<u32>,
@@ -52,24 +54,25 @@ pub struct TenantView {
 }
 
 /// A live session as listed to administrators: the id is a handle, never the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct SessionView {
     /// The handle for forced release.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "server", schema(value_type = String))]
     pub id: SessionId,
     /// Whose session.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "server", schema(value_type = String))]
     pub user: UserId,
     /// The client's label (a tab, a device).
     pub client: Option<String>,
     /// Login time.
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "server", schema(value_type = String, format = DateTime))]
     pub started_at: Timestamp,
     /// Last sign of life.
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "server", schema(value_type = String, format = DateTime))]
     pub last_heartbeat_at: Timestamp,
     /// When it expires without another heartbeat.
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "server", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
     /// The session's fencing token: larger than that of every session admitted
     /// before it in the tenant (SPEC §8).
@@ -77,10 +80,11 @@ pub struct SessionView {
 }
 
 /// A user account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct UserView {
     /// The user.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "server", schema(value_type = String))]
     pub user: UserId,
     /// Holds a named seat.
     pub assigned: bool,
