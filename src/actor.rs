@@ -14,8 +14,9 @@ use actix::{Actor, ActorContext, Addr, ArbiterHandle, Context, Handler, Message}
 use tokio::sync::{oneshot, watch};
 
 use crate::clock::{Clock, Timestamp};
+use crate::consumer::EventSender;
 use crate::error::{Error, Result};
-use crate::events::{Event, EventSender};
+use crate::events::Event;
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::ledger::Ledger;
 use crate::licence::Licence;

@@ -1,31 +1,31 @@
-//! The [`Engine`]: the public async API over every tenant's pool.
+//! The [`Engine`]: the public async API over every tenant's pool, and the one seam
+//! above the pools — the deciding backend.
 //!
-//! It holds the registry (see `registry`), the arbiters the pools run on, the timer
-//! and the event consumer. It is cheap to clone and `Send + Sync`, and
-//! works from any async runtime: pools live on their own actix arbiters.
+//! Two backends answer the same calls with the same rules: the embedded one
+//! (`embedded`: each tenant's [`PoolState`](crate::pool::PoolState) in an actor, memory
+//! or a [`Store`] behind it) and the Redis one (`redis`: server-side scripts,
+//! shared by any number of engines). The engine picks one at start-up and forwards
+//! every call to it through `Backend`; what both need — the configuration, the clock
+//! and the event consumer — stays here. It is cheap to clone, `Send + Sync`, and works
+//! from any async runtime.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Arbiter, ArbiterHandle, System};
-use dashmap::mapref::entry::Entry;
-use tokio::sync::oneshot;
 use tracing::instrument;
 
-use crate::actor::{PoolHandle, PoolMsg, Reply, Shell};
 use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::consumer::{self, Envelope, EventSender};
+use crate::embedded::Embedded;
 use crate::error::{Error, Result};
-use crate::events::{self, Envelope, Event, EventSender};
+use crate::events::Event;
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{
-    Page, PoolSnapshot, PoolState, RecordsView, Retention, SessionCursor, SessionView, TenantView,
-    UserView,
+    Page, PoolSnapshot, RecordsView, Retention, SessionCursor, SessionView, TenantView, UserView,
 };
+#[cfg(feature = "redis")]
 use crate::redis::{RedisBackend, RedisClock, RedisConfig};
-use crate::registry::Registry;
 use crate::store::{EventPage, EventQuery, Loaded, Store};
 use crate::token::SessionToken;
 use crate::usage::DayUsage;
@@ -78,17 +78,6 @@ pub enum Health {
     Degraded(String),
     /// The store failed; nothing more is acknowledged until a restart.
     Failed(String),
-}
-
-/// How far back of the mailbox a request may go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Priority {
-    /// Traffic that is shed when the pool's mailbox is full: logins, heartbeats,
-    /// releases and reads.
-    Shed,
-    /// Administration that must get through a storm (a licence raised during the very
-    /// flood that needs it): never shed.
-    Control,
 }
 
 /// An admitted login, as handed to the client.
@@ -167,32 +156,31 @@ pub struct Engine {
 struct Inner {
     config: EngineConfig,
     clock: Arc<dyn Clock>,
-    registry: Arc<Registry>,
+    /// The consumer every backend sends its events to.
     events: EventSender,
-    arbiters: Vec<ArbiterHandle>,
-    next_arbiter: AtomicUsize,
-    runtime: Mutex<Runtime>,
-    store: Option<Arc<dyn Store>>,
-    /// The deciding backend when it is not the embedded pools.
-    redis: Option<Arc<RedisBackend>>,
+    backend: Backend,
 }
 
-/// What the engine started and must stop.
-struct Runtime {
-    arbiters: Vec<Arbiter>,
-    own_system: Option<System>,
+/// The deciding backend: whoever applies the rules and keeps the state. Both answer
+/// the same methods with the same arguments and answers, so every call of the engine
+/// is one `decide!` over this enum.
+enum Backend {
+    /// Each tenant's pool in an actor of this process.
+    Embedded(Box<Embedded>),
+    /// Scripts on a Redis (or Redis Cluster) shared with other engines.
+    #[cfg(feature = "redis")]
+    Redis(Arc<RedisBackend>),
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        let runtime = self.runtime.get_mut().unwrap_or_else(|e| e.into_inner());
-        for arbiter in runtime.arbiters.drain(..) {
-            arbiter.stop();
+/// Forwards one call to whichever backend decides: `decide!(self, |b| b.tenant(t))`.
+macro_rules! decide {
+    ($engine:expr, |$backend:ident| $call:expr) => {
+        match &$engine.inner.backend {
+            Backend::Embedded($backend) => $call,
+            #[cfg(feature = "redis")]
+            Backend::Redis($backend) => $call,
         }
-        if let Some(system) = runtime.own_system.take() {
-            system.stop();
-        }
-    }
+    };
 }
 
 impl Engine {
@@ -206,7 +194,7 @@ impl Engine {
     /// Inside an actix system (such as `actix_web::main`) the pools run on new arbiters
     /// of that system; elsewhere the engine starts a system of its own on a thread.
     pub fn with_clock(config: EngineConfig, clock: Arc<dyn Clock>) -> Engine {
-        Self::build(config, clock, None, None)
+        Self::embedded(config, clock, None)
     }
 
     /// Starts an engine whose pools answer only once their changes are durable in
@@ -216,74 +204,69 @@ impl Engine {
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
     ) -> Engine {
-        Self::build(config, clock, Some(store), None)
+        Self::embedded(config, clock, Some(store))
     }
 
     /// Starts an engine whose decisions are made by Redis (SPEC §7): any number of
     /// engines on the same Redis serve the same tenants, and any of them answers for
     /// any session. Fails if Redis cannot be reached.
+    #[cfg(feature = "redis")]
     pub async fn with_redis(config: EngineConfig, redis: RedisConfig) -> Result<Engine> {
-        let (events, _consumer) = events::start_consumer(config.event_capacity);
+        let (events, _consumer) = consumer::start(config.event_capacity);
         let clock: Arc<dyn Clock> = match redis.clock.manual_clock() {
             Some(manual) => Arc::new(manual.clone()),
             None => Arc::new(SystemClock::new()),
         };
         let backend = Arc::new(RedisBackend::connect(redis, &config, events.clone()).await?);
         backend.start_sweeper(config.tick_every);
-        Ok(Self::build(config, clock, None, Some((backend, events))))
+        Ok(Self::build(config, clock, events, Backend::Redis(backend)))
     }
 
     /// The clock of the Redis scripts, in an engine on Redis.
+    #[cfg(feature = "redis")]
     pub fn redis_clock(&self) -> Option<&RedisClock> {
-        self.inner.redis.as_deref().map(RedisBackend::clock)
+        match &self.inner.backend {
+            Backend::Redis(redis) => Some(redis.clock()),
+            Backend::Embedded(_) => None,
+        }
     }
 
-    fn redis(&self) -> Option<&RedisBackend> {
-        self.inner.redis.as_deref()
+    fn embedded(
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+        store: Option<Arc<dyn Store>>,
+    ) -> Engine {
+        let (events, _consumer) = consumer::start(config.event_capacity);
+        let embedded = Embedded::start(config.clone(), clock.clone(), events.clone(), store);
+        Self::build(config, clock, events, Backend::Embedded(Box::new(embedded)))
     }
 
     fn build(
         config: EngineConfig,
         clock: Arc<dyn Clock>,
-        store: Option<Arc<dyn Store>>,
-        redis: Option<(Arc<RedisBackend>, EventSender)>,
+        events: EventSender,
+        backend: Backend,
     ) -> Engine {
-        let workers = if config.workers == 0 {
-            thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            config.workers
-        };
-        let (arbiters, own_system) = match System::try_current() {
-            Some(_) => ((0..workers).map(|_| Arbiter::new()).collect(), None),
-            None => start_system(workers),
-        };
-        let (redis, events) = match redis {
-            Some((backend, events)) => (Some(backend), events),
-            None => (None, events::start_consumer(config.event_capacity).0),
-        };
-        let inner = Arc::new(Inner {
-            arbiters: arbiters.iter().map(Arbiter::handle).collect(),
-            config,
-            clock,
-            registry: Arc::default(),
-            events,
-            next_arbiter: AtomicUsize::new(0),
-            runtime: Mutex::new(Runtime {
-                arbiters,
-                own_system,
+        Engine {
+            inner: Arc::new(Inner {
+                config,
+                clock,
+                events,
+                backend,
             }),
-            store,
-            redis,
-        });
-        let timer = crate::timer::Timer {
-            registry: Arc::downgrade(&inner.registry),
-            clock: inner.clock.clone(),
-            every: inner.config.tick_every,
-            keep_orphans_for: inner.config.retention.ended_for,
-            retry_after: inner.config.overload_retry_after,
-        };
-        Actor::start_in_arbiter(&inner.arbiters[0], move |_| timer);
-        Engine { inner }
+        }
+    }
+
+    /// The embedded backend, for what only it has (a store, snapshots).
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    fn only_embedded(&self, what: &str) -> Result<&Embedded, Error> {
+        match &self.inner.backend {
+            Backend::Embedded(embedded) => Ok(embedded),
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => Err(Error::Internal(format!(
+                "{what} exists only in the embedded backend"
+            ))),
+        }
     }
 
     /// The clock the engine reads.
@@ -293,27 +276,15 @@ impl Engine {
 
     /// The store, if changes are made durable.
     pub fn store(&self) -> Option<&Arc<dyn Store>> {
-        self.inner.store.as_ref()
+        self.only_embedded("a store").ok().and_then(Embedded::store)
     }
 
     /// Brings back everything a store loaded: every pool with its sessions (each with a
     /// full idle window from now), API key and fence high-water mark, the sessions and
     /// fence marks of deleted tenants, and the usage report.
     pub fn restore(&self, loaded: Loaded) -> Result<()> {
-        for pool in loaded.pools {
-            self.restore_tenant(pool)?;
-        }
-        for (id, tombstone) in loaded.orphans {
-            self.inner.registry.orphans.insert(id, tombstone);
-        }
-        // Deleted tenants' marks, for a tenant created again under the same id.
-        for (tenant, high) in loaded.fences {
-            if !self.inner.registry.tenants.contains_key(&tenant) {
-                self.inner.registry.remember_fence(tenant, high);
-            }
-        }
-        self.inner.events.request(Envelope::Import(loaded.usage));
-        Ok(())
+        self.only_embedded("restoring from a store")?
+            .restore(loaded)
     }
 
     /// Replaces a tenant's API key by its hash and waits until that is durable. The
@@ -321,47 +292,17 @@ impl Engine {
     /// number of concurrent replacements, and none outlives its tenant.
     #[instrument(level = "debug", skip_all, fields(tenant = %tenant))]
     pub async fn set_api_key(&self, tenant: &TenantId, hash: [u8; 32]) -> Result<()> {
-        if let Some(redis) = self.redis() {
-            return redis.set_api_key(tenant, hash).await;
-        }
-        let handle = self.pool(tenant)?;
-        self.call(&handle, Priority::Control, |reply| PoolMsg::SetApiKey {
-            hash,
-            reply,
-        })
-        .await
+        decide!(self, |b| b.set_api_key(tenant, hash).await)
     }
 
     /// The tenant whose current API key hashes to `hash`.
     pub async fn tenant_of_key(&self, hash: &[u8; 32]) -> Result<Option<TenantId>> {
-        if let Some(redis) = self.redis() {
-            return redis.tenant_of_key(hash).await;
-        }
-        let registry = &self.inner.registry;
-        let Some(owner) = registry.api_keys.get(hash).map(|e| e.value().clone()) else {
-            return Ok(None);
-        };
-        // A key answers only for the incarnation that set it.
-        Ok(registry
-            .live(&owner.tenant)
-            .filter(|current| Arc::ptr_eq(&owner, current))
-            .map(|_| owner.tenant.clone()))
+        decide!(self, |b| b.tenant_of_key(hash).await)
     }
 
     /// A page of a tenant's audit log (empty without a store).
     pub async fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<EventPage> {
-        if let Some(redis) = self.redis() {
-            return redis.events(tenant, query).await;
-        }
-        self.pool(tenant)?;
-        let Some(store) = self.inner.store.clone() else {
-            return Ok(EventPage::default());
-        };
-        // The audit log is read from the store: blocking I/O, off the caller's thread.
-        let (tenant, query) = (tenant.clone(), query.clone());
-        tokio::task::spawn_blocking(move || store.events(&tenant, &query))
-            .await
-            .map_err(|e| Error::Internal(format!("reading the audit log failed: {e}")))?
+        decide!(self, |b| b.events(tenant, query).await)
     }
 
     /// False once the store has failed to write, or while writes are overdue.
@@ -371,38 +312,14 @@ impl Engine {
 
     /// Whether the engine can acknowledge writes, and if not why.
     pub fn health(&self) -> Health {
-        if let Some(redis) = self.redis() {
-            return match redis.failure() {
+        match &self.inner.backend {
+            Backend::Embedded(embedded) => embedded.health(),
+            #[cfg(feature = "redis")]
+            Backend::Redis(redis) => match redis.failure() {
                 Some(why) => Health::Degraded(format!("Redis: {why}")),
                 None => Health::Ok,
-            };
+            },
         }
-        let registry = &self.inner.registry;
-        if let Some(why) = self.inner.store.as_ref().and_then(|s| s.failure()) {
-            registry.fail(&why);
-        }
-        if registry.store_failed.load(Ordering::Acquire) {
-            let why = registry
-                .failure
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-                .unwrap_or_else(|| "the store failed to write".into());
-            return Health::Failed(why);
-        }
-        let now = self.inner.clock.now();
-        let overdue = registry
-            .tenants
-            .iter()
-            .filter(|e| e.value().ledger.is_overdue(now))
-            .count();
-        if overdue > 0 {
-            return Health::Degraded(format!(
-                "writes of {overdue} tenant(s) have not become durable within {} s; is the disk stalled?",
-                self.inner.config.write_deadline.as_secs_f64()
-            ));
-        }
-        Health::Ok
     }
 
     /// The settings it runs with.
@@ -412,147 +329,43 @@ impl Engine {
 
     /// Creates a tenant with `licence`, or replaces the licence of an existing one.
     /// Returns the tenant view and whether the tenant was created.
-    #[instrument(level = "debug", skip(self))]
     ///
     /// A tenant being deleted is created anew only once its deletion is durable, so
     /// the new incarnation's rows can never be wiped by the old one's delete.
+    #[instrument(level = "debug", skip(self))]
     pub async fn put_tenant(
         &self,
         tenant: &TenantId,
         licence: Licence,
     ) -> Result<(TenantView, bool)> {
-        if let Some(redis) = self.redis() {
-            return redis.put_tenant(tenant, licence).await;
-        }
-        let (handle, created) = loop {
-            match self.inner.registry.tenants.entry(tenant.clone()) {
-                Entry::Occupied(entry) if !entry.get().is_live() => {
-                    let dying = entry.get().clone();
-                    drop(entry);
-                    if self.inner.registry.store_failed.load(Ordering::Acquire) {
-                        return Err(crate::actor::store_failed());
-                    }
-                    // The deletion becomes durable, or this caller hears 503 in time.
-                    if tokio::time::timeout(self.inner.config.write_deadline, dying.deleted())
-                        .await
-                        .is_err()
-                    {
-                        return Err(Error::Unavailable {
-                            retry_after: self.inner.config.overload_retry_after,
-                        });
-                    }
-                }
-                Entry::Occupied(entry) => break (entry.get().clone(), false),
-                Entry::Vacant(entry) => {
-                    let mut state = PoolState::new(
-                        tenant.clone(),
-                        licence,
-                        self.inner.config.retention,
-                        self.inner.clock.now(),
-                    );
-                    if let Some((_, high)) = self.inner.registry.fences.remove(tenant) {
-                        state.continue_fences_above(high);
-                    }
-                    let handle = self.inner.spawn_pool(state);
-                    entry.insert(handle.clone());
-                    break (handle, true);
-                }
-            }
-        };
-        let view = if created {
-            self.call(&handle, Priority::Control, |reply| PoolMsg::View { reply })
-                .await?
-        } else {
-            self.call(&handle, Priority::Control, |reply| PoolMsg::SetLicence {
-                licence,
-                reply,
-            })
-            .await?
-        };
-        Ok((view, created))
+        decide!(self, |b| b.put_tenant(tenant, licence).await)
     }
 
     /// Brings back a pool from a store's snapshot, sessions included.
     pub fn restore_tenant(&self, snapshot: PoolSnapshot) -> Result<()> {
-        let tenant = snapshot.tenant.clone();
-        let ids: Vec<SessionId> = snapshot
-            .sessions
-            .iter()
-            .map(|s| s.id)
-            .chain(snapshot.ended.iter().map(|(id, _)| *id))
-            .collect();
-        let state = PoolState::restore(
-            snapshot,
-            self.inner.config.retention,
-            self.inner.clock.now(),
-        );
-        match self.inner.registry.tenants.entry(tenant) {
-            Entry::Occupied(_) => Err(Error::InvalidRequest("tenant already exists".into())),
-            Entry::Vacant(entry) => {
-                let api_key = state.api_key();
-                let handle = self.inner.spawn_pool(state);
-                for id in ids {
-                    self.inner.registry.sessions.insert(id, handle.clone());
-                }
-                if let Some(hash) = api_key {
-                    self.inner.registry.api_keys.insert(hash, handle.clone());
-                }
-                entry.insert(handle);
-                Ok(())
-            }
-        }
+        self.only_embedded("restoring from a store")?
+            .restore_tenant(snapshot)
     }
 
     /// Deletes a tenant, ending its sessions (reason `evicted`).
-    #[instrument(level = "debug", skip(self))]
     ///
     /// The delete is never shed. From the moment it is asked the tenant answers
     /// `tenant_not_found`; its name is free for a new tenant once the deletion is
     /// durable.
+    #[instrument(level = "debug", skip(self))]
     pub async fn delete_tenant(&self, tenant: &TenantId) -> Result<()> {
-        if let Some(redis) = self.redis() {
-            return redis.delete_tenant(tenant).await;
-        }
-        let handle = self.pool(tenant)?;
-        if self.inner.registry.store_failed.load(Ordering::Acquire) {
-            // Nothing would be written: the tenant stays as it is.
-            return Err(crate::actor::store_failed());
-        }
-        if handle.deleting.swap(true, Ordering::AcqRel) {
-            return Err(Error::TenantNotFound); // another delete got there first
-        }
-        self.send(&handle, Priority::Control, |reply| PoolMsg::Delete {
-            reply,
-        })
-        .await
+        decide!(self, |b| b.delete_tenant(tenant).await)
     }
 
     /// Every tenant id, sorted.
     pub async fn tenant_ids(&self) -> Result<Vec<TenantId>> {
-        if let Some(redis) = self.redis() {
-            return redis.tenant_ids().await;
-        }
-        let mut ids: Vec<TenantId> = self
-            .inner
-            .registry
-            .tenants
-            .iter()
-            .filter(|e| e.value().is_live())
-            .map(|e| e.key().clone())
-            .collect();
-        ids.sort();
-        Ok(ids)
+        decide!(self, |b| b.tenant_ids().await)
     }
 
     /// A tenant's view.
     #[instrument(level = "debug", skip(self))]
     pub async fn tenant(&self, tenant: &TenantId) -> Result<TenantView> {
-        if let Some(redis) = self.redis() {
-            return redis.tenant(tenant).await;
-        }
-        let handle = self.pool(tenant)?;
-        self.call(&handle, Priority::Shed, |reply| PoolMsg::View { reply })
-            .await
+        decide!(self, |b| b.tenant(tenant).await)
     }
 
     /// Logs `user` in to `tenant`, from a client labelled `client` (a tab, a device).
@@ -563,144 +376,49 @@ impl Engine {
         user: &UserId,
         client: Option<&str>,
     ) -> Result<Login> {
-        if let Some(redis) = self.redis() {
-            return redis.login(tenant, user, client).await;
-        }
-        let handle = self.pool(tenant)?;
-        let mut token = SessionToken::generate();
-        while self.inner.registry.sessions.contains_key(&token.id())
-            || self.inner.registry.orphans.contains_key(&token.id())
-        {
-            token = SessionToken::generate();
-        }
-        let admission = self
-            .call(&handle, Priority::Shed, |reply| PoolMsg::Login {
-                user: user.clone(),
-                client: client.map(String::from),
-                id: token.id(),
-                secret: token.secret_hash(),
-                reply,
-            })
-            .await?;
-        Ok(Login {
-            token,
-            tenant: tenant.clone(),
-            user: user.clone(),
-            expires_at: admission.expires_at,
-            idle_timeout: admission.idle_timeout,
-            heartbeat_interval: admission.heartbeat_interval,
-            fence: admission.fence,
-        })
+        decide!(self, |b| b.login(tenant, user, client).await)
     }
 
     /// Keeps a session alive for another idle timeout.
     #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
     pub async fn heartbeat(&self, token: &SessionToken) -> Result<Heartbeat> {
-        if let Some(redis) = self.redis() {
-            return redis.heartbeat(token).await;
-        }
-        let handle = self.session_pool(token)?;
-        let (expires_at, licence, fence) = self
-            .call(&handle, Priority::Shed, |reply| PoolMsg::Heartbeat {
-                id: token.id(),
-                secret: token.secret_hash(),
-                reply,
-            })
-            .await?;
-        Ok(Heartbeat {
-            expires_at,
-            idle_timeout: licence.idle_timeout,
-            fence,
-        })
+        decide!(self, |b| b.heartbeat(token).await)
     }
 
     /// Ends this tab's session; the user's other tabs keep their seat.
     #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
     pub async fn release(&self, token: &SessionToken) -> Result<()> {
-        if let Some(redis) = self.redis() {
-            return redis.release(token).await;
-        }
-        let handle = self.session_pool(token)?;
-        self.call(&handle, Priority::Shed, |reply| PoolMsg::Release {
-            id: token.id(),
-            secret: token.secret_hash(),
-            reply,
-        })
-        .await
+        decide!(self, |b| b.release(token).await)
     }
 
     /// Ends every session of this token's user. Returns how many ended.
     #[instrument(level = "debug", skip_all, fields(session = %token.id()))]
     pub async fn logout(&self, token: &SessionToken) -> Result<u32> {
-        if let Some(redis) = self.redis() {
-            return redis.logout(token).await;
-        }
-        let handle = self.session_pool(token)?;
-        self.call(&handle, Priority::Shed, |reply| PoolMsg::Logout {
-            id: token.id(),
-            secret: token.secret_hash(),
-            reply,
-        })
-        .await
+        decide!(self, |b| b.logout(token).await)
     }
 
     /// An administrator's forced release of one session of `tenant`.
     #[instrument(level = "debug", skip(self))]
     pub async fn revoke(&self, tenant: &TenantId, session: SessionId) -> Result<()> {
-        if let Some(redis) = self.redis() {
-            return redis.revoke(tenant, session).await;
-        }
-        let handle = self.pool(tenant)?;
-        self.call(&handle, Priority::Control, |reply| PoolMsg::Revoke {
-            id: session,
-            reply,
-        })
-        .await
+        decide!(self, |b| b.revoke(tenant, session).await)
     }
 
     /// Logs a user out of every tab. Returns how many sessions ended.
     #[instrument(level = "debug", skip(self))]
     pub async fn logout_user(&self, tenant: &TenantId, user: &UserId) -> Result<u32> {
-        if let Some(redis) = self.redis() {
-            return redis.logout_user(tenant, user).await;
-        }
-        let handle = self.pool(tenant)?;
-        let user = user.clone();
-        self.call(&handle, Priority::Control, |reply| PoolMsg::LogoutUser {
-            user,
-            reply,
-        })
-        .await
+        decide!(self, |b| b.logout_user(tenant, user).await)
     }
 
     /// Registers a user, or under the named model assigns them a seat.
     #[instrument(level = "debug", skip(self))]
     pub async fn put_user(&self, tenant: &TenantId, user: &UserId) -> Result<UserView> {
-        if let Some(redis) = self.redis() {
-            return redis.put_user(tenant, user).await;
-        }
-        let handle = self.pool(tenant)?;
-        let user = user.clone();
-        self.call(&handle, Priority::Control, |reply| PoolMsg::PutUser {
-            user,
-            reply,
-        })
-        .await
+        decide!(self, |b| b.put_user(tenant, user).await)
     }
 
     /// Removes a user's account and named seat, ending their sessions.
     #[instrument(level = "debug", skip(self))]
     pub async fn remove_user(&self, tenant: &TenantId, user: &UserId) -> Result<()> {
-        if let Some(redis) = self.redis() {
-            return redis.remove_user(tenant, user).await;
-        }
-        let handle = self.pool(tenant)?;
-        let user = user.clone();
-        self.call(&handle, Priority::Control, |reply| PoolMsg::RemoveUser {
-            user,
-            reply,
-        })
-        .await
+        decide!(self, |b| b.remove_user(tenant, user).await)
     }
 
     /// Every user account of a tenant, by user id, as one consistent list. A large
@@ -738,18 +456,7 @@ impl Engine {
         after: Option<&UserId>,
         limit: usize,
     ) -> Result<Page<UserView, UserId>> {
-        if let Some(redis) = self.redis() {
-            return redis.users_page(tenant, after, limit).await;
-        }
-        let handle = self.pool(tenant)?;
-        crate::pool::check_page_limit(limit)?;
-        let after = after.cloned();
-        self.call(&handle, Priority::Shed, |reply| PoolMsg::Users {
-            after,
-            limit,
-            reply,
-        })
-        .await
+        decide!(self, |b| b.users_page(tenant, after, limit).await)
     }
 
     /// Every live session of a tenant, by login time, as one consistent list. A large
@@ -770,71 +477,32 @@ impl Engine {
         after: Option<SessionCursor>,
         limit: usize,
     ) -> Result<Page<SessionView, SessionCursor>> {
-        if let Some(redis) = self.redis() {
-            return redis.sessions_page(tenant, after, limit).await;
-        }
-        let handle = self.pool(tenant)?;
-        crate::pool::check_page_limit(limit)?;
-        self.call(&handle, Priority::Shed, |reply| PoolMsg::Sessions {
-            after,
-            limit,
-            reply,
-        })
-        .await
+        decide!(self, |b| b.sessions_page(tenant, after, limit).await)
     }
 
     /// Reports the tenant's record count.
     #[instrument(level = "debug", skip(self))]
     pub async fn report_records(&self, tenant: &TenantId, count: u64) -> Result<RecordsView> {
-        if let Some(redis) = self.redis() {
-            return redis.report_records(tenant, count).await;
-        }
-        let handle = self.pool(tenant)?;
-        self.call(&handle, Priority::Control, |reply| PoolMsg::ReportRecords {
-            count,
-            reply,
-        })
-        .await
+        decide!(self, |b| b.report_records(tenant, count).await)
     }
 
     /// The record count and its billing peaks.
     #[instrument(level = "debug", skip(self))]
     pub async fn records(&self, tenant: &TenantId) -> Result<RecordsView> {
-        if let Some(redis) = self.redis() {
-            return redis.records(tenant).await;
-        }
-        let handle = self.pool(tenant)?;
-        self.call(&handle, Priority::Shed, |reply| PoolMsg::Records { reply })
-            .await
+        decide!(self, |b| b.records(tenant).await)
     }
 
     /// The usage report of the last `days` days, oldest first. It reflects every
     /// operation answered before the call.
     #[instrument(level = "debug", skip(self))]
     pub async fn usage(&self, tenant: &TenantId, days: u32) -> Result<Vec<DayUsage>> {
-        if let Some(redis) = self.redis() {
-            return redis.usage(tenant, days).await;
-        }
-        self.pool(tenant)?;
-        let (reply, answer) = oneshot::channel();
-        self.inner.events.request(Envelope::Usage {
-            tenant: tenant.clone(),
-            days,
-            today: self.inner.clock.now(),
-            reply,
-        });
-        answer.await.map_err(|_| self.overloaded())
+        decide!(self, |b| b.usage(tenant, days).await)
     }
 
     /// A pool as plain data, for a store.
     pub async fn snapshot(&self, tenant: &TenantId) -> Result<PoolSnapshot> {
-        if self.redis().is_some() {
-            return Err(Error::Internal(
-                "a pool snapshot exists only in the embedded backend".into(),
-            ));
-        }
-        let handle = self.pool(tenant)?;
-        self.call(&handle, Priority::Shed, |reply| PoolMsg::Snapshot { reply })
+        self.only_embedded("a pool snapshot")?
+            .snapshot(tenant)
             .await
     }
 
@@ -849,159 +517,37 @@ impl Engine {
     /// Expires what is due in every pool and waits until done: the timer's work, on
     /// demand (tests drive it with a manual clock).
     pub async fn expire_due(&self) -> Result<()> {
-        if let Some(redis) = self.redis() {
-            return redis.sweep().await.map(|_| ());
+        match &self.inner.backend {
+            Backend::Embedded(embedded) => embedded.expire_due().await,
+            #[cfg(feature = "redis")]
+            Backend::Redis(redis) => redis.sweep().await.map(|_| ()),
         }
-        let now = self.inner.clock.now();
-        let registry = &self.inner.registry;
-        registry.forget_orphans(now, self.inner.config.retention.ended_for);
-        registry.time_out_deleted(now, self.inner.config.overload_retry_after);
-        let due = registry.due_pools(now);
-        for handle in due {
-            self.send(&handle, Priority::Control, |reply| PoolMsg::Tick {
-                reply: Some(reply),
-            })
-            .await?;
-        }
-        Ok(())
     }
 
     /// One timer tick: asks each pool with something due to expire it, without
     /// waiting. Returns how many pools were asked.
     pub fn tick(&self) -> usize {
-        self.inner.registry.tick(
-            self.inner.clock.now(),
-            self.inner.config.retention.ended_for,
-            self.inner.config.overload_retry_after,
-        )
+        match &self.inner.backend {
+            Backend::Embedded(embedded) => embedded.tick(),
+            // Its sweeper runs on its own schedule.
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => 0,
+        }
     }
 
     /// Counters about the engine.
     pub fn stats(&self) -> EngineStats {
-        EngineStats {
-            tenants: self.inner.registry.tenants.len(),
-            sessions_routed: self.inner.registry.sessions.len(),
-            live_sessions: self
-                .inner
-                .registry
-                .live_sessions
-                .load(Ordering::Relaxed)
-                .max(0) as u64,
-            seats_in_use: self
-                .inner
-                .registry
-                .seats_in_use
-                .load(Ordering::Relaxed)
-                .max(0) as u64,
-            events_dropped: self.inner.events.dropped(),
-        }
-    }
-
-    fn pool(&self, tenant: &TenantId) -> Result<Arc<PoolHandle>> {
-        self.inner
-            .registry
-            .live(tenant)
-            .ok_or(Error::TenantNotFound)
-    }
-
-    /// The pool of a session; for a session of a deleted tenant, why it ended (to its
-    /// holder only).
-    fn session_pool(&self, token: &SessionToken) -> Result<Arc<PoolHandle>> {
-        let registry = &self.inner.registry;
-        if let Some(entry) = registry.sessions.get(&token.id()) {
-            return Ok(entry.value().clone());
-        }
-        match registry.orphans.get(&token.id()) {
-            Some(t) if t.secret.matches(&token.secret_hash()) => {
-                Err(Error::SessionEnded { reason: t.reason })
-            }
-            _ => Err(Error::SessionNotFound),
-        }
-    }
-
-    fn overloaded(&self) -> Error {
-        Error::Overloaded {
-            retry_after: self.inner.config.overload_retry_after,
-        }
-    }
-
-    /// Sends one request to a live pool and waits for its answer.
-    async fn call<T>(
-        &self,
-        handle: &PoolHandle,
-        priority: Priority,
-        request: impl FnOnce(Reply<T>) -> PoolMsg,
-    ) -> Result<T> {
-        if !handle.is_live() {
-            return Err(Error::TenantNotFound);
-        }
-        self.send(handle, priority, request).await
-    }
-
-    /// Sends one request to a pool and waits for its answer. Shed traffic meets a full
-    /// mailbox with `Overloaded` at once instead of queueing without bound; control
-    /// requests always get in.
-    async fn send<T>(
-        &self,
-        handle: &PoolHandle,
-        priority: Priority,
-        request: impl FnOnce(Reply<T>) -> PoolMsg,
-    ) -> Result<T> {
-        if self.inner.registry.store_failed.load(Ordering::Acquire) {
-            return Err(crate::actor::store_failed());
-        }
-        let (reply, answer) = oneshot::channel();
-        match priority {
-            Priority::Control => handle.addr.do_send(request(reply)),
-            Priority::Shed => match handle.addr.try_send(request(reply)) {
-                Ok(()) => {}
-                Err(actix::prelude::SendError::Full(_)) => {
-                    tracing::debug!(tenant = %handle.tenant, "pool mailbox full");
-                    return Err(self.overloaded());
-                }
-                Err(actix::prelude::SendError::Closed(_)) => return Err(Error::TenantNotFound),
+        match &self.inner.backend {
+            Backend::Embedded(embedded) => embedded.stats(),
+            // The counts live in Redis, shared by every engine.
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => EngineStats {
+                tenants: 0,
+                sessions_routed: 0,
+                live_sessions: 0,
+                seats_in_use: 0,
+                events_dropped: self.inner.events.dropped(),
             },
         }
-        // A pool that stops before answering was deleted under the request.
-        answer.await.unwrap_or(Err(Error::TenantNotFound))
     }
-}
-
-impl Inner {
-    fn spawn_pool(&self, mut state: PoolState) -> Arc<PoolHandle> {
-        if self.store.is_some() {
-            state.record_changes();
-        }
-        let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
-        let shell = Shell {
-            clock: self.clock.clone(),
-            events: self.events.clone(),
-            registry: self.registry.clone(),
-            store: self.store.clone(),
-            write_deadline: self.config.write_deadline,
-            retry_after: self.config.overload_retry_after,
-        };
-        PoolHandle::start(
-            &self.arbiters[index],
-            state,
-            shell,
-            self.config.mailbox_capacity,
-        )
-    }
-}
-
-/// Starts an actix system on a thread of its own, with `workers` arbiters.
-fn start_system(workers: usize) -> (Vec<Arbiter>, Option<System>) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::Builder::new()
-        .name("usher-system".into())
-        .spawn(move || {
-            let runner = actix_rt::System::new();
-            let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
-            let _ = tx.send((arbiters, System::current()));
-            let _ = runner.run();
-        })
-        .expect("spawning the actix system thread");
-    let (arbiters, system) = rx.recv().expect("the actix system thread started");
-    (arbiters, Some(system))
 }

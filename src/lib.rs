@@ -12,18 +12,35 @@
 //! - [`licence`] — the three [`LicenceModel`]s and their parameters.
 //! - [`admission`] — the admission rules, pure, in one place.
 //! - [`pool`] — [`pool::PoolState`], one tenant's rules as a plain struct taking `now`.
-//! - `actor` — the actix actor that runs one pool, a message at a time.
-//! - `ledger` — one pool's durability barrier: no answer before what it shows is durable.
-//! - `registry` — the maps every lookup goes through: tenant, session and key → pool.
-//! - `timer` — the timer actor that asks pools with something due to expire it.
-//! - [`engine`] — the [`Engine`]: registry, arbiters, timer and the async API.
-//! - [`events`] — every decision as an [`Event`], carried by crossbeam-channel.
+//! - [`engine`] — the [`Engine`], the async API, and the one seam above the pools: every
+//!   call goes to the deciding backend, one of
+//!   - `embedded` — each tenant's [`pool::PoolState`] in an actor of this process, with
+//!     memory or a [`store`] behind it, made of
+//!     - `actor` — the actix actor that runs one pool, a message at a time;
+//!     - `ledger` — one pool's durability barrier: no answer before what it shows is
+//!       durable;
+//!     - `registry` — the maps every lookup goes through: tenant, session and key →
+//!       pool;
+//!     - `timer` — the timer actor that asks pools with something due to expire it;
+//!   - [`redis`] — the same rules as Lua scripts on a Redis or Redis Cluster shared by
+//!     any number of engines, each decision on Redis time (feature `redis`).
+//! - [`events`] — every decision as an [`Event`].
+//! - `consumer` — the thread that receives every event over a crossbeam channel, so no
+//!   pool waits on a reader: it keeps the usage book and feeds subscribers.
 //! - [`usage`] — the per-tenant, per-day usage report built from events.
-//! - [`store`] — the storage seam: what must be durable; `memory` and `redb` backends.
+//! - [`store`] — the storage seam: what must be durable; `memory` and `redb` (feature
+//!   `redb`) backends.
 //! - [`http`] — `usher serve`: the HTTP API, credentials, metrics, OpenAPI, assets.
 //! - [`load`] — the load generator of `usher load`: simulated clients, storms, reports.
 //! - [`cli`] — the `usher` command line: `serve` (the default), `admin`, `load`,
 //!   `completions` and `man`.
+//!
+//! # Features
+//! The engine alone (`--no-default-features`) is the core: the rules, the embedded
+//! backend and the memory store. `redb` adds the crash-safe store, `redis` the Redis
+//! backend, and `server` the HTTP API, the command line and the load tool (with both
+//! of the others, since `usher serve` offers every store); OpenAPI schemas are derived
+//! only with `server`. All three are on by default.
 //!
 //! # Example
 //! ```
@@ -49,17 +66,23 @@
 
 mod actor;
 pub mod admission;
+#[cfg(feature = "server")]
 pub mod cli;
 pub mod clock;
+mod consumer;
+mod embedded;
 pub mod engine;
 pub mod error;
 pub mod events;
+#[cfg(feature = "server")]
 pub mod http;
 pub mod ids;
 mod ledger;
 pub mod licence;
+#[cfg(feature = "server")]
 pub mod load;
 pub mod pool;
+#[cfg(feature = "redis")]
 pub mod redis;
 mod registry;
 pub mod store;

@@ -16,7 +16,8 @@ pub const MAX_SEATS: u32 = 1_000_000;
 pub const MAX_IDLE_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 
 /// What one seat covers under the concurrent model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SeatPer {
     /// All of a user's tabs share one seat.
@@ -180,7 +181,8 @@ impl TryFrom<LicenceFields> for Licence {
 }
 
 /// A licence as a request states it: every field but the model optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LicenceSpec {
     /// `named`, `concurrent` or `records`.

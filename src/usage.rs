@@ -15,7 +15,8 @@ use crate::ids::TenantId;
 pub const USAGE_DAYS_KEPT: usize = 400;
 
 /// Refused logins of one day, by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Refusals {
     /// Concurrent model at its limit.
     pub licence_limit_reached: u64,
@@ -41,7 +42,8 @@ impl Refusals {
 }
 
 /// One tenant's usage on one day (UTC).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct DayUsage {
     /// The day.
     pub day: NaiveDate,
@@ -57,7 +59,7 @@ pub struct DayUsage {
     pub peak_records: u64,
     /// Where the day ended (or stands): carried into the quiet days after it.
     #[serde(skip)]
-    #[schema(ignore)]
+    #[cfg_attr(feature = "server", schema(ignore))]
     pub(crate) closing: Level,
 }
 

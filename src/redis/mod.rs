@@ -24,8 +24,9 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::{Clock, ManualClock, Timestamp};
+use crate::consumer::EventSender;
 use crate::error::{EndReason, Error, Refusal, Result};
-use crate::events::{Event, EventKind, EventSender};
+use crate::events::{Event, EventKind};
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::{Licence, LicenceModel, SeatPer};
 use crate::pool::{Page, RecordsView, SessionCursor, SessionView, TenantView, UserView};

@@ -4,11 +4,13 @@
 //! with the events they caused, to a [`Store`] and answers the caller only once the
 //! store says they are durable. One file per backend:
 //! - [`memory`] — nothing survives the process; an in-memory audit log.
-//! - [`redb`] — the embedded, crash-safe default of `usher serve`, with group commit.
+//! - `redb` — the embedded, crash-safe default of `usher serve`, with group commit
+//!   (feature `redb`).
 //! - [`fault`] — a store that fails, stalls, fills or blocks on command, for tests.
 
 pub mod fault;
 pub mod memory;
+#[cfg(feature = "redb")]
 pub mod redb;
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,7 @@ use crate::usage::StoredDay;
 
 pub use fault::FaultStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "redb")]
 pub use redb::RedbStore;
 
 /// Called once a batch is durable (or could not be made so).
@@ -65,18 +68,20 @@ pub struct EventQuery {
 }
 
 /// An event as the audit log keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct AuditEvent {
     /// Order of writing.
     pub seq: u64,
     /// The event: `tenant`, `at`, `type` and its fields.
     #[serde(flatten)]
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "server", schema(value_type = Object))]
     pub event: Event,
 }
 
 /// `{"events": [...], "next_cursor": ...}`, oldest first.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct EventPage {
     /// The events, newest last.
     pub events: Vec<AuditEvent>,

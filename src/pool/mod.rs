@@ -7,10 +7,13 @@
 //!
 //! Every admitted login takes the tenant's next fencing token (SPEC §8): one more than
 //! the pool's high-water mark, which snapshots carry across restarts.
+//!
+//! The rules live here; the rest is split by concern: `records` (the record count and
+//! its billing peaks), `views` (what the pool shows: views, pages, cursors) and
+//! `snapshot` (the pool as plain data, and the changes a store writes between
+//! snapshots). Their types are all re-exported here.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::fmt;
-use std::ops::Bound;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +28,16 @@ use crate::events::{Event, EventKind};
 use crate::ids::{SessionId, SessionIdHash, TenantId, UserId};
 use crate::licence::{Licence, LicenceModel, SeatPer};
 use crate::token::SecretHash;
+
+mod records;
+mod snapshot;
+mod views;
+
+pub use records::Records;
+pub use snapshot::{Change, PoolSnapshot, SessionRecord};
+pub(crate) use views::check_page_limit;
+use views::user_view;
+pub use views::{Page, RecordsView, SessionCursor, SessionView, TenantView, UserView};
 
 /// How long, and how many, ended sessions a pool remembers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,202 +103,6 @@ struct EndedSessions {
     order: VecDeque<(Timestamp, SessionId)>,
 }
 
-/// The record count of a records-based tenant, with its billing peaks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Records {
-    count: u64,
-    reported_at: Option<Timestamp>,
-    peak_day: u64,
-    peak_month: u64,
-}
-
-impl Records {
-    /// The count and its peaks as seen at `now`: a new day or month starts from the
-    /// current count.
-    pub fn view(&self, now: Timestamp) -> RecordsView {
-        let (peak_today, peak_month) = match self.reported_at {
-            None => (self.count, self.count),
-            Some(at) => (
-                if at.day() == now.day() {
-                    self.peak_day
-                } else {
-                    self.count
-                },
-                if at.month() == now.month() {
-                    self.peak_month
-                } else {
-                    self.count
-                },
-            ),
-        };
-        RecordsView {
-            count: self.count,
-            peak_today,
-            peak_month,
-        }
-    }
-
-    fn report(&mut self, count: u64, now: Timestamp) {
-        let before = self.view(now);
-        *self = Records {
-            count,
-            reported_at: Some(now),
-            peak_day: before.peak_today.max(count),
-            peak_month: before.peak_month.max(count),
-        };
-    }
-}
-
-/// `GET …/records`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct RecordsView {
-    /// The last reported count.
-    pub count: u64,
-    /// The highest count today (UTC).
-    pub peak_today: u64,
-    /// The highest count this calendar month: the billing figure.
-    pub peak_month: u64,
-}
-
-/// A tenant as its administrator sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct TenantView {
-    /// The tenant.
-    #[schema(value_type = String)]
-    pub tenant: TenantId,
-    /// `named`, `concurrent` or `records`.
-    #[schema(value_type = String)]
-    pub model: &'static str,
-    /// Seats in the licence (none for records).
-    pub seats: Option<u32>,
-    /// Concurrent model only.
-    pub seat_per: Option<SeatPer>,
-    /// Idle timeout in seconds.
-    pub idle_timeout_secs: u64,
-    /// The account limit.
-    pub max_users: u32,
-    /// Seats held now (named: seats assigned; concurrent: seats held by live
-    /// sessions; records: users logged in).
-    pub seats_in_use: u32,
-    /// Live sessions.
-    pub sessions: u32,
-    /// User accounts.
-    pub users: u32,
-    /// The last reported record count.
-    pub records: u64,
-}
-
-/// A live session as listed to administrators: the id is a handle, never the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct SessionView {
-    /// The handle for forced release.
-    #[schema(value_type = String)]
-    pub id: SessionId,
-    /// Whose session.
-    #[schema(value_type = String)]
-    pub user: UserId,
-    /// The client's label (a tab, a device).
-    pub client: Option<String>,
-    /// Login time.
-    #[schema(value_type = String, format = DateTime)]
-    pub started_at: Timestamp,
-    /// Last sign of life.
-    #[schema(value_type = String, format = DateTime)]
-    pub last_heartbeat_at: Timestamp,
-    /// When it expires without another heartbeat.
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: Timestamp,
-    /// The session's fencing token: larger than that of every session admitted
-    /// before it in the tenant (SPEC §8).
-    pub fence: u64,
-}
-
-/// A user account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct UserView {
-    /// The user.
-    #[schema(value_type = String)]
-    pub user: UserId,
-    /// Holds a named seat.
-    pub assigned: bool,
-    /// Live sessions.
-    pub sessions: u32,
-}
-
-/// One page of a list, in the list's order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<T, C> {
-    /// The items of this page.
-    pub items: Vec<T>,
-    /// Where the next page starts (pass it as `after`); none on the last page.
-    pub next: Option<C>,
-}
-
-/// Refuses a page `limit` of 0: an empty page could not say where the next one starts.
-pub(crate) fn check_page_limit(limit: usize) -> Result<()> {
-    if limit == 0 {
-        return Err(Error::InvalidRequest(
-            "limit must be at least 1: a page holds at least one item".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// A place in the session list, which is ordered by login time, then by id: the next
-/// page starts after it. Sessions that log in later always come after it, so a client
-/// paging through the list while sessions come and go sees each session that lives
-/// throughout exactly once.
-///
-/// Its text form, `<started_at millis>-<id>`, is the `next_cursor` of the HTTP API.
-///
-/// ```
-/// use usher::pool::SessionCursor;
-///
-/// let cursor = SessionCursor::parse("1741608000000-00abcdef01234567").unwrap();
-/// assert_eq!(cursor.to_string(), "1741608000000-00abcdef01234567");
-/// assert!(SessionCursor::parse("00abcdef01234567").is_err());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SessionCursor {
-    /// The login time of the last session of a page.
-    pub started_at: Timestamp,
-    /// Its id.
-    pub id: SessionId,
-}
-
-impl SessionCursor {
-    /// The place just after `session`.
-    pub fn after(session: &SessionView) -> Self {
-        SessionCursor {
-            started_at: session.started_at,
-            id: session.id,
-        }
-    }
-
-    /// Reads the text form written by [`Display`](fmt::Display).
-    pub fn parse(text: &str) -> Result<Self> {
-        text.split_once('-')
-            .filter(|(millis, _)| !millis.is_empty() && millis.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|(millis, id)| {
-                Some(SessionCursor {
-                    started_at: Timestamp::from_millis(millis.parse().ok()?),
-                    id: SessionId::parse(id).ok()?,
-                })
-            })
-            .ok_or_else(|| {
-                Error::InvalidRequest(
-                    "cursor must be the next_cursor of a previous page of sessions".into(),
-                )
-            })
-    }
-}
-
-impl fmt::Display for SessionCursor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.started_at.as_millis(), self.id)
-    }
-}
-
 /// An admitted login.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admission {
@@ -301,102 +118,6 @@ pub struct Admission {
     /// it in the tenant. A backend passes it to downstream resources, which refuse
     /// writes carrying a fence older than the newest they have seen from the seat.
     pub fence: u64,
-}
-
-/// A pool as plain data, for a store to persist and restore.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PoolSnapshot {
-    /// The tenant.
-    pub tenant: TenantId,
-    /// Its licence.
-    pub licence: Licence,
-    /// Accounts: `(user, assigned)`.
-    pub users: Vec<(UserId, bool)>,
-    /// Live sessions.
-    pub sessions: Vec<SessionRecord>,
-    /// Remembered ended sessions.
-    pub ended: Vec<(SessionId, Tombstone)>,
-    /// The record count and peaks.
-    pub records: Records,
-    /// The hash of the tenant's API key, if it has one.
-    #[serde(default)]
-    pub api_key: Option<[u8; 32]>,
-    /// The fence high-water mark: the largest fence the tenant has handed out (or at
-    /// least that), so the next admission after a restore takes a larger one.
-    #[serde(default)]
-    pub fence: u64,
-}
-
-/// A live session as a store keeps it: the secret's hash, never the secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionRecord {
-    /// Handle.
-    pub id: SessionId,
-    /// Hash of the token's secret.
-    pub secret: SecretHash,
-    /// Whose.
-    pub user: UserId,
-    /// Client label.
-    pub client: Option<String>,
-    /// Login time.
-    pub started_at: Timestamp,
-    /// Last heartbeat.
-    pub last_heartbeat_at: Timestamp,
-    /// Its fencing token.
-    #[serde(default)]
-    pub fence: u64,
-}
-
-/// A change to a pool's durable state: what a store must write so that a restart
-/// finds the pool as it was. Heartbeats are not changes (a restart gives every session
-/// a full idle window instead).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Change {
-    /// The tenant was created with, or changed to, this licence.
-    Licence(Licence),
-    /// A user account was created or assigned a named seat.
-    User {
-        /// Who.
-        user: UserId,
-        /// Holds a named seat.
-        assigned: bool,
-    },
-    /// A user account was removed.
-    UserRemoved(UserId),
-    /// A session was admitted.
-    SessionStarted(SessionRecord),
-    /// A session ended and is remembered.
-    SessionEnded {
-        /// Which.
-        id: SessionId,
-        /// Why and when, with the secret's hash.
-        tombstone: Tombstone,
-    },
-    /// An ended session is no longer remembered.
-    SessionForgotten {
-        /// Which.
-        id: SessionId,
-        /// Its secret's hash (the store's key).
-        secret: SecretHash,
-    },
-    /// The record count and its peaks.
-    Records(Records),
-    /// The tenant's API key hash: it replaces any earlier key.
-    ApiKey([u8; 32]),
-    /// A login that was never acknowledged is taken back: its session is gone without
-    /// a trace, since nobody holds its token.
-    SessionWithdrawn {
-        /// Which.
-        id: SessionId,
-        /// Its secret's hash (the store's key).
-        secret: SecretHash,
-    },
-    /// The tenant was deleted with everything in it. Its sessions, live or ended, are
-    /// remembered apart for the retention, so their holders learn why they ended.
-    Deleted {
-        /// Every session of the tenant, ended.
-        orphans: Vec<(SessionId, Tombstone)>,
-    },
 }
 
 /// One tenant's licence pool.
@@ -878,113 +599,6 @@ impl PoolState {
         self.api_key.replace(hash)
     }
 
-    /// The tenant view.
-    pub fn view(&self) -> TenantView {
-        let (seats, seat_per) = match self.licence.model {
-            LicenceModel::Named { seats } => (Some(seats), None),
-            LicenceModel::Concurrent { seats, seat_per } => (Some(seats), Some(seat_per)),
-            LicenceModel::Records => (None, None),
-        };
-        TenantView {
-            tenant: self.tenant.clone(),
-            model: self.licence.model.name(),
-            seats,
-            seat_per,
-            idle_timeout_secs: self.licence.idle_timeout.as_secs(),
-            max_users: self.licence.max_users,
-            seats_in_use: self.seats_in_use(),
-            sessions: self.sessions.len() as u32,
-            users: self.users.len() as u32,
-            records: self.records.count,
-        }
-    }
-
-    /// Live sessions, oldest first: by login time, then by id.
-    pub fn session_views(&self) -> Vec<SessionView> {
-        self.session_page(None, usize::MAX).items
-    }
-
-    /// A page of the live sessions, in the order of [`PoolState::session_views`]: at
-    /// most `limit` (at least one) of those after `after`. Costs the page, not the
-    /// tenant: the sessions are kept in this order.
-    pub fn session_page(
-        &self,
-        after: Option<SessionCursor>,
-        limit: usize,
-    ) -> Page<SessionView, SessionCursor> {
-        let from = match after {
-            Some(cursor) => Bound::Excluded((cursor.started_at, cursor.id)),
-            None => Bound::Unbounded,
-        };
-        let mut keys = self.by_start.range((from, Bound::Unbounded));
-        let items: Vec<SessionView> = keys
-            .by_ref()
-            .take(limit.max(1))
-            .map(|&(_, id)| {
-                let s = &self.sessions[&id];
-                SessionView {
-                    id,
-                    user: s.user.clone(),
-                    client: s.client.as_deref().map(String::from),
-                    started_at: s.started_at,
-                    last_heartbeat_at: s.last_heartbeat_at,
-                    expires_at: s.expires_at,
-                    fence: s.fence,
-                }
-            })
-            .collect();
-        let next = match keys.next() {
-            Some(_) => items.last().map(SessionCursor::after),
-            None => None,
-        };
-        Page { items, next }
-    }
-
-    /// Accounts, by user id.
-    pub fn user_views(&self) -> Vec<UserView> {
-        self.user_page(None, usize::MAX).items
-    }
-
-    /// A page of the accounts, by user id: at most `limit` (at least one) of those
-    /// after `after`.
-    pub fn user_page(&self, after: Option<&UserId>, limit: usize) -> Page<UserView, UserId> {
-        let from = match after {
-            Some(user) => Bound::Excluded(user),
-            None => Bound::Unbounded,
-        };
-        let mut accounts = self.user_order.range::<UserId, _>((from, Bound::Unbounded));
-        let items: Vec<UserView> = accounts
-            .by_ref()
-            .take(limit.max(1))
-            .map(|user| user_view(user, &self.users[user]))
-            .collect();
-        let next = match accounts.next() {
-            Some(_) => items.last().map(|view| view.user.clone()),
-            None => None,
-        };
-        Page { items, next }
-    }
-
-    /// Starts keeping [`Change`]s for a store, beginning with the whole licence (so a
-    /// new tenant is written with the first batch).
-    pub fn record_changes(&mut self) {
-        self.changes = Some(vec![Change::Licence(self.licence)]);
-    }
-
-    /// Changes since the last call, oldest first (none unless recording).
-    pub fn take_changes(&mut self) -> Vec<Change> {
-        match &mut self.changes {
-            Some(changes) => std::mem::take(changes),
-            None => Vec::new(),
-        }
-    }
-
-    fn record(&mut self, change: impl FnOnce() -> Change) {
-        if let Some(changes) = &mut self.changes {
-            changes.push(change());
-        }
-    }
-
     /// Events caused since the last call, oldest first.
     pub fn take_events(&mut self) -> std::vec::Drain<'_, Event> {
         self.events.drain(..)
@@ -993,108 +607,6 @@ impl PoolState {
     /// Session ids no longer remembered at all since the last call.
     pub fn take_forgotten(&mut self) -> std::vec::Drain<'_, SessionId> {
         self.forgotten.drain(..)
-    }
-
-    /// The pool as plain data.
-    pub fn snapshot(&self) -> PoolSnapshot {
-        PoolSnapshot {
-            tenant: self.tenant.clone(),
-            licence: self.licence,
-            users: self
-                .user_order
-                .iter()
-                .map(|u| (u.clone(), self.users[u].assigned))
-                .collect(),
-            sessions: self
-                .by_start
-                .iter()
-                .map(|&(_, id)| (id, &self.sessions[&id]))
-                .map(|(id, s)| SessionRecord {
-                    id,
-                    secret: s.secret,
-                    user: s.user.clone(),
-                    client: s.client.as_deref().map(String::from),
-                    started_at: s.started_at,
-                    last_heartbeat_at: s.last_heartbeat_at,
-                    fence: s.fence,
-                })
-                .collect(),
-            ended: self
-                .ended
-                .order
-                .iter()
-                .filter_map(|(_, id)| self.ended.by_id.get(id).map(|t| (*id, *t)))
-                .collect(),
-            records: self.records,
-            api_key: self.api_key,
-            fence: self.fence,
-        }
-    }
-
-    /// Rebuilds a pool from a snapshot after a restart. Every restored session gets a
-    /// full idle window from `now` to resume its heartbeats, and counts against seats.
-    pub fn restore(snapshot: PoolSnapshot, retention: Retention, now: Timestamp) -> Self {
-        let mut pool = PoolState {
-            tenant: snapshot.tenant,
-            licence: snapshot.licence,
-            retention,
-            users: HashMap::new(),
-            user_order: BTreeSet::new(),
-            sessions: HashMap::default(),
-            deadlines: BTreeSet::new(),
-            by_start: BTreeSet::new(),
-            active_users: 0,
-            assigned: 0,
-            ended: EndedSessions::default(),
-            records: snapshot.records,
-            api_key: snapshot.api_key,
-            fence: snapshot.fence,
-            events: Vec::new(),
-            forgotten: Vec::new(),
-            changes: None,
-        };
-        for (user, assigned) in snapshot.users {
-            pool.assigned += u32::from(assigned);
-            pool.users.insert(
-                user,
-                Account {
-                    assigned,
-                    sessions: SmallVec::new(),
-                },
-            );
-        }
-        let expires_at = now + pool.licence.idle_timeout;
-        // In login order, as a running pool keeps each user's sessions.
-        let mut sessions = snapshot.sessions;
-        sessions.sort_by_key(|s| (s.started_at, s.id));
-        for record in sessions {
-            pool.fence = pool.fence.max(record.fence);
-            let account = pool.users.entry(record.user.clone()).or_default();
-            account.sessions.push(record.id);
-            if account.sessions.len() == 1 {
-                pool.active_users += 1;
-            }
-            pool.deadlines.insert((expires_at, record.id));
-            pool.by_start.insert((record.started_at, record.id));
-            pool.sessions.insert(
-                record.id,
-                Session {
-                    user: record.user,
-                    client: record.client.map(Box::from),
-                    secret: record.secret,
-                    started_at: record.started_at,
-                    last_heartbeat_at: record.last_heartbeat_at,
-                    expires_at,
-                    fence: record.fence,
-                },
-            );
-        }
-        pool.user_order = pool.users.keys().cloned().collect();
-        for (id, tombstone) in snapshot.ended {
-            pool.ended.order.push_back((tombstone.ended_at, id));
-            pool.ended.by_id.insert(id, tombstone);
-        }
-        pool
     }
 
     /// Checks that the pool's indexes and counts agree with its sessions and accounts:
@@ -1284,14 +796,6 @@ impl PoolState {
             at,
             kind,
         });
-    }
-}
-
-fn user_view(user: &UserId, account: &Account) -> UserView {
-    UserView {
-        user: user.clone(),
-        assigned: account.assigned,
-        sessions: account.live(),
     }
 }
 
