@@ -195,7 +195,7 @@ async fn waiting_for_a_replica_acknowledges_only_what_it_holds() {
     let mut config = support::config(&clock);
     config.urls = vec![master.url.clone()];
     config.wait_replicas = 1;
-    config.deadline = Duration::from_secs(1);
+    config.deadline = Duration::from_secs(3);
     let engine = Engine::with_redis(EngineConfig::default(), config)
         .await
         .unwrap();
@@ -210,7 +210,7 @@ async fn waiting_for_a_replica_acknowledges_only_what_it_holds() {
         matches!(refused, Err(Error::Unavailable { .. })),
         "{refused:?}"
     );
-    assert!(asked.elapsed() < Duration::from_secs(10), "no answer hangs");
+    assert!(asked.elapsed() < Duration::from_secs(30), "no answer hangs");
     replica.resume();
     support::wait_for_replica(master.port, 1);
     // The login that was not acknowledged was taken back with the next call.

@@ -192,6 +192,9 @@ pub fn config(clock: &ManualClock) -> RedisConfig {
     let mut config = RedisConfig::new(shared().url.clone());
     config.prefix = unique_prefix();
     config.clock = RedisClock::manual(clock.clone());
+    // A slow or busy machine must not turn a slow answer into a 503: the tests of
+    // the deadline set their own.
+    config.deadline = Duration::from_secs(60);
     config
 }
 
@@ -267,5 +270,6 @@ pub fn cluster_config(clock: &ManualClock) -> RedisConfig {
     config.cluster = true;
     config.prefix = unique_prefix();
     config.clock = RedisClock::manual(clock.clone());
+    config.deadline = Duration::from_secs(60);
     config
 }
