@@ -9,13 +9,14 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use usher::pool::SessionView;
-use usher::{
-    Engine, EngineConfig, Licence, LicenceModel, ManualClock, SeatPer, SessionToken, TenantId,
-    UserId,
-};
+use usher::{Engine, EngineConfig, Licence, ManualClock, SessionToken, TenantId, UserId};
 
+#[path = "support/licences.rs"]
+mod licences;
 #[path = "support/redis.rs"]
 mod support;
+
+use licences::licence;
 
 const USERS: [&str; 5] = ["ann", "bob", "carol", "dave", "erin"];
 
@@ -33,27 +34,6 @@ enum Op {
     ReportRecords(u64),
     Advance(Duration),
     ExpireDue,
-}
-
-fn licence() -> impl Strategy<Value = Licence> {
-    let model = prop_oneof![
-        (0u32..4).prop_map(|seats| LicenceModel::Named { seats }),
-        (0u32..4, any::<bool>()).prop_map(|(seats, per_session)| LicenceModel::Concurrent {
-            seats,
-            seat_per: if per_session {
-                SeatPer::Session
-            } else {
-                SeatPer::User
-            },
-        }),
-        Just(LicenceModel::Records),
-    ];
-    let max_users = prop_oneof![Just(999u32), 1u32..5];
-    (model, 1u64..90, max_users).prop_map(|(model, idle, max_users)| Licence {
-        model,
-        idle_timeout: Duration::from_secs(idle),
-        max_users,
-    })
 }
 
 fn op() -> impl Strategy<Value = Op> {

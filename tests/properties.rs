@@ -16,6 +16,11 @@ use usher::{
     UserId,
 };
 
+#[path = "support/licences.rs"]
+mod licences;
+
+use licences::licence;
+
 const USERS: [&str; 5] = ["ann", "bob", "carol", "dave", "erin"];
 const T0: Timestamp = Timestamp::from_millis(1_768_435_200_000);
 const REMEMBERED: Duration = Duration::from_secs(3600);
@@ -44,27 +49,6 @@ enum Op {
     ExpireDue,
     /// The pool is snapshotted and restored, as after a restart.
     Restart,
-}
-
-fn licence() -> impl Strategy<Value = Licence> {
-    let model = prop_oneof![
-        (0u32..5).prop_map(|seats| LicenceModel::Named { seats }),
-        (0u32..5, any::<bool>()).prop_map(|(seats, per_session)| LicenceModel::Concurrent {
-            seats,
-            seat_per: if per_session {
-                SeatPer::Session
-            } else {
-                SeatPer::User
-            },
-        }),
-        Just(LicenceModel::Records),
-    ];
-    let max_users = prop_oneof![Just(999u32), 1u32..6];
-    (model, 1u64..120, max_users).prop_map(|(model, idle, max_users)| Licence {
-        model,
-        idle_timeout: Duration::from_secs(idle),
-        max_users,
-    })
 }
 
 fn op() -> impl Strategy<Value = Op> {
