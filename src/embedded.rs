@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use crate::actor::{PoolHandle, PoolMsg, Reply, Shell};
 use crate::clock::Clock;
 use crate::consumer::{Envelope, EventSender};
-use crate::engine::{EngineConfig, EngineStats, Health, Heartbeat, Login};
+use crate::engine::{EngineConfig, EngineStats, Health, Heartbeat, Login, Priority};
 use crate::error::{Error, Result};
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::Licence;
@@ -28,17 +28,6 @@ use crate::registry::Registry;
 use crate::store::{EventPage, EventQuery, Loaded, Store};
 use crate::token::SessionToken;
 use crate::usage::DayUsage;
-
-/// How far back of the mailbox a request may go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Priority {
-    /// Traffic that is shed when the pool's mailbox is full: logins, heartbeats,
-    /// releases and reads.
-    Shed,
-    /// Administration that must get through a storm (a licence raised during the very
-    /// flood that needs it): never shed.
-    Control,
-}
 
 /// The pools of every tenant, on arbiters of their own.
 pub(crate) struct Embedded {

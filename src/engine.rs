@@ -551,3 +551,14 @@ impl Engine {
         }
     }
 }
+
+/// How far back of a tenant's mailbox (embedded) or queue (Redis) a request may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Priority {
+    /// Traffic that is shed when the pool's mailbox is full: logins, heartbeats,
+    /// releases and reads.
+    Shed,
+    /// Administration that must get through a storm (a licence raised during the very
+    /// flood that needs it): never shed.
+    Control,
+}

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::{Clock, ManualClock, Timestamp};
 use crate::consumer::EventSender;
+use crate::engine::Priority;
 use crate::error::{EndReason, Error, Refusal, Result};
 use crate::events::{Event, EventKind};
 use crate::ids::{SessionId, TenantId, UserId};
@@ -204,13 +205,6 @@ struct Job {
     reply: oneshot::Sender<Result<Value>>,
 }
 
-/// Whether a request may be shed when the tenant's queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Priority {
-    Shed,
-    Control,
-}
-
 /// What every queue and the sweeper share.
 struct Shared {
     config: RedisConfig,
@@ -251,9 +245,6 @@ impl Drop for RedisBackend {
 fn unavailable(shared: &Shared, why: impl std::fmt::Display) -> Error {
     let why = why.to_string();
     tracing::warn!(error = %why, "redis call failed");
-    if std::env::var_os("USHER_DEBUG_REDIS").is_some() {
-        eprintln!("redis call failed: {why}");
-    }
     *shared.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
     Error::Unavailable {
         retry_after: shared.retry_after,
@@ -537,8 +528,7 @@ impl RedisBackend {
                 Priority::Shed,
                 Self::session_request("heartbeat", token),
             )
-            .await
-            .map_err(session_error)?;
+            .await?;
         let ok = &answer["ok"];
         Ok(crate::engine::Heartbeat {
             expires_at: Timestamp::from_millis(number(&ok["expires_at"])?),
@@ -554,8 +544,7 @@ impl RedisBackend {
             Priority::Shed,
             Self::session_request("release", token),
         )
-        .await
-        .map_err(session_error)?;
+        .await?;
         Ok(())
     }
 
@@ -567,8 +556,7 @@ impl RedisBackend {
                 Priority::Shed,
                 Self::session_request("logout", token),
             )
-            .await
-            .map_err(session_error)?;
+            .await?;
         Ok(number(&answer["ok"])? as u32)
     }
 
@@ -802,33 +790,26 @@ impl RedisBackend {
     /// The usage report, built from the tenant's log by the same book as the embedded
     /// backend's.
     pub(crate) async fn usage(&self, tenant: &TenantId, days: u32) -> Result<Vec<DayUsage>> {
-        self.tenant(tenant).await?;
+        // The view says whether the tenant exists, and what day it is on Redis time.
+        let view = self
+            .call(tenant, Priority::Shed, json!({"op": "view"}))
+            .await?;
+        let today = Timestamp::from_millis(number(&view["ok"]["now"])?);
         let mut book = UsageBook::default();
         let mut from = "-".to_string();
-        let mut last_at = None;
         loop {
             let page = self.log(tenant, &from, 10_000).await?;
             let Some((last, _)) = page.last() else { break };
             from = format!("({last}");
             let full = page.len() == 10_000;
             for (_, event) in &page {
-                last_at = Some(event.at);
                 book.record(event);
             }
             if !full {
                 break;
             }
         }
-        let today = self.now(tenant, last_at).await?;
         Ok(book.report(tenant, days, today))
-    }
-
-    /// Redis time (as the scripts see it), read through the tenant's script.
-    async fn now(&self, tenant: &TenantId, _hint: Option<Timestamp>) -> Result<Timestamp> {
-        let answer = self
-            .call(tenant, Priority::Shed, json!({"op": "records"}))
-            .await?;
-        Ok(Timestamp::from_millis(number(&answer["now"])?))
     }
 
     /// Where the scripts read the time.
@@ -858,19 +839,16 @@ async fn run_queue(shared: Arc<Shared>, tenant: TenantId, mut rx: mpsc::Receiver
                 Err(_) => break,
             }
         }
-        let requests = Value::Array(
-            withdraw
-                .iter()
-                .cloned()
-                .chain(batch.iter().map(|j| j.request.clone()))
-                .collect(),
-        );
+        let requests: Vec<&Value> = withdraw
+            .iter()
+            .chain(batch.iter().map(|j| &j.request))
+            .collect();
         let args = [
             shared.config.clock.arg(),
             shared.retention.ended_for.as_millis().to_string(),
             shared.retention.capacity.to_string(),
             shared.config.log_capacity.to_string(),
-            requests.to_string(),
+            serde_json::to_string(&requests).unwrap_or_else(|_| "[]".into()),
         ];
         let outcome = decide(&shared, &tenant, &keys, &args).await;
         match outcome {
@@ -932,7 +910,7 @@ async fn decide(
         }
     }
     *shared.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    let out: Value = serde_json::from_str(&text)
+    let mut out: Value = serde_json::from_str(&text)
         .map_err(|e| Error::Internal(format!("the pool script answered badly: {e}")))?;
     for raw in list(&out["events"]) {
         if let Ok(event) = event_of(tenant, raw) {
@@ -954,26 +932,17 @@ async fn decide(
         add.arg(&index).arg("LT").arg(lowered).arg(tenant.as_str());
         let _ = shared.conn.query::<i64>(&add).await;
     }
-    let now = out["now"].clone();
-    Ok(list(&out["answers"])
-        .iter()
+    let answers = match out["answers"].take() {
+        Value::Array(answers) => answers,
+        _ => Vec::new(), // the script's JSON writes an empty list as `{}`
+    };
+    Ok(answers
+        .into_iter()
         .map(|answer| match answer.get("err").and_then(Value::as_str) {
-            Some(code) => Err(error_of(code, answer)),
-            None => {
-                let mut answer = answer.clone();
-                answer["now"] = now.clone();
-                Ok(answer)
-            }
+            Some(code) => Err(error_of(code, &answer)),
+            None => Ok(answer),
         })
         .collect())
-}
-
-/// A session request that finds no tenant is about a session that does not exist.
-fn session_error(error: Error) -> Error {
-    match error {
-        Error::TenantNotFound => Error::SessionNotFound,
-        other => other,
-    }
 }
 
 fn error_of(code: &str, answer: &Value) -> Error {

@@ -221,7 +221,7 @@ local function view()
   return { tenant = meta.tenant, model = meta.model, seats = seats, seat_per = per,
     idle = meta.idle, max_users = meta.max, seats_in_use = seats_in_use(),
     sessions = redis.call('HLEN', SESS), users = redis.call('HLEN', USERS), records = meta.rc,
-    inc = meta.inc, key = meta.key, created = tonumber(meta.created) }
+    inc = meta.inc, key = meta.key, created = tonumber(meta.created), now = now }
 end
 
 -- Calendar month (UTC) of a moment, as year * 12 + month.
