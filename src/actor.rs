@@ -324,8 +324,8 @@ impl Handler<PoolMsg> for PoolActor {
             }
             PoolMsg::Heartbeat { id, secret, reply } => {
                 let result = state
-                    .heartbeat(id, &secret, now)
-                    .map(|at| (at, *state.licence(), state.fence_of(id).unwrap_or_default()));
+                    .beat(id, &secret, now)
+                    .map(|(at, fence)| (at, *state.licence(), fence));
                 self.respond(reply, result);
             }
             PoolMsg::Release { id, secret, reply } => {

@@ -377,6 +377,17 @@ impl PoolState {
         secret: &SecretHash,
         now: Timestamp,
     ) -> Result<Timestamp> {
+        self.beat(id, secret, now).map(|(expires_at, _)| expires_at)
+    }
+
+    /// [`PoolState::heartbeat`], answering the session's fence too from the same
+    /// lookup: the actor's hot path.
+    pub fn beat(
+        &mut self,
+        id: SessionId,
+        secret: &SecretHash,
+        now: Timestamp,
+    ) -> Result<(Timestamp, u64)> {
         self.expire_due(now);
         let expires_at = now + self.licence.idle_timeout;
         // One lookup on the hot path; the error is worked out only when there is one.
@@ -388,7 +399,7 @@ impl PoolState {
         self.deadlines.insert((expires_at, id));
         session.last_heartbeat_at = now;
         session.expires_at = expires_at;
-        Ok(expires_at)
+        Ok((expires_at, session.fence))
     }
 
     /// Ends one tab's session, keeping the user's other tabs (reason `released`).
