@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::ids::UserId;
-use crate::licence::{Licence, LicenceModel, SeatPer};
+use crate::licence::{Licence, LicenceModel, OnLimit, SeatPer};
 
 /// Where a user stands in a tenant before a login or an assignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,14 +26,18 @@ pub enum Standing {
 pub struct LoginFacts {
     /// The user's standing.
     pub standing: Standing,
-    /// Whether the user already has a live session (another tab).
-    pub has_live_session: bool,
+    /// The user's live sessions (other tabs, devices).
+    pub user_sessions: u32,
     /// User accounts in the tenant.
     pub accounts: u32,
     /// Seats held now (concurrent model).
     pub seats_in_use: u32,
     /// Time until the nearest idle deadline, if any session is live.
     pub nearest_deadline_in: Option<Duration>,
+    /// Time until the longest-held seat has been held for the licence's minimum hold
+    /// (zero if it already has), if any session is live: from then on a seat may be
+    /// displaced.
+    pub hold_ends_in: Option<Duration>,
 }
 
 /// The answer to a login.
@@ -41,6 +45,12 @@ pub struct LoginFacts {
 pub enum LoginDecision {
     /// Admit; `register` says whether the user's account is created by this login.
     Admit {
+        /// Create the account on admission.
+        register: bool,
+    },
+    /// Take over the idlest seat that has been held for the minimum hold (there is
+    /// one), then admit as [`LoginDecision::Admit`].
+    Displace {
         /// Create the account on admission.
         register: bool,
     },
@@ -56,43 +66,77 @@ pub enum LoginDecision {
 ///
 /// let full = LoginFacts {
 ///     standing: Standing::Registered,
-///     has_live_session: false,
+///     user_sessions: 0,
 ///     accounts: 10,
 ///     seats_in_use: 3,
 ///     nearest_deadline_in: None,
+///     hold_ends_in: None,
 /// };
 /// let user = UserId::parse("ann").unwrap();
 /// let answer = decide_login(&Licence::concurrent(3), &user, &full);
 /// assert!(matches!(answer, LoginDecision::Refuse(e) if e.code() == "licence_limit_reached"));
 /// ```
 pub fn decide_login(licence: &Licence, user: &UserId, facts: &LoginFacts) -> LoginDecision {
-    if let LicenceModel::Named { .. } = licence.model {
-        // Every assigned user may log in, in any number of tabs, at any time.
-        return if facts.standing == Standing::Assigned {
-            LoginDecision::Admit { register: false }
-        } else {
-            LoginDecision::Refuse(Error::UserNotLicensed {
+    let register = if let LicenceModel::Named { .. } = licence.model {
+        // Every assigned user may log in, in any number of tabs (up to the cap), at
+        // any time.
+        if facts.standing != Standing::Assigned {
+            return LoginDecision::Refuse(Error::UserNotLicensed {
                 user: user.to_string(),
-            })
-        };
-    }
-    let register = facts.standing == Standing::Unknown;
-    if register && facts.accounts >= licence.max_users {
-        return LoginDecision::Refuse(Error::UserLimitReached {
-            max_users: licence.max_users,
-        });
-    }
-    if let LicenceModel::Concurrent { seats, seat_per } = licence.model {
-        let shares_a_seat = seat_per == SeatPer::User && facts.has_live_session;
-        if !shares_a_seat && facts.seats_in_use >= seats {
-            return LoginDecision::Refuse(Error::LicenceLimitReached {
-                seats,
-                seats_in_use: facts.seats_in_use,
-                retry_after: facts.nearest_deadline_in,
+            });
+        }
+        false
+    } else {
+        let register = facts.standing == Standing::Unknown;
+        if register && facts.accounts >= licence.max_users {
+            return LoginDecision::Refuse(Error::UserLimitReached {
+                max_users: licence.max_users,
+            });
+        }
+        register
+    };
+    if let Some(cap) = licence.policies.max_sessions_per_user {
+        if facts.user_sessions >= cap {
+            return LoginDecision::Refuse(Error::SessionLimitReached {
+                max_sessions_per_user: cap,
             });
         }
     }
+    if let (LicenceModel::Concurrent { seats, seat_per }, Some(limit)) =
+        (licence.model, licence.limit())
+    {
+        let shares_a_seat = seat_per == SeatPer::User && facts.user_sessions > 0;
+        if !shares_a_seat && facts.seats_in_use >= limit {
+            return at_the_limit(licence, seats, limit, register, facts);
+        }
+    }
     LoginDecision::Admit { register }
+}
+
+/// A login that needs a seat when none is free: displaced into one, or refused with
+/// the earliest moment one could free itself.
+fn at_the_limit(
+    licence: &Licence,
+    seats: u32,
+    limit: u32,
+    register: bool,
+    facts: &LoginFacts,
+) -> LoginDecision {
+    let mut retry_after = facts.nearest_deadline_in;
+    // Taking over one seat makes room only when exactly the limit is held (after a
+    // lower licence, more may be).
+    if licence.policies.on_limit == OnLimit::DisplaceIdlest && facts.seats_in_use == limit {
+        match facts.hold_ends_in {
+            Some(Duration::ZERO) => return LoginDecision::Displace { register },
+            Some(hold) => retry_after = Some(retry_after.map_or(hold, |r| r.min(hold))),
+            None => {}
+        }
+    }
+    LoginDecision::Refuse(Error::LicenceLimitReached {
+        seats,
+        seats_in_use: facts.seats_in_use,
+        retry_after,
+    })
 }
 
 /// What assigning (named) or registering (other models) a user depends on.

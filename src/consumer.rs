@@ -24,6 +24,8 @@ pub(crate) enum Envelope {
         reply: oneshot::Sender<Vec<DayUsage>>,
     },
     Subscribe(Sender<Event>),
+    /// Answered once every event sent before it has been passed on.
+    Flush(oneshot::Sender<()>),
     /// Stored usage, given back at start-up.
     Import(Vec<(TenantId, StoredDay)>),
 }
@@ -97,6 +99,9 @@ fn consume(rx: Receiver<Envelope>) {
                 let _ = reply.send(usage.report(&tenant, days, today));
             }
             Envelope::Subscribe(tx) => subscribers.push(tx),
+            Envelope::Flush(reply) => {
+                let _ = reply.send(());
+            }
             Envelope::Import(days) => {
                 for (tenant, day) in days {
                     usage.import(tenant, day);

@@ -333,6 +333,7 @@ impl Embedded {
             idle_timeout: admission.idle_timeout,
             heartbeat_interval: admission.heartbeat_interval,
             fence: admission.fence,
+            overage: admission.overage,
         })
     }
 

@@ -100,6 +100,9 @@ pub struct Login {
     /// resource, which refuses writes carrying a fence older than the newest it has
     /// seen from the seat.
     pub fence: u64,
+    /// Whether the login took a seat past the licensed seats, under the licence's
+    /// overage allowance: a vendor may bill or warn.
+    pub overage: bool,
 }
 
 /// The answer to a heartbeat.
@@ -512,6 +515,14 @@ impl Engine {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         self.inner.events.request(Envelope::Subscribe(tx));
         rx
+    }
+
+    /// Waits until every event of the operations answered before the call has been
+    /// passed on to the subscribers.
+    pub async fn flush_events(&self) {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.inner.events.request(Envelope::Flush(reply));
+        let _ = done.await;
     }
 
     /// Expires what is due in every pool and waits until done: the timer's work, on

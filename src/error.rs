@@ -18,6 +18,9 @@ pub enum EndReason {
     Revoked,
     /// The user was unassigned or removed, or the tenant was deleted.
     Evicted,
+    /// Another user's login at the limit took the seat over (`on_limit =
+    /// "displace_idlest"`).
+    Displaced,
 }
 
 impl EndReason {
@@ -29,6 +32,7 @@ impl EndReason {
             EndReason::LoggedOut => "logged_out",
             EndReason::Revoked => "revoked",
             EndReason::Evicted => "evicted",
+            EndReason::Displaced => "displaced",
         }
     }
 }
@@ -75,6 +79,12 @@ pub enum Error {
         seats_in_use: u32,
         /// Until the nearest idle deadline: the earliest a seat could free itself.
         retry_after: Option<Duration>,
+    },
+    /// The user already holds the most live sessions the licence allows one user.
+    #[error("this user already holds as many sessions as the licence allows one user ({max_sessions_per_user}); close one and try again")]
+    SessionLimitReached {
+        /// The cap in force.
+        max_sessions_per_user: u32,
     },
     /// Named model: every seat is already assigned.
     #[error("all {seats} named seats are assigned; unassign a user or buy more seats")]
@@ -127,6 +137,7 @@ impl Error {
             Error::SessionNotFound => "session_not_found",
             Error::LicenceLimitReached { .. } => "licence_limit_reached",
             Error::SeatsExhausted { .. } => "seats_exhausted",
+            Error::SessionLimitReached { .. } => "session_limit_reached",
             Error::SessionEnded { .. } => "session_ended",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Overloaded { .. } => "overloaded",
@@ -144,7 +155,9 @@ impl Error {
             | Error::UserNotLicensed { .. }
             | Error::UserLimitReached { .. } => 403,
             Error::TenantNotFound | Error::UserNotFound | Error::SessionNotFound => 404,
-            Error::LicenceLimitReached { .. } | Error::SeatsExhausted { .. } => 409,
+            Error::LicenceLimitReached { .. }
+            | Error::SeatsExhausted { .. }
+            | Error::SessionLimitReached { .. } => 409,
             Error::SessionEnded { .. } => 410,
             Error::PayloadTooLarge { .. } => 413,
             Error::Overloaded { .. } | Error::Unavailable { .. } => 503,
@@ -158,6 +171,7 @@ impl Error {
             Error::LicenceLimitReached { .. } => Some(Refusal::LicenceLimitReached),
             Error::UserNotLicensed { .. } => Some(Refusal::UserNotLicensed),
             Error::UserLimitReached { .. } => Some(Refusal::UserLimitReached),
+            Error::SessionLimitReached { .. } => Some(Refusal::SessionLimitReached),
             _ => None,
         }
     }
@@ -173,6 +187,8 @@ pub enum Refusal {
     UserNotLicensed,
     /// The `max_users` technical limit.
     UserLimitReached,
+    /// The `max_sessions_per_user` cap.
+    SessionLimitReached,
 }
 
 impl Refusal {
@@ -182,6 +198,7 @@ impl Refusal {
             Refusal::LicenceLimitReached => "licence_limit_reached",
             Refusal::UserNotLicensed => "user_not_licensed",
             Refusal::UserLimitReached => "user_limit_reached",
+            Refusal::SessionLimitReached => "session_limit_reached",
         }
     }
 }

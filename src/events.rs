@@ -47,6 +47,10 @@ pub enum EventKind {
         session: SessionId,
         /// Seats held after the login.
         seats_in_use: u32,
+        /// Whether the login took a seat past the licensed seats, under the licence's
+        /// overage allowance.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        overage: bool,
     },
     /// A login was refused.
     Refused {

@@ -95,5 +95,5 @@ pub use engine::{Engine, EngineConfig, EngineStats, Health, Heartbeat, Login};
 pub use error::{EndReason, Error, Refusal, Result};
 pub use events::{Event, EventKind};
 pub use ids::{SessionId, TenantId, UserId};
-pub use licence::{Licence, LicenceModel, LicenceSpec, SeatPer};
+pub use licence::{Licence, LicenceModel, LicenceSpec, OnLimit, Policies, SeatPer};
 pub use token::SessionToken;

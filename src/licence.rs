@@ -27,6 +27,123 @@ pub enum SeatPer {
     Session,
 }
 
+/// What a concurrent licence does with a login at its limit (SPEC §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OnLimit {
+    /// Refuse it with `licence_limit_reached`.
+    #[default]
+    Refuse,
+    /// Take over the seat closest to expiring — the one whose latest heartbeat is
+    /// oldest — unless it has been held for less than the minimum hold.
+    DisplaceIdlest,
+}
+
+impl OnLimit {
+    /// The policy's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnLimit::Refuse => "refuse",
+            OnLimit::DisplaceIdlest => "displace_idlest",
+        }
+    }
+}
+
+/// The default minimum hold before a seat may be displaced.
+pub const DEFAULT_MIN_HOLD: Duration = Duration::from_secs(300);
+/// One whole allowance, in the millionths [`Policies::overage_ppm`] counts.
+pub const WHOLE_PPM: u32 = 1_000_000;
+
+/// The seat policies of SPEC §9 a licence may carry; all default to off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "PolicyFields", try_from = "PolicyFields")]
+pub struct Policies {
+    /// Concurrent: admissions allowed past the seats, in millionths of the seats.
+    pub overage_ppm: u32,
+    /// Concurrent: what a login at the limit does.
+    pub on_limit: OnLimit,
+    /// Concurrent: a seat held for less than this is never displaced.
+    pub min_hold: Duration,
+    /// Live sessions one user may hold at once (tabs, devices).
+    pub max_sessions_per_user: Option<u32>,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies {
+            overage_ppm: 0,
+            on_limit: OnLimit::Refuse,
+            min_hold: DEFAULT_MIN_HOLD,
+            max_sessions_per_user: None,
+        }
+    }
+}
+
+impl Policies {
+    /// Whether these are the defaults.
+    pub fn is_default(&self) -> bool {
+        *self == Policies::default()
+    }
+}
+
+/// The policies on the wire: each field only where it differs from its default, so
+/// that a licence without policies reads as it always has.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct PolicyFields {
+    /// Concurrent: the share of the seats admitted past them (0–1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overage: Option<f64>,
+    /// Concurrent: `refuse` or `displace_idlest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_limit: Option<OnLimit>,
+    /// Concurrent: seconds a seat is held before it may be displaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_hold_secs: Option<u64>,
+    /// Live sessions one user may hold at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sessions_per_user: Option<u32>,
+}
+
+impl From<Policies> for PolicyFields {
+    fn from(p: Policies) -> Self {
+        let d = Policies::default();
+        PolicyFields {
+            overage: (p.overage_ppm != 0).then(|| f64::from(p.overage_ppm) / f64::from(WHOLE_PPM)),
+            on_limit: (p.on_limit != d.on_limit).then_some(p.on_limit),
+            min_hold_secs: (p.min_hold != d.min_hold).then_some(p.min_hold.as_secs()),
+            max_sessions_per_user: p.max_sessions_per_user,
+        }
+    }
+}
+
+impl TryFrom<PolicyFields> for Policies {
+    type Error = Error;
+
+    fn try_from(f: PolicyFields) -> Result<Self, Error> {
+        let d = Policies::default();
+        Ok(Policies {
+            overage_ppm: match f.overage {
+                None => 0,
+                Some(share) => overage_ppm(share)?,
+            },
+            on_limit: f.on_limit.unwrap_or(d.on_limit),
+            min_hold: f.min_hold_secs.map_or(d.min_hold, Duration::from_secs),
+            max_sessions_per_user: f.max_sessions_per_user,
+        })
+    }
+}
+
+/// An overage share (0–1) in millionths of the seats.
+fn overage_ppm(share: f64) -> Result<u32, Error> {
+    if (0.0..=1.0).contains(&share) {
+        Ok((share * f64::from(WHOLE_PPM)).round() as u32)
+    } else {
+        invalid(format!("\"overage\" must be between 0 and 1, got {share}"))
+    }
+}
+
 /// The three licence models of SPEC §1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "model", rename_all = "snake_case")]
@@ -67,7 +184,8 @@ impl LicenceModel {
 }
 
 /// A validated licence. Serialized flat, in the shape of the HTTP API:
-/// `{"model", "seats", "seat_per", "idle_timeout_secs", "max_users"}`.
+/// `{"model", "seats", "seat_per", "idle_timeout_secs", "max_users"}` and the
+/// policies that differ from their defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "LicenceFields", try_from = "LicenceFields")]
 pub struct Licence {
@@ -77,6 +195,8 @@ pub struct Licence {
     pub idle_timeout: Duration,
     /// The technical limit of user accounts.
     pub max_users: u32,
+    /// The seat policies.
+    pub policies: Policies,
 }
 
 impl Licence {
@@ -103,7 +223,60 @@ impl Licence {
             model,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_users: DEFAULT_MAX_USERS,
+            policies: Policies::default(),
         }
+    }
+
+    /// The most seats the licence lets be held at once: the seats and the overage
+    /// past them (`floor(seats × (1 + overage))`). None for records.
+    pub fn limit(&self) -> Option<u32> {
+        match self.model {
+            LicenceModel::Concurrent { seats, .. } => {
+                let past =
+                    u64::from(seats) * u64::from(self.policies.overage_ppm) / u64::from(WHOLE_PPM);
+                Some(seats + past as u32)
+            }
+            LicenceModel::Named { seats } => Some(seats),
+            LicenceModel::Records => None,
+        }
+    }
+
+    /// The same licence with an overage allowance: a share of the seats (0–1)
+    /// admitted past them (concurrent only; otherwise unchanged). Panics outside 0–1.
+    pub fn overage(mut self, share: f64) -> Self {
+        let ppm = overage_ppm(share).expect("an overage between 0 and 1");
+        if self.is_concurrent() {
+            self.policies.overage_ppm = ppm;
+        }
+        self
+    }
+
+    /// The same licence with another policy at the limit (concurrent only; otherwise
+    /// unchanged).
+    pub fn on_limit(mut self, on_limit: OnLimit) -> Self {
+        if self.is_concurrent() {
+            self.policies.on_limit = on_limit;
+        }
+        self
+    }
+
+    /// The same licence with another minimum hold before displacement (concurrent
+    /// only; otherwise unchanged).
+    pub fn min_hold(mut self, min_hold: Duration) -> Self {
+        if self.is_concurrent() {
+            self.policies.min_hold = min_hold;
+        }
+        self
+    }
+
+    fn is_concurrent(&self) -> bool {
+        matches!(self.model, LicenceModel::Concurrent { .. })
+    }
+
+    /// The same licence with a cap on one user's live sessions.
+    pub fn max_sessions_per_user(mut self, cap: u32) -> Self {
+        self.policies.max_sessions_per_user = Some(cap);
+        self
     }
 
     /// The same licence with another idle timeout.
@@ -144,6 +317,8 @@ struct LicenceFields {
     seat_per: Option<SeatPer>,
     idle_timeout_secs: u64,
     max_users: u32,
+    #[serde(flatten)]
+    policies: PolicyFields,
 }
 
 impl From<Licence> for LicenceFields {
@@ -158,6 +333,7 @@ impl From<Licence> for LicenceFields {
             seat_per,
             idle_timeout_secs: licence.idle_timeout.as_secs(),
             max_users: licence.max_users,
+            policies: licence.policies.into(),
         }
     }
 }
@@ -175,13 +351,17 @@ impl TryFrom<LicenceFields> for Licence {
             }),
             idle_timeout_secs: Some(fields.idle_timeout_secs as i64),
             max_users: Some(i64::from(fields.max_users)),
+            overage: fields.policies.overage,
+            on_limit: fields.policies.on_limit.map(|p| p.as_str().into()),
+            min_hold_secs: fields.policies.min_hold_secs.map(|s| s as i64),
+            max_sessions_per_user: fields.policies.max_sessions_per_user.map(i64::from),
         }
         .validate(fields.max_users)
     }
 }
 
 /// A licence as a request states it: every field but the model optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LicenceSpec {
@@ -198,6 +378,26 @@ pub struct LicenceSpec {
     /// Account limit (default: the server's).
     #[serde(default, deserialize_with = "whole::optional")]
     pub max_users: Option<i64>,
+    /// Concurrent: the share of the seats admitted past them, 0–1 (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overage: Option<f64>,
+    /// Concurrent: `refuse` (default) or `displace_idlest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_limit: Option<String>,
+    /// Concurrent: seconds a seat is held before it may be displaced (default 300).
+    #[serde(
+        default,
+        deserialize_with = "whole::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub min_hold_secs: Option<i64>,
+    /// Live sessions one user may hold at once (default: no cap).
+    #[serde(
+        default,
+        deserialize_with = "whole::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_sessions_per_user: Option<i64>,
 }
 
 impl LicenceSpec {
@@ -263,6 +463,64 @@ impl LicenceSpec {
             model,
             idle_timeout: Duration::from_secs(idle_secs),
             max_users,
+            policies: self.policies(&model)?,
+        })
+    }
+
+    fn policies(&self, model: &LicenceModel) -> Result<Policies, Error> {
+        let concurrent = matches!(model, LicenceModel::Concurrent { .. });
+        for (field, given) in [
+            ("overage", self.overage.is_some()),
+            ("on_limit", self.on_limit.is_some()),
+            ("min_hold_secs", self.min_hold_secs.is_some()),
+        ] {
+            if given && !concurrent {
+                return invalid(format!("\"{field}\" applies to the concurrent model only"));
+            }
+        }
+        let d = Policies::default();
+        let on_limit = match self.on_limit.as_deref() {
+            None | Some("refuse") => OnLimit::Refuse,
+            Some("displace_idlest") => OnLimit::DisplaceIdlest,
+            Some("queue") => {
+                return invalid(
+                    "\"on_limit\": \"queue\" needs the waitlist, which this server does not offer; use \"refuse\" or \"displace_idlest\"".into(),
+                )
+            }
+            Some(other) => {
+                return invalid(format!(
+                    "\"on_limit\" must be \"refuse\" or \"displace_idlest\", got {other:?}"
+                ))
+            }
+        };
+        let min_hold = match self.min_hold_secs {
+            None => d.min_hold,
+            Some(n) if (0..=MAX_IDLE_TIMEOUT_SECS as i64).contains(&n) => {
+                Duration::from_secs(n as u64)
+            }
+            Some(n) => {
+                return invalid(format!(
+                    "\"min_hold_secs\" must be between 0 and {MAX_IDLE_TIMEOUT_SECS}, got {n}"
+                ))
+            }
+        };
+        let max_sessions_per_user = match self.max_sessions_per_user {
+            None => None,
+            Some(n) if (1..=i64::from(MAX_SEATS)).contains(&n) => Some(n as u32),
+            Some(n) => {
+                return invalid(format!(
+                    "\"max_sessions_per_user\" must be between 1 and {MAX_SEATS}, got {n}"
+                ))
+            }
+        };
+        Ok(Policies {
+            overage_ppm: match self.overage {
+                None => 0,
+                Some(share) => overage_ppm(share)?,
+            },
+            on_limit,
+            min_hold,
+            max_sessions_per_user,
         })
     }
 }
@@ -403,6 +661,108 @@ mod tests {
                 "idle_timeout_secs": 600, "max_users": 999})
         );
         assert_eq!(serde_json::from_value::<Licence>(json).unwrap(), licence);
+    }
+
+    #[test]
+    fn policies_are_read_validated_and_written_back_only_where_set() {
+        let read = |json: &str| {
+            serde_json::from_str::<LicenceSpec>(json)
+                .map_err(|e| e.to_string())
+                .and_then(|spec| spec.validate(999).map_err(|e| e.to_string()))
+        };
+        let licence = read(
+            r#"{"model": "concurrent", "seats": 10, "overage": 0.2, "on_limit": "displace_idlest",
+                "min_hold_secs": 60, "max_sessions_per_user": 3}"#,
+        )
+        .unwrap();
+        assert_eq!(licence.limit(), Some(12));
+        assert_eq!(
+            licence.policies,
+            Policies {
+                overage_ppm: 200_000,
+                on_limit: OnLimit::DisplaceIdlest,
+                min_hold: Duration::from_secs(60),
+                max_sessions_per_user: Some(3),
+            }
+        );
+        let json = serde_json::to_value(licence).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"model": "concurrent", "seats": 10, "seat_per": "user",
+                "idle_timeout_secs": 600, "max_users": 999, "overage": 0.2,
+                "on_limit": "displace_idlest", "min_hold_secs": 60, "max_sessions_per_user": 3})
+        );
+        assert_eq!(serde_json::from_value::<Licence>(json).unwrap(), licence);
+        // A cap applies to every model.
+        assert_eq!(
+            read(r#"{"model": "named", "seats": 2, "max_sessions_per_user": 1}"#)
+                .unwrap()
+                .policies
+                .max_sessions_per_user,
+            Some(1)
+        );
+
+        for (bad, says) in [
+            (
+                r#"{"model": "concurrent", "seats": 1, "overage": 1.5}"#,
+                "between 0 and 1",
+            ),
+            (
+                r#"{"model": "concurrent", "seats": 1, "overage": -0.1}"#,
+                "between 0 and 1",
+            ),
+            (
+                r#"{"model": "concurrent", "seats": 1, "on_limit": "evict"}"#,
+                "\"refuse\" or",
+            ),
+            (
+                r#"{"model": "concurrent", "seats": 1, "on_limit": "queue"}"#,
+                "waitlist",
+            ),
+            (
+                r#"{"model": "concurrent", "seats": 1, "min_hold_secs": -1}"#,
+                "min_hold_secs",
+            ),
+            (
+                r#"{"model": "concurrent", "seats": 1, "max_sessions_per_user": 0}"#,
+                "between 1",
+            ),
+            (
+                r#"{"model": "named", "seats": 1, "overage": 0.5}"#,
+                "concurrent model only",
+            ),
+            (
+                r#"{"model": "records", "on_limit": "refuse"}"#,
+                "concurrent model only",
+            ),
+            (
+                r#"{"model": "named", "seats": 1, "min_hold_secs": 5}"#,
+                "concurrent model only",
+            ),
+            (
+                r#"{"model": "concurrent", "seats": 1, "overage": "0.5"}"#,
+                "invalid type",
+            ),
+        ] {
+            let error = read(bad).unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_limit_is_the_seats_and_the_floor_of_their_overage() {
+        assert_eq!(Licence::concurrent(3).overage(0.5).limit(), Some(4));
+        assert_eq!(Licence::concurrent(7).overage(1.0).limit(), Some(14));
+        assert_eq!(Licence::concurrent(9).overage(0.1).limit(), Some(9));
+        assert_eq!(Licence::concurrent(10).overage(0.1).limit(), Some(11));
+        let most = Licence::concurrent(MAX_SEATS).overage(1.0);
+        assert_eq!(most.limit(), Some(2 * MAX_SEATS));
+        // The concurrent policies leave other models as they are.
+        assert_eq!(Licence::named(3).overage(0.5), Licence::named(3));
+        assert_eq!(
+            Licence::records().on_limit(OnLimit::DisplaceIdlest),
+            Licence::records()
+        );
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct Refusals {
     pub user_not_licensed: u64,
     /// Account limit.
     pub user_limit_reached: u64,
+    /// A user's cap on live sessions.
+    #[serde(default)]
+    pub session_limit_reached: u64,
 }
 
 impl Refusals {
@@ -32,12 +35,16 @@ impl Refusals {
             Refusal::LicenceLimitReached => &mut self.licence_limit_reached,
             Refusal::UserNotLicensed => &mut self.user_not_licensed,
             Refusal::UserLimitReached => &mut self.user_limit_reached,
+            Refusal::SessionLimitReached => &mut self.session_limit_reached,
         } += 1;
     }
 
     /// All refusals of the day.
     pub fn total(&self) -> u64 {
-        self.licence_limit_reached + self.user_not_licensed + self.user_limit_reached
+        self.licence_limit_reached
+            + self.user_not_licensed
+            + self.user_limit_reached
+            + self.session_limit_reached
     }
 }
 

@@ -16,7 +16,7 @@ mod licences;
 #[path = "support/redis.rs"]
 mod support;
 
-use licences::licence;
+use licences::licence_with_policies;
 
 const USERS: [&str; 5] = ["ann", "bob", "carol", "dave", "erin"];
 
@@ -47,7 +47,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => user.clone().prop_map(Op::LogoutUser),
         3 => user.clone().prop_map(Op::PutUser),
         1 => user.prop_map(Op::RemoveUser),
-        2 => licence().prop_map(Op::SetLicence),
+        2 => licence_with_policies().prop_map(Op::SetLicence),
         1 => (0u64..1_000).prop_map(Op::ReportRecords),
         3 => prop_oneof![0u64..2_000, 0u64..100_000, 3_000_000u64..4_000_000]
             .prop_map(|ms| Op::Advance(Duration::from_millis(ms))),
@@ -262,7 +262,10 @@ fn both_backends_answer_every_sequence_alike() {
         ..Config::default()
     });
     let case = std::sync::atomic::AtomicU64::new(0);
-    let strategy = (licence(), proptest::collection::vec(op(), 1..40));
+    let strategy = (
+        licence_with_policies(),
+        proptest::collection::vec(op(), 1..40),
+    );
     let result = runner.run(&strategy, |(start, ops)| {
         let case = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         runtime.block_on(check(&pair, case, start, ops))

@@ -173,6 +173,42 @@ async fn the_audit_log_comes_a_page_at_a_time_and_goes_with_its_tenant() {
     assert_eq!(fresh.events.len(), 1, "the new tenant's log starts afresh");
 }
 
+#[tokio::test]
+async fn the_audit_log_keeps_each_licences_policies_and_each_overage_flag() {
+    use usher::store::EventQuery;
+    use usher::{EventKind, Licence, OnLimit};
+
+    let clock = ManualClock::starting_at(rules::T0);
+    let engine = engine_on(EngineConfig::default(), clock.clone()).await;
+    let t = rules::tenant("policed");
+    let licence = Licence::concurrent(1)
+        .overage(1.0)
+        .on_limit(OnLimit::DisplaceIdlest)
+        .max_sessions_per_user(2);
+    engine.put_tenant(&t, licence).await.unwrap();
+    rules::admit(&engine, &t, "ann").await;
+    rules::admit(&engine, &t, "bob").await;
+    engine.put_tenant(&t, Licence::concurrent(1)).await.unwrap();
+    let query = EventQuery {
+        limit: 100,
+        ..EventQuery::default()
+    };
+    let log = engine.events(&t, &query).await.unwrap();
+    let kinds: Vec<EventKind> = log.events.into_iter().map(|e| e.event.kind).collect();
+    assert!(
+        matches!(
+            &kinds[..],
+            [
+                EventKind::TenantCreated { licence: first },
+                EventKind::Admitted { overage: false, .. },
+                EventKind::Admitted { overage: true, .. },
+                EventKind::LicenceChanged { licence: second, .. },
+            ] if *first == licence && *second == Licence::concurrent(1)
+        ),
+        "{kinds:?}"
+    );
+}
+
 /// With a decision required on one replica, decisions are acknowledged while the
 /// replica follows and answered 503 `unavailable` once it stops, within the deadline.
 #[tokio::test]

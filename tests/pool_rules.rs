@@ -743,7 +743,8 @@ fn due_sessions_are_expired_before_the_limit_is_checked() {
                 EventKind::Admitted {
                     user: user("bob"),
                     session: bob.id(),
-                    seats_in_use: 1
+                    seats_in_use: 1,
+                    overage: false,
                 }
             ),
         ]
@@ -1394,7 +1395,8 @@ fn every_decision_is_an_event() {
                 EventKind::Admitted {
                     user: user("ann"),
                     session: ann.id(),
-                    seats_in_use: 1
+                    seats_in_use: 1,
+                    overage: false,
                 }
             ),
             event(
@@ -1424,7 +1426,8 @@ fn every_decision_is_an_event() {
                 EventKind::Admitted {
                     user: user("bob"),
                     session: bob.id(),
-                    seats_in_use: 2
+                    seats_in_use: 2,
+                    overage: false,
                 }
             ),
             ended_event(secs(7), "bob", &bob, EndReason::Released, 1),
@@ -1433,7 +1436,8 @@ fn every_decision_is_an_event() {
                 EventKind::Admitted {
                     user: user("carol"),
                     session: carol.id(),
-                    seats_in_use: 2
+                    seats_in_use: 2,
+                    overage: false,
                 }
             ),
             ended_event(secs(9), "carol", &carol, EndReason::Revoked, 1),
@@ -1496,7 +1500,8 @@ fn every_decision_is_an_event() {
                 EventKind::Admitted {
                     user: user("erin"),
                     session: erin.id(),
-                    seats_in_use: 1
+                    seats_in_use: 1,
+                    overage: false,
                 }
             ),
             ended_event(secs(84), "erin", &erin, EndReason::Evicted, 1),

@@ -394,6 +394,7 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
                     "licence_limit_reached",
                     "user_not_licensed",
                     "user_limit_reached",
+                    "session_limit_reached",
                 ]
                 .iter()
                 .filter_map(|k| refused[k].as_u64())

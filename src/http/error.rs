@@ -43,6 +43,8 @@ pub struct ErrorBody {
     pub max_users: Option<u32>,
     /// `payload_too_large`: the limit in bytes.
     pub limit_bytes: Option<u64>,
+    /// `session_limit_reached`: the cap on one user's live sessions.
+    pub max_sessions_per_user: Option<u32>,
 }
 
 /// The message of every `internal_error` answer. What went wrong inside (a storage
@@ -77,6 +79,11 @@ pub fn body(error: &Error) -> Value {
         }
         Error::UserLimitReached { max_users } => {
             body.insert("max_users".into(), json!(max_users));
+        }
+        Error::SessionLimitReached {
+            max_sessions_per_user,
+        } => {
+            body.insert("max_sessions_per_user".into(), json!(max_sessions_per_user));
         }
         Error::SessionEnded { reason } => {
             body.insert("reason".into(), json!(reason.as_str()));

@@ -264,6 +264,8 @@ async fn set_up<T: Target>(
         seat_per: config.seat_per.clone(),
         idle_timeout_secs: Some(idle_timeout_secs as i64),
         max_users: Some(config.users.max(999) as i64),
+
+        ..Default::default()
     };
     let assigned = match config.model.as_str() {
         "named" => seats.unwrap_or(0).min(config.users as u32),

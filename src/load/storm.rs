@@ -37,6 +37,8 @@ async fn storm_tenant<T: Target>(
         seat_per: None,
         idle_timeout_secs: Some(3600),
         max_users: Some(logins.clamp(999, 1_000_000) as i64),
+
+        ..Default::default()
     };
     target.create_tenant(&tenant, &spec).await?;
     Ok((tenant, seats))

@@ -118,6 +118,8 @@ pub struct Admission {
     /// it in the tenant. A backend passes it to downstream resources, which refuse
     /// writes carrying a fence older than the newest they have seen from the seat.
     pub fence: u64,
+    /// Whether it took a seat past the licensed seats (the overage allowance).
+    pub overage: bool,
 }
 
 /// One tenant's licence pool.
@@ -285,15 +287,22 @@ impl PoolState {
         let account = self.users.get(user);
         let facts = LoginFacts {
             standing: standing(account),
-            has_live_session: account.is_some_and(|a| !a.sessions.is_empty()),
+            user_sessions: account.map_or(0, Account::live),
             accounts: self.users.len() as u32,
             seats_in_use: self.seats_in_use(),
             nearest_deadline_in: self
                 .deadlines
                 .first()
                 .map(|(deadline, _)| deadline.saturating_since(now) + Duration::from_millis(1)),
+            hold_ends_in: self.by_start.first().map(|&(started_at, _)| {
+                (started_at + self.licence.policies.min_hold).saturating_since(now)
+            }),
         };
-        match decide_login(&self.licence, user, &facts) {
+        let decision = decide_login(&self.licence, user, &facts);
+        if let LoginDecision::Displace { .. } = decision {
+            self.displace_idlest(now);
+        }
+        match decision {
             LoginDecision::Refuse(error) => {
                 if let Some(reason) = error.refusal() {
                     self.emit(
@@ -306,7 +315,7 @@ impl PoolState {
                 }
                 Err(error)
             }
-            LoginDecision::Admit { .. } => {
+            LoginDecision::Admit { .. } | LoginDecision::Displace { .. } => {
                 debug_assert!(
                     !self.sessions.contains_key(&id) && !self.ended.by_id.contains_key(&id)
                 );
@@ -351,12 +360,22 @@ impl PoolState {
                     })
                 });
                 let seats_in_use = self.seats_in_use();
+                // Past the seats, and on a seat of its own rather than a tab sharing
+                // its user's.
+                let overage = match self.licence.model {
+                    LicenceModel::Concurrent { seats, seat_per } => {
+                        seats_in_use > seats
+                            && (seat_per == SeatPer::Session || facts.user_sessions == 0)
+                    }
+                    _ => false,
+                };
                 self.emit(
                     now,
                     EventKind::Admitted {
                         user: user.clone(),
                         session: id,
                         seats_in_use,
+                        overage,
                     },
                 );
                 Ok(Admission {
@@ -365,6 +384,7 @@ impl PoolState {
                     idle_timeout: self.licence.idle_timeout,
                     heartbeat_interval: self.licence.heartbeat_interval(),
                     fence,
+                    overage,
                 })
             }
         }
@@ -736,6 +756,65 @@ impl PoolState {
             self.end_session(id, reason, now);
         }
         ids.len() as u32
+    }
+
+    /// Ends the sessions of the idlest seat held for at least the minimum hold (reason
+    /// `displaced`): under a seat per tab, the session nearest its idle deadline;
+    /// under a seat per user, the user whose latest deadline is the nearest. Of seats
+    /// equally idle, the one taken first (the smallest fence) goes. The caller has
+    /// made sure there is one (see [`crate::admission`]).
+    fn displace_idlest(&mut self, now: Timestamp) {
+        let hold = self.licence.policies.min_hold;
+        let held_long_enough = |started_at: Timestamp| started_at + hold <= now;
+        let LicenceModel::Concurrent { seat_per, .. } = self.licence.model else {
+            return;
+        };
+        // The best candidate so far: (its deadline, its fence, whose seat).
+        let mut best: Option<(Timestamp, u64, SessionId)> = None;
+        // Under a seat per user, a seat goes idle with its user's last tab: a user is
+        // a candidate once every one of their sessions has been passed.
+        let mut passed: HashMap<&UserId, u32> = HashMap::new();
+        for &(deadline, id) in &self.deadlines {
+            if best.is_some_and(|(at, _, _)| at < deadline) {
+                break;
+            }
+            let session = &self.sessions[&id];
+            let candidate = match seat_per {
+                SeatPer::Session => {
+                    held_long_enough(session.started_at).then_some((session.fence, id))
+                }
+                SeatPer::User => {
+                    let seen = passed.entry(&session.user).or_default();
+                    *seen += 1;
+                    let account = &self.users[&session.user];
+                    if *seen < account.live() {
+                        None
+                    } else {
+                        let tabs = account.sessions.iter().map(|s| &self.sessions[s]);
+                        let held_since = tabs.clone().map(|s| s.started_at).min();
+                        let first_fence = tabs.map(|s| s.fence).min().unwrap_or(0);
+                        held_since
+                            .is_some_and(held_long_enough)
+                            .then_some((first_fence, id))
+                    }
+                }
+            };
+            if let Some((fence, id)) = candidate {
+                if best.is_none_or(|(_, f, _)| fence < f) {
+                    best = Some((deadline, fence, id));
+                }
+            }
+        }
+        let Some((_, _, id)) = best else {
+            return;
+        };
+        match seat_per {
+            SeatPer::Session => self.end_session(id, EndReason::Displaced, now),
+            SeatPer::User => {
+                let user = self.sessions[&id].user.clone();
+                self.end_user_sessions(&user, EndReason::Displaced, now);
+            }
+        }
     }
 
     /// Takes a live session out of every index: it no longer holds a seat.

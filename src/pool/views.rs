@@ -10,7 +10,9 @@ use super::{Account, PoolState};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{SessionId, TenantId, UserId};
-use crate::licence::{LicenceModel, SeatPer};
+#[cfg(feature = "server")]
+use crate::licence::PolicyFields;
+use crate::licence::{LicenceModel, Policies, SeatPer};
 
 /// `GET …/records`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,6 +44,10 @@ pub struct TenantView {
     pub idle_timeout_secs: u64,
     /// The account limit.
     pub max_users: u32,
+    /// The seat policies of SPEC §9, each only where it differs from its default.
+    #[serde(flatten)]
+    #[cfg_attr(feature = "server", schema(inline, value_type = PolicyFields))]
+    pub policies: Policies,
     /// Seats held now (named: seats assigned; concurrent: seats held by live
     /// sessions; records: users logged in).
     pub seats_in_use: u32,
@@ -181,6 +187,7 @@ impl PoolState {
             seat_per,
             idle_timeout_secs: self.licence.idle_timeout.as_secs(),
             max_users: self.licence.max_users,
+            policies: self.licence.policies,
             seats_in_use: self.seats_in_use(),
             sessions: self.sessions.len() as u32,
             users: self.users.len() as u32,

@@ -29,7 +29,7 @@ use crate::engine::Priority;
 use crate::error::{EndReason, Error, Refusal, Result};
 use crate::events::{Event, EventKind};
 use crate::ids::{SessionId, TenantId, UserId};
-use crate::licence::{Licence, LicenceModel, SeatPer};
+use crate::licence::{Licence, LicenceModel, Policies, SeatPer};
 use crate::pool::{Page, RecordsView, SessionCursor, SessionView, TenantView, UserView};
 use crate::store::{AuditEvent, EventPage, EventQuery};
 use crate::token::SessionToken;
@@ -513,6 +513,7 @@ impl RedisBackend {
                 .idle_timeout(idle_timeout)
                 .heartbeat_interval(),
             fence: number(&ok["fence"])?,
+            overage: ok["overage"].as_bool().unwrap_or(false),
         })
     }
 
@@ -969,6 +970,9 @@ fn error_of(code: &str, answer: &Value) -> Error {
         "seats_exhausted" => Error::SeatsExhausted {
             seats: n("seats") as u32,
         },
+        "session_limit_reached" => Error::SessionLimitReached {
+            max_sessions_per_user: n("max_sessions_per_user") as u32,
+        },
         "invalid_limit" => match crate::pool::check_page_limit(0) {
             Err(e) => e,
             Ok(()) => Error::Internal("a page limit of 0 was taken".into()),
@@ -984,6 +988,7 @@ fn end_reason(text: &str) -> Option<EndReason> {
         "logged_out" => EndReason::LoggedOut,
         "revoked" => EndReason::Revoked,
         "evicted" => EndReason::Evicted,
+        "displaced" => EndReason::Displaced,
         _ => return None,
     })
 }
@@ -993,6 +998,7 @@ fn refusal(text: &str) -> Option<Refusal> {
         "licence_limit_reached" => Refusal::LicenceLimitReached,
         "user_not_licensed" => Refusal::UserNotLicensed,
         "user_limit_reached" => Refusal::UserLimitReached,
+        "session_limit_reached" => Refusal::SessionLimitReached,
         _ => return None,
     })
 }
@@ -1046,8 +1052,13 @@ fn licence_json(licence: &Licence) -> Value {
         ),
         LicenceModel::Records => ("records", 0, ""),
     };
+    let policies = &licence.policies;
     json!({"model": model, "seats": seats, "per": per,
-           "idle": licence.idle_timeout.as_millis() as u64, "max": licence.max_users})
+           "idle": licence.idle_timeout.as_millis() as u64, "max": licence.max_users,
+           "lim": licence.limit().unwrap_or(0), "onl": policies.on_limit.as_str(),
+           "hold": policies.min_hold.as_millis() as u64,
+           "msu": policies.max_sessions_per_user.unwrap_or(0),
+           "pol": serde_json::to_string(policies).unwrap_or_default()})
 }
 
 fn licence_of(value: &Value) -> Result<Licence> {
@@ -1063,10 +1074,18 @@ fn licence_of(value: &Value) -> Result<Licence> {
         },
         _ => LicenceModel::Records,
     };
+    // The policies' wire form, as the pool keeps it; none before there were any.
+    let policies = match value["pol"].as_str() {
+        None | Some("") => Policies::default(),
+        Some(text) => serde_json::from_str(text).map_err(|e| {
+            Error::Internal(format!("the pool script kept the policies {text:?}: {e}"))
+        })?,
+    };
     Ok(Licence {
         model,
         idle_timeout: Duration::from_millis(number(&value["idle"])?),
         max_users: number(&value["max"])? as u32,
+        policies,
     })
 }
 
@@ -1074,6 +1093,7 @@ fn tenant_view(value: &Value) -> Result<TenantView> {
     let licence = licence_of(&json!({
         "model": value["model"], "seats": value["seats"].as_u64().unwrap_or(0),
         "per": value["seat_per"], "idle": value["idle"], "max": value["max_users"],
+        "pol": value["pol"],
     }))?;
     let (seats, seat_per) = match licence.model {
         LicenceModel::Named { seats } => (Some(seats), None),
@@ -1087,6 +1107,7 @@ fn tenant_view(value: &Value) -> Result<TenantView> {
         seat_per,
         idle_timeout_secs: licence.idle_timeout.as_secs(),
         max_users: licence.max_users,
+        policies: licence.policies,
         seats_in_use: number(&value["seats_in_use"])? as u32,
         sessions: number(&value["sessions"])? as u32,
         users: number(&value["users"])? as u32,
@@ -1141,6 +1162,8 @@ fn event_of(tenant: &TenantId, value: &Value) -> Result<Event> {
             user: user()?,
             session: session()?,
             seats_in_use: seats()?,
+            overage: matches!(&value["overage"], Value::Bool(true))
+                || value["overage"].as_str() == Some("true"),
         },
         "refused" => EventKind::Refused {
             user: user()?,

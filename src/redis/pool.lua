@@ -49,9 +49,11 @@ local function load_meta()
   for i = 1, #raw, 2 do
     m[raw[i]] = raw[i + 1]
   end
-  for _, f in ipairs({ 'seats', 'idle', 'max', 'active', 'assigned', 'rc', 'rat', 'rpd', 'rpm' }) do
+  for _, f in ipairs({ 'seats', 'idle', 'max', 'active', 'assigned', 'rc', 'rat', 'rpd', 'rpm', 'hold', 'msu' }) do
     m[f] = tonumber(m[f] or '0')
   end
+  -- A pool written before the seat policies: its limit is its seats.
+  m.lim = tonumber(m.lim or '') or m.seats
   meta = m
 end
 
@@ -77,7 +79,16 @@ end
 
 local function licence_fields(e)
   e.model, e.seats, e.per, e.idle, e.max = meta.model, meta.seats, meta.per or '', meta.idle, meta.max
+  e.pol = meta.pol or ''
   return e
+end
+
+-- The licence's fields as the pool keeps them in its meta hash. `pol` is the policies'
+-- wire form, kept whole for the views; `lim`, `onl`, `hold` and `msu` are what the rules
+-- read of them.
+local function licence_meta(l)
+  return { 'model', l.model, 'seats', l.seats, 'per', l.per, 'idle', l.idle, 'max', l.max,
+    'lim', l.lim, 'onl', l.onl, 'hold', l.hold, 'msu', l.msu, 'pol', l.pol }
 end
 
 local function account(user)
@@ -221,7 +232,7 @@ local function view()
   return { tenant = meta.tenant, model = meta.model, seats = seats, seat_per = per,
     idle = meta.idle, max_users = meta.max, seats_in_use = seats_in_use(),
     sessions = redis.call('HLEN', SESS), users = redis.call('HLEN', USERS), records = meta.rc,
-    inc = meta.inc, key = meta.key, created = tonumber(meta.created), now = now }
+    inc = meta.inc, key = meta.key, created = tonumber(meta.created), now = now, pol = meta.pol or '' }
 end
 
 -- Calendar month (UTC) of a moment, as year * 12 + month.
@@ -266,8 +277,8 @@ local function set_licence(l)
     meta.assigned = 0
     redis.call('HSET', META, 'assigned', 0)
   end
-  meta.model, meta.seats, meta.per, meta.idle, meta.max = l.model, l.seats, l.per, l.idle, l.max
-  redis.call('HSET', META, 'model', l.model, 'seats', l.seats, 'per', l.per, 'idle', l.idle, 'max', l.max)
+  redis.call('HSET', META, unpack(licence_meta(l)))
+  load_meta()
 end
 
 local function end_user_sessions(user, reason)
@@ -285,6 +296,70 @@ local function end_user_sessions(user, reason)
   return #ids
 end
 
+-- Ends the sessions of the idlest seat held for at least the minimum hold (reason
+-- `displaced`), as PoolState::displace_idlest: under a seat per tab, the session
+-- nearest its idle deadline; under a seat per user, the user whose latest deadline is
+-- the nearest; of seats equally idle, the one taken first (the smallest fence). The
+-- caller has made sure there is one.
+local function displace_idlest()
+  local passed, accounts = {}, {}
+  local best_at, best_fence, best = nil, nil, nil
+  local from = 0
+  while true do
+    local due = redis.call('ZRANGE', DUE, from, from + 99, 'WITHSCORES')
+    if #due == 0 then
+      break
+    end
+    for i = 1, #due, 2 do
+      local id, at = due[i], tonumber(due[i + 1])
+      if best_at and best_at < at then
+        break
+      end
+      local s = cjson.decode(redis.call('HGET', SESS, id))
+      local fence = nil
+      if meta.per == 'session' then
+        if s.st + meta.hold <= now then
+          fence = s.f
+        end
+      else
+        passed[s.u] = (passed[s.u] or 0) + 1
+        local acc = accounts[s.u] or account(s.u)
+        accounts[s.u] = acc
+        if passed[s.u] == #acc.s then
+          local since, first = nil, nil
+          for _, sid in ipairs(acc.s) do
+            local tab = cjson.decode(redis.call('HGET', SESS, sid))
+            if not since or tab.st < since then
+              since = tab.st
+            end
+            if not first or tab.f < first then
+              first = tab.f
+            end
+          end
+          if since + meta.hold <= now then
+            fence = first
+          end
+        end
+      end
+      if fence and (not best_fence or fence < best_fence) then
+        best_at, best_fence, best = at, fence, s.u
+        if meta.per == 'session' then
+          best = id
+        end
+      end
+    end
+    if best_at and best_at < tonumber(due[#due]) then
+      break
+    end
+    from = from + 100
+  end
+  if meta.per == 'session' then
+    end_session(best, 'displaced')
+  else
+    end_user_sessions(best, 'displaced')
+  end
+end
+
 local ops = {}
 
 function ops.put(r)
@@ -294,9 +369,8 @@ function ops.put(r)
     return { ok = view(), created = false }
   end
   local l = r.licence
-  redis.call('HSET', META, 'tenant', r.tenant, 'inc', r.inc, 'created', now, 'model', l.model,
-    'seats', l.seats, 'per', l.per, 'idle', l.idle, 'max', l.max, 'active', 0, 'assigned', 0,
-    'rc', 0, 'rat', 0, 'rpd', 0, 'rpm', 0)
+  redis.call('HSET', META, 'tenant', r.tenant, 'inc', r.inc, 'created', now, 'active', 0,
+    'assigned', 0, 'rc', 0, 'rat', 0, 'rpd', 0, 'rpm', 0, unpack(licence_meta(l)))
   redis.call('PERSIST', ENDED)
   redis.call('PERSIST', ENDQ)
   load_meta()
@@ -333,24 +407,40 @@ function ops.login(r)
   if acc then
     standing = acc.a == 1 and 'assigned' or 'registered'
   end
-  local refuse = nil
+  local tabs = acc and #acc.s or 0
+  local refuse, displace = nil, false
   if meta.model == 'named' then
     if standing ~= 'assigned' then
       refuse = { err = 'user_not_licensed', user = r.user }
     end
-  else
-    local accounts = redis.call('HLEN', USERS)
-    if standing == 'unknown' and accounts >= meta.max then
-      refuse = { err = 'user_limit_reached', max_users = meta.max }
-    elseif meta.model == 'concurrent' then
-      local shares = meta.per == 'user' and acc ~= nil and #acc.s > 0
-      local in_use = seats_in_use()
-      if not shares and in_use >= meta.seats then
-        local first = redis.call('ZRANGE', DUE, 0, 0, 'WITHSCORES')
-        local retry = nil
-        if #first > 0 then
-          retry = math.max(tonumber(first[2]) - now, 0) + 1
+  elseif standing == 'unknown' and redis.call('HLEN', USERS) >= meta.max then
+    refuse = { err = 'user_limit_reached', max_users = meta.max }
+  end
+  if not refuse and meta.msu > 0 and tabs >= meta.msu then
+    refuse = { err = 'session_limit_reached', max_sessions_per_user = meta.msu }
+  end
+  local takes_seat = meta.per == 'session' or tabs == 0
+  if not refuse and meta.model == 'concurrent' and takes_seat then
+    local in_use = seats_in_use()
+    if in_use >= meta.lim then
+      local first = redis.call('ZRANGE', DUE, 0, 0, 'WITHSCORES')
+      local retry = nil
+      if #first > 0 then
+        retry = math.max(tonumber(first[2]) - now, 0) + 1
+      end
+      -- Taking over one seat makes room only when exactly the limit is held.
+      if meta.onl == 'displace_idlest' and in_use == meta.lim then
+        local oldest = redis.call('ZRANGE', START, 0, 0, 'WITHSCORES')
+        if #oldest > 0 then
+          local hold_ends = tonumber(oldest[2]) + meta.hold
+          if hold_ends <= now then
+            displace = true
+          elseif not retry or hold_ends - now < retry then
+            retry = hold_ends - now
+          end
         end
+      end
+      if not displace then
         refuse = { err = 'licence_limit_reached', seats = meta.seats, seats_in_use = in_use, retry_after_ms = retry }
       end
     end
@@ -361,6 +451,10 @@ function ops.login(r)
   end
   if redis.call('HEXISTS', SESS, r.id) == 1 or redis.call('HEXISTS', ENDED, r.id) == 1 then
     return { err = 'id_taken' }
+  end
+  if displace then
+    displace_idlest()
+    acc = account(r.user)
   end
   if not acc then
     acc = { a = 0, s = {} }
@@ -378,8 +472,11 @@ function ops.login(r)
   redis.call('HSET', SESS, r.id, cjson.encode(s))
   redis.call('ZADD', DUE, expires, r.id)
   redis.call('ZADD', START, now, r.id)
-  emit({ type = 'admitted', user = r.user, session = r.id, seats_in_use = seats_in_use() })
-  return { ok = { expires_at = expires, idle = meta.idle, fence = fence } }
+  local in_use = seats_in_use()
+  local overage = meta.model == 'concurrent' and takes_seat and in_use > meta.seats
+  emit({ type = 'admitted', user = r.user, session = r.id, seats_in_use = in_use,
+    overage = overage and 'true' or nil })
+  return { ok = { expires_at = expires, idle = meta.idle, fence = fence, overage = overage } }
 end
 
 -- A login whose answer was lost (the node gave up waiting for Redis) is taken back:

@@ -8,6 +8,7 @@ mod isolation;
 mod load;
 mod openapi;
 mod ops;
+mod policies;
 #[path = "../support/redis.rs"]
 mod redis_support;
 mod serve;

@@ -4,6 +4,8 @@
 //! how to start an engine (`engine_on`) — `tests/engine.rs` on the embedded pools,
 //! `tests/engine_redis.rs` on Redis — and the expected answers are the same.
 
+mod policies;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -563,7 +565,7 @@ async fn deleting_a_tenant_ends_its_sessions() {
     assert_eq!(engine.tenant_ids().await.unwrap(), vec![kept.clone()]);
 
     // The consumer saw both sessions end, then the deletion.
-    engine.usage(&kept, 1).await.unwrap(); // every earlier event has been delivered
+    engine.flush_events().await;
     let seen: Vec<Event> = events.try_iter().collect();
     assert_eq!(seen.len(), 3, "{seen:?}");
     let mut ended_ids: Vec<_> = seen[..2]

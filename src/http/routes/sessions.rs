@@ -49,6 +49,10 @@ pub struct LoginResponse {
     /// it in the tenant. Pass it to downstream resources, which refuse writes carrying
     /// a fence older than the newest they have seen from the seat.
     fence: u64,
+    /// Present, and true, when the login took a seat past the licensed seats under
+    /// the licence's overage allowance.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    overage: bool,
 }
 
 impl From<Login> for LoginResponse {
@@ -61,6 +65,7 @@ impl From<Login> for LoginResponse {
             idle_timeout_secs: login.idle_timeout.as_secs(),
             heartbeat_interval_secs: login.heartbeat_interval.as_secs(),
             fence: login.fence,
+            overage: login.overage,
         }
     }
 }

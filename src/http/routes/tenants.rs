@@ -146,23 +146,65 @@ impl utoipa::PartialSchema for LicenceRequest {
                     "max_users",
                     integer(1, 1_000_000, true, "Account limit (default: the server's)"),
                 )
-                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+                .property(
+                    "max_sessions_per_user",
+                    integer(
+                        1,
+                        MAX_SEATS.into(),
+                        true,
+                        "Live sessions one user may hold at once (default: no cap)",
+                    ),
+                )
+        };
+        // The concurrent model's seat policies (SPEC §9).
+        let policies = |shape: ObjectBuilder| {
+            let overage = ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+                .minimum(Some(0.0))
+                .maximum(Some(1.0))
+                .description(Some("Share of the seats admitted past them (default 0)"));
+            let on_limit = ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .enum_values(Some([Some("refuse"), Some("displace_idlest"), None]))
+                .description(Some(
+                    "At the limit: refuse (default) or take over the idlest seat",
+                ));
+            shape
+                .property("overage", overage)
+                .property("on_limit", on_limit)
+                .property(
+                    "min_hold_secs",
+                    integer(
+                        0,
+                        MAX_IDLE_TIMEOUT_SECS,
+                        true,
+                        "Seconds a seat is held before it may be displaced (default 300)",
+                    ),
+                )
+        };
+        let closed = |shape: ObjectBuilder| {
+            shape.additional_properties(Some(AdditionalProperties::FreeForm(false)))
         };
         OneOfBuilder::new()
             .description(Some("The licence: one shape per model"))
-            .item(shape("named", "Seats assigned to named users", true, false))
-            .item(shape(
+            .item(closed(shape(
+                "named",
+                "Seats assigned to named users",
+                true,
+                false,
+            )))
+            .item(closed(policies(shape(
                 "concurrent",
                 "At most `seats` seats held at once",
                 true,
                 true,
-            ))
-            .item(shape(
+            ))))
+            .item(closed(shape(
                 "records",
                 "No seat limit; billed by the record count",
                 false,
                 false,
-            ))
+            )))
             .into()
     }
 }

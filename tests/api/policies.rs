@@ -1,0 +1,352 @@
+//! The seat policies of SPEC §9 over HTTP: the licence fields, their errors, the
+//! answers they change, and thousands of simultaneous logins under each policy on both
+//! backends, where each policy's invariant holds exactly.
+
+use awc::http::Method;
+use futures::future::join_all;
+use serde_json::{json, Value};
+use usher::http::{RunningServer, ServerConfig};
+use usher::redis::RedisConfig;
+
+use crate::helpers::{client, spawn_app, ADMIN_TOKEN};
+use crate::redis_support;
+
+#[actix_web::test]
+async fn a_licence_carries_its_policies_and_shows_them_in_the_view() {
+    let app = spawn_app();
+    let licence = json!({"model": "concurrent", "seats": 4, "overage": 0.5,
+        "on_limit": "displace_idlest", "min_hold_secs": 30, "max_sessions_per_user": 2});
+    let created = app
+        .admin(Method::PUT, "/v1/tenants/acme")
+        .json(licence.clone())
+        .await;
+    let body = created.expect(201);
+    for field in [
+        "overage",
+        "on_limit",
+        "min_hold_secs",
+        "max_sessions_per_user",
+    ] {
+        assert_eq!(body[field], licence[field], "{field}: {body}");
+    }
+    let key = body["api_key"].as_str().unwrap().to_owned();
+    let view = app.tenant(&key, "acme").await;
+    assert_eq!(view["overage"], 0.5);
+    assert_eq!(view["on_limit"], "displace_idlest");
+
+    // PUT replaces the whole licence: what is left out takes its default, and a
+    // default is not shown.
+    let plain = app
+        .admin(Method::PUT, "/v1/tenants/acme")
+        .json(json!({"model": "concurrent", "seats": 4}))
+        .await;
+    let body = plain.expect(200);
+    for field in [
+        "overage",
+        "on_limit",
+        "min_hold_secs",
+        "max_sessions_per_user",
+    ] {
+        assert!(body.get(field).is_none(), "{field}: {body}");
+    }
+}
+
+#[actix_web::test]
+async fn a_policy_out_of_range_or_on_the_wrong_model_is_a_clear_invalid_request() {
+    let app = spawn_app();
+    for (licence, says) in [
+        (
+            json!({"model": "concurrent", "seats": 4, "overage": 2}),
+            "between 0 and 1",
+        ),
+        (
+            json!({"model": "concurrent", "seats": 4, "on_limit": "oldest"}),
+            "\"refuse\" or \"displace_idlest\"",
+        ),
+        (
+            json!({"model": "concurrent", "seats": 4, "on_limit": "queue"}),
+            "waitlist",
+        ),
+        (
+            json!({"model": "concurrent", "seats": 4, "min_hold_secs": 1.5}),
+            "whole number",
+        ),
+        (
+            json!({"model": "concurrent", "seats": 4, "max_sessions_per_user": 0}),
+            "max_sessions_per_user",
+        ),
+        (
+            json!({"model": "named", "seats": 4, "on_limit": "displace_idlest"}),
+            "concurrent model only",
+        ),
+        (
+            json!({"model": "records", "overage": 0.1}),
+            "concurrent model only",
+        ),
+    ] {
+        let answer = app
+            .admin(Method::PUT, "/v1/tenants/acme")
+            .json(licence.clone())
+            .await;
+        answer.expect_error(400, "invalid_request");
+        assert!(
+            answer.message().contains(says),
+            "{licence}: {}",
+            answer.text
+        );
+    }
+    // Nothing was created by any of them.
+    app.admin(Method::GET, "/v1/tenants/acme")
+        .send()
+        .await
+        .expect_error(404, "tenant_not_found");
+}
+
+#[actix_web::test]
+async fn the_policies_change_the_answers_to_logins_and_to_the_displaced_tab() {
+    let app = spawn_app();
+    let key = app
+        .create_tenant(
+            "acme",
+            json!({"model": "concurrent", "seats": 1, "overage": 1.0,
+                "on_limit": "displace_idlest", "min_hold_secs": 0, "max_sessions_per_user": 1}),
+        )
+        .await;
+    let first = app.login(&key, "acme", "ann").await;
+    assert!(first.expect(201).get("overage").is_none(), "{}", first.text);
+    let second = app.login(&key, "acme", "bob").await;
+    assert_eq!(second.expect(201)["overage"], true);
+
+    let capped = app.login(&key, "acme", "ann").await;
+    let body = capped.expect_error(409, "session_limit_reached");
+    assert_eq!(body["max_sessions_per_user"], 1);
+
+    // Full (one seat and one more): carol takes over ann's seat, the idlest.
+    let ann = first.body["session"].as_str().unwrap().to_owned();
+    app.clock.advance(std::time::Duration::from_secs(1));
+    let bob = second.body["session"].as_str().unwrap().to_owned();
+    app.browser(&bob, "heartbeat").await.expect(200);
+    app.login(&key, "acme", "carol").await.expect(201);
+    let gone = app.browser(&ann, "heartbeat").await;
+    assert_eq!(
+        gone.expect_error(410, "session_ended")["reason"],
+        "displaced"
+    );
+    app.browser(&bob, "heartbeat").await.expect(200);
+}
+
+/// Where the storms run: the embedded backend on one node, or three nodes on Redis.
+struct Nodes {
+    urls: Vec<String>,
+    _servers: Vec<RunningServer>,
+}
+
+fn embedded_node() -> Nodes {
+    let server =
+        RunningServer::spawn(ServerConfig::new("127.0.0.1:0", ADMIN_TOKEN)).expect("a node starts");
+    Nodes {
+        urls: vec![server.url()],
+        _servers: vec![server],
+    }
+}
+
+fn redis_nodes() -> Nodes {
+    let prefix = redis_support::unique_prefix();
+    let servers: Vec<RunningServer> = (0..3)
+        .map(|_| {
+            let mut config = ServerConfig::new("127.0.0.1:0", ADMIN_TOKEN);
+            config.workers = 1;
+            let mut redis = RedisConfig::new(redis_support::shared().url.clone());
+            redis.prefix = prefix.clone();
+            config.redis = Some(redis);
+            RunningServer::spawn(config).expect("a node starts")
+        })
+        .collect();
+    Nodes {
+        urls: servers.iter().map(RunningServer::url).collect(),
+        _servers: servers,
+    }
+}
+
+/// Answers as (status, body).
+type Answers = Vec<(u16, Value)>;
+
+impl Nodes {
+    async fn create(&self, tenant: &str, licence: Value) -> String {
+        let mut response = client()
+            .put(format!("{}/v1/tenants/{tenant}", self.urls[0]))
+            .bearer_auth(ADMIN_TOKEN)
+            .send_json(&licence)
+            .await
+            .expect("the node answers");
+        assert_eq!(response.status().as_u16(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["api_key"].as_str().unwrap().to_owned()
+    }
+
+    /// `logins` logins at once, login `i` by `user(i)`, spread over the nodes, one
+    /// connection each.
+    async fn storm(
+        &self,
+        key: &str,
+        tenant: &str,
+        logins: usize,
+        user: fn(usize) -> String,
+    ) -> Answers {
+        let client = client();
+        let requests = (0..logins).map(|i| {
+            let url = format!(
+                "{}/v1/tenants/{tenant}/sessions",
+                self.urls[i % self.urls.len()]
+            );
+            let request = client
+                .post(url)
+                .bearer_auth(key)
+                .send_json(&json!({"user": user(i)}));
+            async move {
+                let mut response = request.await.expect("the node answers");
+                let status = response.status().as_u16();
+                let body: Value = response.json().limit(1 << 16).await.expect("a JSON body");
+                (status, body)
+            }
+        });
+        join_all(requests).await
+    }
+
+    async fn view(&self, key: &str, tenant: &str) -> Value {
+        let url = format!("{}/v1/tenants/{tenant}", self.urls[self.urls.len() - 1]);
+        let mut response = client().get(url).bearer_auth(key).send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// Heartbeats every admitted session; answers as the storm's.
+    async fn heartbeats(&self, admitted: &Answers) -> Answers {
+        let client = client();
+        let beats = admitted.iter().enumerate().map(|(i, (_, body))| {
+            let token = body["session"].as_str().unwrap();
+            let url = format!(
+                "{}/v1/sessions/{token}/heartbeat",
+                self.urls[(i + 1) % self.urls.len()]
+            );
+            let request = client.post(url).send();
+            async move {
+                let mut response = request.await.expect("the node answers");
+                let status = response.status().as_u16();
+                (status, response.json().await.unwrap_or(Value::Null))
+            }
+        });
+        join_all(beats).await
+    }
+}
+
+fn count(answers: &Answers, status: u16) -> usize {
+    answers.iter().filter(|(s, _)| *s == status).count()
+}
+
+const LOGINS: usize = 5000;
+const SEATS: u32 = 500;
+
+async fn every_policy_holds_its_invariant_under_a_storm(nodes: Nodes) {
+    let one_each = |i: usize| format!("user-{i}");
+
+    // Overage: floor(500 × 1.1) = 550 seats, exactly 50 of them flagged.
+    let key = nodes
+        .create(
+            "over",
+            json!({"model": "concurrent", "seats": SEATS, "overage": 0.1}),
+        )
+        .await;
+    let answers = nodes.storm(&key, "over", LOGINS, one_each).await;
+    assert_eq!(count(&answers, 201), 550);
+    let flagged = answers.iter().filter(|(_, b)| b["overage"] == true).count();
+    assert_eq!(flagged, 50);
+    for (status, body) in &answers {
+        if *status == 409 {
+            assert_eq!(body["error"], "licence_limit_reached");
+            assert_eq!(
+                (body["seats"].as_u64(), body["seats_in_use"].as_u64()),
+                (Some(500), Some(550))
+            );
+        }
+    }
+    assert_eq!(count(&answers, 409), LOGINS - 550);
+    assert_eq!(nodes.view(&key, "over").await["seats_in_use"], 550);
+
+    // Displacement with the default hold: no seat is old enough, so exactly the seats
+    // are admitted and the rest told when a seat may be taken over.
+    let key = nodes
+        .create(
+            "held",
+            json!({"model": "concurrent", "seats": SEATS, "on_limit": "displace_idlest"}),
+        )
+        .await;
+    let answers = nodes.storm(&key, "held", LOGINS, one_each).await;
+    assert_eq!(count(&answers, 201), SEATS as usize);
+    assert_eq!(count(&answers, 409), LOGINS - SEATS as usize);
+    for (status, body) in &answers {
+        if *status == 409 {
+            let retry = body["retry_after_secs"].as_u64().unwrap();
+            assert!((1..=300).contains(&retry), "{body}");
+        }
+    }
+
+    // Displacement with no hold: every login is admitted by taking over a seat, and
+    // never more than the seats are held: exactly 500 of those admitted still live. (Each
+    // user keeps an account, so the account limit is raised.)
+    let key = nodes
+        .create(
+            "churn",
+            json!({"model": "concurrent", "seats": SEATS, "on_limit": "displace_idlest", "min_hold_secs": 0, "max_users": LOGINS}),
+        )
+        .await;
+    let answers = nodes.storm(&key, "churn", LOGINS, one_each).await;
+    assert_eq!(count(&answers, 201), LOGINS);
+    let view = nodes.view(&key, "churn").await;
+    assert_eq!(
+        (view["seats_in_use"].as_u64(), view["sessions"].as_u64()),
+        (Some(500), Some(500))
+    );
+    let beats = nodes.heartbeats(&answers).await;
+    assert_eq!(count(&beats, 200), SEATS as usize);
+    let displaced = beats
+        .iter()
+        .filter(|(s, b)| *s == 410 && b["reason"] == "displaced")
+        .count();
+    assert_eq!(displaced, LOGINS - SEATS as usize);
+
+    // The per-user cap: 250 users log in 20 times each onto 500 seats a tab, with at
+    // most 2 tabs each: exactly 2 admitted per user, every other login capped.
+    let key = nodes
+        .create(
+            "capped",
+            json!({"model": "concurrent", "seats": SEATS, "seat_per": "session", "max_sessions_per_user": 2}),
+        )
+        .await;
+    let answers = nodes
+        .storm(&key, "capped", LOGINS, |i| format!("user-{}", i % 250))
+        .await;
+    let mut per_user = std::collections::HashMap::<String, usize>::new();
+    for (status, body) in &answers {
+        match *status {
+            201 => {
+                *per_user
+                    .entry(body["user"].as_str().unwrap().to_owned())
+                    .or_default() += 1
+            }
+            409 => assert_eq!(body["error"], "session_limit_reached", "{body}"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(per_user.len(), 250);
+    assert!(per_user.values().all(|&n| n == 2), "{per_user:?}");
+}
+
+#[actix_web::test]
+async fn five_thousand_simultaneous_logins_hold_each_policys_invariant_on_one_embedded_node() {
+    every_policy_holds_its_invariant_under_a_storm(embedded_node()).await;
+}
+
+#[actix_web::test]
+async fn five_thousand_simultaneous_logins_hold_each_policys_invariant_over_three_redis_nodes() {
+    every_policy_holds_its_invariant_under_a_storm(redis_nodes()).await;
+}

@@ -1,0 +1,471 @@
+//! The seat policies of SPEC §9: overage, displacement with its minimum hold, and the
+//! cap on one user's sessions.
+
+use std::time::Duration;
+
+use usher::{EndReason, Engine, Error, Event, EventKind, Licence, OnLimit, SeatPer};
+
+use super::*;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// The events of the operations answered so far.
+async fn delivered(engine: &Engine, events: &crossbeam_channel::Receiver<Event>) -> Vec<EventKind> {
+    engine.flush_events().await;
+    events.try_iter().map(|e| e.kind).collect()
+}
+
+fn limit_reached(seats: u32, seats_in_use: u32, retry_after: Option<Duration>) -> Error {
+    Error::LicenceLimitReached {
+        seats,
+        seats_in_use,
+        retry_after,
+    }
+}
+
+fn displacing(seats: u32, min_hold: Duration) -> Licence {
+    Licence::concurrent(seats)
+        .on_limit(OnLimit::DisplaceIdlest)
+        .min_hold(min_hold)
+}
+
+#[tokio::test]
+async fn overage_admits_past_the_seats_up_to_its_floor_and_flags_each_such_login() {
+    let (engine, _clock) = start().await;
+    let acme = tenant("acme");
+    // 10 seats and a quarter more: floor(12.5) = 12.
+    let licence = Licence::concurrent(10).overage(0.25);
+    assert_eq!(licence.limit(), Some(12));
+    engine.put_tenant(&acme, licence).await.unwrap();
+    let events = engine.subscribe(100);
+
+    let mut flags = Vec::new();
+    for i in 0..12 {
+        let login = engine
+            .login(&acme, &user(&format!("u{i}")), None)
+            .await
+            .unwrap();
+        flags.push(login.overage);
+    }
+    assert_eq!(flags, [vec![false; 10], vec![true; 2]].concat());
+    // A second tab shares its user's seat: no seat past the licence is taken.
+    let tab = engine.login(&acme, &user("u11"), None).await.unwrap();
+    assert!(!tab.overage);
+    assert_eq!(
+        refusal(&engine, &acme, "late").await,
+        limit_reached(10, 12, Some(Duration::from_secs(600) + millis(1)))
+    );
+
+    let admitted: Vec<(u32, bool)> = delivered(&engine, &events)
+        .await
+        .into_iter()
+        .filter_map(|kind| match kind {
+            EventKind::Admitted {
+                seats_in_use,
+                overage,
+                ..
+            } => Some((seats_in_use, overage)),
+            _ => None,
+        })
+        .collect();
+    let mut expected: Vec<(u32, bool)> = (1..=12).map(|n| (n, n > 10)).collect();
+    expected.push((12, false));
+    assert_eq!(admitted, expected);
+}
+
+#[tokio::test]
+async fn overage_counts_every_tab_under_a_seat_per_session() {
+    let (engine, _clock) = start().await;
+    let acme = tenant("acme");
+    let licence = Licence::concurrent(3)
+        .seat_per(SeatPer::Session)
+        .overage(0.5);
+    assert_eq!(licence.limit(), Some(4));
+    engine.put_tenant(&acme, licence).await.unwrap();
+    let mut flags = Vec::new();
+    for _ in 0..4 {
+        flags.push(
+            engine
+                .login(&acme, &user("ann"), None)
+                .await
+                .unwrap()
+                .overage,
+        );
+    }
+    assert_eq!(flags, [false, false, false, true]);
+    assert_eq!(
+        refusal(&engine, &acme, "ann").await,
+        limit_reached(3, 4, Some(Duration::from_secs(600) + millis(1)))
+    );
+    // Without an allowance nothing is ever flagged, and the limit is the seats.
+    let plain = tenant("plain");
+    engine
+        .put_tenant(&plain, Licence::concurrent(1).seat_per(SeatPer::Session))
+        .await
+        .unwrap();
+    assert!(
+        !engine
+            .login(&plain, &user("ann"), None)
+            .await
+            .unwrap()
+            .overage
+    );
+    assert_eq!(
+        refusal(&engine, &plain, "ann").await.code(),
+        "licence_limit_reached"
+    );
+}
+
+#[tokio::test]
+async fn displacement_takes_over_the_seat_closest_to_expiring() {
+    let (engine, clock) = start().await;
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, displacing(2, MINUTE))
+        .await
+        .unwrap();
+    let ann = admit(&engine, &acme, "ann").await;
+    clock.advance(Duration::from_secs(1));
+    let bob = admit(&engine, &acme, "bob").await;
+    clock.advance(Duration::from_secs(120));
+    // Ann's heartbeat leaves bob's seat the idlest, though ann logged in first.
+    engine.heartbeat(&ann).await.unwrap();
+    let events = engine.subscribe(100);
+
+    let carol = engine.login(&acme, &user("carol"), None).await.unwrap();
+    assert!(!carol.overage);
+    assert_eq!(
+        engine.heartbeat(&bob).await.unwrap_err(),
+        ended(EndReason::Displaced)
+    );
+    engine.heartbeat(&ann).await.unwrap();
+    assert_eq!(engine.tenant(&acme).await.unwrap().seats_in_use, 2);
+
+    let kinds = delivered(&engine, &events).await;
+    assert!(
+        matches!(
+            &kinds[..],
+            [
+                EventKind::Ended { user: who, session, reason: EndReason::Displaced, seats_in_use: 1 },
+                EventKind::Admitted { user: new, seats_in_use: 2, .. },
+            ] if *who == user("bob") && *session == bob.id() && *new == user("carol")
+        ),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_seat_held_less_than_the_minimum_hold_is_never_displaced_and_the_refusal_says_when_one_will_be(
+) {
+    let (engine, clock) = start().await;
+    let acme = tenant("acme");
+    let hold = Duration::from_secs(300);
+    engine.put_tenant(&acme, displacing(1, hold)).await.unwrap();
+    let ann = admit(&engine, &acme, "ann").await;
+
+    clock.advance(Duration::from_secs(100));
+    engine.heartbeat(&ann).await.unwrap();
+    // Ann's seat may be taken in 200 s; it would expire in 600 s.
+    assert_eq!(
+        refusal(&engine, &acme, "bob").await,
+        limit_reached(1, 1, Some(Duration::from_secs(200)))
+    );
+    clock.advance(Duration::from_secs(200) - millis(1));
+    assert_eq!(
+        refusal(&engine, &acme, "bob").await,
+        limit_reached(1, 1, Some(millis(1)))
+    );
+    clock.advance(millis(1));
+    admit(&engine, &acme, "bob").await;
+    assert_eq!(
+        engine.heartbeat(&ann).await.unwrap_err(),
+        ended(EndReason::Displaced)
+    );
+    // Bob's seat is new: the next login waits for bob's hold, or for his deadline if
+    // that came sooner.
+    assert_eq!(
+        refusal(&engine, &acme, "carol").await,
+        limit_reached(1, 1, Some(hold))
+    );
+}
+
+#[tokio::test]
+async fn displacement_passes_over_seats_not_yet_held_long_enough() {
+    let (engine, clock) = start().await;
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, displacing(2, Duration::from_secs(300)))
+        .await
+        .unwrap();
+    let ann = admit(&engine, &acme, "ann").await;
+    clock.advance(Duration::from_secs(400));
+    let bob = admit(&engine, &acme, "bob").await;
+    clock.advance(Duration::from_secs(1));
+    engine.heartbeat(&ann).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+
+    // Bob's seat is the idlest, but held for 2 s: ann's is taken.
+    admit(&engine, &acme, "carol").await;
+    assert_eq!(
+        engine.heartbeat(&ann).await.unwrap_err(),
+        ended(EndReason::Displaced)
+    );
+    engine.heartbeat(&bob).await.unwrap();
+}
+
+#[tokio::test]
+async fn with_a_seat_per_user_the_user_whose_newest_heartbeat_is_oldest_is_displaced() {
+    let (engine, clock) = start().await;
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, displacing(2, Duration::ZERO))
+        .await
+        .unwrap();
+    let ann_first = admit(&engine, &acme, "ann").await;
+    clock.advance(Duration::from_secs(1));
+    let bob_tabs = [
+        admit(&engine, &acme, "bob").await,
+        admit(&engine, &acme, "bob").await,
+    ];
+    clock.advance(Duration::from_secs(1));
+    // Ann's first tab is the session closest to expiring, but her second is the
+    // newest of all: bob's seat is the idlest.
+    let ann_second = admit(&engine, &acme, "ann").await;
+    clock.advance(Duration::from_secs(1));
+
+    admit(&engine, &acme, "carol").await;
+    for tab in &bob_tabs {
+        assert_eq!(
+            engine.heartbeat(tab).await.unwrap_err(),
+            ended(EndReason::Displaced)
+        );
+    }
+    engine.heartbeat(&ann_first).await.unwrap();
+    engine.heartbeat(&ann_second).await.unwrap();
+    let view = engine.tenant(&acme).await.unwrap();
+    assert_eq!((view.seats_in_use, view.sessions), (2, 3));
+}
+
+#[tokio::test]
+async fn displacement_under_a_seat_per_user_waits_for_the_users_oldest_tab_to_be_held_long_enough()
+{
+    let (engine, clock) = start().await;
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, displacing(1, Duration::from_secs(300)))
+        .await
+        .unwrap();
+    let first = admit(&engine, &acme, "ann").await;
+    clock.advance(Duration::from_secs(250));
+    let second = admit(&engine, &acme, "ann").await;
+    clock.advance(Duration::from_secs(50));
+    // The seat has been ann's for 300 s, though her newest tab is 50 s old.
+    admit(&engine, &acme, "bob").await;
+    for tab in [&first, &second] {
+        assert_eq!(
+            engine.heartbeat(tab).await.unwrap_err(),
+            ended(EndReason::Displaced)
+        );
+    }
+}
+
+#[tokio::test]
+async fn displacement_makes_room_only_at_exactly_the_limit() {
+    let (engine, _clock) = start().await;
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, Licence::concurrent(3))
+        .await
+        .unwrap();
+    for name in ["ann", "bob", "carol"] {
+        admit(&engine, &acme, name).await;
+    }
+    // Lowered below what is held: taking one seat over would still leave too many.
+    engine
+        .put_tenant(&acme, displacing(2, Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(
+        refusal(&engine, &acme, "dave").await,
+        limit_reached(2, 3, Some(Duration::from_secs(600) + millis(1)))
+    );
+    assert_eq!(engine.tenant(&acme).await.unwrap().sessions, 3);
+}
+
+#[tokio::test]
+async fn displacement_never_applies_to_the_refused_users_own_seat_or_to_records() {
+    let (engine, _clock) = start().await;
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, displacing(1, Duration::ZERO))
+        .await
+        .unwrap();
+    let ann = admit(&engine, &acme, "ann").await;
+    // Ann's second tab shares her seat: nothing is displaced.
+    let again = admit(&engine, &acme, "ann").await;
+    engine.heartbeat(&ann).await.unwrap();
+    engine.heartbeat(&again).await.unwrap();
+    // A licence of no seats has nothing to take over.
+    let none = tenant("none");
+    engine
+        .put_tenant(&none, displacing(0, Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(
+        refusal(&engine, &none, "ann").await,
+        limit_reached(0, 0, None)
+    );
+}
+
+#[tokio::test]
+async fn a_user_past_the_session_cap_is_refused_with_session_limit_reached() {
+    let (engine, _clock) = start().await;
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, Licence::concurrent(10).max_sessions_per_user(2))
+        .await
+        .unwrap();
+    let events = engine.subscribe(100);
+    let first = admit(&engine, &acme, "ann").await;
+    admit(&engine, &acme, "ann").await;
+    let capped = refusal(&engine, &acme, "ann").await;
+    assert_eq!(
+        capped,
+        Error::SessionLimitReached {
+            max_sessions_per_user: 2
+        }
+    );
+    assert_eq!(
+        (capped.code(), capped.http_status()),
+        ("session_limit_reached", 409)
+    );
+    // Others are not held back, and a closed tab makes room.
+    admit(&engine, &acme, "bob").await;
+    engine.release(&first).await.unwrap();
+    admit(&engine, &acme, "ann").await;
+
+    let refused: Vec<_> = delivered(&engine, &events)
+        .await
+        .into_iter()
+        .filter_map(|kind| match kind {
+            EventKind::Refused { user, reason } => Some((user, reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, [(user("ann"), "session_limit_reached")]);
+    let today = &engine.usage(&acme, 1).await.unwrap()[0];
+    assert_eq!(today.refusals.session_limit_reached, 1);
+}
+
+#[tokio::test]
+async fn the_session_cap_holds_under_every_model_and_comes_before_the_seat_limit() {
+    let (engine, _clock) = start().await;
+    let named = tenant("named");
+    engine
+        .put_tenant(&named, Licence::named(2).max_sessions_per_user(1))
+        .await
+        .unwrap();
+    engine.put_user(&named, &user("ann")).await.unwrap();
+    admit(&engine, &named, "ann").await;
+    assert_eq!(
+        refusal(&engine, &named, "ann").await.code(),
+        "session_limit_reached"
+    );
+    // An unassigned user is told that first.
+    assert_eq!(
+        refusal(&engine, &named, "bob").await.code(),
+        "user_not_licensed"
+    );
+
+    let records = tenant("records");
+    engine
+        .put_tenant(&records, Licence::records().max_sessions_per_user(1))
+        .await
+        .unwrap();
+    admit(&engine, &records, "ann").await;
+    assert_eq!(
+        refusal(&engine, &records, "ann").await.code(),
+        "session_limit_reached"
+    );
+
+    // At a full tenant, a capped user learns of the cap rather than the limit.
+    let full = tenant("full");
+    engine
+        .put_tenant(
+            &full,
+            Licence::concurrent(1)
+                .seat_per(SeatPer::Session)
+                .max_sessions_per_user(1),
+        )
+        .await
+        .unwrap();
+    admit(&engine, &full, "ann").await;
+    assert_eq!(
+        refusal(&engine, &full, "ann").await.code(),
+        "session_limit_reached"
+    );
+    assert_eq!(
+        refusal(&engine, &full, "bob").await.code(),
+        "licence_limit_reached"
+    );
+}
+
+#[tokio::test]
+async fn policies_are_kept_shown_and_carried_by_the_licence_events() {
+    let (engine, _clock) = start().await;
+    let acme = tenant("acme");
+    let licence = displacing(4, Duration::from_secs(90))
+        .overage(0.5)
+        .max_sessions_per_user(3);
+    let events = engine.subscribe(100);
+    let (view, _) = engine.put_tenant(&acme, licence).await.unwrap();
+    assert_eq!(view.policies, licence.policies);
+    assert_eq!(
+        engine.tenant(&acme).await.unwrap().policies,
+        licence.policies
+    );
+    // Back to the defaults.
+    let (view, _) = engine
+        .put_tenant(&acme, Licence::concurrent(4))
+        .await
+        .unwrap();
+    assert!(view.policies.is_default());
+
+    let licences: Vec<Licence> = delivered(&engine, &events)
+        .await
+        .into_iter()
+        .filter_map(|kind| match kind {
+            EventKind::TenantCreated { licence } | EventKind::LicenceChanged { licence, .. } => {
+                Some(licence)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(licences, [licence, Licence::concurrent(4)]);
+}
+
+#[tokio::test]
+async fn of_seats_equally_idle_the_one_taken_first_is_displaced() {
+    let (engine, _clock) = start().await;
+    for per in [SeatPer::Session, SeatPer::User] {
+        let t = tenant(&format!("tie-{per:?}").to_lowercase());
+        engine
+            .put_tenant(&t, displacing(3, Duration::ZERO).seat_per(per))
+            .await
+            .unwrap();
+        // Three seats taken at one moment: one idle deadline for all.
+        let tabs = [
+            admit(&engine, &t, "ann").await,
+            admit(&engine, &t, "bob").await,
+            admit(&engine, &t, "carol").await,
+        ];
+        admit(&engine, &t, "dave").await;
+        assert_eq!(
+            engine.heartbeat(&tabs[0]).await.unwrap_err(),
+            ended(EndReason::Displaced),
+            "{per:?}"
+        );
+        engine.heartbeat(&tabs[1]).await.unwrap();
+        engine.heartbeat(&tabs[2]).await.unwrap();
+    }
+}
