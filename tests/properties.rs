@@ -12,14 +12,14 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use usher::pool::{PoolState, Retention, UserView};
 use usher::{
-    EndReason, Error, Licence, LicenceModel, SeatPer, SessionId, SessionToken, TenantId, Timestamp,
-    UserId,
+    EndReason, Error, Licence, LicenceModel, OnLimit, SeatPer, SessionId, SessionToken, TenantId,
+    Timestamp, UserId,
 };
 
 #[path = "support/licences.rs"]
 mod licences;
 
-use licences::licence;
+use licences::licence_with_policies;
 
 const USERS: [&str; 5] = ["ann", "bob", "carol", "dave", "erin"];
 const T0: Timestamp = Timestamp::from_millis(1_768_435_200_000);
@@ -64,7 +64,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => user.clone().prop_map(Op::LogoutUser),
         3 => user.clone().prop_map(Op::PutUser),
         1 => user.prop_map(Op::RemoveUser),
-        2 => licence().prop_map(Op::SetLicence),
+        2 => licence_with_policies().prop_map(Op::SetLicence),
         2 => prop_oneof![0u64..2_000, 0u64..150_000, 3_000_000u64..4_000_000]
             .prop_map(|ms| Op::Advance(Duration::from_millis(ms))),
         2 => any::<bool>().prop_map(|past| Op::AdvanceToDeadline { past }),
@@ -147,34 +147,87 @@ impl Model {
         ended
     }
 
-    fn login(&self, user: &UserId, now: Timestamp) -> Result<(), Error> {
+    /// A login's answer: admitted (after the tabs listed are displaced) or refused.
+    fn login(&self, user: &UserId, now: Timestamp) -> Result<Vec<usize>, Error> {
         let account = self.accounts.get(user).copied();
         if let LicenceModel::Named { .. } = self.licence.model {
-            return match account {
-                Some(true) => Ok(()),
-                _ => Err(Error::UserNotLicensed {
+            if account != Some(true) {
+                return Err(Error::UserNotLicensed {
                     user: user.to_string(),
-                }),
-            };
-        }
-        if account.is_none() && self.accounts.len() as u32 >= self.licence.max_users {
+                });
+            }
+        } else if account.is_none() && self.accounts.len() as u32 >= self.licence.max_users {
             return Err(Error::UserLimitReached {
                 max_users: self.licence.max_users,
             });
         }
-        if let LicenceModel::Concurrent { seats, seat_per } = self.licence.model {
-            let shares = seat_per == SeatPer::User && self.live_users().contains(user);
-            let in_use = self.seats_in_use();
-            if !shares && in_use >= seats {
-                let nearest = self.live().map(|t| t.expires_at).min();
-                return Err(Error::LicenceLimitReached {
-                    seats,
-                    seats_in_use: in_use,
-                    retry_after: nearest.map(|d| d.saturating_since(now) + TICK),
+        let policies = self.licence.policies;
+        let tabs = self.live().filter(|t| &t.user == user).count() as u32;
+        if let Some(cap) = policies.max_sessions_per_user {
+            if tabs >= cap {
+                return Err(Error::SessionLimitReached {
+                    max_sessions_per_user: cap,
                 });
             }
         }
-        Ok(())
+        if let LicenceModel::Concurrent { seats, seat_per } = self.licence.model {
+            let limit = seat_limit(&self.licence).unwrap();
+            let shares = seat_per == SeatPer::User && tabs > 0;
+            let in_use = self.seats_in_use();
+            if !shares && in_use >= limit {
+                let nearest = self.live().map(|t| t.expires_at).min();
+                let mut retry_after = nearest.map(|d| d.saturating_since(now) + TICK);
+                if policies.on_limit == OnLimit::DisplaceIdlest && in_use == limit {
+                    let longest_held = self.live().map(|t| t.started_at).min();
+                    if let Some(since) = longest_held {
+                        let hold_ends = since + policies.min_hold;
+                        if hold_ends <= now {
+                            return Ok(self.idlest(seat_per, now));
+                        }
+                        let hold = hold_ends.saturating_since(now);
+                        retry_after = Some(retry_after.map_or(hold, |r| r.min(hold)));
+                    }
+                }
+                return Err(Error::LicenceLimitReached {
+                    seats,
+                    seats_in_use: in_use,
+                    retry_after,
+                });
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// The tabs of the idlest seat held for the minimum hold: per tab, the one with the
+    /// nearest deadline; per user, the user whose latest deadline is nearest; of equals,
+    /// the seat taken first.
+    fn idlest(&self, per: SeatPer, now: Timestamp) -> Vec<usize> {
+        let hold = self.licence.policies.min_hold;
+        let live: Vec<usize> = (0..self.tabs.len())
+            .filter(|&i| self.tabs[i].ended.is_none())
+            .collect();
+        let seats: Vec<Vec<usize>> = match per {
+            SeatPer::Session => live.iter().map(|&i| vec![i]).collect(),
+            SeatPer::User => {
+                let mut by_user: BTreeMap<&UserId, Vec<usize>> = BTreeMap::new();
+                for &i in &live {
+                    by_user.entry(&self.tabs[i].user).or_default().push(i);
+                }
+                by_user.into_values().collect()
+            }
+        };
+        seats
+            .into_iter()
+            .filter(|tabs| {
+                let since = tabs.iter().map(|&i| self.tabs[i].started_at).min().unwrap();
+                since + hold <= now
+            })
+            .min_by_key(|tabs| {
+                let latest = tabs.iter().map(|&i| self.tabs[i].expires_at).max();
+                let first = tabs.iter().map(|&i| self.tabs[i].fence).min();
+                (latest, first)
+            })
+            .expect("a seat held for the minimum hold")
     }
 
     fn put_user(&mut self, user: &UserId) -> Result<(), Error> {
@@ -235,8 +288,11 @@ fn user(index: usize) -> UserId {
     UserId::parse(USERS[index]).unwrap()
 }
 
+/// The most seats the licence lets be held: the seats and their overage.
 fn seat_limit(licence: &Licence) -> Option<u32> {
-    licence.model.seats()
+    let seats = licence.model.seats()?;
+    let past = u64::from(seats) * u64::from(licence.policies.overage_ppm) / 1_000_000;
+    Some(seats + past as u32)
 }
 
 fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -282,10 +338,20 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let got = admission.map(|admission| admission.expires_at);
                 prop_assert_eq!(
                     got.clone(),
-                    expected.map(|()| now + model.licence.idle_timeout),
+                    expected.clone().map(|_| now + model.licence.idle_timeout),
                     "login of {}",
                     who
                 );
+                // A displaced seat was held for the minimum hold (a user's seat since
+                // their first tab), and its tabs go.
+                let victims = expected.as_deref().unwrap_or_default();
+                if let Some(since) = victims.iter().map(|&i| model.tabs[i].started_at).min() {
+                    let held = now.saturating_since(since);
+                    prop_assert!(held >= model.licence.policies.min_hold);
+                }
+                for &i in victims {
+                    model.end(i, EndReason::Displaced, now);
+                }
                 if got.is_ok() {
                     prop_assert!(
                         fence > model.fence,
@@ -296,14 +362,16 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     model.fence = fence;
                     let after = pool.seats_in_use();
                     match model.licence.model {
-                        LicenceModel::Concurrent { seats, .. } => {
+                        LicenceModel::Concurrent { .. } => {
+                            let limit = seat_limit(&model.licence).unwrap();
                             prop_assert!(after <= before + 1);
+                            prop_assert!(after <= limit.max(before));
                             if after > before {
                                 prop_assert!(
-                                    before < seats,
+                                    before < limit,
                                     "a new seat was taken with {} of {} in use",
                                     before,
-                                    seats
+                                    limit
                                 );
                             }
                         }
@@ -549,7 +617,7 @@ proptest! {
 
     #[test]
     fn random_operations_keep_every_licence_rule(
-        initial in licence(),
+        initial in licence_with_policies(),
         ops in prop::collection::vec(op(), 1..80),
     ) {
         run(initial, ops)?;

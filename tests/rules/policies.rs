@@ -192,25 +192,28 @@ async fn a_seat_held_less_than_the_minimum_hold_is_never_displaced_and_the_refus
 #[tokio::test]
 async fn displacement_passes_over_seats_not_yet_held_long_enough() {
     let (engine, clock) = start().await;
-    let acme = tenant("acme");
-    engine
-        .put_tenant(&acme, displacing(2, Duration::from_secs(300)))
-        .await
-        .unwrap();
-    let ann = admit(&engine, &acme, "ann").await;
-    clock.advance(Duration::from_secs(400));
-    let bob = admit(&engine, &acme, "bob").await;
-    clock.advance(Duration::from_secs(1));
-    engine.heartbeat(&ann).await.unwrap();
-    clock.advance(Duration::from_secs(1));
+    for per in [SeatPer::User, SeatPer::Session] {
+        let t = tenant(&format!("young-{per:?}").to_lowercase());
+        engine
+            .put_tenant(&t, displacing(2, Duration::from_secs(300)).seat_per(per))
+            .await
+            .unwrap();
+        let ann = admit(&engine, &t, "ann").await;
+        clock.advance(Duration::from_secs(400));
+        let bob = admit(&engine, &t, "bob").await;
+        clock.advance(Duration::from_secs(1));
+        engine.heartbeat(&ann).await.unwrap();
+        clock.advance(Duration::from_secs(1));
 
-    // Bob's seat is the idlest, but held for 2 s: ann's is taken.
-    admit(&engine, &acme, "carol").await;
-    assert_eq!(
-        engine.heartbeat(&ann).await.unwrap_err(),
-        ended(EndReason::Displaced)
-    );
-    engine.heartbeat(&bob).await.unwrap();
+        // Bob's seat is the idlest, but held for 2 s: ann's is taken.
+        admit(&engine, &t, "carol").await;
+        assert_eq!(
+            engine.heartbeat(&ann).await.unwrap_err(),
+            ended(EndReason::Displaced),
+            "{per:?}"
+        );
+        engine.heartbeat(&bob).await.unwrap();
+    }
 }
 
 #[tokio::test]
