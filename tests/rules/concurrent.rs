@@ -5,6 +5,49 @@ use super::*;
 use usher::Refusal;
 
 #[tokio::test]
+async fn a_concurrent_licence_admits_up_to_its_seats() {
+    let (engine, _clock) = start().await;
+    let acme = tenant("acme");
+    let (view, created) = engine
+        .put_tenant(&acme, Licence::concurrent(2))
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(view.seats, Some(2));
+    assert_eq!(view.seats_in_use, 0);
+
+    let login = engine
+        .login(&acme, &user("ann"), Some("tab 1"))
+        .await
+        .unwrap();
+    assert_eq!(login.tenant, acme);
+    assert_eq!(login.user, user("ann"));
+    assert_eq!(login.expires_at, T0 + Duration::from_secs(600));
+    assert_eq!(login.idle_timeout, Duration::from_secs(600));
+    assert_eq!(login.heartbeat_interval, Duration::from_secs(150));
+    admit(&engine, &acme, "ann").await; // a second tab shares ann's seat
+    admit(&engine, &acme, "bob").await;
+
+    assert_eq!(
+        refusal(&engine, &acme, "carol").await,
+        Error::LicenceLimitReached {
+            seats: 2,
+            seats_in_use: 2,
+            retry_after: Some(millis(600_001)),
+        }
+    );
+    let view = engine.tenant(&acme).await.unwrap();
+    assert_eq!((view.seats_in_use, view.sessions, view.users), (2, 3, 2));
+
+    let sessions = engine.sessions(&acme).await.unwrap();
+    assert_eq!(sessions.len(), 3);
+    let first = sessions.iter().find(|s| s.id == login.token.id()).unwrap();
+    assert_eq!(first.user, user("ann"));
+    assert_eq!(first.client.as_deref(), Some("tab 1"));
+    assert_eq!(first.started_at, T0);
+}
+
+#[tokio::test]
 async fn a_second_tab_shares_the_users_seat() {
     let (engine, clock, t) = start_tenant(Licence::concurrent(1)).await;
     let tab1 = admit(&engine, &t, "ann").await;

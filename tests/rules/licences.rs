@@ -4,6 +4,81 @@
 use super::*;
 
 #[tokio::test]
+async fn licences_change_at_runtime() {
+    let (engine, clock) = start().await;
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, Licence::concurrent(2))
+        .await
+        .unwrap();
+    let ann = admit(&engine, &acme, "ann").await;
+    let bob = admit(&engine, &acme, "bob").await;
+    assert_eq!(
+        refusal(&engine, &acme, "carol").await.code(),
+        "licence_limit_reached"
+    );
+
+    // More seats admit at once.
+    let (view, created) = engine
+        .put_tenant(&acme, Licence::concurrent(3))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(view.seats, Some(3));
+    let carol = admit(&engine, &acme, "carol").await;
+
+    // Fewer seats end nothing; new users wait until usage falls below the limit.
+    let short = Licence::concurrent(1).idle_timeout(Duration::from_secs(60));
+    let (view, _) = engine.put_tenant(&acme, short).await.unwrap();
+    assert_eq!(
+        (view.seats, view.seats_in_use, view.sessions),
+        (Some(1), 3, 3)
+    );
+    for tab in [&ann, &bob, &carol] {
+        // The new idle timeout applies from each session's next heartbeat.
+        let beat = engine.heartbeat(tab).await.unwrap();
+        assert_eq!(beat.expires_at, T0 + Duration::from_secs(60));
+        assert_eq!(beat.idle_timeout, Duration::from_secs(60));
+    }
+    assert_eq!(
+        refusal(&engine, &acme, "dave").await,
+        Error::LicenceLimitReached {
+            seats: 1,
+            seats_in_use: 3,
+            retry_after: Some(millis(60_001)),
+        }
+    );
+    engine.release(&ann).await.unwrap();
+    engine.release(&bob).await.unwrap();
+    assert_eq!(
+        refusal(&engine, &acme, "dave").await.code(),
+        "licence_limit_reached"
+    );
+    engine.release(&carol).await.unwrap();
+    let dave = admit(&engine, &acme, "dave").await;
+
+    // Another model: records has no seat limit.
+    engine.put_tenant(&acme, Licence::records()).await.unwrap();
+    for name in ["erin", "frank", "grace"] {
+        admit(&engine, &acme, name).await;
+    }
+    let view = engine.tenant(&acme).await.unwrap();
+    assert_eq!(
+        (view.model, view.seats, view.seats_in_use),
+        ("records", None, 4)
+    );
+
+    // And named: those not assigned are refused; live sessions carry on.
+    engine.put_tenant(&acme, Licence::named(1)).await.unwrap();
+    assert_eq!(
+        refusal(&engine, &acme, "dave").await.code(),
+        "user_not_licensed"
+    );
+    clock.advance(Duration::from_secs(30));
+    engine.heartbeat(&dave).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_lower_limit_never_ends_live_sessions() {
     let (engine, clock, t) = start_tenant(Licence::concurrent(3)).await;
     let ann = admit(&engine, &t, "ann").await;

@@ -6,6 +6,53 @@ use usher::pool::{SessionCursor, SessionView, UserView};
 use usher::SessionId;
 
 #[tokio::test]
+async fn lists_come_a_page_at_a_time_and_whole() {
+    let (engine, clock) = start().await;
+    let acme = tenant("acme");
+    engine.put_tenant(&acme, Licence::records()).await.unwrap();
+    for i in 0..25 {
+        admit(&engine, &acme, &format!("u{:02}", i % 10)).await;
+        clock.advance(millis(1));
+    }
+    let whole = engine.sessions(&acme).await.unwrap();
+    assert_eq!(whole.len(), 25);
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = engine.sessions_page(&acme, after, 10).await.unwrap();
+        paged.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, whole);
+
+    let users = engine.users(&acme).await.unwrap();
+    assert_eq!(users.len(), 10);
+    let first = engine.users_page(&acme, None, 4).await.unwrap();
+    assert_eq!(first.items, users[..4]);
+    let rest = engine
+        .users_page(&acme, first.next.as_ref(), 100)
+        .await
+        .unwrap();
+    assert_eq!(rest.items, users[4..]);
+    assert_eq!(rest.next, None);
+
+    for err in [
+        engine.sessions_page(&acme, None, 0).await.unwrap_err(),
+        engine.users_page(&acme, None, 0).await.unwrap_err(),
+    ] {
+        assert_eq!(err.code(), "invalid_request");
+        assert!(err.to_string().contains("limit"), "{err}");
+    }
+    assert_eq!(
+        engine.users_page(&tenant("nobody"), None, 0).await,
+        Err(Error::TenantNotFound)
+    );
+}
+
+#[tokio::test]
 async fn the_tenant_view_reports_the_licence_and_usage() {
     let licence = Licence::concurrent(4)
         .seat_per(SeatPer::Session)

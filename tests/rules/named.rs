@@ -5,6 +5,66 @@ use super::*;
 use usher::Refusal;
 
 #[tokio::test]
+async fn named_seats_through_the_engine() {
+    let (engine, _clock) = start().await;
+    let charity = tenant("charity");
+    engine
+        .put_tenant(&charity, Licence::named(2))
+        .await
+        .unwrap();
+    for name in ["ann", "bob"] {
+        let view = engine.put_user(&charity, &user(name)).await.unwrap();
+        assert!(view.assigned);
+    }
+    assert_eq!(
+        engine.put_user(&charity, &user("carol")).await,
+        Err(Error::SeatsExhausted { seats: 2 })
+    );
+    assert_eq!(
+        refusal(&engine, &charity, "carol").await,
+        Error::UserNotLicensed {
+            user: "carol".into()
+        }
+    );
+
+    // Every named user, in many tabs, at once.
+    let mut ann_tabs = Vec::new();
+    for _ in 0..5 {
+        ann_tabs.push(admit(&engine, &charity, "ann").await);
+        admit(&engine, &charity, "bob").await;
+    }
+    let users = engine.users(&charity).await.unwrap();
+    let summary: Vec<(&str, bool, u32)> = users
+        .iter()
+        .map(|u| (u.user.as_str(), u.assigned, u.sessions))
+        .collect();
+    assert_eq!(summary, vec![("ann", true, 5), ("bob", true, 5)]);
+
+    // Unassigning ends the user's sessions and frees the seat.
+    engine.remove_user(&charity, &user("ann")).await.unwrap();
+    for tab in &ann_tabs {
+        assert_eq!(
+            engine.heartbeat(tab).await.unwrap_err(),
+            ended(EndReason::Evicted)
+        );
+    }
+    assert_eq!(
+        engine.remove_user(&charity, &user("ann")).await,
+        Err(Error::UserNotFound)
+    );
+    assert!(
+        engine
+            .put_user(&charity, &user("carol"))
+            .await
+            .unwrap()
+            .assigned
+    );
+    admit(&engine, &charity, "carol").await;
+    let view = engine.tenant(&charity).await.unwrap();
+    assert_eq!((view.seats_in_use, view.sessions), (2, 6));
+}
+
+#[tokio::test]
 async fn assigning_a_user_takes_a_named_seat() {
     let (engine, clock, t) = start_tenant(Licence::named(3)).await;
     let mut watch = Watch::start(&engine).await;

@@ -4,6 +4,27 @@
 use super::*;
 
 #[tokio::test]
+async fn records_are_kept_with_their_peaks() {
+    let (engine, clock) = start().await;
+    let big = tenant("big-charity");
+    engine.put_tenant(&big, Licence::records()).await.unwrap();
+    engine.report_records(&big, 1_000).await.unwrap();
+    let view = engine.report_records(&big, 5_000).await.unwrap();
+    assert_eq!(
+        (view.count, view.peak_today, view.peak_month),
+        (5_000, 5_000, 5_000)
+    );
+    engine.report_records(&big, 3_000).await.unwrap();
+    clock.advance(DAY);
+    let view = engine.records(&big).await.unwrap();
+    assert_eq!(
+        (view.count, view.peak_today, view.peak_month),
+        (3_000, 3_000, 5_000)
+    );
+    assert_eq!(engine.tenant(&big).await.unwrap().records, 3_000);
+}
+
+#[tokio::test]
 async fn records_model_has_no_seat_limit() {
     let (engine, _clock, t) = start_tenant(Licence::records()).await;
     for i in 0..500 {

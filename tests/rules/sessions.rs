@@ -5,6 +5,119 @@ use super::*;
 use usher::pool::Retention;
 
 #[tokio::test]
+async fn heartbeat_after_release_is_session_ended_released() {
+    let (engine, clock) = start().await;
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, Licence::concurrent(1))
+        .await
+        .unwrap();
+    let tab1 = admit(&engine, &acme, "ann").await;
+    let tab2 = admit(&engine, &acme, "ann").await;
+
+    clock.advance(Duration::from_secs(30));
+    let beat = engine.heartbeat(&tab1).await.unwrap();
+    assert_eq!(beat.expires_at, T0 + Duration::from_secs(630));
+    assert_eq!(beat.idle_timeout, Duration::from_secs(600));
+
+    engine.release(&tab1).await.unwrap();
+    assert_eq!(
+        engine.heartbeat(&tab1).await.unwrap_err(),
+        ended(EndReason::Released)
+    );
+    let err = engine.release(&tab1).await.unwrap_err();
+    assert_eq!(err, ended(EndReason::Released));
+    assert_eq!(err.http_status(), 410);
+    assert_eq!(
+        engine.logout(&tab1).await.unwrap_err(),
+        ended(EndReason::Released)
+    );
+
+    // The other tab keeps ann's seat.
+    engine.heartbeat(&tab2).await.unwrap();
+    assert_eq!(engine.tenant(&acme).await.unwrap().seats_in_use, 1);
+    assert_eq!(
+        refusal(&engine, &acme, "bob").await.code(),
+        "licence_limit_reached"
+    );
+    engine.release(&tab2).await.unwrap();
+    admit(&engine, &acme, "bob").await;
+}
+
+#[tokio::test]
+async fn logout_and_forced_release_end_sessions_with_their_reason() {
+    let (engine, _clock) = start().await;
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, Licence::concurrent(3))
+        .await
+        .unwrap();
+    let ann: Vec<SessionToken> = [
+        admit(&engine, &acme, "ann").await,
+        admit(&engine, &acme, "ann").await,
+        admit(&engine, &acme, "ann").await,
+    ]
+    .into();
+    let bob = admit(&engine, &acme, "bob").await;
+    let carol = admit(&engine, &acme, "carol").await;
+
+    assert_eq!(engine.logout(&ann[2]).await, Ok(3));
+    for tab in &ann {
+        assert_eq!(
+            engine.heartbeat(tab).await.unwrap_err(),
+            ended(EndReason::LoggedOut)
+        );
+    }
+
+    engine.revoke(&acme, bob.id()).await.unwrap();
+    assert_eq!(
+        engine.heartbeat(&bob).await.unwrap_err(),
+        ended(EndReason::Revoked)
+    );
+    assert_eq!(
+        engine.revoke(&acme, bob.id()).await.unwrap_err(),
+        ended(EndReason::Revoked)
+    );
+
+    assert_eq!(engine.logout_user(&acme, &user("carol")).await, Ok(1));
+    assert_eq!(
+        engine.heartbeat(&carol).await.unwrap_err(),
+        ended(EndReason::LoggedOut)
+    );
+    assert_eq!(
+        engine.logout_user(&acme, &user("nobody")).await,
+        Err(Error::UserNotFound)
+    );
+
+    let view = engine.tenant(&acme).await.unwrap();
+    assert_eq!((view.seats_in_use, view.sessions), (0, 0));
+}
+
+#[tokio::test]
+async fn heartbeats_keep_a_session_alive() {
+    let (engine, clock) = start().await;
+    let acme = tenant("acme");
+    let licence = Licence::concurrent(1).idle_timeout(Duration::from_secs(60));
+    engine.put_tenant(&acme, licence).await.unwrap();
+    let ann = admit(&engine, &acme, "ann").await;
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(50));
+        engine.expire_due().await.unwrap();
+        let beat = engine.heartbeat(&ann).await.unwrap();
+        assert_eq!(beat.expires_at, clock_now(&clock) + Duration::from_secs(60));
+    }
+    assert_eq!(engine.tenant(&acme).await.unwrap().seats_in_use, 1);
+    assert_eq!(
+        refusal(&engine, &acme, "bob").await,
+        Error::LicenceLimitReached {
+            seats: 1,
+            seats_in_use: 1,
+            retry_after: Some(millis(60_001)),
+        }
+    );
+}
+
+#[tokio::test]
 async fn releasing_a_tab_ends_only_that_session() {
     let (engine, clock, t) = start_tenant(Licence::concurrent(2)).await;
     let tab1 = admit(&engine, &t, "ann").await;
