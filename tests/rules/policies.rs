@@ -3,16 +3,20 @@
 
 use std::time::Duration;
 
-use usher::{EndReason, Engine, Error, Event, EventKind, Licence, OnLimit, SeatPer};
+use usher::{EndReason, Engine, Error, EventKind, Licence, OnLimit, SeatPer, TenantId};
 
 use super::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// The events of the operations answered so far.
-async fn delivered(engine: &Engine, events: &crossbeam_channel::Receiver<Event>) -> Vec<EventKind> {
-    engine.flush_events().await;
-    events.try_iter().map(|e| e.kind).collect()
+/// The events of the operations answered so far, of `t`.
+async fn delivered(engine: &Engine, t: &TenantId, watch: &mut Watch) -> Vec<EventKind> {
+    watch
+        .take(engine, t)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
 }
 
 fn limit_reached(seats: u32, seats_in_use: u32, retry_after: Option<Duration>) -> Error {
@@ -37,7 +41,7 @@ async fn overage_admits_past_the_seats_up_to_its_floor_and_flags_each_such_login
     let licence = Licence::concurrent(10).overage(0.25);
     assert_eq!(licence.limit(), Some(12));
     engine.put_tenant(&acme, licence).await.unwrap();
-    let events = engine.subscribe(100);
+    let mut watch = Watch::start(&engine).await;
 
     let mut flags = Vec::new();
     for i in 0..12 {
@@ -56,7 +60,7 @@ async fn overage_admits_past_the_seats_up_to_its_floor_and_flags_each_such_login
         limit_reached(10, 12, Some(Duration::from_secs(600) + millis(1)))
     );
 
-    let admitted: Vec<(u32, bool)> = delivered(&engine, &events)
+    let admitted: Vec<(u32, bool)> = delivered(&engine, &acme, &mut watch)
         .await
         .into_iter()
         .filter_map(|kind| match kind {
@@ -130,7 +134,7 @@ async fn displacement_takes_over_the_seat_closest_to_expiring() {
     clock.advance(Duration::from_secs(120));
     // Ann's heartbeat leaves bob's seat the idlest, though ann logged in first.
     engine.heartbeat(&ann).await.unwrap();
-    let events = engine.subscribe(100);
+    let mut watch = Watch::start(&engine).await;
 
     let carol = engine.login(&acme, &user("carol"), None).await.unwrap();
     assert!(!carol.overage);
@@ -141,7 +145,7 @@ async fn displacement_takes_over_the_seat_closest_to_expiring() {
     engine.heartbeat(&ann).await.unwrap();
     assert_eq!(engine.tenant(&acme).await.unwrap().seats_in_use, 2);
 
-    let kinds = delivered(&engine, &events).await;
+    let kinds = delivered(&engine, &acme, &mut watch).await;
     assert!(
         matches!(
             &kinds[..],
@@ -328,7 +332,7 @@ async fn a_user_past_the_session_cap_is_refused_with_session_limit_reached() {
         .put_tenant(&acme, Licence::concurrent(10).max_sessions_per_user(2))
         .await
         .unwrap();
-    let events = engine.subscribe(100);
+    let mut watch = Watch::start(&engine).await;
     let first = admit(&engine, &acme, "ann").await;
     admit(&engine, &acme, "ann").await;
     let capped = refusal(&engine, &acme, "ann").await;
@@ -347,7 +351,7 @@ async fn a_user_past_the_session_cap_is_refused_with_session_limit_reached() {
     engine.release(&first).await.unwrap();
     admit(&engine, &acme, "ann").await;
 
-    let refused: Vec<_> = delivered(&engine, &events)
+    let refused: Vec<_> = delivered(&engine, &acme, &mut watch)
         .await
         .into_iter()
         .filter_map(|kind| match kind {
@@ -420,7 +424,7 @@ async fn policies_are_kept_shown_and_carried_by_the_licence_events() {
     let licence = displacing(4, Duration::from_secs(90))
         .overage(0.5)
         .max_sessions_per_user(3);
-    let events = engine.subscribe(100);
+    let mut watch = Watch::start(&engine).await;
     let (view, _) = engine.put_tenant(&acme, licence).await.unwrap();
     assert_eq!(view.policies, licence.policies);
     assert_eq!(
@@ -434,7 +438,7 @@ async fn policies_are_kept_shown_and_carried_by_the_licence_events() {
         .unwrap();
     assert!(view.policies.is_default());
 
-    let licences: Vec<Licence> = delivered(&engine, &events)
+    let licences: Vec<Licence> = delivered(&engine, &acme, &mut watch)
         .await
         .into_iter()
         .filter_map(|kind| match kind {

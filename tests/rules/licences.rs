@@ -1,0 +1,260 @@
+//! Licences change at runtime (SPEC §1): more or fewer seats, another model, another
+//! idle timeout, and live sessions carry on.
+
+use super::*;
+
+#[tokio::test]
+async fn licences_change_at_runtime() {
+    let (engine, clock) = start().await;
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, Licence::concurrent(2))
+        .await
+        .unwrap();
+    let ann = admit(&engine, &acme, "ann").await;
+    let bob = admit(&engine, &acme, "bob").await;
+    assert_eq!(
+        refusal(&engine, &acme, "carol").await.code(),
+        "licence_limit_reached"
+    );
+
+    // More seats admit at once.
+    let (view, created) = engine
+        .put_tenant(&acme, Licence::concurrent(3))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(view.seats, Some(3));
+    let carol = admit(&engine, &acme, "carol").await;
+
+    // Fewer seats end nothing; new users wait until usage falls below the limit.
+    let short = Licence::concurrent(1).idle_timeout(Duration::from_secs(60));
+    let (view, _) = engine.put_tenant(&acme, short).await.unwrap();
+    assert_eq!(
+        (view.seats, view.seats_in_use, view.sessions),
+        (Some(1), 3, 3)
+    );
+    for tab in [&ann, &bob, &carol] {
+        // The new idle timeout applies from each session's next heartbeat.
+        let beat = engine.heartbeat(tab).await.unwrap();
+        assert_eq!(beat.expires_at, T0 + Duration::from_secs(60));
+        assert_eq!(beat.idle_timeout, Duration::from_secs(60));
+    }
+    assert_eq!(
+        refusal(&engine, &acme, "dave").await,
+        Error::LicenceLimitReached {
+            seats: 1,
+            seats_in_use: 3,
+            retry_after: Some(millis(60_001)),
+        }
+    );
+    engine.release(&ann).await.unwrap();
+    engine.release(&bob).await.unwrap();
+    assert_eq!(
+        refusal(&engine, &acme, "dave").await.code(),
+        "licence_limit_reached"
+    );
+    engine.release(&carol).await.unwrap();
+    let dave = admit(&engine, &acme, "dave").await;
+
+    // Another model: records has no seat limit.
+    engine.put_tenant(&acme, Licence::records()).await.unwrap();
+    for name in ["erin", "frank", "grace"] {
+        admit(&engine, &acme, name).await;
+    }
+    let view = engine.tenant(&acme).await.unwrap();
+    assert_eq!(
+        (view.model, view.seats, view.seats_in_use),
+        ("records", None, 4)
+    );
+
+    // And named: those not assigned are refused; live sessions carry on.
+    engine.put_tenant(&acme, Licence::named(1)).await.unwrap();
+    assert_eq!(
+        refusal(&engine, &acme, "dave").await.code(),
+        "user_not_licensed"
+    );
+    clock.advance(Duration::from_secs(30));
+    engine.heartbeat(&dave).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lower_limit_never_ends_live_sessions() {
+    let (engine, clock, t) = start_tenant(Licence::concurrent(3)).await;
+    let ann = admit(&engine, &t, "ann").await;
+    let bob = admit(&engine, &t, "bob").await;
+    let carol = admit(&engine, &t, "carol").await;
+    let mut watch = Watch::start(&engine).await;
+
+    clock.set(at_secs(1));
+    engine.put_tenant(&t, Licence::concurrent(1)).await.unwrap();
+    assert_eq!(
+        watch.take(&engine, &t).await,
+        vec![event(
+            &t,
+            at_secs(1),
+            EventKind::LicenceChanged {
+                licence: Licence::concurrent(1),
+                seats_in_use: 3
+            }
+        )]
+    );
+    assert_eq!(usage_now(&engine, &t).await, (3, 3));
+    clock.set(at_secs(2));
+    for tab in [&ann, &bob, &carol] {
+        assert_eq!(beat(&engine, tab).await, Ok(at_secs(602)));
+    }
+
+    // New users are refused until usage falls below the new limit...
+    clock.set(at_secs(3));
+    assert_eq!(
+        login(&engine, &t, "dave").await,
+        Err(limit_reached(1, 3, Some(millis(599_001))))
+    );
+    // ...but a user who holds a seat may open another tab in it.
+    admit(&engine, &t, "ann").await;
+    assert_eq!(usage_now(&engine, &t).await.0, 3);
+
+    clock.set(at_secs(4));
+    engine.logout(&ann).await.unwrap();
+    engine.release(&bob).await.unwrap();
+    assert_eq!(usage_now(&engine, &t).await.0, 1);
+    clock.set(at_secs(5));
+    assert_eq!(
+        refusal(&engine, &t, "dave").await.code(),
+        "licence_limit_reached"
+    );
+    clock.set(at_secs(6));
+    engine.release(&carol).await.unwrap();
+    admit(&engine, &t, "dave").await;
+    assert_eq!(usage_now(&engine, &t).await.0, 1);
+}
+
+#[tokio::test]
+async fn more_seats_admit_at_once() {
+    let (engine, _clock, t) = start_tenant(Licence::concurrent(1)).await;
+    admit(&engine, &t, "ann").await;
+    assert_eq!(
+        refusal(&engine, &t, "bob").await.code(),
+        "licence_limit_reached"
+    );
+    let (view, created) = engine.put_tenant(&t, Licence::concurrent(2)).await.unwrap();
+    assert!(!created);
+    assert_eq!(view.seats, Some(2));
+    admit(&engine, &t, "bob").await;
+    assert_eq!(usage_now(&engine, &t).await.0, 2);
+    assert_eq!(engine.tenant(&t).await.unwrap().seats, Some(2));
+}
+
+#[tokio::test]
+async fn a_model_change_applies_from_the_next_login() {
+    let (engine, clock, t) = start_tenant(Licence::concurrent(1)).await;
+    let ann = admit(&engine, &t, "ann").await;
+
+    // Concurrent → named: ann's session lives on, but she now needs a named seat.
+    clock.set(at_secs(1));
+    engine.put_tenant(&t, Licence::named(2)).await.unwrap();
+    assert!(is_live(&engine, &t, &ann).await);
+    let view = engine.tenant(&t).await.unwrap();
+    assert_eq!((view.model, view.seats_in_use), ("named", 0));
+    clock.set(at_secs(2));
+    assert_eq!(login(&engine, &t, "ann").await, Err(not_licensed("ann")));
+    clock.set(at_secs(3));
+    assert!(engine.put_user(&t, &user("ann")).await.unwrap().assigned);
+    assert!(engine.put_user(&t, &user("bob")).await.unwrap().assigned);
+    clock.set(at_secs(4));
+    admit(&engine, &t, "ann").await;
+    admit(&engine, &t, "bob").await;
+    assert_eq!(usage_now(&engine, &t).await.0, 2);
+
+    // Named → records: no seat limit at all.
+    clock.set(at_secs(5));
+    engine.put_tenant(&t, Licence::records()).await.unwrap();
+    assert_eq!(engine.tenant(&t).await.unwrap().seats, None);
+    clock.set(at_secs(6));
+    for name in ["carol", "dave", "erin"] {
+        admit(&engine, &t, name).await;
+    }
+    assert_eq!(usage_now(&engine, &t).await.0, 5);
+
+    // Records → concurrent with a seat per tab: 6 tabs are live, so nobody new gets in,
+    // not even another tab of a user already logged in.
+    clock.set(at_secs(7));
+    engine
+        .put_tenant(&t, Licence::concurrent(6).seat_per(SeatPer::Session))
+        .await
+        .unwrap();
+    assert_eq!(usage_now(&engine, &t).await, (6, 6));
+    clock.set(at_secs(8));
+    assert_eq!(
+        refusal(&engine, &t, "ann").await.code(),
+        "licence_limit_reached"
+    );
+
+    // ...and with a seat per user, ann's new tab shares her seat.
+    clock.set(at_secs(9));
+    engine.put_tenant(&t, Licence::concurrent(5)).await.unwrap();
+    assert_eq!(usage_now(&engine, &t).await.0, 5);
+    admit(&engine, &t, "ann").await;
+    assert_eq!(
+        refusal(&engine, &t, "frank").await.code(),
+        "licence_limit_reached"
+    );
+}
+
+#[tokio::test]
+async fn a_licence_change_recounts_the_seats_in_use() {
+    let (engine, clock, t) = start_tenant(Licence::concurrent(5)).await;
+    for _ in 0..3 {
+        admit(&engine, &t, "ann").await;
+    }
+    assert_eq!(usage_now(&engine, &t).await.0, 1);
+    let mut watch = Watch::start(&engine).await;
+
+    let per_tab = Licence::concurrent(5).seat_per(SeatPer::Session);
+    clock.set(at_secs(1));
+    let (view, _) = engine.put_tenant(&t, per_tab).await.unwrap();
+    assert_eq!(view.seats_in_use, 3);
+    assert_eq!(usage_now(&engine, &t).await.0, 3);
+    assert_eq!(
+        watch.take(&engine, &t).await,
+        vec![event(
+            &t,
+            at_secs(1),
+            EventKind::LicenceChanged {
+                licence: per_tab,
+                seats_in_use: 3
+            }
+        )]
+    );
+}
+
+#[tokio::test]
+async fn an_idle_timeout_change_applies_from_the_next_heartbeat() {
+    let (engine, clock, t) = start_tenant(Licence::concurrent(5)).await;
+    let ann = admit(&engine, &t, "ann").await;
+    let short = Licence::concurrent(5).idle_timeout(Duration::from_secs(60));
+    clock.set(at_secs(10));
+    engine.put_tenant(&t, short).await.unwrap();
+    assert_eq!(engine.tenant(&t).await.unwrap().idle_timeout_secs, 60);
+
+    // The running deadline stands until the next heartbeat.
+    assert_eq!(
+        engine.sessions(&t).await.unwrap()[0].expires_at,
+        at_secs(600)
+    );
+    clock.set(at_secs(100));
+    engine.expire_due().await.unwrap();
+    assert!(is_live(&engine, &t, &ann).await);
+    assert_eq!(beat(&engine, &ann).await, Ok(at_secs(160)));
+
+    // New sessions get the new timeout and a matching heartbeat interval.
+    let bob = engine.login(&t, &user("bob"), None).await.unwrap();
+    assert_eq!(bob.expires_at, at_secs(160));
+    assert_eq!(bob.idle_timeout, Duration::from_secs(60));
+    assert_eq!(bob.heartbeat_interval, Duration::from_secs(15));
+
+    clock.set(at_millis(160_001));
+    engine.expire_due().await.unwrap();
+    assert_eq!(usage_now(&engine, &t).await, (0, 0));
+}
