@@ -19,14 +19,6 @@ async fn delivered(engine: &Engine, t: &TenantId, watch: &mut Watch) -> Vec<Even
         .collect()
 }
 
-fn limit_reached(seats: u32, seats_in_use: u32, retry_after: Option<Duration>) -> Error {
-    Error::LicenceLimitReached {
-        seats,
-        seats_in_use,
-        retry_after,
-    }
-}
-
 fn displacing(seats: u32, min_hold: Duration) -> Licence {
     Licence::concurrent(seats)
         .on_limit(OnLimit::DisplaceIdlest)
