@@ -292,7 +292,7 @@ async fn displacement_makes_room_only_at_exactly_the_limit() {
 }
 
 #[tokio::test]
-async fn displacement_never_applies_to_the_refused_users_own_seat_or_to_records() {
+async fn displacement_never_applies_to_a_tab_sharing_its_users_seat_or_to_no_seats() {
     let (engine, _clock) = start().await;
     let acme = tenant("acme");
     engine
