@@ -823,7 +823,7 @@ impl RedisBackend {
 async fn run_queue(shared: Arc<Shared>, tenant: TenantId, mut rx: mpsc::Receiver<Job>) {
     let tag = format!("{}:{{{tenant}}}", shared.config.prefix);
     let keys: Vec<String> = [
-        "", ":s", ":due", ":start", ":u", ":order", ":ended", ":endq", ":log", ":fence",
+        "", ":s", ":due", ":start", ":u", ":order", ":ended", ":endq", ":log", ":fence", ":idle",
     ]
     .iter()
     .map(|suffix| format!("{tag}{suffix}"))

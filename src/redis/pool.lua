@@ -15,6 +15,8 @@
 --   8 endq   zset: ended session id by end time (ms)
 --   9 log    stream: the tenant's events, bounded
 --  10 fence  string: the tenant's fence counter (outlives the tenant)
+--  11 idle   zset: while the licence displaces, the order seats are displaced in (see
+--            index_seat): "fence:session" or "first fence:user" by latest deadline (ms)
 -- ARGV:
 --   1 the moment to use, in ms; empty (always, in a server) for Redis TIME
 --   2 how long ended sessions are remembered (ms)
@@ -22,8 +24,9 @@
 --   4 events the log keeps at most
 --   5 the requests: a JSON array, answered in order
 
-local META, SESS, DUE, START, USERS, ORDER, ENDED, ENDQ, LOG, FENCE =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local META, SESS, DUE, START, USERS, ORDER, ENDED, ENDQ, LOG, FENCE, IDLE =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
+  KEYS[11]
 local ENDED_FOR = tonumber(ARGV[2])
 local ENDED_CAP = tonumber(ARGV[3])
 local LOG_CAP = tonumber(ARGV[4])
@@ -108,6 +111,92 @@ local function save_account(user, acc)
   end
 end
 
+-- The displacement order, kept only while the licence displaces, so that finding the
+-- idlest seat reads its first entries rather than every seat equally idle. A seat is
+-- ordered by its latest deadline, then by the fence it was taken with (of seats equally
+-- idle, the one taken first goes), as PoolState::displace_idlest orders them: under a
+-- seat per tab a seat is a session; under a seat per user, a user, by the latest
+-- deadline of their tabs and the smallest fence of them. Fences are zero-padded so that
+-- members of one score sort by fence.
+local function index_kind()
+  if meta and meta.model == 'concurrent' and meta.onl == 'displace_idlest' then
+    return meta.per == 'session' and 'session' or 'user'
+  end
+  return nil
+end
+
+local function idle_member(fence, who)
+  return string.format('%016.0f', fence) .. ':' .. who
+end
+
+-- Puts a user's seat in its place in the order (or takes it out once they hold none).
+-- The member is remembered in the account (`m`), which the caller saves.
+local function index_user(user, acc)
+  if acc.m then
+    redis.call('ZREM', IDLE, acc.m)
+    acc.m = nil
+  end
+  local latest, first = nil, nil
+  for _, sid in ipairs(acc.s) do
+    local raw = redis.call('HGET', SESS, sid)
+    if raw then
+      local tab = cjson.decode(raw)
+      if not latest or tab.ex > latest then
+        latest = tab.ex
+      end
+      if not first or tab.f < first then
+        first = tab.f
+      end
+    end
+  end
+  if latest then
+    acc.m = idle_member(first, user)
+    redis.call('ZADD', IDLE, latest, acc.m)
+  end
+end
+
+-- A session's seat after it was taken or heartbeated. `acc` is the user's account
+-- when the caller has it (and saves it); otherwise it is read and saved here.
+local function index_seat(id, s, acc)
+  local kind = index_kind()
+  if kind == 'session' then
+    redis.call('ZADD', IDLE, s.ex, idle_member(s.f, id))
+  elseif kind == 'user' then
+    if acc then
+      index_user(s.u, acc)
+    else
+      acc = account(s.u)
+      if acc then
+        index_user(s.u, acc)
+        save_account(s.u, acc)
+      end
+    end
+  end
+end
+
+-- Builds the order afresh: when a licence starts displacing or changes its seat.
+local function reindex()
+  redis.call('DEL', IDLE)
+  local kind = index_kind()
+  if kind == 'session' then
+    local all = redis.call('HGETALL', SESS)
+    for i = 1, #all, 2 do
+      local s = cjson.decode(all[i + 1])
+      redis.call('ZADD', IDLE, s.ex, idle_member(s.f, all[i]))
+    end
+  elseif kind == 'user' then
+    local all = redis.call('HGETALL', USERS)
+    for i = 1, #all, 2 do
+      local acc = cjson.decode(all[i + 1])
+      if #acc.s > 0 then
+        acc.m = nil
+        index_user(all[i], acc)
+        save_account(all[i], acc)
+      end
+    end
+  end
+end
+
 local function forget_oldest()
   local oldest = redis.call('ZRANGE', ENDQ, 0, 0)
   if #oldest > 0 then
@@ -126,6 +215,10 @@ local function detach(id)
   redis.call('HDEL', SESS, id)
   redis.call('ZREM', DUE, id)
   redis.call('ZREM', START, id)
+  local kind = index_kind()
+  if kind == 'session' then
+    redis.call('ZREM', IDLE, idle_member(s.f, id))
+  end
   local acc = account(s.u)
   if acc then
     for i, sid in ipairs(acc.s) do
@@ -137,6 +230,9 @@ local function detach(id)
     if #acc.s == 0 then
       meta.active = meta.active - 1
       redis.call('HSET', META, 'active', meta.active)
+    end
+    if kind == 'user' then
+      index_user(s.u, acc)
     end
     save_account(s.u, acc)
   end
@@ -277,8 +373,12 @@ local function set_licence(l)
     meta.assigned = 0
     redis.call('HSET', META, 'assigned', 0)
   end
+  local kind = index_kind()
   redis.call('HSET', META, unpack(licence_meta(l)))
   load_meta()
+  if index_kind() ~= kind then
+    reindex()
+  end
 end
 
 local function end_user_sessions(user, reason)
@@ -297,66 +397,44 @@ local function end_user_sessions(user, reason)
 end
 
 -- Ends the sessions of the idlest seat held for at least the minimum hold (reason
--- `displaced`), as PoolState::displace_idlest: under a seat per tab, the session
--- nearest its idle deadline; under a seat per user, the user whose latest deadline is
--- the nearest; of seats equally idle, the one taken first (the smallest fence). The
--- caller has made sure there is one.
+-- `displaced`), as PoolState::displace_idlest: the first such seat in the displacement
+-- order (see index_kind). Answers whether it found one; the caller has made sure there
+-- is one, but a pool without its order (written before it was kept) must not admit
+-- past its limit for want of it.
 local function displace_idlest()
-  local passed, accounts = {}, {}
-  local best_at, best_fence, best = nil, nil, nil
+  if redis.call('EXISTS', IDLE) == 0 then
+    reindex()
+  end
+  local per_session = meta.per == 'session'
   local from = 0
   while true do
-    local due = redis.call('ZRANGE', DUE, from, from + 99, 'WITHSCORES')
-    if #due == 0 then
-      break
+    local page = redis.call('ZRANGE', IDLE, from, from + 99)
+    if #page == 0 then
+      return false
     end
-    for i = 1, #due, 2 do
-      local id, at = due[i], tonumber(due[i + 1])
-      if best_at and best_at < at then
-        break
-      end
-      local s = cjson.decode(redis.call('HGET', SESS, id))
-      local fence = nil
-      if meta.per == 'session' then
-        if s.st + meta.hold <= now then
-          fence = s.f
-        end
+    for _, member in ipairs(page) do
+      local who = string.sub(member, 18)
+      local since = nil
+      if per_session then
+        since = tonumber(redis.call('ZSCORE', START, who))
       else
-        passed[s.u] = (passed[s.u] or 0) + 1
-        local acc = accounts[s.u] or account(s.u)
-        accounts[s.u] = acc
-        if passed[s.u] == #acc.s then
-          local since, first = nil, nil
-          for _, sid in ipairs(acc.s) do
-            local tab = cjson.decode(redis.call('HGET', SESS, sid))
-            if not since or tab.st < since then
-              since = tab.st
-            end
-            if not first or tab.f < first then
-              first = tab.f
-            end
-          end
-          if since + meta.hold <= now then
-            fence = first
+        for _, sid in ipairs(account(who).s) do
+          local st = tonumber(redis.call('ZSCORE', START, sid))
+          if not since or st < since then
+            since = st
           end
         end
       end
-      if fence and (not best_fence or fence < best_fence) then
-        best_at, best_fence, best = at, fence, s.u
-        if meta.per == 'session' then
-          best = id
+      if since and since + meta.hold <= now then
+        if per_session then
+          end_session(who, 'displaced')
+        else
+          end_user_sessions(who, 'displaced')
         end
+        return true
       end
-    end
-    if best_at and best_at < tonumber(due[#due]) then
-      break
     end
     from = from + 100
-  end
-  if meta.per == 'session' then
-    end_session(best, 'displaced')
-  else
-    end_user_sessions(best, 'displaced')
   end
 end
 
@@ -390,7 +468,7 @@ function ops.delete(r)
   -- sessions ended) and the fence counter (fences never go back).
   -- The log goes too: a tenant created again under the name sees nothing of this one.
   emit({ type = 'tenant_deleted' })
-  redis.call('DEL', META, SESS, DUE, START, USERS, ORDER, LOG)
+  redis.call('DEL', META, SESS, DUE, START, USERS, ORDER, LOG, IDLE)
   redis.call('PEXPIRE', ENDED, math.max(ENDED_FOR, 1))
   redis.call('PEXPIRE', ENDQ, math.max(ENDED_FOR, 1))
   meta = nil
@@ -453,7 +531,11 @@ function ops.login(r)
     return { err = 'id_taken' }
   end
   if displace then
-    displace_idlest()
+    if not displace_idlest() then
+      refuse = { err = 'licence_limit_reached', seats = meta.seats, seats_in_use = seats_in_use() }
+      emit({ type = 'refused', user = r.user, reason = refuse.err })
+      return refuse
+    end
     acc = account(r.user)
   end
   if not acc then
@@ -465,13 +547,14 @@ function ops.login(r)
     meta.active = meta.active + 1
     redis.call('HSET', META, 'active', meta.active)
   end
-  save_account(r.user, acc)
   local fence = redis.call('INCR', FENCE)
   local expires = now + meta.idle
   local s = { u = r.user, c = r.client, h = r.secret, st = now, hb = now, ex = expires, f = fence }
   redis.call('HSET', SESS, r.id, cjson.encode(s))
   redis.call('ZADD', DUE, expires, r.id)
   redis.call('ZADD', START, now, r.id)
+  index_seat(r.id, s, acc)
+  save_account(r.user, acc)
   local in_use = seats_in_use()
   local overage = meta.model == 'concurrent' and takes_seat and in_use > meta.seats
   emit({ type = 'admitted', user = r.user, session = r.id, seats_in_use = in_use,
@@ -498,6 +581,7 @@ function ops.heartbeat(r)
   s.ex = now + meta.idle
   redis.call('HSET', SESS, r.id, cjson.encode(s))
   redis.call('ZADD', DUE, s.ex, r.id)
+  index_seat(r.id, s, nil)
   return { ok = { expires_at = s.ex, idle = meta.idle, fence = s.f } }
 end
 

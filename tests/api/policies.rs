@@ -239,8 +239,17 @@ impl Nodes {
     }
 }
 
-fn count(answers: &Answers, status: u16) -> usize {
-    answers.iter().filter(|(s, _)| *s == status).count()
+/// How many answers of each kind: the status, and the error code of a refusal.
+fn outcomes(answers: &Answers) -> std::collections::BTreeMap<String, usize> {
+    let mut kinds = std::collections::BTreeMap::new();
+    for (status, body) in answers {
+        let kind = match body["error"].as_str() {
+            Some(code) => format!("{status} {code}"),
+            None => status.to_string(),
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    kinds
 }
 
 const LOGINS: usize = 5000;
@@ -257,7 +266,14 @@ async fn every_policy_holds_its_invariant_under_a_storm(nodes: Nodes) {
         )
         .await;
     let answers = nodes.storm(&key, "over", LOGINS, one_each).await;
-    assert_eq!(count(&answers, 201), 550);
+    assert_eq!(
+        outcomes(&answers),
+        [
+            ("201".to_owned(), 550),
+            ("409 licence_limit_reached".to_owned(), LOGINS - 550)
+        ]
+        .into()
+    );
     let flagged = answers.iter().filter(|(_, b)| b["overage"] == true).count();
     assert_eq!(flagged, 50);
     for (status, body) in &answers {
@@ -269,7 +285,6 @@ async fn every_policy_holds_its_invariant_under_a_storm(nodes: Nodes) {
             );
         }
     }
-    assert_eq!(count(&answers, 409), LOGINS - 550);
     assert_eq!(nodes.view(&key, "over").await["seats_in_use"], 550);
 
     // Displacement with the default hold: no seat is old enough, so exactly the seats
@@ -281,8 +296,17 @@ async fn every_policy_holds_its_invariant_under_a_storm(nodes: Nodes) {
         )
         .await;
     let answers = nodes.storm(&key, "held", LOGINS, one_each).await;
-    assert_eq!(count(&answers, 201), SEATS as usize);
-    assert_eq!(count(&answers, 409), LOGINS - SEATS as usize);
+    assert_eq!(
+        outcomes(&answers),
+        [
+            ("201".to_owned(), SEATS as usize),
+            (
+                "409 licence_limit_reached".to_owned(),
+                LOGINS - SEATS as usize
+            )
+        ]
+        .into()
+    );
     for (status, body) in &answers {
         if *status == 409 {
             let retry = body["retry_after_secs"].as_u64().unwrap();
@@ -300,19 +324,24 @@ async fn every_policy_holds_its_invariant_under_a_storm(nodes: Nodes) {
         )
         .await;
     let answers = nodes.storm(&key, "churn", LOGINS, one_each).await;
-    assert_eq!(count(&answers, 201), LOGINS);
+    assert_eq!(outcomes(&answers), [("201".to_owned(), LOGINS)].into());
     let view = nodes.view(&key, "churn").await;
     assert_eq!(
         (view["seats_in_use"].as_u64(), view["sessions"].as_u64()),
         (Some(500), Some(500))
     );
     let beats = nodes.heartbeats(&answers).await;
-    assert_eq!(count(&beats, 200), SEATS as usize);
-    let displaced = beats
+    assert_eq!(
+        outcomes(&beats),
+        [
+            ("200".to_owned(), SEATS as usize),
+            ("410 session_ended".to_owned(), LOGINS - SEATS as usize)
+        ]
+        .into()
+    );
+    assert!(beats
         .iter()
-        .filter(|(s, b)| *s == 410 && b["reason"] == "displaced")
-        .count();
-    assert_eq!(displaced, LOGINS - SEATS as usize);
+        .all(|(s, b)| *s == 200 || b["reason"] == "displaced"));
 
     // The per-user cap: 250 users log in 20 times each onto 500 seats a tab, with at
     // most 2 tabs each: exactly 2 admitted per user, every other login capped.

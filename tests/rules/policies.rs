@@ -115,39 +115,41 @@ async fn overage_counts_every_tab_under_a_seat_per_session() {
 #[tokio::test]
 async fn displacement_takes_over_the_seat_closest_to_expiring() {
     let (engine, clock) = start().await;
-    let acme = tenant("acme");
-    engine
-        .put_tenant(&acme, displacing(2, MINUTE))
-        .await
-        .unwrap();
-    let ann = admit(&engine, &acme, "ann").await;
-    clock.advance(Duration::from_secs(1));
-    let bob = admit(&engine, &acme, "bob").await;
-    clock.advance(Duration::from_secs(120));
-    // Ann's heartbeat leaves bob's seat the idlest, though ann logged in first.
-    engine.heartbeat(&ann).await.unwrap();
-    let mut watch = Watch::start(&engine).await;
+    for per in [SeatPer::User, SeatPer::Session] {
+        let acme = tenant(&format!("acme-{per:?}").to_lowercase());
+        engine
+            .put_tenant(&acme, displacing(2, MINUTE).seat_per(per))
+            .await
+            .unwrap();
+        let ann = admit(&engine, &acme, "ann").await;
+        clock.advance(Duration::from_secs(1));
+        let bob = admit(&engine, &acme, "bob").await;
+        clock.advance(Duration::from_secs(120));
+        // Ann's heartbeat leaves bob's seat the idlest, though ann logged in first.
+        engine.heartbeat(&ann).await.unwrap();
+        let mut watch = Watch::start(&engine).await;
 
-    let carol = engine.login(&acme, &user("carol"), None).await.unwrap();
-    assert!(!carol.overage);
-    assert_eq!(
-        engine.heartbeat(&bob).await.unwrap_err(),
-        ended(EndReason::Displaced)
-    );
-    engine.heartbeat(&ann).await.unwrap();
-    assert_eq!(engine.tenant(&acme).await.unwrap().seats_in_use, 2);
+        let carol = engine.login(&acme, &user("carol"), None).await.unwrap();
+        assert!(!carol.overage);
+        assert_eq!(
+            engine.heartbeat(&bob).await.unwrap_err(),
+            ended(EndReason::Displaced)
+        );
+        engine.heartbeat(&ann).await.unwrap();
+        assert_eq!(engine.tenant(&acme).await.unwrap().seats_in_use, 2);
 
-    let kinds = delivered(&engine, &acme, &mut watch).await;
-    assert!(
-        matches!(
-            &kinds[..],
-            [
-                EventKind::Ended { user: who, session, reason: EndReason::Displaced, seats_in_use: 1 },
-                EventKind::Admitted { user: new, seats_in_use: 2, .. },
-            ] if *who == user("bob") && *session == bob.id() && *new == user("carol")
-        ),
-        "{kinds:?}"
-    );
+        let kinds = delivered(&engine, &acme, &mut watch).await;
+        assert!(
+            matches!(
+                &kinds[..],
+                [
+                    EventKind::Ended { user: who, session, reason: EndReason::Displaced, seats_in_use: 1 },
+                    EventKind::Admitted { user: new, seats_in_use: 2, .. },
+                ] if *who == user("bob") && *session == bob.id() && *new == user("carol")
+            ),
+            "{per:?}: {kinds:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -467,4 +469,45 @@ async fn of_seats_equally_idle_the_one_taken_first_is_displaced() {
         engine.heartbeat(&tabs[1]).await.unwrap();
         engine.heartbeat(&tabs[2]).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn the_idlest_seat_is_known_however_the_seats_came_to_be_held() {
+    let (engine, clock) = start().await;
+    let acme = tenant("acme");
+    let second = Duration::from_secs(1);
+    engine
+        .put_tenant(&acme, Licence::concurrent(2))
+        .await
+        .unwrap();
+    let ann_first = admit(&engine, &acme, "ann").await;
+    clock.advance(second);
+    let bob = admit(&engine, &acme, "bob").await;
+    clock.advance(second);
+    let ann_second = admit(&engine, &acme, "ann").await;
+    clock.advance(second);
+
+    // Seats held before the licence displaced, then ann's newest tab released: her
+    // seat is as idle as her first tab, idler than bob's.
+    engine
+        .put_tenant(&acme, displacing(2, Duration::ZERO))
+        .await
+        .unwrap();
+    engine.release(&ann_second).await.unwrap();
+    let dave = admit(&engine, &acme, "dave").await;
+    let displaced = Err(ended(EndReason::Displaced));
+    assert_eq!(engine.heartbeat(&ann_first).await.map(drop), displaced);
+    clock.advance(second);
+
+    // A seat per tab from now on: bob's tab is the idlest.
+    engine
+        .put_tenant(
+            &acme,
+            displacing(2, Duration::ZERO).seat_per(SeatPer::Session),
+        )
+        .await
+        .unwrap();
+    admit(&engine, &acme, "erin").await;
+    assert_eq!(engine.heartbeat(&bob).await.map(drop), displaced);
+    engine.heartbeat(&dave).await.unwrap();
 }
