@@ -21,7 +21,8 @@ use crate::ids::{SessionId, TenantId, UserId};
 use crate::ledger::Ledger;
 use crate::licence::Licence;
 use crate::pool::{
-    Admission, Page, PoolState, RecordsView, SessionCursor, SessionView, TenantView, UserView,
+    Admission, Holdings, Page, PoolState, RecordsView, SessionCursor, SessionView, TenantView,
+    UserView,
 };
 use crate::registry::Registry;
 use crate::store::{Batch, Store};
@@ -218,6 +219,11 @@ pub(crate) enum PoolMsg {
     View {
         reply: Reply<TenantView>,
     },
+    /// What the pool holds, for a licence change to `licence` not made.
+    Holdings {
+        licence: Licence,
+        reply: Reply<Holdings>,
+    },
     /// A page of the live sessions, by login time.
     Sessions {
         after: Option<SessionCursor>,
@@ -273,6 +279,7 @@ impl PoolMsg {
             PoolMsg::SetLicence { reply, .. } | PoolMsg::View { reply } => no(reply, error),
             PoolMsg::ReportRecords { reply, .. } | PoolMsg::Records { reply } => no(reply, error),
             PoolMsg::Sessions { reply, .. } => no(reply, error),
+            PoolMsg::Holdings { reply, .. } => no(reply, error),
             PoolMsg::Users { reply, .. } => no(reply, error),
             PoolMsg::Snapshot { reply } => no(reply, error),
             PoolMsg::Tick { reply } => {
@@ -394,6 +401,11 @@ impl Handler<PoolMsg> for PoolActor {
                 state.expire_due(now);
                 let view = state.view();
                 self.respond(reply, Ok(view));
+            }
+            PoolMsg::Holdings { licence, reply } => {
+                state.expire_due(now);
+                let holdings = state.holdings(&licence);
+                self.respond(reply, Ok(holdings));
             }
             PoolMsg::Sessions {
                 after,

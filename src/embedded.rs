@@ -22,7 +22,8 @@ use crate::error::{Error, Result};
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{
-    Page, PoolSnapshot, PoolState, RecordsView, SessionCursor, SessionView, TenantView, UserView,
+    preview, LicencePreview, Page, PoolSnapshot, PoolState, RecordsView, SessionCursor,
+    SessionView, TenantView, UserView,
 };
 use crate::registry::Registry;
 use crate::store::{EventPage, EventQuery, Loaded, Store};
@@ -301,6 +302,25 @@ impl Embedded {
         let handle = self.pool(tenant)?;
         self.call(&handle, Priority::Shed, |reply| PoolMsg::View { reply })
             .await
+    }
+
+    pub(crate) async fn preview_licence(
+        &self,
+        tenant: &TenantId,
+        licence: Licence,
+    ) -> Result<LicencePreview> {
+        let holdings = match self.pool(tenant) {
+            Ok(handle) => Some(
+                self.call(&handle, Priority::Shed, |reply| PoolMsg::Holdings {
+                    licence,
+                    reply,
+                })
+                .await?,
+            ),
+            Err(Error::TenantNotFound) => None,
+            Err(error) => return Err(error),
+        };
+        Ok(preview(tenant, holdings, licence))
     }
 
     pub(crate) async fn login(

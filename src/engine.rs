@@ -22,7 +22,8 @@ use crate::events::Event;
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{
-    Page, PoolSnapshot, RecordsView, Retention, SessionCursor, SessionView, TenantView, UserView,
+    LicencePreview, Page, PoolSnapshot, RecordsView, Retention, SessionCursor, SessionView,
+    TenantView, UserView,
 };
 #[cfg(feature = "redis")]
 use crate::redis::{RedisBackend, RedisClock, RedisConfig};
@@ -369,6 +370,16 @@ impl Engine {
     #[instrument(level = "debug", skip(self))]
     pub async fn tenant(&self, tenant: &TenantId) -> Result<TenantView> {
         decide!(self, |b| b.tenant(tenant).await)
+    }
+
+    /// What putting `licence` on `tenant` would do, without doing it: the tenant as it
+    /// would be and the change's effects. Nothing is written and no event is sent.
+    pub async fn preview_licence(
+        &self,
+        tenant: &TenantId,
+        licence: Licence,
+    ) -> Result<LicencePreview> {
+        decide!(self, |b| b.preview_licence(tenant, licence).await)
     }
 
     /// Logs `user` in to `tenant`, from a client labelled `client` (a tab, a device).

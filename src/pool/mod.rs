@@ -29,10 +29,12 @@ use crate::ids::{SessionId, SessionIdHash, TenantId, UserId};
 use crate::licence::{Licence, LicenceModel, SeatPer};
 use crate::token::SecretHash;
 
+mod preview;
 mod records;
 mod snapshot;
 mod views;
 
+pub use preview::{preview, takes_named_seats, Holdings, LicenceEffects, LicencePreview};
 pub use records::Records;
 pub use snapshot::{Change, PoolSnapshot, SessionRecord};
 pub(crate) use views::check_page_limit;
@@ -532,9 +534,7 @@ impl PoolState {
     /// bringing back who held a seat long ago.
     pub fn set_licence(&mut self, licence: Licence, now: Timestamp) {
         self.expire_due(now);
-        let leaves_named = matches!(self.licence.model, LicenceModel::Named { .. })
-            && !matches!(licence.model, LicenceModel::Named { .. });
-        if leaves_named && self.assigned > 0 {
+        if takes_named_seats(&self.licence, &licence) && self.assigned > 0 {
             let mut dropped: Vec<UserId> = Vec::new();
             for (user, account) in self.users.iter_mut() {
                 if account.assigned {
@@ -560,6 +560,23 @@ impl PoolState {
                 seats_in_use,
             },
         );
+    }
+
+    /// What the pool holds, for a change to `licence` to be previewed ([`preview`]).
+    pub fn holdings(&self, licence: &Licence) -> Holdings {
+        let named = if takes_named_seats(&self.licence, licence) {
+            let assigned = self.users.iter().filter(|(_, account)| account.assigned);
+            assigned.map(|(user, _)| user.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        Holdings {
+            licence: self.licence,
+            view: self.view(),
+            assigned: self.assigned,
+            active_users: self.active_users,
+            named,
+        }
     }
 
     /// Records the backend's record count.

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::ids::{SessionId, TenantId, UserId};
 #[cfg(feature = "server")]
 use crate::licence::PolicyFields;
-use crate::licence::{LicenceModel, Policies, SeatPer};
+use crate::licence::{Licence, LicenceModel, Policies, SeatPer};
 
 /// `GET …/records`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,6 +57,30 @@ pub struct TenantView {
     pub users: u32,
     /// The last reported record count.
     pub records: u64,
+}
+
+impl TenantView {
+    /// A tenant under `licence` holding nothing.
+    pub fn of(tenant: TenantId, licence: &Licence) -> TenantView {
+        let (seats, seat_per) = match licence.model {
+            LicenceModel::Named { seats } => (Some(seats), None),
+            LicenceModel::Concurrent { seats, seat_per } => (Some(seats), Some(seat_per)),
+            LicenceModel::Records => (None, None),
+        };
+        TenantView {
+            tenant,
+            model: licence.model.name(),
+            seats,
+            seat_per,
+            idle_timeout_secs: licence.idle_timeout.as_secs(),
+            max_users: licence.max_users,
+            policies: licence.policies,
+            seats_in_use: 0,
+            sessions: 0,
+            users: 0,
+            records: 0,
+        }
+    }
 }
 
 /// A live session as listed to administrators: the id is a handle, never the token.
@@ -175,23 +199,12 @@ impl fmt::Display for SessionCursor {
 impl PoolState {
     /// The tenant view.
     pub fn view(&self) -> TenantView {
-        let (seats, seat_per) = match self.licence.model {
-            LicenceModel::Named { seats } => (Some(seats), None),
-            LicenceModel::Concurrent { seats, seat_per } => (Some(seats), Some(seat_per)),
-            LicenceModel::Records => (None, None),
-        };
         TenantView {
-            tenant: self.tenant.clone(),
-            model: self.licence.model.name(),
-            seats,
-            seat_per,
-            idle_timeout_secs: self.licence.idle_timeout.as_secs(),
-            max_users: self.licence.max_users,
-            policies: self.licence.policies,
             seats_in_use: self.seats_in_use(),
             sessions: self.sessions.len() as u32,
             users: self.users.len() as u32,
             records: self.records.count,
+            ..TenantView::of(self.tenant.clone(), &self.licence)
         }
     }
 

@@ -30,7 +30,10 @@ use crate::error::{EndReason, Error, Refusal, Result};
 use crate::events::{Event, EventKind};
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::{Licence, LicenceModel, Policies, SeatPer};
-use crate::pool::{Page, RecordsView, SessionCursor, SessionView, TenantView, UserView};
+use crate::pool::{
+    preview, Holdings, LicencePreview, Page, RecordsView, SessionCursor, SessionView, TenantView,
+    UserView,
+};
 use crate::store::{AuditEvent, EventPage, EventQuery};
 use crate::token::SessionToken;
 use crate::usage::{DayUsage, UsageBook};
@@ -484,6 +487,32 @@ impl RedisBackend {
             .call(tenant, Priority::Shed, json!({"op": "view"}))
             .await?;
         tenant_view(&answer["ok"])
+    }
+
+    pub(crate) async fn preview_licence(
+        &self,
+        tenant: &TenantId,
+        licence: Licence,
+    ) -> Result<LicencePreview> {
+        let request = json!({"op": "holdings", "model": licence.model.name()});
+        let holdings = match self.call(tenant, Priority::Shed, request).await {
+            Ok(answer) => {
+                let ok = &answer["ok"];
+                let named = list(&ok["named"])
+                    .iter()
+                    .map(|user| UserId::parse(text(user)?).map_err(Error::from));
+                Some(Holdings {
+                    licence: licence_of_view(&ok["view"])?,
+                    view: tenant_view(&ok["view"])?,
+                    assigned: number(&ok["assigned"])? as u32,
+                    active_users: number(&ok["active"])? as u32,
+                    named: named.collect::<Result<_>>()?,
+                })
+            }
+            Err(Error::TenantNotFound) => None,
+            Err(error) => return Err(error),
+        };
+        Ok(preview(tenant, holdings, licence))
     }
 
     pub(crate) async fn login(
@@ -1089,29 +1118,23 @@ fn licence_of(value: &Value) -> Result<Licence> {
     })
 }
 
-fn tenant_view(value: &Value) -> Result<TenantView> {
-    let licence = licence_of(&json!({
+/// The licence of a view the script wrote.
+fn licence_of_view(value: &Value) -> Result<Licence> {
+    licence_of(&json!({
         "model": value["model"], "seats": value["seats"].as_u64().unwrap_or(0),
         "per": value["seat_per"], "idle": value["idle"], "max": value["max_users"],
         "pol": value["pol"],
-    }))?;
-    let (seats, seat_per) = match licence.model {
-        LicenceModel::Named { seats } => (Some(seats), None),
-        LicenceModel::Concurrent { seats, seat_per } => (Some(seats), Some(seat_per)),
-        LicenceModel::Records => (None, None),
-    };
+    }))
+}
+
+fn tenant_view(value: &Value) -> Result<TenantView> {
+    let licence = licence_of_view(value)?;
     Ok(TenantView {
-        tenant: TenantId::parse(text(&value["tenant"])?)?,
-        model: licence.model.name(),
-        seats,
-        seat_per,
-        idle_timeout_secs: licence.idle_timeout.as_secs(),
-        max_users: licence.max_users,
-        policies: licence.policies,
         seats_in_use: number(&value["seats_in_use"])? as u32,
         sessions: number(&value["sessions"])? as u32,
         users: number(&value["users"])? as u32,
         records: number(&value["records"])?,
+        ..TenantView::of(TenantId::parse(text(&value["tenant"])?)?, &licence)
     })
 }
 

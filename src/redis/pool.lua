@@ -479,6 +479,22 @@ function ops.view(r)
   return { ok = view() }
 end
 
+-- What the pool holds, for a licence change not made (src/pool/preview.rs works out
+-- its effects): the view, the counts behind `seats_in_use` under each model, and the
+-- users holding a named seat when the change (to `r.model`) takes them away.
+function ops.holdings(r)
+  local named = {}
+  if meta.model == 'named' and r.model ~= 'named' then
+    local all = redis.call('HGETALL', USERS)
+    for i = 1, #all, 2 do
+      if cjson.decode(all[i + 1]).a == 1 then
+        named[#named + 1] = all[i]
+      end
+    end
+  end
+  return { ok = { view = view(), assigned = meta.assigned, active = meta.active, named = named } }
+end
+
 function ops.login(r)
   local acc = account(r.user)
   local standing = 'unknown'

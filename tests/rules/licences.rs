@@ -258,3 +258,149 @@ async fn an_idle_timeout_change_applies_from_the_next_heartbeat() {
     engine.expire_due().await.unwrap();
     assert_eq!(usage_now(&engine, &t).await, (0, 0));
 }
+
+// ---------------------------------------------------------------------------------
+// Dry runs (SPEC §9): what a licence change would do, with nothing changed
+// ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_dry_run_says_what_the_change_would_do_and_changes_nothing() {
+    let (engine, _clock) = start().await;
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, Licence::concurrent(3))
+        .await
+        .unwrap();
+    for name in ["ann", "ann", "bob", "carol"] {
+        admit(&engine, &acme, name).await;
+    }
+    let before = engine.tenant(&acme).await.unwrap();
+    let mut watch = Watch::start(&engine).await;
+
+    // One seat and two accounts: two seats held past the limit, one account past its.
+    let fewer = Licence::concurrent(1).max_users(2);
+    let preview = engine.preview_licence(&acme, fewer).await.unwrap();
+    assert!(!preview.created);
+    assert_eq!(preview.tenant.seats, Some(1));
+    assert_eq!(preview.tenant.max_users, 2);
+    assert_eq!(
+        (
+            preview.tenant.seats_in_use,
+            preview.tenant.sessions,
+            preview.tenant.users
+        ),
+        (3, 4, 3)
+    );
+    assert_eq!(
+        (
+            preview.effects.seats_over_limit,
+            preview.effects.users_over_limit
+        ),
+        (2, 1)
+    );
+    assert!(preview.effects.named_seats_lost.is_empty());
+
+    // A seat per tab counts ann's two tabs; the overage is part of the limit.
+    let per_tab = Licence::concurrent(2)
+        .seat_per(SeatPer::Session)
+        .overage(0.5);
+    let preview = engine.preview_licence(&acme, per_tab).await.unwrap();
+    assert_eq!(preview.tenant.seats_in_use, 4);
+    assert_eq!(preview.effects.seats_over_limit, 1);
+
+    // More seats would admit dave; not having been made, the change admits nobody.
+    let more = engine
+        .preview_licence(&acme, Licence::concurrent(5))
+        .await
+        .unwrap();
+    assert_eq!(more.effects.seats_over_limit, 0);
+    assert_eq!(
+        refusal(&engine, &acme, "dave").await.code(),
+        "licence_limit_reached"
+    );
+    assert_eq!(engine.tenant(&acme).await.unwrap(), before);
+    let kinds: Vec<_> = watch
+        .take(&engine, &acme)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        matches!(&kinds[..], [EventKind::Refused { .. }]),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_leaving_the_named_model_lists_who_loses_a_named_seat() {
+    let (engine, _clock) = start().await;
+    let charity = tenant("charity");
+    engine
+        .put_tenant(&charity, Licence::named(3))
+        .await
+        .unwrap();
+    for name in ["carol", "ann", "bob"] {
+        engine.put_user(&charity, &user(name)).await.unwrap();
+    }
+    admit(&engine, &charity, "ann").await;
+
+    let preview = engine
+        .preview_licence(&charity, Licence::concurrent(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        preview.effects.named_seats_lost,
+        [user("ann"), user("bob"), user("carol")]
+    );
+    // Under the new model the seat in use is ann's session's.
+    assert_eq!(preview.tenant.seats_in_use, 1);
+
+    // Staying named with fewer seats takes no seat away: one is held past the limit.
+    let preview = engine
+        .preview_licence(&charity, Licence::named(2))
+        .await
+        .unwrap();
+    assert!(preview.effects.named_seats_lost.is_empty());
+    assert_eq!(
+        (
+            preview.tenant.seats_in_use,
+            preview.effects.seats_over_limit
+        ),
+        (3, 1)
+    );
+    let assigned = engine.users(&charity).await.unwrap();
+    assert!(assigned.iter().all(|u| u.assigned), "{assigned:?}");
+}
+
+#[tokio::test]
+async fn a_dry_run_for_a_tenant_not_there_creates_nothing() {
+    let (engine, _clock) = start().await;
+    let new = tenant("new");
+    let preview = engine
+        .preview_licence(&new, Licence::records().max_users(10))
+        .await
+        .unwrap();
+    assert!(preview.created);
+    assert_eq!(
+        (
+            preview.tenant.model,
+            preview.tenant.seats,
+            preview.tenant.max_users
+        ),
+        ("records", None, 10)
+    );
+    assert_eq!(
+        (
+            preview.tenant.seats_in_use,
+            preview.tenant.sessions,
+            preview.tenant.users
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        engine.tenant(&new).await.unwrap_err(),
+        Error::TenantNotFound
+    );
+    let (_, created) = engine.put_tenant(&new, Licence::records()).await.unwrap();
+    assert!(created);
+}

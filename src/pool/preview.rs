@@ -1,0 +1,114 @@
+//! What a licence change would do, worked out without making it (SPEC §9's dry run).
+//!
+//! A licence change ends no session and takes no seat from anyone holding one: fewer
+//! seats only refuse the logins that would take a seat until enough are freed. What it
+//! can do is hold more seats than the new limit allows, keep more accounts than the new
+//! account limit, and — leaving the named model — take every named seat away. Each
+//! backend gives the facts ([`Holdings`]); [`preview`] works out the rest, once, for
+//! both.
+
+use serde::Serialize;
+
+use crate::ids::{TenantId, UserId};
+use crate::licence::{Licence, LicenceModel, SeatPer};
+
+use super::TenantView;
+
+/// What a pool holds, as a licence change reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holdings {
+    /// The licence in force.
+    pub licence: Licence,
+    /// The tenant as it is, due sessions expired.
+    pub view: TenantView,
+    /// Users holding a named seat.
+    pub assigned: u32,
+    /// Users with at least one live session.
+    pub active_users: u32,
+    /// The users holding a named seat, when the change takes them away
+    /// ([`takes_named_seats`]); empty otherwise.
+    pub named: Vec<UserId>,
+}
+
+/// Whether a change from `from` to `to` takes every named seat away.
+pub fn takes_named_seats(from: &Licence, to: &Licence) -> bool {
+    matches!(from.model, LicenceModel::Named { .. })
+        && !matches!(to.model, LicenceModel::Named { .. })
+}
+
+/// What a licence change would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct LicenceEffects {
+    /// Seats held past the new limit (seats and overage). Nobody loses one; logins that
+    /// would take a seat are refused until this many have been freed.
+    pub seats_over_limit: u32,
+    /// Accounts past the new `max_users`. None is removed; no new user gets an account
+    /// until this many have been.
+    pub users_over_limit: u32,
+    /// Users who would lose their named seat (the licence leaves the named model), in
+    /// byte order. Their sessions stay until they end.
+    #[cfg_attr(feature = "server", schema(value_type = Vec<String>))]
+    pub named_seats_lost: Vec<UserId>,
+}
+
+/// A licence change not made: the tenant as it would be, and what the change would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct LicencePreview {
+    /// Whether the change would create the tenant.
+    pub created: bool,
+    /// The tenant as it would be.
+    pub tenant: TenantView,
+    /// What the change would do.
+    pub effects: LicenceEffects,
+}
+
+/// The effects of putting `licence` on `tenant`, which holds `now` (none: the tenant
+/// does not exist, and the change would create it).
+pub fn preview(tenant: &TenantId, now: Option<Holdings>, licence: Licence) -> LicencePreview {
+    let created = now.is_none();
+    let now = now.unwrap_or_else(|| Holdings {
+        licence,
+        view: TenantView::of(tenant.clone(), &licence),
+        assigned: 0,
+        active_users: 0,
+        named: Vec::new(),
+    });
+    let seats_in_use = match licence.model {
+        LicenceModel::Named { .. } => match now.licence.model {
+            LicenceModel::Named { .. } => now.assigned,
+            // Users of another model hold no named seat yet.
+            _ => 0,
+        },
+        LicenceModel::Concurrent {
+            seat_per: SeatPer::Session,
+            ..
+        } => now.view.sessions,
+        LicenceModel::Concurrent { .. } | LicenceModel::Records => now.active_users,
+    };
+    let mut named_seats_lost = if takes_named_seats(&now.licence, &licence) {
+        now.named
+    } else {
+        Vec::new()
+    };
+    named_seats_lost.sort();
+    let effects = LicenceEffects {
+        seats_over_limit: licence
+            .limit()
+            .map_or(0, |limit| seats_in_use.saturating_sub(limit)),
+        users_over_limit: now.view.users.saturating_sub(licence.max_users),
+        named_seats_lost,
+    };
+    LicencePreview {
+        created,
+        tenant: TenantView {
+            seats_in_use,
+            sessions: now.view.sessions,
+            users: now.view.users,
+            records: now.view.records,
+            ..TenantView::of(tenant.clone(), &licence)
+        },
+        effects,
+    }
+}
