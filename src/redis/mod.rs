@@ -500,7 +500,7 @@ impl RedisBackend {
                 let ok = &answer["ok"];
                 let named = list(&ok["named"])
                     .iter()
-                    .map(|user| UserId::parse(text(user)?).map_err(Error::from));
+                    .map(|user| UserId::parse(text(user)?));
                 Some(Holdings {
                     licence: licence_of_view(&ok["view"])?,
                     view: tenant_view(&ok["view"])?,
