@@ -200,9 +200,14 @@ pub(crate) enum PoolMsg {
         user: UserId,
         reply: Reply<()>,
     },
+    /// Puts `licence` in force; with `expected`, only if that is the licence in force.
     SetLicence {
         licence: Licence,
+        expected: Option<Licence>,
         reply: Reply<TenantView>,
+    },
+    Licence {
+        reply: Reply<Licence>,
     },
     /// Replaces the tenant's API key by its hash; the old key stops working at once.
     SetApiKey {
@@ -280,6 +285,7 @@ impl PoolMsg {
             PoolMsg::ReportRecords { reply, .. } | PoolMsg::Records { reply } => no(reply, error),
             PoolMsg::Sessions { reply, .. } => no(reply, error),
             PoolMsg::Holdings { reply, .. } => no(reply, error),
+            PoolMsg::Licence { reply } => no(reply, error),
             PoolMsg::Users { reply, .. } => no(reply, error),
             PoolMsg::Snapshot { reply } => no(reply, error),
             PoolMsg::Tick { reply } => {
@@ -359,10 +365,22 @@ impl Handler<PoolMsg> for PoolActor {
                 let result = state.remove_user(&user, now);
                 self.respond(reply, result);
             }
-            PoolMsg::SetLicence { licence, reply } => {
-                state.set_licence(licence, now);
-                let view = state.view();
-                self.respond(reply, Ok(view));
+            PoolMsg::SetLicence {
+                licence,
+                expected,
+                reply,
+            } => {
+                if expected.is_some_and(|expected| expected != *state.licence()) {
+                    self.respond(reply, Err(Error::LicenceChanged));
+                } else {
+                    state.set_licence(licence, now);
+                    let view = state.view();
+                    self.respond(reply, Ok(view));
+                }
+            }
+            PoolMsg::Licence { reply } => {
+                let licence = *state.licence();
+                self.respond(reply, Ok(licence));
             }
             PoolMsg::SetApiKey { hash, reply } => {
                 let old = state.set_api_key(hash);

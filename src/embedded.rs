@@ -235,6 +235,7 @@ impl Embedded {
         } else {
             self.call(&handle, Priority::Control, |reply| PoolMsg::SetLicence {
                 licence,
+                expected: None,
                 reply,
             })
             .await?
@@ -302,6 +303,27 @@ impl Embedded {
         let handle = self.pool(tenant)?;
         self.call(&handle, Priority::Shed, |reply| PoolMsg::View { reply })
             .await
+    }
+
+    pub(crate) async fn licence(&self, tenant: &TenantId) -> Result<Licence> {
+        let handle = self.pool(tenant)?;
+        self.call(&handle, Priority::Shed, |reply| PoolMsg::Licence { reply })
+            .await
+    }
+
+    pub(crate) async fn change_licence(
+        &self,
+        tenant: &TenantId,
+        expected: Licence,
+        licence: Licence,
+    ) -> Result<TenantView> {
+        let handle = self.pool(tenant)?;
+        self.call(&handle, Priority::Control, |reply| PoolMsg::SetLicence {
+            licence,
+            expected: Some(expected),
+            reply,
+        })
+        .await
     }
 
     pub(crate) async fn preview_licence(

@@ -372,6 +372,24 @@ impl Engine {
         decide!(self, |b| b.tenant(tenant).await)
     }
 
+    /// The licence in force on `tenant`.
+    pub async fn licence(&self, tenant: &TenantId) -> Result<Licence> {
+        decide!(self, |b| b.licence(tenant).await)
+    }
+
+    /// Puts `licence` on `tenant` in place of `expected`, only if `expected` is still
+    /// the licence in force ([`Error::LicenceChanged`] otherwise, with nothing changed):
+    /// a read-modify-write of the licence that no other change can slip into. Never
+    /// creates the tenant.
+    pub async fn change_licence(
+        &self,
+        tenant: &TenantId,
+        expected: Licence,
+        licence: Licence,
+    ) -> Result<TenantView> {
+        decide!(self, |b| b.change_licence(tenant, expected, licence).await)
+    }
+
     /// What putting `licence` on `tenant` would do, without doing it: the tenant as it
     /// would be and the change's effects. Nothing is written and no event is sent.
     pub async fn preview_licence(

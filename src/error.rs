@@ -86,6 +86,10 @@ pub enum Error {
         /// The cap in force.
         max_sessions_per_user: u32,
     },
+    /// The licence changed between being read and being changed (a `PATCH` racing
+    /// another change); nothing was changed.
+    #[error("the licence changed while this change was being made; nothing was changed, retry")]
+    LicenceChanged,
     /// Named model: every seat is already assigned.
     #[error("all {seats} named seats are assigned; unassign a user or buy more seats")]
     SeatsExhausted {
@@ -138,6 +142,7 @@ impl Error {
             Error::LicenceLimitReached { .. } => "licence_limit_reached",
             Error::SeatsExhausted { .. } => "seats_exhausted",
             Error::SessionLimitReached { .. } => "session_limit_reached",
+            Error::LicenceChanged => "licence_changed",
             Error::SessionEnded { .. } => "session_ended",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Overloaded { .. } => "overloaded",
@@ -157,7 +162,8 @@ impl Error {
             Error::TenantNotFound | Error::UserNotFound | Error::SessionNotFound => 404,
             Error::LicenceLimitReached { .. }
             | Error::SeatsExhausted { .. }
-            | Error::SessionLimitReached { .. } => 409,
+            | Error::SessionLimitReached { .. }
+            | Error::LicenceChanged => 409,
             Error::SessionEnded { .. } => 410,
             Error::PayloadTooLarge { .. } => 413,
             Error::Overloaded { .. } | Error::Unavailable { .. } => 503,

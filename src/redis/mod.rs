@@ -448,6 +448,25 @@ impl RedisBackend {
         Ok((tenant_view(&answer["ok"])?, created))
     }
 
+    pub(crate) async fn licence(&self, tenant: &TenantId) -> Result<Licence> {
+        let answer = self
+            .call(tenant, Priority::Shed, json!({"op": "view"}))
+            .await?;
+        licence_of_view(&answer["ok"])
+    }
+
+    pub(crate) async fn change_licence(
+        &self,
+        tenant: &TenantId,
+        expected: Licence,
+        licence: Licence,
+    ) -> Result<TenantView> {
+        let request = json!({"op": "change", "expected": licence_json(&expected),
+                             "licence": licence_json(&licence)});
+        let answer = self.call(tenant, Priority::Control, request).await?;
+        tenant_view(&answer["ok"])
+    }
+
     pub(crate) async fn delete_tenant(&self, tenant: &TenantId) -> Result<()> {
         let view = self
             .call(tenant, Priority::Control, json!({"op": "view"}))
@@ -1002,6 +1021,7 @@ fn error_of(code: &str, answer: &Value) -> Error {
         "session_limit_reached" => Error::SessionLimitReached {
             max_sessions_per_user: n("max_sessions_per_user") as u32,
         },
+        "licence_changed" => Error::LicenceChanged,
         "invalid_limit" => match crate::pool::check_page_limit(0) {
             Err(e) => e,
             Ok(()) => Error::Internal("a page limit of 0 was taken".into()),

@@ -456,6 +456,25 @@ function ops.put(r)
   return { ok = view(), created = true }
 end
 
+-- Whether `l` (a licence as the node sends one) is the licence in force. A pool written
+-- before the seat policies keeps no policies: it has the defaults, written '{}'.
+local function in_force(l)
+  local pol = meta.pol
+  if pol == nil or pol == '' then
+    pol = '{}'
+  end
+  return meta.model == l.model and meta.seats == tonumber(l.seats) and (meta.per or '') == l.per
+    and meta.idle == tonumber(l.idle) and meta.max == tonumber(l.max) and pol == l.pol
+end
+
+-- A licence change made only if `r.expected` is still in force (a read-modify-write).
+function ops.change(r)
+  if not in_force(r.expected) then
+    return { err = 'licence_changed' }
+  end
+  return ops.put(r)
+end
+
 function ops.delete(r)
   if r.inc and r.inc ~= meta.inc then
     return { err = 'tenant_not_found' }

@@ -404,3 +404,118 @@ async fn a_dry_run_for_a_tenant_not_there_creates_nothing() {
     let (_, created) = engine.put_tenant(&new, Licence::records()).await.unwrap();
     assert!(created);
 }
+
+// ---------------------------------------------------------------------------------
+// A licence read, then changed only if it is still the one read (PATCH)
+// ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_licence_is_read_back_as_it_was_put() {
+    let (engine, _clock) = start().await;
+    let acme = tenant("acme");
+    let licence = Licence::concurrent(4)
+        .seat_per(SeatPer::Session)
+        .idle_timeout(millis(90_500))
+        .max_users(7)
+        .overage(0.25)
+        .max_sessions_per_user(3);
+    engine.put_tenant(&acme, licence).await.unwrap();
+    assert_eq!(engine.licence(&acme).await.unwrap(), licence);
+    assert_eq!(
+        engine.licence(&tenant("nobody")).await.unwrap_err(),
+        Error::TenantNotFound
+    );
+}
+
+#[tokio::test]
+async fn a_licence_changes_only_while_it_is_still_the_one_read() {
+    let (engine, _clock) = start().await;
+    let acme = tenant("acme");
+    let first = Licence::concurrent(2);
+    engine.put_tenant(&acme, first).await.unwrap();
+    let read = engine.licence(&acme).await.unwrap();
+    engine
+        .put_tenant(&acme, Licence::concurrent(3))
+        .await
+        .unwrap();
+    let mut watch = Watch::start(&engine).await;
+
+    // Another change came between: the stale one is refused and changes nothing.
+    assert_eq!(
+        engine
+            .change_licence(&acme, read, Licence::concurrent(9))
+            .await
+            .unwrap_err(),
+        Error::LicenceChanged
+    );
+    assert_eq!(engine.tenant(&acme).await.unwrap().seats, Some(3));
+    assert!(watch.take(&engine, &acme).await.is_empty());
+
+    let read = engine.licence(&acme).await.unwrap();
+    let view = engine
+        .change_licence(&acme, read, Licence::concurrent(9))
+        .await
+        .unwrap();
+    assert_eq!(view.seats, Some(9));
+    let kinds: Vec<_> = watch
+        .take(&engine, &acme)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        matches!(&kinds[..], [EventKind::LicenceChanged { .. }]),
+        "{kinds:?}"
+    );
+
+    // It never creates a tenant.
+    let nobody = tenant("nobody");
+    assert_eq!(
+        engine
+            .change_licence(&nobody, first, first)
+            .await
+            .unwrap_err(),
+        Error::TenantNotFound
+    );
+    assert_eq!(
+        engine.tenant(&nobody).await.unwrap_err(),
+        Error::TenantNotFound
+    );
+}
+
+/// Forty changes at once, each reading the seats and adding one, retrying when another
+/// came between: none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_read_modify_writes_of_a_licence_lose_no_change() {
+    let (engine, _clock) = start().await;
+    let engine = Arc::new(engine);
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, Licence::concurrent(0))
+        .await
+        .unwrap();
+    let barrier = Arc::new(Barrier::new(40));
+    let mut changes = JoinSet::new();
+    for _ in 0..40 {
+        let (engine, barrier, acme) = (engine.clone(), barrier.clone(), acme.clone());
+        changes.spawn(async move {
+            barrier.wait().await;
+            loop {
+                let read = engine.licence(&acme).await.unwrap();
+                let seats = read.model.seats().unwrap();
+                match engine
+                    .change_licence(&acme, read, Licence::concurrent(seats + 1))
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(Error::LicenceChanged) => continue,
+                    Err(other) => panic!("{other}"),
+                }
+            }
+        });
+    }
+    while let Some(done) = changes.join_next().await {
+        done.unwrap();
+    }
+    assert_eq!(engine.tenant(&acme).await.unwrap().seats, Some(40));
+}
