@@ -21,7 +21,7 @@ use crate::ids::MAX_ID_LEN;
 #[openapi(
     info(title = "Usher", description = "Licence-seat engine: race-free admission, heartbeats and usage."),
     paths(
-        tenants::put_tenant, tenants::list_tenants, tenants::get_tenant, tenants::delete_tenant,
+        tenants::put_tenant, tenants::patch_tenant, tenants::list_tenants, tenants::get_tenant, tenants::delete_tenant,
         tenants::rotate_key, tenants::put_records, tenants::get_records, tenants::usage, tenants::events,
         users::put_user, users::delete_user, users::list_users, users::logout_user,
         sessions::login, sessions::list_sessions, sessions::revoke,

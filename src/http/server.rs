@@ -320,6 +320,7 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
             .service(
                 Endpoint::at("")
                     .put(tenants::put_tenant)
+                    .patch(tenants::patch_tenant)
                     .get(tenants::get_tenant)
                     .delete(tenants::delete_tenant)
                     .done(),
@@ -410,6 +411,15 @@ impl Endpoint {
         F::Output: Responder + 'static,
     {
         self.route(&["PUT"], web::put().to(handler))
+    }
+
+    fn patch<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(&["PATCH"], web::patch().to(handler))
     }
 
     fn delete<F, Args>(self, handler: F) -> Self

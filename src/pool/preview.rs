@@ -56,10 +56,11 @@ pub struct LicenceEffects {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct LicencePreview {
-    /// Whether the change would create the tenant.
-    pub created: bool,
     /// The tenant as it would be.
+    #[serde(flatten)]
     pub tenant: TenantView,
+    /// Whether the change would create the tenant.
+    pub creates: bool,
     /// What the change would do.
     pub effects: LicenceEffects,
 }
@@ -67,7 +68,7 @@ pub struct LicencePreview {
 /// The effects of putting `licence` on `tenant`, which holds `now` (none: the tenant
 /// does not exist, and the change would create it).
 pub fn preview(tenant: &TenantId, now: Option<Holdings>, licence: Licence) -> LicencePreview {
-    let created = now.is_none();
+    let creates = now.is_none();
     let now = now.unwrap_or_else(|| Holdings {
         licence,
         view: TenantView::of(tenant.clone(), &licence),
@@ -101,7 +102,7 @@ pub fn preview(tenant: &TenantId, now: Option<Holdings>, licence: Licence) -> Li
         named_seats_lost,
     };
     LicencePreview {
-        created,
+        creates,
         tenant: TenantView {
             seats_in_use,
             sessions: now.view.sessions,

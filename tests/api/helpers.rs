@@ -335,6 +335,7 @@ pub enum Access {
 pub const ENDPOINTS: &[(&str, &str, Access)] = &[
     ("GET", "/v1/tenants", Access::Admin),
     ("PUT", "/v1/tenants/{tenant}", Access::Admin),
+    ("PATCH", "/v1/tenants/{tenant}", Access::Admin),
     ("DELETE", "/v1/tenants/{tenant}", Access::Admin),
     ("POST", "/v1/tenants/{tenant}/api-key", Access::Admin),
     ("GET", "/v1/tenants/{tenant}", Access::Tenant),
@@ -374,6 +375,7 @@ pub const ENDPOINTS: &[(&str, &str, Access)] = &[
 pub fn valid_body(method: &str, path: &str) -> Option<Value> {
     match (method, path) {
         ("PUT", "/v1/tenants/{tenant}") => Some(json!({"model": "concurrent", "seats": 3})),
+        ("PATCH", "/v1/tenants/{tenant}") => Some(json!({"seats": 3})),
         ("POST", "/v1/tenants/{tenant}/sessions") => Some(json!({"user": "zed"})),
         ("PUT", "/v1/tenants/{tenant}/records") => Some(json!({"count": 7})),
         _ => None,

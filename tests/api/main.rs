@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod browser;
+mod changes;
 mod helpers;
 mod isolation;
 mod load;

@@ -280,7 +280,7 @@ async fn a_dry_run_says_what_the_change_would_do_and_changes_nothing() {
     // One seat and two accounts: two seats held past the limit, one account past its.
     let fewer = Licence::concurrent(1).max_users(2);
     let preview = engine.preview_licence(&acme, fewer).await.unwrap();
-    assert!(!preview.created);
+    assert!(!preview.creates);
     assert_eq!(preview.tenant.seats, Some(1));
     assert_eq!(preview.tenant.max_users, 2);
     assert_eq!(
@@ -380,7 +380,7 @@ async fn a_dry_run_for_a_tenant_not_there_creates_nothing() {
         .preview_licence(&new, Licence::records().max_users(10))
         .await
         .unwrap();
-    assert!(preview.created);
+    assert!(preview.creates);
     assert_eq!(
         (
             preview.tenant.model,

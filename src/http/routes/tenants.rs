@@ -4,6 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::executor::block_on;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
@@ -12,8 +13,8 @@ use crate::engine::Engine;
 use crate::http::auth::Credentials;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::openapi::{EngineFailures, TenantIdSchema};
-use crate::licence::{LicenceSpec, MAX_IDLE_TIMEOUT_SECS, MAX_SEATS};
-use crate::pool::{RecordsView, TenantView};
+use crate::licence::{Licence, LicenceSpec, MAX_IDLE_TIMEOUT_SECS, MAX_SEATS};
+use crate::pool::{LicencePreview, RecordsView, TenantView};
 use crate::store::{EventPage, EventQuery};
 use crate::usage::{DayUsage, USAGE_DAYS_KEPT};
 
@@ -213,11 +214,11 @@ impl ToSchema for LicenceRequest {}
 
 /// Create a tenant or change its licence.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}", tag = "admin",
-    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id")),
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), DryRunQuery),
     request_body = LicenceRequest,
     responses(
         (status = 201, description = "Created; the body carries the API key, once", body = CreatedTenant),
-        (status = 200, description = "Licence changed", body = TenantView),
+        (status = 200, description = "Licence changed; with dry_run, the tenant as it would be (`creates`: whether the change would create it) and the change's `effects`, nothing changed", body = LicencePreview),
         (status = 400, description = "invalid_request: a bad id or licence", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "tenant_not_found: deleted while being changed", body = ErrorBody),
@@ -231,7 +232,12 @@ pub async fn put_tenant(
 ) -> ApiResult<HttpResponse> {
     authorize_admin(&req, &state).await?;
     let tenant = crate::TenantId::parse(&tenant)?;
+    let dry_run = dry_run(&req)?;
     let licence = spec.validate(state.engine.config().default_max_users)?;
+    if dry_run {
+        let preview = state.engine.preview_licence(&tenant, licence).await?;
+        return Ok(HttpResponse::Ok().json(preview));
+    }
     let (view, created) = state.engine.put_tenant(&tenant, licence).await?;
     if created {
         let api_key = issue_key(&state, &tenant).await?;
@@ -242,6 +248,108 @@ pub async fn put_tenant(
     } else {
         Ok(HttpResponse::Ok().json(view))
     }
+}
+
+/// `?dry_run=true`: say what the change would do, and make none.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunQuery {
+    /// Answer the tenant as it would be and the change's `effects`, changing nothing.
+    dry_run: Option<bool>,
+}
+
+fn dry_run(req: &HttpRequest) -> Result<bool, crate::Error> {
+    let query = web::Query::<DryRunQuery>::from_query(req.query_string()).map_err(|e| {
+        crate::Error::InvalidRequest(format!("invalid query: {e}; expected ?dry_run=true"))
+    })?;
+    Ok(query.dry_run.unwrap_or(false))
+}
+
+/// How often a `PATCH` reads the licence again when another change came between its
+/// read and its write, before it answers 409 `licence_changed`.
+const PATCH_ATTEMPTS: usize = 16;
+
+/// Change only the fields given of a tenant's licence.
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "admin",
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), DryRunQuery),
+    request_body(content = Object, description = "Licence fields to change (`null`: back to the default); `model` too, which leaves behind the fields that do not apply to it"),
+    responses(
+        (status = 200, description = "Licence changed; with dry_run, the tenant as it would be and the change's effects", body = TenantView),
+        (status = 400, description = "invalid_request: a bad id, field or licence", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "tenant_not_found", body = ErrorBody),
+        (status = 409, description = "licence_changed: other changes kept coming between", body = ErrorBody),
+        EngineFailures,
+    ))]
+pub async fn patch_tenant(
+    req: HttpRequest,
+    state: State,
+    tenant: web::Path<String>,
+    patch: Json<Map<String, Value>>,
+) -> ApiResult<HttpResponse> {
+    authorize_admin(&req, &state).await?;
+    let tenant = crate::TenantId::parse(&tenant)?;
+    let dry_run = dry_run(&req)?;
+    let engine = &state.engine;
+    for _ in 0..PATCH_ATTEMPTS {
+        let current = engine.licence(&tenant).await?;
+        let mut licence = patched(&current, &patch)?.validate(engine.config().default_max_users)?;
+        // The request speaks in whole seconds; a timeout it does not mention stays exact.
+        if !patch.contains_key("idle_timeout_secs") {
+            licence.idle_timeout = current.idle_timeout;
+        }
+        if dry_run {
+            let preview = engine.preview_licence(&tenant, licence).await?;
+            return Ok(HttpResponse::Ok().json(preview));
+        }
+        match engine.change_licence(&tenant, current, licence).await {
+            Err(crate::Error::LicenceChanged) => continue,
+            changed => return Ok(HttpResponse::Ok().json(changed?)),
+        }
+    }
+    Err(crate::Error::LicenceChanged.into())
+}
+
+/// The request for `current` with the fields of `patch` changed (a JSON merge
+/// patch: a field given replaces the current one, `null` puts it back to its
+/// default). When the patch changes the model, the current fields that do not apply
+/// to the new one are left behind. The result still has to be validated.
+fn patched(current: &Licence, patch: &Map<String, Value>) -> Result<LicenceSpec, crate::Error> {
+    let Value::Object(mut fields) = serde_json::to_value(current).unwrap_or_default() else {
+        return Err(crate::Error::Internal(
+            "the licence could not be read".into(),
+        ));
+    };
+    let model = patch.get("model").and_then(Value::as_str);
+    if let Some(model) = model.filter(|m| *m != current.model.name()) {
+        let applies: &[&str] = match model {
+            "named" | "concurrent" => &["seats"],
+            _ => &[],
+        };
+        let everywhere = ["idle_timeout_secs", "max_users", "max_sessions_per_user"];
+        fields.retain(|k, _| everywhere.contains(&k.as_str()) || applies.contains(&k.as_str()));
+    }
+    for (field, value) in patch {
+        if value.is_null() {
+            fields.remove(field);
+        } else {
+            fields.insert(field.clone(), value.clone());
+        }
+    }
+    let model = fields.get("model").cloned().unwrap_or(Value::Null);
+    serde_json::from_value(Value::Object(fields)).map_err(|e| {
+        // Name the field: the first of the patch's that is wrong on its own.
+        let wrong = patch.iter().find_map(|(field, value)| {
+            let alone = json!({"model": model, field.as_str(): value});
+            let error = serde_json::from_value::<LicenceSpec>(alone).err()?;
+            Some(format!("\"{field}\": {error}"))
+        });
+        crate::Error::InvalidRequest(format!(
+            "invalid licence: {}",
+            wrong.unwrap_or(e.to_string())
+        ))
+    })
 }
 
 /// A new key for `tenant`: stored (its hash) before it takes effect and is shown.
