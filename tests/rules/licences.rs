@@ -319,12 +319,7 @@ async fn a_dry_run_says_what_the_change_would_do_and_changes_nothing() {
         "licence_limit_reached"
     );
     assert_eq!(engine.tenant(&acme).await.unwrap(), before);
-    let kinds: Vec<_> = watch
-        .take(&engine, &acme)
-        .await
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = watch.kinds(&engine, &acme).await;
     assert!(
         matches!(&kinds[..], [EventKind::Refused { .. }]),
         "{kinds:?}"
@@ -457,12 +452,7 @@ async fn a_licence_changes_only_while_it_is_still_the_one_read() {
         .await
         .unwrap();
     assert_eq!(view.seats, Some(9));
-    let kinds: Vec<_> = watch
-        .take(&engine, &acme)
-        .await
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = watch.kinds(&engine, &acme).await;
     assert!(
         matches!(&kinds[..], [EventKind::LicenceChanged { .. }]),
         "{kinds:?}"

@@ -216,6 +216,12 @@ impl Watch {
         engine.flush_events().await;
         self.events.try_iter().filter(|e| e.tenant == *t).collect()
     }
+
+    /// The kinds of those events.
+    pub async fn kinds(&mut self, engine: &Engine, t: &TenantId) -> Vec<EventKind> {
+        let events = self.take(engine, t).await;
+        events.into_iter().map(|e| e.kind).collect()
+    }
 }
 
 // ---------------------------------------------------------------------------------

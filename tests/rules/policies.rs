@@ -3,21 +3,11 @@
 
 use std::time::Duration;
 
-use usher::{EndReason, Engine, Error, EventKind, Licence, OnLimit, SeatPer, TenantId};
+use usher::{EndReason, Error, EventKind, Licence, OnLimit, SeatPer};
 
 use super::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// The events of the operations answered so far, of `t`.
-async fn delivered(engine: &Engine, t: &TenantId, watch: &mut Watch) -> Vec<EventKind> {
-    watch
-        .take(engine, t)
-        .await
-        .into_iter()
-        .map(|e| e.kind)
-        .collect()
-}
 
 fn displacing(seats: u32, min_hold: Duration) -> Licence {
     Licence::concurrent(seats)
@@ -52,7 +42,8 @@ async fn overage_admits_past_the_seats_up_to_its_floor_and_flags_each_such_login
         limit_reached(10, 12, Some(Duration::from_secs(600) + millis(1)))
     );
 
-    let admitted: Vec<(u32, bool)> = delivered(&engine, &acme, &mut watch)
+    let admitted: Vec<(u32, bool)> = watch
+        .kinds(&engine, &acme)
         .await
         .into_iter()
         .filter_map(|kind| match kind {
@@ -138,7 +129,7 @@ async fn displacement_takes_over_the_seat_closest_to_expiring() {
         engine.heartbeat(&ann).await.unwrap();
         assert_eq!(engine.tenant(&acme).await.unwrap().seats_in_use, 2);
 
-        let kinds = delivered(&engine, &acme, &mut watch).await;
+        let kinds = watch.kinds(&engine, &acme).await;
         assert!(
             matches!(
                 &kinds[..],
@@ -345,7 +336,8 @@ async fn a_user_past_the_session_cap_is_refused_with_session_limit_reached() {
     engine.release(&first).await.unwrap();
     admit(&engine, &acme, "ann").await;
 
-    let refused: Vec<_> = delivered(&engine, &acme, &mut watch)
+    let refused: Vec<_> = watch
+        .kinds(&engine, &acme)
         .await
         .into_iter()
         .filter_map(|kind| match kind {
@@ -432,7 +424,8 @@ async fn policies_are_kept_shown_and_carried_by_the_licence_events() {
         .unwrap();
     assert!(view.policies.is_default());
 
-    let licences: Vec<Licence> = delivered(&engine, &acme, &mut watch)
+    let licences: Vec<Licence> = watch
+        .kinds(&engine, &acme)
         .await
         .into_iter()
         .filter_map(|kind| match kind {
