@@ -14,7 +14,7 @@ use crate::http::auth::Credentials;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::openapi::{EngineFailures, TenantIdSchema};
 use crate::licence::{Licence, LicenceSpec, MAX_IDLE_TIMEOUT_SECS, MAX_SEATS};
-use crate::pool::{LicencePreview, RecordsView, TenantView};
+use crate::pool::{RecordsView, TenantView};
 use crate::store::{EventPage, EventQuery};
 use crate::usage::{DayUsage, USAGE_DAYS_KEPT};
 
@@ -218,7 +218,7 @@ impl ToSchema for LicenceRequest {}
     request_body = LicenceRequest,
     responses(
         (status = 201, description = "Created; the body carries the API key, once", body = CreatedTenant),
-        (status = 200, description = "Licence changed; with dry_run, the tenant as it would be (`creates`: whether the change would create it) and the change's `effects`, nothing changed", body = LicencePreview),
+        (status = 200, description = "Licence changed; with dry_run, nothing changed: the tenant as it would be, with `creates` (whether the change would create it) and `effects` (a LicenceEffects)", body = TenantView),
         (status = 400, description = "invalid_request: a bad id or licence", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "tenant_not_found: deleted while being changed", body = ErrorBody),
@@ -266,6 +266,40 @@ fn dry_run(req: &HttpRequest) -> Result<bool, crate::Error> {
     Ok(query.dry_run.unwrap_or(false))
 }
 
+/// The licence fields a `PATCH` changes, each optional; `null` puts one back to its
+/// default, and a new `model` leaves behind the fields that do not apply to it. Which
+/// fields apply depends on the licence in force, so a body of this shape may still be
+/// refused with `invalid_request`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct LicencePatch {
+    /// `named`, `concurrent` or `records`.
+    model: Option<String>,
+    /// Seats (named, concurrent).
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    seats: Option<i64>,
+    /// `user` or `session` (concurrent).
+    seat_per: Option<String>,
+    /// Idle timeout in seconds.
+    #[schema(minimum = 1)]
+    idle_timeout_secs: Option<i64>,
+    /// Account limit.
+    #[schema(minimum = 0)]
+    max_users: Option<i64>,
+    /// Concurrent: the share of the seats admitted past them, 0–1.
+    #[schema(minimum = 0, maximum = 1)]
+    overage: Option<f64>,
+    /// Concurrent: `refuse` or `displace_idlest`.
+    on_limit: Option<String>,
+    /// Concurrent: seconds a seat is held before it may be displaced.
+    #[schema(minimum = 0)]
+    min_hold_secs: Option<i64>,
+    /// Live sessions one user may hold at once.
+    #[schema(minimum = 1)]
+    max_sessions_per_user: Option<i64>,
+}
+
 /// How often a `PATCH` reads the licence again when another change came between its
 /// read and its write, before it answers 409 `licence_changed`.
 const PATCH_ATTEMPTS: usize = 16;
@@ -273,9 +307,9 @@ const PATCH_ATTEMPTS: usize = 16;
 /// Change only the fields given of a tenant's licence.
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "admin",
     params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), DryRunQuery),
-    request_body(content = Object, description = "Licence fields to change (`null`: back to the default); `model` too, which leaves behind the fields that do not apply to it"),
+    request_body = LicencePatch,
     responses(
-        (status = 200, description = "Licence changed; with dry_run, the tenant as it would be and the change's effects", body = TenantView),
+        (status = 200, description = "Licence changed; with dry_run, nothing changed: the tenant as it would be, with `creates` and `effects` (a LicenceEffects)", body = TenantView),
         (status = 400, description = "invalid_request: a bad id, field or licence", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "tenant_not_found", body = ErrorBody),
