@@ -5,12 +5,7 @@ use super::*;
 
 #[tokio::test]
 async fn licences_change_at_runtime() {
-    let (engine, clock) = start().await;
-    let acme = tenant("acme");
-    engine
-        .put_tenant(&acme, Licence::concurrent(2))
-        .await
-        .unwrap();
+    let (engine, clock, acme) = start_tenant(Licence::concurrent(2)).await;
     let ann = admit(&engine, &acme, "ann").await;
     let bob = admit(&engine, &acme, "bob").await;
     assert_eq!(
@@ -265,12 +260,7 @@ async fn an_idle_timeout_change_applies_from_the_next_heartbeat() {
 
 #[tokio::test]
 async fn a_dry_run_says_what_the_change_would_do_and_changes_nothing() {
-    let (engine, _clock) = start().await;
-    let acme = tenant("acme");
-    engine
-        .put_tenant(&acme, Licence::concurrent(3))
-        .await
-        .unwrap();
+    let (engine, _clock, acme) = start_tenant(Licence::concurrent(3)).await;
     for name in ["ann", "ann", "bob", "carol"] {
         admit(&engine, &acme, name).await;
     }
@@ -328,12 +318,7 @@ async fn a_dry_run_says_what_the_change_would_do_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_dry_run_leaving_the_named_model_lists_who_loses_a_named_seat() {
-    let (engine, _clock) = start().await;
-    let charity = tenant("charity");
-    engine
-        .put_tenant(&charity, Licence::named(3))
-        .await
-        .unwrap();
+    let (engine, _clock, charity) = start_tenant(Licence::named(3)).await;
     for name in ["carol", "ann", "bob"] {
         engine.put_user(&charity, &user(name)).await.unwrap();
     }

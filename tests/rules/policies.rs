@@ -207,12 +207,7 @@ async fn displacement_passes_over_seats_not_yet_held_long_enough() {
 
 #[tokio::test]
 async fn with_a_seat_per_user_the_user_whose_newest_heartbeat_is_oldest_is_displaced() {
-    let (engine, clock) = start().await;
-    let acme = tenant("acme");
-    engine
-        .put_tenant(&acme, displacing(2, Duration::ZERO))
-        .await
-        .unwrap();
+    let (engine, clock, acme) = start_tenant(displacing(2, Duration::ZERO)).await;
     let ann_first = admit(&engine, &acme, "ann").await;
     clock.advance(Duration::from_secs(1));
     let bob_tabs = [
@@ -241,12 +236,7 @@ async fn with_a_seat_per_user_the_user_whose_newest_heartbeat_is_oldest_is_displ
 #[tokio::test]
 async fn displacement_under_a_seat_per_user_waits_for_the_users_oldest_tab_to_be_held_long_enough()
 {
-    let (engine, clock) = start().await;
-    let acme = tenant("acme");
-    engine
-        .put_tenant(&acme, displacing(1, Duration::from_secs(300)))
-        .await
-        .unwrap();
+    let (engine, clock, acme) = start_tenant(displacing(1, Duration::from_secs(300))).await;
     let first = admit(&engine, &acme, "ann").await;
     clock.advance(Duration::from_secs(250));
     let second = admit(&engine, &acme, "ann").await;
@@ -263,12 +253,7 @@ async fn displacement_under_a_seat_per_user_waits_for_the_users_oldest_tab_to_be
 
 #[tokio::test]
 async fn displacement_makes_room_only_at_exactly_the_limit() {
-    let (engine, _clock) = start().await;
-    let acme = tenant("acme");
-    engine
-        .put_tenant(&acme, Licence::concurrent(3))
-        .await
-        .unwrap();
+    let (engine, _clock, acme) = start_tenant(Licence::concurrent(3)).await;
     for name in ["ann", "bob", "carol"] {
         admit(&engine, &acme, name).await;
     }
@@ -286,12 +271,7 @@ async fn displacement_makes_room_only_at_exactly_the_limit() {
 
 #[tokio::test]
 async fn displacement_never_applies_to_a_tab_sharing_its_users_seat_or_to_no_seats() {
-    let (engine, _clock) = start().await;
-    let acme = tenant("acme");
-    engine
-        .put_tenant(&acme, displacing(1, Duration::ZERO))
-        .await
-        .unwrap();
+    let (engine, _clock, acme) = start_tenant(displacing(1, Duration::ZERO)).await;
     let ann = admit(&engine, &acme, "ann").await;
     // Ann's second tab shares her seat: nothing is displaced.
     let again = admit(&engine, &acme, "ann").await;
@@ -311,12 +291,8 @@ async fn displacement_never_applies_to_a_tab_sharing_its_users_seat_or_to_no_sea
 
 #[tokio::test]
 async fn a_user_past_the_session_cap_is_refused_with_session_limit_reached() {
-    let (engine, _clock) = start().await;
-    let acme = tenant("acme");
-    engine
-        .put_tenant(&acme, Licence::concurrent(10).max_sessions_per_user(2))
-        .await
-        .unwrap();
+    let (engine, _clock, acme) =
+        start_tenant(Licence::concurrent(10).max_sessions_per_user(2)).await;
     let mut watch = Watch::start(&engine).await;
     let first = admit(&engine, &acme, "ann").await;
     admit(&engine, &acme, "ann").await;
@@ -352,12 +328,7 @@ async fn a_user_past_the_session_cap_is_refused_with_session_limit_reached() {
 
 #[tokio::test]
 async fn the_session_cap_holds_under_every_model_and_comes_before_the_seat_limit() {
-    let (engine, _clock) = start().await;
-    let named = tenant("named");
-    engine
-        .put_tenant(&named, Licence::named(2).max_sessions_per_user(1))
-        .await
-        .unwrap();
+    let (engine, _clock, named) = start_tenant(Licence::named(2).max_sessions_per_user(1)).await;
     engine.put_user(&named, &user("ann")).await.unwrap();
     admit(&engine, &named, "ann").await;
     assert_eq!(
