@@ -10,9 +10,12 @@ use crate::clock::Timestamp;
 use crate::error::{EndReason, Refusal};
 use crate::events::{Event, EventKind};
 use crate::ids::TenantId;
+use crate::licence::{Licence, LicenceModel};
 
 /// How many days of usage are kept per tenant.
 pub const USAGE_DAYS_KEPT: usize = 400;
+
+const MILLIS_PER_DAY: u64 = 24 * 3600 * 1000;
 
 /// Refused logins of one day, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +67,18 @@ pub struct DayUsage {
     pub expiries: u64,
     /// The highest record count reported (or carried over from the day before).
     pub peak_records: u64,
+    /// Concurrent: the most seats held at once past the licensed seats, whether taken
+    /// under the overage allowance or left held by a lowered licence.
+    #[serde(default)]
+    pub peak_overage_seats: u32,
+    /// Concurrent: seats held past the licensed seats, times the seconds they were held
+    /// that day (what a vendor bills overage by).
+    #[serde(default)]
+    pub overage_seat_secs: u64,
+    /// `overage_seat_secs` to the millisecond, so that short stretches add up exactly.
+    #[serde(skip)]
+    #[cfg_attr(feature = "server", schema(ignore))]
+    pub(crate) overage_seat_ms: u64,
     /// Where the day ended (or stands): carried into the quiet days after it.
     #[serde(skip)]
     #[cfg_attr(feature = "server", schema(ignore))]
@@ -71,6 +86,7 @@ pub struct DayUsage {
 }
 
 impl DayUsage {
+    /// A day without events so far, standing where the day before ended.
     fn quiet(day: NaiveDate, level: Level) -> Self {
         DayUsage {
             day,
@@ -79,8 +95,23 @@ impl DayUsage {
             refusals: Refusals::default(),
             expiries: 0,
             peak_records: level.records,
+            peak_overage_seats: level.overage_seats(),
+            overage_seat_secs: 0,
+            overage_seat_ms: 0,
             closing: level,
         }
+    }
+
+    /// A whole day without events, standing where the day before ended.
+    fn quiet_throughout(day: NaiveDate, level: Level) -> Self {
+        let mut usage = Self::quiet(day, level);
+        usage.add_overage(u64::from(level.overage_seats()) * MILLIS_PER_DAY);
+        usage
+    }
+
+    fn add_overage(&mut self, seat_ms: u64) {
+        self.overage_seat_ms += seat_ms;
+        self.overage_seat_secs = self.overage_seat_ms / 1000;
     }
 }
 
@@ -89,6 +120,19 @@ impl DayUsage {
 pub(crate) struct Level {
     seats_in_use: u32,
     records: u64,
+    /// Concurrent: the licensed seats, past which a held seat is overage.
+    #[serde(default)]
+    licensed: Option<u32>,
+    /// When it last changed: overage accrues from then.
+    #[serde(default)]
+    since: Option<Timestamp>,
+}
+
+impl Level {
+    fn overage_seats(&self) -> u32 {
+        self.licensed
+            .map_or(0, |seats| self.seats_in_use.saturating_sub(seats))
+    }
 }
 
 /// A day of usage as a store keeps it: the report's figures and where the day ended.
@@ -97,9 +141,11 @@ pub struct StoredDay {
     /// The figures.
     pub usage: DayUsage,
     closing: Level,
+    #[serde(default)]
+    overage_seat_ms: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct TenantUsage {
     days: BTreeMap<NaiveDate, DayUsage>,
     level: Level,
@@ -118,9 +164,41 @@ impl TenantUsage {
 
     fn seats(&mut self, day: NaiveDate, seats_in_use: u32) {
         self.level.seats_in_use = seats_in_use;
+        let over = self.level.overage_seats();
         let today = self.day(day);
         today.peak_seats_in_use = today.peak_seats_in_use.max(seats_in_use);
-        today.closing.seats_in_use = seats_in_use;
+        today.peak_overage_seats = today.peak_overage_seats.max(over);
+    }
+
+    fn licence(&mut self, licence: &Licence) {
+        self.level.licensed = match licence.model {
+            LicenceModel::Concurrent { seats, .. } => Some(seats),
+            LicenceModel::Named { .. } | LicenceModel::Records => None,
+        };
+    }
+
+    /// Adds the overage held since the level last changed, up to `to`, to the days it
+    /// fell on, and answers the day it started on when that is an earlier day (so a
+    /// store writes that day again). The whole days between are quiet days, which the
+    /// report fills from the level.
+    fn accrue(&mut self, to: Timestamp) -> Option<NaiveDate> {
+        let from = self.level.since.replace(to)?;
+        let over = u64::from(self.level.overage_seats());
+        if over == 0 || to <= from {
+            return None;
+        }
+        let (from, to) = (from.as_millis(), to.as_millis());
+        let end_of_first = (from / MILLIS_PER_DAY + 1) * MILLIS_PER_DAY;
+        if to <= end_of_first {
+            self.day(Timestamp::from_millis(from).day())
+                .add_overage(over * (to - from));
+            return None;
+        }
+        let first = Timestamp::from_millis(from).day();
+        self.day(first).add_overage(over * (end_of_first - from));
+        self.day(Timestamp::from_millis(to).day())
+            .add_overage(over * (to % MILLIS_PER_DAY));
+        Some(first)
     }
 }
 
@@ -134,17 +212,20 @@ pub struct UsageBook {
 }
 
 impl UsageBook {
-    /// Takes one event into account.
-    pub fn record(&mut self, event: &Event) {
+    /// Takes one event into account. Besides the event's own day, it may change an
+    /// earlier one (the overage held since the tenant's last event): that day is
+    /// answered, for a store to write again.
+    pub fn record(&mut self, event: &Event) -> Option<NaiveDate> {
         if let EventKind::TenantDeleted = event.kind {
             self.tenants.remove(&event.tenant);
-            return;
+            return None;
         }
         let day = self.day_of(event.at);
         let tenant = match self.tenants.get_mut(&event.tenant) {
             Some(tenant) => tenant,
             None => self.tenants.entry(event.tenant.clone()).or_default(),
         };
+        let earlier = tenant.accrue(event.at).filter(|d| *d != day);
         match &event.kind {
             EventKind::Admitted { seats_in_use, .. } => {
                 tenant.seats(day, *seats_in_use);
@@ -166,20 +247,29 @@ impl UsageBook {
                     tenant.day(day).expiries += 1;
                 }
             }
+            EventKind::LicenceChanged {
+                licence,
+                seats_in_use,
+            } => {
+                tenant.licence(licence);
+                tenant.seats(day, *seats_in_use);
+            }
             EventKind::UserAssigned { seats_in_use, .. }
-            | EventKind::UserRemoved { seats_in_use, .. }
-            | EventKind::LicenceChanged { seats_in_use, .. } => tenant.seats(day, *seats_in_use),
+            | EventKind::UserRemoved { seats_in_use, .. } => tenant.seats(day, *seats_in_use),
             EventKind::RecordsReported { count } => {
                 tenant.level.records = *count;
                 let today = tenant.day(day);
                 today.peak_records = today.peak_records.max(*count);
-                today.closing.records = *count;
             }
-            EventKind::TenantCreated { .. } => {
+            EventKind::TenantCreated { licence } => {
+                tenant.licence(licence);
                 tenant.day(day);
             }
             EventKind::TenantDeleted => {}
         }
+        let level = tenant.level;
+        tenant.day(day).closing = level;
+        earlier
     }
 
     /// One stored day of a tenant, for a store to write.
@@ -188,6 +278,7 @@ impl UsageBook {
         Some(StoredDay {
             usage: usage.clone(),
             closing: usage.closing,
+            overage_seat_ms: usage.overage_seat_ms,
         })
     }
 
@@ -197,11 +288,11 @@ impl UsageBook {
         usage.level = stored.closing;
         let mut day = stored.usage;
         day.closing = stored.closing;
+        day.overage_seat_ms = stored.overage_seat_ms;
         usage.days.insert(day.day, day);
     }
 
     fn day_of(&mut self, at: Timestamp) -> NaiveDate {
-        const MILLIS_PER_DAY: u64 = 24 * 3600 * 1000;
         let number = at.as_millis() / MILLIS_PER_DAY;
         match self.last_day {
             Some((last, day)) if last == number => day,
@@ -214,11 +305,16 @@ impl UsageBook {
     }
 
     /// The last `days` days up to `today`, oldest first; quiet days carry the level of
-    /// the day before.
+    /// the day before, and the overage held now counts up to `today`.
     pub fn report(&self, tenant: &TenantId, days: u32, today: Timestamp) -> Vec<DayUsage> {
         let Some(usage) = self.tenants.get(tenant) else {
             return Vec::new();
         };
+        let mut usage = usage.clone();
+        if usage.level.since.is_some() {
+            usage.accrue(today);
+            usage.day(today.day());
+        }
         let last = today.day();
         let first = last
             .checked_sub_days(Days::new(u64::from(days.saturating_sub(1))))
@@ -235,7 +331,7 @@ impl UsageBook {
                     out.push(recorded.clone());
                     carry = Some(recorded.closing);
                 }
-                (None, Some(level)) => out.push(DayUsage::quiet(day, level)),
+                (None, Some(level)) => out.push(DayUsage::quiet_throughout(day, level)),
                 (None, None) => {} // before the tenant existed
             }
         }

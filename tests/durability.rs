@@ -293,6 +293,50 @@ async fn a_deleted_tenant_stays_deleted() {
 }
 
 #[tokio::test]
+async fn overage_held_across_midnight_is_reported_the_same_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // 23:00 UTC.
+    const DAY_MS: u64 = 24 * 3600 * 1000;
+    let midnight = Timestamp::from_millis(T0.as_millis() / DAY_MS * DAY_MS);
+    let clock = ManualClock::starting_at(midnight + Duration::from_secs(23 * 3600));
+    let before = start(dir.path(), &clock);
+    let crm = id("crm");
+    let week = Duration::from_secs(7 * 24 * 3600);
+    let licence = Licence::concurrent(1).overage(1.0).idle_timeout(week);
+    before.engine.put_tenant(&crm, licence).await.unwrap();
+    before.engine.login(&crm, &user("ann"), None).await.unwrap();
+    let bob = before.engine.login(&crm, &user("bob"), None).await.unwrap();
+    assert!(bob.overage);
+    // Bob's seat past the licence is given back at 01:00 the next day, when its hour of
+    // the first day is known; Cara takes one at once.
+    clock.advance(Duration::from_secs(2 * 3600));
+    before.engine.release(&bob.token).await.unwrap();
+    before
+        .engine
+        .login(&crm, &user("cara"), None)
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(1800));
+    let figures = |days: Vec<usher::usage::DayUsage>| -> Vec<(u32, u64)> {
+        days.iter()
+            .map(|d| (d.peak_overage_seats, d.overage_seat_secs))
+            .collect()
+    };
+    let expected = [(1, 3_600), (1, 3_600 + 1_800)];
+    assert_eq!(
+        figures(before.engine.usage(&crm, 2).await.unwrap()),
+        expected
+    );
+
+    let copy = crash_copy(dir.path());
+    let after = start(copy.path(), &clock);
+    assert_eq!(
+        figures(after.engine.usage(&crm, 2).await.unwrap()),
+        expected
+    );
+}
+
+#[tokio::test]
 async fn usage_and_the_audit_log_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::starting_at(T0);

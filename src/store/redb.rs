@@ -732,7 +732,9 @@ impl Writer {
                     }
                 }
                 for event in &batch.events {
-                    self.usage.record(event);
+                    if let Some(earlier) = self.usage.record(event) {
+                        touched.insert((batch.tenant.clone(), earlier));
+                    }
                     touched.insert((batch.tenant.clone(), event.at.day()));
                 }
             }

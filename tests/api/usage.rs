@@ -96,7 +96,9 @@ async fn the_usage_report_counts_each_day() {
             "logins",
             "refusals",
             "expiries",
-            "peak_records"
+            "peak_records",
+            "peak_overage_seats",
+            "overage_seat_secs"
         ])
     );
     assert_eq!(
@@ -109,6 +111,8 @@ async fn the_usage_report_counts_each_day() {
                 "session_limit_reached": 0},
             "expiries": 2,
             "peak_records": 1234,
+            "peak_overage_seats": 0,
+            "overage_seat_secs": 0,
         })
     );
 

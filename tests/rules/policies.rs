@@ -475,3 +475,54 @@ async fn the_idlest_seat_is_known_however_the_seats_came_to_be_held() {
     assert_eq!(engine.heartbeat(&bob).await.map(drop), displaced);
     engine.heartbeat(&dave).await.unwrap();
 }
+
+#[tokio::test]
+async fn the_usage_report_counts_seats_past_the_licence_and_the_seconds_they_were_held() {
+    let (engine, clock) = start().await;
+    let t = tenant("acme");
+    // From 22:00 on the first day: 2 seats and half as many again, sessions that stay.
+    clock.set(T0 + 22 * HOUR);
+    let week = Duration::from_secs(7 * 24 * 3600);
+    let licence = Licence::concurrent(2).overage(0.5).idle_timeout(week);
+    engine.put_tenant(&t, licence).await.unwrap();
+    admit(&engine, &t, "ann").await;
+    admit(&engine, &t, "bob").await;
+    let cara = admit(&engine, &t, "cara").await;
+    // One seat past the licence for 30 minutes, then none for 30, then one again.
+    clock.advance(30 * MINUTE);
+    engine.release(&cara).await.unwrap();
+    clock.advance(30 * MINUTE);
+    admit(&engine, &t, "dan").await;
+    // Past midnight, at 01:00, the licence falls to one seat: two seats are past it.
+    clock.advance(2 * HOUR);
+    engine
+        .put_tenant(&t, Licence::concurrent(1).idle_timeout(week))
+        .await
+        .unwrap();
+    clock.advance(30 * MINUTE);
+
+    let overage = |days: Vec<usher::usage::DayUsage>| -> Vec<(u32, u64)> {
+        days.iter()
+            .map(|d| (d.peak_overage_seats, d.overage_seat_secs))
+            .collect()
+    };
+    // Day one: 22:00–22:30 and 23:00–24:00 with one seat over. Day two so far: one
+    // seat over until 01:00, then two for 30 minutes.
+    assert_eq!(
+        overage(engine.usage(&t, 2).await.unwrap()),
+        [(1, 5_400), (2, 3_600 + 2 * 1_800)]
+    );
+
+    // Two days on, with nothing happening: day two goes on at two seats over, day
+    // three is over all day long, and day four until now (01:30).
+    clock.advance(2 * DAY);
+    assert_eq!(
+        overage(engine.usage(&t, 4).await.unwrap()),
+        [
+            (1, 5_400),
+            (2, 3_600 + 2 * (23 * 3_600)),
+            (2, 2 * 24 * 3_600),
+            (2, 2 * 5_400)
+        ]
+    );
+}
