@@ -17,7 +17,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::consumer::EventSender;
 use crate::error::{Error, Result};
 use crate::events::Event;
-use crate::ids::{SessionId, TenantId, UserId};
+use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::ledger::Ledger;
 use crate::licence::Licence;
 use crate::pool::{
@@ -172,7 +172,7 @@ pub(crate) enum PoolMsg {
     Heartbeat {
         id: SessionId,
         secret: SecretHash,
-        reply: Reply<(Timestamp, Licence, u64)>,
+        reply: Reply<(Timestamp, Duration, u64)>,
     },
     Release {
         id: SessionId,
@@ -194,6 +194,7 @@ pub(crate) enum PoolMsg {
     },
     PutUser {
         user: UserId,
+        groups: Option<Box<[GroupId]>>,
         reply: Reply<UserView>,
     },
     RemoveUser {
@@ -338,7 +339,7 @@ impl Handler<PoolMsg> for PoolActor {
             PoolMsg::Heartbeat { id, secret, reply } => {
                 let result = state
                     .beat(id, &secret, now)
-                    .map(|(at, fence)| (at, *state.licence(), fence));
+                    .map(|(at, fence)| (at, state.licence().idle_timeout, fence));
                 self.respond(reply, result);
             }
             PoolMsg::Release { id, secret, reply } => {
@@ -357,8 +358,12 @@ impl Handler<PoolMsg> for PoolActor {
                 let result = state.logout_user(&user, now);
                 self.respond(reply, result);
             }
-            PoolMsg::PutUser { user, reply } => {
-                let result = state.put_user(&user, now);
+            PoolMsg::PutUser {
+                user,
+                groups,
+                reply,
+            } => {
+                let result = state.put_user(&user, groups.as_deref(), now);
                 self.respond(reply, result);
             }
             PoolMsg::RemoveUser { user, reply } => {
@@ -379,7 +384,7 @@ impl Handler<PoolMsg> for PoolActor {
                 }
             }
             PoolMsg::Licence { reply } => {
-                let licence = *state.licence();
+                let licence = state.licence().clone();
                 self.respond(reply, Ok(licence));
             }
             PoolMsg::SetApiKey { hash, reply } => {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::ids::UserId;
+use crate::ids::{GroupId, UserId};
 use crate::licence::{Licence, LicenceModel, OnLimit, SeatPer};
 
 /// Where a user stands in a tenant before a login or an assignment.
@@ -22,7 +22,7 @@ pub enum Standing {
 }
 
 /// What a login decision depends on; all counted *after* due sessions were expired.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoginFacts {
     /// The user's standing.
     pub standing: Standing,
@@ -38,6 +38,12 @@ pub struct LoginFacts {
     /// (zero if it already has), if any session is live: from then on a seat may be
     /// displaced.
     pub hold_ends_in: Option<Duration>,
+    /// The first of the user's groups (by id) that holds as many seats as its
+    /// `group_max`, with that cap.
+    pub group_at_max: Option<(GroupId, u32)>,
+    /// Free seats that would still be held back for groups (`reserve`) once this user
+    /// took a seat: what no one but their members may take.
+    pub reserved_for_others: u32,
 }
 
 /// The answer to a login.
@@ -71,6 +77,8 @@ pub enum LoginDecision {
 ///     seats_in_use: 3,
 ///     nearest_deadline_in: None,
 ///     hold_ends_in: None,
+///     group_at_max: None,
+///     reserved_for_others: 0,
 /// };
 /// let user = UserId::parse("ann").unwrap();
 /// let answer = decide_login(&Licence::concurrent(3), &user, &full);
@@ -106,8 +114,16 @@ pub fn decide_login(licence: &Licence, user: &UserId, facts: &LoginFacts) -> Log
         (licence.model, licence.limit())
     {
         let shares_a_seat = seat_per == SeatPer::User && facts.user_sessions > 0;
-        if !shares_a_seat && facts.seats_in_use >= limit {
-            return at_the_limit(licence, seats, limit, register, facts);
+        if !shares_a_seat {
+            if let Some((group, max)) = &facts.group_at_max {
+                return LoginDecision::Refuse(Error::GroupLimitReached {
+                    group: group.to_string(),
+                    max: *max,
+                });
+            }
+            if facts.seats_in_use + facts.reserved_for_others >= limit {
+                return at_the_limit(licence, seats, limit, register, facts);
+            }
         }
     }
     LoginDecision::Admit { register }
@@ -135,6 +151,7 @@ fn at_the_limit(
     LoginDecision::Refuse(Error::LicenceLimitReached {
         seats,
         seats_in_use: facts.seats_in_use,
+        reserved: facts.reserved_for_others,
         retry_after,
     })
 }

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::consumer::{Envelope, EventSender};
 use crate::engine::{EngineConfig, EngineStats, Health, Heartbeat, Login, Priority};
 use crate::error::{Error, Result};
-use crate::ids::{SessionId, TenantId, UserId};
+use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{
     preview, LicencePreview, Page, PoolSnapshot, PoolState, RecordsView, SessionCursor,
@@ -216,7 +216,7 @@ impl Embedded {
                 Entry::Vacant(entry) => {
                     let mut state = PoolState::new(
                         tenant.clone(),
-                        licence,
+                        licence.clone(),
                         self.config.retention,
                         self.clock.now(),
                     );
@@ -234,7 +234,7 @@ impl Embedded {
                 .await?
         } else {
             self.call(&handle, Priority::Control, |reply| PoolMsg::SetLicence {
-                licence,
+                licence: licence.clone(),
                 expected: None,
                 reply,
             })
@@ -334,7 +334,7 @@ impl Embedded {
         let holdings = match self.pool(tenant) {
             Ok(handle) => Some(
                 self.call(&handle, Priority::Shed, |reply| PoolMsg::Holdings {
-                    licence,
+                    licence: licence.clone(),
                     reply,
                 })
                 .await?,
@@ -381,7 +381,7 @@ impl Embedded {
 
     pub(crate) async fn heartbeat(&self, token: &SessionToken) -> Result<Heartbeat> {
         let handle = self.session_pool(token)?;
-        let (expires_at, licence, fence) = self
+        let (expires_at, idle_timeout, fence) = self
             .call(&handle, Priority::Shed, |reply| PoolMsg::Heartbeat {
                 id: token.id(),
                 secret: token.secret_hash(),
@@ -390,7 +390,7 @@ impl Embedded {
             .await?;
         Ok(Heartbeat {
             expires_at,
-            idle_timeout: licence.idle_timeout,
+            idle_timeout,
             fence,
         })
     }
@@ -434,11 +434,18 @@ impl Embedded {
         .await
     }
 
-    pub(crate) async fn put_user(&self, tenant: &TenantId, user: &UserId) -> Result<UserView> {
+    pub(crate) async fn put_user(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        groups: Option<&[GroupId]>,
+    ) -> Result<UserView> {
         let handle = self.pool(tenant)?;
         let user = user.clone();
+        let groups = groups.map(crate::pool::user_groups).transpose()?;
         self.call(&handle, Priority::Control, |reply| PoolMsg::PutUser {
             user,
+            groups,
             reply,
         })
         .await

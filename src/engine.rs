@@ -19,7 +19,7 @@ use crate::consumer::{self, Envelope, EventSender};
 use crate::embedded::Embedded;
 use crate::error::{Error, Result};
 use crate::events::Event;
-use crate::ids::{SessionId, TenantId, UserId};
+use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::pool::{
     LicencePreview, Page, PoolSnapshot, RecordsView, Retention, SessionCursor, SessionView,
@@ -444,7 +444,20 @@ impl Engine {
     /// Registers a user, or under the named model assigns them a seat.
     #[instrument(level = "debug", skip(self))]
     pub async fn put_user(&self, tenant: &TenantId, user: &UserId) -> Result<UserView> {
-        decide!(self, |b| b.put_user(tenant, user).await)
+        decide!(self, |b| b.put_user(tenant, user, None).await)
+    }
+
+    /// [`Engine::put_user`], and makes `groups` the user's groups (at most
+    /// [`crate::licence::MAX_GROUPS`]; repeats are dropped). The seats the user holds
+    /// move with them: a group over its cap or its reservation ends no session.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn put_user_in_groups(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        groups: &[GroupId],
+    ) -> Result<UserView> {
+        decide!(self, |b| b.put_user(tenant, user, Some(groups)).await)
     }
 
     /// Removes a user's account and named seat, ending their sessions.

@@ -71,12 +71,14 @@ pub enum Error {
     #[error("no session with that token or id")]
     SessionNotFound,
     /// Concurrent model at its limit.
-    #[error("all {seats} licence seats are in use; try again later or ask your administrator for more seats")]
+    #[error("{}", limit_message(*seats, *reserved))]
     LicenceLimitReached {
         /// Seats in the licence.
         seats: u32,
         /// Seats held now.
         seats_in_use: u32,
+        /// Free seats held back for groups the user is not in (`reserve`).
+        reserved: u32,
         /// Until the nearest idle deadline: the earliest a seat could free itself.
         retry_after: Option<Duration>,
     },
@@ -85,6 +87,14 @@ pub enum Error {
     SessionLimitReached {
         /// The cap in force.
         max_sessions_per_user: u32,
+    },
+    /// The user's group already holds as many seats as the licence allows it.
+    #[error("group {group} already holds as many seats as the licence allows it ({max}); try again later")]
+    GroupLimitReached {
+        /// The group at its cap.
+        group: String,
+        /// Its cap.
+        max: u32,
     },
     /// The licence changed between being read and being changed (a `PATCH` racing
     /// another change); nothing was changed.
@@ -142,6 +152,7 @@ impl Error {
             Error::LicenceLimitReached { .. } => "licence_limit_reached",
             Error::SeatsExhausted { .. } => "seats_exhausted",
             Error::SessionLimitReached { .. } => "session_limit_reached",
+            Error::GroupLimitReached { .. } => "group_limit_reached",
             Error::LicenceChanged => "licence_changed",
             Error::SessionEnded { .. } => "session_ended",
             Error::PayloadTooLarge { .. } => "payload_too_large",
@@ -163,6 +174,7 @@ impl Error {
             Error::LicenceLimitReached { .. }
             | Error::SeatsExhausted { .. }
             | Error::SessionLimitReached { .. }
+            | Error::GroupLimitReached { .. }
             | Error::LicenceChanged => 409,
             Error::SessionEnded { .. } => 410,
             Error::PayloadTooLarge { .. } => 413,
@@ -178,6 +190,7 @@ impl Error {
             Error::UserNotLicensed { .. } => Some(Refusal::UserNotLicensed),
             Error::UserLimitReached { .. } => Some(Refusal::UserLimitReached),
             Error::SessionLimitReached { .. } => Some(Refusal::SessionLimitReached),
+            Error::GroupLimitReached { .. } => Some(Refusal::GroupLimitReached),
             _ => None,
         }
     }
@@ -195,6 +208,8 @@ pub enum Refusal {
     UserLimitReached,
     /// The `max_sessions_per_user` cap.
     SessionLimitReached,
+    /// A `group_max` cap.
+    GroupLimitReached,
 }
 
 impl Refusal {
@@ -205,7 +220,16 @@ impl Refusal {
             Refusal::UserNotLicensed => "user_not_licensed",
             Refusal::UserLimitReached => "user_limit_reached",
             Refusal::SessionLimitReached => "session_limit_reached",
+            Refusal::GroupLimitReached => "group_limit_reached",
         }
+    }
+}
+
+fn limit_message(seats: u32, reserved: u32) -> String {
+    if reserved == 0 {
+        format!("all {seats} licence seats are in use; try again later or ask your administrator for more seats")
+    } else {
+        format!("all {seats} licence seats are in use or reserved ({reserved} for groups this user is not in); try again later or ask your administrator for more seats")
     }
 }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::error::{EndReason, Refusal};
-use crate::ids::{SessionId, TenantId, UserId};
+use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::licence::Licence;
 
 /// One decision of one tenant's pool.
@@ -86,6 +86,9 @@ pub enum EventKind {
         user: UserId,
         /// Whether the user now holds a named seat.
         assigned: bool,
+        /// The user's groups now.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        groups: Vec<GroupId>,
         /// Seats held after the change.
         seats_in_use: u32,
     },

@@ -108,6 +108,12 @@ id_type!(
     UserId,
     "user"
 );
+id_type!(
+    /// A group of users within a tenant (a department, a team), which a concurrent
+    /// licence may reserve seats for or cap.
+    GroupId,
+    "group"
+);
 
 /// The public handle of a session: listed to administrators and used for forced
 /// release. It is part of the session token but proves nothing on its own.

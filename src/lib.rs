@@ -94,6 +94,6 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use engine::{Engine, EngineConfig, EngineStats, Health, Heartbeat, Login};
 pub use error::{EndReason, Error, Refusal, Result};
 pub use events::{Event, EventKind};
-pub use ids::{SessionId, TenantId, UserId};
+pub use ids::{GroupId, SessionId, TenantId, UserId};
 pub use licence::{Licence, LicenceModel, LicenceSpec, OnLimit, Policies, SeatPer};
 pub use token::SessionToken;

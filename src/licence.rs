@@ -1,10 +1,12 @@
 //! What a tenant bought: the licence model and its parameters.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::ids::GroupId;
 
 /// The default technical limit of user accounts per tenant.
 pub const DEFAULT_MAX_USERS: u32 = 999;
@@ -56,9 +58,14 @@ pub const DEFAULT_MIN_HOLD: Duration = Duration::from_secs(300);
 pub const WHOLE_PPM: u32 = 1_000_000;
 
 /// The seat policies of SPEC §9 a licence may carry; all default to off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "PolicyFields", try_from = "PolicyFields")]
 pub struct Policies {
+    /// Concurrent: seats only members of a group may take, by group. Their total is at
+    /// most the seats; a seat held by a member of several groups counts for each.
+    pub reserve: BTreeMap<GroupId, u32>,
+    /// Concurrent: the most seats a group's members may hold at once, by group.
+    pub group_max: BTreeMap<GroupId, u32>,
     /// Concurrent: admissions allowed past the seats, in millionths of the seats.
     pub overage_ppm: u32,
     /// Concurrent: what a login at the limit does.
@@ -76,6 +83,8 @@ impl Default for Policies {
             on_limit: OnLimit::Refuse,
             min_hold: DEFAULT_MIN_HOLD,
             max_sessions_per_user: None,
+            reserve: BTreeMap::new(),
+            group_max: BTreeMap::new(),
         }
     }
 }
@@ -85,7 +94,20 @@ impl Policies {
     pub fn is_default(&self) -> bool {
         *self == Policies::default()
     }
+
+    /// Whether any group is reserved seats or capped.
+    pub fn has_group_rules(&self) -> bool {
+        !self.reserve.is_empty() || !self.group_max.is_empty()
+    }
+
+    /// Whether seats held by members of `group` are counted (it is reserved or capped).
+    pub fn counts_group(&self, group: &GroupId) -> bool {
+        self.reserve.contains_key(group) || self.group_max.contains_key(group)
+    }
 }
+
+/// The most groups a licence may reserve or cap, and the most a user may belong to.
+pub const MAX_GROUPS: usize = 32;
 
 /// The policies on the wire: each field only where it differs from its default, so
 /// that a licence without policies reads as it always has.
@@ -104,6 +126,14 @@ pub struct PolicyFields {
     /// Live sessions one user may hold at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sessions_per_user: Option<u32>,
+    /// Concurrent: seats only members of a group may take, by group.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "server", schema(value_type = BTreeMap<String, u32>))]
+    pub reserve: BTreeMap<GroupId, u32>,
+    /// Concurrent: the most seats a group's members may hold at once, by group.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "server", schema(value_type = BTreeMap<String, u32>))]
+    pub group_max: BTreeMap<GroupId, u32>,
 }
 
 impl From<Policies> for PolicyFields {
@@ -114,6 +144,8 @@ impl From<Policies> for PolicyFields {
             on_limit: (p.on_limit != d.on_limit).then_some(p.on_limit),
             min_hold_secs: (p.min_hold != d.min_hold).then_some(p.min_hold.as_secs()),
             max_sessions_per_user: p.max_sessions_per_user,
+            reserve: p.reserve,
+            group_max: p.group_max,
         }
     }
 }
@@ -131,6 +163,8 @@ impl TryFrom<PolicyFields> for Policies {
             on_limit: f.on_limit.unwrap_or(d.on_limit),
             min_hold: f.min_hold_secs.map_or(d.min_hold, Duration::from_secs),
             max_sessions_per_user: f.max_sessions_per_user,
+            reserve: f.reserve,
+            group_max: f.group_max,
         })
     }
 }
@@ -186,7 +220,7 @@ impl LicenceModel {
 /// A validated licence. Serialized flat, in the shape of the HTTP API:
 /// `{"model", "seats", "seat_per", "idle_timeout_secs", "max_users"}` and the
 /// policies that differ from their defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "LicenceFields", try_from = "LicenceFields")]
 pub struct Licence {
     /// The model and its seats.
@@ -265,6 +299,26 @@ impl Licence {
     pub fn min_hold(mut self, min_hold: Duration) -> Self {
         if self.is_concurrent() {
             self.policies.min_hold = min_hold;
+        }
+        self
+    }
+
+    /// The same licence with `seats` held back for members of `group` (concurrent
+    /// only; otherwise unchanged). Panics on an invalid group id.
+    pub fn reserve(mut self, group: &str, seats: u32) -> Self {
+        if self.is_concurrent() {
+            let group = GroupId::parse(group).expect("a valid group id");
+            self.policies.reserve.insert(group, seats);
+        }
+        self
+    }
+
+    /// The same licence with at most `seats` held by members of `group` (concurrent
+    /// only; otherwise unchanged). Panics on an invalid group id.
+    pub fn group_max(mut self, group: &str, seats: u32) -> Self {
+        if self.is_concurrent() {
+            let group = GroupId::parse(group).expect("a valid group id");
+            self.policies.group_max.insert(group, seats);
         }
         self
     }
@@ -355,9 +409,20 @@ impl TryFrom<LicenceFields> for Licence {
             on_limit: fields.policies.on_limit.map(|p| p.as_str().into()),
             min_hold_secs: fields.policies.min_hold_secs.map(|s| s as i64),
             max_sessions_per_user: fields.policies.max_sessions_per_user.map(i64::from),
+            reserve: groups_spec(&fields.policies.reserve),
+            group_max: groups_spec(&fields.policies.group_max),
         }
         .validate(fields.max_users)
     }
+}
+
+fn groups_spec(groups: &BTreeMap<GroupId, u32>) -> Option<BTreeMap<String, i64>> {
+    (!groups.is_empty()).then(|| {
+        groups
+            .iter()
+            .map(|(g, n)| (g.to_string(), i64::from(*n)))
+            .collect()
+    })
 }
 
 /// A licence as a request states it: every field but the model optional.
@@ -398,6 +463,21 @@ pub struct LicenceSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_sessions_per_user: Option<i64>,
+    /// Concurrent: seats only members of a group may take, by group (e.g.
+    /// `{"finance": 2}`); at most the seats in all.
+    #[serde(
+        default,
+        deserialize_with = "whole::optional_map",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reserve: Option<BTreeMap<String, i64>>,
+    /// Concurrent: the most seats a group's members may hold at once, by group.
+    #[serde(
+        default,
+        deserialize_with = "whole::optional_map",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub group_max: Option<BTreeMap<String, i64>>,
 }
 
 impl LicenceSpec {
@@ -473,6 +553,8 @@ impl LicenceSpec {
             ("overage", self.overage.is_some()),
             ("on_limit", self.on_limit.is_some()),
             ("min_hold_secs", self.min_hold_secs.is_some()),
+            ("reserve", self.reserve.is_some()),
+            ("group_max", self.group_max.is_some()),
         ] {
             if given && !concurrent {
                 return invalid(format!("\"{field}\" applies to the concurrent model only"));
@@ -513,6 +595,29 @@ impl LicenceSpec {
                 ))
             }
         };
+        let seats = model.seats().unwrap_or(0);
+        let reserve = groups("reserve", self.reserve.as_ref(), seats)?;
+        let group_max = groups("group_max", self.group_max.as_ref(), seats)?;
+        let reserved: u64 = reserve.values().map(|&n| u64::from(n)).sum();
+        if reserved > u64::from(seats) {
+            return invalid(format!(
+                "\"reserve\" holds back {reserved} seats in all, more than the licence's {seats}"
+            ));
+        }
+        for (group, &held_back) in &reserve {
+            if let Some(&max) = group_max.get(group) {
+                if held_back > max {
+                    return invalid(format!(
+                        "\"reserve\" holds back {held_back} seats for {group}, more than its \"group_max\" of {max}"
+                    ));
+                }
+            }
+        }
+        if on_limit == OnLimit::DisplaceIdlest && !(reserve.is_empty() && group_max.is_empty()) {
+            return invalid(
+                "\"reserve\" and \"group_max\" do not combine with \"on_limit\": \"displace_idlest\"".into(),
+            );
+        }
         Ok(Policies {
             overage_ppm: match self.overage {
                 None => 0,
@@ -521,8 +626,39 @@ impl LicenceSpec {
             on_limit,
             min_hold,
             max_sessions_per_user,
+            reserve,
+            group_max,
         })
     }
+}
+
+/// A map of groups to seat counts (`reserve`, `group_max`), each from 0 to `seats`.
+fn groups(
+    field: &str,
+    given: Option<&BTreeMap<String, i64>>,
+    seats: u32,
+) -> Result<BTreeMap<GroupId, u32>, Error> {
+    let Some(given) = given else {
+        return Ok(BTreeMap::new());
+    };
+    if given.len() > MAX_GROUPS {
+        return invalid(format!(
+            "\"{field}\" names {} groups; at most {MAX_GROUPS} are allowed",
+            given.len()
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (name, &n) in given {
+        let group =
+            GroupId::parse(name).map_err(|e| Error::InvalidRequest(format!("\"{field}\": {e}")))?;
+        if !(0..=i64::from(seats)).contains(&n) {
+            return invalid(format!(
+                "\"{field}\" of {group} must be between 0 and the licence's {seats} seats, got {n}"
+            ));
+        }
+        out.insert(group, n as u32);
+    }
+    Ok(out)
 }
 
 fn invalid<T>(message: String) -> Result<T, Error> {
@@ -580,6 +716,16 @@ pub mod whole {
     /// null.
     pub fn optional<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
         Ok(Option::<Whole>::deserialize(deserializer)?.map(|w| w.0))
+    }
+
+    /// For `#[serde(default, deserialize_with = "whole::optional_map")]`: a map of names
+    /// to whole numbers, or null.
+    pub fn optional_map<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<std::collections::BTreeMap<String, i64>>, D::Error> {
+        let map: Option<std::collections::BTreeMap<String, Whole>> =
+            Option::deserialize(deserializer)?;
+        Ok(map.map(|m| m.into_iter().map(|(k, Whole(n))| (k, n)).collect()))
     }
 
     /// For `#[serde(deserialize_with = "whole::count")]`: a whole number from 0 to
@@ -654,7 +800,7 @@ mod tests {
     #[test]
     fn licences_serialize_flat_and_back() {
         let licence = Licence::concurrent(3).seat_per(SeatPer::Session);
-        let json = serde_json::to_value(licence).unwrap();
+        let json = serde_json::to_value(&licence).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"model": "concurrent", "seats": 3, "seat_per": "session",
@@ -683,9 +829,10 @@ mod tests {
                 on_limit: OnLimit::DisplaceIdlest,
                 min_hold: Duration::from_secs(60),
                 max_sessions_per_user: Some(3),
+                ..Policies::default()
             }
         );
-        let json = serde_json::to_value(licence).unwrap();
+        let json = serde_json::to_value(&licence).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"model": "concurrent", "seats": 10, "seat_per": "user",
@@ -732,6 +879,36 @@ mod tests {
                 "concurrent model only",
             ),
             (
+                r#"{"model": "named", "seats": 4, "reserve": {"finance": 1}}"#,
+                "concurrent model only",
+            ),
+            (
+                r#"{"model": "concurrent", "seats": 4, "reserve": {"finance": 3, "hr": 2}}"#,
+                "\"reserve\" holds back 5 seats in all, more than the licence's 4",
+            ),
+            (
+                r#"{"model": "concurrent", "seats": 4, "reserve": {"finance": 3},
+                    "group_max": {"finance": 2}}"#,
+                "more than its \"group_max\" of 2",
+            ),
+            (
+                r#"{"model": "concurrent", "seats": 4, "group_max": {"finance": 5}}"#,
+                "\"group_max\" of finance must be between 0 and the licence's 4 seats, got 5",
+            ),
+            (
+                r#"{"model": "concurrent", "seats": 4, "group_max": {"fin ance": 1}}"#,
+                "\"group_max\": group id may only contain",
+            ),
+            (
+                r#"{"model": "concurrent", "seats": 4, "reserve": {"finance": 1.5}}"#,
+                "whole number",
+            ),
+            (
+                r#"{"model": "concurrent", "seats": 4, "reserve": {"finance": 1},
+                    "on_limit": "displace_idlest"}"#,
+                "do not combine",
+            ),
+            (
                 r#"{"model": "records", "on_limit": "refuse"}"#,
                 "concurrent model only",
             ),
@@ -747,6 +924,27 @@ mod tests {
             let error = read(bad).unwrap_err();
             assert!(error.contains(says), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn group_rules_are_read_as_whole_numbers_and_written_back_by_group() {
+        let spec: LicenceSpec = serde_json::from_str(
+            r#"{"model": "concurrent", "seats": 10, "reserve": {"finance": 2.0, "hr": 1},
+                "group_max": {"volunteers": 5}}"#,
+        )
+        .unwrap();
+        let licence = spec.validate(999).unwrap();
+        assert_eq!(
+            licence,
+            Licence::concurrent(10)
+                .reserve("finance", 2)
+                .reserve("hr", 1)
+                .group_max("volunteers", 5)
+        );
+        let json = serde_json::to_value(&licence).unwrap();
+        assert_eq!(json["reserve"], serde_json::json!({"finance": 2, "hr": 1}));
+        assert_eq!(json["group_max"], serde_json::json!({"volunteers": 5}));
+        assert_eq!(serde_json::from_value::<Licence>(json).unwrap(), licence);
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct Refusals {
     /// A user's cap on live sessions.
     #[serde(default)]
     pub session_limit_reached: u64,
+    /// A group's cap on seats.
+    #[serde(default)]
+    pub group_limit_reached: u64,
 }
 
 impl Refusals {
@@ -39,6 +42,7 @@ impl Refusals {
             Refusal::UserNotLicensed => &mut self.user_not_licensed,
             Refusal::UserLimitReached => &mut self.user_limit_reached,
             Refusal::SessionLimitReached => &mut self.session_limit_reached,
+            Refusal::GroupLimitReached => &mut self.group_limit_reached,
         } += 1;
     }
 
@@ -48,6 +52,7 @@ impl Refusals {
             + self.user_not_licensed
             + self.user_limit_reached
             + self.session_limit_reached
+            + self.group_limit_reached
     }
 }
 

@@ -106,7 +106,7 @@ async fn check(pair: &Pair, case: u64, start: Licence, ops: Vec<Op>) -> Result<(
     let (e, r) = (&pair.embedded, &pair.redis);
     same!(
         "create",
-        e.put_tenant(&tenant, start).await,
+        e.put_tenant(&tenant, start.clone()).await,
         r.put_tenant(&tenant, start).await
     );
     let mut tabs: Vec<Tab> = Vec::new();
@@ -191,7 +191,7 @@ async fn check(pair: &Pair, case: u64, start: Licence, ops: Vec<Op>) -> Result<(
             Op::SetLicence(licence) => {
                 same!(
                     step,
-                    e.put_tenant(&tenant, licence).await,
+                    e.put_tenant(&tenant, licence.clone()).await,
                     r.put_tenant(&tenant, licence).await
                 );
             }

@@ -49,6 +49,7 @@ async fn a_restored_tenant_counts_its_sessions_and_gives_them_a_full_idle_window
     assert_eq!(
         refusal(&after, &acme, "carol").await,
         Error::LicenceLimitReached {
+            reserved: 0,
             seats: 2,
             seats_in_use: 2,
             retry_after: Some(millis(60_001)),

@@ -185,7 +185,7 @@ async fn the_audit_log_keeps_each_licences_policies_and_each_overage_flag() {
         .overage(1.0)
         .on_limit(OnLimit::DisplaceIdlest)
         .max_sessions_per_user(2);
-    engine.put_tenant(&t, licence).await.unwrap();
+    engine.put_tenant(&t, licence.clone()).await.unwrap();
     rules::admit(&engine, &t, "ann").await;
     rules::admit(&engine, &t, "bob").await;
     engine.put_tenant(&t, Licence::concurrent(1)).await.unwrap();

@@ -70,6 +70,7 @@ fn release(pool: &mut PoolState, token: &SessionToken, now: Timestamp) -> Result
 
 fn limit_reached(seats: u32, seats_in_use: u32, retry_after: Option<Duration>) -> Error {
     Error::LicenceLimitReached {
+        reserved: 0,
         seats,
         seats_in_use,
         retry_after,
@@ -152,14 +153,14 @@ fn restored_sessions_get_a_full_idle_window_and_count_against_seats() {
 #[test]
 fn restored_named_seats_stay_assigned() {
     let mut before = pool(Licence::named(2));
-    before.put_user(&user("ann"), T0).unwrap();
-    before.put_user(&user("bob"), T0).unwrap();
+    before.put_user(&user("ann"), None, T0).unwrap();
+    before.put_user(&user("bob"), None, T0).unwrap();
     let ann = admit(&mut before, "ann", T0);
 
     let mut pool = PoolState::restore(before.snapshot(), Retention::default(), secs(5));
     assert_eq!(pool.seats_in_use(), 2);
     assert_eq!(
-        pool.put_user(&user("carol"), secs(5)),
+        pool.put_user(&user("carol"), None, secs(5)),
         Err(Error::SeatsExhausted { seats: 2 })
     );
     assert_eq!(

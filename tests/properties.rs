@@ -161,7 +161,7 @@ impl Model {
                 max_users: self.licence.max_users,
             });
         }
-        let policies = self.licence.policies;
+        let policies = &self.licence.policies;
         let tabs = self.live().filter(|t| &t.user == user).count() as u32;
         if let Some(cap) = policies.max_sessions_per_user {
             if tabs >= cap {
@@ -189,6 +189,7 @@ impl Model {
                     }
                 }
                 return Err(Error::LicenceLimitReached {
+                    reserved: 0,
                     seats,
                     seats_in_use: in_use,
                     retry_after,
@@ -253,6 +254,7 @@ impl Model {
 
     fn user_view(&self, user: &UserId) -> UserView {
         UserView {
+            groups: Vec::new(),
             user: user.clone(),
             assigned: self.accounts[user],
             sessions: self.live().filter(|t| &t.user == user).count() as u32,
@@ -298,9 +300,9 @@ fn seat_limit(licence: &Licence) -> Option<u32> {
 fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let tenant = TenantId::parse("prop").unwrap();
     let mut now = T0;
-    let mut pool = PoolState::new(tenant, initial, Retention::default(), now);
+    let mut pool = PoolState::new(tenant, initial.clone(), Retention::default(), now);
     let mut model = Model {
-        licence: initial,
+        licence: initial.clone(),
         accounts: BTreeMap::new(),
         tabs: Vec::new(),
         fence: 0,
@@ -465,7 +467,7 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::PutUser(u) => {
                 let who = user(u);
-                let got = pool.put_user(&who, now);
+                let got = pool.put_user(&who, None, now);
                 let expected = model.put_user(&who).map(|()| model.user_view(&who));
                 prop_assert_eq!(got, expected);
             }
@@ -480,7 +482,7 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(pool.remove_user(&who, now), expected);
             }
             Op::SetLicence(licence) => {
-                pool.set_licence(licence, now);
+                pool.set_licence(licence.clone(), now);
                 // Leaving the named model drops every named seat.
                 if matches!(model.licence.model, LicenceModel::Named { .. })
                     && !matches!(licence.model, LicenceModel::Named { .. })
@@ -569,7 +571,7 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
         prop_assert_eq!(pool.view().seats_in_use, in_use);
 
         // ...and the invariants hold.
-        let licence = model.licence;
+        let licence = model.licence.clone();
         if let LicenceModel::Concurrent {
             seat_per: SeatPer::User,
             ..

@@ -390,15 +390,13 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
             ]);
             for t in list["tenants"].as_array().into_iter().flatten() {
                 let refused = &t["today"]["refusals"];
-                let refused_total: u64 = [
-                    "licence_limit_reached",
-                    "user_not_licensed",
-                    "user_limit_reached",
-                    "session_limit_reached",
-                ]
-                .iter()
-                .filter_map(|k| refused[k].as_u64())
-                .sum();
+                // Every reason the report counts, whatever the server's version.
+                let refused_total: u64 = refused
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|reasons| reasons.values())
+                    .filter_map(Value::as_u64)
+                    .sum();
                 table.add_row(vec![
                     text(&t["tenant"]),
                     text(&t["model"]),

@@ -65,10 +65,14 @@ pub fn body(error: &Error) -> Value {
         Error::LicenceLimitReached {
             seats,
             seats_in_use,
+            reserved,
             retry_after,
         } => {
             body.insert("seats".into(), json!(seats));
             body.insert("seats_in_use".into(), json!(seats_in_use));
+            if *reserved > 0 {
+                body.insert("seats_reserved".into(), json!(reserved));
+            }
             body.insert(
                 "retry_after_secs".into(),
                 json!(retry_after.map(|d| d.as_millis().div_ceil(1000) as u64)),
@@ -84,6 +88,10 @@ pub fn body(error: &Error) -> Value {
             max_sessions_per_user,
         } => {
             body.insert("max_sessions_per_user".into(), json!(max_sessions_per_user));
+        }
+        Error::GroupLimitReached { group, max } => {
+            body.insert("group".into(), json!(group));
+            body.insert("max".into(), json!(max));
         }
         Error::SessionEnded { reason } => {
             body.insert("reason".into(), json!(reason.as_str()));

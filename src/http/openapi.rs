@@ -273,6 +273,15 @@ text_schema!(
     MAX_ID_LEN
 );
 text_schema!(
+    /// The schema of a group id.
+    GroupIdSchema,
+    "GroupId",
+    "A group id: 1 to 128 characters of letters, digits and . _ @ -",
+    id_pattern(),
+    1,
+    MAX_ID_LEN
+);
+text_schema!(
     /// The schema of a session's public handle.
     SessionIdSchema,
     "SessionId",

@@ -25,8 +25,8 @@ use crate::admission::{
 use crate::clock::Timestamp;
 use crate::error::{EndReason, Error, Result};
 use crate::events::{Event, EventKind};
-use crate::ids::{SessionId, SessionIdHash, TenantId, UserId};
-use crate::licence::{Licence, LicenceModel, SeatPer};
+use crate::ids::{GroupId, SessionId, SessionIdHash, TenantId, UserId};
+use crate::licence::{Licence, LicenceModel, SeatPer, MAX_GROUPS};
 use crate::token::SecretHash;
 
 mod preview;
@@ -66,11 +66,22 @@ struct Account {
     /// The user's live sessions, so that ending them (logout, removal) touches only
     /// theirs. Most users have a tab or two: those are kept inline.
     sessions: SmallVec<[SessionId; 2]>,
+    /// The groups the user belongs to, sorted, without repeats.
+    groups: Box<[GroupId]>,
 }
 
 impl Account {
     fn live(&self) -> u32 {
         self.sessions.len() as u32
+    }
+
+    /// The seats the user holds under a seat rule: one for any number of tabs, or one
+    /// per tab.
+    fn seats(&self, seat_per: SeatPer) -> u32 {
+        match seat_per {
+            SeatPer::User => u32::from(!self.sessions.is_empty()),
+            SeatPer::Session => self.live(),
+        }
     }
 }
 
@@ -158,6 +169,9 @@ pub struct PoolState {
     active_users: u32,
     /// Accounts holding a named seat.
     assigned: u32,
+    /// Concurrent: seats held by members of each group the licence reserves seats for
+    /// or caps (a member of several counts in each).
+    group_seats: HashMap<GroupId, u32>,
     ended: EndedSessions,
     records: Records,
     api_key: Option<[u8; 32]>,
@@ -184,6 +198,7 @@ impl PoolState {
             by_start: BTreeSet::new(),
             active_users: 0,
             assigned: 0,
+            group_seats: HashMap::new(),
             ended: EndedSessions::default(),
             records: Records::default(),
             api_key: None,
@@ -192,6 +207,7 @@ impl PoolState {
             forgotten: Vec::new(),
             changes: None,
         };
+        let licence = pool.licence.clone();
         pool.emit(now, EventKind::TenantCreated { licence });
         pool
     }
@@ -299,6 +315,20 @@ impl PoolState {
             hold_ends_in: self.by_start.first().map(|&(started_at, _)| {
                 (started_at + self.licence.policies.min_hold).saturating_since(now)
             }),
+            group_at_max: None,
+            reserved_for_others: 0,
+        };
+        let facts = match account {
+            Some(account) if self.licence.policies.has_group_rules() => LoginFacts {
+                group_at_max: self.group_at_max(&account.groups),
+                reserved_for_others: self.reserved_for_others(&account.groups),
+                ..facts
+            },
+            None if self.licence.policies.has_group_rules() => LoginFacts {
+                reserved_for_others: self.reserved_for_others(&[]),
+                ..facts
+            },
+            _ => facts,
         };
         let decision = decide_login(&self.licence, user, &facts);
         if let LoginDecision::Displace { .. } = decision {
@@ -335,6 +365,12 @@ impl PoolState {
                 account.sessions.push(id);
                 if account.sessions.len() == 1 {
                     self.active_users += 1;
+                }
+                if self.licence.policies.has_group_rules()
+                    && takes_a_seat(&self.licence, account.live())
+                {
+                    let groups = account.groups.clone();
+                    self.count_group_seats(&groups, 1, 0);
                 }
                 self.sessions.insert(
                     id,
@@ -462,16 +498,30 @@ impl PoolState {
         Ok(self.end_user_sessions(user, EndReason::LoggedOut, now))
     }
 
-    /// Registers a user (concurrent, records) or assigns them a named seat (named).
-    pub fn put_user(&mut self, user: &UserId, now: Timestamp) -> Result<UserView> {
+    /// Registers a user (concurrent, records) or assigns them a named seat (named),
+    /// and, when `groups` are given, makes them the user's groups (sorted, without
+    /// repeats; see [`user_groups`]). A change of groups ends no session: a group over
+    /// its cap only takes no new seat until it is under it.
+    pub fn put_user(
+        &mut self,
+        user: &UserId,
+        groups: Option<&[GroupId]>,
+        now: Timestamp,
+    ) -> Result<UserView> {
         self.expire_due(now);
+        let groups = groups.map(user_groups).transpose()?;
         let account = self.users.get(user);
         let facts = AssignFacts {
             standing: standing(account),
             accounts: self.users.len() as u32,
             assigned: self.assigned,
         };
-        if decide_assign(&self.licence, &facts)? {
+        let regroup = match (&groups, account) {
+            (Some(groups), Some(account)) => *account.groups != **groups,
+            (Some(groups), None) => !groups.is_empty(),
+            (None, _) => false,
+        };
+        if decide_assign(&self.licence, &facts)? || regroup {
             let named = matches!(self.licence.model, LicenceModel::Named { .. });
             if !self.users.contains_key(user) {
                 self.user_order.insert(user.clone());
@@ -482,16 +532,30 @@ impl PoolState {
                 self.assigned += 1;
             }
             let assigned = account.assigned;
+            if let Some(groups) = groups.filter(|_| regroup) {
+                let before = std::mem::replace(&mut account.groups, groups.clone());
+                if let LicenceModel::Concurrent { seat_per, .. } = self.licence.model {
+                    let seats = account.seats(seat_per);
+                    self.count_group_seats(&before, 0, seats);
+                    self.count_group_seats(&groups, seats, 0);
+                }
+                self.record(|| Change::Groups {
+                    user: user.clone(),
+                    groups: groups.to_vec(),
+                });
+            }
             self.record(|| Change::User {
                 user: user.clone(),
                 assigned,
             });
             let seats_in_use = self.seats_in_use();
+            let groups = self.users[user].groups.to_vec();
             self.emit(
                 now,
                 EventKind::UserAssigned {
                     user: user.clone(),
                     assigned,
+                    groups,
                     seats_in_use,
                 },
             );
@@ -550,8 +614,9 @@ impl PoolState {
                 });
             }
         }
-        self.licence = licence;
-        self.record(|| Change::Licence(licence));
+        self.licence = licence.clone();
+        self.recount_group_seats();
+        self.record(|| Change::Licence(licence.clone()));
         let seats_in_use = self.seats_in_use();
         self.emit(
             now,
@@ -571,7 +636,7 @@ impl PoolState {
             Vec::new()
         };
         Holdings {
-            licence: self.licence,
+            licence: self.licence.clone(),
             view: self.view(),
             assigned: self.assigned,
             active_users: self.active_users,
@@ -845,6 +910,12 @@ impl PoolState {
                 if account.sessions.is_empty() {
                     self.active_users -= 1;
                 }
+                let left = account.live();
+                if self.licence.policies.has_group_rules() && takes_a_seat(&self.licence, left + 1)
+                {
+                    let groups = account.groups.clone();
+                    self.count_group_seats(&groups, 0, 1);
+                }
             }
         }
         Some(session)
@@ -897,6 +968,71 @@ impl PoolState {
         }
     }
 
+    /// Adds and takes away seats held by members of `groups`, in the groups counted.
+    fn count_group_seats(&mut self, groups: &[GroupId], add: u32, take: u32) {
+        for group in groups {
+            if self.licence.policies.counts_group(group) {
+                let held = self.group_seats.entry(group.clone()).or_default();
+                *held = (*held + add).saturating_sub(take);
+            }
+        }
+    }
+
+    /// Counts the seats of every group the licence reserves seats for or caps afresh.
+    fn recount_group_seats(&mut self) {
+        self.group_seats.clear();
+        let LicenceModel::Concurrent { seat_per, .. } = self.licence.model else {
+            return;
+        };
+        if !self.licence.policies.has_group_rules() {
+            return;
+        }
+        let policies = &self.licence.policies;
+        for account in self.users.values() {
+            let seats = account.seats(seat_per);
+            if seats == 0 {
+                continue;
+            }
+            for group in account.groups.iter() {
+                if policies.counts_group(group) {
+                    *self.group_seats.entry(group.clone()).or_default() += seats;
+                }
+            }
+        }
+    }
+
+    /// Seats held by members of `group`.
+    fn group_held(&self, group: &GroupId) -> u32 {
+        self.group_seats.get(group).copied().unwrap_or(0)
+    }
+
+    /// The first of `groups` (in order) holding as many seats as its cap allows.
+    fn group_at_max(&self, groups: &[GroupId]) -> Option<(GroupId, u32)> {
+        groups.iter().find_map(|group| {
+            let max = *self.licence.policies.group_max.get(group)?;
+            (self.group_held(group) >= max).then(|| (group.clone(), max))
+        })
+    }
+
+    /// Free seats still held back for groups once a member of `groups` took a seat:
+    /// each reservation not yet filled, less the one seat this user would fill in each
+    /// of their own groups.
+    fn reserved_for_others(&self, groups: &[GroupId]) -> u32 {
+        self.licence
+            .policies
+            .reserve
+            .iter()
+            .map(|(group, &reserved)| {
+                let unfilled = reserved.saturating_sub(self.group_held(group));
+                if groups.binary_search(group).is_ok() {
+                    unfilled.saturating_sub(1)
+                } else {
+                    unfilled
+                }
+            })
+            .sum()
+    }
+
     fn emit(&mut self, at: Timestamp, kind: EventKind) {
         self.events.push(Event {
             tenant: self.tenant.clone(),
@@ -904,6 +1040,27 @@ impl PoolState {
             kind,
         });
     }
+}
+
+/// Whether a user's `live`-th session holds a concurrent seat of its own (rather than
+/// sharing its user's).
+fn takes_a_seat(licence: &Licence, live: u32) -> bool {
+    match licence.model {
+        LicenceModel::Concurrent { seat_per, .. } => seat_per == SeatPer::Session || live == 1,
+        _ => false,
+    }
+}
+
+/// A user's groups as given, sorted and without repeats; at most [`MAX_GROUPS`].
+pub fn user_groups(groups: &[GroupId]) -> Result<Box<[GroupId]>> {
+    let set: BTreeSet<&GroupId> = groups.iter().collect();
+    if set.len() > MAX_GROUPS {
+        return Err(Error::InvalidRequest(format!(
+            "a user may belong to at most {MAX_GROUPS} groups, got {}",
+            set.len()
+        )));
+    }
+    Ok(set.into_iter().cloned().collect())
 }
 
 fn standing(account: Option<&Account>) -> Standing {

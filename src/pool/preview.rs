@@ -70,7 +70,7 @@ pub struct LicencePreview {
 pub fn preview(tenant: &TenantId, now: Option<Holdings>, licence: Licence) -> LicencePreview {
     let creates = now.is_none();
     let now = now.unwrap_or_else(|| Holdings {
-        licence,
+        licence: licence.clone(),
         view: TenantView::of(tenant.clone(), &licence),
         assigned: 0,
         active_users: 0,

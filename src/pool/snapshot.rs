@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 
 use super::{Account, EndedSessions, PoolState, Records, Retention, Session, Tombstone};
 use crate::clock::Timestamp;
-use crate::ids::{SessionId, TenantId, UserId};
+use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::token::SecretHash;
 
@@ -25,6 +25,9 @@ pub struct PoolSnapshot {
     pub sessions: Vec<SessionRecord>,
     /// Remembered ended sessions.
     pub ended: Vec<(SessionId, Tombstone)>,
+    /// The groups of the accounts that belong to any.
+    #[serde(default)]
+    pub groups: Vec<(UserId, Vec<GroupId>)>,
     /// The record count and peaks.
     pub records: Records,
     /// The hash of the tenant's API key, if it has one.
@@ -70,6 +73,13 @@ pub enum Change {
         /// Holds a named seat.
         assigned: bool,
     },
+    /// A user's groups were replaced.
+    Groups {
+        /// Who.
+        user: UserId,
+        /// The groups now, sorted (none: no group).
+        groups: Vec<GroupId>,
+    },
     /// A user account was removed.
     UserRemoved(UserId),
     /// A session was admitted.
@@ -112,7 +122,7 @@ impl PoolState {
     /// Starts keeping [`Change`]s for a store, beginning with the whole licence (so a
     /// new tenant is written with the first batch).
     pub fn record_changes(&mut self) {
-        self.changes = Some(vec![Change::Licence(self.licence)]);
+        self.changes = Some(vec![Change::Licence(self.licence.clone())]);
     }
 
     /// Changes since the last call, oldest first (none unless recording).
@@ -133,7 +143,7 @@ impl PoolState {
     pub fn snapshot(&self) -> PoolSnapshot {
         PoolSnapshot {
             tenant: self.tenant.clone(),
-            licence: self.licence,
+            licence: self.licence.clone(),
             users: self
                 .user_order
                 .iter()
@@ -159,6 +169,12 @@ impl PoolState {
                 .iter()
                 .filter_map(|(_, id)| self.ended.by_id.get(id).map(|t| (*id, *t)))
                 .collect(),
+            groups: self
+                .user_order
+                .iter()
+                .filter(|u| !self.users[*u].groups.is_empty())
+                .map(|u| (u.clone(), self.users[u].groups.to_vec()))
+                .collect(),
             records: self.records,
             api_key: self.api_key,
             fence: self.fence,
@@ -179,6 +195,7 @@ impl PoolState {
             by_start: BTreeSet::new(),
             active_users: 0,
             assigned: 0,
+            group_seats: HashMap::new(),
             ended: EndedSessions::default(),
             records: snapshot.records,
             api_key: snapshot.api_key,
@@ -194,6 +211,7 @@ impl PoolState {
                 Account {
                     assigned,
                     sessions: SmallVec::new(),
+                    groups: Box::default(),
                 },
             );
         }
@@ -223,6 +241,12 @@ impl PoolState {
                 },
             );
         }
+        for (user, groups) in snapshot.groups {
+            if let Some(account) = pool.users.get_mut(&user) {
+                account.groups = groups.into();
+            }
+        }
+        pool.recount_group_seats();
         pool.user_order = pool.users.keys().cloned().collect();
         for (id, tombstone) in snapshot.ended {
             pool.ended.order.push_back((tombstone.ended_at, id));

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{Account, PoolState};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::ids::{SessionId, TenantId, UserId};
+use crate::ids::{GroupId, SessionId, TenantId, UserId};
 #[cfg(feature = "server")]
 use crate::licence::PolicyFields;
 use crate::licence::{Licence, LicenceModel, Policies, SeatPer};
@@ -74,7 +74,7 @@ impl TenantView {
             seat_per,
             idle_timeout_secs: licence.idle_timeout.as_secs(),
             max_users: licence.max_users,
-            policies: licence.policies,
+            policies: licence.policies.clone(),
             seats_in_use: 0,
             sessions: 0,
             users: 0,
@@ -120,6 +120,12 @@ pub struct UserView {
     pub assigned: bool,
     /// Live sessions.
     pub sessions: u32,
+    /// The groups the user belongs to, sorted.
+    #[cfg_attr(
+        feature = "server",
+        schema(value_type = Vec<crate::http::openapi::GroupIdSchema>)
+    )]
+    pub groups: Vec<GroupId>,
 }
 
 /// One page of a list, in the list's order.
@@ -280,5 +286,6 @@ pub(super) fn user_view(user: &UserId, account: &Account) -> UserView {
         user: user.clone(),
         assigned: account.assigned,
         sessions: account.live(),
+        groups: account.groups.to_vec(),
     }
 }

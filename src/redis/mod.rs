@@ -28,7 +28,7 @@ use crate::consumer::EventSender;
 use crate::engine::Priority;
 use crate::error::{EndReason, Error, Refusal, Result};
 use crate::events::{Event, EventKind};
-use crate::ids::{SessionId, TenantId, UserId};
+use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::licence::{Licence, LicenceModel, Policies, SeatPer};
 use crate::pool::{
     preview, Holdings, LicencePreview, Page, RecordsView, SessionCursor, SessionView, TenantView,
@@ -630,14 +630,17 @@ impl RedisBackend {
         Ok(number(&answer["ok"])? as u32)
     }
 
-    pub(crate) async fn put_user(&self, tenant: &TenantId, user: &UserId) -> Result<UserView> {
-        let answer = self
-            .call(
-                tenant,
-                Priority::Control,
-                json!({"op": "put_user", "user": user.as_str()}),
-            )
-            .await?;
+    pub(crate) async fn put_user(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        groups: Option<&[GroupId]>,
+    ) -> Result<UserView> {
+        let mut request = json!({"op": "put_user", "user": user.as_str()});
+        if let Some(groups) = groups {
+            request["groups"] = json!(crate::pool::user_groups(groups)?);
+        }
+        let answer = self.call(tenant, Priority::Control, request).await?;
         user_view(&answer["ok"])
     }
 
@@ -1013,7 +1016,12 @@ fn error_of(code: &str, answer: &Value) -> Error {
         "licence_limit_reached" => Error::LicenceLimitReached {
             seats: n("seats") as u32,
             seats_in_use: n("seats_in_use") as u32,
+            reserved: n("reserved") as u32,
             retry_after: answer["retry_after_ms"].as_u64().map(Duration::from_millis),
+        },
+        "group_limit_reached" => Error::GroupLimitReached {
+            group: answer["group"].as_str().unwrap_or_default().to_string(),
+            max: n("max") as u32,
         },
         "seats_exhausted" => Error::SeatsExhausted {
             seats: n("seats") as u32,
@@ -1048,6 +1056,7 @@ fn refusal(text: &str) -> Option<Refusal> {
         "user_not_licensed" => Refusal::UserNotLicensed,
         "user_limit_reached" => Refusal::UserLimitReached,
         "session_limit_reached" => Refusal::SessionLimitReached,
+        "group_limit_reached" => Refusal::GroupLimitReached,
         _ => return None,
     })
 }
@@ -1107,6 +1116,8 @@ fn licence_json(licence: &Licence) -> Value {
            "lim": licence.limit().unwrap_or(0), "onl": policies.on_limit.as_str(),
            "hold": policies.min_hold.as_millis() as u64,
            "msu": policies.max_sessions_per_user.unwrap_or(0),
+           "gres": serde_json::to_string(&policies.reserve).unwrap_or_default(),
+           "gmax": serde_json::to_string(&policies.group_max).unwrap_or_default(),
            "pol": serde_json::to_string(policies).unwrap_or_default()})
 }
 
@@ -1163,6 +1174,14 @@ fn user_view(value: &Value) -> Result<UserView> {
         user: UserId::parse(text(&value["user"])?)?,
         assigned: value["assigned"].as_bool().unwrap_or(false),
         sessions: number(&value["sessions"])? as u32,
+        // A script writes an empty list as an object, or leaves it out.
+        groups: match &value["groups"] {
+            Value::Array(groups) => groups
+                .iter()
+                .map(|g| GroupId::parse(text(g)?))
+                .collect::<Result<_>>()?,
+            _ => Vec::new(),
+        },
     })
 }
 
@@ -1222,6 +1241,10 @@ fn event_of(tenant: &TenantId, value: &Value) -> Result<Event> {
             user: user()?,
             assigned: matches!(&value["assigned"], Value::Bool(true))
                 || value["assigned"].as_str() == Some("true"),
+            groups: match value["groups"].as_str() {
+                Some(list) => list.split(',').map(GroupId::parse).collect::<Result<_>>()?,
+                None => Vec::new(),
+            },
             seats_in_use: seats()?,
         },
         "withdrawn" => EventKind::Withdrawn {

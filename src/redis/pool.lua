@@ -5,11 +5,13 @@
 -- both backends with the same expected answers.
 --
 -- KEYS (all share the hash tag {tenant}, so the script touches one slot):
---   1 meta   hash: licence, incarnation, API key hash, records, counters
+--   1 meta   hash: licence, incarnation, API key hash, records, counters, and the seats
+--            held by each group the licence reserves seats for or caps ("g:" .. group)
 --   2 sess   hash: session id -> session (JSON)
 --   3 due    zset: session id by idle deadline (ms)
 --   4 start  zset: session id by login time (ms); same scores order by id
---   5 users  hash: user -> account (JSON: a = assigned, s = live session ids)
+--   5 users  hash: user -> account (JSON: a = assigned, s = live session ids, g = the
+--            user's groups, sorted, absent when none)
 --   6 order  zset: user ids, all scored 0, read in byte order
 --   7 ended  hash: session id -> "reason secret ended_at"
 --   8 endq   zset: ended session id by end time (ms)
@@ -57,6 +59,9 @@ local function load_meta()
   end
   -- A pool written before the seat policies: its limit is its seats.
   m.lim = tonumber(m.lim or '') or m.seats
+  m.gres = cjson.decode(m.gres or '{}')
+  m.gmax = cjson.decode(m.gmax or '{}')
+  m.grouped = next(m.gres) ~= nil or next(m.gmax) ~= nil
   meta = m
 end
 
@@ -91,7 +96,8 @@ end
 -- read of them.
 local function licence_meta(l)
   return { 'model', l.model, 'seats', l.seats, 'per', l.per, 'idle', l.idle, 'max', l.max,
-    'lim', l.lim, 'onl', l.onl, 'hold', l.hold, 'msu', l.msu, 'pol', l.pol }
+    'lim', l.lim, 'onl', l.onl, 'hold', l.hold, 'msu', l.msu, 'pol', l.pol,
+    'gres', l.gres, 'gmax', l.gmax }
 end
 
 local function account(user)
@@ -103,12 +109,99 @@ local function account(user)
 end
 
 local function save_account(user, acc)
+  if acc.g and #acc.g == 0 then
+    acc.g = nil
+  end
   if #acc.s == 0 then
     -- cjson writes an empty table as an object; keep the list a list.
-    redis.call('HSET', USERS, user, '{"a":' .. acc.a .. ',"s":[]}')
+    local groups = acc.g and (',"g":' .. cjson.encode(acc.g)) or ''
+    redis.call('HSET', USERS, user, '{"a":' .. acc.a .. ',"s":[]' .. groups .. '}')
   else
     redis.call('HSET', USERS, user, cjson.encode(acc))
   end
+end
+
+-- Groups, as PoolState counts them: the seats held by members of each group the
+-- licence reserves seats for or caps, a member of several counting in each.
+local function counts_group(g)
+  return meta.gres[g] ~= nil or meta.gmax[g] ~= nil
+end
+
+local function group_held(g)
+  return tonumber(meta['g:' .. g] or '0')
+end
+
+local function count_group_seats(groups, delta)
+  for _, g in ipairs(groups or {}) do
+    if counts_group(g) then
+      local held = math.max(group_held(g) + delta, 0)
+      meta['g:' .. g] = held
+      redis.call('HSET', META, 'g:' .. g, held)
+    end
+  end
+end
+
+-- The seats an account holds: one for any number of tabs, or one per tab.
+local function account_seats(acc)
+  if meta.per == 'session' then
+    return #acc.s
+  end
+  return #acc.s > 0 and 1 or 0
+end
+
+-- Counts every group's seats afresh, after a licence change.
+local function recount_group_seats()
+  for k, _ in pairs(meta) do
+    if string.sub(k, 1, 2) == 'g:' then
+      redis.call('HDEL', META, k)
+      meta[k] = nil
+    end
+  end
+  if meta.model ~= 'concurrent' or not meta.grouped then
+    return
+  end
+  local all = redis.call('HGETALL', USERS)
+  for i = 1, #all, 2 do
+    local acc = cjson.decode(all[i + 1])
+    if acc.g then
+      local seats = account_seats(acc)
+      if seats > 0 then
+        count_group_seats(acc.g, seats)
+      end
+    end
+  end
+end
+
+local function is_member(groups, g)
+  for _, mine in ipairs(groups or {}) do
+    if mine == g then
+      return true
+    end
+  end
+  return false
+end
+
+-- The first of the user's groups holding as many seats as its cap allows, and the
+-- free seats still held back for groups once this user took a seat (as
+-- PoolState::group_at_max and PoolState::reserved_for_others).
+local function group_facts(groups)
+  local at_max, max = nil, nil
+  for _, g in ipairs(groups or {}) do
+    local cap = meta.gmax[g]
+    if cap and group_held(g) >= cap then
+      at_max, max = g, cap
+      break
+    end
+  end
+  local reserved = 0
+  for g, n in pairs(meta.gres) do
+    local unfilled = math.max(n - group_held(g), 0)
+    if is_member(groups, g) then
+      unfilled = math.max(unfilled - 1, 0)
+    end
+    reserved = reserved + unfilled
+  end
+  return at_max, max, reserved
 end
 
 -- The displacement order, kept only while the licence displaces, so that finding the
@@ -230,6 +323,9 @@ local function detach(id)
     if #acc.s == 0 then
       meta.active = meta.active - 1
       redis.call('HSET', META, 'active', meta.active)
+    end
+    if meta.grouped and meta.model == 'concurrent' and (meta.per == 'session' or #acc.s == 0) then
+      count_group_seats(acc.g, -1)
     end
     if kind == 'user' then
       index_user(s.u, acc)
@@ -379,6 +475,7 @@ local function set_licence(l)
   if index_kind() ~= kind then
     reindex()
   end
+  recount_group_seats()
 end
 
 local function end_user_sessions(user, reason)
@@ -533,9 +630,17 @@ function ops.login(r)
     refuse = { err = 'session_limit_reached', max_sessions_per_user = meta.msu }
   end
   local takes_seat = meta.per == 'session' or tabs == 0
+  local reserved = 0
+  if not refuse and meta.model == 'concurrent' and takes_seat and meta.grouped then
+    local at_max, max
+    at_max, max, reserved = group_facts(acc and acc.g)
+    if at_max then
+      refuse = { err = 'group_limit_reached', group = at_max, max = max }
+    end
+  end
   if not refuse and meta.model == 'concurrent' and takes_seat then
     local in_use = seats_in_use()
-    if in_use >= meta.lim then
+    if in_use + reserved >= meta.lim then
       local first = redis.call('ZRANGE', DUE, 0, 0, 'WITHSCORES')
       local retry = nil
       if #first > 0 then
@@ -554,7 +659,8 @@ function ops.login(r)
         end
       end
       if not displace then
-        refuse = { err = 'licence_limit_reached', seats = meta.seats, seats_in_use = in_use, retry_after_ms = retry }
+        refuse = { err = 'licence_limit_reached', seats = meta.seats, seats_in_use = in_use,
+          reserved = reserved, retry_after_ms = retry }
       end
     end
   end
@@ -581,6 +687,9 @@ function ops.login(r)
   if #acc.s == 1 then
     meta.active = meta.active + 1
     redis.call('HSET', META, 'active', meta.active)
+  end
+  if meta.grouped and meta.model == 'concurrent' and takes_seat then
+    count_group_seats(acc.g, 1)
   end
   local fence = redis.call('INCR', FENCE)
   local expires = now + meta.idle
@@ -656,9 +765,24 @@ function ops.logout_user(r)
 end
 
 local function user_view(user, acc)
-  return { user = user, assigned = acc.a == 1, sessions = #acc.s }
+  return { user = user, assigned = acc.a == 1, sessions = #acc.s, groups = acc.g }
 end
 
+local function same_groups(a, b)
+  a, b = a or {}, b or {}
+  if #a ~= #b then
+    return false
+  end
+  for i = 1, #a do
+    if a[i] ~= b[i] then
+      return false
+    end
+  end
+  return true
+end
+
+-- Registers or assigns a user, as PoolState::put_user; `r.groups` (sorted, without
+-- repeats), when given, become the user's groups, and their seats move with them.
 function ops.put_user(r)
   local acc = account(r.user)
   local named = meta.model == 'named'
@@ -672,7 +796,8 @@ function ops.put_user(r)
   elseif named and meta.assigned >= meta.seats then
     return { err = 'seats_exhausted', seats = meta.seats }
   end
-  if change then
+  local regroup = r.groups ~= nil and not same_groups(acc and acc.g, r.groups)
+  if change or regroup then
     if not acc then
       acc = { a = 0, s = {} }
       redis.call('ZADD', ORDER, 0, r.user)
@@ -682,8 +807,18 @@ function ops.put_user(r)
       meta.assigned = meta.assigned + 1
       redis.call('HSET', META, 'assigned', meta.assigned)
     end
+    if regroup then
+      if meta.model == 'concurrent' and meta.grouped then
+        local seats = account_seats(acc)
+        count_group_seats(acc.g, -seats)
+        count_group_seats(r.groups, seats)
+      end
+      acc.g = r.groups
+    end
     save_account(r.user, acc)
-    emit({ type = 'user_assigned', user = r.user, assigned = tostring(acc.a == 1), seats_in_use = seats_in_use() })
+    emit({ type = 'user_assigned', user = r.user, assigned = tostring(acc.a == 1),
+      groups = (acc.g and #acc.g > 0) and table.concat(acc.g, ',') or nil,
+      seats_in_use = seats_in_use() })
   end
   return { ok = user_view(r.user, acc) }
 end

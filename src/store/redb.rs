@@ -44,6 +44,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");
 const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 const USERS: TableDefinition<(&str, &str), u8> = TableDefinition::new("users");
+/// The groups of the accounts that belong to any: a JSON list of group ids.
+const GROUPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("groups");
 /// Live sessions by tenant and the hash of their secret.
 const SESSIONS: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("sessions");
 /// Remembered ended sessions by tenant and the hash of their secret.
@@ -305,6 +307,7 @@ fn stamp_schema(db: &Database, path: &Path) -> Result<(), String> {
         txn.open_table(TENANTS).map_err(|e| fail(&e))?;
         txn.open_table(API_KEYS).map_err(|e| fail(&e))?;
         txn.open_table(USERS).map_err(|e| fail(&e))?;
+        txn.open_table(GROUPS).map_err(|e| fail(&e))?;
         txn.open_table(SESSIONS).map_err(|e| fail(&e))?;
         txn.open_table(ENDED).map_err(|e| fail(&e))?;
         txn.open_table(RECORDS).map_err(|e| fail(&e))?;
@@ -391,6 +394,7 @@ impl Store for RedbStore {
                     users: Vec::new(),
                     sessions: Vec::new(),
                     ended: Vec::new(),
+                    groups: Vec::new(),
                     records: Records::default(),
                     api_key: None,
                     fence: 0,
@@ -408,6 +412,19 @@ impl Store for RedbStore {
             if let Some(pool) = pools.get_mut(tenant) {
                 pool.users
                     .push((UserId::parse(user)?, assigned.value() != 0));
+            }
+        }
+        for row in txn
+            .open_table(GROUPS)
+            .map_err(storage)?
+            .iter()
+            .map_err(storage)?
+        {
+            let (key, groups) = row.map_err(storage)?;
+            let (tenant, user) = key.value();
+            if let Some(pool) = pools.get_mut(tenant) {
+                pool.groups
+                    .push((UserId::parse(user)?, from_json(groups.value())?));
             }
         }
         for row in txn
@@ -557,6 +574,8 @@ enum Op {
     Licence(Vec<u8>),
     ApiKey([u8; 32]),
     User(String, u8),
+    /// A user and their groups, as JSON.
+    Groups(String, Vec<u8>),
     UserRemoved(String),
     /// The secret's key, the row, and the session's fence.
     SessionStarted(u128, Vec<u8>, u64),
@@ -584,6 +603,7 @@ impl Encoded {
                 Change::Licence(licence) => Op::Licence(to_json(&licence)?),
                 Change::ApiKey(hash) => Op::ApiKey(hash),
                 Change::User { user, assigned } => Op::User(user.to_string(), u8::from(assigned)),
+                Change::Groups { user, groups } => Op::Groups(user.to_string(), to_json(&groups)?),
                 Change::UserRemoved(user) => Op::UserRemoved(user.to_string()),
                 Change::SessionStarted(record) => Op::SessionStarted(
                     secret_key(&record.secret),
@@ -829,6 +849,7 @@ struct Tables<'txn> {
     tenants: redb::Table<'txn, &'static str, Bytes>,
     api_keys: redb::Table<'txn, &'static str, Bytes>,
     users: redb::Table<'txn, (&'static str, &'static str), u8>,
+    groups: redb::Table<'txn, (&'static str, &'static str), Bytes>,
     sessions: redb::Table<'txn, (&'static str, u128), Bytes>,
     ended: redb::Table<'txn, (&'static str, u128), Bytes>,
     records: redb::Table<'txn, &'static str, Bytes>,
@@ -845,6 +866,7 @@ impl<'txn> Tables<'txn> {
             tenants: txn.open_table(TENANTS).map_err(storage)?,
             api_keys: txn.open_table(API_KEYS).map_err(storage)?,
             users: txn.open_table(USERS).map_err(storage)?,
+            groups: txn.open_table(GROUPS).map_err(storage)?,
             sessions: txn.open_table(SESSIONS).map_err(storage)?,
             ended: txn.open_table(ENDED).map_err(storage)?,
             records: txn.open_table(RECORDS).map_err(storage)?,
@@ -872,8 +894,21 @@ impl<'txn> Tables<'txn> {
                     .insert((tenant, user.as_str()), *assigned)
                     .map_err(storage)?;
             }
+            Op::Groups(user, groups) if groups.as_slice() == b"[]" => {
+                self.groups
+                    .remove((tenant, user.as_str()))
+                    .map_err(storage)?;
+            }
+            Op::Groups(user, groups) => {
+                self.groups
+                    .insert((tenant, user.as_str()), groups.as_slice())
+                    .map_err(storage)?;
+            }
             Op::UserRemoved(user) => {
                 self.users
+                    .remove((tenant, user.as_str()))
+                    .map_err(storage)?;
+                self.groups
                     .remove((tenant, user.as_str()))
                     .map_err(storage)?;
             }
@@ -912,6 +947,9 @@ impl<'txn> Tables<'txn> {
                 self.api_keys.remove(tenant).map_err(storage)?;
                 self.records.remove(tenant).map_err(storage)?;
                 self.users
+                    .retain_in((tenant, "")..=(tenant, "\u{10ffff}"), |_, _| false)
+                    .map_err(storage)?;
+                self.groups
                     .retain_in((tenant, "")..=(tenant, "\u{10ffff}"), |_, _| false)
                     .map_err(storage)?;
                 self.sessions

@@ -108,7 +108,7 @@ async fn the_usage_report_counts_each_day() {
             "peak_seats_in_use": 2,
             "logins": 3,
             "refusals": {"licence_limit_reached": 3, "user_not_licensed": 0, "user_limit_reached": 0,
-                "session_limit_reached": 0},
+                "session_limit_reached": 0, "group_limit_reached": 0},
             "expiries": 2,
             "peak_records": 1234,
             "peak_overage_seats": 0,

@@ -22,7 +22,7 @@ async fn named_users_are_assigned_and_log_in_freely() {
             .await;
         assert_eq!(
             answer.expect(200),
-            &json!({"user": user, "assigned": true, "sessions": 0})
+            &json!({"user": user, "assigned": true, "sessions": 0, "groups": []})
         );
     }
     // Assigning again changes nothing.
@@ -49,8 +49,8 @@ async fn named_users_are_assigned_and_log_in_freely() {
     assert_eq!(
         list.expect(200),
         &json!({"users": [
-            {"user": "ann", "assigned": true, "sessions": 3},
-            {"user": "bob", "assigned": true, "sessions": 3},
+            {"user": "ann", "assigned": true, "sessions": 3, "groups": []},
+            {"user": "bob", "assigned": true, "sessions": 3, "groups": []},
         ]})
     );
 }
@@ -138,15 +138,15 @@ async fn concurrent_users_are_registered_on_first_login_or_by_put() {
         .await;
     assert_eq!(
         put.expect(200),
-        &json!({"user": "ann", "assigned": false, "sessions": 0})
+        &json!({"user": "ann", "assigned": false, "sessions": 0, "groups": []})
     );
     app.session(&key, "acme", "bob").await;
     let list = app.get("/v1/tenants/acme/users").auth(&key).send().await;
     assert_eq!(
         list.expect(200),
         &json!({"users": [
-            {"user": "ann", "assigned": false, "sessions": 0},
-            {"user": "bob", "assigned": false, "sessions": 1},
+            {"user": "ann", "assigned": false, "sessions": 0, "groups": []},
+            {"user": "bob", "assigned": false, "sessions": 1, "groups": []},
         ]})
     );
 }
@@ -317,7 +317,7 @@ async fn a_bad_user_page_limit_or_cursor_is_invalid_request() {
     let first = user_page(&app, &key, "?limit=1").await;
     assert_eq!(
         first,
-        json!({"users": [{"user": "ann", "assigned": false, "sessions": 0}], "next_cursor": "ann"})
+        json!({"users": [{"user": "ann", "assigned": false, "sessions": 0, "groups": []}], "next_cursor": "ann"})
     );
     // A cursor whose user has gone still marks the place.
     app.delete("/v1/tenants/acme/users/ann")

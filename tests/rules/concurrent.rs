@@ -31,6 +31,7 @@ async fn a_concurrent_licence_admits_up_to_its_seats() {
     assert_eq!(
         refusal(&engine, &acme, "carol").await,
         Error::LicenceLimitReached {
+            reserved: 0,
             seats: 2,
             seats_in_use: 2,
             retry_after: Some(millis(600_001)),

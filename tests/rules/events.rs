@@ -10,7 +10,7 @@ async fn every_decision_is_an_event() {
     let t = tenant("st-mungos");
     let mut watch = Watch::start(&engine).await;
     let licence = Licence::concurrent(1).idle_timeout(Duration::from_secs(60));
-    engine.put_tenant(&t, licence).await.unwrap();
+    engine.put_tenant(&t, licence.clone()).await.unwrap();
     assert_eq!(
         watch.take(&engine, &t).await,
         vec![event(&t, T0, EventKind::TenantCreated { licence })]
@@ -28,7 +28,7 @@ async fn every_decision_is_an_event() {
         .idle_timeout(Duration::from_secs(60))
         .max_users(3);
     clock.set(at_secs(5));
-    engine.put_tenant(&t, two).await.unwrap();
+    engine.put_tenant(&t, two.clone()).await.unwrap();
     clock.set(at_secs(6));
     let bob = admit(&engine, &t, "bob").await;
     clock.set(at_secs(7));
@@ -73,6 +73,7 @@ async fn every_decision_is_an_event() {
                 &t,
                 at_secs(4),
                 EventKind::UserAssigned {
+                    groups: Vec::new(),
                     user: user("carol"),
                     assigned: false,
                     seats_in_use: 1
@@ -166,6 +167,7 @@ async fn every_decision_is_an_event() {
                 &t,
                 at_secs(82),
                 EventKind::UserAssigned {
+                    groups: Vec::new(),
                     user: user("erin"),
                     assigned: true,
                     seats_in_use: 1

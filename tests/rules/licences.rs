@@ -38,6 +38,7 @@ async fn licences_change_at_runtime() {
     assert_eq!(
         refusal(&engine, &acme, "dave").await,
         Error::LicenceLimitReached {
+            reserved: 0,
             seats: 1,
             seats_in_use: 3,
             retry_after: Some(millis(60_001)),
@@ -208,7 +209,7 @@ async fn a_licence_change_recounts_the_seats_in_use() {
 
     let per_tab = Licence::concurrent(5).seat_per(SeatPer::Session);
     clock.set(at_secs(1));
-    let (view, _) = engine.put_tenant(&t, per_tab).await.unwrap();
+    let (view, _) = engine.put_tenant(&t, per_tab.clone()).await.unwrap();
     assert_eq!(view.seats_in_use, 3);
     assert_eq!(usage_now(&engine, &t).await.0, 3);
     assert_eq!(
@@ -399,7 +400,7 @@ async fn a_licence_is_read_back_as_it_was_put() {
         .max_users(7)
         .overage(0.25)
         .max_sessions_per_user(3);
-    engine.put_tenant(&acme, licence).await.unwrap();
+    engine.put_tenant(&acme, licence.clone()).await.unwrap();
     assert_eq!(engine.licence(&acme).await.unwrap(), licence);
     assert_eq!(
         engine.licence(&tenant("nobody")).await.unwrap_err(),
@@ -412,7 +413,7 @@ async fn a_licence_changes_only_while_it_is_still_the_one_read() {
     let (engine, _clock) = start().await;
     let acme = tenant("acme");
     let first = Licence::concurrent(2);
-    engine.put_tenant(&acme, first).await.unwrap();
+    engine.put_tenant(&acme, first.clone()).await.unwrap();
     let read = engine.licence(&acme).await.unwrap();
     engine
         .put_tenant(&acme, Licence::concurrent(3))
@@ -447,7 +448,7 @@ async fn a_licence_changes_only_while_it_is_still_the_one_read() {
     let nobody = tenant("nobody");
     assert_eq!(
         engine
-            .change_licence(&nobody, first, first)
+            .change_licence(&nobody, first.clone(), first)
             .await
             .unwrap_err(),
         Error::TenantNotFound

@@ -94,6 +94,7 @@ pub fn at_millis(ms: u64) -> Timestamp {
 
 pub fn limit_reached(seats: u32, seats_in_use: u32, retry_after: Option<Duration>) -> Error {
     Error::LicenceLimitReached {
+        reserved: 0,
         seats,
         seats_in_use,
         retry_after,

@@ -79,6 +79,7 @@ async fn assigning_a_user_takes_a_named_seat() {
             &t,
             T0,
             EventKind::UserAssigned {
+                groups: Vec::new(),
                 user: user("ann"),
                 assigned: true,
                 seats_in_use: 1

@@ -382,7 +382,7 @@ async fn policies_are_kept_shown_and_carried_by_the_licence_events() {
         .overage(0.5)
         .max_sessions_per_user(3);
     let mut watch = Watch::start(&engine).await;
-    let (view, _) = engine.put_tenant(&acme, licence).await.unwrap();
+    let (view, _) = engine.put_tenant(&acme, licence.clone()).await.unwrap();
     assert_eq!(view.policies, licence.policies);
     assert_eq!(
         engine.tenant(&acme).await.unwrap().policies,
@@ -525,4 +525,181 @@ async fn the_usage_report_counts_seats_past_the_licence_and_the_seconds_they_wer
             (2, 2 * 5_400)
         ]
     );
+}
+
+fn group(name: &str) -> usher::GroupId {
+    usher::GroupId::parse(name).unwrap()
+}
+
+async fn in_groups(engine: &Engine, t: &TenantId, name: &str, groups: &[&str]) {
+    let groups: Vec<usher::GroupId> = groups.iter().map(|g| group(g)).collect();
+    let view = engine
+        .put_user_in_groups(t, &user(name), &groups)
+        .await
+        .unwrap();
+    let mut sorted = groups.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(view.groups, sorted);
+}
+
+fn group_limit(name: &str, max: u32) -> Error {
+    Error::GroupLimitReached {
+        group: name.into(),
+        max,
+    }
+}
+
+fn limit_with_reserved(seats: u32, seats_in_use: u32, reserved: u32) -> Error {
+    Error::LicenceLimitReached {
+        seats,
+        seats_in_use,
+        reserved,
+        retry_after: Some(Duration::from_secs(600) + millis(1)),
+    }
+}
+
+#[tokio::test]
+async fn a_group_takes_no_more_seats_than_its_group_max() {
+    for seat_per in [SeatPer::User, SeatPer::Session] {
+        let licence = Licence::concurrent(10)
+            .seat_per(seat_per)
+            .group_max("volunteers", 2);
+        let (engine, _clock, t) = start_tenant(licence).await;
+        for name in ["vic", "val", "vera"] {
+            in_groups(&engine, &t, name, &["volunteers"]).await;
+        }
+        admit(&engine, &t, "vic").await;
+        let val = admit(&engine, &t, "val").await;
+        assert_eq!(
+            refusal(&engine, &t, "vera").await,
+            group_limit("volunteers", 2)
+        );
+        // A second tab shares its user's seat under a seat per user; under a seat per
+        // tab it is a seat of the group's like any other.
+        let second_tab = login(&engine, &t, "vic").await;
+        match seat_per {
+            SeatPer::User => assert!(second_tab.is_ok()),
+            SeatPer::Session => assert_eq!(second_tab.unwrap_err(), group_limit("volunteers", 2)),
+        }
+        // Others are not held back by the group's cap.
+        admit(&engine, &t, "olga").await;
+        // A seat the group frees is the group's to take again.
+        engine.release(&val).await.unwrap();
+        admit(&engine, &t, "vera").await;
+        assert_eq!(
+            refusal(&engine, &t, "val").await,
+            group_limit("volunteers", 2)
+        );
+        let refused = engine.usage(&t, 1).await.unwrap()[0].refusals;
+        let expected = match seat_per {
+            SeatPer::User => 2,
+            SeatPer::Session => 3,
+        };
+        assert_eq!(refused.group_limit_reached, expected, "{seat_per:?}");
+    }
+}
+
+#[tokio::test]
+async fn reserved_seats_are_taken_only_by_their_groups_members() {
+    // 4 seats, 2 of them kept for finance.
+    let licence = Licence::concurrent(4).reserve("finance", 2);
+    let (engine, _clock, t) = start_tenant(licence).await;
+    in_groups(&engine, &t, "fay", &["finance"]).await;
+    in_groups(&engine, &t, "fred", &["finance"]).await;
+    in_groups(&engine, &t, "fiona", &["finance"]).await;
+
+    admit(&engine, &t, "ann").await;
+    let bob = admit(&engine, &t, "bob").await;
+    // Two seats are free, and both are finance's.
+    assert_eq!(
+        refusal(&engine, &t, "cara").await,
+        limit_with_reserved(4, 2, 2)
+    );
+    admit(&engine, &t, "fay").await;
+    assert_eq!(
+        refusal(&engine, &t, "cara").await,
+        limit_with_reserved(4, 3, 1)
+    );
+    admit(&engine, &t, "fred").await;
+    // Full: a member finds no seat either, and none is held back any more.
+    assert_eq!(
+        refusal(&engine, &t, "fiona").await,
+        limit_reached(4, 4, Some(Duration::from_secs(600) + millis(1)))
+    );
+    // A seat freed by a non-member goes to whoever comes: finance's seats are filled.
+    engine.release(&bob).await.unwrap();
+    admit(&engine, &t, "cara").await;
+}
+
+#[tokio::test]
+async fn a_member_of_several_groups_fills_a_reservation_of_each() {
+    let licence = Licence::concurrent(4)
+        .reserve("finance", 1)
+        .reserve("hr", 1)
+        .group_max("hr", 1);
+    let (engine, _clock, t) = start_tenant(licence).await;
+    in_groups(&engine, &t, "pat", &["hr", "finance", "hr"]).await;
+    in_groups(&engine, &t, "helen", &["hr"]).await;
+    admit(&engine, &t, "pat").await;
+    // Pat's seat fills both reservations: three seats are anyone's.
+    admit(&engine, &t, "ann").await;
+    admit(&engine, &t, "bob").await;
+    admit(&engine, &t, "cara").await;
+    assert_eq!(
+        refusal(&engine, &t, "dan").await,
+        limit_reached(4, 4, Some(Duration::from_secs(600) + millis(1)))
+    );
+    // HR is at its cap of one: its members are refused for the cap first.
+    assert_eq!(refusal(&engine, &t, "helen").await, group_limit("hr", 1));
+}
+
+#[tokio::test]
+async fn seats_held_move_with_their_users_groups_and_with_a_new_licence() {
+    let (engine, _clock, t) = start_tenant(Licence::concurrent(3)).await;
+    admit(&engine, &t, "ann").await;
+    admit(&engine, &t, "bob").await;
+    // A cap arrives while two seats are held by people in no group.
+    let capped = Licence::concurrent(3).group_max("sales", 1);
+    engine.put_tenant(&t, capped.clone()).await.unwrap();
+    in_groups(&engine, &t, "sam", &["sales"]).await;
+    admit(&engine, &t, "sam").await;
+    // Ann joins sales while holding a seat: the group now holds two, over its cap.
+    // Nobody's session ends; the group takes no new seat until it is under its cap.
+    in_groups(&engine, &t, "ann", &["sales"]).await;
+    assert_eq!(usage_now(&engine, &t).await, (3, 3));
+    in_groups(&engine, &t, "sue", &["sales"]).await;
+    engine.logout_user(&t, &user("bob")).await.unwrap();
+    assert_eq!(refusal(&engine, &t, "sue").await, group_limit("sales", 1));
+    // Ann leaves the group: its seat count falls with her.
+    in_groups(&engine, &t, "ann", &[]).await;
+    assert_eq!(refusal(&engine, &t, "sue").await, group_limit("sales", 1));
+    engine.logout_user(&t, &user("sam")).await.unwrap();
+    admit(&engine, &t, "sue").await;
+    // A licence that reserves for sales counts its seats afresh: sue fills it.
+    let reserving = Licence::concurrent(3).reserve("sales", 1);
+    engine.put_tenant(&t, reserving).await.unwrap();
+    admit(&engine, &t, "dan").await;
+    assert_eq!(usage_now(&engine, &t).await, (3, 3));
+}
+
+#[tokio::test]
+async fn groups_are_kept_until_replaced_and_listed_in_the_user_view() {
+    let (engine, _clock, t) = start_tenant(Licence::concurrent(3)).await;
+    in_groups(&engine, &t, "ann", &["sales", "finance"]).await;
+    // A plain PUT keeps them; an empty list clears them.
+    let view = engine.put_user(&t, &user("ann")).await.unwrap();
+    assert_eq!(view.groups, [group("finance"), group("sales")]);
+    let listed = engine.users(&t).await.unwrap();
+    assert_eq!(listed[0].groups, [group("finance"), group("sales")]);
+    in_groups(&engine, &t, "ann", &[]).await;
+    assert!(engine.users(&t).await.unwrap()[0].groups.is_empty());
+    // Too many groups are refused, with nothing changed.
+    let many: Vec<usher::GroupId> = (0..33).map(|i| group(&format!("g{i}"))).collect();
+    let error = engine
+        .put_user_in_groups(&t, &user("ann"), &many)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "invalid_request");
+    assert!(engine.users(&t).await.unwrap()[0].groups.is_empty());
 }

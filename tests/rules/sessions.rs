@@ -110,6 +110,7 @@ async fn heartbeats_keep_a_session_alive() {
     assert_eq!(
         refusal(&engine, &acme, "bob").await,
         Error::LicenceLimitReached {
+            reserved: 0,
             seats: 1,
             seats_in_use: 1,
             retry_after: Some(millis(60_001)),

@@ -170,9 +170,30 @@ impl utoipa::PartialSchema for LicenceRequest {
                 .description(Some(
                     "At the limit: refuse (default) or take over the idlest seat",
                 ));
+            let groups = |description: &str| {
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+                    .description(Some(description))
+                    .property_names(Some(crate::http::openapi::GroupIdSchema::schema()))
+                    .max_properties(Some(crate::licence::MAX_GROUPS))
+                    .additional_properties(Some(integer(
+                        0,
+                        MAX_SEATS.into(),
+                        false,
+                        "Seats, at most the licence's",
+                    )))
+            };
             shape
                 .property("overage", overage)
                 .property("on_limit", on_limit)
+                .property(
+                    "reserve",
+                    groups("Seats only members of a group may take, by group; at most the seats in all, each at most its group_max; not with displace_idlest"),
+                )
+                .property(
+                    "group_max",
+                    groups("The most seats a group's members may hold at once, by group"),
+                )
                 .property(
                     "min_hold_secs",
                     integer(

@@ -1,14 +1,14 @@
 //! Users: register / assign, remove / unassign, list, log out everywhere.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{authorize, PageQuery, State};
 use crate::error::Error;
 use crate::http::error::{ApiResult, ErrorBody};
-use crate::http::openapi::{EngineFailures, TenantIdSchema, UserIdSchema};
-use crate::ids::UserId;
+use crate::http::openapi::{EngineFailures, GroupIdSchema, TenantIdSchema, UserIdSchema};
+use crate::ids::{GroupId, UserId};
 use crate::pool::UserView;
 
 /// `{"users": [...], "next_cursor": "..."}`: a page of the accounts, by user id.
@@ -30,9 +30,21 @@ pub struct LoggedOut {
     sessions_ended: u32,
 }
 
-/// Register a user, or under the named model assign them a seat.
+/// The optional body of `PUT …/users/{user}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserRequest {
+    /// The user's groups, replacing those they had (`[]`: none). Left out, they stay
+    /// as they are.
+    #[schema(max_items = 32, value_type = Option<Vec<GroupIdSchema>>)]
+    pub groups: Option<Vec<String>>,
+}
+
+/// Register a user, or under the named model assign them a seat; with a body, also set
+/// their groups.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/users/{user}", tag = "tenant",
     params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), ("user" = inline(UserIdSchema), Path, description = "User id")),
+    request_body(content = Option<UserRequest>, description = "Optional: the user's groups"),
     responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "forbidden or user_limit_reached", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "seats_exhausted", body = ErrorBody),
@@ -41,10 +53,38 @@ pub async fn put_user(
     req: HttpRequest,
     state: State,
     path: web::Path<(String, String)>,
+    body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let tenant = authorize(&req, &state, &path.0).await?;
     let user = UserId::parse(&path.1)?;
-    Ok(HttpResponse::Ok().json(state.engine.put_user(&tenant, &user).await?))
+    let view = match groups_of(&body)? {
+        None => state.engine.put_user(&tenant, &user).await?,
+        Some(groups) => {
+            state
+                .engine
+                .put_user_in_groups(&tenant, &user, &groups)
+                .await?
+        }
+    };
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// The groups an optional body gives: none without a body or without `groups`.
+fn groups_of(body: &[u8]) -> Result<Option<Vec<GroupId>>, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let request: Option<UserRequest> = serde_json::from_slice(body)
+        .map_err(|e| Error::InvalidRequest(format!("invalid JSON body: {e}")))?;
+    let Some(groups) = request.and_then(|r| r.groups) else {
+        return Ok(None);
+    };
+    let groups = groups
+        .iter()
+        .map(|g| GroupId::parse(g))
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::pool::user_groups(&groups)?;
+    Ok(Some(groups))
 }
 
 /// Remove a user (and any named seat), ending their sessions.
