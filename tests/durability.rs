@@ -337,6 +337,77 @@ async fn overage_held_across_midnight_is_reported_the_same_after_a_restart() {
 }
 
 #[tokio::test]
+async fn groups_and_the_seats_they_hold_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let before = start(dir.path(), &clock);
+    let crm = id("crm");
+    let groups = |names: &[&str]| -> Vec<usher::GroupId> {
+        names
+            .iter()
+            .map(|g| usher::GroupId::parse(g).unwrap())
+            .collect()
+    };
+    let licence = Licence::concurrent(3).group_max("sales", 1);
+    before.engine.put_tenant(&crm, licence).await.unwrap();
+    for (name, of) in [
+        ("sam", &["sales"][..]),
+        ("sue", &["sales", "hr"][..]),
+        ("ann", &[][..]),
+    ] {
+        before
+            .engine
+            .put_user_in_groups(&crm, &user(name), &groups(of))
+            .await
+            .unwrap();
+    }
+    // Ann's groups were set and then cleared: no row of hers is left behind.
+    before
+        .engine
+        .put_user_in_groups(&crm, &user("ann"), &groups(&["hr"]))
+        .await
+        .unwrap();
+    before
+        .engine
+        .put_user_in_groups(&crm, &user("ann"), &[])
+        .await
+        .unwrap();
+    before.engine.login(&crm, &user("sam"), None).await.unwrap();
+
+    let copy = crash_copy(dir.path());
+    let after = start(copy.path(), &clock);
+    let listed: Vec<(String, Vec<usher::GroupId>)> = after
+        .engine
+        .users(&crm)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.user.to_string(), u.groups))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("ann".to_string(), groups(&[])),
+            ("sam".to_string(), groups(&["sales"])),
+            ("sue".to_string(), groups(&["hr", "sales"])),
+        ]
+    );
+    // Sam's restored seat still counts for sales.
+    let refused = after
+        .engine
+        .login(&crm, &user("sue"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        Error::GroupLimitReached {
+            group: "sales".into(),
+            max: 1
+        }
+    );
+}
+
+#[tokio::test]
 async fn usage_and_the_audit_log_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::starting_at(T0);

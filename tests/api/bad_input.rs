@@ -366,6 +366,14 @@ async fn a_body_over_64_kib_is_payload_too_large() {
         app.post("/v1/sessions/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/release")
             .raw("text/plain", big.clone())
             .await,
+        app.put("/v1/tenants/acme/users/ann")
+            .auth(&key)
+            .raw("application/json", big.clone())
+            .await,
+        app.put("/v1/tenants/acme/users/ann")
+            .auth(&key)
+            .chunked("application/json", big.clone().into_bytes())
+            .await,
     ];
     for answer in checks {
         let body = answer.expect_error(413, "payload_too_large");
@@ -404,4 +412,56 @@ async fn a_huge_or_odd_token_in_a_browser_path_is_session_not_found() {
             still_works(&app, &key).await;
         }
     }
+}
+
+#[actix_web::test]
+async fn a_users_groups_are_checked_and_nothing_changes_on_a_bad_body() {
+    let (app, key) = setup().await;
+    let put = |body: &'static str| {
+        app.put("/v1/tenants/acme/users/ann")
+            .auth(&key)
+            .raw("application/json", body)
+    };
+    let too_many = Box::leak(
+        json!({"groups": (0..33).map(|i| format!("g{i}")).collect::<Vec<_>>()})
+            .to_string()
+            .into_boxed_str(),
+    );
+    for (body, hints) in [
+        (
+            r#"{"groups": ["finance", "not ok"]}"#,
+            &["group id", "' '"][..],
+        ),
+        (r#"{"groups": [""]}"#, &["group id must be 1 to 128"][..]),
+        (
+            r#"{"groups": "finance"}"#,
+            &["invalid type", "sequence"][..],
+        ),
+        (
+            r#"{"group": ["finance"]}"#,
+            &["unknown field `group`", "groups"][..],
+        ),
+        (
+            r#"{"groups": ["finance"]"#,
+            &["invalid JSON body", "EOF"][..],
+        ),
+        (&*too_many, &["at most 32 groups, got 33"][..]),
+    ] {
+        rejected(&app, &key, put(body).await, hints).await;
+        let users = app.get("/v1/tenants/acme/users").auth(&key).send().await;
+        assert_eq!(users.expect(200)["users"][0]["groups"], json!([]), "{body}");
+    }
+    // No body, an empty one, `null` or `{}` register as before and keep the groups.
+    let set = put(r#"{"groups": ["sales", "finance", "sales"]}"#).await;
+    assert_eq!(set.expect(200)["groups"], json!(["finance", "sales"]));
+    for body in ["", "  ", "null", "{}", r#"{"groups": null}"#] {
+        let kept = put(body).await;
+        assert_eq!(
+            kept.expect(200)["groups"],
+            json!(["finance", "sales"]),
+            "{body:?}"
+        );
+    }
+    let cleared = put(r#"{"groups": []}"#).await;
+    assert_eq!(cleared.expect(200)["groups"], json!([]));
 }

@@ -83,6 +83,26 @@ async fn a_policy_out_of_range_or_on_the_wrong_model_is_a_clear_invalid_request(
             json!({"model": "records", "overage": 0.1}),
             "concurrent model only",
         ),
+        (
+            json!({"model": "concurrent", "seats": 4, "reserve": {"a": 3, "b": 2}}),
+            "holds back 5 seats in all, more than the licence's 4",
+        ),
+        (
+            json!({"model": "concurrent", "seats": 4, "reserve": {"a": 2}, "group_max": {"a": 1}}),
+            "more than its \"group_max\" of 1",
+        ),
+        (
+            json!({"model": "concurrent", "seats": 4, "group_max": {"a": -1}}),
+            "\"group_max\" of a must be between 0 and the licence's 4 seats, got -1",
+        ),
+        (
+            json!({"model": "concurrent", "seats": 4, "reserve": ["a"]}),
+            "invalid type: sequence, expected a map",
+        ),
+        (
+            json!({"model": "named", "seats": 4, "group_max": {"a": 1}}),
+            "concurrent model only",
+        ),
     ] {
         let answer = app
             .admin(Method::PUT, "/v1/tenants/acme")
@@ -211,6 +231,34 @@ impl Nodes {
             }
         });
         join_all(requests).await
+    }
+
+    /// Puts each of `users` in `group`, all at once, spread over the nodes.
+    async fn join_groups(
+        &self,
+        key: &str,
+        tenant: &str,
+        users: impl Iterator<Item = String>,
+        group: &str,
+    ) {
+        let client = client();
+        let puts = users.enumerate().map(|(i, user)| {
+            let url = format!(
+                "{}/v1/tenants/{tenant}/users/{user}",
+                self.urls[i % self.urls.len()]
+            );
+            let request = client
+                .put(url)
+                .bearer_auth(key)
+                .send_json(&json!({"groups": [group]}));
+            async move {
+                let mut response = request.await.expect("the node answers");
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(response.status().as_u16(), 200, "{body}");
+                assert_eq!(body["groups"], json!([group]));
+            }
+        });
+        join_all(puts).await;
     }
 
     async fn view(&self, key: &str, tenant: &str) -> Value {
@@ -368,6 +416,83 @@ async fn every_policy_holds_its_invariant_under_a_storm(nodes: Nodes) {
     }
     assert_eq!(per_user.len(), 250);
     assert!(per_user.values().all(|&n| n == 2), "{per_user:?}");
+
+    // A group's cap: 1,000 volunteers among 5,000 logins onto 5,000 seats, at most 500
+    // volunteers' seats: exactly 500 of them are admitted, and everyone else.
+    let key = nodes
+        .create(
+            "capped-group",
+            json!({"model": "concurrent", "seats": LOGINS, "group_max": {"volunteers": 500}, "max_users": LOGINS}),
+        )
+        .await;
+    let volunteer = |i: usize| format!("{}-{i}", if i % 5 == 0 { "vol" } else { "user" });
+    nodes
+        .join_groups(
+            &key,
+            "capped-group",
+            (0..LOGINS).filter(|i| i % 5 == 0).map(volunteer),
+            "volunteers",
+        )
+        .await;
+    let answers = nodes.storm(&key, "capped-group", LOGINS, volunteer).await;
+    assert_eq!(
+        outcomes(&answers),
+        [
+            ("201".to_owned(), LOGINS - 500),
+            ("409 group_limit_reached".to_owned(), 500)
+        ]
+        .into()
+    );
+    let admitted_volunteers = answers
+        .iter()
+        .filter(|(s, b)| *s == 201 && b["user"].as_str().unwrap().starts_with("vol-"))
+        .count();
+    assert_eq!(admitted_volunteers, 500);
+    assert!(answers
+        .iter()
+        .all(|(s, b)| *s == 201 || (b["group"] == "volunteers" && b["max"] == 500)));
+
+    // A reservation: 100 of 500 seats kept for finance, whose 500 members log in among
+    // 4,500 others. Every seat is taken, finance holds at least its 100, and nobody
+    // else ever took a seat held back for it.
+    let key = nodes
+        .create(
+            "reserved",
+            json!({"model": "concurrent", "seats": SEATS, "reserve": {"finance": 100}}),
+        )
+        .await;
+    let member = |i: usize| format!("{}-{i}", if i % 10 == 0 { "fin" } else { "user" });
+    nodes
+        .join_groups(
+            &key,
+            "reserved",
+            (0..LOGINS).filter(|i| i % 10 == 0).map(member),
+            "finance",
+        )
+        .await;
+    let answers = nodes.storm(&key, "reserved", LOGINS, member).await;
+    assert_eq!(
+        outcomes(&answers),
+        [
+            ("201".to_owned(), SEATS as usize),
+            (
+                "409 licence_limit_reached".to_owned(),
+                LOGINS - SEATS as usize
+            )
+        ]
+        .into()
+    );
+    let finance = answers
+        .iter()
+        .filter(|(s, b)| *s == 201 && b["user"].as_str().unwrap().starts_with("fin-"))
+        .count();
+    assert!(finance >= 100, "finance holds {finance} seats");
+    assert!(
+        SEATS as usize - finance <= 400,
+        "others hold {} seats",
+        SEATS as usize - finance
+    );
+    assert_eq!(nodes.view(&key, "reserved").await["seats_in_use"], SEATS);
 }
 
 #[actix_web::test]

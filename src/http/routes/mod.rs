@@ -44,6 +44,22 @@ pub fn json_config() -> web::JsonConfig {
         .error_handler(|err, _req| ApiError(json_error(&err)).into())
 }
 
+/// A body that may be absent, read up to the server's limit: what a route with an
+/// optional body takes instead of [`Json`].
+pub async fn optional_body(mut payload: web::Payload) -> Result<Vec<u8>, Error> {
+    use futures::StreamExt;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| Error::InvalidRequest(format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(Error::PayloadTooLarge { limit: BODY_LIMIT });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 fn json_error(err: &JsonPayloadError) -> Error {
     match err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {

@@ -111,7 +111,7 @@ pub fn login_fields(body: &LoginRequest) -> Result<(UserId, Option<&str>), Error
     responses((status = 201, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "forbidden, user_not_licensed or user_limit_reached", body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "licence_limit_reached, with seats, seats_in_use and retry_after_secs", body = ErrorBody),
+        (status = 409, description = "licence_limit_reached, with seats, seats_in_use, retry_after_secs and (when seats are held back for groups the user is not in) seats_reserved; session_limit_reached, with max_sessions_per_user; group_limit_reached, with group and max", body = ErrorBody),
         EngineFailures))]
 pub async fn login(
     req: HttpRequest,

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{authorize, PageQuery, State};
+use super::{authorize, optional_body, PageQuery, State};
 use crate::error::Error;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::openapi::{EngineFailures, GroupIdSchema, TenantIdSchema, UserIdSchema};
@@ -53,11 +53,11 @@ pub async fn put_user(
     req: HttpRequest,
     state: State,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let tenant = authorize(&req, &state, &path.0).await?;
     let user = UserId::parse(&path.1)?;
-    let view = match groups_of(&body)? {
+    let view = match groups_of(&optional_body(payload).await?)? {
         None => state.engine.put_user(&tenant, &user).await?,
         Some(groups) => {
             state
