@@ -1,7 +1,7 @@
 //! Licence changes previewed (`?dry_run=true`) and made field by field (`PATCH`).
 
 use awc::http::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::spawn_app;
 
@@ -147,6 +147,12 @@ async fn a_bad_patch_is_a_clear_error_and_changes_nothing() {
         (json!({"on_limit": "queue"}), "on_limit"),
         (json!({"overage": 2}), "overage"),
         (json!({"colour": "red"}), "colour"),
+        (json!({"colour": null}), "unknown field \"colour\""),
+        (json!({"": null}), "unknown field \"\""),
+        (
+            json!({"reserve": {"a": 9}}),
+            "\"reserve\" of a must be between 0",
+        ),
         (json!({"model": "records", "seats": 3}), "seats"),
     ] {
         let answer = app
@@ -154,7 +160,8 @@ async fn a_bad_patch_is_a_clear_error_and_changes_nothing() {
             .json(patch.clone())
             .await;
         let body = answer.expect_error(400, "invalid_request");
-        assert!(body.to_string().contains(field), "{patch}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(field), "{patch}: {body}");
     }
     app.admin(Method::PATCH, "/v1/tenants/acme")
         .json(json!([1, 2]))
@@ -175,6 +182,34 @@ async fn a_bad_patch_is_a_clear_error_and_changes_nothing() {
         .expect_error(403, "forbidden");
     let view = app.admin(Method::GET, "/v1/tenants/acme").send().await;
     assert_eq!(view.expect(200)["seats"], 5);
+}
+
+#[actix_web::test]
+async fn a_patch_merges_the_group_maps_group_by_group() {
+    let app = spawn_app();
+    app.create_tenant(
+        "acme",
+        json!({"model": "concurrent", "seats": 10, "reserve": {"finance": 2, "hr": 1},
+            "group_max": {"volunteers": 3}}),
+    )
+    .await;
+    let patch = |body: Value| app.admin(Method::PATCH, "/v1/tenants/acme").json(body);
+    let view = patch(json!({"reserve": {"hr": null, "sales": 4}})).await;
+    let view = view.expect(200);
+    assert_eq!(view["reserve"], json!({"finance": 2, "sales": 4}));
+    assert_eq!(view["group_max"], json!({"volunteers": 3}));
+    // The last group out takes the map with it; null clears a whole map.
+    let view = patch(json!({"group_max": {"volunteers": null}, "reserve": null})).await;
+    let view = view.expect(200);
+    assert!(
+        view.get("group_max").is_none() && view.get("reserve").is_none(),
+        "{view}"
+    );
+    // A merged map is checked as a whole: 6 + 5 is more than the seats.
+    patch(json!({"reserve": {"finance": 6}})).await.expect(200);
+    let answer = patch(json!({"reserve": {"hr": 5}})).await;
+    let body = answer.expect_error(400, "invalid_request");
+    assert!(body.to_string().contains("holds back 11 seats"), "{body}");
 }
 
 /// Twenty PATCHes at once, each of another field or the same: every one lands.

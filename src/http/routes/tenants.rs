@@ -385,11 +385,56 @@ fn patched(current: &Licence, patch: &Map<String, Value>) -> Result<LicenceSpec,
         let everywhere = ["idle_timeout_secs", "max_users", "max_sessions_per_user"];
         fields.retain(|k, _| everywhere.contains(&k.as_str()) || applies.contains(&k.as_str()));
     }
+    const FIELDS: [&str; 11] = [
+        "model",
+        "seats",
+        "seat_per",
+        "idle_timeout_secs",
+        "max_users",
+        "overage",
+        "on_limit",
+        "min_hold_secs",
+        "max_sessions_per_user",
+        "reserve",
+        "group_max",
+    ];
     for (field, value) in patch {
-        if value.is_null() {
-            fields.remove(field);
-        } else {
-            fields.insert(field.clone(), value.clone());
+        if !FIELDS.contains(&field.as_str()) {
+            return Err(crate::Error::InvalidRequest(format!(
+                "invalid licence: unknown field \"{field}\", expected one of {}",
+                FIELDS.join(", ")
+            )));
+        }
+        match (value, fields.get_mut(field)) {
+            (Value::Null, _) => {
+                fields.remove(field);
+            }
+            // A map of groups is merged group by group; a null group is taken out.
+            (Value::Object(groups), Some(Value::Object(current))) => {
+                for (group, seats) in groups {
+                    if seats.is_null() {
+                        current.remove(group);
+                    } else {
+                        current.insert(group.clone(), seats.clone());
+                    }
+                }
+                if current.is_empty() {
+                    fields.remove(field);
+                }
+            }
+            (Value::Object(groups), _) => {
+                let set: Map<String, Value> = groups
+                    .iter()
+                    .filter(|(_, seats)| !seats.is_null())
+                    .map(|(g, s)| (g.clone(), s.clone()))
+                    .collect();
+                if !set.is_empty() {
+                    fields.insert(field.clone(), Value::Object(set));
+                }
+            }
+            (value, _) => {
+                fields.insert(field.clone(), value.clone());
+            }
         }
     }
     let model = fields.get("model").cloned().unwrap_or(Value::Null);
