@@ -290,7 +290,8 @@
       $(id)._rows = null;
     });
     clearError();
-    ["notice", "api-key-box", "licence-error", "user-error", "records-error"].forEach(function (id) { $(id).hidden = true; });
+    ["notice", "api-key-box", "licence-error", "user-error", "records-error", "licence-preview-box"]
+      .forEach(function (id) { $(id).hidden = true; });
     setText($("api-key-value"), "");
     ["user-input", "records-input", "signin-tenant"].forEach(function (id) { $(id).value = ""; });
     if (message) {
@@ -476,6 +477,7 @@
       $("holders-empty").hidden = true;
       $("users-empty").hidden = true;
       ["licence-error", "user-error", "records-error"].forEach(function (id) { $(id).hidden = true; });
+      hidePreview();
     }
     renderTenants();
     var t = currentTenant();
@@ -509,6 +511,12 @@
     $("licence-seat-per").value = tenant.seat_per || "user";
     $("licence-idle").value = tenant.idle_timeout_secs || 600;
     $("licence-max-users").value = tenant.max_users || "";
+    // The view carries a policy only where it differs from its default: an empty
+    // field is the default, and is not sent.
+    $("licence-overage").value = tenant.overage === null || tenant.overage === undefined ? "" : tenant.overage;
+    $("licence-on-limit").value = tenant.on_limit || "refuse";
+    $("licence-min-hold").value = tenant.min_hold_secs === null || tenant.min_hold_secs === undefined ? "" : tenant.min_hold_secs;
+    $("licence-max-sessions").value = tenant.max_sessions_per_user || "";
     updateLicenceFields();
   }
 
@@ -516,6 +524,10 @@
     var model = $("licence-model").value;
     $("licence-seats-field").hidden = model === "records";
     $("licence-seat-per-field").hidden = model !== "concurrent";
+    // Overage, the policy at the limit and the minimum hold are the concurrent
+    // model's; the cap on one user's sessions applies to every model.
+    $("licence-concurrent-policies").hidden = model !== "concurrent";
+    $("licence-min-hold-field").hidden = model !== "concurrent";
     var notes = {
       named: "Each seat belongs to one assigned user, who may log in from any number of tabs.",
       concurrent: "At most this many users (or tabs) hold a seat at the same time.",
@@ -529,7 +541,7 @@
 
   function readInt(id, label, min, optional) {
     var raw = $(id).value.trim();
-    if (raw === "" && optional) return undefined;
+    if (raw === "" && optional && !$(id).validity.badInput) return undefined;
     var n = Number(raw);
     if (raw === "" || !Number.isInteger(n) || n < min) {
       $(id).focus();
@@ -538,28 +550,58 @@
     return n;
   }
 
+  // A number from 0 to 1 (the overage share), or undefined when left empty.
+  function readShare(id, label) {
+    var raw = $(id).value.trim();
+    if (raw === "" && !$(id).validity.badInput) return undefined;
+    var n = Number(raw);
+    if (raw === "" || !isFinite(n) || n < 0 || n > 1) {
+      $(id).focus();
+      throw new ApiError(0, {error: "invalid_request", message: label + " must be a number from 0 to 1, such as 0.2."});
+    }
+    return n;
+  }
+
+  // The tenant the editor is about and the licence it states: the fields of the
+  // model chosen, and of the optional ones only those filled in. Throws an ApiError
+  // for a field that cannot be read.
+  function licenceRequest() {
+    var tenant = state.creating ? $("licence-tenant").value.trim() : state.selected;
+    if (!ID_PATTERN.test(tenant || "")) {
+      $("licence-tenant").focus();
+      throw new ApiError(0, {error: "invalid_request", message: "A tenant id is 1–128 letters, digits or . _ @ -"});
+    }
+    var model = $("licence-model").value;
+    var body = {model: model};
+    if (model !== "records") body.seats = readInt("licence-seats", "Seats", 0);
+    if (model === "concurrent") body.seat_per = $("licence-seat-per").value;
+    body.idle_timeout_secs = readInt("licence-idle", "Idle timeout", 1);
+    var optional = {max_users: readInt("licence-max-users", "Max users", 1, true)};
+    if (model === "concurrent") {
+      optional.overage = readShare("licence-overage", "Overage");
+      if ($("licence-on-limit").value !== "refuse") optional.on_limit = $("licence-on-limit").value;
+      optional.min_hold_secs = readInt("licence-min-hold", "Min hold", 0, true);
+    }
+    optional.max_sessions_per_user = readInt("licence-max-sessions", "Max sessions per user", 1, true);
+    Object.keys(optional).forEach(function (key) {
+      if (optional[key] !== undefined) body[key] = optional[key];
+    });
+    return {tenant: tenant, body: body};
+  }
+
   function saveLicence(event) {
     event.preventDefault();
-    var tenant = state.creating ? $("licence-tenant").value.trim() : state.selected;
-    var body;
+    var request;
     try {
-      if (!ID_PATTERN.test(tenant || "")) {
-        $("licence-tenant").focus();
-        throw new ApiError(0, {error: "invalid_request", message: "A tenant id is 1–128 letters, digits or . _ @ -"});
-      }
-      var model = $("licence-model").value;
-      body = {model: model};
-      if (model !== "records") body.seats = readInt("licence-seats", "Seats", 0);
-      if (model === "concurrent") body.seat_per = $("licence-seat-per").value;
-      body.idle_timeout_secs = readInt("licence-idle", "Idle timeout", 1);
-      var maxUsers = readInt("licence-max-users", "Max users", 1, true);
-      if (maxUsers !== undefined) body.max_users = maxUsers;
+      request = licenceRequest();
     } catch (error) {
       return showError(error, null, "licence-error");
     }
+    var tenant = request.tenant;
     clearError("licence-error");
+    hidePreview();
     $("licence-save").disabled = true;
-    api("PUT", tenantPath(tenant), body)
+    api("PUT", tenantPath(tenant), request.body)
       .then(function (view) {
         clearError();
         state.licenceDirty = false;
@@ -574,6 +616,90 @@
       .then(function () { $("licence-save").disabled = false; });
   }
 
+  // ---------------------------------------------------------------- licence preview
+
+  // Asks the server what the licence in the editor would do (a dry run: nothing is
+  // saved) and shows the tenant as it would be and the effects below the editor.
+  function previewLicence() {
+    var request;
+    try {
+      request = licenceRequest();
+    } catch (error) {
+      return showError(error, null, "licence-error");
+    }
+    clearError("licence-error");
+    hidePreview();
+    $("licence-preview").disabled = true;
+    var asked = state.selected;
+    api("PUT", tenantPath(request.tenant, "?dry_run=true"), request.body)
+      .then(function (preview) {
+        if (state.selected !== asked) return; // another tenant was chosen meanwhile
+        renderPreview(preview || {});
+      })
+      .catch(function (error) { showError(error, "Previewing the licence", "licence-error"); })
+      .then(function () { $("licence-preview").disabled = false; });
+  }
+
+  function plural(n, one, many) {
+    return fmtNumber(n) + " " + (n === 1 ? one : many);
+  }
+
+  // "Concurrent users · 1 seat · a seat per user · idle timeout 10 min · …", with the
+  // policies the licence sets.
+  function describeLicence(v) {
+    var parts = [MODEL_NAMES[v.model] || v.model];
+    parts.push(v.seats === null || v.seats === undefined ? "no seat limit" : plural(v.seats, "seat", "seats"));
+    if (v.seat_per) parts.push(v.seat_per === "session" ? "a seat per tab" : "a seat per user");
+    parts.push("idle timeout " + fmtDuration(v.idle_timeout_secs));
+    parts.push("at most " + plural(v.max_users, "user", "users"));
+    if (v.overage !== null && v.overage !== undefined) parts.push("overage " + v.overage);
+    if (v.on_limit === "displace_idlest") parts.push("at the limit the idlest seat is displaced");
+    if (v.min_hold_secs !== null && v.min_hold_secs !== undefined) parts.push("min hold " + fmtDuration(v.min_hold_secs));
+    if (v.max_sessions_per_user) parts.push("at most " + plural(v.max_sessions_per_user, "session", "sessions") + " per user");
+    return parts.join(" · ");
+  }
+
+  function renderPreview(p) {
+    var effects = p.effects || {};
+    var seatsOver = effects.seats_over_limit || 0;
+    var usersOver = effects.users_over_limit || 0;
+    var lost = effects.named_seats_lost || [];
+    var box = $("licence-preview-box");
+    setText($("preview-headline"), p.creates
+      ? "nothing changed. Saving would create the tenant " + p.tenant + "."
+      : "nothing changed. Saving would make it:");
+    setText($("preview-licence"), describeLicence(p));
+    $("preview-held").hidden = !!p.creates;
+    setText($("preview-held"), "Under it: " + plural(p.seats_in_use || 0, "seat", "seats") + " in use · " +
+      plural(p.sessions || 0, "session", "sessions") + " · " + plural(p.users || 0, "user account", "user accounts"));
+    $("preview-effects").hidden = !!p.creates;
+    setText($("preview-seats-over"), seatsOver
+      ? plural(seatsOver, "seat", "seats") + " held past the new limit" : "No seat held past the new limit");
+    setText($("preview-users-over"), usersOver
+      ? plural(usersOver, "account", "accounts") + " past max users" : "No account past max users");
+    setText($("preview-named-lost"), lost.length
+      ? plural(lost.length, "named seat", "named seats") + " lost: " + lost.join(", ") : "No named seat lost");
+    setAttr($("preview-seats-over"), "data-count", seatsOver);
+    setAttr($("preview-users-over"), "data-count", usersOver);
+    setAttr($("preview-named-lost"), "data-count", lost.length);
+    ["preview-seats-over", "preview-users-over", "preview-named-lost"].forEach(function (id) {
+      $(id).classList.toggle("is-effect", $(id).getAttribute("data-count") !== "0");
+    });
+    var hints = [];
+    if (seatsOver) hints.push("Nobody loses a seat they hold; logins that would take one are refused until enough are freed.");
+    if (usersOver) hints.push("No account is removed; new users are refused until enough are.");
+    if (lost.length) hints.push("Their sessions stay until they end.");
+    setText($("preview-hint"), hints.join(" "));
+    $("preview-hint").hidden = hints.length === 0;
+    setAttr(box, "data-creates", p.creates ? "true" : "false");
+    setAttr(box, "data-state", seatsOver || usersOver || lost.length ? "effects" : "none");
+    box.hidden = false;
+  }
+
+  function hidePreview() {
+    $("licence-preview-box").hidden = true;
+  }
+
   function startNewTenant() {
     state.selected = null;
     renderTenants();
@@ -583,6 +709,7 @@
     setText($("tenant-name"), "(new)");
     setText($("tenant-model"), "");
     fillLicence({tenant: "", model: "concurrent", seats: 5, seat_per: "user", idle_timeout_secs: 600});
+    hidePreview();
     $("licence-tenant-field").hidden = false;
     $("licence-cancel").hidden = false;
     ["holders-body", "users-body", "usage-body"].forEach(function (id) {
@@ -999,10 +1126,14 @@
     });
     $("new-tenant").addEventListener("click", startNewTenant);
     $("licence-form").addEventListener("submit", saveLicence);
-    $("licence-form").addEventListener("input", function () { state.licenceDirty = true; });
+    // A preview answers for the fields as they were; a change makes it stale.
+    $("licence-form").addEventListener("input", function () { state.licenceDirty = true; hidePreview(); });
+    $("licence-preview").addEventListener("click", previewLicence);
+    $("preview-close").addEventListener("click", hidePreview);
     $("licence-model").addEventListener("change", updateLicenceFields);
     $("licence-cancel").addEventListener("click", function () {
       state.creating = false;
+      hidePreview();
       $("tenant-view").hidden = true;
       $("new-tenant").focus();
     });

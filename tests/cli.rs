@@ -142,6 +142,30 @@ fn get(url: &str) -> u16 {
     status.unwrap_or_else(|e| panic!("curl: {e}"))
 }
 
+/// Logs `user` in to `tenant` with the admin token, as the test's one tab.
+fn login(url: &str, tenant: &str, user: &str) {
+    let login = Process::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            &format!("{url}/v1/tenants/{tenant}/sessions"),
+        ])
+        .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
+        .args(["-H", "Content-Type: application/json"])
+        .args(["-d", &format!("{{\"user\":\"{user}\"}}")])
+        .output()
+        .unwrap();
+    assert!(login.status.success(), "login of {user}: {login:?}");
+}
+
+/// What a command printed on stdout, as JSON.
+fn json_of(assert: assert_cmd::assert::Assert) -> serde_json::Value {
+    let stdout = &assert.get_output().stdout;
+    serde_json::from_slice(stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(stdout)))
+}
+
 // ---------------------------------------------------------------- start-up
 
 #[test]
@@ -494,19 +518,7 @@ fn admin_lists_every_page_of_sessions_and_users() {
     .success();
     let users = ["ann", "bob", "cara", "dan", "eve"];
     for user in users {
-        let login = Process::new("curl")
-            .args([
-                "-sf",
-                "-X",
-                "POST",
-                &format!("{}/v1/tenants/hope/sessions", server.url),
-            ])
-            .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
-            .args(["-H", "Content-Type: application/json"])
-            .args(["-d", &format!("{{\"user\":\"{user}\"}}")])
-            .output()
-            .unwrap();
-        assert!(login.status.success(), "login of {user}: {login:?}");
+        login(&server.url, "hope", user);
     }
     let shown = admin(&["--page-size", "2", "--json", "show", "hope"])
         .assert()
@@ -534,6 +546,227 @@ fn admin_lists_every_page_of_sessions_and_users() {
     for user in users {
         assert!(listed.contains(&format!(" {user} ")), "{user} in\n{listed}");
     }
+}
+
+/// A server on the memory store, and `usher admin` against it with the admin token.
+fn admin_server(dir: &Path) -> Server {
+    Server::start(
+        &["serve", "--store", "memory", "--data-dir", "d"],
+        &[("USHER_ADMIN_TOKEN", TOKEN)],
+        dir,
+    )
+}
+
+impl Server {
+    /// `usher admin ARGS` with the admin token.
+    fn admin_with(&self, args: &[&str]) -> Command {
+        let mut command = self.admin();
+        command.env("USHER_ADMIN_TOKEN", TOKEN).args(args);
+        command
+    }
+
+    /// The tenant view and its sessions, through `usher admin --json show`.
+    fn shown(&self, tenant: &str) -> serde_json::Value {
+        json_of(
+            self.admin_with(&["--json", "show", tenant])
+                .assert()
+                .success(),
+        )
+    }
+}
+
+#[test]
+fn a_dry_run_says_what_a_lowered_licence_would_do_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = admin_server(dir.path());
+    server
+        .admin_with(&[
+            "set-licence",
+            "acme",
+            "--model",
+            "concurrent",
+            "--seats",
+            "3",
+        ])
+        .assert()
+        .success();
+    for user in ["ann", "bob", "cara"] {
+        login(&server.url, "acme", user);
+    }
+    let before = server.shown("acme");
+    assert_eq!(before["tenant"]["seats"], 3);
+    assert_eq!(before["tenant"]["seats_in_use"], 3);
+    assert_eq!(before["sessions"].as_array().unwrap().len(), 3);
+
+    let lowered = [
+        "set-licence",
+        "acme",
+        "--model",
+        "concurrent",
+        "--seats",
+        "1",
+        "--max-users",
+        "2",
+        "--dry-run",
+    ];
+    server.admin_with(&lowered).assert().success().stdout(
+        "acme: dry run, nothing changed: concurrent licence, 1 seat, idle timeout 600s; \
+         3 seats in use, 3 sessions, 3 users\n\
+         acme: 2 seats held past the new limit; 1 account past max_users; no named seat lost\n",
+    );
+    let answer = json_of(
+        server
+            .admin_with(&[&["--json"][..], &lowered].concat())
+            .assert()
+            .success(),
+    );
+    assert_eq!(
+        answer,
+        serde_json::json!({
+            "tenant": "acme", "model": "concurrent", "seats": 1, "seat_per": "user",
+            "idle_timeout_secs": 600, "max_users": 2, "seats_in_use": 3, "sessions": 3,
+            "users": 3, "records": 0, "creates": false,
+            "effects": {"seats_over_limit": 2, "users_over_limit": 1, "named_seats_lost": []},
+        })
+    );
+    assert_eq!(server.shown("acme"), before, "a dry run changed the tenant");
+
+    // Leaving the named model takes the named seats, and says whose.
+    server
+        .admin_with(&["set-licence", "crew", "--model", "named", "--seats", "2"])
+        .assert()
+        .success();
+    server
+        .admin_with(&["assign", "crew", "bob", "ann"])
+        .assert()
+        .success();
+    let before = server.shown("crew");
+    server
+        .admin_with(&["set-licence", "crew", "--model", "records", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(
+            "crew: dry run, nothing changed: records licence, no seat limit, idle timeout 600s; \
+             0 seats in use, 0 sessions, 2 users\n\
+             crew: no seat held past the new limit; no account past max_users; \
+             2 named seats lost (ann, bob)\n",
+        );
+    assert_eq!(server.shown("crew"), before, "a dry run changed the tenant");
+
+    // A tenant that does not exist yet is not created.
+    server
+        .admin_with(&[
+            "set-licence",
+            "newco",
+            "--model",
+            "concurrent",
+            "--seats",
+            "5",
+            "--on-limit",
+            "displace_idlest",
+            "--dry-run",
+        ])
+        .assert()
+        .success()
+        .stdout(
+            "newco: dry run, nothing changed: would create the tenant with a concurrent \
+             licence, 5 seats, idle timeout 600s, on limit displace_idlest\n",
+        );
+    server
+        .admin_with(&["show", "newco"])
+        .assert()
+        .failure()
+        .stderr(contains("no tenant with the id newco"));
+}
+
+#[test]
+fn policy_flags_round_trip_and_a_bad_one_is_refused_with_the_server_s_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = admin_server(dir.path());
+    server
+        .admin_with(&[
+            "set-licence",
+            "acme",
+            "--model",
+            "concurrent",
+            "--seats",
+            "10",
+            "--overage",
+            "0.2",
+            "--on-limit",
+            "displace_idlest",
+            "--min-hold-secs",
+            "60",
+            "--max-sessions-per-user",
+            "3",
+        ])
+        .assert()
+        .success()
+        .stdout(contains(
+            "acme: concurrent licence, 10 seats, idle timeout 600s, overage 0.2, \
+             on limit displace_idlest, min hold 60s, at most 3 sessions per user\n\
+             acme: created; API key (shown once): usk_",
+        ));
+    let tenant = server.shown("acme")["tenant"].clone();
+    assert_eq!(
+        tenant,
+        serde_json::json!({
+            "tenant": "acme", "model": "concurrent", "seats": 10, "seat_per": "user",
+            "idle_timeout_secs": 600, "max_users": 999, "overage": 0.2,
+            "on_limit": "displace_idlest", "min_hold_secs": 60, "max_sessions_per_user": 3,
+            "seats_in_use": 0, "sessions": 0, "users": 0, "records": 0,
+        })
+    );
+
+    for (flags, says) in [
+        (
+            &["--model", "concurrent", "--seats", "10", "--overage", "2"][..],
+            "acme: 400 invalid_request: \"overage\" must be between 0 and 1, got 2",
+        ),
+        (
+            &["--model", "concurrent", "--seats", "10", "--on-limit", "evict"][..],
+            "acme: 400 invalid_request: \"on_limit\" must be \"refuse\" or \"displace_idlest\", got \"evict\"",
+        ),
+        (
+            &["--model", "named", "--seats", "10", "--min-hold-secs", "5"][..],
+            "acme: 400 invalid_request: \"min_hold_secs\" applies to the concurrent model only",
+        ),
+        (
+            &["--model", "concurrent", "--seats", "10", "--max-sessions-per-user", "0"][..],
+            "acme: 400 invalid_request: \"max_sessions_per_user\" must be between 1 and 1000000, got 0",
+        ),
+    ] {
+        for dry_run in [&[][..], &["--dry-run"][..]] {
+            server
+                .admin_with(&[&["set-licence", "acme"][..], flags, dry_run].concat())
+                .assert()
+                .failure()
+                .stdout("")
+                .stderr(format!("usher: {says}\n"));
+        }
+    }
+    assert_eq!(
+        server.shown("acme")["tenant"],
+        tenant,
+        "a refused change changed the tenant"
+    );
+
+    // A named licence takes the cap on sessions, which applies to every model.
+    server
+        .admin_with(&[
+            "set-licence",
+            "acme",
+            "--model",
+            "named",
+            "--seats",
+            "4",
+            "--max-sessions-per-user",
+            "1",
+        ])
+        .assert()
+        .success()
+        .stdout("acme: named licence, 4 seats, idle timeout 600s, at most 1 session per user\n");
+    assert_eq!(server.shown("acme")["tenant"]["max_sessions_per_user"], 1);
 }
 
 #[test]

@@ -85,6 +85,21 @@ pub enum AdminCommand {
         /// Account limit.
         #[arg(long)]
         max_users: Option<i64>,
+        /// Concurrent: the share of the seats admitted past them, 0 to 1.
+        #[arg(long)]
+        overage: Option<f64>,
+        /// Concurrent: refuse or displace_idlest, what a login at the limit does.
+        #[arg(long)]
+        on_limit: Option<String>,
+        /// Concurrent: seconds a seat is held before it may be displaced.
+        #[arg(long)]
+        min_hold_secs: Option<i64>,
+        /// Live sessions one user may hold at once.
+        #[arg(long)]
+        max_sessions_per_user: Option<i64>,
+        /// Say what the change would do, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Register users, or assign them named seats.
     Assign {
@@ -373,6 +388,82 @@ fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// "concurrent licence, 5 seats, idle timeout 600s", then the seat policies the
+/// licence sets: "overage 0.2, on limit displace_idlest, min hold 60s, at most 3
+/// sessions per user".
+fn licence_of(view: &Value) -> String {
+    let mut out = format!(
+        "{} licence, {}, idle timeout {}s",
+        text(&view["model"]),
+        seats_of(view),
+        text(&view["idle_timeout_secs"])
+    );
+    if let Some(overage) = view.get("overage").filter(|v| !v.is_null()) {
+        out.push_str(&format!(", overage {}", text(overage)));
+    }
+    if let Some(on_limit) = view.get("on_limit").filter(|v| !v.is_null()) {
+        out.push_str(&format!(", on limit {}", text(on_limit)));
+    }
+    if let Some(secs) = view.get("min_hold_secs").filter(|v| !v.is_null()) {
+        out.push_str(&format!(", min hold {}s", text(secs)));
+    }
+    if let Some(cap) = view["max_sessions_per_user"].as_u64() {
+        out.push_str(&format!(
+            ", at most {} per user",
+            plural(cap, "session", "sessions")
+        ));
+    }
+    out
+}
+
+/// What `set-licence --dry-run` prints: the licence as it would be, and what the
+/// change would do to what the tenant holds now.
+fn dry_run_text(tenant: &str, answer: &Value) -> String {
+    let licence = licence_of(answer);
+    if answer["creates"].as_bool() == Some(true) {
+        return format!(
+            "{tenant}: dry run, nothing changed: would create the tenant with a {licence}"
+        );
+    }
+    let count = |key: &str| answer[key].as_u64().unwrap_or(0);
+    let held = format!(
+        "{} in use, {}, {}",
+        plural(count("seats_in_use"), "seat", "seats"),
+        plural(count("sessions"), "session", "sessions"),
+        plural(count("users"), "user", "users"),
+    );
+    let effects = &answer["effects"];
+    let over =
+        |key: &str, one: &str, many: &str, past: &str| match effects[key].as_u64().unwrap_or(0) {
+            0 => format!("no {one} {past}"),
+            n => format!("{} {past}", plural(n, one, many)),
+        };
+    let lost: Vec<String> = effects["named_seats_lost"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    let lost = match lost.len() {
+        0 => "no named seat lost".to_string(),
+        n => format!(
+            "{} lost ({})",
+            plural(n as u64, "named seat", "named seats"),
+            lost.join(", ")
+        ),
+    };
+    format!(
+        "{tenant}: dry run, nothing changed: {licence}; {held}\n{tenant}: {}; {}; {lost}",
+        over(
+            "seats_over_limit",
+            "seat",
+            "seats",
+            "held past the new limit"
+        ),
+        over("users_over_limit", "account", "accounts", "past max_users"),
+    )
+}
+
 async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Failure> {
     Ok(match command {
         AdminCommand::Tenants => {
@@ -537,6 +628,11 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
             seat_per,
             idle_timeout_secs,
             max_users,
+            overage,
+            on_limit,
+            min_hold_secs,
+            max_sessions_per_user,
+            dry_run,
         } => {
             let mut body = json!({"model": model});
             for (key, value) in [
@@ -544,21 +640,29 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
                 ("seat_per", seat_per.clone().map(Value::from)),
                 ("idle_timeout_secs", idle_timeout_secs.map(Value::from)),
                 ("max_users", max_users.map(Value::from)),
+                ("overage", overage.map(Value::from)),
+                ("on_limit", on_limit.clone().map(Value::from)),
+                ("min_hold_secs", min_hold_secs.map(Value::from)),
+                (
+                    "max_sessions_per_user",
+                    max_sessions_per_user.map(Value::from),
+                ),
             ] {
                 if let Some(value) = value {
                     body[key] = value;
                 }
             }
+            if *dry_run {
+                let answer = client
+                    .call("PUT", &tenant_path(tenant, "?dry_run=true"), Some(body))
+                    .await?;
+                let text_out = dry_run_text(tenant, &answer);
+                return Ok(Output::same(answer, text_out));
+            }
             let answer = client
                 .call("PUT", &tenant_path(tenant, ""), Some(body))
                 .await?;
-            let mut text_out = format!(
-                "{}: {} licence, {}, idle timeout {}s",
-                text(&answer["tenant"]),
-                text(&answer["model"]),
-                seats_of(&answer),
-                text(&answer["idle_timeout_secs"])
-            );
+            let mut text_out = format!("{}: {}", text(&answer["tenant"]), licence_of(&answer));
             if let Some(key) = answer["api_key"].as_str() {
                 text_out.push_str(&format!("\n{tenant}: created; API key (shown once): {key}"));
             }

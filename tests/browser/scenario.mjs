@@ -6,8 +6,10 @@
 // The demo tenant `demo` has a 2-seat concurrent licence. Three people open the demo
 // CRM in separate browser contexts: two are admitted, the third is refused. One of the
 // admitted closes the tab, whose pagehide beacon frees the seat; the third then gets
-// in. In the admin dashboard, releasing a holder ends that tab's session, and the tab
-// shows "revoked". Exits non-zero with a message on the first failed check.
+// in. In the admin dashboard, the licence editor previews a change (a dry run: nothing
+// changes) and saves seat policies, then puts the licence back; releasing a holder ends
+// that tab's session, and the tab shows "revoked". Exits non-zero with a message on the
+// first failed check.
 //
 // To see the revocation within seconds rather than minutes, the scenario shortens the
 // demo tenant's idle timeout (so the heartbeat interval, a quarter of it) for its
@@ -206,6 +208,7 @@ async function scenario(browser) {
   });
   ok("the tenants table shows the demo tenant's seats in use against its seats");
 
+  await checkLicencePreview(dash.page);
   await checkDashboardLayout(dash.page);
   await checkPhoneLayout(browser);
   await checkEveryPageIsListed(dash.page);
@@ -235,6 +238,141 @@ async function scenario(browser) {
   check((await seatsInUse()) === 0, "no seat is in use at the end");
 
   check(problems.length === 0, "no page error and no request to another host", problems.join("; "));
+}
+
+// JSON with its keys in order, so two answers compare whatever order their fields are in.
+function canonical(value) {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical(value[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+// The licence editor's Preview asks for a dry run and shows what the change would do
+// without saving it; Save sends the seat policies filled in, and only those. The
+// licence is as it was at the end, so the later steps see the two seats.
+async function checkLicencePreview(page) {
+  const before = await admin("GET", `/v1/tenants/${TENANT}`);
+  check(before.seats === 2 && before.seats_in_use === 2 && !("min_hold_secs" in before) &&
+      !("max_sessions_per_user" in before),
+    "before the preview the demo tenant holds 2 of its 2 seats, with no seat policy", JSON.stringify(before));
+  const licence = {
+    model: "concurrent", seats: 2, seat_per: "user",
+    idle_timeout_secs: before.idle_timeout_secs, max_users: before.max_users,
+  };
+  const form = page.locator("#licence-form");
+  const editor = () => page.evaluate(() => ["licence-model", "licence-seats", "licence-min-hold", "licence-max-sessions"]
+    .map((id) => document.getElementById(id).value));
+  await page.waitForFunction((shown) => ["licence-model", "licence-seats", "licence-min-hold", "licence-max-sessions"]
+    .map((id) => document.getElementById(id).value).join("|") === shown, "concurrent|2||");
+  check(await page.locator("#licence-concurrent-policies").isVisible() &&
+      await page.locator("#licence-min-hold").isVisible() && await page.locator("#licence-max-sessions").isVisible(),
+    "the licence editor shows the demo tenant's licence and the concurrent model's seat policies",
+    JSON.stringify(await editor()));
+
+  // A PUT of the demo tenant's licence from the editor: its body, once answered.
+  const put = async (button, dryRun) => {
+    const url = `${base}/v1/tenants/${TENANT}${dryRun ? "?dry_run=true" : ""}`;
+    const answered = page.waitForResponse((r) => r.request().method() === "PUT" && r.url() === url);
+    await page.locator(button).click();
+    const response = await answered;
+    check(response.status() === 200, `${dryRun ? "the dry run" : "the save"} is answered 200`, await response.text());
+    return response.request().postDataJSON();
+  };
+
+  // --- Preview: seats 2 → 1 while two are held
+  await form.getByLabel("Seats", {exact: true}).fill("1");
+  const previewBody = await put("#licence-preview", true);
+  check(canonical(previewBody) === canonical({...licence, seats: 1}),
+    "Preview sends the licence in the editor, only the fields that are set, with ?dry_run=true",
+    JSON.stringify(previewBody));
+  const result = page.getByTestId("licence-preview-result");
+  await result.waitFor({state: "visible"});
+  const effect = async (id) => [(await page.getByTestId(id).innerText()).trim(),
+    await page.getByTestId(id).getAttribute("data-count")];
+  const effects = [await effect("preview-seats-over"), await effect("preview-users-over"),
+    await effect("preview-named-lost")];
+  check(canonical(effects) === canonical([["1 seat held past the new limit", "1"],
+    ["No account past max users", "0"], ["No named seat lost", "0"]]),
+  "the preview shows 1 seat held past the new limit, no account past max users, no named seat lost",
+  JSON.stringify(effects));
+  const [headline, wouldBe, held] = await Promise.all(["preview-headline", "preview-licence", "preview-held"]
+    .map((id) => page.locator(`#${id}`).innerText()));
+  check(headline === "nothing changed. Saving would make it:" &&
+      wouldBe.startsWith("Concurrent users · 1 seat · a seat per user · idle timeout ") &&
+      held === `Under it: 2 seats in use · 2 sessions · ${before.users} user accounts` && (await result.getAttribute("data-creates")) === "false",
+    "the preview shows the tenant as it would be (1 seat, 2 in use) and that nothing changed",
+    JSON.stringify({headline, wouldBe, held}));
+  await page.locator("#licence-panel").screenshot({path: shot("licence-preview.png")});
+  const after = await admin("GET", `/v1/tenants/${TENANT}`);
+  check(canonical(after) === canonical(before), "after the preview the tenant reads exactly as before",
+    JSON.stringify(after));
+  const holding = (await admin("GET", `/v1/tenants/${TENANT}/sessions`)).sessions.map((s) => s.user).sort();
+  check(canonical(holding) === canonical(["ann", "cara"]), "ann and cara still hold their seats",
+    JSON.stringify(holding));
+
+  // --- Save policies: the seats back to 2, a minimum hold and a cap on sessions
+  await form.getByLabel("Seats", {exact: true}).fill("2");
+  check(await result.isHidden(), "a change in the editor takes the stale preview away");
+  await form.getByLabel("Min hold (s)").fill("120");
+  await form.getByLabel("Max sessions per user").fill("3");
+  const saveBody = await put("#licence-save", false);
+  check(canonical(saveBody) === canonical({...licence, min_hold_secs: 120, max_sessions_per_user: 3}),
+    "Save sends the policies filled in", JSON.stringify(saveBody));
+  const saved = await admin("GET", `/v1/tenants/${TENANT}`);
+  check(canonical(saved) === canonical({...before, min_hold_secs: 120, max_sessions_per_user: 3}),
+    "the saved policies read back through the API: min hold 120 s, at most 3 sessions per user",
+    JSON.stringify(saved));
+  await page.waitForFunction((notice) => document.getElementById("notice-text").textContent === notice &&
+    document.getElementById("licence-min-hold").value === "120" &&
+    document.getElementById("licence-max-sessions").value === "3", `Licence of ${TENANT} saved.`);
+  ok("the dashboard says the licence is saved and fills the policy fields from the tenant view");
+
+  // --- Clearing the fields puts the defaults back
+  await form.getByLabel("Min hold (s)").fill("");
+  await form.getByLabel("Max sessions per user").fill("");
+  const restoreBody = await put("#licence-save", false);
+  check(canonical(restoreBody) === canonical(licence), "Save leaves out the fields left empty",
+    JSON.stringify(restoreBody));
+  const restored = await admin("GET", `/v1/tenants/${TENANT}`);
+  check(canonical(restored) === canonical(before), "with the fields cleared, the licence reads exactly as before",
+    JSON.stringify(restored));
+  await page.waitForFunction(() => document.getElementById("licence-min-hold").value === "" &&
+    document.getElementById("licence-max-sessions").value === "" && !document.getElementById("licence-save").disabled);
+
+  // --- A new tenant: the policies shown are the model's, and a preview creates nothing
+  const NEW = "preview-check";
+  await page.locator("#new-tenant").click();
+  await form.getByLabel("Tenant id").fill(NEW);
+  const shown = async () => Promise.all(["#licence-concurrent-policies", "#licence-min-hold-field", "#licence-max-sessions"]
+    .map((q) => page.locator(q).isVisible()));
+  await form.getByLabel("Model").selectOption("named");
+  const named = await shown();
+  await form.getByLabel("Model").selectOption("records");
+  const records = await shown();
+  check(canonical([named, records]) === canonical([[false, false, true], [false, false, true]]),
+    "for the named and records models the editor offers only the cap on sessions per user",
+    JSON.stringify({named, records}));
+  await form.getByLabel("Max sessions per user").fill("2");
+  const answered = page.waitForResponse((r) => r.url() === `${base}/v1/tenants/${NEW}?dry_run=true`);
+  await page.getByTestId("licence-preview").click();
+  const created = await answered;
+  check(canonical(created.request().postDataJSON()) ===
+      canonical({model: "records", idle_timeout_secs: 600, max_sessions_per_user: 2}),
+    "a new tenant's preview sends the records licence with its cap", created.request().postData());
+  await page.getByTestId("licence-preview-result").waitFor({state: "visible"});
+  const createText = await page.getByTestId("licence-preview-result").innerText();
+  check(createText.includes(`would create the tenant ${NEW}`) &&
+      createText.includes("Records-based · no seat limit · idle timeout 10 min · at most 999 users · at most 2 sessions per user") &&
+      (await page.getByTestId("licence-preview-result").getAttribute("data-creates")) === "true",
+    "the preview of a new tenant says it would create the tenant, and with what licence", createText);
+  const missing = await fetch(`${base}/v1/tenants/${NEW}`, {headers: {Authorization: `Bearer ${adminToken}`}});
+  check(missing.status === 404, "the preview created no tenant", String(missing.status));
+  await page.locator("#licence-cancel").click();
+  check(await page.getByTestId("licence-preview-result").isHidden(), "Cancel takes the preview away");
+  await page.getByTestId(`select-tenant-${TENANT}`).click();
+  await page.locator('#holders-body tr[data-user="ann"]').waitFor();
 }
 
 // The lists are paged at most 1000 a page: the dashboard follows next_cursor to the
