@@ -767,6 +767,49 @@ fn policy_flags_round_trip_and_a_bad_one_is_refused_with_the_server_s_reason() {
         .success()
         .stdout("acme: named licence, 4 seats, idle timeout 600s, at most 1 session per user\n");
     assert_eq!(server.shown("acme")["tenant"]["max_sessions_per_user"], 1);
+
+    // Groups: each --reserve and --group-max names one group.
+    server
+        .admin_with(&[
+            "set-licence",
+            "acme",
+            "--model",
+            "concurrent",
+            "--seats",
+            "6",
+            "--reserve",
+            "finance=2",
+            "--reserve",
+            "hr=1",
+            "--group-max",
+            "volunteers=3",
+        ])
+        .assert()
+        .success()
+        .stdout(
+            "acme: concurrent licence, 6 seats, idle timeout 600s, reserve finance=2 hr=1, \
+             group max volunteers=3\n",
+        );
+    let shown = server.shown("acme")["tenant"].clone();
+    assert_eq!(shown["reserve"], serde_json::json!({"finance": 2, "hr": 1}));
+    assert_eq!(shown["group_max"], serde_json::json!({"volunteers": 3}));
+    for (flag, says) in [
+        (
+            "finance=7",
+            "acme: 400 invalid_request: \"reserve\" of finance must be between 0 and the licence's 6 seats, got 7",
+        ),
+        ("finance", "expected GROUP=SEATS"),
+        ("finance=two", "must be a whole number"),
+    ] {
+        server
+            .admin_with(&[
+                "set-licence", "acme", "--model", "concurrent", "--seats", "6", "--reserve", flag,
+            ])
+            .assert()
+            .failure()
+            .stderr(contains(says));
+    }
+    assert_eq!(server.shown("acme")["tenant"], shown);
 }
 
 #[test]

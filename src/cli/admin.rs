@@ -97,6 +97,14 @@ pub enum AdminCommand {
         /// Live sessions one user may hold at once.
         #[arg(long)]
         max_sessions_per_user: Option<i64>,
+        /// Concurrent: seats only a group's members may take, as GROUP=SEATS (repeat for
+        /// more groups).
+        #[arg(long, value_name = "GROUP=SEATS", value_parser = group_seats)]
+        reserve: Vec<(String, i64)>,
+        /// Concurrent: the most seats a group's members may hold at once, as
+        /// GROUP=SEATS (repeat for more groups).
+        #[arg(long, value_name = "GROUP=SEATS", value_parser = group_seats)]
+        group_max: Vec<(String, i64)>,
         /// Say what the change would do, and change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -390,7 +398,7 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 
 /// "concurrent licence, 5 seats, idle timeout 600s", then the seat policies the
 /// licence sets: "overage 0.2, on limit displace_idlest, min hold 60s, at most 3
-/// sessions per user".
+/// sessions per user, reserve finance=2, group max volunteers=3".
 fn licence_of(view: &Value) -> String {
     let mut out = format!(
         "{} licence, {}, idle timeout {}s",
@@ -413,7 +421,27 @@ fn licence_of(view: &Value) -> String {
             plural(cap, "session", "sessions")
         ));
     }
+    for (key, says) in [("reserve", "reserve"), ("group_max", "group max")] {
+        if let Some(groups) = view[key].as_object().filter(|g| !g.is_empty()) {
+            let each: Vec<String> = groups
+                .iter()
+                .map(|(g, n)| format!("{g}={}", text(n)))
+                .collect();
+            out.push_str(&format!(", {says} {}", each.join(" ")));
+        }
+    }
     out
+}
+
+/// `GROUP=SEATS` of `--reserve` and `--group-max`.
+fn group_seats(arg: &str) -> Result<(String, i64), String> {
+    let (group, seats) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("expected GROUP=SEATS, got {arg:?}"))?;
+    let seats = seats
+        .parse()
+        .map_err(|_| format!("the seats of {group:?} must be a whole number, got {seats:?}"))?;
+    Ok((group.to_string(), seats))
 }
 
 /// What `set-licence --dry-run` prints: the licence as it would be, and what the
@@ -632,9 +660,20 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
             on_limit,
             min_hold_secs,
             max_sessions_per_user,
+            reserve,
+            group_max,
             dry_run,
         } => {
             let mut body = json!({"model": model});
+            for (key, groups) in [("reserve", reserve), ("group_max", group_max)] {
+                if !groups.is_empty() {
+                    body[key] = groups
+                        .iter()
+                        .map(|(g, n)| (g.clone(), Value::from(*n)))
+                        .collect::<serde_json::Map<_, _>>()
+                        .into();
+                }
+            }
             for (key, value) in [
                 ("seats", seats.map(Value::from)),
                 ("seat_per", seat_per.clone().map(Value::from)),
