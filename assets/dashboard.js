@@ -517,7 +517,31 @@
     $("licence-on-limit").value = tenant.on_limit || "refuse";
     $("licence-min-hold").value = tenant.min_hold_secs === null || tenant.min_hold_secs === undefined ? "" : tenant.min_hold_secs;
     $("licence-max-sessions").value = tenant.max_sessions_per_user || "";
+    $("licence-reserve").value = groupsText(tenant.reserve);
+    $("licence-group-max").value = groupsText(tenant.group_max);
     updateLicenceFields();
+  }
+
+  // A map of groups to seats as the editor writes it: "finance=2 hr=1".
+  function groupsText(groups) {
+    return Object.keys(groups || {}).sort().map(function (g) { return g + "=" + groups[g]; }).join(" ");
+  }
+
+  // "finance=2 hr=1" back to a map, or undefined when left empty.
+  function readGroups(id, label) {
+    var raw = $(id).value.trim();
+    if (raw === "") return undefined;
+    var groups = {};
+    var bad = raw.split(/[\s,]+/).filter(function (part) {
+      var m = /^([A-Za-z0-9._@-]{1,128})=(\d+)$/.exec(part);
+      if (m) groups[m[1]] = Number(m[2]);
+      return !m;
+    });
+    if (bad.length) {
+      $(id).focus();
+      throw new ApiError(0, {error: "invalid_request", message: label + " is written group=seats, such as finance=2; not " + JSON.stringify(bad[0]) + "."});
+    }
+    return groups;
   }
 
   function updateLicenceFields() {
@@ -528,6 +552,7 @@
     // model's; the cap on one user's sessions applies to every model.
     $("licence-concurrent-policies").hidden = model !== "concurrent";
     $("licence-min-hold-field").hidden = model !== "concurrent";
+    $("licence-group-policies").hidden = model !== "concurrent";
     var notes = {
       named: "Each seat belongs to one assigned user, who may log in from any number of tabs.",
       concurrent: "At most this many users (or tabs) hold a seat at the same time.",
@@ -581,6 +606,8 @@
       optional.overage = readShare("licence-overage", "Overage");
       if ($("licence-on-limit").value !== "refuse") optional.on_limit = $("licence-on-limit").value;
       optional.min_hold_secs = readInt("licence-min-hold", "Min hold", 0, true);
+      optional.reserve = readGroups("licence-reserve", "Reserved seats");
+      optional.group_max = readGroups("licence-group-max", "Group max");
     }
     optional.max_sessions_per_user = readInt("licence-max-sessions", "Max sessions per user", 1, true);
     Object.keys(optional).forEach(function (key) {

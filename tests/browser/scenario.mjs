@@ -317,21 +317,25 @@ async function checkLicencePreview(page) {
   check(await result.isHidden(), "a change in the editor takes the stale preview away");
   await form.getByLabel("Min hold (s)").fill("120");
   await form.getByLabel("Max sessions per user").fill("3");
+  await form.getByLabel("Reserved seats").fill("support=1");
+  const policies = {min_hold_secs: 120, max_sessions_per_user: 3, reserve: {support: 1}};
   const saveBody = await put("#licence-save", false);
-  check(canonical(saveBody) === canonical({...licence, min_hold_secs: 120, max_sessions_per_user: 3}),
+  check(canonical(saveBody) === canonical({...licence, ...policies}),
     "Save sends the policies filled in", JSON.stringify(saveBody));
   const saved = await admin("GET", `/v1/tenants/${TENANT}`);
-  check(canonical(saved) === canonical({...before, min_hold_secs: 120, max_sessions_per_user: 3}),
-    "the saved policies read back through the API: min hold 120 s, at most 3 sessions per user",
+  check(canonical(saved) === canonical({...before, ...policies}),
+    "the saved policies read back through the API: min hold 120 s, at most 3 sessions per user, a seat for support",
     JSON.stringify(saved));
   await page.waitForFunction((notice) => document.getElementById("notice-text").textContent === notice &&
     document.getElementById("licence-min-hold").value === "120" &&
+    document.getElementById("licence-reserve").value === "support=1" &&
     document.getElementById("licence-max-sessions").value === "3", `Licence of ${TENANT} saved.`);
   ok("the dashboard says the licence is saved and fills the policy fields from the tenant view");
 
   // --- Clearing the fields puts the defaults back
   await form.getByLabel("Min hold (s)").fill("");
   await form.getByLabel("Max sessions per user").fill("");
+  await form.getByLabel("Reserved seats").fill("");
   const restoreBody = await put("#licence-save", false);
   check(canonical(restoreBody) === canonical(licence), "Save leaves out the fields left empty",
     JSON.stringify(restoreBody));
