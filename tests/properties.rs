@@ -3,7 +3,10 @@
 //! happens: never over-admit, one seat per user, nothing idle survives, no unassigned
 //! user gets in under the named model, the account limit holds, every admission's
 //! fence passes all before it (restarts included, SPEC §8), and the pool's indexes
-//! (sessions per user, by deadline, by login time) stay exact.
+//! (sessions per user, by deadline, by login time) stay exact. Of the seat policies
+//! (SPEC §9): no seat displaced before its minimum hold, and a login that takes a seat
+//! leaves its groups within their caps and the free seats enough for every
+//! reservation not yet filled.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -12,8 +15,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use usher::pool::{PoolState, Retention, UserView};
 use usher::{
-    EndReason, Error, Licence, LicenceModel, OnLimit, SeatPer, SessionId, SessionToken, TenantId,
-    Timestamp, UserId,
+    EndReason, Error, GroupId, Licence, LicenceModel, OnLimit, SeatPer, SessionId, SessionToken,
+    TenantId, Timestamp, UserId,
 };
 
 #[path = "support/licences.rs"]
@@ -22,6 +25,8 @@ mod licences;
 use licences::licence_with_policies;
 
 const USERS: [&str; 5] = ["ann", "bob", "carol", "dave", "erin"];
+/// The groups a user may be put in (see `licences::GROUPS`).
+const GROUPS: [&str; 2] = licences::GROUPS;
 const T0: Timestamp = Timestamp::from_millis(1_768_435_200_000);
 const REMEMBERED: Duration = Duration::from_secs(3600);
 const TICK: Duration = Duration::from_millis(1);
@@ -39,6 +44,8 @@ enum Op {
     Revoke(Index),
     LogoutUser(usize),
     PutUser(usize),
+    /// The user's groups become those of the mask's bits.
+    PutUserInGroups(usize, u8),
     RemoveUser(usize),
     SetLicence(Licence),
     Advance(Duration),
@@ -63,6 +70,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<Index>().prop_map(Op::Revoke),
         1 => user.clone().prop_map(Op::LogoutUser),
         3 => user.clone().prop_map(Op::PutUser),
+        3 => (user.clone(), 0u8..4).prop_map(|(user, mask)| Op::PutUserInGroups(user, mask)),
         1 => user.prop_map(Op::RemoveUser),
         2 => licence_with_policies().prop_map(Op::SetLicence),
         2 => prop_oneof![0u64..2_000, 0u64..150_000, 3_000_000u64..4_000_000]
@@ -89,6 +97,8 @@ struct Model {
     licence: Licence,
     /// user → holds a named seat
     accounts: BTreeMap<UserId, bool>,
+    /// user → their groups (accounts without any are left out)
+    groups: BTreeMap<UserId, BTreeSet<GroupId>>,
     tabs: Vec<Tab>,
     /// The largest fence any login answered: every admission must pass it (SPEC §8),
     /// restarts included.
@@ -147,6 +157,41 @@ impl Model {
         ended
     }
 
+    fn is_member(&self, user: &UserId, group: &GroupId) -> bool {
+        self.groups.get(user).is_some_and(|g| g.contains(group))
+    }
+
+    /// Seats held by members of `group`: their users, or their tabs under a seat per
+    /// tab.
+    fn group_held(&self, group: &GroupId) -> u32 {
+        let members = self.live().filter(|t| self.is_member(&t.user, group));
+        match self.licence.model {
+            LicenceModel::Concurrent {
+                seat_per: SeatPer::Session,
+                ..
+            } => members.count() as u32,
+            _ => members.map(|t| &t.user).collect::<BTreeSet<_>>().len() as u32,
+        }
+    }
+
+    /// Free seats held back for reservations not yet filled, but for the one seat
+    /// `user` would fill in each of their groups.
+    fn reserved_for_others(&self, user: &UserId) -> u32 {
+        let policies = &self.licence.policies;
+        policies
+            .reserve
+            .iter()
+            .map(|(group, &n)| {
+                let unfilled = n.saturating_sub(self.group_held(group));
+                if self.is_member(user, group) {
+                    unfilled.saturating_sub(1)
+                } else {
+                    unfilled
+                }
+            })
+            .sum()
+    }
+
     /// A login's answer: admitted (after the tabs listed are displaced) or refused.
     fn login(&self, user: &UserId, now: Timestamp) -> Result<Vec<usize>, Error> {
         let account = self.accounts.get(user).copied();
@@ -174,7 +219,25 @@ impl Model {
             let limit = seat_limit(&self.licence).unwrap();
             let shares = seat_per == SeatPer::User && tabs > 0;
             let in_use = self.seats_in_use();
-            if !shares && in_use >= limit {
+            if !shares {
+                let mine = self.groups.get(user).into_iter().flatten();
+                for group in mine {
+                    if let Some(&max) = policies.group_max.get(group) {
+                        if self.group_held(group) >= max {
+                            return Err(Error::GroupLimitReached {
+                                group: group.to_string(),
+                                max,
+                            });
+                        }
+                    }
+                }
+            }
+            let reserved = if shares {
+                0
+            } else {
+                self.reserved_for_others(user)
+            };
+            if !shares && in_use + reserved >= limit {
                 let nearest = self.live().map(|t| t.expires_at).min();
                 let mut retry_after = nearest.map(|d| d.saturating_since(now) + TICK);
                 if policies.on_limit == OnLimit::DisplaceIdlest && in_use == limit {
@@ -189,7 +252,7 @@ impl Model {
                     }
                 }
                 return Err(Error::LicenceLimitReached {
-                    reserved: 0,
+                    reserved,
                     seats,
                     seats_in_use: in_use,
                     retry_after,
@@ -254,7 +317,11 @@ impl Model {
 
     fn user_view(&self, user: &UserId) -> UserView {
         UserView {
-            groups: Vec::new(),
+            groups: self
+                .groups
+                .get(user)
+                .map(|g| g.iter().cloned().collect())
+                .unwrap_or_default(),
             user: user.clone(),
             assigned: self.accounts[user],
             sessions: self.live().filter(|t| &t.user == user).count() as u32,
@@ -304,6 +371,7 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut model = Model {
         licence: initial.clone(),
         accounts: BTreeMap::new(),
+        groups: BTreeMap::new(),
         tabs: Vec::new(),
         fence: 0,
     };
@@ -373,6 +441,41 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                                     before < limit,
                                     "a new seat was taken with {} of {} in use",
                                     before,
+                                    limit
+                                );
+                            }
+                            // A new seat leaves the user's groups within their caps,
+                            // and room for every reservation not yet filled.
+                            // (The model does not hold the new seat yet: it is the
+                            // user's, one more for each of their groups.)
+                            if model.seats_in_use() < after {
+                                let policies = &model.licence.policies;
+                                let held_after = |group: &GroupId| {
+                                    model.group_held(group)
+                                        + u32::from(model.is_member(&who, group))
+                                };
+                                for (group, &max) in &policies.group_max {
+                                    if model.is_member(&who, group) {
+                                        let held = held_after(group);
+                                        prop_assert!(
+                                            held <= max,
+                                            "{} holds {} of {}",
+                                            group,
+                                            held,
+                                            max
+                                        );
+                                    }
+                                }
+                                let unfilled: u32 = policies
+                                    .reserve
+                                    .iter()
+                                    .map(|(g, &n)| n.saturating_sub(held_after(g)))
+                                    .sum();
+                                prop_assert!(
+                                    after + unfilled <= limit,
+                                    "{} held and {} reserved, past {}",
+                                    after,
+                                    unfilled,
                                     limit
                                 );
                             }
@@ -471,8 +574,28 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let expected = model.put_user(&who).map(|()| model.user_view(&who));
                 prop_assert_eq!(got, expected);
             }
+            Op::PutUserInGroups(u, mask) => {
+                let who = user(u);
+                let groups: Vec<GroupId> = (0..GROUPS.len())
+                    .filter(|bit| mask & (1 << bit) != 0)
+                    .map(|bit| GroupId::parse(GROUPS[bit]).unwrap())
+                    .collect();
+                let got = pool.put_user(&who, Some(&groups), now);
+                let expected = model.put_user(&who).map(|()| {
+                    if groups.is_empty() {
+                        model.groups.remove(&who);
+                    } else {
+                        model
+                            .groups
+                            .insert(who.clone(), groups.into_iter().collect());
+                    }
+                    model.user_view(&who)
+                });
+                prop_assert_eq!(got, expected);
+            }
             Op::RemoveUser(u) => {
                 let who = user(u);
+                model.groups.remove(&who);
                 let expected = if model.accounts.remove(&who).is_some() {
                     model.end_user(&who, EndReason::Evicted, now);
                     Ok(())
@@ -624,4 +747,27 @@ proptest! {
     ) {
         run(initial, ops)?;
     }
+
+    /// The same on a concurrent licence that always reserves seats for a group and
+    /// caps one, so that the group rules meet every other rule often.
+    #[test]
+    fn random_operations_keep_the_group_rules(
+        initial in grouped_licence(),
+        ops in prop::collection::vec(op(), 1..80),
+    ) {
+        run(initial, ops)?;
+    }
+}
+
+/// A concurrent licence of 1–4 seats, a seat per user or per tab, with seats reserved
+/// for finance and a cap on volunteers (both may also be 0).
+fn grouped_licence() -> impl Strategy<Value = Licence> {
+    (1u32..5, any::<bool>(), 0u32..3, 0u32..3).prop_map(|(seats, per_tab, reserve, max)| {
+        let per = if per_tab { SeatPer::Session } else { SeatPer::User };
+        Licence::concurrent(seats)
+            .seat_per(per)
+            .idle_timeout(Duration::from_secs(60))
+            .reserve(GROUPS[0], reserve.min(seats))
+            .group_max(GROUPS[1], max)
+    })
 }

@@ -29,25 +29,53 @@ pub fn licence() -> impl Strategy<Value = Licence> {
     })
 }
 
+/// The groups a random licence reserves seats for or caps, and users may be put in.
+#[allow(dead_code)] // not every test crate that includes this module draws policies
+pub const GROUPS: [&str; 2] = ["finance", "volunteers"];
+
 /// A licence as [`licence`] gives, with the seat policies of SPEC §9 on now and then:
 /// an overage allowance, displacement with a short minimum hold, a cap on each user's
-/// sessions.
+/// sessions, and (on a licence that refuses at the limit) seats reserved for a group
+/// and a group's cap, within the bounds a licence is validated against.
 #[allow(dead_code)] // not every test crate that includes this module draws policies
 pub fn licence_with_policies() -> impl Strategy<Value = Licence> {
     let overage = prop_oneof![Just(0.0), Just(0.5), Just(1.0)];
     let on_limit = prop_oneof![Just(OnLimit::Refuse), Just(OnLimit::DisplaceIdlest)];
     let min_hold = prop_oneof![Just(0u64), 1u64..60];
     let cap = prop_oneof![Just(None), (1u32..3).prop_map(Some)];
-    (licence(), overage, on_limit, min_hold, cap).prop_map(
-        |(licence, overage, on_limit, min_hold, cap)| {
-            let licence = licence
+    let groups = (
+        0u32..3,
+        0u32..3,
+        prop_oneof![Just(None), (0u32..3).prop_map(Some)],
+    );
+    (licence(), overage, on_limit, min_hold, cap, groups).prop_map(
+        |(licence, overage, on_limit, min_hold, cap, (finance, volunteers, volunteers_max))| {
+            let mut licence = licence
                 .overage(overage)
                 .on_limit(on_limit)
                 .min_hold(Duration::from_secs(min_hold));
-            match cap {
-                Some(cap) => licence.max_sessions_per_user(cap),
-                None => licence,
+            if let Some(cap) = cap {
+                licence = licence.max_sessions_per_user(cap);
             }
+            let seats = licence.model.seats().unwrap_or(0);
+            if on_limit == OnLimit::Refuse
+                && matches!(licence.model, LicenceModel::Concurrent { .. })
+            {
+                // Reservations up to the seats in all, each within its group's cap.
+                let finance = finance.min(seats);
+                let volunteers = volunteers.min(seats - finance);
+                let volunteers_max = volunteers_max.map(|m| m.max(volunteers).min(seats));
+                if finance > 0 {
+                    licence = licence.reserve(GROUPS[0], finance);
+                }
+                if volunteers > 0 {
+                    licence = licence.reserve(GROUPS[1], volunteers);
+                }
+                if let Some(max) = volunteers_max {
+                    licence = licence.group_max(GROUPS[1], max);
+                }
+            }
+            licence
         },
     )
 }
