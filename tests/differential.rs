@@ -16,7 +16,7 @@ mod licences;
 #[path = "support/redis.rs"]
 mod support;
 
-use licences::licence_with_policies;
+use licences::{grouped_licence, licence_with_policies};
 
 const USERS: [&str; 5] = ["ann", "bob", "carol", "dave", "erin"];
 
@@ -29,6 +29,8 @@ enum Op {
     Revoke(Index),
     LogoutUser(usize),
     PutUser(usize),
+    /// The user's groups become those of the mask's bits.
+    PutUserInGroups(usize, u8),
     RemoveUser(usize),
     SetLicence(Licence),
     ReportRecords(u64),
@@ -46,6 +48,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<Index>().prop_map(Op::Revoke),
         1 => user.clone().prop_map(Op::LogoutUser),
         3 => user.clone().prop_map(Op::PutUser),
+        3 => (user.clone(), 0u8..4).prop_map(|(user, mask)| Op::PutUserInGroups(user, mask)),
         1 => user.prop_map(Op::RemoveUser),
         2 => licence_with_policies().prop_map(Op::SetLicence),
         1 => (0u64..1_000).prop_map(Op::ReportRecords),
@@ -181,6 +184,17 @@ async fn check(pair: &Pair, case: u64, start: Licence, ops: Vec<Op>) -> Result<(
                     r.put_user(&tenant, &user(u)).await
                 );
             }
+            Op::PutUserInGroups(u, mask) => {
+                let groups: Vec<usher::GroupId> = (0..licences::GROUPS.len())
+                    .filter(|bit| mask & (1 << bit) != 0)
+                    .map(|bit| usher::GroupId::parse(licences::GROUPS[bit]).unwrap())
+                    .collect();
+                same!(
+                    step,
+                    e.put_user_in_groups(&tenant, &user(u), &groups).await,
+                    r.put_user_in_groups(&tenant, &user(u), &groups).await
+                );
+            }
             Op::RemoveUser(u) => {
                 same!(
                     step,
@@ -262,8 +276,9 @@ fn both_backends_answer_every_sequence_alike() {
         ..Config::default()
     });
     let case = std::sync::atomic::AtomicU64::new(0);
+    // Half the cases start on a licence with group rules, so that they meet often.
     let strategy = (
-        licence_with_policies(),
+        prop_oneof![licence_with_policies(), grouped_licence()],
         proptest::collection::vec(op(), 1..40),
     );
     let result = runner.run(&strategy, |(start, ops)| {

@@ -22,7 +22,7 @@ use usher::{
 #[path = "support/licences.rs"]
 mod licences;
 
-use licences::licence_with_policies;
+use licences::{grouped_licence, licence_with_policies};
 
 const USERS: [&str; 5] = ["ann", "bob", "carol", "dave", "erin"];
 /// The groups a user may be put in (see `licences::GROUPS`).
@@ -757,17 +757,4 @@ proptest! {
     ) {
         run(initial, ops)?;
     }
-}
-
-/// A concurrent licence of 1–4 seats, a seat per user or per tab, with seats reserved
-/// for finance and a cap on volunteers (both may also be 0).
-fn grouped_licence() -> impl Strategy<Value = Licence> {
-    (1u32..5, any::<bool>(), 0u32..3, 0u32..3).prop_map(|(seats, per_tab, reserve, max)| {
-        let per = if per_tab { SeatPer::Session } else { SeatPer::User };
-        Licence::concurrent(seats)
-            .seat_per(per)
-            .idle_timeout(Duration::from_secs(60))
-            .reserve(GROUPS[0], reserve.min(seats))
-            .group_max(GROUPS[1], max)
-    })
 }

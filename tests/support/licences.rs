@@ -79,3 +79,22 @@ pub fn licence_with_policies() -> impl Strategy<Value = Licence> {
         },
     )
 }
+
+/// A concurrent licence of 1–4 seats, a seat per user or per tab, with seats reserved
+/// for finance and a cap on volunteers (both may also be 0), so that the group rules
+/// meet every other rule often.
+#[allow(dead_code)] // not every test crate that includes this module draws policies
+pub fn grouped_licence() -> impl Strategy<Value = Licence> {
+    (1u32..5, any::<bool>(), 0u32..3, 0u32..3).prop_map(|(seats, per_tab, reserve, max)| {
+        let per = if per_tab {
+            SeatPer::Session
+        } else {
+            SeatPer::User
+        };
+        Licence::concurrent(seats)
+            .seat_per(per)
+            .idle_timeout(Duration::from_secs(60))
+            .reserve(GROUPS[0], reserve.min(seats))
+            .group_max(GROUPS[1], max)
+    })
+}
