@@ -829,3 +829,57 @@ fn completions_and_man_pages_end_quietly_when_their_reader_is_gone() {
         assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
     }
 }
+
+#[test]
+fn assign_sets_groups_and_users_lists_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = admin_server(dir.path());
+    server
+        .admin_with(&[
+            "set-licence",
+            "acme",
+            "--model",
+            "concurrent",
+            "--seats",
+            "4",
+        ])
+        .assert()
+        .success();
+    server
+        .admin_with(&[
+            "assign",
+            "acme",
+            "ann",
+            "bob",
+            "--groups",
+            "sales,finance,sales",
+        ])
+        .assert()
+        .success()
+        .stdout(
+            "acme: ann registered, in finance, sales\nacme: bob registered, in finance, sales\n",
+        );
+    // Without --groups they stay; with an empty list they go.
+    server
+        .admin_with(&["assign", "acme", "ann"])
+        .assert()
+        .success()
+        .stdout("acme: ann registered, in finance, sales\n");
+    server
+        .admin_with(&["assign", "acme", "bob", "--groups", ""])
+        .assert()
+        .success()
+        .stdout("acme: bob registered\n");
+    let users = server.admin_with(&["users", "acme"]).assert().success();
+    let out = String::from_utf8(users.get_output().stdout.clone()).unwrap();
+    assert!(out.contains("GROUPS"), "{out}");
+    let ann = out.lines().find(|l| l.contains(" ann ")).unwrap();
+    assert!(ann.contains("finance, sales"), "{out}");
+    let bob = out.lines().find(|l| l.contains(" bob ")).unwrap();
+    assert!(!bob.contains("finance"), "{out}");
+    server
+        .admin_with(&["assign", "acme", "cara", "--groups", "not ok"])
+        .assert()
+        .failure()
+        .stderr(contains("group id may only contain"));
+}

@@ -116,6 +116,10 @@ pub enum AdminCommand {
         /// User ids.
         #[arg(required = true)]
         users: Vec<String>,
+        /// Make these the users' groups, comma-separated (`--groups ""`: none). Left
+        /// out, their groups stay as they are.
+        #[arg(long, value_name = "GROUP,...")]
+        groups: Option<String>,
     },
     /// Remove users (freeing named seats and ending their sessions).
     Unassign {
@@ -599,8 +603,14 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
                     format!("{tenant}: no users"),
                 ));
             }
-            let mut table = table(&["USER", "ASSIGNED", "SESSIONS"]);
+            let mut table = table(&["USER", "ASSIGNED", "SESSIONS", "GROUPS"]);
             for u in &users {
+                let groups: Vec<String> = u["groups"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
                 table.add_row(vec![
                     text(&u["user"]),
                     if u["assigned"].as_bool() == Some(true) {
@@ -610,6 +620,7 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
                     }
                     .to_string(),
                     text(&u["sessions"]),
+                    groups.join(", "),
                 ]);
             }
             let heading = format!(
@@ -707,11 +718,19 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
             }
             Output::same(answer, text_out)
         }
-        AdminCommand::Assign { tenant, users } => {
+        AdminCommand::Assign {
+            tenant,
+            users,
+            groups,
+        } => {
+            let body = groups.as_ref().map(|list| {
+                let groups: Vec<&str> = list.split(',').filter(|g| !g.is_empty()).collect();
+                json!({ "groups": groups })
+            });
             let mut results = Vec::new();
             for user in users {
                 let path = tenant_path(tenant, &format!("/users/{}", segment(user)));
-                match client.call("PUT", &path, None).await {
+                match client.call("PUT", &path, body.clone()).await {
                     Ok(answer) => results.push(answer),
                     Err(why) => {
                         return Err(Failure::Partly {
@@ -731,7 +750,18 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
                     } else {
                         "registered"
                     };
-                    format!("{tenant}: {} {how}", text(&u["user"]))
+                    let groups: Vec<String> = u["groups"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(text)
+                        .collect();
+                    let of = if groups.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", in {}", groups.join(", "))
+                    };
+                    format!("{tenant}: {} {how}{of}", text(&u["user"]))
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
