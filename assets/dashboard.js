@@ -874,11 +874,13 @@
         el("th", {scope: "row", text: u.user}),
         el("td", {className: "c-assigned"}),
         el("td", {className: "num c-sessions"}),
+        el("td", {className: "c-groups"}),
         el("td", {className: "c-actions"}, [remove]),
       ]);
     }, function (row, u) {
       setText(row.querySelector(".c-assigned"), u.assigned ? "Yes" : "No");
       setText(row.querySelector(".c-sessions"), fmtNumber(u.sessions));
+      setText(row.querySelector(".c-groups"), (u.groups || []).join(", "));
       var button = row.querySelector("button");
       var label = named && u.assigned ? "Unassign" : "Remove";
       setText(button, label);
@@ -991,6 +993,7 @@
       limit: r.licence_limit_reached || 0,
       notLicensed: r.user_not_licensed || 0,
       userLimit: r.user_limit_reached || 0,
+      caps: (r.session_limit_reached || 0) + (r.group_limit_reached || 0),
     };
   }
 
@@ -1113,6 +1116,7 @@
         el("th", {scope: "row", className: "c-day"}),
         el("td", {className: "num c-peak"}), el("td", {className: "num c-logins"}),
         el("td", {className: "num c-r1"}), el("td", {className: "num c-r2"}), el("td", {className: "num c-r3"}),
+        el("td", {className: "num c-r4"}), el("td", {className: "num c-over"}),
         el("td", {className: "num c-exp"}), el("td", {className: "num c-rec"}),
       ]);
     }, function (row, e) {
@@ -1124,6 +1128,9 @@
       setText(row.querySelector(".c-r1"), fmtNumber(r.limit));
       setText(row.querySelector(".c-r2"), fmtNumber(r.notLicensed));
       setText(row.querySelector(".c-r3"), fmtNumber(r.userLimit));
+      setText(row.querySelector(".c-r4"), fmtNumber(r.caps));
+      var seatHours = Math.round((d.overage_seat_secs || 0) / 360) / 10;
+      setText(row.querySelector(".c-over"), fmtNumber(d.peak_overage_seats || 0) + " · " + seatHours);
       setText(row.querySelector(".c-exp"), fmtNumber(d.expiries || 0));
       setText(row.querySelector(".c-rec"), fmtNumber(d.peak_records || 0));
     });
