@@ -74,6 +74,9 @@ pub struct Policies {
     pub min_hold: Duration,
     /// Live sessions one user may hold at once (tabs, devices).
     pub max_sessions_per_user: Option<u32>,
+    /// Concurrent: how long a seat given back by a release stays its user's, so that a
+    /// page reload at the limit finds it (zero: not at all).
+    pub reload_grace: Duration,
 }
 
 impl Default for Policies {
@@ -83,6 +86,7 @@ impl Default for Policies {
             on_limit: OnLimit::Refuse,
             min_hold: DEFAULT_MIN_HOLD,
             max_sessions_per_user: None,
+            reload_grace: Duration::ZERO,
             reserve: BTreeMap::new(),
             group_max: BTreeMap::new(),
         }
@@ -106,6 +110,9 @@ impl Policies {
     }
 }
 
+/// The longest reload grace accepted (an hour): a reload takes seconds.
+pub const MAX_RELOAD_GRACE_SECS: u64 = 3600;
+
 /// The most groups a licence may reserve or cap, and the most a user may belong to.
 pub const MAX_GROUPS: usize = 32;
 
@@ -126,6 +133,9 @@ pub struct PolicyFields {
     /// Live sessions one user may hold at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sessions_per_user: Option<u32>,
+    /// Concurrent: seconds a released seat stays its user's, for a page reload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload_grace_secs: Option<u64>,
     /// Concurrent: seats only members of a group may take, by group.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[cfg_attr(feature = "server", schema(value_type = BTreeMap<String, u32>))]
@@ -144,6 +154,7 @@ impl From<Policies> for PolicyFields {
             on_limit: (p.on_limit != d.on_limit).then_some(p.on_limit),
             min_hold_secs: (p.min_hold != d.min_hold).then_some(p.min_hold.as_secs()),
             max_sessions_per_user: p.max_sessions_per_user,
+            reload_grace_secs: (!p.reload_grace.is_zero()).then_some(p.reload_grace.as_secs()),
             reserve: p.reserve,
             group_max: p.group_max,
         }
@@ -163,6 +174,7 @@ impl TryFrom<PolicyFields> for Policies {
             on_limit: f.on_limit.unwrap_or(d.on_limit),
             min_hold: f.min_hold_secs.map_or(d.min_hold, Duration::from_secs),
             max_sessions_per_user: f.max_sessions_per_user,
+            reload_grace: Duration::from_secs(f.reload_grace_secs.unwrap_or(0)),
             reserve: f.reserve,
             group_max: f.group_max,
         })
@@ -323,6 +335,14 @@ impl Licence {
         self
     }
 
+    /// The same licence with a reload grace (concurrent only; otherwise unchanged).
+    pub fn reload_grace(mut self, grace: Duration) -> Self {
+        if self.is_concurrent() {
+            self.policies.reload_grace = grace;
+        }
+        self
+    }
+
     fn is_concurrent(&self) -> bool {
         matches!(self.model, LicenceModel::Concurrent { .. })
     }
@@ -409,6 +429,7 @@ impl TryFrom<LicenceFields> for Licence {
             on_limit: fields.policies.on_limit.map(|p| p.as_str().into()),
             min_hold_secs: fields.policies.min_hold_secs.map(|s| s as i64),
             max_sessions_per_user: fields.policies.max_sessions_per_user.map(i64::from),
+            reload_grace_secs: fields.policies.reload_grace_secs.map(|s| s as i64),
             reserve: groups_spec(&fields.policies.reserve),
             group_max: groups_spec(&fields.policies.group_max),
         }
@@ -463,6 +484,14 @@ pub struct LicenceSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_sessions_per_user: Option<i64>,
+    /// Concurrent: seconds a seat given back by a release stays its user's, so that a
+    /// page reload at the limit finds it (default 0: not at all).
+    #[serde(
+        default,
+        deserialize_with = "whole::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reload_grace_secs: Option<i64>,
     /// Concurrent: seats only members of a group may take, by group (e.g.
     /// `{"finance": 2}`); at most the seats in all.
     #[serde(
@@ -553,6 +582,7 @@ impl LicenceSpec {
             ("overage", self.overage.is_some()),
             ("on_limit", self.on_limit.is_some()),
             ("min_hold_secs", self.min_hold_secs.is_some()),
+            ("reload_grace_secs", self.reload_grace_secs.is_some()),
             ("reserve", self.reserve.is_some()),
             ("group_max", self.group_max.is_some()),
         ] {
@@ -595,6 +625,17 @@ impl LicenceSpec {
                 ))
             }
         };
+        let reload_grace = match self.reload_grace_secs {
+            None => Duration::ZERO,
+            Some(n) if (0..=MAX_RELOAD_GRACE_SECS as i64).contains(&n) => {
+                Duration::from_secs(n as u64)
+            }
+            Some(n) => {
+                return invalid(format!(
+                    "\"reload_grace_secs\" must be between 0 and {MAX_RELOAD_GRACE_SECS}, got {n}"
+                ))
+            }
+        };
         let seats = model.seats().unwrap_or(0);
         let reserve = groups("reserve", self.reserve.as_ref(), seats)?;
         let group_max = groups("group_max", self.group_max.as_ref(), seats)?;
@@ -626,6 +667,7 @@ impl LicenceSpec {
             on_limit,
             min_hold,
             max_sessions_per_user,
+            reload_grace,
             reserve,
             group_max,
         })

@@ -99,6 +99,8 @@ struct Model {
     accounts: BTreeMap<UserId, bool>,
     /// user → their groups (accounts without any are left out)
     groups: BTreeMap<UserId, BTreeSet<GroupId>>,
+    /// Seats kept under the reload grace: whose, and until when, oldest first.
+    kept: Vec<(UserId, Timestamp)>,
     tabs: Vec<Tab>,
     /// The largest fence any login answered: every admission must pass it (SPEC §8),
     /// restarts included.
@@ -107,6 +109,7 @@ struct Model {
 
 impl Model {
     fn expire(&mut self, now: Timestamp) {
+        self.kept.retain(|(_, until)| *until > now);
         for tab in &mut self.tabs {
             if tab.ended.is_none() && tab.expires_at < now {
                 tab.ended = Some((EndReason::Expired, now));
@@ -123,13 +126,42 @@ impl Model {
     }
 
     fn seats_in_use(&self) -> u32 {
+        let kept = self.kept.len() as u32;
         match self.licence.model {
             LicenceModel::Named { .. } => self.accounts.values().filter(|&&a| a).count() as u32,
             LicenceModel::Concurrent {
                 seat_per: SeatPer::Session,
                 ..
-            } => self.live().count() as u32,
-            _ => self.live_users().len() as u32,
+            } => self.live().count() as u32 + kept,
+            LicenceModel::Concurrent { .. } => self.live_users().len() as u32 + kept,
+            LicenceModel::Records => self.live_users().len() as u32,
+        }
+    }
+
+    /// Whether a seat is kept for `user`, and this login would take it back.
+    fn reclaims(&self, user: &UserId) -> bool {
+        let tabs = self.live().filter(|t| &t.user == user).count();
+        let takes_a_seat = match self.licence.model {
+            LicenceModel::Concurrent { seat_per, .. } => seat_per == SeatPer::Session || tabs == 0,
+            _ => false,
+        };
+        takes_a_seat && self.kept.iter().any(|(u, _)| u == user)
+    }
+
+    /// A released tab: its seat stays its user's for the reload grace, under a seat per
+    /// tab or with the user's last tab.
+    fn release(&mut self, tab: usize, now: Timestamp) {
+        self.end(tab, EndReason::Released, now);
+        let grace = self.licence.policies.reload_grace;
+        let user = self.tabs[tab].user.clone();
+        let keeps = match self.licence.model {
+            LicenceModel::Concurrent { seat_per, .. } if !grace.is_zero() => {
+                seat_per == SeatPer::Session || !self.live().any(|t| t.user == user)
+            }
+            _ => false,
+        };
+        if keeps {
+            self.kept.push((user, now + grace));
         }
     }
 
@@ -218,7 +250,7 @@ impl Model {
         if let LicenceModel::Concurrent { seats, seat_per } = self.licence.model {
             let limit = seat_limit(&self.licence).unwrap();
             let shares = seat_per == SeatPer::User && tabs > 0;
-            let in_use = self.seats_in_use();
+            let in_use = self.seats_in_use() - u32::from(self.reclaims(user));
             if !shares {
                 let mine = self.groups.get(user).into_iter().flatten();
                 for group in mine {
@@ -372,6 +404,7 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
         licence: initial.clone(),
         accounts: BTreeMap::new(),
         groups: BTreeMap::new(),
+        kept: Vec::new(),
         tabs: Vec::new(),
         fence: 0,
     };
@@ -491,6 +524,10 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         }
                         LicenceModel::Records => {}
                     }
+                    if model.reclaims(&who) {
+                        let at = model.kept.iter().position(|(u, _)| u == &who).unwrap();
+                        model.kept.remove(at);
+                    }
                     model.accounts.entry(who.clone()).or_insert(false);
                     model.tabs.push(Tab {
                         token,
@@ -534,7 +571,7 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let expected = model.standing(i, now);
                 prop_assert_eq!(got, expected.clone());
                 if expected.is_ok() {
-                    model.end(i, EndReason::Released, now);
+                    model.release(i, now);
                 }
             }
             Op::Logout(tab) if !model.tabs.is_empty() => {
@@ -596,6 +633,7 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::RemoveUser(u) => {
                 let who = user(u);
                 model.groups.remove(&who);
+                model.kept.retain(|(u, _)| u != &who);
                 let expected = if model.accounts.remove(&who).is_some() {
                     model.end_user(&who, EndReason::Evicted, now);
                     Ok(())
@@ -612,6 +650,18 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 {
                     model.accounts.values_mut().for_each(|a| *a = false);
                 }
+                // Kept seats belong to the seat rule and the grace they were kept under.
+                let keeps = |l: &Licence| match l.model {
+                    LicenceModel::Concurrent { seat_per, .. }
+                        if !l.policies.reload_grace.is_zero() =>
+                    {
+                        Some(seat_per)
+                    }
+                    _ => None,
+                };
+                if keeps(&licence).is_none() || keeps(&licence) != keeps(&model.licence) {
+                    model.kept.clear();
+                }
                 model.licence = licence;
             }
             Op::Advance(by) => now = now + by,
@@ -626,6 +676,8 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 // What is due is ended before the snapshot, as the model has done.
                 pool.expire_due(now);
                 pool = PoolState::restore(pool.snapshot(), Retention::default(), now);
+                // Kept seats do not outlast a restart.
+                model.kept.clear();
                 // Every restored session gets a full idle window.
                 let idle = model.licence.idle_timeout;
                 for tab in model.tabs.iter_mut().filter(|t| t.ended.is_none()) {
@@ -700,8 +752,9 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
             ..
         } = licence.model
         {
+            // One seat per user holding any tab, and one per seat kept for a reload.
             let holders: BTreeSet<&UserId> = views.iter().map(|s| &s.user).collect();
-            prop_assert_eq!(in_use as usize, holders.len());
+            prop_assert_eq!(in_use as usize, holders.len() + model.kept.len());
         }
         if let LicenceModel::Named { .. } = licence.model {
             prop_assert_eq!(

@@ -29,6 +29,7 @@ use crate::ids::{GroupId, SessionId, SessionIdHash, TenantId, UserId};
 use crate::licence::{Licence, LicenceModel, SeatPer, MAX_GROUPS};
 use crate::token::SecretHash;
 
+mod graces;
 mod preview;
 mod records;
 mod snapshot;
@@ -172,6 +173,8 @@ pub struct PoolState {
     /// Concurrent: seats held by members of each group the licence reserves seats for
     /// or caps (a member of several counts in each).
     group_seats: HashMap<GroupId, u32>,
+    /// Concurrent: seats released under a reload grace, kept for their users.
+    graces: graces::Graces,
     ended: EndedSessions,
     records: Records,
     api_key: Option<[u8; 32]>,
@@ -199,6 +202,7 @@ impl PoolState {
             active_users: 0,
             assigned: 0,
             group_seats: HashMap::new(),
+            graces: graces::Graces::default(),
             ended: EndedSessions::default(),
             records: Records::default(),
             api_key: None,
@@ -229,8 +233,9 @@ impl PoolState {
             LicenceModel::Concurrent {
                 seat_per: SeatPer::Session,
                 ..
-            } => self.sessions.len() as u32,
-            LicenceModel::Concurrent { .. } | LicenceModel::Records => self.active_users,
+            } => self.sessions.len() as u32 + self.graces.held(),
+            LicenceModel::Concurrent { .. } => self.active_users + self.graces.held(),
+            LicenceModel::Records => self.active_users,
         }
     }
 
@@ -269,15 +274,16 @@ impl PoolState {
             .order
             .front()
             .map(|&(ended_at, _)| ended_at + self.retention.ended_for);
-        match (session, tombstone) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [session, tombstone, self.graces.next_lapse()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Ends every session idle past its deadline (reason `expired`) and forgets ended
     /// sessions older than the retention. Costs nothing for sessions not due.
     pub fn expire_due(&mut self, now: Timestamp) {
+        self.graces.lapse(now);
         while let Some(&(deadline, id)) = self.deadlines.first() {
             if deadline >= now {
                 break;
@@ -303,11 +309,15 @@ impl PoolState {
     ) -> Result<Admission> {
         self.expire_due(now);
         let account = self.users.get(user);
+        let live = account.map_or(0, Account::live);
+        // A seat kept for this user under the reload grace is theirs to take back: it
+        // does not count against them.
+        let reclaims = self.graces.keeps(user) && takes_a_seat(&self.licence, live + 1);
         let facts = LoginFacts {
             standing: standing(account),
-            user_sessions: account.map_or(0, Account::live),
+            user_sessions: live,
             accounts: self.users.len() as u32,
-            seats_in_use: self.seats_in_use(),
+            seats_in_use: self.seats_in_use() - u32::from(reclaims),
             nearest_deadline_in: self
                 .deadlines
                 .first()
@@ -360,6 +370,9 @@ impl PoolState {
                         user: user.clone(),
                         assigned: false,
                     });
+                }
+                if reclaims {
+                    self.graces.take(user);
                 }
                 let account = self.users.entry(user.clone()).or_default();
                 account.sessions.push(id);
@@ -571,6 +584,7 @@ impl PoolState {
             return Err(Error::UserNotFound);
         }
         self.end_user_sessions(user, EndReason::Evicted, now);
+        self.graces.drop_user(user);
         self.user_order.remove(user);
         if let Some(account) = self.users.remove(user) {
             if account.assigned {
@@ -613,6 +627,16 @@ impl PoolState {
                     assigned: false,
                 });
             }
+        }
+        // Kept seats belong to the seat rule and the grace they were kept under.
+        let keeps = |l: &Licence| match l.model {
+            LicenceModel::Concurrent { seat_per, .. } if !l.policies.reload_grace.is_zero() => {
+                Some(seat_per)
+            }
+            _ => None,
+        };
+        if keeps(&licence).is_none() || keeps(&licence) != keeps(&self.licence) {
+            self.graces.clear();
         }
         self.licence = licence.clone();
         self.recount_group_seats();
@@ -925,6 +949,13 @@ impl PoolState {
         let Some(session) = self.detach(id) else {
             return;
         };
+        let grace = self.licence.policies.reload_grace;
+        if reason == EndReason::Released && !grace.is_zero() {
+            let left = self.users.get(&session.user).map_or(0, Account::live);
+            if takes_a_seat(&self.licence, left + 1) {
+                self.graces.keep(&session.user, now + grace);
+            }
+        }
         if self.ended.by_id.len() >= self.retention.capacity {
             self.forget_oldest();
         }

@@ -196,6 +196,9 @@ impl PoolState {
             active_users: 0,
             assigned: 0,
             group_seats: HashMap::new(),
+            // Seats kept under the reload grace are not restored: a restart outlasts
+            // the reload they were kept for, and the sessions it restores count again.
+            graces: Default::default(),
             ended: EndedSessions::default(),
             records: snapshot.records,
             api_key: snapshot.api_key,

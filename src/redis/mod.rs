@@ -875,6 +875,7 @@ async fn run_queue(shared: Arc<Shared>, tenant: TenantId, mut rx: mpsc::Receiver
     let tag = format!("{}:{{{tenant}}}", shared.config.prefix);
     let keys: Vec<String> = [
         "", ":s", ":due", ":start", ":u", ":order", ":ended", ":endq", ":log", ":fence", ":idle",
+        ":grace",
     ]
     .iter()
     .map(|suffix| format!("{tag}{suffix}"))
@@ -1116,6 +1117,7 @@ fn licence_json(licence: &Licence) -> Value {
            "lim": licence.limit().unwrap_or(0), "onl": policies.on_limit.as_str(),
            "hold": policies.min_hold.as_millis() as u64,
            "msu": policies.max_sessions_per_user.unwrap_or(0),
+           "grace": policies.reload_grace.as_millis() as u64,
            "gres": serde_json::to_string(&policies.reserve).unwrap_or_default(),
            "gmax": serde_json::to_string(&policies.group_max).unwrap_or_default(),
            "pol": serde_json::to_string(policies).unwrap_or_default()})

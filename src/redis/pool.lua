@@ -19,6 +19,9 @@
 --  10 fence  string: the tenant's fence counter (outlives the tenant)
 --  11 idle   zset: while the licence displaces, the order seats are displaced in (see
 --            index_seat): "fence:session" or "first fence:user" by latest deadline (ms)
+--  12 grace  zset: seats kept under the reload grace, "released session:user" by the
+--            moment the grace lapses (ms); the account lists its own (`k`, oldest
+--            first) and meta counts them all (`held`)
 -- ARGV:
 --   1 the moment to use, in ms; empty (always, in a server) for Redis TIME
 --   2 how long ended sessions are remembered (ms)
@@ -26,9 +29,9 @@
 --   4 events the log keeps at most
 --   5 the requests: a JSON array, answered in order
 
-local META, SESS, DUE, START, USERS, ORDER, ENDED, ENDQ, LOG, FENCE, IDLE =
+local META, SESS, DUE, START, USERS, ORDER, ENDED, ENDQ, LOG, FENCE, IDLE, GRACE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
-  KEYS[11]
+  KEYS[11], KEYS[12]
 local ENDED_FOR = tonumber(ARGV[2])
 local ENDED_CAP = tonumber(ARGV[3])
 local LOG_CAP = tonumber(ARGV[4])
@@ -54,7 +57,8 @@ local function load_meta()
   for i = 1, #raw, 2 do
     m[raw[i]] = raw[i + 1]
   end
-  for _, f in ipairs({ 'seats', 'idle', 'max', 'active', 'assigned', 'rc', 'rat', 'rpd', 'rpm', 'hold', 'msu' }) do
+  for _, f in ipairs({ 'seats', 'idle', 'max', 'active', 'assigned', 'rc', 'rat', 'rpd', 'rpm', 'hold', 'msu',
+    'grace', 'held' }) do
     m[f] = tonumber(m[f] or '0')
   end
   -- A pool written before the seat policies: its limit is its seats.
@@ -65,11 +69,15 @@ local function load_meta()
   meta = m
 end
 
+-- Seats held now, as PoolState::seats_in_use: under the concurrent model, seats kept
+-- under the reload grace count too.
 local function seats_in_use()
   if meta.model == 'named' then
     return meta.assigned
   elseif meta.model == 'concurrent' and meta.per == 'session' then
-    return redis.call('HLEN', SESS)
+    return redis.call('HLEN', SESS) + meta.held
+  elseif meta.model == 'concurrent' then
+    return meta.active + meta.held
   end
   return meta.active
 end
@@ -97,7 +105,7 @@ end
 local function licence_meta(l)
   return { 'model', l.model, 'seats', l.seats, 'per', l.per, 'idle', l.idle, 'max', l.max,
     'lim', l.lim, 'onl', l.onl, 'hold', l.hold, 'msu', l.msu, 'pol', l.pol,
-    'gres', l.gres, 'gmax', l.gmax }
+    'gres', l.gres, 'gmax', l.gmax, 'grace', l.grace }
 end
 
 local function account(user)
@@ -112,12 +120,57 @@ local function save_account(user, acc)
   if acc.g and #acc.g == 0 then
     acc.g = nil
   end
+  if acc.k and #acc.k == 0 then
+    acc.k = nil
+  end
   if #acc.s == 0 then
     -- cjson writes an empty table as an object; keep the list a list.
     local groups = acc.g and (',"g":' .. cjson.encode(acc.g)) or ''
-    redis.call('HSET', USERS, user, '{"a":' .. acc.a .. ',"s":[]' .. groups .. '}')
+    local kept = acc.k and (',"k":' .. cjson.encode(acc.k)) or ''
+    redis.call('HSET', USERS, user, '{"a":' .. acc.a .. ',"s":[]' .. groups .. kept .. '}')
   else
     redis.call('HSET', USERS, user, cjson.encode(acc))
+  end
+end
+
+-- The reload grace, as src/pool/graces.rs: a released seat kept for its user.
+local function set_held(n)
+  meta.held = n
+  redis.call('HSET', META, 'held', n)
+end
+
+local function keep_seat(user, acc, sid)
+  local member = sid .. ':' .. user
+  redis.call('ZADD', GRACE, now + meta.grace, member)
+  acc.k = acc.k or {}
+  acc.k[#acc.k + 1] = member
+  set_held(meta.held + 1)
+end
+
+-- Gives the user back the kept seat that lapses first (the caller saves `acc`).
+local function take_kept(acc)
+  local member = table.remove(acc.k, 1)
+  redis.call('ZREM', GRACE, member)
+  set_held(meta.held - 1)
+end
+
+local function lapse_kept()
+  local due = redis.call('ZRANGEBYSCORE', GRACE, '-inf', now)
+  for _, member in ipairs(due) do
+    local user = string.sub(member, string.find(member, ':', 1, true) + 1)
+    local raw = redis.call('HGET', USERS, user)
+    if raw then
+      local acc = cjson.decode(raw)
+      for i, m in ipairs(acc.k or {}) do
+        if m == member then
+          table.remove(acc.k, i)
+          break
+        end
+      end
+      save_account(user, acc)
+    end
+    redis.call('ZREM', GRACE, member)
+    set_held(math.max(meta.held - 1, 0))
   end
 end
 
@@ -340,6 +393,13 @@ local function end_session(id, reason)
   if not s then
     return
   end
+  if reason == 'released' and meta.model == 'concurrent' and meta.grace > 0 then
+    local acc = account(s.u)
+    if acc and (meta.per == 'session' or #acc.s == 0) then
+      keep_seat(s.u, acc, id)
+      save_account(s.u, acc)
+    end
+  end
   if ENDED_CAP > 0 then
     if redis.call('ZCARD', ENDQ) >= ENDED_CAP then
       forget_oldest()
@@ -351,6 +411,7 @@ local function end_session(id, reason)
 end
 
 local function expire_due()
+  lapse_kept()
   while true do
     local due = redis.call('ZRANGEBYSCORE', DUE, '-inf', '(' .. now, 'LIMIT', 0, 100)
     if #due == 0 then
@@ -380,6 +441,10 @@ local function next_due()
     if not best or at < best then
       best = at
     end
+  end
+  local g = redis.call('ZRANGE', GRACE, 0, 0, 'WITHSCORES')
+  if #g > 0 and (not best or tonumber(g[2]) < best) then
+    best = tonumber(g[2])
   end
   return best
 end
@@ -470,8 +535,28 @@ local function set_licence(l)
     redis.call('HSET', META, 'assigned', 0)
   end
   local kind = index_kind()
+  -- Kept seats belong to the seat rule and the grace they were kept under.
+  local function keeps()
+    if meta.model == 'concurrent' and meta.grace > 0 then
+      return meta.per
+    end
+    return nil
+  end
+  local kept_under = keeps()
   redis.call('HSET', META, unpack(licence_meta(l)))
   load_meta()
+  if meta.held > 0 and (keeps() == nil or keeps() ~= kept_under) then
+    local all = redis.call('HGETALL', USERS)
+    for i = 1, #all, 2 do
+      local acc = cjson.decode(all[i + 1])
+      if acc.k then
+        acc.k = nil
+        save_account(all[i], acc)
+      end
+    end
+    redis.call('DEL', GRACE)
+    set_held(0)
+  end
   if index_kind() ~= kind then
     reindex()
   end
@@ -584,7 +669,7 @@ function ops.delete(r)
   -- sessions ended) and the fence counter (fences never go back).
   -- The log goes too: a tenant created again under the name sees nothing of this one.
   emit({ type = 'tenant_deleted' })
-  redis.call('DEL', META, SESS, DUE, START, USERS, ORDER, LOG, IDLE)
+  redis.call('DEL', META, SESS, DUE, START, USERS, ORDER, LOG, IDLE, GRACE)
   redis.call('PEXPIRE', ENDED, math.max(ENDED_FOR, 1))
   redis.call('PEXPIRE', ENDQ, math.max(ENDED_FOR, 1))
   meta = nil
@@ -630,6 +715,9 @@ function ops.login(r)
     refuse = { err = 'session_limit_reached', max_sessions_per_user = meta.msu }
   end
   local takes_seat = meta.per == 'session' or tabs == 0
+  -- A seat kept for this user under the reload grace does not count against them.
+  local reclaims = meta.model == 'concurrent' and takes_seat and acc ~= nil and acc.k ~= nil
+    and #acc.k > 0
   local reserved = 0
   if not refuse and meta.model == 'concurrent' and takes_seat and meta.grouped then
     local at_max, max
@@ -639,7 +727,7 @@ function ops.login(r)
     end
   end
   if not refuse and meta.model == 'concurrent' and takes_seat then
-    local in_use = seats_in_use()
+    local in_use = seats_in_use() - (reclaims and 1 or 0)
     if in_use + reserved >= meta.lim then
       local first = redis.call('ZRANGE', DUE, 0, 0, 'WITHSCORES')
       local retry = nil
@@ -682,6 +770,9 @@ function ops.login(r)
   if not acc then
     acc = { a = 0, s = {} }
     redis.call('ZADD', ORDER, 0, r.user)
+  end
+  if reclaims then
+    take_kept(acc)
   end
   acc.s[#acc.s + 1] = r.id
   if #acc.s == 1 then
@@ -829,6 +920,10 @@ function ops.remove_user(r)
     return { err = 'user_not_found' }
   end
   end_user_sessions(r.user, 'evicted')
+  for _, member in ipairs(acc.k or {}) do
+    redis.call('ZREM', GRACE, member)
+    set_held(meta.held - 1)
+  end
   redis.call('HDEL', USERS, r.user)
   redis.call('ZREM', ORDER, r.user)
   if acc.a == 1 then

@@ -504,3 +504,62 @@ async fn five_thousand_simultaneous_logins_hold_each_policys_invariant_on_one_em
 async fn five_thousand_simultaneous_logins_hold_each_policys_invariant_over_three_redis_nodes() {
     every_policy_holds_its_invariant_under_a_storm(redis_nodes()).await;
 }
+
+#[actix_web::test]
+async fn the_reload_grace_keeps_a_released_seat_for_its_user_over_http() {
+    let app = spawn_app();
+    let key = app
+        .create_tenant(
+            "acme",
+            json!({"model": "concurrent", "seats": 1, "reload_grace_secs": 60}),
+        )
+        .await;
+    let view = app.tenant(&key, "acme").await;
+    assert_eq!(view["reload_grace_secs"], 60);
+    let login = |user: &'static str| {
+        app.post("/v1/tenants/acme/sessions")
+            .auth(&key)
+            .json(json!({"user": user}))
+    };
+    let ann = login("ann").await;
+    let token = ann.expect(201)["session"].as_str().unwrap().to_owned();
+    app.post(&format!("/v1/sessions/{token}/release"))
+        .send()
+        .await
+        .expect(204);
+    // Ann's seat is kept for her reload: bob finds none, ann gets hers back.
+    let bob = login("bob").await;
+    let body = bob.expect_error(409, "licence_limit_reached");
+    assert_eq!(
+        (body["seats"].as_u64(), body["seats_in_use"].as_u64()),
+        (Some(1), Some(1))
+    );
+    login("ann").await.expect(201);
+    for (licence, says) in [
+        (
+            json!({"model": "concurrent", "seats": 1, "reload_grace_secs": 3601}),
+            "\"reload_grace_secs\" must be between 0 and 3600, got 3601",
+        ),
+        (
+            json!({"model": "named", "seats": 1, "reload_grace_secs": 5}),
+            "\"reload_grace_secs\" applies to the concurrent model only",
+        ),
+    ] {
+        let answer = app
+            .admin(Method::PUT, "/v1/tenants/acme")
+            .json(licence.clone())
+            .await;
+        answer.expect_error(400, "invalid_request");
+        assert!(
+            answer.message().contains(says),
+            "{licence}: {}",
+            answer.text
+        );
+    }
+    // PATCH takes it, and null puts the default back.
+    let patched = app
+        .admin(Method::PATCH, "/v1/tenants/acme")
+        .json(json!({"reload_grace_secs": null}))
+        .await;
+    assert!(patched.expect(200).get("reload_grace_secs").is_none());
+}

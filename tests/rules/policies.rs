@@ -703,3 +703,59 @@ async fn groups_are_kept_until_replaced_and_listed_in_the_user_view() {
     assert_eq!(error.code(), "invalid_request");
     assert!(engine.users(&t).await.unwrap()[0].groups.is_empty());
 }
+
+#[tokio::test]
+async fn a_released_seat_stays_its_users_for_the_reload_grace() {
+    for seat_per in [SeatPer::User, SeatPer::Session] {
+        let licence = Licence::concurrent(2)
+            .seat_per(seat_per)
+            .reload_grace(Duration::from_secs(30));
+        let (engine, clock, t) = start_tenant(licence).await;
+        let ann = admit(&engine, &t, "ann").await;
+        admit(&engine, &t, "bob").await;
+        // Ann's page reloads: its tab releases its seat, which stays hers.
+        engine.release(&ann).await.unwrap();
+        assert_eq!(usage_now(&engine, &t).await, (2, 1), "{seat_per:?}");
+        let reserved = limit_reached(2, 2, Some(Duration::from_secs(600) + millis(1)));
+        assert_eq!(refusal(&engine, &t, "cara").await, reserved, "{seat_per:?}");
+        clock.advance(Duration::from_secs(29));
+        admit(&engine, &t, "ann").await;
+        assert_eq!(usage_now(&engine, &t).await, (2, 2));
+        // Taken back, the seat is an ordinary one again: a logout keeps nothing.
+        engine.logout_user(&t, &user("ann")).await.unwrap();
+        assert_eq!(usage_now(&engine, &t).await, (1, 1));
+        admit(&engine, &t, "cara").await;
+    }
+}
+
+#[tokio::test]
+async fn a_kept_seat_goes_when_the_grace_lapses_and_only_a_release_keeps_one() {
+    let licence = Licence::concurrent(2).reload_grace(Duration::from_secs(30));
+    let (engine, clock, t) = start_tenant(licence).await;
+    let ann = admit(&engine, &t, "ann").await;
+    let bob = admit(&engine, &t, "bob").await;
+    engine.release(&ann).await.unwrap();
+    // At 30 s the grace has run out, and anyone may take the seat.
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(usage_now(&engine, &t).await, (1, 1));
+    admit(&engine, &t, "cara").await;
+    // A revoke, a logout or an expiry keeps no seat.
+    engine.revoke(&t, bob.id()).await.unwrap();
+    assert_eq!(usage_now(&engine, &t).await, (1, 1));
+    // Under a seat per user, a release keeps the seat only with the user's last tab.
+    let first = admit(&engine, &t, "dan").await;
+    let second = admit(&engine, &t, "dan").await;
+    assert_eq!(usage_now(&engine, &t).await, (2, 3));
+    engine.release(&first).await.unwrap();
+    assert_eq!(usage_now(&engine, &t).await, (2, 2));
+    engine.release(&second).await.unwrap();
+    assert_eq!(usage_now(&engine, &t).await, (2, 1));
+    // Removing the user lets their kept seat go; so does a licence without the grace.
+    engine.remove_user(&t, &user("dan")).await.unwrap();
+    assert_eq!(usage_now(&engine, &t).await, (1, 1));
+    let eve = admit(&engine, &t, "eve").await;
+    engine.release(&eve).await.unwrap();
+    assert_eq!(usage_now(&engine, &t).await, (2, 1));
+    engine.put_tenant(&t, Licence::concurrent(2)).await.unwrap();
+    assert_eq!(usage_now(&engine, &t).await, (1, 1));
+}

@@ -35,25 +35,36 @@ pub const GROUPS: [&str; 2] = ["finance", "volunteers"];
 
 /// A licence as [`licence`] gives, with the seat policies of SPEC §9 on now and then:
 /// an overage allowance, displacement with a short minimum hold, a cap on each user's
-/// sessions, and (on a licence that refuses at the limit) seats reserved for a group
-/// and a group's cap, within the bounds a licence is validated against.
+/// sessions, a reload grace, and (on a licence that refuses at the limit) seats
+/// reserved for a group and a group's cap, within the bounds a licence is validated
+/// against.
 #[allow(dead_code)] // not every test crate that includes this module draws policies
 pub fn licence_with_policies() -> impl Strategy<Value = Licence> {
     let overage = prop_oneof![Just(0.0), Just(0.5), Just(1.0)];
     let on_limit = prop_oneof![Just(OnLimit::Refuse), Just(OnLimit::DisplaceIdlest)];
     let min_hold = prop_oneof![Just(0u64), 1u64..60];
+    let grace = prop_oneof![Just(0u64), 1u64..60];
+    let timing = (min_hold, grace);
     let cap = prop_oneof![Just(None), (1u32..3).prop_map(Some)];
     let groups = (
         0u32..3,
         0u32..3,
         prop_oneof![Just(None), (0u32..3).prop_map(Some)],
     );
-    (licence(), overage, on_limit, min_hold, cap, groups).prop_map(
-        |(licence, overage, on_limit, min_hold, cap, (finance, volunteers, volunteers_max))| {
+    (licence(), overage, on_limit, timing, cap, groups).prop_map(
+        |(
+            licence,
+            overage,
+            on_limit,
+            (min_hold, grace),
+            cap,
+            (finance, volunteers, volunteers_max),
+        )| {
             let mut licence = licence
                 .overage(overage)
                 .on_limit(on_limit)
-                .min_hold(Duration::from_secs(min_hold));
+                .min_hold(Duration::from_secs(min_hold))
+                .reload_grace(Duration::from_secs(grace));
             if let Some(cap) = cap {
                 licence = licence.max_sessions_per_user(cap);
             }

@@ -187,6 +187,15 @@ impl utoipa::PartialSchema for LicenceRequest {
                 .property("overage", overage)
                 .property("on_limit", on_limit)
                 .property(
+                    "reload_grace_secs",
+                    integer(
+                        0,
+                        crate::licence::MAX_RELOAD_GRACE_SECS,
+                        true,
+                        "Seconds a released seat stays its user's, for a page reload (default 0)",
+                    ),
+                )
+                .property(
                     "reserve",
                     groups("Seats only members of a group may take, by group; at most the seats in all, each at most its group_max; not with displace_idlest"),
                 )
@@ -319,6 +328,15 @@ pub struct LicencePatch {
     /// Live sessions one user may hold at once.
     #[schema(minimum = 1)]
     max_sessions_per_user: Option<i64>,
+    /// Concurrent: seconds a released seat stays its user's, for a page reload.
+    #[schema(minimum = 0, maximum = 3600)]
+    reload_grace_secs: Option<i64>,
+    /// Concurrent: seats only a group's members may take, merged group by group (a
+    /// group set to null is taken out).
+    reserve: Option<std::collections::BTreeMap<String, Option<i64>>>,
+    /// Concurrent: the most seats a group's members may hold at once, merged group by
+    /// group.
+    group_max: Option<std::collections::BTreeMap<String, Option<i64>>>,
 }
 
 /// How often a `PATCH` reads the licence again when another change came between its
@@ -385,7 +403,7 @@ fn patched(current: &Licence, patch: &Map<String, Value>) -> Result<LicenceSpec,
         let everywhere = ["idle_timeout_secs", "max_users", "max_sessions_per_user"];
         fields.retain(|k, _| everywhere.contains(&k.as_str()) || applies.contains(&k.as_str()));
     }
-    const FIELDS: [&str; 11] = [
+    const FIELDS: [&str; 12] = [
         "model",
         "seats",
         "seat_per",
@@ -395,6 +413,7 @@ fn patched(current: &Licence, patch: &Map<String, Value>) -> Result<LicenceSpec,
         "on_limit",
         "min_hold_secs",
         "max_sessions_per_user",
+        "reload_grace_secs",
         "reserve",
         "group_max",
     ];
