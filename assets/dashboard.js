@@ -517,6 +517,7 @@
     $("licence-on-limit").value = tenant.on_limit || "refuse";
     $("licence-min-hold").value = tenant.min_hold_secs === null || tenant.min_hold_secs === undefined ? "" : tenant.min_hold_secs;
     $("licence-max-sessions").value = tenant.max_sessions_per_user || "";
+    $("licence-reload-grace").value = tenant.reload_grace_secs || "";
     $("licence-reserve").value = groupsText(tenant.reserve);
     $("licence-group-max").value = groupsText(tenant.group_max);
     updateLicenceFields();
@@ -553,6 +554,7 @@
     $("licence-concurrent-policies").hidden = model !== "concurrent";
     $("licence-min-hold-field").hidden = model !== "concurrent";
     $("licence-group-policies").hidden = model !== "concurrent";
+    $("licence-grace-policies").hidden = model !== "concurrent";
     var notes = {
       named: "Each seat belongs to one assigned user, who may log in from any number of tabs.",
       concurrent: "At most this many users (or tabs) hold a seat at the same time.",
@@ -606,6 +608,7 @@
       optional.overage = readShare("licence-overage", "Overage");
       if ($("licence-on-limit").value !== "refuse") optional.on_limit = $("licence-on-limit").value;
       optional.min_hold_secs = readInt("licence-min-hold", "Min hold", 0, true);
+      optional.reload_grace_secs = readInt("licence-reload-grace", "Reload grace", 0, true);
       optional.reserve = readGroups("licence-reserve", "Reserved seats");
       optional.group_max = readGroups("licence-group-max", "Group max");
     }

@@ -783,16 +783,19 @@ fn policy_flags_round_trip_and_a_bad_one_is_refused_with_the_server_s_reason() {
             "hr=1",
             "--group-max",
             "volunteers=3",
+            "--reload-grace-secs",
+            "20",
         ])
         .assert()
         .success()
         .stdout(
-            "acme: concurrent licence, 6 seats, idle timeout 600s, reserve finance=2 hr=1, \
-             group max volunteers=3\n",
+            "acme: concurrent licence, 6 seats, idle timeout 600s, reload grace 20s, \
+             reserve finance=2 hr=1, group max volunteers=3\n",
         );
     let shown = server.shown("acme")["tenant"].clone();
     assert_eq!(shown["reserve"], serde_json::json!({"finance": 2, "hr": 1}));
     assert_eq!(shown["group_max"], serde_json::json!({"volunteers": 3}));
+    assert_eq!(shown["reload_grace_secs"], 20);
     for (flag, says) in [
         (
             "finance=7",

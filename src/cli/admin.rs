@@ -97,6 +97,9 @@ pub enum AdminCommand {
         /// Live sessions one user may hold at once.
         #[arg(long)]
         max_sessions_per_user: Option<i64>,
+        /// Concurrent: seconds a released seat stays its user's, for a page reload.
+        #[arg(long)]
+        reload_grace_secs: Option<i64>,
         /// Concurrent: seats only a group's members may take, as GROUP=SEATS (repeat for
         /// more groups).
         #[arg(long, value_name = "GROUP=SEATS", value_parser = group_seats)]
@@ -425,6 +428,9 @@ fn licence_of(view: &Value) -> String {
             plural(cap, "session", "sessions")
         ));
     }
+    if let Some(secs) = view["reload_grace_secs"].as_u64() {
+        out.push_str(&format!(", reload grace {secs}s"));
+    }
     for (key, says) in [("reserve", "reserve"), ("group_max", "group max")] {
         if let Some(groups) = view[key].as_object().filter(|g| !g.is_empty()) {
             let each: Vec<String> = groups
@@ -671,6 +677,7 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
             on_limit,
             min_hold_secs,
             max_sessions_per_user,
+            reload_grace_secs,
             reserve,
             group_max,
             dry_run,
@@ -697,6 +704,7 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
                     "max_sessions_per_user",
                     max_sessions_per_user.map(Value::from),
                 ),
+                ("reload_grace_secs", reload_grace_secs.map(Value::from)),
             ] {
                 if let Some(value) = value {
                     body[key] = value;

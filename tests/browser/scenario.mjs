@@ -230,6 +230,32 @@ async function scenario(browser) {
   await dash.page.screenshot({path: screenshotPath, fullPage: true});
   ok(`the dashboard screenshot is saved to ${screenshotPath}`);
 
+  // --- with a reload grace, a reload at a full tenant keeps the seat
+  await admin("PATCH", `/v1/tenants/${TENANT}`, {reload_grace_secs: 60});
+  let dan = await openContext(browser, "dan");
+  check((await demoLogin(dan, "dan")) === "held", "dan takes the second seat");
+  check((await seatsInUse()) === 2, "both seats are held");
+  // Dan's page goes away (its pagehide beacon releases the session) and comes back.
+  await dan.page.close({runBeforeUnload: true});
+  await waitUntil("dan's released tab leaves one session live within 5 s", 5000, async () => {
+    const view = await admin("GET", `/v1/tenants/${TENANT}`);
+    return {done: view.sessions === 1, seen: view.sessions};
+  });
+  check((await seatsInUse()) === 2, "dan's released seat is kept for him: 2 seats still held");
+  const erin = await openContext(browser, "erin");
+  check((await demoLogin(erin, "erin")) === "licence_limit_reached",
+    "meanwhile erin is refused: the kept seat is nobody else's");
+  dan = await openContext(browser, "dan-again");
+  check((await demoLogin(dan, "dan")) === "held", "dan's reloaded page gets his seat back at a full tenant");
+  await admin("PATCH", `/v1/tenants/${TENANT}`, {reload_grace_secs: null});
+  await dan.page.close({runBeforeUnload: true});
+  await erin.context.close();
+  await waitUntil("dan's seat frees within 5 s once the licence keeps none", 5000, async () => {
+    const seen = await seatsInUse();
+    return {done: seen === 1, seen};
+  });
+  ok("without the grace, closing dan's tab frees his seat again");
+
   // --- "? → Release licence" in cara's tab ends her session as released
   await cara.page.getByRole("button", {name: "Help"}).click();
   await cara.page.getByRole("menuitem", {name: "Release licence"}).click();
