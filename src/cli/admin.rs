@@ -611,12 +611,7 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
             }
             let mut table = table(&["USER", "ASSIGNED", "SESSIONS", "GROUPS"]);
             for u in &users {
-                let groups: Vec<String> = u["groups"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(text)
-                    .collect();
+                let groups = groups_of(u);
                 table.add_row(vec![
                     text(&u["user"]),
                     if u["assigned"].as_bool() == Some(true) {
@@ -758,12 +753,7 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
                     } else {
                         "registered"
                     };
-                    let groups: Vec<String> = u["groups"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(text)
-                        .collect();
+                    let groups = groups_of(u);
                     let of = if groups.is_empty() {
                         String::new()
                     } else {
@@ -871,6 +861,16 @@ fn table(header: &[&str]) -> Table {
         .load_preset(UTF8_FULL_CONDENSED)
         .set_header(header.to_vec());
     table
+}
+
+/// A user view's groups, as text.
+fn groups_of(user: &Value) -> Vec<String> {
+    user["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect()
 }
 
 fn text(value: &Value) -> String {
