@@ -213,6 +213,20 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every reason, in the order the usage report lists them.
+    pub const ALL: [Refusal; 5] = [
+        Refusal::LicenceLimitReached,
+        Refusal::UserNotLicensed,
+        Refusal::UserLimitReached,
+        Refusal::SessionLimitReached,
+        Refusal::GroupLimitReached,
+    ];
+
+    /// The refusal whose error code is `code`.
+    pub fn from_code(code: &str) -> Option<Refusal> {
+        Refusal::ALL.into_iter().find(|r| r.as_str() == code)
+    }
+
     /// The error code of this refusal.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1052,14 +1052,7 @@ fn end_reason(text: &str) -> Option<EndReason> {
 }
 
 fn refusal(text: &str) -> Option<Refusal> {
-    Some(match text {
-        "licence_limit_reached" => Refusal::LicenceLimitReached,
-        "user_not_licensed" => Refusal::UserNotLicensed,
-        "user_limit_reached" => Refusal::UserLimitReached,
-        "session_limit_reached" => Refusal::SessionLimitReached,
-        "group_limit_reached" => Refusal::GroupLimitReached,
-        _ => return None,
-    })
+    Refusal::from_code(text)
 }
 
 /// A JSON list; the script's JSON writes an empty list as `{}`.
