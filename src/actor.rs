@@ -16,10 +16,11 @@ use tokio::sync::{oneshot, watch};
 use crate::clock::{Clock, Timestamp};
 use crate::consumer::EventSender;
 use crate::error::{Error, Result};
-use crate::events::Event;
+use crate::events::{Event, EventKind};
 use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::ledger::Ledger;
 use crate::licence::Licence;
+use crate::live::{Live, News};
 use crate::pool::{
     Admission, Holdings, Page, PoolState, RecordsView, SessionCursor, SessionView, TenantView,
     UserView,
@@ -124,6 +125,8 @@ fn encode_due(due: Option<Timestamp>) -> u64 {
 pub(crate) struct Shell {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) events: EventSender,
+    /// Told of each change once it is durable: the live channel's streams and sockets.
+    pub(crate) live: Arc<Live>,
     pub(crate) registry: Arc<Registry>,
     /// Where changes are made durable; none for an in-memory engine.
     pub(crate) store: Option<Arc<dyn Store>>,
@@ -511,8 +514,10 @@ impl PoolActor {
     /// audit log without holding anyone up, when the store has room for them.
     fn commit(&mut self) {
         let changes = self.state.take_changes();
-        let events = self.settle();
+        let (events, news) = self.settle();
+        let live = self.shell.live.clone();
         let Some(store) = &self.shell.store else {
+            live.publish(&news);
             return;
         };
         if self.shell.registry.store_failed.load(Ordering::Acquire) {
@@ -525,7 +530,14 @@ impl PoolActor {
         };
         if batch.changes.is_empty() {
             if !batch.events.is_empty() && store.has_room() {
-                store.submit(batch, Box::new(|_| {}));
+                store.submit(
+                    batch,
+                    Box::new(move |stored| {
+                        if stored.is_ok() {
+                            live.publish(&news);
+                        }
+                    }),
+                );
             }
             return;
         }
@@ -538,7 +550,11 @@ impl PoolActor {
                 if let Err(error) = &stored {
                     registry.fail(&error.to_string());
                 }
+                let durable = stored.is_ok();
                 ledger.complete(seq, stored.map_err(|_| store_failed()));
+                if durable {
+                    live.publish(&news);
+                }
             }),
         );
     }
@@ -601,11 +617,24 @@ impl PoolActor {
 
     /// Publishes what the last operation caused: events to the consumer, forgotten
     /// sessions out of the registry, and the next due moment to the timer. Returns the
-    /// events again when a store wants them for the audit log.
-    fn settle(&mut self) -> Vec<Event> {
+    /// events again when a store wants them for the audit log, and what the live
+    /// channel is to hear once they are durable.
+    fn settle(&mut self) -> (Vec<Event>, News) {
         let keep = self.shell.store.is_some();
         let mut kept = Vec::new();
+        let mut news = News {
+            tenant: Some(self.state.tenant().clone()),
+            ..News::default()
+        };
         for event in self.state.take_events() {
+            news.logged = true;
+            match &event.kind {
+                EventKind::Ended {
+                    session, reason, ..
+                } => news.ended.push((*session, *reason)),
+                EventKind::TenantDeleted => news.deleted = true,
+                _ => {}
+            }
             if keep {
                 kept.push(event.clone());
             }
@@ -620,7 +649,7 @@ impl PoolActor {
             self.state.live_sessions() as i64,
             i64::from(self.state.seats_in_use()),
         );
-        kept
+        (kept, news)
     }
 
     fn publish_totals(&mut self, sessions: i64, seats: i64) {

@@ -21,6 +21,7 @@ use crate::engine::{EngineConfig, EngineStats, Health, Heartbeat, Login, Priorit
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::licence::Licence;
+use crate::live::Live;
 use crate::pool::{
     preview, LicencePreview, Page, PoolSnapshot, PoolState, RecordsView, SessionCursor,
     SessionView, TenantView, UserView,
@@ -36,6 +37,7 @@ pub(crate) struct Embedded {
     clock: Arc<dyn Clock>,
     registry: Arc<Registry>,
     events: EventSender,
+    live: Arc<Live>,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
     runtime: Mutex<Runtime>,
@@ -68,6 +70,7 @@ impl Embedded {
         config: EngineConfig,
         clock: Arc<dyn Clock>,
         events: EventSender,
+        live: Arc<Live>,
         store: Option<Arc<dyn Store>>,
     ) -> Embedded {
         let workers = if config.workers == 0 {
@@ -85,6 +88,7 @@ impl Embedded {
             clock,
             registry: Arc::default(),
             events,
+            live,
             next_arbiter: AtomicUsize::new(0),
             runtime: Mutex::new(Runtime {
                 arbiters,
@@ -640,6 +644,7 @@ impl Embedded {
         let shell = Shell {
             clock: self.clock.clone(),
             events: self.events.clone(),
+            live: self.live.clone(),
             registry: self.registry.clone(),
             store: self.store.clone(),
             write_deadline: self.config.write_deadline,

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::licence::Licence;
+use crate::live::Live;
 use crate::pool::{
     LicencePreview, Page, PoolSnapshot, RecordsView, Retention, SessionCursor, SessionView,
     TenantView, UserView,
@@ -162,6 +163,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// The consumer every backend sends its events to.
     events: EventSender,
+    /// The live channel's hub, told by the backend of each durable change.
+    live: Arc<Live>,
     backend: Backend,
 }
 
@@ -221,9 +224,17 @@ impl Engine {
             Some(manual) => Arc::new(manual.clone()),
             None => Arc::new(SystemClock::new()),
         };
-        let backend = Arc::new(RedisBackend::connect(redis, &config, events.clone()).await?);
+        let live = Arc::new(Live::default());
+        let backend =
+            Arc::new(RedisBackend::connect(redis, &config, events.clone(), live.clone()).await?);
         backend.start_sweeper(config.tick_every);
-        Ok(Self::build(config, clock, events, Backend::Redis(backend)))
+        Ok(Self::build(
+            config,
+            clock,
+            events,
+            live,
+            Backend::Redis(backend),
+        ))
     }
 
     /// The clock of the Redis scripts, in an engine on Redis.
@@ -241,14 +252,28 @@ impl Engine {
         store: Option<Arc<dyn Store>>,
     ) -> Engine {
         let (events, _consumer) = consumer::start(config.event_capacity);
-        let embedded = Embedded::start(config.clone(), clock.clone(), events.clone(), store);
-        Self::build(config, clock, events, Backend::Embedded(Box::new(embedded)))
+        let live = Arc::new(Live::default());
+        let embedded = Embedded::start(
+            config.clone(),
+            clock.clone(),
+            events.clone(),
+            live.clone(),
+            store,
+        );
+        Self::build(
+            config,
+            clock,
+            events,
+            live,
+            Backend::Embedded(Box::new(embedded)),
+        )
     }
 
     fn build(
         config: EngineConfig,
         clock: Arc<dyn Clock>,
         events: EventSender,
+        live: Arc<Live>,
         backend: Backend,
     ) -> Engine {
         Engine {
@@ -256,6 +281,7 @@ impl Engine {
                 config,
                 clock,
                 events,
+                live,
                 backend,
             }),
         }
@@ -271,6 +297,11 @@ impl Engine {
                 "{what} exists only in the embedded backend"
             ))),
         }
+    }
+
+    /// The live channel's hub: what event streams and tabs' sockets wait on.
+    pub fn live(&self) -> &Arc<Live> {
+        &self.inner.live
     }
 
     /// The clock the engine reads.

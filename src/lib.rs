@@ -25,6 +25,9 @@
 //!   - [`redis`] — the same rules as Lua scripts on a Redis or Redis Cluster shared by
 //!     any number of engines, each decision on Redis time (feature `redis`).
 //! - [`events`] — every decision as an [`Event`].
+//! - [`live`] — the live channel's hub: which streams and tabs' sockets of this node
+//!   wait on which tenant's log or session's end, told by the backend once a change is
+//!   durable.
 //! - `consumer` — the thread that receives every event over a crossbeam channel, so no
 //!   pool waits on a reader: it keeps the usage book and feeds subscribers.
 //! - [`usage`] — the per-tenant, per-day usage report built from events.
@@ -79,6 +82,7 @@ pub mod http;
 pub mod ids;
 mod ledger;
 pub mod licence;
+pub mod live;
 #[cfg(feature = "server")]
 pub mod load;
 pub mod pool;

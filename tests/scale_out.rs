@@ -10,12 +10,15 @@
 //!   acknowledged is lost, every request is answered (503 `unavailable` within the
 //!   request deadline while Redis cannot answer), and the nodes recover by themselves.
 //! - Fences grow strictly per tenant across nodes, node restarts and Redis restarts.
+//! - A tab's socket and an event stream on one node hear at once what another did.
 //!
 //! Every process listens on a free loopback port and dies with its test: a guard kills
 //! it when the test ends, panics included, and `PR_SET_PDEATHSIG` kills it if the
 //! test process itself dies. The tests of this file run one at a time, so that a
 //! storm does not share the machine's cores with a test that counts deadlines.
 
+#[path = "support/live.rs"]
+mod live;
 #[path = "support/redis.rs"]
 mod support;
 
@@ -733,6 +736,78 @@ fn a_licence_change_key_rotation_and_deletion_on_one_node_hold_on_the_others() {
             assert_eq!(list.expect(200)["tenants"], json!([]), "{list:?}");
         }
         refused_everywhere_within(client, &urls, &tenant_url, &new_key, deleted_at).await;
+    });
+}
+
+#[test]
+fn a_socket_and_an_event_stream_on_one_node_hear_what_another_node_did() {
+    run(|| async {
+        let redis = Redis::start(&[]);
+        let nodes = start_nodes(&redis, 2, &PATIENT);
+        let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
+        let client = client(8);
+        let client = &client;
+        create_tenant(
+            client,
+            &urls[0],
+            "acme",
+            json!({"model": "concurrent", "seats": 5}),
+        )
+        .await;
+        let events_url = format!("{}/v1/tenants/acme/events/stream", urls[1]);
+        let mut events = live::stream(&events_url, ADMIN, None).await;
+        let mut tabs = Vec::new();
+        for user in ["ann", "bob"] {
+            let tab = Admitted::of(0, &login(client, &urls[0], "acme", user).await.unwrap());
+            // The tab's socket is on the other node.
+            let mut socket = live::connect(&urls[1], &tab.token, &urls[1])
+                .await
+                .expect("the socket opens");
+            assert_eq!(live::next_frame(&mut socket).await["type"], "heartbeat");
+            tabs.push((tab, socket));
+        }
+        for user in ["ann", "bob"] {
+            let event = events.next().await;
+            assert_eq!(
+                (event.data["type"].as_str(), event.data["user"].as_str()),
+                (Some("admitted"), Some(user))
+            );
+        }
+        // A revoke on node 0 reaches ann's socket on node 1, and node 1's stream.
+        let ann = sessions(client, &urls[0], "acme")
+            .await
+            .into_iter()
+            .find(|s| s["user"] == "ann")
+            .expect("ann's session");
+        let url = format!(
+            "{}/v1/tenants/acme/sessions/{}",
+            urls[0],
+            ann["id"].as_str().unwrap()
+        );
+        answer(client, Method::DELETE, url, ADMIN, None)
+            .await
+            .expect(204);
+        live::assert_ended(&mut tabs[0].1, "revoked").await;
+        let event = events.next().await;
+        assert_eq!(
+            (event.data["type"].as_str(), event.data["reason"].as_str()),
+            (Some("ended"), Some("revoked"))
+        );
+        // Heartbeat frames on node 1 keep bob's seat as HTTP heartbeats would.
+        let beat = live::heartbeat(&mut tabs[1].1).await;
+        assert_eq!(beat["fence"], tabs[1].0.fence);
+        // Deleting the tenant on node 0 ends bob's socket and the stream on node 1.
+        let url = format!("{}/v1/tenants/acme", urls[0]);
+        answer(client, Method::DELETE, url, ADMIN, None)
+            .await
+            .expect(204);
+        live::assert_ended(&mut tabs[1].1, "evicted").await;
+        loop {
+            let event = events.next().await;
+            if event.event.as_deref() == Some("end") {
+                break;
+            }
+        }
     });
 }
 

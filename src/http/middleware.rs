@@ -190,6 +190,10 @@ mod tests {
             "/v1/sessions/<token>/heartbeat"
         );
         assert_eq!(redact("/v1/sessions/secret"), "/v1/sessions/<token>");
+        assert_eq!(
+            redact("/v1/sessions/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/live"),
+            "/v1/sessions/<token>/live"
+        );
         assert_eq!(redact("/v1/tenants/acme"), "/v1/tenants/acme");
         assert_eq!(
             redact("/v1/tenants/acme/sessions/0123456789abcdef"),

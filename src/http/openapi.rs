@@ -13,7 +13,7 @@ use utoipa::openapi::{RefOr, ResponseBuilder};
 use utoipa::{IntoResponses, OpenApi, PartialSchema, ToSchema};
 
 use super::error::ErrorBody;
-use super::routes::{ops, sessions, tenants, users};
+use super::routes::{live, ops, sessions, tenants, users};
 use crate::ids::MAX_ID_LEN;
 
 /// Every route of the HTTP API with its bodies and errors.
@@ -26,6 +26,7 @@ use crate::ids::MAX_ID_LEN;
         users::put_user, users::delete_user, users::list_users, users::logout_user,
         sessions::login, sessions::list_sessions, sessions::revoke,
         sessions::heartbeat, sessions::release, sessions::logout,
+        live::tenant_stream, live::admin_stream, live::session_socket,
         ops::healthz, ops::readyz, ops::metrics_text, ops::openapi_json,
     ),
     modifiers(&BearerAuth, &EveryRoute, &Links),

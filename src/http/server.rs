@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use super::auth::{hash_key, Credentials};
 use super::metrics;
 use super::middleware::{observe, until_ready};
-use super::routes::{self, ops, sessions, tenants, users, AppState};
+use super::routes::{self, live, ops, sessions, tenants, users, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::engine::{Engine, EngineConfig};
 use crate::ids::TenantId;
@@ -306,7 +306,8 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
             .wrap(from_fn(until_ready))
             .service(Endpoint::at("/heartbeat").post(sessions::heartbeat).done())
             .service(Endpoint::at("/release").post(sessions::release).done())
-            .service(Endpoint::at("/logout").post(sessions::logout).done()),
+            .service(Endpoint::at("/logout").post(sessions::logout).done())
+            .service(Endpoint::at("/live").get(live::session_socket).done()),
     )
     .service(
         Endpoint::at("/v1/tenants")
@@ -356,7 +357,18 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
                     .done(),
             )
             .service(Endpoint::at("/usage").get(tenants::usage).done())
-            .service(Endpoint::at("/events").get(tenants::events).done()),
+            .service(Endpoint::at("/events").get(tenants::events).done())
+            .service(
+                Endpoint::at("/events/stream")
+                    .get(live::tenant_stream)
+                    .done(),
+            ),
+    )
+    .service(
+        Endpoint::at("/v1/events/stream")
+            .get(live::admin_stream)
+            .done()
+            .wrap(from_fn(until_ready)),
     )
     .service(
         Endpoint::at("/demo/api/login")

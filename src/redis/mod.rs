@@ -30,6 +30,7 @@ use crate::error::{EndReason, Error, Refusal, Result};
 use crate::events::{Event, EventKind};
 use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::licence::{Licence, LicenceModel, Policies, SeatPer};
+use crate::live::{Live, News};
 use crate::pool::{
     preview, Holdings, LicencePreview, Page, RecordsView, SessionCursor, SessionView, TenantView,
     UserView,
@@ -217,6 +218,8 @@ struct Shared {
     due: Script,
     retention: crate::pool::Retention,
     events: EventSender,
+    /// The channel the scripts publish the live channel's news on.
+    live_channel: String,
     retry_after: Duration,
     /// The last Redis failure, while Redis is failing.
     failure: Mutex<Option<String>>,
@@ -260,6 +263,7 @@ impl RedisBackend {
         config: RedisConfig,
         engine: &crate::EngineConfig,
         events: EventSender,
+        live: Arc<Live>,
     ) -> Result<RedisBackend> {
         if config.cluster && config.wait_replicas > 0 {
             // WAIT counts the replicas of the connection's own node; a cluster spreads
@@ -286,7 +290,10 @@ impl RedisBackend {
                     config.urls.join(", ")
                 ))
             })?;
+        let live_channel = format!("{}:live", config.prefix);
+        handle.spawn(listen(config.clone(), live_channel.clone(), live));
         let shared = Arc::new(Shared {
+            live_channel,
             config,
             conn,
             pool: Script::new(POOL_SCRIPT),
@@ -830,6 +837,7 @@ impl RedisBackend {
             .into_iter()
             .map(|(id, event)| AuditEvent {
                 seq: stream_seq(&id),
+                id,
                 event,
             })
             .collect();
@@ -902,6 +910,8 @@ async fn run_queue(shared: Arc<Shared>, tenant: TenantId, mut rx: mpsc::Receiver
             shared.retention.capacity.to_string(),
             shared.config.log_capacity.to_string(),
             serde_json::to_string(&requests).unwrap_or_else(|_| "[]".into()),
+            shared.live_channel.clone(),
+            tenant.to_string(),
         ];
         let outcome = decide(&shared, &tenant, &keys, &args).await;
         match outcome {
@@ -929,6 +939,72 @@ async fn run_queue(shared: Arc<Shared>, tenant: TenantId, mut rx: mpsc::Receiver
             }
         }
     }
+}
+
+/// Hears what every node's scripts publish for the live channel and passes it to this
+/// node's hub, for as long as the runtime runs. A cut subscription is made again with
+/// backoff, and every listener then reads again what it may have missed.
+async fn listen(config: RedisConfig, channel: String, live: Arc<Live>) {
+    use futures::StreamExt;
+    // Any node of a cluster hears what is published on any other: after a cut, the
+    // next one is tried.
+    let mut urls = config.urls.iter().cycle();
+    let mut backoff = Duration::from_millis(100);
+    let mut cut = false;
+    loop {
+        let url = urls.next().cloned().unwrap_or_default();
+        let subscribed = async {
+            let client = ::redis::Client::open(url.as_str())?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            RedisResult::Ok(pubsub)
+        };
+        match tokio::time::timeout(config.deadline, subscribed).await {
+            Ok(Ok(pubsub)) => {
+                backoff = Duration::from_millis(100);
+                if cut {
+                    live.wake_all();
+                }
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    if let Ok(payload) = message.get_payload::<String>() {
+                        if let Some(news) = news_of(&payload) {
+                            live.publish(&news);
+                        }
+                    }
+                }
+                tracing::warn!("the Redis subscription for the live channel was cut");
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot subscribe to the live channel"),
+            Err(_) => tracing::warn!("subscribing to the live channel timed out"),
+        }
+        cut = true;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The news in one message of the scripts (see `pool.lua`, ARGV 6).
+fn news_of(payload: &str) -> Option<News> {
+    let raw: Value = serde_json::from_str(payload).ok()?;
+    let tenant = TenantId::parse(raw["t"].as_str()?).ok()?;
+    // An empty Lua table is encoded as `{}`.
+    let ended = raw["e"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|entry| {
+            let (session, reason) = entry.as_str()?.split_once(' ')?;
+            Some((SessionId::parse(session).ok()?, end_reason(reason)?))
+        })
+        .collect();
+    Some(News {
+        tenant: Some(tenant),
+        logged: true,
+        deleted: raw["d"].as_bool().unwrap_or(false),
+        ended,
+    })
 }
 
 /// One script call for a batch, then what follows from it: events to this node's

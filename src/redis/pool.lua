@@ -28,6 +28,10 @@
 --   3 how many ended sessions are remembered at most
 --   4 events the log keeps at most
 --   5 the requests: a JSON array, answered in order
+--   6 the channel every node listens on for the live channel (SPEC §11): once a call
+--     has logged events, the script publishes what a node's streams and sockets need
+--     to hear, {t = tenant, d = deleted, e = {"session reason", ...}}
+--   7 the tenant's id, for that message
 
 local META, SESS, DUE, START, USERS, ORDER, ENDED, ENDQ, LOG, FENCE, IDLE, GRACE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
@@ -36,6 +40,7 @@ local ENDED_FOR = tonumber(ARGV[2])
 local ENDED_CAP = tonumber(ARGV[3])
 local LOG_CAP = tonumber(ARGV[4])
 local requests = cjson.decode(ARGV[5])
+local LIVE, TENANT = ARGV[6], ARGV[7]
 
 -- Redis time, unless a test harness gives the moment (see RedisClock).
 local now = tonumber(ARGV[1])
@@ -1049,6 +1054,18 @@ if meta then
     redis.call('HSET', META, 'idx', due)
     lowered = due
   end
+end
+-- Published with the writes, atomically: a node hears of every change that landed.
+if #events > 0 then
+  local ended, deleted = {}, false
+  for _, e in ipairs(events) do
+    if e.type == 'ended' then
+      ended[#ended + 1] = e.session .. ' ' .. e.reason
+    elseif e.type == 'tenant_deleted' then
+      deleted = true
+    end
+  end
+  redis.call('PUBLISH', LIVE, cjson.encode({ t = TENANT, d = deleted, e = ended }))
 end
 return cjson.encode({ now = now, answers = answers, events = events, due = due,
   lowered = lowered, swept = swept })

@@ -5,7 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use super::{
-    cursor_of, parse_cursor, AuditEvent, Batch, Done, EventPage, EventQuery, Loaded, Store,
+    cursor_of, parse_cursor, with_ids, AuditEvent, Batch, Done, EventPage, EventQuery, Loaded,
+    Store,
 };
 use crate::error::Error;
 use crate::ids::TenantId;
@@ -45,7 +46,11 @@ impl Store for MemoryStore {
                 if log.len() == AUDIT_PER_TENANT {
                     log.pop_front();
                 }
-                log.push_back(AuditEvent { seq: *seq, event });
+                log.push_back(AuditEvent {
+                    id: String::new(),
+                    seq: *seq,
+                    event,
+                });
             }
         }
         done(Ok(()));
@@ -76,7 +81,7 @@ impl Store for MemoryStore {
             None
         };
         Ok(EventPage {
-            events,
+            events: with_ids(events),
             next_cursor,
         })
     }

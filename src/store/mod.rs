@@ -71,6 +71,10 @@ pub struct EventQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct AuditEvent {
+    /// This event's place in its tenant's log: pass it as `cursor` (or an event
+    /// stream's `Last-Event-ID`) to continue after it.
+    #[serde(default)]
+    pub id: String,
     /// Order of writing.
     pub seq: u64,
     /// The event: `tenant`, `at`, `type` and its fields.
@@ -143,4 +147,12 @@ pub(crate) fn parse_cursor(cursor: &str) -> Result<(u64, u64), Error> {
 
 pub(crate) fn cursor_of(event: &AuditEvent) -> String {
     format!("{}-{}", event.event.at.as_millis(), event.seq)
+}
+
+/// Gives each event of a page read from a store its `id`, the cursor after it.
+pub(crate) fn with_ids(mut events: Vec<AuditEvent>) -> Vec<AuditEvent> {
+    for event in &mut events {
+        event.id = cursor_of(event);
+    }
+    events
 }

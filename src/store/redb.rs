@@ -23,7 +23,8 @@ use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    cursor_of, parse_cursor, AuditEvent, Batch, Done, EventPage, EventQuery, Loaded, Store,
+    cursor_of, parse_cursor, with_ids, AuditEvent, Batch, Done, EventPage, EventQuery, Loaded,
+    Store,
 };
 use crate::clock::{Clock, Timestamp};
 use crate::error::Error;
@@ -563,7 +564,7 @@ impl Store for RedbStore {
             None
         };
         Ok(EventPage {
-            events,
+            events: with_ids(events),
             next_cursor,
         })
     }

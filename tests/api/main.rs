@@ -6,6 +6,9 @@ mod browser;
 mod changes;
 mod helpers;
 mod isolation;
+mod live;
+#[path = "../support/live.rs"]
+mod live_support;
 mod load;
 mod openapi;
 mod ops;

@@ -1,5 +1,6 @@
 //! The routes of SPEC §4, one file per resource.
 
+pub mod live;
 pub mod ops;
 pub mod sessions;
 pub mod tenants;
