@@ -189,11 +189,23 @@ where
     let mut response = response.expect("the server answers");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let bytes = response
-        .body()
-        .limit(8 * 1024 * 1024)
-        .await
-        .expect("the server sends its whole answer");
+    // An event stream never ends: its first chunk stands for its body.
+    let streaming = headers
+        .get("content-type")
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+    let bytes = if streaming {
+        use futures::StreamExt;
+        match response.next().await {
+            Some(chunk) => chunk.expect("the stream sends its first chunk"),
+            None => actix_web::web::Bytes::new(),
+        }
+    } else {
+        response
+            .body()
+            .limit(8 * 1024 * 1024)
+            .await
+            .expect("the server sends its whole answer")
+    };
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Answer {
@@ -362,11 +374,7 @@ pub const ENDPOINTS: &[(&str, &str, Access)] = &[
     ("GET", "/v1/tenants/{tenant}/records", Access::Tenant),
     ("GET", "/v1/tenants/{tenant}/usage", Access::Tenant),
     ("GET", "/v1/tenants/{tenant}/events", Access::Tenant),
-    (
-        "GET",
-        "/v1/tenants/{tenant}/events/stream",
-        Access::Tenant,
-    ),
+    ("GET", "/v1/tenants/{tenant}/events/stream", Access::Tenant),
     ("GET", "/v1/events/stream", Access::Admin),
     ("POST", "/v1/sessions/{token}/heartbeat", Access::Browser),
     ("POST", "/v1/sessions/{token}/release", Access::Browser),

@@ -293,7 +293,9 @@ async fn every_get_route_answers_head_like_get_without_a_body() {
     let key = app.concurrent_tenant("acme", 2, 600).await;
     app.session(&key, "acme", "ann").await;
     let mut checked = 0;
-    for (method, template, _) in ENDPOINTS.iter().filter(|(m, _, _)| *m == "GET") {
+    // A tab's socket is a GET only to be upgraded; a plain GET of it is a 400.
+    let plain = |template: &str| !template.ends_with("/live");
+    for (method, template, _) in ENDPOINTS.iter().filter(|(m, t, _)| *m == "GET" && plain(t)) {
         let path = fill(template, "acme", "ann", "0123456789abcdef", TOKEN);
         let get = app
             .endpoint(method, template, &path, Some(&app.admin_token))

@@ -10,9 +10,11 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use actix_web::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::http::Method;
 use actix_web::web::Bytes;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use actix_ws::{CloseCode, CloseReason, Message};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
@@ -104,17 +106,29 @@ fn sse_deleted(tenant: &TenantId) -> Bytes {
 }
 
 /// A `text/event-stream` answer fed by `rx`.
+/// The head of an event stream, answered to a HEAD without starting one.
+fn stream_head() -> HttpResponse {
+    stream_headers(&mut HttpResponse::Ok()).finish()
+}
+
+fn stream_headers(response: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
+    response
+        .insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream")))
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .insert_header(("x-accel-buffering", "no"))
+}
+
 fn event_stream(rx: mpsc::Receiver<Bytes>) -> HttpResponse {
-    let body = futures::stream::unfold(rx, |mut rx| async move {
+    // The first chunk goes out at once: the client knows the stream is open, and
+    // after a cut its EventSource tries again in a second rather than three.
+    let opening = futures::stream::once(async { Ok(Bytes::from_static(b"retry: 1000\n\n")) });
+    let events = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
             .map(|bytes| (Ok::<_, Infallible>(bytes), rx))
     });
-    HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, HeaderValue::from_static("text/event-stream")))
-        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-cache")))
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(body)
+    let body = opening.chain(events);
+    stream_headers(&mut HttpResponse::Ok()).streaming(body)
 }
 
 /// Sends to the client, or says it has gone (or reads too slowly to keep).
@@ -225,6 +239,9 @@ pub async fn tenant_stream(
         }
         None => end_of(&engine, &tenant, since).await?,
     };
+    if req.method() == Method::HEAD {
+        return Ok(stream_head());
+    }
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     actix_web::rt::spawn(async move {
         let mut cursor = cursor;
@@ -314,6 +331,9 @@ pub async fn admin_stream(req: HttpRequest, state: State) -> ApiResult<HttpRespo
     // A resumed stream reads every tenant's log at first; one from now, only those it
     // hears of.
     let mut everyone = resumed;
+    if req.method() == Method::HEAD {
+        return Ok(stream_head());
+    }
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     actix_web::rt::spawn(async move {
         let mut keep_alive =
@@ -424,8 +444,10 @@ fn error_frame(error: &Error) -> String {
     security(()),
     responses((status = 101, description = "Switched to the WebSocket protocol"),
         (status = 400, description = "not a WebSocket upgrade", body = ErrorBody),
+        (status = 403, description = "an Origin the tenant does not allow", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 410, description = "session_ended, with reason", body = ErrorBody),
+        (status = 500, body = ErrorBody),
         (status = 503, description = "overloaded or unavailable, with Retry-After", body = ErrorBody)))]
 pub async fn session_socket(
     req: HttpRequest,
