@@ -12,9 +12,19 @@
  *     fence: login.fence,                       // optional
  *     onEnded: (reason) => showSignedOut(reason),
  *     onHeartbeat: (info) => {},                // optional: {expiresAt, idleTimeoutSecs, fence}
+ *     live: true,                               // optional: false heartbeats over HTTP only
  *   });
  *   helpMenu.releaseItem.onclick = () => licence.release();
  *   logoutButton.onclick = () => licence.logout();
+ *
+ * The tab keeps a WebSocket open to GET /v1/sessions/{token}/live (live: false turns
+ * it off): heartbeats go as frames on it, and the server says the moment the session
+ * ends (revoked by an administrator, logged out in another tab, displaced, expired,
+ * the tenant deleted), so onEnded fires at once rather than at the next heartbeat.
+ * When the socket cannot connect or drops, heartbeats go over HTTP as before, with the
+ * same backoff, and the socket is tried again (after 1 s, doubling to a minute). A
+ * socket that drops is followed at once by an HTTP heartbeat, which says whether the
+ * session is still there.
  *
  * fence is the session's fencing token, as the login and every heartbeat answer it:
  * a page that writes to a downstream resource directly sends it along, so that writes
@@ -59,6 +69,8 @@
   var RETRY_CAP_SECS = 60; // throttled background timers wake at most once a minute
   var RETRY_BASE_SECS = 1;
   var REQUEST_TIMEOUT_SECS = 10;
+  var SOCKET_RETRY_CAP_SECS = 60;
+  var SOCKET_OPEN = 1; // WebSocket.OPEN
 
   function jitter(secs) {
     return secs * (0.9 + Math.random() * 0.2); // ±10% so tabs opened together spread out
@@ -119,6 +131,12 @@
     var ended = null; // the reason, once ended
     var releasedByPagehide = false;
 
+    var live = options.live !== false && typeof global.WebSocket === "function";
+    var socket = null; // the WebSocket connecting or open, if any
+    var socketAnswer = null; // timer: the answer to a heartbeat frame is overdue
+    var socketRetry = null; // timer: the next try to connect
+    var socketFailures = 0;
+
     function retryCapSecs() {
       return Math.max(RETRY_BASE_SECS, Math.min(RETRY_CAP_SECS, idleTimeoutSecs / 4));
     }
@@ -134,6 +152,7 @@
       clearTimeout(timer);
       timer = null;
       if (inFlight) inFlight.abort();
+      closeSocket();
       removeListeners();
       try {
         onEnded(reason);
@@ -144,7 +163,7 @@
 
     function post(path, timeoutSecs) {
       var controller = typeof AbortController === "function" ? new AbortController() : null;
-      var limit = Math.max(1, Math.min(timeoutSecs, idleTimeoutSecs / 2));
+      var limit = Math.min(timeoutSecs, requestLimitSecs());
       var timeout = controller && setTimeout(function () { controller.abort(); }, limit * 1000);
       // No body and no custom header: a CORS "simple request", so no preflight.
       var request = fetch(base + path, {
@@ -180,8 +199,41 @@
       return null;
     }
 
+    // A heartbeat answered, over HTTP or the socket.
+    function beaten(body) {
+      failures = 0;
+      lastSuccess = Date.now();
+      idleTimeoutSecs = positive(body.idle_timeout_secs) || idleTimeoutSecs;
+      if (body.expires_at) expiresAt = new Date(body.expires_at);
+      if (typeof body.fence === "number") fence = body.fence;
+      schedule(jitter(intervalSecs));
+      try {
+        onHeartbeat({expiresAt: expiresAt, idleTimeoutSecs: idleTimeoutSecs, fence: fence});
+      } catch (e) {
+        setTimeout(function () { throw e; });
+      }
+    }
+
+    function requestLimitSecs() {
+      return Math.max(1, Math.min(REQUEST_TIMEOUT_SECS, idleTimeoutSecs / 2));
+    }
+
     function beat() {
-      if (ended || closing || inFlight) return;
+      if (ended || closing) return;
+      if (socket && socket.readyState === SOCKET_OPEN) {
+        if (socketAnswer) return; // a frame is already waiting for its answer
+        clearTimeout(timer);
+        var ws = socket;
+        try {
+          ws.send(JSON.stringify({type: "heartbeat"}));
+        } catch (e) {
+          socketLost(ws, true);
+          return;
+        }
+        socketAnswer = setTimeout(function () { socketLost(ws, true); }, requestLimitSecs() * 1000);
+        return;
+      }
+      if (inFlight) return;
       clearTimeout(timer);
       var call = post("/heartbeat", REQUEST_TIMEOUT_SECS);
       var mine = call.controller || {abort: function () {}};
@@ -195,17 +247,8 @@
             settled();
             if (ended || closing) return;
             if (response.ok) {
-              failures = 0;
-              lastSuccess = Date.now();
-              idleTimeoutSecs = positive(body.idle_timeout_secs) || idleTimeoutSecs;
-              if (body.expires_at) expiresAt = new Date(body.expires_at);
-              if (typeof body.fence === "number") fence = body.fence;
-              schedule(jitter(intervalSecs));
-              try {
-                onHeartbeat({expiresAt: expiresAt, idleTimeoutSecs: idleTimeoutSecs, fence: fence});
-              } catch (e) {
-                setTimeout(function () { throw e; });
-              }
+              beaten(body);
+              if (live && !socket && !socketRetry) connect();
               return;
             }
             var reason = endingOf(response, body);
@@ -219,6 +262,98 @@
           // A network error or timeout; an abort by release/logout/stop is not a failure.
           if (current && !ended && !closing) retryLater(null);
         });
+    }
+
+    function socketUrl() {
+      var url = base + "/live";
+      if (/^https?:/i.test(url)) return url.replace(/^http/i, "ws");
+      var origin = global.location ? global.location.origin : "";
+      return origin.replace(/^http/i, "ws") + url;
+    }
+
+    function connect() {
+      clearTimeout(socketRetry);
+      socketRetry = null;
+      if (!live || ended || closing || socket) return;
+      var ws;
+      try {
+        ws = new global.WebSocket(socketUrl());
+      } catch (e) {
+        socketFailed();
+        return;
+      }
+      socket = ws;
+      var opened = false;
+      // The upgrade is itself a heartbeat: its answer is the first frame.
+      socketAnswer = setTimeout(function () { socketLost(ws, opened); }, requestLimitSecs() * 1000);
+      ws.onopen = function () { opened = true; };
+      ws.onmessage = function (event) { onFrame(ws, event.data); };
+      ws.onclose = function () { socketLost(ws, opened); };
+    }
+
+    function onFrame(ws, data) {
+      if (ws !== socket || ended) return;
+      var frame;
+      try {
+        frame = JSON.parse(data);
+      } catch (e) {
+        return;
+      }
+      if (frame.type === "ended") {
+        finish(frame.reason || "expired");
+        return;
+      }
+      if (frame.type !== "heartbeat" && frame.type !== "error") return;
+      clearTimeout(socketAnswer);
+      socketAnswer = null;
+      if (frame.type === "heartbeat") {
+        socketFailures = 0;
+        if (!closing) beaten(frame);
+      } else if (frame.error === "session_ended") {
+        finish(frame.reason || "expired");
+      } else if (frame.error === "session_not_found") {
+        finish("not_found");
+      } else if (!closing) {
+        retryLater(frame.retry_after_secs || null); // overloaded, unavailable: as over HTTP
+      }
+    }
+
+    // The socket could not connect, closed, or stopped answering: heartbeats go over
+    // HTTP until it is back. After a drop one goes at once, to learn whether the session
+    // is still there (unless HTTP is itself backing off).
+    function socketLost(ws, opened) {
+      if (ws !== socket) return;
+      socket = null;
+      clearTimeout(socketAnswer);
+      socketAnswer = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      try {
+        ws.close();
+      } catch (e) { /* already closed */ }
+      if (ended || closing) return;
+      socketFailed();
+      if (opened && failures === 0) beat();
+    }
+
+    function socketFailed() {
+      socketFailures += 1;
+      var wait = Math.min(Math.pow(2, socketFailures - 1), SOCKET_RETRY_CAP_SECS);
+      clearTimeout(socketRetry);
+      socketRetry = setTimeout(connect, jitter(wait) * 1000);
+    }
+
+    function closeSocket() {
+      clearTimeout(socketRetry);
+      socketRetry = null;
+      clearTimeout(socketAnswer);
+      socketAnswer = null;
+      if (!socket) return;
+      var ws = socket;
+      socket = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      try {
+        ws.close(1000);
+      } catch (e) { /* already closed */ }
     }
 
     // Ends the session on purpose: "release" (this tab) or "logout" (all the user's tabs).
@@ -273,6 +408,7 @@
       closing = true;
       releasedByPagehide = true;
       clearTimeout(timer);
+      closeSocket();
     }
 
     function onPageShow(event) {
@@ -288,6 +424,7 @@
 
     function onOnline() {
       if (failures > 0) beat();
+      if (live && !socket) connect();
     }
 
     function removeListeners() {
@@ -302,6 +439,7 @@
     global.addEventListener("online", onOnline);
     if (global.document) global.document.addEventListener("visibilitychange", onVisible);
     schedule(jitter(intervalSecs));
+    connect();
 
     return {
       /** Ends this tab's session ("Release licence"); resolves to "released". */
@@ -316,11 +454,22 @@
         ended = "stopped";
         clearTimeout(timer);
         if (inFlight) inFlight.abort();
+        closeSocket();
         removeListeners();
       },
-      /** The client's view: {ended, expiresAt, failures, idleTimeoutSecs, fence}. */
+      /**
+       * The client's view: {ended, expiresAt, failures, idleTimeoutSecs, fence, live},
+       * live being whether heartbeats go over the socket now.
+       */
       state: function () {
-        return {ended: ended, expiresAt: expiresAt, failures: failures, idleTimeoutSecs: idleTimeoutSecs, fence: fence};
+        return {
+          ended: ended,
+          expiresAt: expiresAt,
+          failures: failures,
+          idleTimeoutSecs: idleTimeoutSecs,
+          fence: fence,
+          live: !!(socket && socket.readyState === SOCKET_OPEN),
+        };
       },
     };
   }

@@ -1,5 +1,5 @@
 // usher.js in a real headless Chromium, against a scripted server: the browser's
-// requests are intercepted (nothing leaves the browser) and the page's clock is
+// requests and WebSockets are intercepted (nothing leaves the browser) and the page's clock is
 // Playwright's fake clock, so backoff and jitter are checked in simulated time.
 //
 //   node tests/browser/client.mjs
@@ -28,11 +28,24 @@ function check(condition, description, detail) {
 }
 
 // One page with usher.js loaded, the clock faked, and the session routes scripted:
-// each request waits in `pending` until the test answers it.
-async function openPage(browser) {
+// each request waits in `pending` until the test answers it. Its WebSockets are
+// refused (closed before they open) unless `acceptSockets`: then each lands in
+// `sockets`, with the frames the page sent in its `frames`.
+async function openPage(browser, {acceptSockets = false} = {}) {
   const context = await browser.newContext();
   const pending = [];
   const seen = [];
+  const sockets = [];
+  await context.routeWebSocket(/.*/, (ws) => {
+    if (!acceptSockets) {
+      sockets.push({ws, url: ws.url(), frames: [], refused: true});
+      ws.close({code: 1006, reason: "refused"});
+      return;
+    }
+    const socket = {ws, url: ws.url(), frames: [], refused: false};
+    ws.onMessage((message) => socket.frames.push(JSON.parse(message)));
+    sockets.push(socket);
+  });
   await context.route(`${ORIGIN}/**`, (route) => {
     const url = new URL(route.request().url());
     if (url.pathname === "/") {
@@ -45,7 +58,7 @@ async function openPage(browser) {
   await page.clock.install();
   await page.goto(`${ORIGIN}/`);
   await page.addScriptTag({content: USHER_JS});
-  return {context, page, pending, seen};
+  return {context, page, pending, seen, sockets};
 }
 
 async function attach(t, options) {
@@ -256,6 +269,156 @@ async function theFenceComesFromTheLoginAndEachHeartbeat(browser) {
   await t.context.close();
 }
 
+const BEAT_FRAME = {type: "heartbeat", expires_at: "2026-11-28T12:10:00Z", idle_timeout_secs: 600, fence: 3};
+
+// Waits in real time, without moving the page's clock, for `condition(t)`.
+async function until(t, condition, what) {
+  for (let i = 0; i < 400; i++) {
+    if (await condition(t)) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`never: ${what}`);
+}
+
+// Advances simulated time until socket `socket` has `n` frames from the page.
+async function nextFrame(t, socket, n, limitMs, skipMs = 0) {
+  let elapsed = 0;
+  if (skipMs > 0) {
+    await t.page.clock.runFor(skipMs);
+    elapsed = skipMs;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  while (socket.frames.length < n) {
+    if (elapsed > limitMs) throw new Error(`no frame within ${limitMs / 1000} s of simulated time`);
+    await t.page.clock.runFor(STEP_MS);
+    elapsed += STEP_MS;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return {frame: socket.frames[n - 1], elapsed};
+}
+
+// A page attached with the socket accepted and its first frame (the upgrade's heartbeat
+// answer) sent.
+async function attachLive(browser) {
+  const t = await openPage(browser, {acceptSockets: true});
+  await attach(t, {heartbeatIntervalSecs: 150, idleTimeoutSecs: 600});
+  await until(t, (t) => t.sockets.length === 1, "the page opens its socket");
+  t.sockets[0].ws.send(JSON.stringify(BEAT_FRAME));
+  await until(t, async (t) => (await t.page.evaluate(() => window.handle.state().live)), "the socket is live");
+  await settle(t);
+  return t;
+}
+
+async function heartbeatsGoAsFramesOnTheSocketByDefault(browser) {
+  const t = await attachLive(browser);
+  const socket = t.sockets[0];
+  check(socket.url === `ws://usher.test/v1/sessions/${TOKEN}/live`, "the socket is opened on /v1/sessions/{token}/live", socket.url);
+  let beats = (await events(t)).filter((e) => e[0] === "heartbeat");
+  check(beats.length === 1 && (await t.page.evaluate(() => window.handle.state().fence)) === 3,
+    "the upgrade's answer counts as a heartbeat (onHeartbeat, the fence)", JSON.stringify(beats));
+  const gaps = [];
+  for (let n = 1; n <= 3; n++) {
+    const {frame, elapsed} = await nextFrame(t, socket, n, 200_000, 134_000);
+    check(frame.type === "heartbeat", `heartbeat ${n} is a {"type": "heartbeat"} frame`, JSON.stringify(frame));
+    gaps.push(elapsed);
+    socket.ws.send(JSON.stringify(BEAT_FRAME));
+    await settle(t);
+  }
+  check(gaps.every((ms) => within(ms, 135, 165)), "frames come every 150 s ± 10%", gaps.join(", "));
+  check(t.seen.length === 0, "no HTTP heartbeat while the socket is live", JSON.stringify(t.seen));
+  beats = (await events(t)).filter((e) => e[0] === "heartbeat");
+  check(beats.length === 4, "each answered frame calls onHeartbeat", beats.length);
+  await t.context.close();
+}
+
+async function anEndedFrameEndsTheSessionAtOnce(browser) {
+  for (const frame of [
+    {type: "ended", reason: "revoked"},
+    {type: "error", error: "session_ended", message: "ended", reason: "expired"},
+    {type: "error", error: "session_not_found", message: "no session"},
+  ]) {
+    const t = await attachLive(browser);
+    const reason = frame.type === "ended" ? frame.reason : frame.reason || "not_found";
+    t.sockets[0].ws.send(JSON.stringify(frame));
+    // Real time only: the page's clock does not move, so no timer can have fired.
+    await until(t, async (t) => (await events(t)).some((e) => e[0] === "ended"), "onEnded is called");
+    const ended = (await events(t)).filter((e) => e[0] === "ended");
+    check(ended.length === 1 && ended[0][1] === reason, `a pushed ${JSON.stringify(frame)} calls onEnded("${reason}") at once`, JSON.stringify(ended));
+    const after = await nextRequest(t, 400_000, 0, 10_000);
+    check(after.route === null && t.sockets.length === 1 && t.sockets[0].frames.length === 0,
+      "and nothing is sent after it, by HTTP or socket", JSON.stringify(t.seen));
+    await t.context.close();
+  }
+}
+
+async function aDroppedSocketFallsBackToHttpAndComesBack(browser) {
+  const t = await attachLive(browser);
+  t.sockets[0].ws.close({code: 1001, reason: "going away"});
+  const {route, elapsed} = await nextRequest(t, 5_000);
+  check(route.request().url().endsWith("/heartbeat") && elapsed <= STEP_MS,
+    "a dropped socket is followed at once by an HTTP heartbeat", elapsed);
+  await route.fulfill(OK_BEAT);
+  await settle(t);
+  check(!(await t.page.evaluate(() => window.handle.state().live)), "state().live is false without a socket");
+  await t.page.clock.runFor(1_150);
+  await until(t, (t) => t.sockets.length === 2, "the page tries the socket again about 1 s later");
+  t.sockets[1].ws.send(JSON.stringify(BEAT_FRAME));
+  await until(t, async (t) => (await t.page.evaluate(() => window.handle.state().live)), "the new socket is live");
+  await settle(t);
+  const {frame} = await nextFrame(t, t.sockets[1], 1, 200_000, 134_000);
+  check(frame.type === "heartbeat" && t.seen.length === 1, "heartbeats go back to the socket once it is back", JSON.stringify(t.seen));
+  await t.context.close();
+}
+
+async function aSocketThatStopsAnsweringFallsBack(browser) {
+  const t = await attachLive(browser);
+  await nextFrame(t, t.sockets[0], 1, 200_000, 134_000);
+  // No answer: after 10 s the socket is given up and the heartbeat goes over HTTP.
+  const {route, elapsed} = await nextRequest(t, 20_000);
+  check(route.request().url().endsWith("/heartbeat") && within(elapsed, 10, 10),
+    "an unanswered heartbeat frame is given up after 10 s and sent over HTTP", elapsed);
+  await route.fulfill(OK_BEAT);
+  await settle(t);
+  check(!(await events(t)).some((e) => e[0] === "ended"), "a silent socket does not end the session");
+  await t.context.close();
+}
+
+async function anOverloadedFrameIsRetriedAfterItsHint(browser) {
+  const t = await attachLive(browser);
+  const socket = t.sockets[0];
+  await nextFrame(t, socket, 1, 200_000, 134_000);
+  socket.ws.send(JSON.stringify({type: "error", error: "overloaded", message: "busy", retry_after_secs: 30}));
+  await failuresCounted(t, 1);
+  const {elapsed} = await nextFrame(t, socket, 2, 100_000, 26_000);
+  check(within(elapsed, 27, 33), "an overloaded frame is retried on the socket after its retry_after_secs (30 s)", elapsed);
+  check(t.seen.length === 0 && !(await events(t)).some((e) => e[0] === "ended"),
+    "and neither ends the session nor leaves the socket", JSON.stringify(t.seen));
+  await t.context.close();
+}
+
+async function aRefusedSocketIsTriedAgainWithBackoff(browser) {
+  const t = await openPage(browser);
+  await attach(t, {heartbeatIntervalSecs: 150, idleTimeoutSecs: 600});
+  await until(t, (t) => t.sockets.length === 1, "the page tries its socket");
+  const times = [];
+  let elapsed = 0;
+  while (t.sockets.length < 7 && elapsed < 200_000) {
+    const before = t.sockets.length;
+    await t.page.clock.runFor(STEP_MS);
+    elapsed += STEP_MS;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    if (t.sockets.length > before) times.push(elapsed);
+  }
+  const gaps = times.map((ms, i) => ms - (i ? times[i - 1] : 0));
+  const expected = [1, 2, 4, 8, 16, 32];
+  check(gaps.length === 6 && gaps.every((ms, i) => within(ms, expected[i] * 0.9, expected[i] * 1.1)),
+    "a refused socket is tried again after 1, 2, 4 … s", `${gaps.join(", ")} vs ${expected.join(", ")} s`);
+  const {route, elapsed: rest} = await nextRequest(t, 200_000);
+  check(t.seen.length === 1 && route.request().url().endsWith("/heartbeat") && within(elapsed + rest, 135, 165),
+    "while heartbeats keep to the interval over HTTP", `${elapsed + rest} ms, ${JSON.stringify(t.seen)}`);
+  await t.context.close();
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -271,6 +434,12 @@ async function main() {
     await aFailedReleaseKeepsTheSession(browser);
     await pagehideReleasesWithABeacon(browser);
     await theFenceComesFromTheLoginAndEachHeartbeat(browser);
+    await heartbeatsGoAsFramesOnTheSocketByDefault(browser);
+    await anEndedFrameEndsTheSessionAtOnce(browser);
+    await aDroppedSocketFallsBackToHttpAndComesBack(browser);
+    await aSocketThatStopsAnsweringFallsBack(browser);
+    await anOverloadedFrameIsRetriedAfterItsHint(browser);
+    await aRefusedSocketIsTriedAgainWithBackoff(browser);
   } finally {
     await browser.close();
   }

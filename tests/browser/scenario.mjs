@@ -90,6 +90,30 @@ async function openContext(browser, label, options = {}) {
     if (new URL(url).origin !== origin) problems.push(`${label}: request to another host: ${url}`);
   });
   const page = await context.newPage();
+  // The frames of the tab's licence socket, as JSON.
+  const frames = {sent: [], received: []};
+  page.on("websocket", (ws) => {
+    if (new URL(ws.url()).origin.replace(/^ws/, "http") !== origin) {
+      problems.push(`${label}: socket to another host: ${ws.url()}`);
+    }
+    const parse = (payload) => { try { return JSON.parse(payload); } catch (e) { return {payload}; } };
+    ws.on("framesent", (f) => frames.sent.push(parse(f.payload)));
+    ws.on("framereceived", (f) => frames.received.push(parse(f.payload)));
+  });
+  // Resolves when the socket next answers a heartbeat.
+  const answered = () => new Promise((resolve, reject) => {
+    const seen = frames.received.length;
+    const started = Date.now();
+    const poll = setInterval(() => {
+      if (frames.received.slice(seen).some((f) => f.type === "heartbeat")) {
+        clearInterval(poll);
+        resolve();
+      } else if (Date.now() - started > 15000) {
+        clearInterval(poll);
+        reject(new CheckFailed(`${label}: no heartbeat answered on the socket within 15 s`));
+      }
+    }, 20);
+  });
   page.on("pageerror", (error) => problems.push(`${label}: uncaught error in the page: ${error.message}`));
   page.on("console", (message) => {
     // A refused login or an ended session shows up as a failed resource load; that is expected.
@@ -97,7 +121,7 @@ async function openContext(browser, label, options = {}) {
       problems.push(`${label}: console error: ${message.text()}`);
     }
   });
-  return {context, page, label};
+  return {context, page, label, frames, answered};
 }
 
 // Types the name into the demo's sign-in form; resolves to "held" or the refusal code.
@@ -155,6 +179,11 @@ async function scenario(browser) {
   const ann = await openContext(browser, "ann");
   const bob = await openContext(browser, "bob");
   const cara = await openContext(browser, "cara");
+  // Cara's licence sockets go through a relay the scenario can cut.
+  cara.relays = [];
+  await cara.context.routeWebSocket(/\/live$/, (ws) => {
+    cara.relays.push({page: ws, server: ws.connectToServer()});
+  });
 
   // --- two seats: two admitted, the third refused
   check((await demoLogin(ann, "ann")) === "held", "ann is admitted and the page shows the licence held");
@@ -213,16 +242,57 @@ async function scenario(browser) {
   await checkPhoneLayout(browser);
   await checkEveryPageIsListed(dash.page);
 
+  // Ann's tab heartbeats over its socket; the revoke is pushed on it. Right after a
+  // heartbeat is answered the next is seconds away, so an `ended` frame that comes
+  // before any frame is sent was pushed, not the answer to a heartbeat.
+  await waitUntil("ann's tab heartbeats over its socket", 5000, async () => {
+    const live = await ann.page.evaluate(() => window.demoLicence && window.demoLicence.state().live);
+    return {done: live === true, seen: live};
+  });
+  await ann.answered();
+  const sentBefore = ann.frames.sent.length;
+  const revokedAt = Date.now();
   await holders.locator('tr[data-user="ann"] [data-action="release"]').click();
   const revokeWaitMs = Math.ceil((ann.heartbeatSecs || 150) * 1.1 + 10) * 1000;
   await ann.page.locator('[data-testid="session-ended"][data-reason="revoked"]')
     .waitFor({state: "visible", timeout: revokeWaitMs});
+  const revokeMs = Date.now() - revokedAt;
+  const pushed = ann.frames.received.find((f) => f.type === "ended");
+  check(pushed && pushed.reason === "revoked" && ann.frames.sent.length === sentBefore,
+    `the revoke reached ann's tab as an "ended" frame on its socket, before any heartbeat (${revokeMs} ms from the click)`,
+    JSON.stringify({pushed, sent: ann.frames.sent.length - sentBefore}));
   const endedText = await ann.page.getByTestId("session-ended").innerText();
   check(/administrator released your licence/i.test(endedText),
     "ann's tab reports that an administrator released the licence (onEnded: revoked)", endedText);
   await holders.locator('tr[data-user="ann"]').waitFor({state: "detached"});
   ok("the dashboard drops ann from the holders");
   check((await seatsInUse()) === 1, "the server counts 1 seat in use");
+
+  // --- a cut socket: cara's tab heartbeats over HTTP at once, then gets its socket back
+  const caraLive = () => cara.page.evaluate(() => window.demoLicence && window.demoLicence.state().live);
+  await waitUntil("cara's tab heartbeats over its socket", 5000, async () => {
+    const live = await caraLive();
+    return {done: live === true, seen: live};
+  });
+  const httpBeats = [];
+  cara.page.on("response", (r) => {
+    if (r.url().endsWith("/heartbeat")) httpBeats.push(r.status());
+  });
+  const relays = cara.relays.length;
+  const cut = cara.relays[relays - 1];
+  await cut.server.close({code: 1001, reason: "going away"}).catch(() => {});
+  await cut.page.close({code: 1001, reason: "going away"}).catch(() => {});
+  await waitUntil("cara's tab heartbeats over HTTP once its socket is cut", 5000, async () => (
+    {done: httpBeats.length > 0, seen: httpBeats}));
+  check(httpBeats[0] === 200, "the server answers that HTTP heartbeat 200: cara keeps her seat", httpBeats);
+  await waitUntil("cara's tab gets its socket back", 10000, async () => {
+    const live = await caraLive();
+    return {done: live === true && cara.relays.length > relays, seen: {live, relays: cara.relays.length}};
+  });
+  await cara.answered();
+  ok("cara's tab reconnects and heartbeats on its socket again");
+  check((await seatsInUse()) === 1 && httpBeats.length === 1,
+    "the cut changed nothing on the server: 1 seat in use, one HTTP heartbeat", httpBeats);
 
   // --- the screenshot: the dashboard with its charts drawn
   await dash.page.locator("#chart-seats canvas").waitFor();
