@@ -217,6 +217,10 @@ async function scenario(browser) {
 
   // --- the dashboard lists the holders; releasing ann there ends ann's tab
   const dash = await openContext(browser, "dashboard", {viewport: {width: 1440, height: 900}});
+  const streamRequests = [];
+  dash.page.on("request", (r) => {
+    if (r.url().endsWith("/v1/events/stream")) streamRequests.push(r.headers()["authorization"] || "");
+  });
   await dash.page.goto(`${base}/`);
   await dash.page.getByLabel("Admin token or tenant API key").fill(adminToken);
   await dash.page.locator("#signin-submit").click();
@@ -226,6 +230,9 @@ async function scenario(browser) {
   await holders.locator('tr[data-user="cara"]').waitFor();
   check((await holders.locator("tr").count()) === 2 && (await holders.locator('tr[data-user="bob"]').count()) === 0,
     "the dashboard lists ann and cara as the demo tenant's holders");
+  await dash.page.locator('#live[data-mode="stream"]').waitFor({state: "attached"});
+  check(streamRequests.length === 1 && streamRequests[0] === `Bearer ${adminToken}`,
+    "the dashboard follows the admin event stream, with its token", JSON.stringify(streamRequests.length));
   const fenceOf = async (user) => Number((await holders.locator(`tr[data-user="${user}"] .c-fence`).innerText()).trim());
   const [annFence, caraFence] = [await fenceOf("ann"), await fenceOf("cara")];
   check(Number.isInteger(annFence) && annFence > 0 && caraFence > annFence,
@@ -293,6 +300,34 @@ async function scenario(browser) {
   ok("cara's tab reconnects and heartbeats on its socket again");
   check((await seatsInUse()) === 1 && httpBeats.length === 1,
     "the cut changed nothing on the server: 1 seat in use, one HTTP heartbeat", httpBeats);
+
+  // --- a licence changed elsewhere shows on the dashboard at once: the stream brings it
+  // (it polls only every 30 s while the stream is up)
+  await admin("PATCH", `/v1/tenants/${TENANT}`, {seats: 3});
+  await waitUntil("the dashboard shows a licence changed through the API within 3 s", 3000, async () => {
+    const seen = (await meter.innerText()).trim();
+    return {done: seen === "1 / 3", seen};
+  });
+  ok("the dashboard shows a licence changed through the API at once");
+  await admin("PATCH", `/v1/tenants/${TENANT}`, {seats: 2});
+  await waitUntil("the dashboard shows the licence put back", 3000, async () => {
+    const seen = (await meter.innerText()).trim();
+    return {done: seen === "1 / 2", seen};
+  });
+
+  // --- a dashboard that cannot open the stream polls instead
+  const polled = await openContext(browser, "dashboard-polling");
+  await polled.context.route("**/events/stream", (route) => route.abort("failed"));
+  await polled.page.goto(`${base}/`);
+  await polled.page.getByLabel("Admin token or tenant API key").fill(adminToken);
+  await polled.page.locator("#signin-submit").click();
+  await polled.page.locator('#live[data-mode="poll"]').waitFor({state: "attached"});
+  await waitUntil("a dashboard without its stream says it polls", 5000, async () => {
+    const seen = await polled.page.locator("#live-text").innerText();
+    return {done: /^Live · .* · polling$/.test(seen), seen};
+  });
+  ok("a dashboard whose stream cannot open polls, and says so");
+  await polled.context.close();
 
   // --- the screenshot: the dashboard with its charts drawn
   await dash.page.locator("#chart-seats canvas").waitFor();
