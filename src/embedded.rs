@@ -42,6 +42,8 @@ pub(crate) struct Embedded {
     next_arbiter: AtomicUsize,
     runtime: Mutex<Runtime>,
     store: Option<Arc<dyn Store>>,
+    /// Webhook entries of an engine without a store.
+    unstored_webhooks: Arc<dyn Store>,
 }
 
 /// What the backend started and must stop.
@@ -95,6 +97,7 @@ impl Embedded {
                 own_system,
             }),
             store,
+            unstored_webhooks: Arc::new(crate::store::MemoryStore::new()),
         };
         let timer = crate::timer::Timer {
             registry: Arc::downgrade(&embedded.registry),
@@ -109,6 +112,13 @@ impl Embedded {
 
     pub(crate) fn store(&self) -> Option<&Arc<dyn Store>> {
         self.store.as_ref()
+    }
+
+    /// Where webhook entries go: the store, or memory without one.
+    pub(crate) fn webhook_store(&self) -> Arc<dyn Store> {
+        self.store
+            .clone()
+            .unwrap_or_else(|| self.unstored_webhooks.clone())
     }
 
     /// Brings back everything a store loaded (see [`crate::Engine::restore`]).

@@ -340,6 +340,54 @@ impl Engine {
         decide!(self, |b| b.events(tenant, query).await)
     }
 
+    /// Writes (or, with `None`, removes) one webhook entry where this engine keeps its
+    /// state — the store, or the shared Redis — and returns once it is durable.
+    pub async fn put_webhook_entry(&self, key: &str, value: Option<Vec<u8>>) -> Result<()> {
+        match &self.inner.backend {
+            Backend::Embedded(embedded) => {
+                let store = embedded.webhook_store();
+                let key = key.to_owned();
+                let write = tokio::task::spawn_blocking(move || {
+                    store.put_webhook_entry(&key, value.as_deref())
+                });
+                match tokio::time::timeout(self.inner.config.write_deadline, write).await {
+                    Ok(done) => done.map_err(|e| Error::Internal(e.to_string()))?,
+                    Err(_) => Err(Error::Unavailable {
+                        retry_after: self.inner.config.overload_retry_after,
+                    }),
+                }
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(redis) => redis.put_webhook_entry(key, value).await,
+        }
+    }
+
+    /// Every webhook entry whose key starts with `prefix`, in key order.
+    pub async fn webhook_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        match &self.inner.backend {
+            Backend::Embedded(embedded) => {
+                let store = embedded.webhook_store();
+                let prefix = prefix.to_owned();
+                tokio::task::spawn_blocking(move || store.webhook_entries(&prefix))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(redis) => redis.webhook_entries(prefix).await,
+        }
+    }
+
+    /// Whether this engine is the one to deliver webhooks now: always for an embedded
+    /// engine; in Redis mode the node holding a lease, taken or kept for `ttl`.
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    pub async fn webhook_lease(&self, holder: &str, ttl: Duration) -> Result<bool> {
+        match &self.inner.backend {
+            Backend::Embedded(_) => Ok(true),
+            #[cfg(feature = "redis")]
+            Backend::Redis(redis) => redis.webhook_lease(holder, ttl).await,
+        }
+    }
+
     /// False once the store has failed to write, or while writes are overdue.
     pub fn is_healthy(&self) -> bool {
         self.health() == Health::Ok

@@ -13,6 +13,7 @@
 //! read with one command per tick) to expire the rest. The script ends a session once,
 //! so each ended session has exactly one event, whichever node swept it.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -755,6 +756,59 @@ impl RedisBackend {
         Ok(())
     }
 
+    /// Writes (or removes) one webhook entry in the shared hash of them.
+    pub(crate) async fn put_webhook_entry(&self, key: &str, value: Option<Vec<u8>>) -> Result<()> {
+        let mut write = ::redis::cmd(if value.is_some() { "HSET" } else { "HDEL" });
+        write.arg(self.key("webhooks")).arg(key);
+        if let Some(value) = value {
+            write.arg(value);
+        }
+        self.query::<i64>(write).await?;
+        let shared = self.shared.clone();
+        self.handle
+            .spawn(async move { replicated(&shared).await })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+    }
+
+    /// Every webhook entry whose key starts with `prefix`, in key order.
+    pub(crate) async fn webhook_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut read = ::redis::cmd("HGETALL");
+        read.arg(self.key("webhooks"));
+        let all: BTreeMap<String, Vec<u8>> = self.query(read).await?;
+        Ok(all
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .collect())
+    }
+
+    /// Takes or keeps the lease that makes `holder` the one node delivering webhooks,
+    /// for `ttl`; false while another node holds it.
+    pub(crate) async fn webhook_lease(&self, holder: &str, ttl: Duration) -> Result<bool> {
+        let lease = ::redis::Script::new(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+               return redis.call('PEXPIRE', KEYS[1], ARGV[2]) \
+             elseif redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then \
+               return 1 \
+             else return 0 end",
+        );
+        let shared = self.shared.clone();
+        let keys = [self.key("webhooks:lease")];
+        let args = [holder.to_owned(), ttl.as_millis().to_string()];
+        let deadline = shared.config.deadline;
+        let held: i64 = self
+            .handle
+            .spawn(async move {
+                tokio::time::timeout(deadline, shared.conn.script(&lease, &keys, &args))
+                    .await
+                    .map_err(|_| unavailable(&shared, "Redis did not answer in time"))?
+                    .map_err(|e| unavailable(&shared, e))
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        Ok(held == 1)
+    }
+
     /// The tenant whose current API key hashes to `hash`, as Redis says (trusted on
     /// this node for under a second).
     pub(crate) async fn tenant_of_key(&self, hash: &[u8; 32]) -> Result<Option<TenantId>> {
@@ -1007,19 +1061,10 @@ fn news_of(payload: &str) -> Option<News> {
     })
 }
 
-/// One script call for a batch, then what follows from it: events to this node's
-/// subscribers and the index of due tenants.
-async fn decide(
-    shared: &Shared,
-    tenant: &TenantId,
-    keys: &[String],
-    args: &[String],
-) -> Result<Vec<Result<Value>>> {
+/// Waits until the configured number of replicas has every write so far (Redis
+/// `WAIT`), or says the write is not durable.
+async fn replicated(shared: &Shared) -> Result<()> {
     let deadline = shared.config.deadline;
-    let text: String = tokio::time::timeout(deadline, shared.conn.script(&shared.pool, keys, args))
-        .await
-        .map_err(|_| unavailable(shared, "Redis did not answer in time"))?
-        .map_err(|e| unavailable(shared, e))?;
     if shared.config.wait_replicas > 0 {
         let mut wait = ::redis::cmd("WAIT");
         wait.arg(shared.config.wait_replicas)
@@ -1038,6 +1083,23 @@ async fn decide(
             ));
         }
     }
+    Ok(())
+}
+
+/// One script call for a batch, then what follows from it: events to this node's
+/// subscribers and the index of due tenants.
+async fn decide(
+    shared: &Shared,
+    tenant: &TenantId,
+    keys: &[String],
+    args: &[String],
+) -> Result<Vec<Result<Value>>> {
+    let deadline = shared.config.deadline;
+    let text: String = tokio::time::timeout(deadline, shared.conn.script(&shared.pool, keys, args))
+        .await
+        .map_err(|_| unavailable(shared, "Redis did not answer in time"))?
+        .map_err(|e| unavailable(shared, e))?;
+    replicated(shared).await?;
     *shared.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
     let mut out: Value = serde_json::from_str(&text)
         .map_err(|e| Error::Internal(format!("the pool script answered badly: {e}")))?;

@@ -165,4 +165,15 @@ impl Store for FaultStore {
     fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<EventPage, Error> {
         self.inner.events(tenant, query)
     }
+
+    fn put_webhook_entry(&self, key: &str, value: Option<&[u8]>) -> Result<(), Error> {
+        if let Some(failure) = self.failure() {
+            return Err(Error::Internal(format!("storage: {failure}")));
+        }
+        self.inner.put_webhook_entry(key, value)
+    }
+
+    fn webhook_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        self.inner.webhook_entries(prefix)
+    }
 }

@@ -1,7 +1,7 @@
 //! The throwaway store: nothing survives the process. It keeps a bounded audit log in
 //! memory so that the events route works the same in tests and benchmarks.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use super::{
@@ -18,6 +18,7 @@ const AUDIT_PER_TENANT: usize = 10_000;
 #[derive(Default)]
 pub struct MemoryStore {
     audit: Mutex<(u64, HashMap<TenantId, VecDeque<AuditEvent>>)>,
+    webhooks: Mutex<BTreeMap<String, Vec<u8>>>,
 }
 
 impl MemoryStore {
@@ -58,6 +59,24 @@ impl Store for MemoryStore {
 
     fn load(&self) -> Result<Loaded, Error> {
         Ok(Loaded::default())
+    }
+
+    fn put_webhook_entry(&self, key: &str, value: Option<&[u8]>) -> Result<(), Error> {
+        let mut webhooks = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
+        match value {
+            Some(value) => webhooks.insert(key.to_owned(), value.to_vec()),
+            None => webhooks.remove(key),
+        };
+        Ok(())
+    }
+
+    fn webhook_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let webhooks = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(webhooks
+            .range(prefix.to_owned()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect())
     }
 
     fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<EventPage, Error> {

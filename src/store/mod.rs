@@ -120,6 +120,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// A page of a tenant's audit log.
     fn events(&self, tenant: &TenantId, query: &EventQuery) -> Result<EventPage, Error>;
+
+    /// Writes (or, with `None`, removes) one webhook entry — a registration or its
+    /// delivery state — and returns once that is durable. It may block on I/O: callers
+    /// run it off the async threads.
+    fn put_webhook_entry(&self, key: &str, value: Option<&[u8]>) -> Result<(), Error>;
+
+    /// Every webhook entry whose key starts with `prefix`, in key order.
+    fn webhook_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error>;
 }
 
 /// Writes `batch` and waits until it is durable.

@@ -53,6 +53,8 @@ const SESSIONS: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("ses
 const ENDED: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("ended_sessions");
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const USAGE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("usage");
+/// Webhook registrations and delivery state, by key.
+const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
 /// The audit log: one row per tenant per group commit, keyed by the time of its last
 /// event, holding a JSON array of its events with their sequence numbers. One insert
 /// per tenant and commit instead of one per event.
@@ -316,6 +318,7 @@ fn stamp_schema(db: &Database, path: &Path) -> Result<(), String> {
         txn.open_table(AUDIT).map_err(|e| fail(&e))?;
         txn.open_table(ORPHANS).map_err(|e| fail(&e))?;
         txn.open_table(FENCES).map_err(|e| fail(&e))?;
+        txn.open_table(WEBHOOKS).map_err(|e| fail(&e))?;
     }
     txn.commit().map_err(|e| fail(&e))
 }
@@ -351,6 +354,35 @@ fn read_usage(db: &Database) -> Result<Vec<(TenantId, crate::usage::StoredDay)>,
 }
 
 impl Store for RedbStore {
+    fn put_webhook_entry(&self, key: &str, value: Option<&[u8]>) -> Result<(), Error> {
+        if let Some(failure) = self.failure() {
+            return Err(Error::Internal(format!("storage: {failure}")));
+        }
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut table = txn.open_table(WEBHOOKS).map_err(storage)?;
+            match value {
+                Some(value) => drop(table.insert(key, value).map_err(storage)?),
+                None => drop(table.remove(key).map_err(storage)?),
+            }
+        }
+        txn.commit().map_err(storage)
+    }
+
+    fn webhook_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(WEBHOOKS).map_err(storage)?;
+        let mut entries = Vec::new();
+        for row in table.range(prefix..).map_err(storage)? {
+            let (key, value) = row.map_err(storage)?;
+            if !key.value().starts_with(prefix) {
+                break;
+            }
+            entries.push((key.value().to_owned(), value.value().to_vec()));
+        }
+        Ok(entries)
+    }
+
     fn submit(&self, batch: Batch, done: Done) {
         // Encoding happens here, on the submitting pool's thread, so the one writer
         // thread only inserts.
