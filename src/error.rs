@@ -70,6 +70,9 @@ pub enum Error {
     /// No live or remembered session for that token or id.
     #[error("no session with that token or id")]
     SessionNotFound,
+    /// No webhook of that name in the tenant.
+    #[error("no webhook with that name in this tenant")]
+    WebhookNotFound,
     /// Concurrent model at its limit.
     #[error("{}", limit_message(*seats, *reserved))]
     LicenceLimitReached {
@@ -149,6 +152,7 @@ impl Error {
             Error::TenantNotFound => "tenant_not_found",
             Error::UserNotFound => "user_not_found",
             Error::SessionNotFound => "session_not_found",
+            Error::WebhookNotFound => "webhook_not_found",
             Error::LicenceLimitReached { .. } => "licence_limit_reached",
             Error::SeatsExhausted { .. } => "seats_exhausted",
             Error::SessionLimitReached { .. } => "session_limit_reached",
@@ -170,7 +174,10 @@ impl Error {
             Error::Forbidden(_)
             | Error::UserNotLicensed { .. }
             | Error::UserLimitReached { .. } => 403,
-            Error::TenantNotFound | Error::UserNotFound | Error::SessionNotFound => 404,
+            Error::TenantNotFound
+            | Error::UserNotFound
+            | Error::SessionNotFound
+            | Error::WebhookNotFound => 404,
             Error::LicenceLimitReached { .. }
             | Error::SeatsExhausted { .. }
             | Error::SessionLimitReached { .. }

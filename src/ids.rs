@@ -115,6 +115,12 @@ id_type!(
     "group"
 );
 
+id_type!(
+    /// A tenant's webhook, by the name it was registered under.
+    WebhookName,
+    "webhook"
+);
+
 /// The public handle of a session: listed to administrators and used for forced
 /// release. It is part of the session token but proves nothing on its own.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

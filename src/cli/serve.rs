@@ -37,6 +37,15 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+    /// A host webhooks may target (repeatable): a name, `*.` and a name for its
+    /// subdomains, or an address. A name must also resolve to public addresses or to
+    /// listed ones [default: none, so no webhook can be registered].
+    #[arg(
+        long = "webhook-allow-host",
+        env = "USHER_WEBHOOK_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
+    pub webhook_allow_hosts: Vec<String>,
     /// HTTP worker threads [default: one per core].
     #[arg(long, env = "USHER_WORKERS")]
     pub workers: Option<usize>,
@@ -96,6 +105,9 @@ pub struct FileConfig {
     /// Origins allowed on the browser routes.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// Hosts webhooks may target.
+    #[serde(default)]
+    pub webhook_allow_hosts: Vec<String>,
     /// HTTP worker threads.
     pub workers: Option<usize>,
     /// `max_users` for licences that do not state one (999 by default).
@@ -260,6 +272,10 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     if cors_origins.is_empty() {
         cors_origins = file.cors_origins;
     }
+    let mut webhook_allow_hosts = args.webhook_allow_hosts;
+    if webhook_allow_hosts.is_empty() {
+        webhook_allow_hosts = file.webhook_allow_hosts;
+    }
     let config = ServerConfig {
         addr,
         admin_token: admin_token.clone(),
@@ -271,6 +287,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         clock,
         store,
         redis,
+        webhook_allow_hosts,
     };
     let demo = config.demo;
     actix_web::rt::System::new().block_on(async move {

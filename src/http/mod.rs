@@ -20,5 +20,6 @@ mod middleware;
 pub mod openapi;
 mod routes;
 pub mod server;
+pub mod webhooks;
 
 pub use server::{RunningServer, ServerConfig, StaticTenant};

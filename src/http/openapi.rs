@@ -13,7 +13,7 @@ use utoipa::openapi::{RefOr, ResponseBuilder};
 use utoipa::{IntoResponses, OpenApi, PartialSchema, ToSchema};
 
 use super::error::ErrorBody;
-use super::routes::{live, ops, sessions, tenants, users};
+use super::routes::{live, ops, sessions, tenants, users, webhooks};
 use crate::ids::MAX_ID_LEN;
 
 /// Every route of the HTTP API with its bodies and errors.
@@ -27,6 +27,7 @@ use crate::ids::MAX_ID_LEN;
         sessions::login, sessions::list_sessions, sessions::revoke,
         sessions::heartbeat, sessions::release, sessions::logout,
         live::tenant_stream, live::admin_stream, live::session_socket,
+        webhooks::put_webhook, webhooks::get_webhook, webhooks::delete_webhook, webhooks::deliveries,
         ops::healthz, ops::readyz, ops::metrics_text, ops::openapi_json,
     ),
     modifiers(&BearerAuth, &EveryRoute, &Links),
@@ -269,6 +270,15 @@ text_schema!(
     UserIdSchema,
     "UserId",
     "A user id: 1 to 128 characters of letters, digits and . _ @ -",
+    id_pattern(),
+    1,
+    MAX_ID_LEN
+);
+text_schema!(
+    /// The schema of a webhook's name.
+    WebhookNameSchema,
+    "WebhookName",
+    "A webhook's name: 1 to 128 characters of letters, digits and . _ @ -",
     id_pattern(),
     1,
     MAX_ID_LEN

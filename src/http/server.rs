@@ -24,7 +24,8 @@ use tokio::sync::oneshot;
 use super::auth::{hash_key, Credentials};
 use super::metrics;
 use super::middleware::{observe, until_ready};
-use super::routes::{self, live, ops, sessions, tenants, users, AppState};
+use super::routes::{self, live, ops, sessions, tenants, users, webhooks, AppState};
+use super::webhooks::WebhookSettings;
 use crate::clock::{Clock, SystemClock};
 use crate::engine::{Engine, EngineConfig};
 use crate::ids::TenantId;
@@ -55,6 +56,8 @@ pub struct ServerConfig {
     pub store: Arc<dyn Store>,
     /// Decide on Redis instead (SPEC §7); `store` is then unused.
     pub redis: Option<RedisConfig>,
+    /// Hosts webhooks may target (none by default).
+    pub webhook_allow_hosts: Vec<String>,
 }
 
 impl ServerConfig {
@@ -71,6 +74,7 @@ impl ServerConfig {
             clock: Arc::new(SystemClock::new()),
             store: Arc::new(MemoryStore::new()),
             redis: None,
+            webhook_allow_hosts: Vec::new(),
         }
     }
 }
@@ -179,7 +183,11 @@ pub async fn start_on(listeners: Vec<TcpListener>, config: ServerConfig) -> io::
         credentials,
         demo,
         ready: Default::default(),
+        webhooks: Arc::new(WebhookSettings {
+            allow_hosts: config.webhook_allow_hosts.clone(),
+        }),
     });
+    super::webhooks::start(state.engine.clone(), state.webhooks.clone());
     let cors_origins = config.cors_origins.clone();
     let app_state = state.clone();
     let server = HttpServer::new(move || {
@@ -361,6 +369,18 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
             .service(
                 Endpoint::at("/events/stream")
                     .get(live::tenant_stream)
+                    .done(),
+            )
+            .service(
+                Endpoint::at("/webhooks/{name}")
+                    .put(webhooks::put_webhook)
+                    .get(webhooks::get_webhook)
+                    .delete(webhooks::delete_webhook)
+                    .done(),
+            )
+            .service(
+                Endpoint::at("/webhooks/{name}/deliveries")
+                    .get(webhooks::deliveries)
                     .done(),
             ),
     )

@@ -5,6 +5,7 @@ pub mod ops;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::atomic::AtomicBool;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub demo: Option<TenantId>,
     /// Whether start-up has finished (state restored).
     pub ready: AtomicBool,
+    /// Which hosts webhooks may target.
+    pub webhooks: std::sync::Arc<crate::http::webhooks::WebhookSettings>,
 }
 
 /// Shorthand for the shared state as an extractor.
