@@ -123,11 +123,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes (or, with `None`, removes) one webhook entry — a registration or its
     /// delivery state — and returns once that is durable. It may block on I/O: callers
-    /// run it off the async threads.
-    fn put_webhook_entry(&self, key: &str, value: Option<&[u8]>) -> Result<(), Error>;
+    /// run it off the async threads. A store that keeps none says so.
+    fn put_webhook_entry(&self, key: &str, value: Option<&[u8]>) -> Result<(), Error> {
+        let _ = (key, value);
+        Err(Error::Internal("this store keeps no webhooks".into()))
+    }
 
     /// Every webhook entry whose key starts with `prefix`, in key order.
-    fn webhook_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error>;
+    fn webhook_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
 }
 
 /// Writes `batch` and waits until it is durable.

@@ -48,12 +48,28 @@ pub fn spawn_app_with(configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
 /// A server that listens but may still be restoring its store, as `usher serve` is
 /// just after start-up; [`TestApp::wait_ready`] waits for the rest.
 pub fn spawn_starting_app_with(configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    spawn_starting(|config, _| configure(config))
+}
+
+/// A server deciding on the shared test Redis, under a key prefix of its own, whose
+/// scripts read the same manual clock as the server.
+pub fn spawn_redis_app_with(configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    let mut app = spawn_starting(|config, clock| {
+        config.redis = Some(crate::redis_support::config(clock));
+        configure(config);
+    });
+    app.wait_ready();
+    app
+}
+
+fn spawn_starting(configure: impl FnOnce(&mut ServerConfig, &ManualClock)) -> TestApp {
     let clock = ManualClock::starting_at(Timestamp::parse_rfc3339(START).expect("a valid time"));
     let mut config = ServerConfig::new("127.0.0.1:0", ADMIN_TOKEN);
     config.clock = std::sync::Arc::new(clock.clone());
     config.cors_origins = vec![APP_ORIGIN.to_owned()];
     config.workers = 2;
-    configure(&mut config);
+    config.webhook_allow_hosts = vec!["127.0.0.1".to_owned()];
+    configure(&mut config, &clock);
     let server = RunningServer::spawn_starting(config).expect("the test server starts");
     TestApp {
         client: client(),
@@ -376,6 +392,26 @@ pub const ENDPOINTS: &[(&str, &str, Access)] = &[
     ("GET", "/v1/tenants/{tenant}/events", Access::Tenant),
     ("GET", "/v1/tenants/{tenant}/events/stream", Access::Tenant),
     ("GET", "/v1/events/stream", Access::Admin),
+    (
+        "PUT",
+        "/v1/tenants/{tenant}/webhooks/{name}",
+        Access::Tenant,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/webhooks/{name}",
+        Access::Tenant,
+    ),
+    (
+        "DELETE",
+        "/v1/tenants/{tenant}/webhooks/{name}",
+        Access::Tenant,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/webhooks/{name}/deliveries",
+        Access::Tenant,
+    ),
     ("POST", "/v1/sessions/{token}/heartbeat", Access::Browser),
     ("POST", "/v1/sessions/{token}/release", Access::Browser),
     ("POST", "/v1/sessions/{token}/logout", Access::Browser),
@@ -393,15 +429,19 @@ pub fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("PATCH", "/v1/tenants/{tenant}") => Some(json!({"seats": 3})),
         ("POST", "/v1/tenants/{tenant}/sessions") => Some(json!({"user": "zed"})),
         ("PUT", "/v1/tenants/{tenant}/records") => Some(json!({"count": 7})),
+        ("PUT", "/v1/tenants/{tenant}/webhooks/{name}") => Some(json!({
+            "url": "http://127.0.0.1:9/hooks", "events": ["admitted"],
+            "secret": "whsec_0123456789abcdef"})),
         _ => None,
     }
 }
 
-/// A path template with its placeholders filled in.
+/// A path template with its placeholders filled in (a webhook's name as the user's).
 pub fn fill(template: &str, tenant: &str, user: &str, id: &str, token: &str) -> String {
     template
         .replace("{tenant}", tenant)
         .replace("{user}", user)
+        .replace("{name}", user)
         .replace("{id}", id)
         .replace("{token}", token)
 }

@@ -21,4 +21,5 @@ mod tenants;
 mod tokens;
 mod usage;
 mod users;
+mod webhooks;
 mod wire;

@@ -292,6 +292,12 @@ async fn every_get_route_answers_head_like_get_without_a_body() {
     let app = spawn_app();
     let key = app.concurrent_tenant("acme", 2, 600).await;
     app.session(&key, "acme", "ann").await;
+    let webhook = crate::helpers::valid_body("PUT", "/v1/tenants/{tenant}/webhooks/{name}");
+    app.put("/v1/tenants/acme/webhooks/ann")
+        .auth(&key)
+        .json(webhook.expect("a webhook body"))
+        .await
+        .expect(201);
     let mut checked = 0;
     // A tab's socket is a GET only to be upgraded; a plain GET of it is a 400.
     let plain = |template: &str| !template.ends_with("/live");
