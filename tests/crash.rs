@@ -9,13 +9,15 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+
+#[path = "support/binary.rs"]
+mod binary;
+
+use binary::Server;
 
 const ADMIN: &str = "crash-test-admin-token";
 const ROUNDS: usize = 5;
@@ -24,59 +26,6 @@ const ROUNDS: usize = 5;
 /// login is never refused for the account limit.
 const MAX_USERS: u32 = 1_000_000;
 const SEATS: [i64; 3] = [40, 50, 60];
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_usher"))
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--workers",
-                "2",
-                "--data-dir",
-            ])
-            .arg(dir)
-            .env("USHER_ADMIN_TOKEN", ADMIN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("usher starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("usher printed its URL before exiting")
-                .expect("stdout is readable");
-            if let Some(url) = line.strip_prefix("Usher is serving on ") {
-                break url.trim().to_string();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, url }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL delivered");
-        self.child.wait().expect("the server is gone");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // A failed check must not leave a server running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What the clients were told, and what was still in flight at the kill.
 #[derive(Default)]
@@ -494,7 +443,7 @@ async fn verify(url: &str, acked: &mut Acked) -> Vec<String> {
 #[actix_web::test]
 async fn nothing_acknowledged_is_lost_when_the_server_is_killed() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = Server::start(dir.path(), ADMIN);
     let http = client();
     let (status, body) = call(
         &http,
@@ -553,7 +502,7 @@ async fn nothing_acknowledged_is_lost_when_the_server_is_killed() {
             acked.records
         );
 
-        let restarted = Server::start(dir.path());
+        let restarted = Server::start(dir.path(), ADMIN);
         let fillers = verify(&restarted.url, &mut acked).await;
         for token in fillers {
             let (status, _) = call(
