@@ -333,16 +333,26 @@ pub async fn register(
 
 /// Removes a webhook and its progress; false if there was none.
 pub async fn unregister(engine: &Engine, tenant: &TenantId, name: &str) -> Result<bool, Error> {
-    if registration(engine, tenant, name).await?.is_none() {
-        return Ok(false);
+    let known = registration(engine, tenant, name).await?.is_some();
+    if known {
+        engine
+            .put_webhook_entry(&config_key(tenant, name), None)
+            .await?;
     }
-    engine
-        .put_webhook_entry(&config_key(tenant, name), None)
-        .await?;
     engine
         .put_webhook_entry(&state_key(tenant, name), None)
         .await?;
-    Ok(true)
+    Ok(known)
+}
+
+/// Removes every webhook of a deleted tenant.
+pub async fn forget_tenant(engine: &Engine, tenant: &TenantId) -> Result<(), Error> {
+    for prefix in [format!("config/{tenant}/"), format!("state/{tenant}/")] {
+        for (key, _) in engine.webhook_entries(&prefix).await? {
+            engine.put_webhook_entry(&key, None).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The id of the last event of the tenant's log, if any.

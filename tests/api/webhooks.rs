@@ -486,6 +486,21 @@ async fn lifecycle(backend: Backend) {
     // Removed: nothing is delivered.
     app.session(&key, "acme", "ann").await;
     target.assert_stays_at(0).await;
+    // A tenant deleted and created again starts without its webhooks.
+    register(&app, &key, "acme", "crm", body.clone())
+        .await
+        .expect(201);
+    app.admin(Method::DELETE, "/v1/tenants/acme")
+        .send()
+        .await
+        .expect(204);
+    let key = app.concurrent_tenant("acme", 2, 600).await;
+    let gone = app
+        .get("/v1/tenants/acme/webhooks/crm")
+        .auth(&key)
+        .send()
+        .await;
+    assert_eq!(gone.expect(404)["error"], "webhook_not_found");
     // An unknown tenant is a 404 of its own.
     let ghost = app
         .admin(Method::GET, "/v1/tenants/ghost/webhooks/crm")
@@ -606,6 +621,23 @@ async fn targets_outside_the_allowed_hosts_and_bad_registrations_are_refused() {
             "{body}: {error} should say {says:?}"
         );
     }
+    // Every event type the document lists is one a webhook may ask for.
+    let doc = app.get("/openapi.json").send().await.expect(200).clone();
+    let types = doc["components"]["schemas"]["WebhookEventType"]["enum"]
+        .as_array()
+        .expect("the event types are listed")
+        .clone();
+    assert_eq!(types.len(), 12, "{types:?}");
+    for kind in &types {
+        let body = with("events", json!([kind]));
+        let answer = register(&app, &key, "acme", "each", body).await;
+        assert!([200, 201].contains(&answer.status), "{kind}: {answer:?}");
+    }
+    app.delete("/v1/tenants/acme/webhooks/each")
+        .auth(&key)
+        .send()
+        .await
+        .expect(204);
     let bad_name = register(&app, &key, "acme", "no%20way", good.clone()).await;
     assert_eq!(bad_name.expect(400)["error"], "invalid_request");
     // Nothing was registered by any of them.

@@ -535,6 +535,8 @@ pub async fn delete_tenant(
     authorize_admin(&req, &state).await?;
     let tenant = crate::TenantId::parse(&tenant)?;
     state.engine.delete_tenant(&tenant).await?;
+    // Its webhooks go with it (a tenant created again under the id starts without).
+    crate::http::webhooks::forget_tenant(&state.engine, &tenant).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -23,12 +23,31 @@ pub struct WebhookRequest {
     pub url: String,
     /// The event types to deliver: the audit log's (`admitted`, `refused`, `ended`,
     /// …) and the alerts `limit_reached` and `near_limit`.
-    #[schema(min_items = 1, max_items = 12)]
+    #[schema(min_items = 1, max_items = 12, value_type = Vec<WebhookEventType>)]
     pub events: Vec<String>,
     /// The key of each delivery's `Usher-Signature`, 16 to 256 characters. Never
     /// shown again.
     #[schema(min_length = 16, max_length = 256)]
     pub secret: String,
+}
+
+/// An event type a webhook may deliver.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "snake_case")]
+pub enum WebhookEventType {
+    TenantCreated,
+    LicenceChanged,
+    TenantDeleted,
+    Admitted,
+    Refused,
+    Withdrawn,
+    Ended,
+    UserAssigned,
+    UserRemoved,
+    RecordsReported,
+    LimitReached,
+    NearLimit,
 }
 
 /// A webhook as its tenant sees it (never its secret).
