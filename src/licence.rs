@@ -77,6 +77,9 @@ pub struct Policies {
     /// Concurrent: how long a seat given back by a release stays its user's, so that a
     /// page reload at the limit finds it (zero: not at all).
     pub reload_grace: Duration,
+    /// Named, concurrent: the share of the seats, in millionths, whose crossing raises
+    /// the `near_limit` alert of webhooks.
+    pub alert_at_ppm: u32,
 }
 
 impl Default for Policies {
@@ -89,6 +92,7 @@ impl Default for Policies {
             reload_grace: Duration::ZERO,
             reserve: BTreeMap::new(),
             group_max: BTreeMap::new(),
+            alert_at_ppm: DEFAULT_ALERT_AT_PPM,
         }
     }
 }
@@ -115,6 +119,9 @@ pub const MAX_RELOAD_GRACE_SECS: u64 = 3600;
 
 /// The most groups a licence may reserve or cap, and the most a user may belong to.
 pub const MAX_GROUPS: usize = 32;
+
+/// The default share of the seats whose crossing raises `near_limit`: 90 %.
+pub const DEFAULT_ALERT_AT_PPM: u32 = 900_000;
 
 /// The policies on the wire: each field only where it differs from its default, so
 /// that a licence without policies reads as it always has.
@@ -144,6 +151,10 @@ pub struct PolicyFields {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[cfg_attr(feature = "server", schema(value_type = BTreeMap<String, u32>))]
     pub group_max: BTreeMap<GroupId, u32>,
+    /// Named, concurrent: the share of the seats (above 0, at most 1) whose crossing
+    /// raises `near_limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_at: Option<f64>,
 }
 
 impl From<Policies> for PolicyFields {
@@ -157,6 +168,8 @@ impl From<Policies> for PolicyFields {
             reload_grace_secs: (!p.reload_grace.is_zero()).then_some(p.reload_grace.as_secs()),
             reserve: p.reserve,
             group_max: p.group_max,
+            alert_at: (p.alert_at_ppm != d.alert_at_ppm)
+                .then(|| f64::from(p.alert_at_ppm) / f64::from(WHOLE_PPM)),
         }
     }
 }
@@ -177,7 +190,22 @@ impl TryFrom<PolicyFields> for Policies {
             reload_grace: Duration::from_secs(f.reload_grace_secs.unwrap_or(0)),
             reserve: f.reserve,
             group_max: f.group_max,
+            alert_at_ppm: match f.alert_at {
+                None => d.alert_at_ppm,
+                Some(share) => alert_at_ppm(share)?,
+            },
         })
+    }
+}
+
+/// An alert share (above 0, at most 1) in millionths of the seats.
+fn alert_at_ppm(share: f64) -> Result<u32, Error> {
+    if share > 0.0 && share <= 1.0 {
+        Ok(((share * f64::from(WHOLE_PPM)).round() as u32).max(1))
+    } else {
+        invalid(format!(
+            "\"alert_at\" must be above 0 and at most 1, got {share}"
+        ))
     }
 }
 
@@ -432,6 +460,7 @@ impl TryFrom<LicenceFields> for Licence {
             reload_grace_secs: fields.policies.reload_grace_secs.map(|s| s as i64),
             reserve: groups_spec(&fields.policies.reserve),
             group_max: groups_spec(&fields.policies.group_max),
+            alert_at: fields.policies.alert_at,
         }
         .validate(fields.max_users)
     }
@@ -507,6 +536,10 @@ pub struct LicenceSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub group_max: Option<BTreeMap<String, i64>>,
+    /// Named, concurrent: the share of the seats (above 0, at most 1) whose crossing
+    /// raises the `near_limit` alert of webhooks (default 0.9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_at: Option<f64>,
 }
 
 impl LicenceSpec {
@@ -590,6 +623,9 @@ impl LicenceSpec {
                 return invalid(format!("\"{field}\" applies to the concurrent model only"));
             }
         }
+        if self.alert_at.is_some() && matches!(model, LicenceModel::Records) {
+            return invalid("\"alert_at\" applies to the named and concurrent models only".into());
+        }
         let d = Policies::default();
         let on_limit = match self.on_limit.as_deref() {
             None | Some("refuse") => OnLimit::Refuse,
@@ -670,6 +706,10 @@ impl LicenceSpec {
             reload_grace,
             reserve,
             group_max,
+            alert_at_ppm: match self.alert_at {
+                None => d.alert_at_ppm,
+                Some(share) => alert_at_ppm(share)?,
+            },
         })
     }
 }

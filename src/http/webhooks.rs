@@ -27,6 +27,7 @@ use crate::clock::Timestamp;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::ids::TenantId;
+use crate::licence::{Licence, WHOLE_PPM};
 use crate::store::{AuditEvent, EventQuery};
 
 /// Event types a webhook may ask for: the audit log's, and the two alerts.
@@ -45,8 +46,6 @@ pub const EVENT_TYPES: &[&str] = &[
     "near_limit",
 ];
 
-/// The share of the seats whose crossing raises `near_limit`.
-pub const NEAR_LIMIT_AT: f64 = 0.9;
 /// `limit_reached` is raised for the first refusal at the limit in this long.
 const LIMIT_ALERT_EVERY: Duration = Duration::from_secs(3600);
 /// Failed deliveries of one event are retried for this long, then given up.
@@ -386,7 +385,7 @@ fn payloads(
     event: &AuditEvent,
     registration: &Registration,
     progress: &Progress,
-    seats: Option<u32>,
+    limits: Option<Limits>,
 ) -> Vec<(String, Value)> {
     let wants = |kind: &str| registration.events.iter().any(|e| e == kind);
     let mut out = Vec::new();
@@ -423,22 +422,50 @@ fn payloads(
     {
         out.push(alert(
             "limit_reached",
-            json!({"user": body.get("user"), "seats": seats}),
+            json!({"user": body.get("user"), "seats": limits.map(|l| l.seats)}),
         ));
     }
-    if kind == "admitted" && wants("near_limit") {
-        if let (Some(seats), Some(used)) = (seats, body.get("seats_in_use").and_then(Value::as_u64))
+    // Seats are taken one at a time: by a login (concurrent) or an assignment (named).
+    let took_seat = kind == "admitted"
+        || (kind == "user_assigned" && body.get("assigned") == Some(&Value::Bool(true)));
+    if took_seat && wants("near_limit") {
+        if let (Some(limits), Some(used)) =
+            (limits, body.get("seats_in_use").and_then(Value::as_u64))
         {
-            let threshold = (f64::from(seats) * NEAR_LIMIT_AT).ceil().max(1.0) as u64;
+            let threshold = limits.threshold();
             if used >= threshold && used.saturating_sub(1) < threshold {
                 out.push(alert(
                     "near_limit",
-                    json!({"seats": seats, "seats_in_use": used, "alert_at": NEAR_LIMIT_AT}),
+                    json!({"seats": limits.seats, "seats_in_use": used,
+                           "alert_at": f64::from(limits.alert_at_ppm) / f64::from(WHOLE_PPM)}),
                 ));
             }
         }
     }
     out
+}
+
+/// What the alerts read of a tenant's licence.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    seats: u32,
+    alert_at_ppm: u32,
+}
+
+impl Limits {
+    fn of(licence: &Licence) -> Option<Limits> {
+        Some(Limits {
+            seats: licence.model.seats()?,
+            alert_at_ppm: licence.policies.alert_at_ppm,
+        })
+    }
+
+    /// Seats in use at which `near_limit` is raised: the share of the seats, rounded
+    /// up, at least one.
+    fn threshold(self) -> u64 {
+        let ppm = u64::from(self.seats) * u64::from(self.alert_at_ppm);
+        ppm.div_ceil(u64::from(WHOLE_PPM)).max(1)
+    }
 }
 
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
@@ -643,14 +670,14 @@ async fn deliver(
     if page.events.is_empty() {
         return Some(progress);
     }
-    let seats = match engine.licence(tenant).await {
-        Ok(licence) => licence.model.seats(),
+    let limits = match engine.licence(tenant).await {
+        Ok(licence) => Limits::of(&licence),
         Err(Error::TenantNotFound) => None,
         Err(_) => return Some(progress),
     };
     let before = progress.clone();
     for event in &page.events {
-        let made = payloads(event, registration, &progress, seats);
+        let made = payloads(event, registration, &progress, limits);
         while progress.done < made.len() {
             let (kind, body) = &made[progress.done];
             let outcome = post(engine, client, registration, kind, body, &mut progress).await;

@@ -415,6 +415,86 @@ async fn alerts(backend: Backend) {
     assert_eq!(hits[2].json()["type"], "limit_reached");
     assert_eq!(hits[2].json()["user"], "late3");
     target.assert_stays_at(3).await;
+
+    // A licence's own alert_at, and a named licence's seats taken by assignment.
+    let key = app
+        .create_tenant(
+            "beta",
+            json!({"model": "named", "seats": 4, "alert_at": 0.5}),
+        )
+        .await;
+    register(
+        &app,
+        &key,
+        "beta",
+        "ops",
+        json!({"url": target.url, "events": ["near_limit"], "secret": SECRET}),
+    )
+    .await
+    .expect(201);
+    for user in ["a", "b", "c"] {
+        app.put(&format!("/v1/tenants/beta/users/{user}"))
+            .auth(&key)
+            .send()
+            .await
+            .expect(200);
+    }
+    let hits = target.wait_for(4).await;
+    target.assert_stays_at(4).await;
+    let near = hits[3].json();
+    assert_eq!(near["tenant"], "beta", "{near}");
+    assert_eq!(near["type"], "near_limit");
+    assert_eq!(near["seats_in_use"], 2, "half of 4 seats: {near}");
+    assert_eq!(near["alert_at"], 0.5);
+}
+
+#[actix_web::test]
+async fn alert_at_is_a_licence_field_of_the_seat_models_with_its_bounds() {
+    let app = crate::helpers::spawn_app();
+    let created = app
+        .admin(Method::PUT, "/v1/tenants/acme")
+        .json(json!({"model": "concurrent", "seats": 10, "alert_at": 0.75}))
+        .await;
+    assert_eq!(created.expect(201)["alert_at"], 0.75);
+    let patched = app
+        .admin(Method::PATCH, "/v1/tenants/acme")
+        .json(json!({"alert_at": 0.8}))
+        .await;
+    assert_eq!(patched.expect(200)["alert_at"], 0.8);
+    // null puts back the default, which a view leaves out.
+    let reset = app
+        .admin(Method::PATCH, "/v1/tenants/acme")
+        .json(json!({"alert_at": null}))
+        .await;
+    assert!(reset.expect(200).get("alert_at").is_none(), "{reset:?}");
+    for (licence, says) in [
+        (
+            json!({"model": "concurrent", "seats": 10, "alert_at": 0}),
+            "above 0",
+        ),
+        (
+            json!({"model": "concurrent", "seats": 10, "alert_at": 1.5}),
+            "at most 1",
+        ),
+        (
+            json!({"model": "concurrent", "seats": 10, "alert_at": "0.5"}),
+            "invalid type",
+        ),
+        (
+            json!({"model": "records", "alert_at": 0.5}),
+            "named and concurrent",
+        ),
+    ] {
+        let answer = app
+            .admin(Method::PUT, "/v1/tenants/bad")
+            .json(licence.clone())
+            .await;
+        let error = answer.expect(400);
+        assert!(
+            error["message"].as_str().unwrap().contains(says),
+            "{licence}: {error} should say {says:?}"
+        );
+    }
 }
 
 #[actix_web::test]

@@ -119,7 +119,17 @@ impl utoipa::PartialSchema for LicenceRequest {
             };
             if seats {
                 let seats = integer(0, MAX_SEATS.into(), false, "Seats in the licence");
-                shape = shape.property("seats", seats).required("seats");
+                let alert_at = ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+                    .exclusive_minimum(Some(0.0))
+                    .maximum(Some(1.0))
+                    .description(Some(
+                        "Share of the seats whose crossing raises the near_limit alert (default 0.9)",
+                    ));
+                shape = shape
+                    .property("seats", seats)
+                    .required("seats")
+                    .property("alert_at", alert_at);
             } else {
                 shape = shape.property("seats", absent("No seats under this model"));
             }
@@ -337,6 +347,9 @@ pub struct LicencePatch {
     /// Concurrent: the most seats a group's members may hold at once, merged group by
     /// group.
     group_max: Option<std::collections::BTreeMap<String, Option<i64>>>,
+    /// Named, concurrent: the share of the seats whose crossing raises `near_limit`.
+    #[schema(exclusive_minimum = 0, maximum = 1)]
+    alert_at: Option<f64>,
 }
 
 /// How often a `PATCH` reads the licence again when another change came between its
@@ -397,13 +410,13 @@ fn patched(current: &Licence, patch: &Map<String, Value>) -> Result<LicenceSpec,
     let model = patch.get("model").and_then(Value::as_str);
     if let Some(model) = model.filter(|m| *m != current.model.name()) {
         let applies: &[&str] = match model {
-            "named" | "concurrent" => &["seats"],
+            "named" | "concurrent" => &["seats", "alert_at"],
             _ => &[],
         };
         let everywhere = ["idle_timeout_secs", "max_users", "max_sessions_per_user"];
         fields.retain(|k, _| everywhere.contains(&k.as_str()) || applies.contains(&k.as_str()));
     }
-    const FIELDS: [&str; 12] = [
+    const FIELDS: [&str; 13] = [
         "model",
         "seats",
         "seat_per",
@@ -416,6 +429,7 @@ fn patched(current: &Licence, patch: &Map<String, Value>) -> Result<LicenceSpec,
         "reload_grace_secs",
         "reserve",
         "group_max",
+        "alert_at",
     ];
     for (field, value) in patch {
         if !FIELDS.contains(&field.as_str()) {
