@@ -288,6 +288,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         store,
         redis,
         webhook_allow_hosts,
+        socket_ping_every: crate::http::server::SOCKET_PING_EVERY,
     };
     let demo = config.demo;
     actix_web::rt::System::new().block_on(async move {

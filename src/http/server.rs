@@ -33,6 +33,9 @@ use crate::licence::{Licence, LicenceSpec};
 use crate::redis::RedisConfig;
 use crate::store::{MemoryStore, Store};
 
+/// How often a tab's socket is pinged unless set otherwise.
+pub const SOCKET_PING_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Everything `usher serve` needs to run.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -58,6 +61,9 @@ pub struct ServerConfig {
     pub redis: Option<RedisConfig>,
     /// Hosts webhooks may target (none by default).
     pub webhook_allow_hosts: Vec<String>,
+    /// How often a tab's socket is pinged; one that answers nothing for two pings is
+    /// closed.
+    pub socket_ping_every: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -75,6 +81,7 @@ impl ServerConfig {
             store: Arc::new(MemoryStore::new()),
             redis: None,
             webhook_allow_hosts: Vec::new(),
+            socket_ping_every: SOCKET_PING_EVERY,
         }
     }
 }
@@ -186,6 +193,7 @@ pub async fn start_on(listeners: Vec<TcpListener>, config: ServerConfig) -> io::
         webhooks: Arc::new(WebhookSettings {
             allow_hosts: config.webhook_allow_hosts.clone(),
         }),
+        socket_ping_every: config.socket_ping_every,
     });
     super::webhooks::start(state.engine.clone(), state.webhooks.clone());
     let cors_origins = config.cors_origins.clone();

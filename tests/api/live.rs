@@ -409,3 +409,61 @@ async fn the_admin_stream_carries_every_tenants_events_and_resumes() {
         (Some("acme"), Some("eve"))
     );
 }
+
+#[actix_web::test]
+async fn a_socket_that_answers_no_pings_is_closed_and_one_that_does_stays() {
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.socket_ping_every = Duration::from_millis(100);
+    });
+    let key = app.concurrent_tenant("acme", 2, 600).await;
+    let silent = app.session(&key, "acme", "ann").await;
+    let polite = app.session(&key, "acme", "bob").await;
+    let mut silent = open(&app, &silent).await;
+    let mut polite = open(&app, &polite).await;
+    assert_eq!(next_frame(&mut silent).await["type"], "heartbeat");
+    assert_eq!(next_frame(&mut polite).await["type"], "heartbeat");
+    // The polite tab answers every ping; the silent one reads them and says nothing.
+    let answering = async {
+        let mut pongs = 0;
+        while pongs < 10 {
+            match tokio::time::timeout(PUSH, polite.next()).await {
+                Ok(Some(Ok(Frame::Ping(bytes)))) => {
+                    polite.send(Message::Pong(bytes)).await.unwrap();
+                    pongs += 1;
+                }
+                other => panic!("the answering tab's socket: {other:?}"),
+            }
+        }
+        polite
+    };
+    let closed = async {
+        loop {
+            match tokio::time::timeout(PUSH, silent.next()).await {
+                Ok(Some(Ok(Frame::Ping(_)))) => continue,
+                Ok(Some(Ok(Frame::Close(reason)))) => return reason,
+                other => panic!("expected pings, then a close: {other:?}"),
+            }
+        }
+    };
+    let (mut polite, reason) =
+        tokio::time::timeout(PUSH, async { futures::join!(answering, closed) })
+            .await
+            .expect("the silent socket is closed in time");
+    let reason = reason.expect("a close reason");
+    assert_eq!(reason.description.as_deref(), Some("no answer to pings"));
+    // Ten pings on, the answering tab is open and still heartbeats on its socket.
+    assert_eq!(heartbeat(&mut polite).await["type"], "heartbeat");
+    // A closed socket changes nothing of the session: it heartbeats over HTTP.
+    let sessions = app
+        .get("/v1/tenants/acme/sessions")
+        .auth(&key)
+        .send()
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(
+        sessions["sessions"].as_array().unwrap().len(),
+        2,
+        "{sessions}"
+    );
+}

@@ -52,8 +52,9 @@ const LOOKBACK: Duration = Duration::from_secs(60);
 /// The longest frame a tab may send.
 const MAX_FRAME: usize = 4096;
 
-/// How often the server pings a socket.
-const PING_EVERY: Duration = Duration::from_secs(30);
+/// Pings a socket may leave unanswered (with nothing else heard) before it is taken
+/// for dead and closed: a tab that vanished without closing holds nothing for long.
+const PINGS_UNANSWERED: u32 = 2;
 
 /// `?last_event_id=…`, for a client that cannot set the `Last-Event-ID` header on its
 /// first connection.
@@ -463,13 +464,15 @@ pub async fn session_socket(
     let (response, mut session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| Error::InvalidRequest(format!("this route takes a WebSocket upgrade: {e}")))?;
     let mut stream = stream.max_frame_size(MAX_FRAME);
+    let ping_every = state.socket_ping_every;
     actix_web::rt::spawn(async move {
         // The upgrade's heartbeat is the first answer.
         if !say(&mut session, beat_frame(&beat)).await {
             return;
         }
         let mut ping =
-            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        let mut heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 reason = watch.ended() => {
@@ -477,6 +480,7 @@ pub async fn session_socket(
                     return;
                 }
                 frame = stream.recv() => {
+                    heard = tokio::time::Instant::now();
                     let text = match frame {
                         Some(Ok(Message::Text(text))) => text,
                         Some(Ok(Message::Ping(bytes))) => {
@@ -518,6 +522,15 @@ pub async fn session_socket(
                     }
                 }
                 _ = ping.tick() => {
+                    if heard.elapsed() > ping_every * PINGS_UNANSWERED {
+                        let _ = session
+                            .close(Some(CloseReason {
+                                code: CloseCode::Away,
+                                description: Some("no answer to pings".into()),
+                            }))
+                            .await;
+                        return;
+                    }
                     let pinged = tokio::time::timeout(SLOW_CLIENT, session.ping(b"")).await;
                     if !matches!(pinged, Ok(Ok(()))) {
                         return;

@@ -32,6 +32,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Which hosts webhooks may target.
     pub webhooks: std::sync::Arc<crate::http::webhooks::WebhookSettings>,
+    /// How often a tab's socket is pinged.
+    pub socket_ping_every: std::time::Duration,
 }
 
 /// Shorthand for the shared state as an extractor.
