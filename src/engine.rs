@@ -388,6 +388,30 @@ impl Engine {
         }
     }
 
+    /// The id of the last event of a tenant's log at or after `since`, if any: where a
+    /// reader that starts now continues from.
+    pub async fn last_event_id(
+        &self,
+        tenant: &TenantId,
+        since: Timestamp,
+    ) -> Result<Option<String>> {
+        let mut last = None;
+        loop {
+            let query = EventQuery {
+                since,
+                cursor: last.clone(),
+                limit: 1000,
+            };
+            let page = self.events(tenant, &query).await?;
+            if let Some(event) = page.events.last() {
+                last = Some(event.id.clone());
+            }
+            if page.next_cursor.is_none() {
+                return Ok(last);
+            }
+        }
+    }
+
     /// False once the store has failed to write, or while writes are overdue.
     pub fn is_healthy(&self) -> bool {
         self.health() == Health::Ok

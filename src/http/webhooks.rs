@@ -315,7 +315,12 @@ pub async fn register(
     let created = existing.is_none();
     let (created_at, start_after) = match existing {
         Some(old) => (old.created_at, old.start_after),
-        None => (engine.clock().now(), last_event(engine, tenant).await?),
+        None => (
+            engine.clock().now(),
+            engine
+                .last_event_id(tenant, Timestamp::from_millis(0))
+                .await?,
+        ),
     };
     let registration = Registration {
         url,
@@ -352,31 +357,6 @@ pub async fn forget_tenant(engine: &Engine, tenant: &TenantId) -> Result<(), Err
         }
     }
     Ok(())
-}
-
-/// The id of the last event of the tenant's log, if any.
-async fn last_event(engine: &Engine, tenant: &TenantId) -> Result<Option<String>, Error> {
-    let mut cursor = None;
-    let mut last = None;
-    loop {
-        let page = engine
-            .events(
-                tenant,
-                &EventQuery {
-                    since: Timestamp::from_millis(0),
-                    cursor: cursor.clone(),
-                    limit: 1000,
-                },
-            )
-            .await?;
-        if let Some(event) = page.events.last() {
-            last = Some(event.id.clone());
-        }
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(last),
-        }
-    }
 }
 
 /// The payloads one event makes for a webhook: the event itself if it asks for its

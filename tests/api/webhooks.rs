@@ -172,6 +172,11 @@ fn app(backend: Backend, allow: &[&str]) -> TestApp {
     }
 }
 
+/// A GET with `key`, answered 200.
+async fn read(app: &TestApp, key: &str, path: &str) -> Value {
+    app.get(path).auth(key).send().await.expect(200).clone()
+}
+
 async fn register(
     app: &TestApp,
     key: &str,
@@ -232,13 +237,7 @@ async fn signed_and_in_order(backend: Backend) {
     .collect();
     assert_eq!(seen, expected, "in the log's order, nothing from before");
     // Each is the audit log's event, signed with the secret, and says what it is.
-    let log = app
-        .get("/v1/tenants/acme/events")
-        .auth(&key)
-        .send()
-        .await
-        .expect(200)
-        .clone();
+    let log = read(&app, &key, "/v1/tenants/acme/events").await;
     let ids: Vec<&str> = log["events"]
         .as_array()
         .unwrap()
@@ -259,13 +258,7 @@ async fn signed_and_in_order(backend: Backend) {
         assert_eq!(body["tenant"], "acme");
     }
     target.assert_stays_at(4).await;
-    let deliveries = app
-        .get("/v1/tenants/acme/webhooks/crm/deliveries")
-        .auth(&key)
-        .send()
-        .await
-        .expect(200)
-        .clone();
+    let deliveries = read(&app, &key, "/v1/tenants/acme/webhooks/crm/deliveries").await;
     let list = deliveries["deliveries"].as_array().unwrap();
     assert_eq!(list.len(), 4, "{deliveries}");
     assert!(list
@@ -307,26 +300,14 @@ async fn failures_back_off_then_deliver_once(backend: Backend) {
     // Tries 2, 3 and 4 wait 1, 2 and 4 s of the server's clock; none comes early.
     for (n, wait) in [(2, 1), (3, 2), (4, 4)] {
         target.assert_stays_at(n - 1).await;
-        let view = app
-            .get("/v1/tenants/acme/webhooks/crm")
-            .auth(&key)
-            .send()
-            .await
-            .expect(200)
-            .clone();
+        let view = read(&app, &key, "/v1/tenants/acme/webhooks/crm").await;
         assert!(view["failing_since"].is_string(), "{view}");
         assert!(view["next_attempt"].is_string(), "{view}");
         app.advance(wait);
         target.wait_for(n).await;
     }
     target.assert_stays_at(4).await;
-    let view = app
-        .get("/v1/tenants/acme/webhooks/crm")
-        .auth(&key)
-        .send()
-        .await
-        .expect(200)
-        .clone();
+    let view = read(&app, &key, "/v1/tenants/acme/webhooks/crm").await;
     assert_eq!(view["cursor"], target.hits()[0].event_id.as_str(), "{view}");
     assert!(view["failing_since"].is_null(), "{view}");
     // Then nothing more, however long: the fourth answer acknowledged it.
@@ -338,13 +319,7 @@ async fn failures_back_off_then_deliver_once(backend: Backend) {
         [500, 500, 500, 204]
     );
     assert!(hits.iter().all(|h| h.event_id == hits[0].event_id));
-    let deliveries = app
-        .get("/v1/tenants/acme/webhooks/crm/deliveries")
-        .auth(&key)
-        .send()
-        .await
-        .expect(200)
-        .clone();
+    let deliveries = read(&app, &key, "/v1/tenants/acme/webhooks/crm/deliveries").await;
     let outcomes: Vec<(String, u64, Value)> = deliveries["deliveries"]
         .as_array()
         .unwrap()

@@ -143,30 +143,6 @@ fn lookback(engine: &Engine) -> Timestamp {
     Timestamp::from_millis(now.saturating_sub(LOOKBACK.as_millis() as u64))
 }
 
-/// The id of the last event of `tenant`'s log at or after `since`, if any: where a
-/// stream that starts now continues from.
-async fn end_of(
-    engine: &Engine,
-    tenant: &TenantId,
-    since: Timestamp,
-) -> Result<Option<String>, Error> {
-    let mut cursor = None;
-    loop {
-        let query = EventQuery {
-            since,
-            cursor: cursor.clone(),
-            limit: PAGE,
-        };
-        let page = engine.events(tenant, &query).await?;
-        if let Some(last) = page.events.last() {
-            cursor = Some(last.id.clone());
-        }
-        if page.next_cursor.is_none() {
-            return Ok(cursor);
-        }
-    }
-}
-
 /// A tenant's log from `cursor` on (or from `since` without one), sent as events.
 /// Returns the cursor after the last one sent, or `None` once the client has gone;
 /// `Err` when the tenant is gone.
@@ -238,7 +214,7 @@ pub async fn tenant_stream(
             engine.events(&tenant, &probe).await?;
             Some(cursor)
         }
-        None => end_of(&engine, &tenant, since).await?,
+        None => engine.last_event_id(&tenant, since).await?,
     };
     if req.method() == Method::HEAD {
         return Ok(stream_head());
@@ -306,7 +282,7 @@ pub async fn admin_stream(req: HttpRequest, state: State) -> ApiResult<HttpRespo
         // From now: every tenant after its last event so far.
         None => {
             for tenant in engine.tenant_ids().await? {
-                match end_of(&engine, &tenant, now).await {
+                match engine.last_event_id(&tenant, now).await {
                     Ok(end) => {
                         cursors.insert(tenant, end);
                     }

@@ -104,6 +104,19 @@ async fn webhook_of(
     Ok((tenant, name))
 }
 
+/// A registered webhook with its progress, or 404 `webhook_not_found`.
+async fn registered(
+    state: &State,
+    tenant: &TenantId,
+    name: &WebhookName,
+) -> ApiResult<(Registration, Progress)> {
+    let registration = webhooks::registration(&state.engine, tenant, name.as_str())
+        .await?
+        .ok_or(Error::WebhookNotFound)?;
+    let progress = webhooks::progress(&state.engine, tenant, name.as_str()).await?;
+    Ok((registration, progress))
+}
+
 /// Register a webhook, or replace one of the same name (its deliveries continue where
 /// they were). A new webhook delivers the events written after it.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/webhooks/{name}", tag = "tenant",
@@ -187,10 +200,7 @@ pub async fn get_webhook(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, name) = webhook_of(&req, &state, &path).await?;
-    let registration = webhooks::registration(&state.engine, &tenant, name.as_str())
-        .await?
-        .ok_or(Error::WebhookNotFound)?;
-    let progress = webhooks::progress(&state.engine, &tenant, name.as_str()).await?;
+    let (registration, progress) = registered(&state, &tenant, &name).await?;
     Ok(HttpResponse::Ok().json(WebhookView::of(&name, registration, &progress)))
 }
 
@@ -229,10 +239,7 @@ pub async fn deliveries(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, name) = webhook_of(&req, &state, &path).await?;
-    webhooks::registration(&state.engine, &tenant, name.as_str())
-        .await?
-        .ok_or(Error::WebhookNotFound)?;
-    let progress = webhooks::progress(&state.engine, &tenant, name.as_str()).await?;
+    let (_, progress) = registered(&state, &tenant, &name).await?;
     Ok(HttpResponse::Ok().json(DeliveryList {
         deliveries: progress.deliveries.into_iter().collect(),
     }))
