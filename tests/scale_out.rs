@@ -1360,3 +1360,123 @@ fn fences_grow_across_nodes_node_restarts_and_redis_restarts() {
         }
     });
 }
+
+/// A webhook target on loopback: the event ids it got, in the order they came.
+fn webhook_receiver() -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let got: std::sync::Arc<Mutex<Vec<String>>> = Default::default();
+    let data = web::Data::new(got.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = HttpServer::new(move || {
+        App::new().app_data(data.clone()).default_service(web::to(
+            |body: web::Bytes, got: web::Data<std::sync::Arc<Mutex<Vec<String>>>>| async move {
+                // Slow, so that two nodes delivering at once would overlap.
+                actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+                let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let id = event["id"].as_str().unwrap_or_default().to_owned();
+                got.lock().unwrap().push(id);
+                HttpResponse::NoContent().finish()
+            },
+        ))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    (format!("http://127.0.0.1:{port}/hook"), got)
+}
+
+#[test]
+fn one_node_delivers_each_webhook_event_once_and_another_takes_over_when_it_dies() {
+    run(|| async {
+        let redis = Redis::start(&[]);
+        let flags = [
+            "--write-deadline-secs",
+            LONG_DEADLINE_SECS,
+            "--webhook-allow-host",
+            "127.0.0.1",
+        ];
+        let mut nodes = start_nodes(&redis, 2, &flags);
+        let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
+        let client = client(8);
+        let client = &client;
+        let (target, got) = webhook_receiver();
+        let key = create_tenant(
+            client,
+            &urls[0],
+            "acme",
+            json!({"model": "concurrent", "seats": 100}),
+        )
+        .await;
+        let hook = format!("{}/v1/tenants/acme/webhooks/crm", urls[1]);
+        let body =
+            json!({"url": target, "events": ["admitted"], "secret": "whsec_0123456789abcdef"});
+        answer(client, Method::PUT, hook, &key, Some(body))
+            .await
+            .expect(201);
+        let delivered = |n: usize| {
+            let got = got.clone();
+            move || {
+                let got = got.clone();
+                async move { got.lock().unwrap().len() >= n }
+            }
+        };
+        for i in 0..10 {
+            login(client, &urls[i % 2], "acme", &format!("u{i}"))
+                .await
+                .unwrap()
+                .expect(201);
+        }
+        eventually("ten deliveries", delivered(10)).await;
+        pause(Duration::from_millis(500)).await;
+        let first: Vec<String> = got.lock().unwrap().clone();
+        let unique: BTreeSet<&String> = first.iter().collect();
+        assert_eq!(
+            (first.len(), unique.len()),
+            (10, 10),
+            "two nodes, each event once: {first:?}"
+        );
+        // Whichever node delivered, one is left; it takes the lease over and goes on
+        // where the first left off.
+        nodes[0].kill();
+        for i in 10..20 {
+            login(client, &urls[1], "acme", &format!("u{i}"))
+                .await
+                .unwrap()
+                .expect(201);
+        }
+        eventually("twenty deliveries", delivered(20)).await;
+        pause(Duration::from_millis(500)).await;
+        let all: Vec<String> = got.lock().unwrap().clone();
+        let unique: BTreeSet<&String> = all.iter().collect();
+        assert_eq!(unique.len(), 20, "{all:?}");
+        assert!(
+            all.len() <= 21,
+            "at most the delivery under way comes again: {all:?}"
+        );
+        let log = answer(
+            client,
+            Method::GET,
+            format!("{}/v1/tenants/acme/events?limit=100", urls[1]),
+            &key,
+            None,
+        )
+        .await;
+        let ids: Vec<String> = log.expect(200)["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "admitted")
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect();
+        let mut firsts: Vec<String> = Vec::new();
+        for id in &all {
+            if !firsts.contains(id) {
+                firsts.push(id.clone());
+            }
+        }
+        assert_eq!(firsts, ids, "in the log's order, across the takeover");
+    });
+}
