@@ -44,6 +44,10 @@ fn describe() {
     metrics::describe_counter!("usher_logins_admitted_total", "Logins admitted");
     metrics::describe_counter!("usher_logins_refused_total", "Logins refused, by reason");
     metrics::describe_counter!("usher_sessions_ended_total", "Sessions ended, by reason");
+    metrics::describe_counter!(
+        "usher_webhook_deliveries_total",
+        "Webhook delivery tries, by outcome (delivered, failed, given_up)"
+    );
     metrics::describe_gauge!("usher_sessions", "Live sessions");
     metrics::describe_gauge!("usher_seats_in_use", "Seats held, all tenants together");
     metrics::describe_gauge!("usher_tenants", "Tenants");

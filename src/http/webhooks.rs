@@ -740,6 +740,7 @@ async fn post(
         duration_ms,
     });
     progress.deliveries.truncate(DELIVERIES_KEPT);
+    metrics::counter!("usher_webhook_deliveries_total", "outcome" => outcome).increment(1);
     if delivered || given_up {
         progress.attempts = 0;
         progress.failing_since = None;

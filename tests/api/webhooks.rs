@@ -269,6 +269,14 @@ async fn signed_and_in_order(backend: Backend) {
         hits[3].event_id.as_str(),
         "newest first"
     );
+    let metrics = app.get("/metrics").send().await;
+    assert!(
+        metrics
+            .text
+            .contains("usher_webhook_deliveries_total{outcome=\"delivered\"}"),
+        "{}",
+        metrics.text
+    );
 }
 
 #[actix_web::test]
