@@ -886,3 +886,98 @@ fn assign_sets_groups_and_users_lists_them() {
         .failure()
         .stderr(contains("group id may only contain"));
 }
+
+#[test]
+fn the_admin_client_registers_shows_and_removes_a_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &[
+            "serve",
+            "--store",
+            "memory",
+            "--data-dir",
+            "d",
+            "--webhook-allow-host",
+            "127.0.0.1",
+        ],
+        &[("USHER_ADMIN_TOKEN", TOKEN)],
+        dir.path(),
+    );
+    let admin = |args: &[&str]| {
+        let mut command = server.admin();
+        command.env("USHER_ADMIN_TOKEN", TOKEN).args(args);
+        command
+    };
+    admin(&[
+        "set-licence",
+        "acme",
+        "--model",
+        "concurrent",
+        "--seats",
+        "2",
+        "--alert-at",
+        "0.5",
+    ])
+    .assert()
+    .success();
+    let view = json_of(admin(&["--json", "show", "acme"]).assert().success());
+    assert_eq!(view["tenant"]["alert_at"], 0.5, "{view}");
+    // Nothing listens on port 9: deliveries fail, and the webhook says so.
+    admin(&[
+        "set-webhook",
+        "acme",
+        "crm",
+        "--url",
+        "http://127.0.0.1:9/hook",
+        "--event",
+        "admitted",
+        "--event",
+        "limit_reached",
+        "--secret",
+        "whsec_0123456789abcdef",
+    ])
+    .assert()
+    .success()
+    .stdout(contains(
+        "acme: webhook crm delivers admitted, limit_reached to http://127.0.0.1:9/hook",
+    ));
+    admin(&["webhook", "acme", "crm"])
+        .assert()
+        .success()
+        .stdout(contains("acme: no deliveries yet"));
+    login(&server.url, "acme", "ann");
+    let mut shown = String::new();
+    for _ in 0..300 {
+        let out = admin(&["webhook", "acme", "crm"]).assert().success();
+        shown = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        if shown.contains("failed") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(shown.contains("acme: failing since"), "{shown}");
+    assert!(shown.contains("failed"), "{shown}");
+    admin(&["remove-webhook", "acme", "crm"])
+        .assert()
+        .success()
+        .stdout(contains("acme: webhook crm removed"));
+    admin(&["webhook", "acme", "crm"])
+        .assert()
+        .failure()
+        .stderr(contains("webhook"));
+    // A target outside the allowed hosts is refused with the server's reason.
+    admin(&[
+        "set-webhook",
+        "acme",
+        "crm",
+        "--url",
+        "http://10.0.0.1/hook",
+        "--event",
+        "admitted",
+        "--secret",
+        "whsec_0123456789abcdef",
+    ])
+    .assert()
+    .failure()
+    .stderr(contains("webhook_allow_hosts"));
+}

@@ -108,6 +108,10 @@ pub enum AdminCommand {
         /// GROUP=SEATS (repeat for more groups).
         #[arg(long, value_name = "GROUP=SEATS", value_parser = group_seats)]
         group_max: Vec<(String, i64)>,
+        /// Named, concurrent: the share of the seats whose crossing raises webhooks'
+        /// near_limit alert (above 0, at most 1; default 0.9).
+        #[arg(long)]
+        alert_at: Option<f64>,
         /// Say what the change would do, and change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -157,6 +161,36 @@ pub enum AdminCommand {
     DeleteTenant {
         /// Tenant id.
         tenant: String,
+    },
+    /// Register a webhook, or replace one of the same name.
+    SetWebhook {
+        /// Tenant id.
+        tenant: String,
+        /// The webhook's name.
+        name: String,
+        /// Where deliveries go (a host of the server's webhook_allow_hosts).
+        #[arg(long)]
+        url: String,
+        /// An event type to deliver (repeat for more), e.g. refused, limit_reached.
+        #[arg(long = "event", required = true)]
+        events: Vec<String>,
+        /// The signing secret, 16 to 256 characters.
+        #[arg(long, env = "USHER_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: String,
+    },
+    /// Show a webhook and its latest deliveries.
+    Webhook {
+        /// Tenant id.
+        tenant: String,
+        /// The webhook's name.
+        name: String,
+    },
+    /// Remove a webhook.
+    RemoveWebhook {
+        /// Tenant id.
+        tenant: String,
+        /// The webhook's name.
+        name: String,
     },
 }
 
@@ -303,7 +337,10 @@ impl AdminCommand {
             | AdminCommand::Usage { tenant, .. }
             | AdminCommand::Records { tenant, .. }
             | AdminCommand::RotateKey { tenant }
-            | AdminCommand::DeleteTenant { tenant } => Some(tenant),
+            | AdminCommand::DeleteTenant { tenant }
+            | AdminCommand::SetWebhook { tenant, .. }
+            | AdminCommand::Webhook { tenant, .. }
+            | AdminCommand::RemoveWebhook { tenant, .. } => Some(tenant),
         }
     }
 }
@@ -675,6 +712,7 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
             reload_grace_secs,
             reserve,
             group_max,
+            alert_at,
             dry_run,
         } => {
             let mut body = json!({"model": model});
@@ -700,6 +738,7 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
                     max_sessions_per_user.map(Value::from),
                 ),
                 ("reload_grace_secs", reload_grace_secs.map(Value::from)),
+                ("alert_at", alert_at.map(Value::from)),
             ] {
                 if let Some(value) = value {
                     body[key] = value;
@@ -852,7 +891,83 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
                 .await?;
             Output::same(json!({"deleted": tenant}), format!("{tenant}: deleted"))
         }
+        AdminCommand::SetWebhook {
+            tenant,
+            name,
+            url,
+            events,
+            secret,
+        } => {
+            let body = json!({"url": url, "events": events, "secret": secret});
+            let path = tenant_path(tenant, &format!("/webhooks/{}", segment(name)));
+            let answer = client.call("PUT", &path, Some(body)).await?;
+            let text_out = format!(
+                "{tenant}: webhook {name} delivers {} to {}",
+                event_list(&answer),
+                text(&answer["url"])
+            );
+            Output::same(answer, text_out)
+        }
+        AdminCommand::Webhook { tenant, name } => {
+            let path = tenant_path(tenant, &format!("/webhooks/{}", segment(name)));
+            let view = client.call("GET", &path, None).await?;
+            let deliveries = client
+                .call("GET", &format!("{path}/deliveries"), None)
+                .await?;
+            let mut text_out = format!(
+                "{tenant}: webhook {name} delivers {} to {}",
+                event_list(&view),
+                text(&view["url"])
+            );
+            if let Some(since) = view["failing_since"].as_str() {
+                text_out.push_str(&format!(
+                    "\n{tenant}: failing since {since}; next try at {}",
+                    text(&view["next_attempt"])
+                ));
+            }
+            let list = deliveries["deliveries"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if list.is_empty() {
+                text_out.push_str(&format!("\n{tenant}: no deliveries yet"));
+            } else {
+                let mut rows = table(&["at", "event", "type", "try", "outcome", "status", "error"]);
+                for d in &list {
+                    rows.add_row(vec![
+                        text(&d["at"]),
+                        text(&d["event_id"]),
+                        text(&d["type"]),
+                        text(&d["attempt"]),
+                        text(&d["outcome"]),
+                        text(&d["status"]),
+                        text(&d["error"]),
+                    ]);
+                }
+                text_out.push_str(&format!("\n{rows}"));
+            }
+            Output::same(json!({"webhook": view, "deliveries": list}), text_out)
+        }
+        AdminCommand::RemoveWebhook { tenant, name } => {
+            let path = tenant_path(tenant, &format!("/webhooks/{}", segment(name)));
+            client.call("DELETE", &path, None).await?;
+            Output::same(
+                json!({"removed": name}),
+                format!("{tenant}: webhook {name} removed"),
+            )
+        }
     })
+}
+
+/// A webhook's event types, comma-separated.
+fn event_list(view: &Value) -> String {
+    view["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn table(header: &[&str]) -> Table {

@@ -756,16 +756,21 @@ async fn post(
     false
 }
 
-/// A transport error in a line, with its cause (a refused address says why).
+/// A transport error in a few words: what failed and its innermost cause (a refused
+/// address says why).
 fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    if error.is_timeout() {
+        return format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs());
     }
-    text
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    if error.is_connect() {
+        format!("could not connect: {cause}")
+    } else {
+        cause.to_string()
+    }
 }
 
 async fn save(engine: &Engine, tenant: &TenantId, name: &str, progress: &Progress) {
