@@ -27,7 +27,7 @@ use crate::ids::MAX_ID_LEN;
         sessions::login, sessions::list_sessions, sessions::revoke,
         sessions::heartbeat, sessions::release, sessions::logout,
         live::tenant_stream, live::admin_stream, live::session_socket,
-        webhooks::put_webhook, webhooks::get_webhook, webhooks::delete_webhook, webhooks::deliveries,
+        webhooks::list_webhooks, webhooks::put_webhook, webhooks::get_webhook, webhooks::delete_webhook, webhooks::deliveries,
         ops::healthz, ops::readyz, ops::metrics_text, ops::openapi_json,
     ),
     modifiers(&BearerAuth, &EveryRoute, &Links),

@@ -380,6 +380,11 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
                     .done(),
             )
             .service(
+                Endpoint::at("/webhooks")
+                    .get(webhooks::list_webhooks)
+                    .done(),
+            )
+            .service(
                 Endpoint::at("/webhooks/{name}")
                     .put(webhooks::put_webhook)
                     .get(webhooks::get_webhook)

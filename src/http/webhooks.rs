@@ -301,6 +301,32 @@ pub async fn progress(engine: &Engine, tenant: &TenantId, name: &str) -> Result<
         .unwrap_or_default())
 }
 
+/// Every webhook of a tenant, by name, with its progress.
+pub async fn registrations(
+    engine: &Engine,
+    tenant: &TenantId,
+) -> Result<Vec<(String, Registration, Progress)>, Error> {
+    let configs = engine.webhook_entries(&format!("config/{tenant}/")).await?;
+    let states: BTreeMap<String, Vec<u8>> = engine
+        .webhook_entries(&format!("state/{tenant}/"))
+        .await?
+        .into_iter()
+        .collect();
+    let mut all = Vec::new();
+    for (key, value) in configs {
+        let Some(name) = key.rsplit('/').next() else {
+            continue;
+        };
+        let progress = states
+            .get(&state_key(tenant, name))
+            .map(|v| decode(v))
+            .transpose()?
+            .unwrap_or_default();
+        all.push((name.to_owned(), decode(&value)?, progress));
+    }
+    Ok(all)
+}
+
 /// Registers (or replaces) a webhook; true if it is new. A new one starts after the
 /// last event written so far.
 pub async fn register(

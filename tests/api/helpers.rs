@@ -392,6 +392,7 @@ pub const ENDPOINTS: &[(&str, &str, Access)] = &[
     ("GET", "/v1/tenants/{tenant}/events", Access::Tenant),
     ("GET", "/v1/tenants/{tenant}/events/stream", Access::Tenant),
     ("GET", "/v1/events/stream", Access::Admin),
+    ("GET", "/v1/tenants/{tenant}/webhooks", Access::Tenant),
     (
         "PUT",
         "/v1/tenants/{tenant}/webhooks/{name}",

@@ -513,6 +513,25 @@ async fn lifecycle(backend: Backend) {
     .clone();
     assert_eq!(again["created_at"], first["created_at"]);
     assert_eq!(again["events"], json!(["ended", "admitted"]));
+    register(&app, &key, "acme", "audit", body.clone())
+        .await
+        .expect(201);
+    let list = read(&app, &key, "/v1/tenants/acme/webhooks").await;
+    let names: Vec<&str> = list["webhooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["audit", "crm"], "{list}");
+    assert!(list["webhooks"][0].get("secret").is_none(), "{list}");
+    let others = read(&app, &other, "/v1/tenants/other/webhooks").await;
+    assert_eq!(others["webhooks"], json!([]), "{others}");
+    app.delete("/v1/tenants/acme/webhooks/audit")
+        .auth(&key)
+        .send()
+        .await
+        .expect(204);
     // The administrator may too; another tenant's key may not.
     app.admin(Method::GET, "/v1/tenants/acme/webhooks/crm")
         .send()

@@ -86,6 +86,36 @@ impl WebhookView {
     }
 }
 
+/// `{"webhooks": [...]}`, by name.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookList {
+    webhooks: Vec<WebhookView>,
+}
+
+/// A tenant's webhooks, by name (never their secrets).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/webhooks", tag = "tenant",
+    params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id")),
+    responses((status = 200, body = WebhookList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), EngineFailures))]
+pub async fn list_webhooks(
+    req: HttpRequest,
+    state: State,
+    tenant: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let tenant = authorize(&req, &state, &tenant).await?;
+    state.engine.tenant(&tenant).await?;
+    let webhooks = webhooks::registrations(&state.engine, &tenant)
+        .await?
+        .into_iter()
+        .map(|(name, registration, progress)| {
+            let name = WebhookName::parse(&name)?;
+            Ok(WebhookView::of(&name, registration, &progress))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(HttpResponse::Ok().json(WebhookList { webhooks }))
+}
+
 /// `{"deliveries": [...]}`, newest first.
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryList {
