@@ -184,3 +184,93 @@ async fn a_kill_mid_delivery_loses_no_event_and_resends_only_what_was_under_way(
     assert_eq!(first, admitted, "first deliveries in the log's order");
     drop(receiver_handle.stop(false));
 }
+
+#[actix_web::test]
+async fn a_host_taken_off_the_allowed_list_gets_nothing_until_it_is_back() {
+    let got: Got = Arc::default();
+    let data = web::Data::new(got.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let receiver = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .default_service(web::to(receive))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let receiver_handle = receiver.handle();
+    actix_web::rt::spawn(receiver);
+
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = ["--webhook-allow-host", "127.0.0.1"];
+    let server = Server::start_with(dir.path(), ADMIN, &allowed);
+    let (status, created) = call(
+        "PUT",
+        format!("{}/v1/tenants/acme", server.url),
+        ADMIN,
+        Some(json!({"model": "concurrent", "seats": 10})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        "PUT",
+        format!("{}/v1/tenants/acme/webhooks/crm", server.url),
+        &key,
+        Some(json!({"url": format!("http://127.0.0.1:{port}/hook"),
+            "events": ["admitted"], "secret": "whsec_0123456789abcdef"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    server.kill();
+
+    // The operator narrows the list: the registered target is no longer allowed.
+    let server = Server::start_with(
+        dir.path(),
+        ADMIN,
+        &["--webhook-allow-host", "hooks.example.org"],
+    );
+    let (status, body) = call(
+        "POST",
+        format!("{}/v1/tenants/acme/sessions", server.url),
+        &key,
+        Some(json!({"user": "ann"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let deliveries = format!("{}/v1/tenants/acme/webhooks/crm/deliveries", server.url);
+    let mut refused = Value::Null;
+    for _ in 0..500 {
+        let (_, body) = call("GET", deliveries.clone(), &key, None).await;
+        if body["deliveries"].as_array().is_some_and(|d| !d.is_empty()) {
+            refused = body["deliveries"][0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(refused["outcome"], "failed", "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no longer"),
+        "{refused}"
+    );
+    assert!(got.lock().unwrap().is_empty(), "nothing reached the target");
+    server.kill();
+
+    // Allowed again: the event it missed comes, once.
+    let server = Server::start_with(dir.path(), ADMIN, &allowed);
+    for _ in 0..500 {
+        if !got.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(got.lock().unwrap().len(), 1, "{:?}", got.lock().unwrap());
+    drop(server);
+    drop(receiver_handle.stop(false));
+}

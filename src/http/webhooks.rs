@@ -512,10 +512,10 @@ pub fn start(engine: Engine, settings: Arc<WebhookSettings>) {
             return;
         }
     };
-    tokio::spawn(deliver_forever(engine, client));
+    tokio::spawn(deliver_forever(engine, client, settings));
 }
 
-async fn deliver_forever(engine: Engine, client: reqwest::Client) {
+async fn deliver_forever(engine: Engine, client: reqwest::Client, settings: Arc<WebhookSettings>) {
     let holder = node_name();
     let mut hooks: BTreeMap<HookId, Hook> = BTreeMap::new();
     let mut busy: JoinSet<(HookId, Option<Progress>)> = JoinSet::new();
@@ -573,15 +573,17 @@ async fn deliver_forever(engine: Engine, client: reqwest::Client) {
                 continue;
             }
             in_flight.insert(id.clone());
-            let (engine, client, id, registration, progress) = (
+            let (engine, client, settings, id, registration, progress) = (
                 engine.clone(),
                 client.clone(),
+                settings.clone(),
                 id.clone(),
                 hook.registration.clone(),
                 hook.progress.clone(),
             );
             busy.spawn(async move {
-                let progress = deliver(&engine, &client, &id, &registration, progress).await;
+                let progress =
+                    deliver(&engine, &client, &settings, &id, &registration, progress).await;
                 (id, progress)
             });
         }
@@ -647,6 +649,7 @@ fn node_name() -> String {
 async fn deliver(
     engine: &Engine,
     client: &reqwest::Client,
+    settings: &WebhookSettings,
     id: &HookId,
     registration: &Registration,
     mut progress: Progress,
@@ -686,7 +689,16 @@ async fn deliver(
         let made = payloads(event, registration, &progress, limits);
         while progress.done < made.len() {
             let (kind, body) = &made[progress.done];
-            let outcome = post(engine, client, registration, kind, body, &mut progress).await;
+            let outcome = post(
+                engine,
+                client,
+                settings,
+                registration,
+                kind,
+                body,
+                &mut progress,
+            )
+            .await;
             if !outcome {
                 save(engine, tenant, name, &progress).await;
                 return Some(progress);
@@ -708,9 +720,11 @@ async fn deliver(
 }
 
 /// One try at one payload; true once the target acknowledged it (or it was given up).
+#[allow(clippy::too_many_arguments)]
 async fn post(
     engine: &Engine,
     client: &reqwest::Client,
+    settings: &WebhookSettings,
     registration: &Registration,
     kind: &str,
     body: &Value,
@@ -721,18 +735,31 @@ async fn post(
     let bytes = serde_json::to_vec(body).expect("JSON serializes");
     let unix = chrono::Utc::now().timestamp().max(0) as u64;
     let started = std::time::Instant::now();
-    let answer = client
-        .post(&registration.url)
-        .header("content-type", "application/json")
-        .header(
-            "usher-signature",
-            signature(&registration.secret, unix, &bytes),
-        )
-        .header("usher-event", kind)
-        .header("usher-event-id", &event_id)
-        .body(bytes)
-        .send()
-        .await;
+    // The allowed hosts may have changed since the webhook was registered.
+    let host = reqwest::Url::parse(&registration.url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let answer = if !settings.allows_host(bare) {
+        Err(format!(
+            "{bare} is no longer one of the server's webhook_allow_hosts"
+        ))
+    } else {
+        client
+            .post(&registration.url)
+            .header("content-type", "application/json")
+            .header(
+                "usher-signature",
+                signature(&registration.secret, unix, &bytes),
+            )
+            .header("usher-event", kind)
+            .header("usher-event-id", &event_id)
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| describe(&e))
+    };
     let duration_ms = started.elapsed().as_millis() as u64;
     let (status, error) = match answer {
         Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
@@ -740,7 +767,7 @@ async fn post(
             Some(response.status().as_u16()),
             Some(format!("the target answered {}", response.status())),
         ),
-        Err(e) => (None, Some(describe(&e))),
+        Err(e) => (None, Some(e)),
     };
     let attempt = progress.attempts + 1;
     let delivered = error.is_none();
