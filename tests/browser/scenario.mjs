@@ -302,15 +302,15 @@ async function scenario(browser) {
     "the cut changed nothing on the server: 1 seat in use, one HTTP heartbeat", httpBeats);
 
   // --- a licence changed elsewhere shows on the dashboard at once: the stream brings it
-  // (it polls only every 30 s while the stream is up)
+  // (it polls only every 30 s while the stream is up; 10 s leaves room for a slow machine)
   await admin("PATCH", `/v1/tenants/${TENANT}`, {seats: 3});
-  await waitUntil("the dashboard shows a licence changed through the API within 3 s", 3000, async () => {
+  await waitUntil("the dashboard shows a licence changed through the API within 10 s", 10000, async () => {
     const seen = (await meter.innerText()).trim();
     return {done: seen === "1 / 3", seen};
   });
   ok("the dashboard shows a licence changed through the API at once");
   await admin("PATCH", `/v1/tenants/${TENANT}`, {seats: 2});
-  await waitUntil("the dashboard shows the licence put back", 3000, async () => {
+  await waitUntil("the dashboard shows the licence put back", 10000, async () => {
     const seen = (await meter.innerText()).trim();
     return {done: seen === "1 / 2", seen};
   });
