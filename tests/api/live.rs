@@ -9,7 +9,7 @@ use awc::ws::{Frame, Message};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp, APP_ORIGIN};
+use crate::helpers::{TestApp, APP_ORIGIN};
 use crate::live_support::{self, assert_ended, heartbeat, next_frame, Socket, Sse, Stream, PUSH};
 
 /// Opens a tab's socket, as a page of the allowed origin does.
@@ -41,9 +41,7 @@ async fn only_session_id(app: &TestApp, key: &str, tenant: &str) -> String {
     sessions[0]["id"].as_str().unwrap().to_owned()
 }
 
-#[actix_web::test]
-async fn a_socket_answers_heartbeat_frames_and_keeps_its_session_alive() {
-    let app = spawn_app();
+async fn a_socket_answers_heartbeat_frames_and_keeps_its_session_alive(app: TestApp) {
     let key = app.concurrent_tenant("acme", 1, 60).await;
     let login = app.login(&key, "acme", "ann").await;
     let login = login.expect(201).clone();
@@ -69,9 +67,7 @@ async fn a_socket_answers_heartbeat_frames_and_keeps_its_session_alive() {
     app.browser(token, "heartbeat").await.expect(200);
 }
 
-#[actix_web::test]
-async fn a_revoke_reaches_the_tabs_socket_at_once() {
-    let app = spawn_app();
+async fn a_revoke_reaches_the_tabs_socket_at_once(app: TestApp) {
     let key = app.concurrent_tenant("acme", 1, 600).await;
     let token = app.session(&key, "acme", "ann").await;
     let mut socket = open(&app, &token).await;
@@ -85,9 +81,7 @@ async fn a_revoke_reaches_the_tabs_socket_at_once() {
     assert_ended(&mut socket, "revoked").await;
 }
 
-#[actix_web::test]
-async fn a_logout_in_another_tab_reaches_every_tab_of_the_user() {
-    let app = spawn_app();
+async fn a_logout_in_another_tab_reaches_every_tab_of_the_user(app: TestApp) {
     let key = app.concurrent_tenant("acme", 1, 600).await;
     let first = app.session(&key, "acme", "ann").await;
     let second = app.session(&key, "acme", "ann").await;
@@ -97,9 +91,7 @@ async fn a_logout_in_another_tab_reaches_every_tab_of_the_user() {
     assert_ended(&mut socket, "logged_out").await;
 }
 
-#[actix_web::test]
-async fn a_release_of_the_tab_itself_is_heard_on_its_socket() {
-    let app = spawn_app();
+async fn a_release_of_the_tab_itself_is_heard_on_its_socket(app: TestApp) {
     let key = app.concurrent_tenant("acme", 1, 600).await;
     let token = app.session(&key, "acme", "ann").await;
     let mut socket = open(&app, &token).await;
@@ -108,9 +100,7 @@ async fn a_release_of_the_tab_itself_is_heard_on_its_socket() {
     assert_ended(&mut socket, "released").await;
 }
 
-#[actix_web::test]
-async fn an_expiry_reaches_the_socket_of_a_tab_that_stopped_beating() {
-    let app = spawn_app();
+async fn an_expiry_reaches_the_socket_of_a_tab_that_stopped_beating(app: TestApp) {
     let key = app.concurrent_tenant("acme", 1, 60).await;
     let token = app.session(&key, "acme", "ann").await;
     let mut socket = open(&app, &token).await;
@@ -120,9 +110,7 @@ async fn an_expiry_reaches_the_socket_of_a_tab_that_stopped_beating() {
     assert_ended(&mut socket, "expired").await;
 }
 
-#[actix_web::test]
-async fn deleting_the_tenant_reaches_every_socket() {
-    let app = spawn_app();
+async fn deleting_the_tenant_reaches_every_socket(app: TestApp) {
     let key = app.concurrent_tenant("acme", 2, 600).await;
     let mut sockets = Vec::new();
     for user in ["ann", "bob"] {
@@ -140,9 +128,7 @@ async fn deleting_the_tenant_reaches_every_socket() {
     }
 }
 
-#[actix_web::test]
-async fn an_ended_or_unknown_session_is_refused_before_the_upgrade() {
-    let app = spawn_app();
+async fn an_ended_or_unknown_session_is_refused_before_the_upgrade(app: TestApp) {
     let key = app.concurrent_tenant("acme", 1, 600).await;
     let token = app.session(&key, "acme", "ann").await;
     app.browser(&token, "release").await.expect(204);
@@ -167,9 +153,7 @@ async fn an_ended_or_unknown_session_is_refused_before_the_upgrade() {
     answer.send().await.expect_error(400, "invalid_request");
 }
 
-#[actix_web::test]
-async fn a_page_of_another_origin_may_not_open_a_tabs_socket() {
-    let app = spawn_app();
+async fn a_page_of_another_origin_may_not_open_a_tabs_socket(app: TestApp) {
     let key = app.concurrent_tenant("acme", 1, 600).await;
     let token = app.session(&key, "acme", "ann").await;
     assert_eq!(
@@ -184,9 +168,7 @@ async fn a_page_of_another_origin_may_not_open_a_tabs_socket() {
     assert_eq!(next_frame(&mut socket).await["type"], "heartbeat");
 }
 
-#[actix_web::test]
-async fn bad_frames_get_error_frames_and_the_socket_stays_usable() {
-    let app = spawn_app();
+async fn bad_frames_get_error_frames_and_the_socket_stays_usable(app: TestApp) {
     let key = app.concurrent_tenant("acme", 1, 600).await;
     let token = app.session(&key, "acme", "ann").await;
     let mut socket = open(&app, &token).await;
@@ -231,9 +213,7 @@ fn users(events: &[Sse]) -> Vec<String> {
         .collect()
 }
 
-#[actix_web::test]
-async fn a_reconnected_stream_sees_every_event_exactly_once_in_order() {
-    let app = spawn_app();
+async fn a_reconnected_stream_sees_every_event_exactly_once_in_order(app: TestApp) {
     let key = app.concurrent_tenant("acme", 50, 600).await;
     let mut first = stream(&app, "/v1/tenants/acme/events/stream", &key, None).await;
     for user in ["u0", "u1", "u2"] {
@@ -278,9 +258,7 @@ async fn a_reconnected_stream_sees_every_event_exactly_once_in_order() {
     assert_eq!(ids.len(), 8, "every id once");
 }
 
-#[actix_web::test]
-async fn a_stream_ends_when_its_tenant_is_deleted() {
-    let app = spawn_app();
+async fn a_stream_ends_when_its_tenant_is_deleted(app: TestApp) {
     let key = app.concurrent_tenant("acme", 5, 600).await;
     app.session(&key, "acme", "ann").await;
     let mut events = stream(
@@ -308,9 +286,7 @@ async fn a_stream_ends_when_its_tenant_is_deleted() {
     );
 }
 
-#[actix_web::test]
-async fn a_stream_refuses_bad_cursors_and_other_tenants_keys() {
-    let app = spawn_app();
+async fn a_stream_refuses_bad_cursors_and_other_tenants_keys(app: TestApp) {
     let key = app.concurrent_tenant("acme", 5, 600).await;
     app.concurrent_tenant("globex", 5, 600).await;
     app.get("/v1/tenants/globex/events/stream")
@@ -343,9 +319,7 @@ async fn a_stream_refuses_bad_cursors_and_other_tenants_keys() {
         .expect_error(400, "invalid_request");
 }
 
-#[actix_web::test]
-async fn the_admin_stream_carries_every_tenants_events_and_resumes() {
-    let app = spawn_app();
+async fn the_admin_stream_carries_every_tenants_events_and_resumes(app: TestApp) {
     let acme = app.concurrent_tenant("acme", 5, 600).await;
     let globex = app.concurrent_tenant("globex", 5, 600).await;
     let mut all = stream(&app, "/v1/events/stream", &app.admin_token, None).await;
@@ -467,3 +441,41 @@ async fn a_socket_that_answers_no_pings_is_closed_and_one_that_does_stays() {
         "{sessions}"
     );
 }
+
+/// Each rule above, as a test on the embedded backend and one on Redis.
+macro_rules! on_both_backends {
+    ($($rule:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[actix_web::test]
+                async fn $rule() {
+                    super::$rule(crate::helpers::spawn_app()).await;
+                }
+            )*
+        }
+        mod on_redis {
+            $(
+                #[actix_web::test]
+                async fn $rule() {
+                    super::$rule(crate::helpers::spawn_redis_app_with(|_| {})).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_socket_answers_heartbeat_frames_and_keeps_its_session_alive,
+    a_revoke_reaches_the_tabs_socket_at_once,
+    a_logout_in_another_tab_reaches_every_tab_of_the_user,
+    a_release_of_the_tab_itself_is_heard_on_its_socket,
+    an_expiry_reaches_the_socket_of_a_tab_that_stopped_beating,
+    deleting_the_tenant_reaches_every_socket,
+    an_ended_or_unknown_session_is_refused_before_the_upgrade,
+    a_page_of_another_origin_may_not_open_a_tabs_socket,
+    bad_frames_get_error_frames_and_the_socket_stays_usable,
+    a_reconnected_stream_sees_every_event_exactly_once_in_order,
+    a_stream_ends_when_its_tenant_is_deleted,
+    a_stream_refuses_bad_cursors_and_other_tenants_keys,
+    the_admin_stream_carries_every_tenants_events_and_resumes,
+);
