@@ -76,8 +76,8 @@ async fn log(url: &str, key: &str) -> Vec<String> {
     }
 }
 
-#[actix_web::test]
-async fn a_kill_mid_delivery_loses_no_event_and_resends_only_what_was_under_way() {
+/// The slow receiver on a free loopback port: its port, what it got, its handle.
+fn receiver() -> (u16, Got, actix_web::dev::ServerHandle) {
     let got: Got = Arc::default();
     let data = web::Data::new(got.clone());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -91,30 +91,48 @@ async fn a_kill_mid_delivery_loses_no_event_and_resends_only_what_was_under_way(
     .listen(listener)
     .unwrap()
     .run();
-    let receiver_handle = receiver.handle();
+    let handle = receiver.handle();
     actix_web::rt::spawn(receiver);
+    (port, got, handle)
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let flags = ["--webhook-allow-host", "127.0.0.1"];
-    let mut server = Server::start_with(dir.path(), ADMIN, &flags);
+/// Creates tenant `acme` with `licence` and its webhook `crm` for `admitted` to the
+/// receiver on `port`; returns the tenant's key.
+async fn acme_with_webhook(url: &str, licence: Value, port: u16) -> String {
     let (status, created) = call(
         "PUT",
-        format!("{}/v1/tenants/acme", server.url),
+        format!("{url}/v1/tenants/acme"),
         ADMIN,
-        Some(json!({"model": "concurrent", "seats": 1000, "max_users": 10000})),
+        Some(licence),
     )
     .await;
     assert_eq!(status, 201, "{created}");
     let key = created["api_key"].as_str().unwrap().to_owned();
     let (status, body) = call(
         "PUT",
-        format!("{}/v1/tenants/acme/webhooks/crm", server.url),
+        format!("{url}/v1/tenants/acme/webhooks/crm"),
         &key,
         Some(json!({"url": format!("http://127.0.0.1:{port}/hook"),
             "events": ["admitted"], "secret": "whsec_0123456789abcdef"})),
     )
     .await;
     assert_eq!(status, 201, "{body}");
+    key
+}
+
+#[actix_web::test]
+async fn a_kill_mid_delivery_loses_no_event_and_resends_only_what_was_under_way() {
+    let (port, got, receiver_handle) = receiver();
+
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--webhook-allow-host", "127.0.0.1"];
+    let mut server = Server::start_with(dir.path(), ADMIN, &flags);
+    let key = acme_with_webhook(
+        &server.url,
+        json!({"model": "concurrent", "seats": 1000, "max_users": 10000}),
+        port,
+    )
+    .await;
     for i in 0..LOGINS {
         let (status, body) = call(
             "POST",
@@ -187,43 +205,17 @@ async fn a_kill_mid_delivery_loses_no_event_and_resends_only_what_was_under_way(
 
 #[actix_web::test]
 async fn a_host_taken_off_the_allowed_list_gets_nothing_until_it_is_back() {
-    let got: Got = Arc::default();
-    let data = web::Data::new(got.clone());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let receiver = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .default_service(web::to(receive))
-    })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    let receiver_handle = receiver.handle();
-    actix_web::rt::spawn(receiver);
+    let (port, got, receiver_handle) = receiver();
 
     let dir = tempfile::tempdir().unwrap();
     let allowed = ["--webhook-allow-host", "127.0.0.1"];
     let server = Server::start_with(dir.path(), ADMIN, &allowed);
-    let (status, created) = call(
-        "PUT",
-        format!("{}/v1/tenants/acme", server.url),
-        ADMIN,
-        Some(json!({"model": "concurrent", "seats": 10})),
+    let key = acme_with_webhook(
+        &server.url,
+        json!({"model": "concurrent", "seats": 10}),
+        port,
     )
     .await;
-    assert_eq!(status, 201, "{created}");
-    let key = created["api_key"].as_str().unwrap().to_owned();
-    let (status, body) = call(
-        "PUT",
-        format!("{}/v1/tenants/acme/webhooks/crm", server.url),
-        &key,
-        Some(json!({"url": format!("http://127.0.0.1:{port}/hook"),
-            "events": ["admitted"], "secret": "whsec_0123456789abcdef"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
     server.kill();
 
     // The operator narrows the list: the registered target is no longer allowed.
