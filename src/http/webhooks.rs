@@ -12,7 +12,7 @@
 //! resolve to public addresses, or to ones the list names, and the connection goes to
 //! the addresses so checked (no redirects are followed).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 
 use crate::clock::Timestamp;
@@ -58,8 +59,11 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 const DELIVERIES_KEPT: usize = 100;
 /// Events read from the log at a time.
 const PAGE: usize = 100;
-/// How often the deliverer looks for work.
+/// How often the deliverer looks for work: retries that came due, and news.
 const POLL_EVERY: Duration = Duration::from_millis(200);
+/// A webhook's log is read when its tenant has news, and at least this often besides
+/// (news may be lost, for example while the shared store's notifications were cut).
+const READ_ANYWAY_EVERY: Duration = Duration::from_secs(5);
 /// How often registrations are read again (others may change them).
 const RELOAD_EVERY: Duration = Duration::from_secs(1);
 /// The deliverer's lease in Redis mode, renewed well within it.
@@ -493,6 +497,10 @@ fn backoff(attempts: u32) -> Duration {
 struct Hook {
     registration: Registration,
     progress: Progress,
+    /// When its log was last read: the tenant's news count and the news epoch then.
+    polled: Option<(u64, u64, tokio::time::Instant)>,
+    /// Its last read moved it on: read again, there may be more.
+    again: bool,
 }
 
 type HookId = (TenantId, String);
@@ -525,15 +533,30 @@ async fn deliver_forever(engine: Engine, client: reqwest::Client, settings: Arc<
     let mut last_lease: Option<tokio::time::Instant> = None;
     let mut ticks = tokio::time::interval(POLL_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Each tenant's news since start, and an epoch bumped when news was missed.
+    let mut news = engine.live().watch_all();
+    let mut heard: HashMap<TenantId, u64> = HashMap::new();
+    let mut epoch = 0u64;
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
+            got = news.recv() => {
+                match got {
+                    Ok(tenant) => *heard.entry(tenant).or_default() += 1,
+                    Err(broadcast::error::RecvError::Lagged(_)) => epoch += 1,
+                    // The engine (which holds the sender) is gone: nothing more to do.
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+                continue;
+            }
             Some(done) = busy.join_next(), if !busy.is_empty() => {
                 if let Ok((id, progress)) = done {
                     in_flight.remove(&id);
                     match progress {
                         Some(progress) => {
                             if let Some(hook) = hooks.get_mut(&id) {
+                                hook.again = progress.cursor != hook.progress.cursor
+                                    || progress.done != hook.progress.done;
                                 hook.progress = progress;
                             }
                         }
@@ -568,10 +591,22 @@ async fn deliver_forever(engine: Engine, client: reqwest::Client, settings: Arc<
             }
         }
         let now = engine.clock().now();
-        for (id, hook) in &hooks {
-            if in_flight.contains(id) || hook.progress.next_attempt.is_some_and(|at| at > now) {
+        for (id, hook) in hooks.iter_mut() {
+            let news = heard.get(&id.0).copied().unwrap_or(0);
+            let due = match hook.progress.next_attempt {
+                Some(at) => at <= now,
+                None => {
+                    hook.again
+                        || hook.polled.is_none_or(|(seen, seen_epoch, at)| {
+                            seen != news || seen_epoch != epoch || at.elapsed() >= READ_ANYWAY_EVERY
+                        })
+                }
+            };
+            if !due || in_flight.contains(id) {
                 continue;
             }
+            hook.polled = Some((news, epoch, tokio::time::Instant::now()));
+            hook.again = false;
             in_flight.insert(id.clone());
             let (engine, client, settings, id, registration, progress) = (
                 engine.clone(),
@@ -619,20 +654,21 @@ async fn load(
             tracing::warn!(webhook = %key, "an unreadable webhook registration is skipped");
             continue;
         };
-        let progress = match current.get(&id) {
+        let known = current.get(&id);
+        let progress = match known {
             Some(hook) if in_flight.contains(&id) => hook.progress.clone(),
             _ => states
                 .get(&state_key(&id.0, &id.1))
                 .and_then(|v| decode(v).ok())
                 .unwrap_or_default(),
         };
-        hooks.insert(
-            id,
-            Hook {
-                registration,
-                progress,
-            },
-        );
+        let hook = Hook {
+            registration,
+            progress,
+            polled: known.and_then(|hook| hook.polled),
+            again: known.is_some_and(|hook| hook.again),
+        };
+        hooks.insert(id, hook);
     }
     Ok(hooks)
 }
