@@ -69,7 +69,8 @@ const RELOAD_EVERY: Duration = Duration::from_secs(1);
 /// The deliverer's lease in Redis mode, renewed well within it.
 const LEASE_FOR: Duration = Duration::from_secs(15);
 /// Secrets are at least this long.
-pub const MIN_SECRET: usize = 16;
+const MIN_SECRET: usize = 16;
+const MAX_SECRET: usize = 256;
 const MAX_URL: usize = 2048;
 
 /// The server's webhook settings.
@@ -303,6 +304,41 @@ pub async fn progress(engine: &Engine, tenant: &TenantId, name: &str) -> Result<
         .map(|(_, v)| decode(v))
         .transpose()?
         .unwrap_or_default())
+}
+
+/// The event types asked for, each known, without repeats, in the order given.
+pub fn event_types(asked: Vec<String>) -> Result<Vec<String>, Error> {
+    if asked.is_empty() {
+        return Err(Error::InvalidRequest(format!(
+            "events must name at least one of {}",
+            EVENT_TYPES.join(", ")
+        )));
+    }
+    let mut events: Vec<String> = Vec::new();
+    for kind in asked {
+        if !EVENT_TYPES.contains(&kind.as_str()) {
+            return Err(Error::InvalidRequest(format!(
+                "unknown event type {kind:?}; the types are {}",
+                EVENT_TYPES.join(", ")
+            )));
+        }
+        if !events.contains(&kind) {
+            events.push(kind);
+        }
+    }
+    Ok(events)
+}
+
+/// A signing secret of 16 to 256 characters.
+pub fn check_secret(secret: &str) -> Result<(), Error> {
+    let len = secret.chars().count();
+    if (MIN_SECRET..=MAX_SECRET).contains(&len) {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(format!(
+            "secret must be {MIN_SECRET} to {MAX_SECRET} characters long, got {len}"
+        )))
+    }
 }
 
 /// Every webhook of a tenant, by name, with its progress.

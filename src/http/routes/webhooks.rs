@@ -8,10 +8,8 @@ use super::{authorize, Json, State};
 use crate::error::Error;
 use crate::http::error::{ApiResult, ErrorBody};
 use crate::http::openapi::{EngineFailures, TenantIdSchema, WebhookNameSchema};
-use crate::http::webhooks::{self, Delivery, Progress, Registration, EVENT_TYPES, MIN_SECRET};
+use crate::http::webhooks::{self, Delivery, Progress, Registration};
 use crate::ids::{TenantId, WebhookName};
-
-const MAX_SECRET: usize = 256;
 
 /// The body of `PUT …/webhooks/{name}`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -166,14 +164,8 @@ pub async fn put_webhook(
 ) -> ApiResult<HttpResponse> {
     let (tenant, name) = webhook_of(&req, &state, &path).await?;
     let spec = spec.into_inner();
-    let events = event_types(spec.events)?;
-    let secret_len = spec.secret.chars().count();
-    if !(MIN_SECRET..=MAX_SECRET).contains(&secret_len) {
-        return Err(Error::InvalidRequest(format!(
-            "secret must be {MIN_SECRET} to {MAX_SECRET} characters long, got {secret_len}"
-        ))
-        .into());
-    }
+    let events = webhooks::event_types(spec.events)?;
+    webhooks::check_secret(&spec.secret)?;
     let url = state.webhooks.check_target(&spec.url).await?;
     let (registration, created) = webhooks::register(
         &state.engine,
@@ -191,29 +183,6 @@ pub async fn put_webhook(
     } else {
         HttpResponse::Ok().json(view)
     })
-}
-
-/// The event types asked for, each known, without repeats, in the order given.
-fn event_types(asked: Vec<String>) -> Result<Vec<String>, Error> {
-    if asked.is_empty() {
-        return Err(Error::InvalidRequest(format!(
-            "events must name at least one of {}",
-            EVENT_TYPES.join(", ")
-        )));
-    }
-    let mut events: Vec<String> = Vec::new();
-    for kind in asked {
-        if !EVENT_TYPES.contains(&kind.as_str()) {
-            return Err(Error::InvalidRequest(format!(
-                "unknown event type {kind:?}; the types are {}",
-                EVENT_TYPES.join(", ")
-            )));
-        }
-        if !events.contains(&kind) {
-            events.push(kind);
-        }
-    }
-    Ok(events)
 }
 
 /// A webhook: where it delivers, what, and how far it has come.
