@@ -362,6 +362,21 @@ impl Engine {
         }
     }
 
+    /// The webhook entry under `key`, if any.
+    pub async fn webhook_entry(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match &self.inner.backend {
+            Backend::Embedded(embedded) => {
+                let store = embedded.webhook_store();
+                let key = key.to_owned();
+                tokio::task::spawn_blocking(move || store.webhook_entry(&key))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(redis) => redis.webhook_entry(key).await,
+        }
+    }
+
     /// Every webhook entry whose key starts with `prefix`, in key order.
     pub async fn webhook_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         match &self.inner.backend {

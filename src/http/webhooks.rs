@@ -285,23 +285,19 @@ pub async fn registration(
     tenant: &TenantId,
     name: &str,
 ) -> Result<Option<Registration>, Error> {
-    let key = config_key(tenant, name);
-    let found = engine.webhook_entries(&key).await?;
-    found
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| decode(v))
+    engine
+        .webhook_entry(&config_key(tenant, name))
+        .await?
+        .map(|v| decode(&v))
         .transpose()
 }
 
 /// A webhook's progress (empty before its first delivery).
 pub async fn progress(engine: &Engine, tenant: &TenantId, name: &str) -> Result<Progress, Error> {
-    let key = state_key(tenant, name);
-    let found = engine.webhook_entries(&key).await?;
-    Ok(found
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| decode(v))
+    Ok(engine
+        .webhook_entry(&state_key(tenant, name))
+        .await?
+        .map(|v| decode(&v))
         .transpose()?
         .unwrap_or_default())
 }

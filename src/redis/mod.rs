@@ -771,6 +771,13 @@ impl RedisBackend {
             .map_err(|e| Error::Internal(e.to_string()))?
     }
 
+    /// The webhook entry under `key`, if any.
+    pub(crate) async fn webhook_entry(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let mut read = ::redis::cmd("HGET");
+        read.arg(self.key("webhooks")).arg(key);
+        self.query(read).await
+    }
+
     /// Every webhook entry whose key starts with `prefix`, in key order.
     pub(crate) async fn webhook_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let mut read = ::redis::cmd("HGETALL");

@@ -173,6 +173,10 @@ impl Store for FaultStore {
         self.inner.put_webhook_entry(key, value)
     }
 
+    fn webhook_entry(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.inner.webhook_entry(key)
+    }
+
     fn webhook_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
         self.inner.webhook_entries(prefix)
     }

@@ -129,6 +129,14 @@ pub trait Store: Send + Sync + 'static {
         Err(Error::Internal("this store keeps no webhooks".into()))
     }
 
+    /// The webhook entry under `key`, if any.
+    fn webhook_entry(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self
+            .webhook_entries(key)?
+            .into_iter()
+            .find_map(|(k, v)| (k == key).then_some(v)))
+    }
+
     /// Every webhook entry whose key starts with `prefix`, in key order.
     fn webhook_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
         let _ = prefix;

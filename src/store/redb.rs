@@ -369,6 +369,13 @@ impl Store for RedbStore {
         txn.commit().map_err(storage)
     }
 
+    fn webhook_entry(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(WEBHOOKS).map_err(storage)?;
+        let value = table.get(key).map_err(storage)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
     fn webhook_entries(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(WEBHOOKS).map_err(storage)?;
