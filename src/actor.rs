@@ -22,8 +22,8 @@ use crate::ledger::Ledger;
 use crate::licence::Licence;
 use crate::live::{Live, News};
 use crate::pool::{
-    Admission, Holdings, Page, PoolState, RecordsView, SessionCursor, SessionView, TenantView,
-    UserView,
+    Admission, Entry, Holdings, Page, PoolState, QueueEntry, RecordsView, SessionCursor,
+    SessionView, TenantView, TicketStatus, UserView,
 };
 use crate::registry::Registry;
 use crate::store::{Batch, Store};
@@ -165,12 +165,37 @@ impl Actor for PoolActor {
 /// Everything a pool can be asked. Each request carries its reply channel, so the
 /// engine can use the capacity-checked `try_send` and still get an answer.
 pub(crate) enum PoolMsg {
+    /// A login; with `may_queue`, one that a licence that queues puts in line at its
+    /// limit, under the ticket `id` / `secret`.
     Login {
         user: UserId,
         client: Option<String>,
         id: SessionId,
         secret: SecretHash,
-        reply: Reply<Admission>,
+        may_queue: bool,
+        reply: Reply<Entry>,
+    },
+    TicketHeartbeat {
+        id: SessionId,
+        secret: SecretHash,
+        reply: Reply<TicketStatus>,
+    },
+    /// Turns a ready ticket into the session `id` / `secret`.
+    Claim {
+        ticket: SessionId,
+        ticket_secret: SecretHash,
+        id: SessionId,
+        secret: SecretHash,
+        reply: Reply<(Admission, UserId)>,
+    },
+    CancelTicket {
+        id: SessionId,
+        secret: SecretHash,
+        reply: Reply<()>,
+    },
+    /// The waitlist, head first.
+    Queue {
+        reply: Reply<Vec<QueueEntry>>,
     },
     Heartbeat {
         id: SessionId,
@@ -266,7 +291,11 @@ impl PoolMsg {
     fn needs_room(&self) -> bool {
         matches!(
             self,
-            PoolMsg::Login { .. } | PoolMsg::Release { .. } | PoolMsg::Logout { .. }
+            PoolMsg::Login { .. }
+                | PoolMsg::Release { .. }
+                | PoolMsg::Logout { .. }
+                | PoolMsg::Claim { .. }
+                | PoolMsg::CancelTicket { .. }
         )
     }
 
@@ -277,6 +306,10 @@ impl PoolMsg {
         }
         match self {
             PoolMsg::Login { reply, .. } => no(reply, error),
+            PoolMsg::TicketHeartbeat { reply, .. } => no(reply, error),
+            PoolMsg::Claim { reply, .. } => no(reply, error),
+            PoolMsg::CancelTicket { reply, .. } => no(reply, error),
+            PoolMsg::Queue { reply } => no(reply, error),
             PoolMsg::Heartbeat { reply, .. } => no(reply, error),
             PoolMsg::Release { reply, .. }
             | PoolMsg::Revoke { reply, .. }
@@ -328,9 +361,37 @@ impl Handler<PoolMsg> for PoolActor {
                 client,
                 id,
                 secret,
+                may_queue,
                 reply,
             } => {
-                let result = state.login(&user, client.as_deref(), id, secret, now);
+                let result = if may_queue {
+                    state.enter(&user, client.as_deref(), id, secret, now)
+                } else {
+                    state
+                        .login(&user, client.as_deref(), id, secret, now)
+                        .map(Entry::Admitted)
+                };
+                if result.is_ok() {
+                    // A session or a ticket: either way the token routes here.
+                    if let Some(me) = self.me.upgrade() {
+                        self.shell.registry.sessions.insert(id, me);
+                    }
+                }
+                let admitted = matches!(result, Ok(Entry::Admitted(_))).then_some(id);
+                self.answer(reply, result, admitted);
+            }
+            PoolMsg::TicketHeartbeat { id, secret, reply } => {
+                let result = state.ticket_heartbeat(id, &secret, now);
+                self.respond(reply, result);
+            }
+            PoolMsg::Claim {
+                ticket,
+                ticket_secret,
+                id,
+                secret,
+                reply,
+            } => {
+                let result = state.claim(ticket, &ticket_secret, id, secret, now);
                 let admitted = result.is_ok().then_some(id);
                 if admitted.is_some() {
                     if let Some(me) = self.me.upgrade() {
@@ -338,6 +399,15 @@ impl Handler<PoolMsg> for PoolActor {
                     }
                 }
                 self.answer(reply, result, admitted);
+            }
+            PoolMsg::CancelTicket { id, secret, reply } => {
+                let result = state.cancel_ticket(id, &secret, now);
+                self.respond(reply, result);
+            }
+            PoolMsg::Queue { reply } => {
+                state.expire_due(now);
+                let entries = state.queue_entries();
+                self.respond(reply, Ok(entries));
             }
             PoolMsg::Heartbeat { id, secret, reply } => {
                 let result = state

@@ -30,8 +30,12 @@ pub struct LoginFacts {
     pub user_sessions: u32,
     /// User accounts in the tenant.
     pub accounts: u32,
-    /// Seats held now (concurrent model).
+    /// Seats held now (concurrent model), counting those held for the head of the
+    /// waitlist.
     pub seats_in_use: u32,
+    /// Tickets waiting in line for a seat (`on_limit = "queue"`): while any does,
+    /// nobody outside the line takes one.
+    pub queue_waiting: u32,
     /// Time until the nearest idle deadline, if any session is live.
     pub nearest_deadline_in: Option<Duration>,
     /// Time until the longest-held seat has been held for the licence's minimum hold
@@ -60,6 +64,11 @@ pub enum LoginDecision {
         /// Create the account on admission.
         register: bool,
     },
+    /// Put the login in line for a seat (`on_limit = "queue"`).
+    Queue {
+        /// Create the account when it joins the line.
+        register: bool,
+    },
     /// Refuse with this error.
     Refuse(Error),
 }
@@ -75,6 +84,7 @@ pub enum LoginDecision {
 ///     user_sessions: 0,
 ///     accounts: 10,
 ///     seats_in_use: 3,
+///     queue_waiting: 0,
 ///     nearest_deadline_in: None,
 ///     hold_ends_in: None,
 ///     group_at_max: None,
@@ -121,7 +131,8 @@ pub fn decide_login(licence: &Licence, user: &UserId, facts: &LoginFacts) -> Log
                     max: *max,
                 });
             }
-            if facts.seats_in_use + facts.reserved_for_others >= limit {
+            let line_waits = licence.policies.on_limit == OnLimit::Queue && facts.queue_waiting > 0;
+            if facts.seats_in_use + facts.reserved_for_others >= limit || line_waits {
                 return at_the_limit(licence, seats, limit, register, facts);
             }
         }
@@ -129,8 +140,8 @@ pub fn decide_login(licence: &Licence, user: &UserId, facts: &LoginFacts) -> Log
     LoginDecision::Admit { register }
 }
 
-/// A login that needs a seat when none is free: displaced into one, or refused with
-/// the earliest moment one could free itself.
+/// A login that needs a seat when none is free: put in line, displaced into one, or
+/// refused with the earliest moment one could free itself.
 fn at_the_limit(
     licence: &Licence,
     seats: u32,
@@ -138,6 +149,9 @@ fn at_the_limit(
     register: bool,
     facts: &LoginFacts,
 ) -> LoginDecision {
+    if licence.policies.on_limit == OnLimit::Queue {
+        return LoginDecision::Queue { register };
+    }
     let mut retry_after = facts.nearest_deadline_in;
     // Taking over one seat makes room only when exactly the limit is held (after a
     // lower licence, more may be).

@@ -11,20 +11,20 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use actix::{Actor, Arbiter, ArbiterHandle, System};
-use dashmap::mapref::entry::Entry;
+use dashmap::mapref::entry::Entry as Slot;
 use tokio::sync::oneshot;
 
 use crate::actor::{PoolHandle, PoolMsg, Reply, Shell};
 use crate::clock::Clock;
 use crate::consumer::{Envelope, EventSender};
-use crate::engine::{EngineConfig, EngineStats, Health, Heartbeat, Login, Priority};
+use crate::engine::{EngineConfig, EngineStats, Entry, Health, Heartbeat, Login, Priority, Ticket};
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::live::Live;
 use crate::pool::{
-    preview, LicencePreview, Page, PoolSnapshot, PoolState, RecordsView, SessionCursor,
-    SessionView, TenantView, UserView,
+    self, preview, Admission, LicencePreview, Page, PoolSnapshot, PoolState, QueueEntry,
+    RecordsView, SessionCursor, SessionView, TenantView, TicketStatus, UserView,
 };
 use crate::registry::Registry;
 use crate::store::{EventPage, EventQuery, Loaded, Store};
@@ -210,7 +210,7 @@ impl Embedded {
     ) -> Result<(TenantView, bool)> {
         let (handle, created) = loop {
             match self.registry.tenants.entry(tenant.clone()) {
-                Entry::Occupied(entry) if !entry.get().is_live() => {
+                Slot::Occupied(entry) if !entry.get().is_live() => {
                     let dying = entry.get().clone();
                     drop(entry);
                     if self.registry.store_failed.load(Ordering::Acquire) {
@@ -226,8 +226,8 @@ impl Embedded {
                         });
                     }
                 }
-                Entry::Occupied(entry) => break (entry.get().clone(), false),
-                Entry::Vacant(entry) => {
+                Slot::Occupied(entry) => break (entry.get().clone(), false),
+                Slot::Vacant(entry) => {
                     let mut state = PoolState::new(
                         tenant.clone(),
                         licence.clone(),
@@ -267,8 +267,8 @@ impl Embedded {
             .collect();
         let state = PoolState::restore(snapshot, self.config.retention, self.clock.now());
         match self.registry.tenants.entry(tenant) {
-            Entry::Occupied(_) => Err(Error::InvalidRequest("tenant already exists".into())),
-            Entry::Vacant(entry) => {
+            Slot::Occupied(_) => Err(Error::InvalidRequest("tenant already exists".into())),
+            Slot::Vacant(entry) => {
                 let api_key = state.api_key();
                 let handle = self.spawn_pool(state);
                 for id in ids {
@@ -365,32 +365,107 @@ impl Embedded {
         user: &UserId,
         client: Option<&str>,
     ) -> Result<Login> {
+        match self.arrive(tenant, user, client, false).await? {
+            Entry::Admitted(login) => Ok(login),
+            Entry::Queued(_) => Err(Error::Internal("a plain login was queued".into())),
+        }
+    }
+
+    pub(crate) async fn enter(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: Option<&str>,
+    ) -> Result<Entry> {
+        self.arrive(tenant, user, client, true).await
+    }
+
+    async fn arrive(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: Option<&str>,
+        may_queue: bool,
+    ) -> Result<Entry> {
         let handle = self.pool(tenant)?;
+        let token = self.fresh_token();
+        let entry = self
+            .call(&handle, Priority::Shed, |reply| PoolMsg::Login {
+                user: user.clone(),
+                client: client.map(String::from),
+                id: token.id(),
+                secret: token.secret_hash(),
+                may_queue,
+                reply,
+            })
+            .await?;
+        Ok(match entry {
+            pool::Entry::Admitted(admission) => {
+                Entry::Admitted(login_of(token, tenant, user, &admission))
+            }
+            pool::Entry::Queued(queued) => Entry::Queued(Ticket {
+                token,
+                tenant: tenant.clone(),
+                user: user.clone(),
+                position: queued.position,
+                expires_at: queued.expires_at,
+                idle_timeout: queued.idle_timeout,
+                heartbeat_interval: queued.heartbeat_interval,
+            }),
+        })
+    }
+
+    /// A token whose id no session or ticket, live or remembered, has.
+    fn fresh_token(&self) -> SessionToken {
         let mut token = SessionToken::generate();
         while self.registry.sessions.contains_key(&token.id())
             || self.registry.orphans.contains_key(&token.id())
         {
             token = SessionToken::generate();
         }
-        let admission = self
-            .call(&handle, Priority::Shed, |reply| PoolMsg::Login {
-                user: user.clone(),
-                client: client.map(String::from),
+        token
+    }
+
+    pub(crate) async fn ticket_heartbeat(&self, ticket: &SessionToken) -> Result<TicketStatus> {
+        let handle = self.ticket_pool(ticket)?;
+        self.call(&handle, Priority::Shed, |reply| PoolMsg::TicketHeartbeat {
+            id: ticket.id(),
+            secret: ticket.secret_hash(),
+            reply,
+        })
+        .await
+    }
+
+    pub(crate) async fn claim(&self, ticket: &SessionToken) -> Result<Login> {
+        let handle = self.ticket_pool(ticket)?;
+        let token = self.fresh_token();
+        let tenant = handle.tenant.clone();
+        let (admission, user) = self
+            .call(&handle, Priority::Shed, |reply| PoolMsg::Claim {
+                ticket: ticket.id(),
+                ticket_secret: ticket.secret_hash(),
                 id: token.id(),
                 secret: token.secret_hash(),
                 reply,
             })
             .await?;
-        Ok(Login {
-            token,
-            tenant: tenant.clone(),
-            user: user.clone(),
-            expires_at: admission.expires_at,
-            idle_timeout: admission.idle_timeout,
-            heartbeat_interval: admission.heartbeat_interval,
-            fence: admission.fence,
-            overage: admission.overage,
+        Ok(login_of(token, &tenant, &user, &admission))
+    }
+
+    pub(crate) async fn cancel_ticket(&self, ticket: &SessionToken) -> Result<()> {
+        let handle = self.ticket_pool(ticket)?;
+        self.call(&handle, Priority::Shed, |reply| PoolMsg::CancelTicket {
+            id: ticket.id(),
+            secret: ticket.secret_hash(),
+            reply,
         })
+        .await
+    }
+
+    pub(crate) async fn waitlist(&self, tenant: &TenantId) -> Result<Vec<QueueEntry>> {
+        let handle = self.pool(tenant)?;
+        self.call(&handle, Priority::Control, |reply| PoolMsg::Queue { reply })
+            .await
     }
 
     pub(crate) async fn heartbeat(&self, token: &SessionToken) -> Result<Heartbeat> {
@@ -586,6 +661,15 @@ impl Embedded {
 
     /// The pool of a session; for a session of a deleted tenant, why it ended (to its
     /// holder only).
+    /// The pool of a ticket, or why there is none.
+    fn ticket_pool(&self, ticket: &SessionToken) -> Result<Arc<PoolHandle>> {
+        self.session_pool(ticket).map_err(|e| match e {
+            Error::SessionEnded { reason } => Error::TicketEnded { reason },
+            Error::SessionNotFound => Error::TicketNotFound,
+            other => other,
+        })
+    }
+
     fn session_pool(&self, token: &SessionToken) -> Result<Arc<PoolHandle>> {
         let registry = &self.registry;
         if let Some(entry) = registry.sessions.get(&token.id()) {
@@ -683,4 +767,18 @@ fn start_system(workers: usize) -> (Vec<Arbiter>, Option<System>) {
         .expect("spawning the actix system thread");
     let (arbiters, system) = rx.recv().expect("the actix system thread started");
     (arbiters, Some(system))
+}
+
+/// The client's view of an admitted login.
+fn login_of(token: SessionToken, tenant: &TenantId, user: &UserId, admission: &Admission) -> Login {
+    Login {
+        token,
+        tenant: tenant.clone(),
+        user: user.clone(),
+        expires_at: admission.expires_at,
+        idle_timeout: admission.idle_timeout,
+        heartbeat_interval: admission.heartbeat_interval,
+        fence: admission.fence,
+        overage: admission.overage,
+    }
 }

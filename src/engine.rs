@@ -23,8 +23,8 @@ use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::licence::Licence;
 use crate::live::Live;
 use crate::pool::{
-    LicencePreview, Page, PoolSnapshot, RecordsView, Retention, SessionCursor, SessionView,
-    TenantView, UserView,
+    LicencePreview, Page, PoolSnapshot, QueueEntry, RecordsView, Retention, SessionCursor,
+    SessionView, TenantView, TicketStatus, UserView,
 };
 #[cfg(feature = "redis")]
 use crate::redis::{RedisBackend, RedisClock, RedisConfig};
@@ -105,6 +105,35 @@ pub struct Login {
     /// Whether the login took a seat past the licensed seats, under the licence's
     /// overage allowance: a vendor may bill or warn.
     pub overage: bool,
+}
+
+/// A login put in line (`on_limit = "queue"`), as handed to the client: its ticket
+/// is a credential like a session token.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    /// The ticket: heartbeat it to keep the place, claim it once a seat is held.
+    pub token: SessionToken,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The user.
+    pub user: UserId,
+    /// Its place in line: 1 is next.
+    pub position: u32,
+    /// When the ticket ends without a heartbeat.
+    pub expires_at: Timestamp,
+    /// The idle timeout in force.
+    pub idle_timeout: Duration,
+    /// How often to heartbeat the ticket.
+    pub heartbeat_interval: Duration,
+}
+
+/// What a login that may queue came to.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// A session, at once.
+    Admitted(Login),
+    /// A place in the waitlist.
+    Queued(Ticket),
 }
 
 /// The answer to a heartbeat.
@@ -527,6 +556,44 @@ impl Engine {
         client: Option<&str>,
     ) -> Result<Login> {
         decide!(self, |b| b.login(tenant, user, client).await)
+    }
+
+    /// Logs `user` in as [`Engine::login`] does, except that under a licence that
+    /// queues (`on_limit = "queue"`) a login at the limit is put in line and answered
+    /// with a ticket (SPEC §10).
+    #[instrument(level = "debug", skip(self))]
+    pub async fn enter(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: Option<&str>,
+    ) -> Result<Entry> {
+        decide!(self, |b| b.enter(tenant, user, client).await)
+    }
+
+    /// A ticket's heartbeat: it keeps its place in line, and hears when a seat is
+    /// held for it.
+    #[instrument(level = "debug", skip_all, fields(ticket = %ticket.id()))]
+    pub async fn ticket_heartbeat(&self, ticket: &SessionToken) -> Result<TicketStatus> {
+        decide!(self, |b| b.ticket_heartbeat(ticket).await)
+    }
+
+    /// Turns a ticket a seat is held for into a session.
+    #[instrument(level = "debug", skip_all, fields(ticket = %ticket.id()))]
+    pub async fn claim(&self, ticket: &SessionToken) -> Result<Login> {
+        decide!(self, |b| b.claim(ticket).await)
+    }
+
+    /// Leaves the line.
+    #[instrument(level = "debug", skip_all, fields(ticket = %ticket.id()))]
+    pub async fn cancel_ticket(&self, ticket: &SessionToken) -> Result<()> {
+        decide!(self, |b| b.cancel_ticket(ticket).await)
+    }
+
+    /// A tenant's waitlist, head first.
+    #[instrument(level = "debug", skip(self))]
+    pub async fn waitlist(&self, tenant: &TenantId) -> Result<Vec<QueueEntry>> {
+        decide!(self, |b| b.waitlist(tenant).await)
     }
 
     /// Keeps a session alive for another idle timeout.

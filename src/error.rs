@@ -21,6 +21,12 @@ pub enum EndReason {
     /// Another user's login at the limit took the seat over (`on_limit =
     /// "displace_idlest"`).
     Displaced,
+    /// A waitlist ticket: its holder left the queue.
+    Cancelled,
+    /// A waitlist ticket: it became a session.
+    Claimed,
+    /// A waitlist ticket: the seat held for it was not claimed in time and passed on.
+    ClaimMissed,
 }
 
 impl EndReason {
@@ -33,6 +39,9 @@ impl EndReason {
             EndReason::Revoked => "revoked",
             EndReason::Evicted => "evicted",
             EndReason::Displaced => "displaced",
+            EndReason::Cancelled => "cancelled",
+            EndReason::Claimed => "claimed",
+            EndReason::ClaimMissed => "claim_missed",
         }
     }
 }
@@ -70,6 +79,21 @@ pub enum Error {
     /// No live or remembered session for that token or id.
     #[error("no session with that token or id")]
     SessionNotFound,
+    /// No live or remembered waitlist ticket for that token.
+    #[error("no waitlist ticket with that token")]
+    TicketNotFound,
+    /// The waitlist ticket is known but has ended.
+    #[error("this waitlist ticket has ended ({})", reason.as_str())]
+    TicketEnded {
+        /// Why it ended.
+        reason: EndReason,
+    },
+    /// A claim of a waitlist ticket for which no seat is held yet.
+    #[error("no seat is held for this ticket yet; it is number {position} in line")]
+    NotReady {
+        /// Its place in line.
+        position: u32,
+    },
     /// No webhook of that name in the tenant.
     #[error("no webhook with that name in this tenant")]
     WebhookNotFound,
@@ -153,6 +177,9 @@ impl Error {
             Error::UserNotFound => "user_not_found",
             Error::SessionNotFound => "session_not_found",
             Error::WebhookNotFound => "webhook_not_found",
+            Error::TicketNotFound => "ticket_not_found",
+            Error::TicketEnded { .. } => "ticket_ended",
+            Error::NotReady { .. } => "not_ready",
             Error::LicenceLimitReached { .. } => "licence_limit_reached",
             Error::SeatsExhausted { .. } => "seats_exhausted",
             Error::SessionLimitReached { .. } => "session_limit_reached",
@@ -177,13 +204,15 @@ impl Error {
             Error::TenantNotFound
             | Error::UserNotFound
             | Error::SessionNotFound
-            | Error::WebhookNotFound => 404,
+            | Error::WebhookNotFound
+            | Error::TicketNotFound => 404,
             Error::LicenceLimitReached { .. }
             | Error::SeatsExhausted { .. }
             | Error::SessionLimitReached { .. }
             | Error::GroupLimitReached { .. }
-            | Error::LicenceChanged => 409,
-            Error::SessionEnded { .. } => 410,
+            | Error::LicenceChanged
+            | Error::NotReady { .. } => 409,
+            Error::SessionEnded { .. } | Error::TicketEnded { .. } => 410,
             Error::PayloadTooLarge { .. } => 413,
             Error::Overloaded { .. } | Error::Unavailable { .. } => 503,
             Error::Internal(_) => 500,

@@ -104,4 +104,34 @@ pub enum EventKind {
         /// The count.
         count: u64,
     },
+    /// A login at the limit was put in line (`on_limit = "queue"`).
+    Queued {
+        /// Who.
+        user: UserId,
+        /// The ticket's public id.
+        ticket: SessionId,
+        /// Its place in line.
+        position: u32,
+    },
+    /// A seat is held for a ticket at the head of the line until `claim_by`.
+    TicketReady {
+        /// Whose.
+        user: UserId,
+        /// The ticket's public id.
+        ticket: SessionId,
+        /// Until when the seat is held.
+        claim_by: Timestamp,
+    },
+    /// A ticket left the line: claimed (it became a session), cancelled, expired,
+    /// its claim missed, or evicted.
+    TicketEnded {
+        /// Whose.
+        user: UserId,
+        /// The ticket's public id.
+        ticket: SessionId,
+        /// Why.
+        reason: EndReason,
+        /// How long it was in line, in milliseconds.
+        waited_ms: u64,
+    },
 }

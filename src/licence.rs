@@ -40,6 +40,9 @@ pub enum OnLimit {
     /// Take over the seat closest to expiring — the one whose latest heartbeat is
     /// oldest — unless it has been held for less than the minimum hold.
     DisplaceIdlest,
+    /// Give it a ticket and a place in the waitlist (SPEC §10): freed seats are held
+    /// for the head of the line, first come, first served.
+    Queue,
 }
 
 impl OnLimit {
@@ -48,9 +51,15 @@ impl OnLimit {
         match self {
             OnLimit::Refuse => "refuse",
             OnLimit::DisplaceIdlest => "displace_idlest",
+            OnLimit::Queue => "queue",
         }
     }
 }
+
+/// The default time a seat freed for the head of the waitlist is held for it.
+pub const DEFAULT_QUEUE_CLAIM: Duration = Duration::from_secs(60);
+/// The longest claim window accepted (an hour).
+pub const MAX_QUEUE_CLAIM_SECS: u64 = 3600;
 
 /// The default minimum hold before a seat may be displaced.
 pub const DEFAULT_MIN_HOLD: Duration = Duration::from_secs(300);
@@ -72,6 +81,9 @@ pub struct Policies {
     pub on_limit: OnLimit,
     /// Concurrent: a seat held for less than this is never displaced.
     pub min_hold: Duration,
+    /// Concurrent, queueing: how long a seat freed for the head of the waitlist is
+    /// held for it before it passes to the next.
+    pub queue_claim: Duration,
     /// Live sessions one user may hold at once (tabs, devices).
     pub max_sessions_per_user: Option<u32>,
     /// Concurrent: how long a seat given back by a release stays its user's, so that a
@@ -88,6 +100,7 @@ impl Default for Policies {
             overage_ppm: 0,
             on_limit: OnLimit::Refuse,
             min_hold: DEFAULT_MIN_HOLD,
+            queue_claim: DEFAULT_QUEUE_CLAIM,
             max_sessions_per_user: None,
             reload_grace: Duration::ZERO,
             reserve: BTreeMap::new(),
@@ -131,12 +144,15 @@ pub struct PolicyFields {
     /// Concurrent: the share of the seats admitted past them (0–1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overage: Option<f64>,
-    /// Concurrent: `refuse` or `displace_idlest`.
+    /// Concurrent: `refuse`, `queue` or `displace_idlest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_limit: Option<OnLimit>,
     /// Concurrent: seconds a seat is held before it may be displaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_hold_secs: Option<u64>,
+    /// Concurrent: seconds a seat freed for the head of the waitlist is held for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_claim_secs: Option<u64>,
     /// Live sessions one user may hold at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sessions_per_user: Option<u32>,
@@ -164,6 +180,7 @@ impl From<Policies> for PolicyFields {
             overage: (p.overage_ppm != 0).then(|| f64::from(p.overage_ppm) / f64::from(WHOLE_PPM)),
             on_limit: (p.on_limit != d.on_limit).then_some(p.on_limit),
             min_hold_secs: (p.min_hold != d.min_hold).then_some(p.min_hold.as_secs()),
+            queue_claim_secs: (p.queue_claim != d.queue_claim).then_some(p.queue_claim.as_secs()),
             max_sessions_per_user: p.max_sessions_per_user,
             reload_grace_secs: (!p.reload_grace.is_zero()).then_some(p.reload_grace.as_secs()),
             reserve: p.reserve,
@@ -186,6 +203,9 @@ impl TryFrom<PolicyFields> for Policies {
             },
             on_limit: f.on_limit.unwrap_or(d.on_limit),
             min_hold: f.min_hold_secs.map_or(d.min_hold, Duration::from_secs),
+            queue_claim: f
+                .queue_claim_secs
+                .map_or(d.queue_claim, Duration::from_secs),
             max_sessions_per_user: f.max_sessions_per_user,
             reload_grace: Duration::from_secs(f.reload_grace_secs.unwrap_or(0)),
             reserve: f.reserve,
@@ -334,6 +354,15 @@ impl Licence {
         self
     }
 
+    /// The same licence with another claim window for the head of the waitlist
+    /// (concurrent only; otherwise unchanged).
+    pub fn queue_claim(mut self, window: Duration) -> Self {
+        if self.is_concurrent() {
+            self.policies.queue_claim = window;
+        }
+        self
+    }
+
     /// The same licence with another minimum hold before displacement (concurrent
     /// only; otherwise unchanged).
     pub fn min_hold(mut self, min_hold: Duration) -> Self {
@@ -456,6 +485,7 @@ impl TryFrom<LicenceFields> for Licence {
             overage: fields.policies.overage,
             on_limit: fields.policies.on_limit.map(|p| p.as_str().into()),
             min_hold_secs: fields.policies.min_hold_secs.map(|s| s as i64),
+            queue_claim_secs: fields.policies.queue_claim_secs.map(|s| s as i64),
             max_sessions_per_user: fields.policies.max_sessions_per_user.map(i64::from),
             reload_grace_secs: fields.policies.reload_grace_secs.map(|s| s as i64),
             reserve: groups_spec(&fields.policies.reserve),
@@ -496,9 +526,17 @@ pub struct LicenceSpec {
     /// Concurrent: the share of the seats admitted past them, 0–1 (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overage: Option<f64>,
-    /// Concurrent: `refuse` (default) or `displace_idlest`.
+    /// Concurrent: `refuse` (default), `queue` or `displace_idlest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_limit: Option<String>,
+    /// Concurrent: seconds a seat freed for the head of the waitlist is held for it
+    /// (default 60, 1–3600).
+    #[serde(
+        default,
+        deserialize_with = "whole::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub queue_claim_secs: Option<i64>,
     /// Concurrent: seconds a seat is held before it may be displaced (default 300).
     #[serde(
         default,
@@ -615,6 +653,7 @@ impl LicenceSpec {
             ("overage", self.overage.is_some()),
             ("on_limit", self.on_limit.is_some()),
             ("min_hold_secs", self.min_hold_secs.is_some()),
+            ("queue_claim_secs", self.queue_claim_secs.is_some()),
             ("reload_grace_secs", self.reload_grace_secs.is_some()),
             ("reserve", self.reserve.is_some()),
             ("group_max", self.group_max.is_some()),
@@ -630,14 +669,19 @@ impl LicenceSpec {
         let on_limit = match self.on_limit.as_deref() {
             None | Some("refuse") => OnLimit::Refuse,
             Some("displace_idlest") => OnLimit::DisplaceIdlest,
-            Some("queue") => {
-                return invalid(
-                    "\"on_limit\": \"queue\" needs the waitlist, which this server does not offer; use \"refuse\" or \"displace_idlest\"".into(),
-                )
+            Some("queue") => OnLimit::Queue,
+            Some(other) => return invalid(format!(
+                "\"on_limit\" must be \"refuse\", \"queue\" or \"displace_idlest\", got {other:?}"
+            )),
+        };
+        let queue_claim = match self.queue_claim_secs {
+            None => d.queue_claim,
+            Some(n) if (1..=MAX_QUEUE_CLAIM_SECS as i64).contains(&n) => {
+                Duration::from_secs(n as u64)
             }
-            Some(other) => {
+            Some(n) => {
                 return invalid(format!(
-                    "\"on_limit\" must be \"refuse\" or \"displace_idlest\", got {other:?}"
+                    "\"queue_claim_secs\" must be between 1 and {MAX_QUEUE_CLAIM_SECS}, got {n}"
                 ))
             }
         };
@@ -690,10 +734,11 @@ impl LicenceSpec {
                 }
             }
         }
-        if on_limit == OnLimit::DisplaceIdlest && !(reserve.is_empty() && group_max.is_empty()) {
-            return invalid(
-                "\"reserve\" and \"group_max\" do not combine with \"on_limit\": \"displace_idlest\"".into(),
-            );
+        if on_limit != OnLimit::Refuse && !(reserve.is_empty() && group_max.is_empty()) {
+            return invalid(format!(
+                "\"reserve\" and \"group_max\" do not combine with \"on_limit\": \"{}\"",
+                on_limit.as_str()
+            ));
         }
         Ok(Policies {
             overage_ppm: match self.overage {
@@ -702,6 +747,7 @@ impl LicenceSpec {
             },
             on_limit,
             min_hold,
+            queue_claim,
             max_sessions_per_user,
             reload_grace,
             reserve,

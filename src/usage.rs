@@ -17,6 +17,9 @@ pub const USAGE_DAYS_KEPT: usize = 400;
 
 const MILLIS_PER_DAY: u64 = 24 * 3600 * 1000;
 
+/// The most served tickets' waits one day keeps for its percentiles.
+pub const WAITS_KEPT: usize = 100_000;
+
 /// Refused logins of one day, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
@@ -80,6 +83,27 @@ pub struct DayUsage {
     /// that day (what a vendor bills overage by).
     #[serde(default)]
     pub overage_seat_secs: u64,
+    /// Waitlist: logins put in line.
+    #[serde(default)]
+    pub queued: u64,
+    /// Waitlist: tickets that became sessions.
+    #[serde(default)]
+    pub served_from_queue: u64,
+    /// Waitlist: tickets that left the line without a seat (cancelled, expired, or
+    /// their claim missed).
+    #[serde(default)]
+    pub gave_up_in_queue: u64,
+    /// Waitlist: the median wait of the tickets served that day, in seconds.
+    #[serde(default)]
+    pub queue_wait_p50_secs: Option<u64>,
+    /// Waitlist: the 90th percentile of those waits, in seconds.
+    #[serde(default)]
+    pub queue_wait_p90_secs: Option<u64>,
+    /// The waits of the day's served tickets in milliseconds, at most
+    /// [`WAITS_KEPT`] of them: what the percentiles are read from.
+    #[serde(skip)]
+    #[cfg_attr(feature = "server", schema(ignore))]
+    pub(crate) queue_waits_ms: Vec<u64>,
     /// `overage_seat_secs` to the millisecond, so that short stretches add up exactly.
     #[serde(skip)]
     #[cfg_attr(feature = "server", schema(ignore))]
@@ -103,8 +127,35 @@ impl DayUsage {
             peak_overage_seats: level.overage_seats(),
             overage_seat_secs: 0,
             overage_seat_ms: 0,
+            queued: 0,
+            served_from_queue: 0,
+            gave_up_in_queue: 0,
+            queue_wait_p50_secs: None,
+            queue_wait_p90_secs: None,
+            queue_waits_ms: Vec::new(),
             closing: level,
         }
+    }
+
+    /// Counts a served ticket's wait and reads the day's percentiles again.
+    fn served(&mut self, waited_ms: u64) {
+        self.served_from_queue += 1;
+        if self.queue_waits_ms.len() < WAITS_KEPT {
+            self.queue_waits_ms.push(waited_ms);
+        }
+        self.read_waits();
+    }
+
+    fn read_waits(&mut self) {
+        let mut waits = self.queue_waits_ms.clone();
+        waits.sort_unstable();
+        let at = |share: usize| -> Option<u64> {
+            // Nearest rank: the smallest wait at least `share` % of the waits reach.
+            let rank = (waits.len() * share).div_ceil(100).max(1);
+            waits.get(rank - 1).map(|ms| ms / 1000)
+        };
+        self.queue_wait_p50_secs = at(50);
+        self.queue_wait_p90_secs = at(90);
     }
 
     /// A whole day without events, standing where the day before ended.
@@ -148,6 +199,8 @@ pub struct StoredDay {
     closing: Level,
     #[serde(default)]
     overage_seat_ms: u64,
+    #[serde(default)]
+    queue_waits_ms: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -270,7 +323,15 @@ impl UsageBook {
                 tenant.licence(licence);
                 tenant.day(day);
             }
-            EventKind::TenantDeleted => {}
+            EventKind::Queued { .. } => tenant.day(day).queued += 1,
+            EventKind::TicketEnded {
+                reason, waited_ms, ..
+            } => match reason {
+                EndReason::Claimed => tenant.day(day).served(*waited_ms),
+                EndReason::Evicted => {}
+                _ => tenant.day(day).gave_up_in_queue += 1,
+            },
+            EventKind::TenantDeleted | EventKind::TicketReady { .. } => {}
         }
         let level = tenant.level;
         tenant.day(day).closing = level;
@@ -284,6 +345,7 @@ impl UsageBook {
             usage: usage.clone(),
             closing: usage.closing,
             overage_seat_ms: usage.overage_seat_ms,
+            queue_waits_ms: usage.queue_waits_ms.clone(),
         })
     }
 
@@ -294,6 +356,7 @@ impl UsageBook {
         let mut day = stored.usage;
         day.closing = stored.closing;
         day.overage_seat_ms = stored.overage_seat_ms;
+        day.queue_waits_ms = stored.queue_waits_ms;
         usage.days.insert(day.day, day);
     }
 

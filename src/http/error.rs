@@ -37,8 +37,10 @@ pub struct ErrorBody {
     pub seats_in_use: Option<u32>,
     /// Concurrent refusals and overload: when to try again.
     pub retry_after_secs: Option<u64>,
-    /// `session_ended`: why.
+    /// `session_ended`, `ticket_ended`: why.
     pub reason: Option<String>,
+    /// `not_ready`: the ticket's place in line.
+    pub position: Option<u32>,
     /// `user_limit_reached`: the account limit.
     pub max_users: Option<u32>,
     /// `payload_too_large`: the limit in bytes.
@@ -93,8 +95,11 @@ pub fn body(error: &Error) -> Value {
             body.insert("group".into(), json!(group));
             body.insert("max".into(), json!(max));
         }
-        Error::SessionEnded { reason } => {
+        Error::SessionEnded { reason } | Error::TicketEnded { reason } => {
             body.insert("reason".into(), json!(reason.as_str()));
+        }
+        Error::NotReady { position } => {
+            body.insert("position".into(), json!(position));
         }
         Error::PayloadTooLarge { limit } => {
             body.insert("limit_bytes".into(), json!(limit));

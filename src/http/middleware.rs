@@ -48,16 +48,19 @@ const LOGGED_AS_ENCODED: &AsciiSet = &CONTROLS.add(b' ').add(b'%').add(b'"');
 pub fn redact(path: &str) -> String {
     let decoded = fully_decoded(path);
     let mut segments = decoded.split('/').filter(|s| !s.is_empty());
-    let browser_route = segments
+    let v1 = segments
         .next()
-        .is_some_and(|s| s.eq_ignore_ascii_case("v1"))
-        && segments
-            .next()
-            .is_some_and(|s| s.eq_ignore_ascii_case("sessions"));
-    if !browser_route || segments.next().is_none() {
+        .is_some_and(|s| s.eq_ignore_ascii_case("v1"));
+    let kind = segments.next();
+    let logged = match kind {
+        Some(s) if v1 && s.eq_ignore_ascii_case("sessions") => "/v1/sessions/<token>",
+        Some(s) if v1 && s.eq_ignore_ascii_case("tickets") => "/v1/tickets/<ticket>",
+        _ => return path.into(),
+    };
+    if segments.next().is_none() {
         return path.into();
     }
-    let mut logged = String::from("/v1/sessions/<token>");
+    let mut logged = String::from(logged);
     for segment in segments {
         logged.push('/');
         logged.extend(utf8_percent_encode(segment, LOGGED_AS_ENCODED));
@@ -194,6 +197,11 @@ mod tests {
             redact("/v1/sessions/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/live"),
             "/v1/sessions/<token>/live"
         );
+        assert_eq!(
+            redact("/v1/tickets/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/claim"),
+            "/v1/tickets/<ticket>/claim"
+        );
+        assert_eq!(redact("/v1/%74ickets/secret"), "/v1/tickets/<ticket>");
         assert_eq!(redact("/v1/tenants/acme"), "/v1/tenants/acme");
         assert_eq!(
             redact("/v1/tenants/acme/sessions/0123456789abcdef"),

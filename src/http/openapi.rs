@@ -13,7 +13,7 @@ use utoipa::openapi::{RefOr, ResponseBuilder};
 use utoipa::{IntoResponses, OpenApi, PartialSchema, ToSchema};
 
 use super::error::ErrorBody;
-use super::routes::{live, ops, sessions, tenants, users, webhooks};
+use super::routes::{live, ops, sessions, tenants, tickets, users, webhooks};
 use crate::ids::MAX_ID_LEN;
 
 /// Every route of the HTTP API with its bodies and errors.
@@ -26,6 +26,7 @@ use crate::ids::MAX_ID_LEN;
         users::put_user, users::delete_user, users::list_users, users::logout_user,
         sessions::login, sessions::list_sessions, sessions::revoke,
         sessions::heartbeat, sessions::release, sessions::logout,
+        tickets::heartbeat, tickets::claim, tickets::cancel, tickets::list_queue,
         live::tenant_stream, live::admin_stream, live::session_socket,
         webhooks::list_webhooks, webhooks::put_webhook, webhooks::get_webhook, webhooks::delete_webhook, webhooks::deliveries,
         ops::healthz, ops::readyz, ops::metrics_text, ops::openapi_json,

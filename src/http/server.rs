@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use super::auth::{hash_key, Credentials};
 use super::metrics;
 use super::middleware::{observe, until_ready};
-use super::routes::{self, live, ops, sessions, tenants, users, webhooks, AppState};
+use super::routes::{self, live, ops, sessions, tenants, tickets, users, webhooks, AppState};
 use super::webhooks::WebhookSettings;
 use crate::clock::{Clock, SystemClock};
 use crate::engine::{Engine, EngineConfig};
@@ -326,6 +326,15 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
             .service(Endpoint::at("/live").get(live::session_socket).done()),
     )
     .service(
+        scope("/v1/tickets/{ticket}")
+            .wrap(cors(cors_origins))
+            .wrap(from_fn(cors_refusal_as_json))
+            .wrap(from_fn(until_ready))
+            .service(Endpoint::at("").delete(tickets::cancel).done())
+            .service(Endpoint::at("/heartbeat").post(tickets::heartbeat).done())
+            .service(Endpoint::at("/claim").post(tickets::claim).done()),
+    )
+    .service(
         Endpoint::at("/v1/tenants")
             .get(tenants::list_tenants)
             .done()
@@ -373,6 +382,7 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
                     .done(),
             )
             .service(Endpoint::at("/usage").get(tenants::usage).done())
+            .service(Endpoint::at("/queue").get(tickets::list_queue).done())
             .service(Endpoint::at("/events").get(tenants::events).done())
             .service(
                 Endpoint::at("/events/stream")

@@ -34,6 +34,7 @@ mod preview;
 mod records;
 mod snapshot;
 mod views;
+mod waitlist;
 
 pub use preview::{preview, takes_named_seats, Holdings, LicenceEffects, LicencePreview};
 pub use records::Records;
@@ -41,6 +42,7 @@ pub use snapshot::{Change, PoolSnapshot, SessionRecord};
 pub(crate) use views::check_page_limit;
 use views::user_view;
 pub use views::{Page, RecordsView, SessionCursor, SessionView, TenantView, UserView};
+pub use waitlist::{Entry, QueueEntry, Queued, TicketRecord, TicketStatus};
 
 /// How long, and how many, ended sessions a pool remembers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +177,8 @@ pub struct PoolState {
     group_seats: HashMap<GroupId, u32>,
     /// Concurrent: seats released under a reload grace, kept for their users.
     graces: graces::Graces,
+    /// Concurrent, queueing: logins waiting in line for a seat.
+    waitlist: waitlist::Waitlist,
     ended: EndedSessions,
     records: Records,
     api_key: Option<[u8; 32]>,
@@ -203,6 +207,7 @@ impl PoolState {
             assigned: 0,
             group_seats: HashMap::new(),
             graces: graces::Graces::default(),
+            waitlist: waitlist::Waitlist::default(),
             ended: EndedSessions::default(),
             records: Records::default(),
             api_key: None,
@@ -274,10 +279,15 @@ impl PoolState {
             .order
             .front()
             .map(|&(ended_at, _)| ended_at + self.retention.ended_for);
-        [session, tombstone, self.graces.next_lapse()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            session,
+            tombstone,
+            self.graces.next_lapse(),
+            self.next_ticket_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Ends every session idle past its deadline (reason `expired`) and forgets ended
@@ -296,9 +306,16 @@ impl PoolState {
             }
             self.forget_oldest();
         }
+        if self.keeps_a_line() {
+            self.expire_tickets(now);
+            // Kept seats that lapsed and sessions that expired free seats for the line.
+            self.serve_queue(now);
+        }
     }
 
-    /// A login: admits or refuses the user under the licence in force.
+    /// A login: admits or refuses the user under the licence in force. Under a
+    /// licence that queues, a login at the limit is refused here as under one that
+    /// refuses; [`PoolState::enter`] puts it in line instead.
     pub fn login(
         &mut self,
         user: &UserId,
@@ -307,6 +324,34 @@ impl PoolState {
         secret: SecretHash,
         now: Timestamp,
     ) -> Result<Admission> {
+        match self.decide_entry(user, client, id, secret, false, now)? {
+            Entry::Admitted(admission) => Ok(admission),
+            Entry::Queued(_) => unreachable!("a login that may not queue is never queued"),
+        }
+    }
+
+    /// A login that, under `on_limit = "queue"`, may be put in line: admitted, or
+    /// given a ticket whose token is `id` / `secret` (SPEC §10).
+    pub fn enter(
+        &mut self,
+        user: &UserId,
+        client: Option<&str>,
+        id: SessionId,
+        secret: SecretHash,
+        now: Timestamp,
+    ) -> Result<Entry> {
+        self.decide_entry(user, client, id, secret, true, now)
+    }
+
+    fn decide_entry(
+        &mut self,
+        user: &UserId,
+        client: Option<&str>,
+        id: SessionId,
+        secret: SecretHash,
+        may_queue: bool,
+        now: Timestamp,
+    ) -> Result<Entry> {
         self.expire_due(now);
         let account = self.users.get(user);
         let live = account.map_or(0, Account::live);
@@ -317,7 +362,9 @@ impl PoolState {
             standing: standing(account),
             user_sessions: live,
             accounts: self.users.len() as u32,
-            seats_in_use: self.seats_in_use() - u32::from(reclaims),
+            // Seats held for the head of the line are taken, for everyone else.
+            seats_in_use: self.seats_in_use() + self.waitlist.held() - u32::from(reclaims),
+            queue_waiting: if reclaims { 0 } else { self.waitlist.waiting() },
             nearest_deadline_in: self
                 .deadlines
                 .first()
@@ -340,7 +387,12 @@ impl PoolState {
             },
             _ => facts,
         };
-        let decision = decide_login(&self.licence, user, &facts);
+        let decision = match decide_login(&self.licence, user, &facts) {
+            LoginDecision::Queue { .. } if !may_queue => {
+                LoginDecision::Refuse(self.limit_reached(&facts))
+            }
+            decision => decision,
+        };
         if let LoginDecision::Displace { .. } = decision {
             self.displace_idlest(now);
         }
@@ -357,23 +409,68 @@ impl PoolState {
                 }
                 Err(error)
             }
+            LoginDecision::Queue { .. } => {
+                self.open_account(user);
+                Ok(Entry::Queued(self.enqueue(user, client, id, secret, now)))
+            }
             LoginDecision::Admit { .. } | LoginDecision::Displace { .. } => {
+                if reclaims {
+                    self.graces.take(user);
+                }
+                Ok(Entry::Admitted(self.admit(
+                    user,
+                    client,
+                    id,
+                    secret,
+                    facts.user_sessions,
+                    now,
+                )))
+            }
+        }
+    }
+
+    /// The refusal at the limit of a login that may not queue.
+    fn limit_reached(&self, facts: &LoginFacts) -> Error {
+        Error::LicenceLimitReached {
+            seats: self.licence.model.seats().unwrap_or(0),
+            seats_in_use: facts.seats_in_use,
+            reserved: facts.reserved_for_others,
+            retry_after: facts.nearest_deadline_in,
+        }
+    }
+
+    /// Opens `user`'s account if they have none.
+    fn open_account(&mut self, user: &UserId) {
+        if !self.users.contains_key(user) {
+            self.user_order.insert(user.clone());
+            self.users.insert(user.clone(), Account::default());
+            self.record(|| Change::User {
+                user: user.clone(),
+                assigned: false,
+            });
+        }
+    }
+
+    /// Starts a session for `user`, who held `user_sessions` before it: the rules
+    /// have admitted it.
+    fn admit(
+        &mut self,
+        user: &UserId,
+        client: Option<&str>,
+        id: SessionId,
+        secret: SecretHash,
+        user_sessions: u32,
+        now: Timestamp,
+    ) -> Admission {
+        {
+            {
                 debug_assert!(
                     !self.sessions.contains_key(&id) && !self.ended.by_id.contains_key(&id)
                 );
                 let expires_at = now + self.licence.idle_timeout;
                 self.fence += 1;
                 let fence = self.fence;
-                if !self.users.contains_key(user) {
-                    self.user_order.insert(user.clone());
-                    self.record(|| Change::User {
-                        user: user.clone(),
-                        assigned: false,
-                    });
-                }
-                if reclaims {
-                    self.graces.take(user);
-                }
+                self.open_account(user);
                 let account = self.users.entry(user.clone()).or_default();
                 account.sessions.push(id);
                 if account.sessions.len() == 1 {
@@ -415,8 +512,7 @@ impl PoolState {
                 // its user's.
                 let overage = match self.licence.model {
                     LicenceModel::Concurrent { seats, seat_per } => {
-                        seats_in_use > seats
-                            && (seat_per == SeatPer::Session || facts.user_sessions == 0)
+                        seats_in_use > seats && (seat_per == SeatPer::Session || user_sessions == 0)
                     }
                     _ => false,
                 };
@@ -429,14 +525,14 @@ impl PoolState {
                         overage,
                     },
                 );
-                Ok(Admission {
+                Admission {
                     session: id,
                     expires_at,
                     idle_timeout: self.licence.idle_timeout,
                     heartbeat_interval: self.licence.heartbeat_interval(),
                     fence,
                     overage,
-                })
+                }
             }
         }
     }
@@ -583,6 +679,7 @@ impl PoolState {
         if !self.users.contains_key(user) {
             return Err(Error::UserNotFound);
         }
+        self.end_user_tickets(user, EndReason::Evicted, now);
         self.end_user_sessions(user, EndReason::Evicted, now);
         self.graces.drop_user(user);
         self.user_order.remove(user);
@@ -639,6 +736,10 @@ impl PoolState {
             self.graces.clear();
         }
         self.licence = licence.clone();
+        if !matches!(licence.model, LicenceModel::Concurrent { .. }) {
+            // Only a concurrent licence has a line.
+            self.end_all_tickets(EndReason::Evicted, now);
+        }
         self.recount_group_seats();
         self.record(|| Change::Licence(licence.clone()));
         let seats_in_use = self.seats_in_use();
@@ -649,6 +750,8 @@ impl PoolState {
                 seats_in_use,
             },
         );
+        // Seats a raised licence adds go to the head of the line, one per ticket.
+        self.serve_queue(now);
     }
 
     /// What the pool holds, for a change to `licence` to be previewed ([`preview`]).
@@ -685,13 +788,20 @@ impl PoolState {
     /// Ends every session (reason `evicted`): the tenant is being deleted. Returns
     /// every remembered ended session, so their holders can still learn why.
     pub fn evict_all(&mut self, now: Timestamp) -> Vec<(SessionId, Tombstone)> {
+        self.end_all_tickets(EndReason::Evicted, now);
         let ids: Vec<SessionId> = self.by_start.iter().map(|&(_, id)| id).collect();
         for id in ids {
             self.end_session(id, EndReason::Evicted, now);
         }
         self.emit(now, EventKind::TenantDeleted);
         self.ended.order.clear();
-        let orphans: Vec<(SessionId, Tombstone)> = self.ended.by_id.drain().collect();
+        self.waitlist.ended.order.clear();
+        let orphans: Vec<(SessionId, Tombstone)> = self
+            .ended
+            .by_id
+            .drain()
+            .chain(self.waitlist.ended.by_id.drain())
+            .collect();
         // The tenant's own rows go with it, so the changes before this one are moot.
         if let Some(changes) = &mut self.changes {
             changes.clear();
@@ -723,6 +833,7 @@ impl PoolState {
                 seats_in_use,
             },
         );
+        self.serve_queue(now);
     }
 
     /// The hash of the tenant's API key, if it has one.
@@ -827,7 +938,7 @@ impl PoolState {
                 self.ended.by_id.len()
             ));
         }
-        Ok(())
+        self.check_waitlist()
     }
 
     /// Verifies that `id` is a live session whose secret hashes to `secret`; otherwise
@@ -985,6 +1096,7 @@ impl PoolState {
                 seats_in_use,
             },
         );
+        self.serve_queue(now);
     }
 
     fn forget_oldest(&mut self) {

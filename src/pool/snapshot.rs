@@ -6,7 +6,9 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use super::{Account, EndedSessions, PoolState, Records, Retention, Session, Tombstone};
+use super::{
+    Account, EndedSessions, PoolState, Records, Retention, Session, TicketRecord, Tombstone,
+};
 use crate::clock::Timestamp;
 use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::licence::Licence;
@@ -37,6 +39,12 @@ pub struct PoolSnapshot {
     /// least that), so the next admission after a restore takes a larger one.
     #[serde(default)]
     pub fence: u64,
+    /// Waitlist tickets, in line order.
+    #[serde(default)]
+    pub tickets: Vec<TicketRecord>,
+    /// Remembered ended tickets.
+    #[serde(default)]
+    pub ended_tickets: Vec<(SessionId, Tombstone)>,
 }
 
 /// A live session as a store keeps it: the secret's hash, never the secret.
@@ -110,6 +118,22 @@ pub enum Change {
         /// Its secret's hash (the store's key).
         secret: SecretHash,
     },
+    /// A login joined the waitlist.
+    TicketQueued(TicketRecord),
+    /// A ticket left the line and is remembered.
+    TicketEnded {
+        /// Which.
+        id: SessionId,
+        /// Why and when, with the secret's hash.
+        tombstone: Tombstone,
+    },
+    /// An ended ticket is no longer remembered.
+    TicketForgotten {
+        /// Which.
+        id: SessionId,
+        /// Its secret's hash (the store's key).
+        secret: SecretHash,
+    },
     /// The tenant was deleted with everything in it. Its sessions, live or ended, are
     /// remembered apart for the retention, so their holders learn why they ended.
     Deleted {
@@ -141,6 +165,7 @@ impl PoolState {
 
     /// The pool as plain data.
     pub fn snapshot(&self) -> PoolSnapshot {
+        let (tickets, ended_tickets) = self.ticket_records();
         PoolSnapshot {
             tenant: self.tenant.clone(),
             licence: self.licence.clone(),
@@ -178,6 +203,8 @@ impl PoolState {
             records: self.records,
             api_key: self.api_key,
             fence: self.fence,
+            tickets,
+            ended_tickets,
         }
     }
 
@@ -199,6 +226,7 @@ impl PoolState {
             // Seats kept under the reload grace are not restored: a restart outlasts
             // the reload they were kept for, and the sessions it restores count again.
             graces: Default::default(),
+            waitlist: Default::default(),
             ended: EndedSessions::default(),
             records: snapshot.records,
             api_key: snapshot.api_key,
@@ -255,6 +283,7 @@ impl PoolState {
             pool.ended.order.push_back((tombstone.ended_at, id));
             pool.ended.by_id.insert(id, tombstone);
         }
+        pool.restore_tickets(snapshot.tickets, snapshot.ended_tickets, now);
         pool
     }
 }

@@ -57,6 +57,11 @@ pub struct TenantView {
     pub users: u32,
     /// The last reported record count.
     pub records: u64,
+    /// Waitlist tickets in line (`on_limit = "queue"`), counting those a seat is
+    /// held for.
+    pub queued: u32,
+    /// Seats held for tickets at the head of the line, not yet claimed.
+    pub held_for_queue: u32,
 }
 
 impl TenantView {
@@ -79,6 +84,8 @@ impl TenantView {
             sessions: 0,
             users: 0,
             records: 0,
+            queued: 0,
+            held_for_queue: 0,
         }
     }
 }
@@ -210,6 +217,8 @@ impl PoolState {
             sessions: self.sessions.len() as u32,
             users: self.users.len() as u32,
             records: self.records.count,
+            queued: self.queued(),
+            held_for_queue: self.held_for_queue(),
             ..TenantView::of(self.tenant.clone(), &self.licence)
         }
     }

@@ -439,6 +439,7 @@ impl RedisBackend {
         tenant: &TenantId,
         licence: Licence,
     ) -> Result<(TenantView, bool)> {
+        no_waitlist(&licence)?;
         let inc = format!("{:016x}", crate::token::random_u64());
         let answer = self
             .call(
@@ -469,6 +470,7 @@ impl RedisBackend {
         expected: Licence,
         licence: Licence,
     ) -> Result<TenantView> {
+        no_waitlist(&licence)?;
         let request = json!({"op": "change", "expected": licence_json(&expected),
                              "licence": licence_json(&licence)});
         let answer = self.call(tenant, Priority::Control, request).await?;
@@ -571,6 +573,43 @@ impl RedisBackend {
             fence: number(&ok["fence"])?,
             overage: ok["overage"].as_bool().unwrap_or(false),
         })
+    }
+
+    /// A login that may queue: no licence on Redis queues (see [`no_waitlist`]), so
+    /// it is a plain login.
+    pub(crate) async fn enter(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        client: Option<&str>,
+    ) -> Result<crate::engine::Entry> {
+        self.login(tenant, user, client)
+            .await
+            .map(crate::engine::Entry::Admitted)
+    }
+
+    /// No ticket exists on Redis: no licence there queues.
+    pub(crate) async fn ticket_heartbeat(
+        &self,
+        _ticket: &SessionToken,
+    ) -> Result<crate::pool::TicketStatus> {
+        Err(Error::TicketNotFound)
+    }
+
+    /// No ticket exists on Redis: no licence there queues.
+    pub(crate) async fn claim(&self, _ticket: &SessionToken) -> Result<crate::engine::Login> {
+        Err(Error::TicketNotFound)
+    }
+
+    /// No ticket exists on Redis: no licence there queues.
+    pub(crate) async fn cancel_ticket(&self, _ticket: &SessionToken) -> Result<()> {
+        Err(Error::TicketNotFound)
+    }
+
+    /// The tenant's line, which on Redis is always empty: no licence there queues.
+    pub(crate) async fn waitlist(&self, tenant: &TenantId) -> Result<Vec<crate::pool::QueueEntry>> {
+        self.tenant(tenant).await?;
+        Ok(Vec::new())
     }
 
     fn session_request(op: &str, token: &SessionToken) -> Value {
@@ -1296,6 +1335,17 @@ fn licence_of_view(value: &Value) -> Result<Licence> {
         "per": value["seat_per"], "idle": value["idle"], "max": value["max_users"],
         "pol": value["pol"],
     }))
+}
+
+/// The Redis scripts do not keep a waitlist: a licence that queues is refused with a
+/// clear answer rather than run as one that refuses.
+fn no_waitlist(licence: &Licence) -> Result<()> {
+    if licence.policies.on_limit == crate::licence::OnLimit::Queue {
+        return Err(Error::InvalidRequest(
+            "\"on_limit\": \"queue\" (the waitlist) is offered by the embedded backend only; this server runs on Redis".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn tenant_view(value: &Value) -> Result<TenantView> {

@@ -30,7 +30,7 @@ use crate::clock::{Clock, Timestamp};
 use crate::error::Error;
 use crate::ids::{SessionId, TenantId, UserId};
 use crate::licence::Licence;
-use crate::pool::{Change, PoolSnapshot, Records, SessionRecord, Tombstone};
+use crate::pool::{Change, PoolSnapshot, Records, SessionRecord, TicketRecord, Tombstone};
 use crate::token::SecretHash;
 use crate::usage::UsageBook;
 
@@ -55,6 +55,8 @@ const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const USAGE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("usage");
 /// Webhook registrations and delivery state, by key.
 const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+/// Waitlist tickets, live and remembered ended ones, under the hash of their secret.
+const TICKETS: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("tickets");
 /// The audit log: one row per tenant per group commit, keyed by the time of its last
 /// event, holding a JSON array of its events with their sequence numbers. One insert
 /// per tenant and commit instead of one per event.
@@ -91,6 +93,24 @@ struct EndedRow {
     id: SessionId,
     #[serde(flatten)]
     tombstone: Tombstone,
+}
+
+/// A waitlist ticket as stored: in line, or ended and remembered.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum TicketRow {
+    Waiting {
+        id: SessionId,
+        user: UserId,
+        client: Option<String>,
+        queued_at: Timestamp,
+        seq: u64,
+    },
+    Ended {
+        id: SessionId,
+        #[serde(flatten)]
+        tombstone: Tombstone,
+    },
 }
 
 /// Settings of the store.
@@ -319,6 +339,7 @@ fn stamp_schema(db: &Database, path: &Path) -> Result<(), String> {
         txn.open_table(ORPHANS).map_err(|e| fail(&e))?;
         txn.open_table(FENCES).map_err(|e| fail(&e))?;
         txn.open_table(WEBHOOKS).map_err(|e| fail(&e))?;
+        txn.open_table(TICKETS).map_err(|e| fail(&e))?;
     }
     txn.commit().map_err(|e| fail(&e))
 }
@@ -438,6 +459,8 @@ impl Store for RedbStore {
                     records: Records::default(),
                     api_key: None,
                     fence: 0,
+                    tickets: Vec::new(),
+                    ended_tickets: Vec::new(),
                 },
             );
         }
@@ -501,6 +524,34 @@ impl Store for RedbStore {
             }
         }
         for row in txn
+            .open_table(TICKETS)
+            .map_err(storage)?
+            .iter()
+            .map_err(storage)?
+        {
+            let (key, value) = row.map_err(storage)?;
+            let (tenant, secret) = key.value();
+            if let Some(pool) = pools.get_mut(tenant) {
+                match from_json(value.value())? {
+                    TicketRow::Waiting {
+                        id,
+                        user,
+                        client,
+                        queued_at,
+                        seq,
+                    } => pool.tickets.push(TicketRecord {
+                        id,
+                        secret: SecretHash::from_bytes(secret.to_be_bytes()),
+                        user,
+                        client,
+                        queued_at,
+                        seq,
+                    }),
+                    TicketRow::Ended { id, tombstone } => pool.ended_tickets.push((id, tombstone)),
+                }
+            }
+        }
+        for row in txn
             .open_table(RECORDS)
             .map_err(storage)?
             .iter()
@@ -557,6 +608,7 @@ impl Store for RedbStore {
             .into_values()
             .map(|mut pool| {
                 pool.ended.sort_by_key(|(_, t)| t.ended_at);
+                pool.tickets.sort_by_key(|t| t.seq);
                 pool
             })
             .collect();
@@ -623,6 +675,9 @@ enum Op {
     SessionForgotten(u128),
     SessionWithdrawn(u128),
     Records(Vec<u8>),
+    /// A ticket's row (in line or ended) under its secret's key.
+    Ticket(u128, Vec<u8>),
+    TicketForgotten(u128),
     Deleted(Vec<(u64, Vec<u8>)>),
 }
 
@@ -668,6 +723,21 @@ impl Encoded {
                     Op::SessionWithdrawn(secret_key(&secret))
                 }
                 Change::Records(records) => Op::Records(to_json(&records)?),
+                Change::TicketQueued(record) => Op::Ticket(
+                    secret_key(&record.secret),
+                    to_json(&TicketRow::Waiting {
+                        id: record.id,
+                        user: record.user,
+                        client: record.client,
+                        queued_at: record.queued_at,
+                        seq: record.seq,
+                    })?,
+                ),
+                Change::TicketEnded { id, tombstone } => Op::Ticket(
+                    secret_key(&tombstone.secret),
+                    to_json(&TicketRow::Ended { id, tombstone })?,
+                ),
+                Change::TicketForgotten { secret, .. } => Op::TicketForgotten(secret_key(&secret)),
                 Change::Deleted { orphans } => Op::Deleted(
                     orphans
                         .iter()
@@ -897,6 +967,7 @@ struct Tables<'txn> {
     audit: redb::Table<'txn, (&'static str, u64, u64), Bytes>,
     orphans: redb::Table<'txn, u64, Bytes>,
     fences: redb::Table<'txn, &'static str, u64>,
+    tickets: redb::Table<'txn, (&'static str, u128), Bytes>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -914,6 +985,7 @@ impl<'txn> Tables<'txn> {
             audit: txn.open_table(AUDIT).map_err(storage)?,
             orphans: txn.open_table(ORPHANS).map_err(storage)?,
             fences: txn.open_table(FENCES).map_err(storage)?,
+            tickets: txn.open_table(TICKETS).map_err(storage)?,
         })
     }
 
@@ -974,6 +1046,14 @@ impl<'txn> Tables<'txn> {
                     .insert(tenant, bytes.as_slice())
                     .map_err(storage)?;
             }
+            Op::Ticket(secret, bytes) => {
+                self.tickets
+                    .insert((tenant, *secret), bytes.as_slice())
+                    .map_err(storage)?;
+            }
+            Op::TicketForgotten(secret) => {
+                self.tickets.remove((tenant, *secret)).map_err(storage)?;
+            }
             Op::Deleted(orphans) => {
                 for (id, tombstone) in orphans {
                     self.orphans
@@ -996,6 +1076,9 @@ impl<'txn> Tables<'txn> {
                     .retain_in((tenant, 0)..=(tenant, u128::MAX), |_, _| false)
                     .map_err(storage)?;
                 self.ended
+                    .retain_in((tenant, 0)..=(tenant, u128::MAX), |_, _| false)
+                    .map_err(storage)?;
+                self.tickets
                     .retain_in((tenant, 0)..=(tenant, u128::MAX), |_, _| false)
                     .map_err(storage)?;
                 self.usage

@@ -4,6 +4,7 @@ pub mod live;
 pub mod ops;
 pub mod sessions;
 pub mod tenants;
+pub mod tickets;
 pub mod users;
 pub mod webhooks;
 

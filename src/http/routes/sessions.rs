@@ -108,7 +108,9 @@ pub fn login_fields(body: &LoginRequest) -> Result<(UserId, Option<&str>), Error
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/sessions", tag = "tenant",
     params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id")),
     request_body = LoginRequest,
-    responses((status = 201, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 201, body = LoginResponse),
+        (status = 202, description = "put in line (on_limit = queue): a ticket and its position", body = super::tickets::QueuedResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "forbidden, user_not_licensed or user_limit_reached", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "licence_limit_reached, with seats, seats_in_use, retry_after_secs and (when seats are held back for groups the user is not in) seats_reserved; session_limit_reached, with max_sessions_per_user; group_limit_reached, with group and max", body = ErrorBody),
@@ -121,8 +123,8 @@ pub async fn login(
 ) -> ApiResult<HttpResponse> {
     let tenant = authorize(&req, &state, &tenant).await?;
     let (user, client) = login_fields(&body)?;
-    let login = state.engine.login(&tenant, &user, client).await?;
-    Ok(HttpResponse::Created().json(LoginResponse::from(login)))
+    let entry = state.engine.enter(&tenant, &user, client).await?;
+    Ok(super::tickets::entry_response(entry))
 }
 
 /// Who holds what, a page at a time: by login time, then id. A session that lives
@@ -220,9 +222,9 @@ pub async fn demo_login(
 ) -> ApiResult<HttpResponse> {
     let tenant = state.demo.clone().ok_or(Error::TenantNotFound)?;
     let (user, client) = login_fields(&body)?;
-    let login = state
+    let entry = state
         .engine
-        .login(&tenant, &user, client.or(Some("demo")))
+        .enter(&tenant, &user, client.or(Some("demo")))
         .await?;
-    Ok(HttpResponse::Created().json(LoginResponse::from(login)))
+    Ok(super::tickets::entry_response(entry))
 }
