@@ -377,8 +377,9 @@ impl Handler<PoolMsg> for PoolActor {
                         self.shell.registry.sessions.insert(id, me);
                     }
                 }
-                let admitted = matches!(result, Ok(Entry::Admitted(_))).then_some(id);
-                self.answer(reply, result, admitted);
+                // Taken back, session or ticket, if its write is not durable in time.
+                let entered = result.is_ok().then_some(id);
+                self.answer(reply, result, entered);
             }
             PoolMsg::TicketHeartbeat { id, secret, reply } => {
                 let result = state.ticket_heartbeat(id, &secret, now);

@@ -569,6 +569,23 @@ impl PoolState {
         held
     }
 
+    /// Takes back a ticket whose queued login was never acknowledged: it goes without
+    /// a tombstone, and a seat held for it passes on. Whether `id` was a ticket.
+    pub(super) fn withdraw_ticket(&mut self, id: SessionId, now: Timestamp) -> bool {
+        let Some(ticket) = self.waitlist.remove(id) else {
+            return false;
+        };
+        self.forgotten.push(id);
+        self.record(|| Change::TicketForgotten {
+            id,
+            secret: ticket.secret,
+        });
+        if ticket.ready.is_some_and(|r| r.holds) {
+            self.serve_queue(now);
+        }
+        true
+    }
+
     /// Ends the tickets due by `now` (idle: `expired`; a claim window run out:
     /// `claim_missed`) and forgets ended tickets older than the retention.
     pub(super) fn expire_tickets(&mut self, now: Timestamp) {
