@@ -70,11 +70,11 @@ pub struct QueueEntry {
     pub user: UserId,
     /// The client label given at login.
     pub client: Option<String>,
-    /// When it joined the line (milliseconds since the epoch).
-    #[cfg_attr(feature = "server", schema(value_type = u64))]
+    /// When it joined the line.
+    #[cfg_attr(feature = "server", schema(value_type = String, format = DateTime))]
     pub queued_at: Timestamp,
     /// Until when a seat is held for it, once one is.
-    #[cfg_attr(feature = "server", schema(value_type = Option<u64>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, format = DateTime))]
     pub claim_by: Option<Timestamp>,
 }
 
