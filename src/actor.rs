@@ -702,6 +702,11 @@ impl PoolActor {
             match &event.kind {
                 EventKind::Ended {
                     session, reason, ..
+                }
+                | EventKind::TicketEnded {
+                    ticket: session,
+                    reason,
+                    ..
                 } => news.ended.push((*session, *reason)),
                 EventKind::TenantDeleted => news.deleted = true,
                 _ => {}

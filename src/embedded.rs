@@ -438,6 +438,10 @@ impl Embedded {
         .await
     }
 
+    pub(crate) fn ticket_tenant(&self, ticket: &SessionToken) -> Result<TenantId> {
+        self.ticket_pool(ticket).map(|handle| handle.tenant.clone())
+    }
+
     pub(crate) async fn claim(&self, ticket: &SessionToken) -> Result<Login> {
         let handle = self.ticket_pool(ticket)?;
         let token = self.fresh_token();

@@ -27,7 +27,7 @@ use crate::ids::MAX_ID_LEN;
         sessions::login, sessions::list_sessions, sessions::revoke,
         sessions::heartbeat, sessions::release, sessions::logout,
         tickets::ticket_heartbeat, tickets::claim_ticket, tickets::cancel_ticket, tickets::list_queue,
-        live::tenant_stream, live::admin_stream, live::session_socket,
+        live::tenant_stream, live::admin_stream, live::session_socket, live::ticket_socket,
         webhooks::list_webhooks, webhooks::put_webhook, webhooks::get_webhook, webhooks::delete_webhook, webhooks::deliveries,
         ops::healthz, ops::readyz, ops::metrics_text, ops::openapi_json,
     ),

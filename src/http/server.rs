@@ -336,7 +336,8 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
                     .post(tickets::ticket_heartbeat)
                     .done(),
             )
-            .service(Endpoint::at("/claim").post(tickets::claim_ticket).done()),
+            .service(Endpoint::at("/claim").post(tickets::claim_ticket).done())
+            .service(Endpoint::at("/live").get(live::ticket_socket).done()),
     )
     .service(
         Endpoint::at("/v1/tenants")

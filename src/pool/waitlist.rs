@@ -498,7 +498,14 @@ impl PoolState {
         };
         let claim_by = now + self.licence.policies.queue_claim;
         while let Some((_, &id)) = self.waitlist.waiting.first_key_value() {
-            let user = self.waitlist.tickets[&id].user.clone();
+            let ticket = &self.waitlist.tickets[&id];
+            if ticket.expires_at < now {
+                // Idle past its deadline, though not yet expired by the sweep that is
+                // serving the line: it gets no seat.
+                self.close_ticket(id, EndReason::Expired, now);
+                continue;
+            }
+            let user = ticket.user.clone();
             let holds = if self.shares_a_seat(&user) {
                 false
             } else if self.seats_in_use() + self.waitlist.held() < limit {

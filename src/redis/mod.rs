@@ -596,6 +596,11 @@ impl RedisBackend {
         Err(Error::TicketNotFound)
     }
 
+    /// The tenant a ticket routes to.
+    pub(crate) fn ticket_tenant(&self, ticket: &SessionToken) -> Result<TenantId> {
+        ticket.route().cloned().ok_or(Error::TicketNotFound)
+    }
+
     /// No ticket exists on Redis: no licence there queues.
     pub(crate) async fn claim(&self, _ticket: &SessionToken) -> Result<crate::engine::Login> {
         Err(Error::TicketNotFound)

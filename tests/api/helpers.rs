@@ -421,6 +421,7 @@ pub const ENDPOINTS: &[(&str, &str, Access)] = &[
     ("POST", "/v1/tickets/{ticket}/heartbeat", Access::Browser),
     ("POST", "/v1/tickets/{ticket}/claim", Access::Browser),
     ("DELETE", "/v1/tickets/{ticket}", Access::Browser),
+    ("GET", "/v1/tickets/{ticket}/live", Access::Browser),
     ("GET", "/healthz", Access::Open),
     ("GET", "/readyz", Access::Open),
     ("GET", "/metrics", Access::Open),
