@@ -465,7 +465,8 @@ const QUEUED: usize = 10_000;
 /// Tickets claimed per round in `queue_ops`.
 const CLAIMS: usize = 1_000;
 
-/// A fresh tenant of one seat, held, with [`QUEUED`] logins waiting in line.
+/// A fresh tenant of one seat, held, with [`QUEUED`] logins waiting in line; their
+/// tickets head first.
 async fn queue_of(engine: &Engine, users: &Arc<Vec<UserId>>) -> (TenantId, Vec<SessionToken>) {
     let licence = Licence::concurrent(1)
         .on_limit(OnLimit::Queue)
@@ -479,14 +480,19 @@ async fn queue_of(engine: &Engine, users: &Arc<Vec<UserId>>) -> (TenantId, Vec<S
         async move { engine.enter(&tenant, &users[i], None).await }
     })
     .await;
-    let tickets: Vec<SessionToken> = entries
+    let mut tickets: Vec<(u32, SessionToken)> = entries
         .into_iter()
         .map(|entry| match entry {
-            Ok(Entry::Queued(ticket)) => ticket.token,
+            Ok(Entry::Queued(ticket)) => (ticket.position, ticket.token),
             other => panic!("every login waits in line: {other:?}"),
         })
         .collect();
-    (tenant, tickets)
+    // Head first: the line's order is the order the logins reached the pool.
+    tickets.sort_by_key(|(position, _)| *position);
+    (
+        tenant,
+        tickets.into_iter().map(|(_, token)| token).collect(),
+    )
 }
 
 /// Every ticket of a line of [`QUEUED`] heartbeats at once.
