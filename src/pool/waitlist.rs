@@ -558,7 +558,8 @@ impl PoolState {
                 waited_ms: now.saturating_since(ticket.queued_at).as_millis() as u64,
             },
         );
-        if held {
+        // A claimed seat passes to the claimant's session, not down the line.
+        if held && reason != EndReason::Claimed {
             self.serve_queue(now);
         }
     }
