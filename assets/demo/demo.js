@@ -178,7 +178,8 @@
     return loadUsherJs().then(function (Usher) {
       $("login-form").classList.add("queued");
       $("queue-box").hidden = false;
-      $("queue-user").textContent = body.user || user;
+      $("queue-note").textContent = "Keep this tab open, " + (body.user || user) +
+        ": you will be signed in automatically as soon as a colleague frees a seat.";
       $("leave-line").disabled = false;
       waiting = Usher.queue(body, {
         server: location.origin,
