@@ -81,6 +81,7 @@ pub struct QueueList {
 
 /// Keep the ticket's place in line, and learn when a seat is held for it.
 #[utoipa::path(post, path = "/v1/tickets/{ticket}/heartbeat", tag = "browser",
+    operation_id = "ticket_heartbeat",
     params(("ticket" = inline(SessionTokenSchema), Path, description = "Ticket")),
     security(()),
     responses((status = 200, body = TicketBeatResponse), (status = 404, description = "ticket_not_found", body = ErrorBody),
@@ -125,7 +126,7 @@ pub async fn cancel(state: State, ticket: web::Path<String>) -> ApiResult<HttpRe
 /// those waiting, in order. Never the tickets themselves.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/queue", tag = "tenant",
     params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id")),
-    responses((status = 200, body = QueueList), (status = 401, body = ErrorBody),
+    responses((status = 200, body = QueueList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), EngineFailures))]
 pub async fn list_queue(
     req: HttpRequest,
