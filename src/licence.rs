@@ -978,6 +978,14 @@ mod tests {
                 "on_limit": "displace_idlest", "min_hold_secs": 60, "max_sessions_per_user": 3})
         );
         assert_eq!(serde_json::from_value::<Licence>(json).unwrap(), licence);
+        // A licence may queue at its limit (the waitlist).
+        assert_eq!(
+            read(r#"{"model": "concurrent", "seats": 1, "on_limit": "queue"}"#)
+                .unwrap()
+                .policies
+                .on_limit,
+            OnLimit::Queue
+        );
         // A cap applies to every model.
         assert_eq!(
             read(r#"{"model": "named", "seats": 2, "max_sessions_per_user": 1}"#)
@@ -998,11 +1006,7 @@ mod tests {
             ),
             (
                 r#"{"model": "concurrent", "seats": 1, "on_limit": "evict"}"#,
-                "\"refuse\" or",
-            ),
-            (
-                r#"{"model": "concurrent", "seats": 1, "on_limit": "queue"}"#,
-                "waitlist",
+                "\"refuse\", \"queue\" or",
             ),
             (
                 r#"{"model": "concurrent", "seats": 1, "min_hold_secs": -1}"#,
