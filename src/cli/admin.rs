@@ -88,7 +88,7 @@ pub enum AdminCommand {
         /// Concurrent: the share of the seats admitted past them, 0 to 1.
         #[arg(long)]
         overage: Option<f64>,
-        /// Concurrent: refuse or displace_idlest, what a login at the limit does.
+        /// Concurrent: refuse, displace_idlest or queue, what a login at the limit does.
         #[arg(long)]
         on_limit: Option<String>,
         /// Concurrent: seconds a seat is held before it may be displaced.
