@@ -492,7 +492,7 @@ async function checkQueueClient(browser) {
   const CLAIM = "queue-claim";
   const EXPIRY = "queue-expiry";
   const claimKey = (await admin("PUT", `/v1/tenants/${CLAIM}`,
-    {model: "concurrent", seats: 1, on_limit: "queue", queue_claim_secs: 1, idle_timeout_secs: 60})).api_key;
+    {model: "concurrent", seats: 1, on_limit: "queue", queue_claim_secs: 4, idle_timeout_secs: 60})).api_key;
   const expiryKey = (await admin("PUT", `/v1/tenants/${EXPIRY}`,
     {model: "concurrent", seats: 1, on_limit: "queue", idle_timeout_secs: 6})).api_key;
   const tab = await openContext(browser, "queue-client");
@@ -543,7 +543,7 @@ async function checkQueueClient(browser) {
     check(bob.status === 202 && bob.body.position === 1 && cara.status === 202 && cara.body.position === 2,
       "bob and cara are put in line, 1st and 2nd", JSON.stringify([bob, cara]));
     check(bob.body.heartbeat_interval_secs === 1,
-      "a 1 s claim window asks the ticket to heartbeat every second", JSON.stringify(bob.body));
+      "a 4 s claim window asks the ticket to heartbeat every second", JSON.stringify(bob.body));
     await tab.page.evaluate(([b, c]) => {
       window.enqueue("bob", b, {});
       // A tab that heartbeats slower than the claim window: it will miss its seat.
@@ -571,7 +571,7 @@ async function checkQueueClient(browser) {
     ok("cara's onPosition reports 1st once bob has claimed");
 
     // --- a claim missed: bob releases right after one of cara's heartbeats, so her next
-    // comes some 10 s later, long after the 1 s claim window
+    // comes some 10 s later, long after the 4 s claim window
     const beats = caraBeats.length;
     await waitUntil("cara's tab heartbeats her ticket", 15000, async () => ({done: caraBeats.length > beats,
       seen: caraBeats.length}));
