@@ -296,10 +296,11 @@
     $("app-view").hidden = true;
     $("session-bar").hidden = true;
     $("signin-view").hidden = false;
-    ["tenants-body", "holders-body", "users-body", "usage-body"].forEach(function (id) {
+    ["tenants-body", "holders-body", "queue-body", "users-body", "usage-body"].forEach(function (id) {
       $(id).textContent = "";
       $(id)._rows = null;
     });
+    $("queue-panel").hidden = true;
     clearError();
     ["notice", "api-key-box", "licence-error", "user-error", "records-error", "licence-preview-box"]
       .forEach(function (id) { $(id).hidden = true; });
@@ -464,9 +465,11 @@
       listAll(tenantPath(t, "/users"), "users"),
       api("GET", tenantPath(t, "/records")),
       api("GET", tenantPath(t, "/usage?days=" + encodeURIComponent(days))),
+      queues(tenant) ? api("GET", tenantPath(t, "/queue")) : Promise.resolve(null),
     ]).then(function (results) {
       if (state.selected !== t || state.auth !== auth) return; // changed meanwhile
       renderHolders(results[0], tenant);
+      renderQueue(results[4] && results[4].queue, tenant);
       renderUsers(results[1], tenant);
       renderRecords(results[2] || {});
       renderUsage(results[3].days || [], tenant, Number(days));
@@ -532,6 +535,7 @@
         el("td", {className: "num c-users"}),
         el("td", {className: "num c-records"}),
         el("td", {className: "num c-idle"}),
+        el("td", {className: "num c-queue"}),
       ]);
     }, function (row, t) {
       var selected = t.tenant === state.selected;
@@ -547,7 +551,24 @@
       setText(row.querySelector(".c-users"), users);
       setText(row.querySelector(".c-records"), fmtNumber(t.records));
       setText(row.querySelector(".c-idle"), fmtDuration(t.idle_timeout_secs));
+      var line = row.querySelector(".c-queue");
+      setAttr(line, "data-queued", String(t.queued || 0));
+      setAttr(line, "data-held", String(t.held_for_queue || 0));
+      setText(line, lineText(t));
     });
+  }
+
+  // Whether the tenant has a waitlist to show: it queues at its limit, or tickets
+  // remain from when it did.
+  function queues(tenant) {
+    return tenant.on_limit === "queue" || (tenant.queued || 0) > 0;
+  }
+
+  // "3 · 1 seat held": tickets in line and the seats held for the head of the line.
+  function lineText(tenant) {
+    if (!queues(tenant)) return "—";
+    var held = tenant.held_for_queue || 0;
+    return fmtNumber(tenant.queued || 0) + (held ? " · " + plural(held, "seat", "seats") + " held" : "");
   }
 
   function selectTenant(tenant) {
@@ -561,11 +582,12 @@
     if (changed) {
       state.licenceDirty = false;
       state.usageKey = "";
-      ["holders-body", "users-body", "usage-body"].forEach(function (id) {
+      ["holders-body", "queue-body", "users-body", "usage-body"].forEach(function (id) {
         $(id).textContent = "";
         $(id)._rows = null;
       });
-      ["holders-summary", "users-summary", "records-count", "records-peak-today", "records-peak-month"]
+      $("queue-panel").hidden = true;
+      ["holders-summary", "queue-summary", "users-summary", "records-count", "records-peak-today", "records-peak-month"]
         .forEach(function (id) { setText($(id), id.indexOf("records") === 0 ? "—" : ""); });
       $("holders-empty").hidden = true;
       $("users-empty").hidden = true;
@@ -611,6 +633,7 @@
     $("licence-min-hold").value = tenant.min_hold_secs === null || tenant.min_hold_secs === undefined ? "" : tenant.min_hold_secs;
     $("licence-max-sessions").value = tenant.max_sessions_per_user || "";
     $("licence-reload-grace").value = tenant.reload_grace_secs || "";
+    $("licence-queue-claim").value = tenant.queue_claim_secs || "";
     $("licence-reserve").value = groupsText(tenant.reserve);
     $("licence-group-max").value = groupsText(tenant.group_max);
     updateLicenceFields();
@@ -648,6 +671,7 @@
     $("licence-min-hold-field").hidden = model !== "concurrent";
     $("licence-group-policies").hidden = model !== "concurrent";
     $("licence-grace-policies").hidden = model !== "concurrent";
+    $("licence-queue-claim-field").hidden = model !== "concurrent" || $("licence-on-limit").value !== "queue";
     var notes = {
       named: "Each seat belongs to one assigned user, who may log in from any number of tabs.",
       concurrent: "At most this many users (or tabs) hold a seat at the same time.",
@@ -702,6 +726,9 @@
       if ($("licence-on-limit").value !== "refuse") optional.on_limit = $("licence-on-limit").value;
       optional.min_hold_secs = readInt("licence-min-hold", "Min hold", 0, true);
       optional.reload_grace_secs = readInt("licence-reload-grace", "Reload grace", 0, true);
+      if (optional.on_limit === "queue") {
+        optional.queue_claim_secs = readInt("licence-queue-claim", "Claim window", 1, true);
+      }
       optional.reserve = readGroups("licence-reserve", "Reserved seats");
       optional.group_max = readGroups("licence-group-max", "Group max");
     }
@@ -777,6 +804,8 @@
     parts.push("at most " + plural(v.max_users, "user", "users"));
     if (v.overage !== null && v.overage !== undefined) parts.push("overage " + v.overage);
     if (v.on_limit === "displace_idlest") parts.push("at the limit the idlest seat is displaced");
+    if (v.on_limit === "queue") parts.push("at the limit the login is put in line");
+    if (v.queue_claim_secs) parts.push("a freed seat held " + fmtDuration(v.queue_claim_secs) + " for the line");
     if (v.min_hold_secs !== null && v.min_hold_secs !== undefined) parts.push("min hold " + fmtDuration(v.min_hold_secs));
     if (v.max_sessions_per_user) parts.push("at most " + plural(v.max_sessions_per_user, "session", "sessions") + " per user");
     return parts.join(" · ");
@@ -835,10 +864,11 @@
     hidePreview();
     $("licence-tenant-field").hidden = false;
     $("licence-cancel").hidden = false;
-    ["holders-body", "users-body", "usage-body"].forEach(function (id) {
+    ["holders-body", "queue-body", "users-body", "usage-body"].forEach(function (id) {
       $(id).textContent = "";
       $(id)._rows = null;
     });
+    $("queue-panel").hidden = true;
     $("licence-tenant").focus();
   }
 
@@ -919,6 +949,59 @@
           setAttr(node, "title", cell[1] || "");
         });
       setText(row.querySelector(".c-fence"), s.fence == null ? "—" : String(s.fence));
+    });
+  }
+
+  // ---------------------------------------------------------------- waitlist
+
+  // For how long, from a past time: "42 s", "3 min 5 s", "1 h 2 min".
+  function fmtSince(time) {
+    var secs = Math.max(0, Math.round((Date.now() - new Date(time).getTime()) / 1000));
+    return secs < 60 ? secs + " s" : secs < 3600 ? Math.floor(secs / 60) + " min " + (secs % 60) + " s"
+      : Math.floor(secs / 3600) + " h " + Math.floor((secs % 3600) / 60) + " min";
+  }
+
+  // The tenant's line, head first (GET …/queue): null when the tenant does not queue.
+  function renderQueue(queue, tenant) {
+    var panel = $("queue-panel");
+    panel.hidden = !queue;
+    if (!queue) return;
+    var held = queue.filter(function (q) { return q.position === 0; }).length;
+    setText($("queue-summary"), plural(queue.length - held, "waiting", "waiting") +
+      (held ? " · " + plural(held, "seat", "seats") + " held for the line" : "") +
+      (tenant.queue_claim_secs ? " · claim window " + fmtDuration(tenant.queue_claim_secs) : ""));
+    $("queue-empty").hidden = queue.length > 0;
+    syncRows($("queue-body"), queue, function (q) { return q.ticket; }, function (q) {
+      return el("tr", {"data-ticket": q.ticket, "data-user": q.user}, [
+        el("td", {className: "num c-place"}),
+        el("th", {scope: "row", className: "c-user"}, [
+          el("span", {className: "user-name", text: q.user}),
+          el("span", {className: "session-id mono", title: "Ticket id", text: q.ticket}),
+        ]),
+        el("td", {className: "c-client"}),
+        el("td", {className: "c-waiting"}),
+        el("td", {className: "c-claim"}, [
+          el("span", {className: "time", "data-time": true}), el("span", {className: "rel muted"}),
+        ]),
+      ]);
+    }, function (row, q) {
+      setAttr(row, "data-position", String(q.position));
+      setText(row.querySelector(".c-place"), q.position === 0 ? "seat held" : String(q.position));
+      setText(row.querySelector(".c-client"), q.client || "—");
+      var waiting = row.querySelector(".c-waiting");
+      setText(waiting, fmtSince(q.queued_at));
+      setAttr(waiting, "title", "In line since " + fmtTime(q.queued_at));
+      var claim = row.querySelector(".c-claim");
+      var time = claim.querySelector(".time");
+      if (q.claim_by) {
+        setText(time, fmtTime(q.claim_by));
+        time.setAttribute("data-time", "");
+        setText(claim.querySelector(".rel"), fmtRelative(q.claim_by));
+      } else {
+        setText(time, "—");
+        time.removeAttribute("data-time"); // not a time
+        setText(claim.querySelector(".rel"), "");
+      }
     });
   }
 
@@ -1261,6 +1344,7 @@
     $("licence-preview").addEventListener("click", previewLicence);
     $("preview-close").addEventListener("click", hidePreview);
     $("licence-model").addEventListener("change", updateLicenceFields);
+    $("licence-on-limit").addEventListener("change", updateLicenceFields);
     $("licence-cancel").addEventListener("click", function () {
       state.creating = false;
       hidePreview();

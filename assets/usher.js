@@ -62,6 +62,34 @@
  * navigator.sendBeacon, so the seat frees at once instead of after the idle
  * timeout. If the page is later restored from the back/forward cache, onEnded
  * reports "released".
+ *
+ * Waiting in line
+ * ---------------
+ * Under a licence that queues at its limit (on_limit: "queue"), a login at the limit is
+ * answered 202 with a ticket instead of a session. The page keeps the ticket's place
+ * and is signed in by itself when a seat is held for it:
+ *
+ *   const wait = Usher.queue(answer, {                // the 202 body (or its ticket string
+ *     server: "https://usher.example.org",            //   plus heartbeatIntervalSecs)
+ *     onPosition: (n) => showPlace(n),                // 1 is next; called at once, then on change
+ *     onReady: (licence, login) => startApp(login),   // licence: the Usher.attach handle
+ *     onEnded: (reason) => showOutOfLine(reason),     // "expired", "claim_missed", "cancelled", …
+ *     attach: {onEnded: showSignedOut},               // options for the claimed session's attach
+ *   });
+ *   leaveButton.onclick = () => wait.cancel();        // DELETE /v1/tickets/{ticket}
+ *
+ * The ticket is heartbeated (POST /v1/tickets/{ticket}/heartbeat) at the interval the
+ * 202 gives, with the same jitter, backoff, timeouts and retries as a session; only the
+ * server's 410 (ticket_ended, with its reason) or 404 ("not_found") ends it. When a
+ * heartbeat answers ready, the ticket is claimed at once (POST …/claim) and the claim's
+ * answer — the login answer — is handed to Usher.attach with the attach options, so the
+ * page goes on exactly as after a normal login. A claim answered 409 not_ready goes back
+ * to heartbeating; a claim refused otherwise leaves the line and reports the error code.
+ * The handle has cancel() (resolves to "cancelled"), stop() (stops heartbeating without
+ * telling the server; the ticket expires) and state() ({ended, position, ready, claimBy,
+ * expiresAt, failures, licence}). When the page goes away (pagehide) the ticket is
+ * cancelled with a keepalive fetch (a DELETE cannot be a beacon); restored from the
+ * back/forward cache, onEnded reports "cancelled".
  */
 (function (global) {
   "use strict";
@@ -474,5 +502,305 @@
     };
   }
 
-  global.Usher = {attach: attach, version: "1"};
+  /**
+   * Keeps a waitlist ticket's place by heartbeat, reports its position, and claims the
+   * seat held for it: onReady(licence, login) gets the Usher.attach handle of the new
+   * session. Returns a handle with cancel(), stop() and state().
+   */
+  function queue(ticket, options) {
+    options = options || {};
+    var answer = ticket && typeof ticket === "object" ? ticket : {ticket: ticket};
+    if (!answer.ticket) throw new TypeError("Usher.queue: the ticket is required");
+    var token = String(answer.ticket);
+    var server = String(options.server || (global.location && global.location.origin) || "").replace(/\/+$/, "");
+    var base = server + "/v1/tickets/" + encodeURIComponent(token);
+    var callback = function (f) { return typeof f === "function" ? f : function () {}; };
+    var onPosition = callback(options.onPosition);
+    var onReady = callback(options.onReady);
+    var onEnded = callback(options.onEnded);
+    var attachOptions = options.attach || {};
+
+    var intervalSecs = positive(options.heartbeatIntervalSecs) || positive(answer.heartbeat_interval_secs) || 15;
+    var idleTimeoutSecs = positive(options.idleTimeoutSecs) || positive(answer.idle_timeout_secs) || intervalSecs * 4;
+    var expiresAt = answer.expires_at ? new Date(answer.expires_at) : null;
+    var position = typeof answer.position === "number" ? answer.position : null;
+    var claimBy = null;
+
+    var timer = null;
+    var inFlight = null; // AbortController of the request under way
+    var failures = 0;
+    var lastSuccess = Date.now();
+    var claiming = false;
+    var closing = false; // cancel under way
+    var ended = null;
+    var licence = null; // the session's handle, once claimed
+    var cancelledByPagehide = false;
+
+    function retryCapSecs() {
+      return Math.max(RETRY_BASE_SECS, Math.min(RETRY_CAP_SECS, idleTimeoutSecs / 4));
+    }
+
+    function requestLimitSecs() {
+      return Math.max(1, Math.min(REQUEST_TIMEOUT_SECS, idleTimeoutSecs / 2));
+    }
+
+    function schedule(secs) {
+      clearTimeout(timer);
+      timer = setTimeout(step, Math.max(0, secs) * 1000);
+    }
+
+    function safely(f, args) {
+      try {
+        f.apply(null, args);
+      } catch (e) {
+        setTimeout(function () { throw e; });
+      }
+    }
+
+    function stopAll() {
+      clearTimeout(timer);
+      timer = null;
+      if (inFlight) inFlight.abort();
+      inFlight = null;
+      removeListeners();
+    }
+
+    function finish(reason) {
+      if (ended) return;
+      ended = reason;
+      stopAll();
+      safely(onEnded, [reason]);
+    }
+
+    function request(method, path) {
+      var controller = typeof AbortController === "function" ? new AbortController() : null;
+      var timeout = controller && setTimeout(function () { controller.abort(); }, requestLimitSecs() * 1000);
+      // No body and no custom header: the POSTs are CORS "simple requests".
+      var done = fetch(base + path, {
+        method: method,
+        mode: "cors",
+        credentials: "omit",
+        cache: "no-store",
+        signal: controller ? controller.signal : undefined,
+      }).then(
+        function (r) { clearTimeout(timeout); return r; },
+        function (e) { clearTimeout(timeout); throw e; }
+      );
+      return {controller: controller || {abort: function () {}}, done: done};
+    }
+
+    function retryLater(hintSecs) {
+      failures += 1;
+      var backoff = RETRY_BASE_SECS * Math.pow(2, failures - 1);
+      schedule(jitter(Math.min(Math.max(backoff, hintSecs || 0), retryCapSecs())));
+    }
+
+    // An answer that says the ticket is over, or null if it is not such an answer.
+    function endingOf(response, body) {
+      if (response.status === 410) return (body && body.reason) || "expired";
+      if (response.status === 404) return "not_found";
+      if (response.status >= 400 && response.status < 500 && !isTransient(response.status)) {
+        return (body && body.error) || "http_" + response.status;
+      }
+      return null;
+    }
+
+    function moved(n) {
+      if (typeof n !== "number" || n < 1 || n === position) return;
+      position = n;
+      safely(onPosition, [n]);
+    }
+
+    // One request, heartbeat or claim, with the shared handling of failures.
+    function call(method, path, handle) {
+      if (inFlight) return;
+      clearTimeout(timer);
+      var sent = request(method, path);
+      var mine = sent.controller;
+      inFlight = mine;
+      sent.done
+        .then(function (response) {
+          return readJson(response).then(function (body) {
+            if (inFlight === mine) inFlight = null;
+            if (ended || closing) return;
+            if (handle(response, body)) return;
+            var reason = endingOf(response, body);
+            if (reason) finish(reason);
+            else retryLater(response.status === 503 ? retryAfterSecs(response) : null);
+          });
+        })
+        .catch(function () {
+          var current = inFlight === mine;
+          if (current) inFlight = null;
+          // A network error or timeout; an abort by cancel/stop is not a failure.
+          if (current && !ended && !closing) retryLater(null);
+        });
+    }
+
+    function step() {
+      if (ended || closing) return;
+      if (claiming) claim();
+      else beat();
+    }
+
+    function beat() {
+      call("POST", "/heartbeat", function (response, body) {
+        if (!response.ok) return false;
+        failures = 0;
+        lastSuccess = Date.now();
+        if (body.expires_at) expiresAt = new Date(body.expires_at);
+        if (body.ready) {
+          claimBy = body.claim_by ? new Date(body.claim_by) : null;
+          position = 0;
+          claiming = true;
+          claim();
+          return true;
+        }
+        moved(body.position);
+        schedule(jitter(intervalSecs));
+        return true;
+      });
+    }
+
+    function claim() {
+      call("POST", "/claim", function (response, body) {
+        if (response.status === 409 && body.error === "not_ready") {
+          // Not held for us after all (or not yet): back in line.
+          failures = 0;
+          claiming = false;
+          claimBy = null;
+          moved(body.position);
+          schedule(jitter(Math.min(intervalSecs, RETRY_BASE_SECS * 2)));
+          return true;
+        }
+        if (response.ok && body.session) {
+          claimed(body);
+          return true;
+        }
+        if (response.status >= 400 && response.status < 500 && response.status !== 404 &&
+            response.status !== 410 && !isTransient(response.status)) {
+          // Refused for another reason (say, session_limit_reached): leave the line so
+          // the seat held for this ticket passes on, and report why.
+          var reason = (body && body.error) || "http_" + response.status;
+          request("DELETE", "").done.catch(function () {});
+          finish(reason);
+          return true;
+        }
+        return false;
+      });
+    }
+
+    function claimed(login) {
+      ended = "claimed";
+      stopAll();
+      var settings = {};
+      for (var key in attachOptions) {
+        if (Object.prototype.hasOwnProperty.call(attachOptions, key)) settings[key] = attachOptions[key];
+      }
+      settings.session = login.session;
+      settings.server = server;
+      settings.heartbeatIntervalSecs = login.heartbeat_interval_secs;
+      settings.idleTimeoutSecs = login.idle_timeout_secs;
+      settings.expiresAt = login.expires_at;
+      settings.fence = login.fence;
+      licence = attach(settings);
+      safely(onReady, [licence, login]);
+    }
+
+    function cancel() {
+      if (ended) return Promise.resolve(ended);
+      closing = true;
+      clearTimeout(timer);
+      if (inFlight) {
+        inFlight.abort();
+        inFlight = null;
+      }
+      return request("DELETE", "").done.then(
+        function (response) {
+          return readJson(response).then(function (body) {
+            if (response.ok) {
+              finish("cancelled");
+            } else if (endingOf(response, body)) {
+              finish(endingOf(response, body)); // already over: report why
+            } else {
+              closing = false;
+              schedule(0);
+              var error = new Error((body && body.message) || "the server answered " + response.status);
+              error.code = body && body.error;
+              error.status = response.status;
+              throw error;
+            }
+            return ended;
+          });
+        },
+        function (error) {
+          closing = false; // still in line: keep the place and let the caller retry
+          schedule(0);
+          throw error;
+        }
+      );
+    }
+
+    function onPageHide() {
+      if (ended || closing) return;
+      try {
+        fetch(base, {method: "DELETE", mode: "cors", credentials: "omit", keepalive: true}).catch(function () {});
+      } catch (e) { /* the page is going away; the ticket's idle timeout is the backstop */ }
+      closing = true;
+      cancelledByPagehide = true;
+      clearTimeout(timer);
+    }
+
+    function onPageShow(event) {
+      if (event.persisted && cancelledByPagehide) finish("cancelled");
+    }
+
+    function onVisible() {
+      if (ended || closing || global.document.visibilityState !== "visible") return;
+      if (Date.now() - lastSuccess >= intervalSecs * 1000) step();
+    }
+
+    function onOnline() {
+      if (failures > 0) step();
+    }
+
+    function removeListeners() {
+      global.removeEventListener("pagehide", onPageHide);
+      global.removeEventListener("pageshow", onPageShow);
+      global.removeEventListener("online", onOnline);
+      if (global.document) global.document.removeEventListener("visibilitychange", onVisible);
+    }
+
+    global.addEventListener("pagehide", onPageHide);
+    global.addEventListener("pageshow", onPageShow);
+    global.addEventListener("online", onOnline);
+    if (global.document) global.document.addEventListener("visibilitychange", onVisible);
+    if (position !== null && position >= 1) safely(onPosition, [position]);
+    schedule(jitter(intervalSecs));
+
+    return {
+      /** Leaves the line (DELETE /v1/tickets/{ticket}); resolves to "cancelled". */
+      cancel: cancel,
+      /** Stops heartbeating without telling the server; the ticket will expire. */
+      stop: function () {
+        if (ended) return;
+        ended = "stopped";
+        stopAll();
+      },
+      /** The client's view: {ended, position, ready, claimBy, expiresAt, failures, licence}. */
+      state: function () {
+        return {
+          ended: ended,
+          position: position,
+          ready: claiming || !!licence,
+          claimBy: claimBy,
+          expiresAt: expiresAt,
+          failures: failures,
+          licence: licence,
+        };
+      },
+    };
+  }
+
+  global.Usher = {attach: attach, queue: queue, version: "1"};
 })(typeof window !== "undefined" ? window : this);

@@ -436,6 +436,14 @@ impl Licence {
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_secs((self.idle_timeout.as_secs() / 4).max(1))
     }
+
+    /// How often a waitlist ticket should heartbeat: as a session, but at least four
+    /// times per claim window, so that a tab learns a seat is held for it in time to
+    /// claim it.
+    pub fn ticket_heartbeat_interval(&self) -> Duration {
+        let claim = (self.policies.queue_claim.as_secs() / 4).max(1);
+        self.heartbeat_interval().min(Duration::from_secs(claim))
+    }
 }
 
 /// The flat form of a [`Licence`] in events and stores.
@@ -970,6 +978,14 @@ mod tests {
                 "on_limit": "displace_idlest", "min_hold_secs": 60, "max_sessions_per_user": 3})
         );
         assert_eq!(serde_json::from_value::<Licence>(json).unwrap(), licence);
+        // A licence may queue at its limit (the waitlist).
+        assert_eq!(
+            read(r#"{"model": "concurrent", "seats": 1, "on_limit": "queue"}"#)
+                .unwrap()
+                .policies
+                .on_limit,
+            OnLimit::Queue
+        );
         // A cap applies to every model.
         assert_eq!(
             read(r#"{"model": "named", "seats": 2, "max_sessions_per_user": 1}"#)
@@ -1100,6 +1116,18 @@ mod tests {
             Licence::records().on_limit(OnLimit::DisplaceIdlest),
             Licence::records()
         );
+    }
+
+    #[test]
+    fn a_ticket_heartbeats_often_enough_to_claim_its_seat_in_time() {
+        let licence = Licence::concurrent(1).on_limit(OnLimit::Queue);
+        assert_eq!(licence.ticket_heartbeat_interval(), Duration::from_secs(15));
+        let short = licence.clone().queue_claim(Duration::from_secs(2));
+        assert_eq!(short.ticket_heartbeat_interval(), Duration::from_secs(1));
+        let quick = Licence::concurrent(1)
+            .idle_timeout(Duration::from_secs(20))
+            .on_limit(OnLimit::Queue);
+        assert_eq!(quick.ticket_heartbeat_interval(), Duration::from_secs(5));
     }
 
     #[test]

@@ -690,7 +690,7 @@ fn a_dry_run_says_what_a_lowered_licence_would_do_and_changes_nothing() {
         serde_json::json!({
             "tenant": "acme", "model": "concurrent", "seats": 1, "seat_per": "user",
             "idle_timeout_secs": 600, "max_users": 2, "seats_in_use": 3, "sessions": 3,
-            "users": 3, "records": 0, "creates": false,
+            "users": 3, "records": 0, "queued": 0, "held_for_queue": 0, "creates": false,
             "effects": {"seats_over_limit": 2, "users_over_limit": 1, "named_seats_lost": []},
         })
     );
@@ -780,6 +780,7 @@ fn policy_flags_round_trip_and_a_bad_one_is_refused_with_the_server_s_reason() {
             "idle_timeout_secs": 600, "max_users": 999, "overage": 0.2,
             "on_limit": "displace_idlest", "min_hold_secs": 60, "max_sessions_per_user": 3,
             "seats_in_use": 0, "sessions": 0, "users": 0, "records": 0,
+            "queued": 0, "held_for_queue": 0,
         })
     );
 
@@ -790,7 +791,7 @@ fn policy_flags_round_trip_and_a_bad_one_is_refused_with_the_server_s_reason() {
         ),
         (
             &["--model", "concurrent", "--seats", "10", "--on-limit", "evict"][..],
-            "acme: 400 invalid_request: \"on_limit\" must be \"refuse\" or \"displace_idlest\", got \"evict\"",
+            "acme: 400 invalid_request: \"on_limit\" must be \"refuse\", \"queue\" or \"displace_idlest\", got \"evict\"",
         ),
         (
             &["--model", "named", "--seats", "10", "--min-hold-secs", "5"][..],

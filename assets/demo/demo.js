@@ -1,6 +1,8 @@
 // A pretend charity CRM that shows the product's flow: the CRM's backend asks the
 // licence server for a seat at sign-in (here /demo/api/login, served by
-// `usher serve --demo`), and the page then keeps that seat with /usher.js.
+// `usher serve --demo`), and the page then keeps that seat with /usher.js. When all
+// seats are taken the demo tenant puts the login in line (a 202 with a ticket): the
+// page shows its place, and Usher.queue signs it in by itself once a seat frees.
 (function () {
   "use strict";
 
@@ -10,6 +12,7 @@
 
   var licence = null; // the Usher handle while signed in
   var session = null; // the login answer
+  var waiting = null; // the Usher.queue handle while in line
 
   // ---------------------------------------------------------------- formatting
 
@@ -26,6 +29,13 @@
     if (secs < 60) return secs + (secs === 1 ? " second" : " seconds");
     var mins = Math.ceil(secs / 60);
     return mins + (mins === 1 ? " minute" : " minutes");
+  }
+
+  // English ordinals: 1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 102nd, 111th.
+  function ordinal(n) {
+    var tens = n % 100;
+    if (tens >= 11 && tens <= 13) return n + "th";
+    return n + (["th", "st", "nd", "rd"][n % 10] || "th");
   }
 
   // ---------------------------------------------------------------- signing in
@@ -51,6 +61,7 @@
         return response.text().then(function (text) {
           var body = {};
           try { body = text ? JSON.parse(text) : {}; } catch (e) { body = {}; }
+          if (response.status === 202 && body.ticket) return wait(body, user);
           if (response.status === 201 || response.ok) return enter(body, user);
           refused(response.status, body);
         });
@@ -113,33 +124,106 @@
     });
   }
 
+  function attachOptions() {
+    return {
+      onHeartbeat: function (info) { showHeld(info.expiresAt); },
+      onEnded: ended,
+    };
+  }
+
   function enter(body, user) {
-    session = body;
-    try { sessionStorage.setItem(NAME_KEY, user); } catch (e) { /* private mode */ }
     return loadUsherJs().then(function (Usher) {
-      licence = Usher.attach({
-        session: body.session,
-        server: location.origin,
-        heartbeatIntervalSecs: body.heartbeat_interval_secs,
-        idleTimeoutSecs: body.idle_timeout_secs,
-        expiresAt: body.expires_at,
-        fence: body.fence,
-        onHeartbeat: function (info) { showHeld(info.expiresAt); },
-        onEnded: ended,
-      });
-      window.demoLicence = licence; // handy from the console
-      $("current-user").textContent = body.user || user;
-      $("signin-view").hidden = true;
-      $("app-view").hidden = false;
-      $("session-ended").hidden = true;
-      $("crm").classList.remove("dimmed");
-      $("crm").inert = false;
-      $("help-button").disabled = false;
-      showHeld(body.expires_at);
-      setAbout();
-      document.querySelector("nav button[aria-current]").focus();
+      var options = attachOptions();
+      options.session = body.session;
+      options.server = location.origin;
+      options.heartbeatIntervalSecs = body.heartbeat_interval_secs;
+      options.idleTimeoutSecs = body.idle_timeout_secs;
+      options.expiresAt = body.expires_at;
+      options.fence = body.fence;
+      signedIn(body, user, Usher.attach(options));
     }, function (error) {
       showRefusal("The licence client could not be loaded", error.message);
+    });
+  }
+
+  function signedIn(body, user, handle) {
+    session = body;
+    licence = handle;
+    try { sessionStorage.setItem(NAME_KEY, user); } catch (e) { /* private mode */ }
+    window.demoLicence = licence; // handy from the console
+    $("current-user").textContent = body.user || user;
+    $("signin-view").hidden = true;
+    $("app-view").hidden = false;
+    $("session-ended").hidden = true;
+    $("crm").classList.remove("dimmed");
+    $("crm").inert = false;
+    $("help-button").disabled = false;
+    showHeld(body.expires_at);
+    setAbout();
+    document.querySelector("nav button[aria-current]").focus();
+  }
+
+  // ---------------------------------------------------------------- waiting in line
+
+  var LINE_ENDINGS = {
+    cancelled: ["You left the line", "Sign in again to take a new place at the back."],
+    expired: ["Your place in line lapsed", "This tab stopped keeping its place (asleep or offline for too long)."],
+    claim_missed: ["Your seat passed to the next in line", "A seat was held for you but this tab did not take it in time."],
+    evicted: ["You were taken out of the line", "Your account was removed from this organisation's licence."],
+    not_found: ["Your place in line was lost", "The licence server no longer knows this ticket."],
+  };
+
+  function wait(body, user) {
+    try { sessionStorage.setItem(NAME_KEY, user); } catch (e) { /* private mode */ }
+    return loadUsherJs().then(function (Usher) {
+      $("login-form").classList.add("queued");
+      $("queue-box").hidden = false;
+      $("queue-note").textContent = "Keep this tab open, " + (body.user || user) +
+        ": you will be signed in automatically as soon as a colleague frees a seat.";
+      $("leave-line").disabled = false;
+      waiting = Usher.queue(body, {
+        server: location.origin,
+        onPosition: showPlace,
+        onReady: function (handle, login) {
+          waiting = null;
+          leftLine();
+          signedIn(login, user, handle);
+        },
+        onEnded: function (reason) {
+          waiting = null;
+          leftLine();
+          var text = LINE_ENDINGS[reason] || ["You are no longer in line", "The line ended (" + reason + ")."];
+          showRefusal(text[0], text[1], "Code: " + reason);
+          $("user-name").focus();
+        },
+        attach: attachOptions(),
+      });
+      window.demoQueue = waiting; // handy from the console
+      $("leave-line").focus();
+    }, function (error) {
+      showRefusal("The licence client could not be loaded", error.message);
+    });
+  }
+
+  function showPlace(position) {
+    var box = $("queue-box");
+    box.setAttribute("data-position", String(position));
+    $("queue-place").textContent = "All licences are in use — you are " + ordinal(position) + " in line";
+  }
+
+  function leftLine() {
+    $("queue-box").hidden = true;
+    $("queue-box").removeAttribute("data-position");
+    $("queue-place").textContent = "";
+    $("login-form").classList.remove("queued");
+  }
+
+  function leaveLine() {
+    if (!waiting) return;
+    $("leave-line").disabled = true;
+    waiting.cancel().catch(function (error) {
+      $("leave-line").disabled = false;
+      $("queue-note").textContent = "Could not leave the line: " + error.message + " You are still in line; try again.";
     });
   }
 
@@ -261,6 +345,7 @@
   function init() {
     $("login-form").addEventListener("submit", login);
     $("sign-in-again").addEventListener("click", signInAgain);
+    $("leave-line").addEventListener("click", leaveLine);
     $("help-button").addEventListener("click", function () {
       if ($("help-menu").hidden) openMenu();
       else closeMenu(true);

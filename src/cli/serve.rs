@@ -71,7 +71,7 @@ pub struct ServeArgs {
     /// [default: 0].
     #[arg(long, env = "USHER_REDIS_WAIT_REPLICAS")]
     pub redis_wait_replicas: Option<u32>,
-    /// Also serve the demo CRM at /demo/ with a 2-seat `demo` tenant.
+    /// Also serve the demo CRM at /demo/ with a 2-seat `demo` tenant that queues at its limit.
     #[arg(long, env = "USHER_DEMO", value_parser = crate::cli::settings::parse_bool,
           num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub demo: Option<bool>,

@@ -29,7 +29,7 @@ use super::webhooks::WebhookSettings;
 use crate::clock::{Clock, SystemClock};
 use crate::engine::{Engine, EngineConfig};
 use crate::ids::TenantId;
-use crate::licence::{Licence, LicenceSpec};
+use crate::licence::{Licence, LicenceSpec, OnLimit};
 use crate::redis::RedisConfig;
 use crate::store::{MemoryStore, Store};
 
@@ -49,7 +49,8 @@ pub struct ServerConfig {
     pub engine: EngineConfig,
     /// Tenants declared in the config file, created at start-up if missing.
     pub tenants: Vec<StaticTenant>,
-    /// Serve the demo (a `demo` tenant with 2 concurrent seats and `/demo/`).
+    /// Serve the demo (a `demo` tenant with 2 concurrent seats that queues at the limit,
+    /// and `/demo/`).
     pub demo: bool,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
@@ -282,7 +283,7 @@ async fn restore(state: &AppState, config: &ServerConfig) -> io::Result<()> {
     if let Some(tenant) = demo {
         if engine.tenant(tenant).await.is_err() {
             engine
-                .put_tenant(tenant, Licence::concurrent(2))
+                .put_tenant(tenant, Licence::concurrent(2).on_limit(OnLimit::Queue))
                 .await
                 .map_err(|e| invalid_config(e.to_string()))?;
         }
@@ -317,7 +318,7 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
     use web::scope;
     cfg.service(
         scope("/v1/sessions/{token}")
-            .wrap(cors(cors_origins))
+            .wrap(cors(cors_origins, &["POST"]))
             .wrap(from_fn(cors_refusal_as_json))
             .wrap(from_fn(until_ready))
             .service(Endpoint::at("/heartbeat").post(sessions::heartbeat).done())
@@ -327,7 +328,8 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
     )
     .service(
         scope("/v1/tickets/{ticket}")
-            .wrap(cors(cors_origins))
+            // Leaving the line is a DELETE, preflighted from another origin.
+            .wrap(cors(cors_origins, &["POST", "DELETE"]))
             .wrap(from_fn(cors_refusal_as_json))
             .wrap(from_fn(until_ready))
             .service(Endpoint::at("").delete(tickets::cancel_ticket).done())
@@ -548,7 +550,7 @@ async fn cors_refusal_as_json(
 /// CORS for the browser routes: the configured origins, and the server's own origin
 /// (a page served by this server sends `Origin` on its POSTs too). A request without
 /// `Origin` (not from a browser) is not a CORS request and passes.
-fn cors(origins: &[String]) -> Cors {
+fn cors(origins: &[String], methods: &[&'static str]) -> Cors {
     let origins: Vec<String> = origins
         .iter()
         .map(|o| o.trim_end_matches('/').to_owned())
@@ -572,7 +574,7 @@ fn cors(origins: &[String]) -> Cors {
         // A request from another origin is refused even when it needs no preflight
         // (a beacon, a form post), not just left unreadable to that origin's page.
         .block_on_origin_mismatch(true)
-        .allowed_methods(["POST"])
+        .allowed_methods(methods.iter().copied())
         .allowed_headers(["content-type"])
         .expose_headers(["retry-after"])
         .max_age(600)

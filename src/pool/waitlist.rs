@@ -354,7 +354,7 @@ impl PoolState {
                 .map_or(0, |t| self.waitlist.position(t)),
             expires_at,
             idle_timeout: self.licence.idle_timeout,
-            heartbeat_interval: self.licence.heartbeat_interval(),
+            heartbeat_interval: self.licence.ticket_heartbeat_interval(),
         }
     }
 

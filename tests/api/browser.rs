@@ -146,3 +146,55 @@ async fn a_preflight_for_a_method_or_header_not_allowed_is_forbidden_as_json() {
     }
     app.browser(&tab, "heartbeat").await.expect(200);
 }
+
+#[actix_web::test]
+async fn a_waitlist_ticket_is_heartbeated_and_left_from_a_configured_origin() {
+    let app = spawn_app();
+    let key = app
+        .create_tenant(
+            "acme",
+            serde_json::json!({"model": "concurrent", "seats": 1, "on_limit": "queue"}),
+        )
+        .await;
+    app.session(&key, "acme", "ann").await;
+    let queued = app.login(&key, "acme", "bob").await;
+    let ticket = queued.expect(202)["ticket"].as_str().unwrap().to_owned();
+    // Told to heartbeat often enough to claim within the default 60 s window.
+    assert_eq!(queued.expect(202)["heartbeat_interval_secs"], 15);
+
+    let preflight = app
+        .call(awc::http::Method::OPTIONS, &format!("/v1/tickets/{ticket}"))
+        .header("origin", APP_ORIGIN)
+        .header("access-control-request-method", "DELETE")
+        .send()
+        .await;
+    assert_eq!(preflight.status, 200, "{preflight:?}");
+    let methods = preflight
+        .header("access-control-allow-methods")
+        .unwrap_or("");
+    assert!(methods.contains("DELETE"), "{preflight:?}");
+
+    let beat = app
+        .post(&format!("/v1/tickets/{ticket}/heartbeat"))
+        .header("origin", APP_ORIGIN)
+        .send()
+        .await;
+    assert_eq!(beat.expect(200)["position"], 1);
+    assert_eq!(beat.header("access-control-allow-origin"), Some(APP_ORIGIN));
+
+    let left = app
+        .delete(&format!("/v1/tickets/{ticket}"))
+        .header("origin", APP_ORIGIN)
+        .send()
+        .await;
+    assert_eq!(left.status, 204, "{left:?}");
+    assert_eq!(left.header("access-control-allow-origin"), Some(APP_ORIGIN));
+    let ended = app
+        .post(&format!("/v1/tickets/{ticket}/heartbeat"))
+        .send()
+        .await;
+    assert_eq!(
+        ended.expect_error(410, "ticket_ended")["reason"],
+        "cancelled"
+    );
+}

@@ -643,3 +643,55 @@ async fn a_tenant_created_again_answers_fences_above_its_old_ones() {
         .unwrap();
     assert!(new > old, "{new} after {old}");
 }
+
+#[actix_web::test]
+async fn a_claimed_seat_is_not_held_again_for_the_next_in_line() {
+    let app = spawn_app();
+    let key = app
+        .create_tenant(
+            "acme",
+            json!({"model": "concurrent", "seats": 2, "on_limit": "queue"}),
+        )
+        .await;
+    let ann = app.session(&key, "acme", "ann").await;
+    app.session(&key, "acme", "bob").await;
+    let ticket = |answer: &crate::helpers::Answer| {
+        answer.expect(202)["ticket"]
+            .as_str()
+            .expect("a queued login has a ticket")
+            .to_owned()
+    };
+    let cara = ticket(&app.login(&key, "acme", "cara").await);
+    let dan = ticket(&app.login(&key, "acme", "dan").await);
+
+    app.browser(&ann, "release").await.expect(204);
+    let ready = app
+        .post(&format!("/v1/tickets/{cara}/heartbeat"))
+        .send()
+        .await;
+    assert_eq!(ready.expect(200)["ready"], true);
+    app.post(&format!("/v1/tickets/{cara}/claim"))
+        .send()
+        .await
+        .expect(201);
+
+    // Both seats are taken again: dan is still first in line, with nothing held.
+    let view = app.tenant(&key, "acme").await;
+    assert_eq!(
+        (
+            &view["seats_in_use"],
+            &view["queued"],
+            &view["held_for_queue"]
+        ),
+        (&json!(2), &json!(1), &json!(0)),
+        "{view}"
+    );
+    let waiting = app
+        .post(&format!("/v1/tickets/{dan}/heartbeat"))
+        .send()
+        .await;
+    assert_eq!(waiting.expect(200)["position"], 1, "{waiting:?}");
+    let early = app.post(&format!("/v1/tickets/{dan}/claim")).send().await;
+    assert_eq!(early.expect_error(409, "not_ready")["position"], 1);
+    assert_eq!(app.tenant(&key, "acme").await["seats_in_use"], 2);
+}

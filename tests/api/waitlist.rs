@@ -31,7 +31,10 @@ async fn a_login_at_the_limit_is_answered_202_with_a_ticket_that_claims_a_freed_
         (Some("acme"), Some("bob"))
     );
     assert_eq!(body["idle_timeout_secs"], 600);
-    assert_eq!(body["heartbeat_interval_secs"], 150);
+    assert_eq!(
+        body["heartbeat_interval_secs"], 15,
+        "four times per claim window"
+    );
     assert!(body.get("session").is_none(), "{body}");
     let ticket = body["ticket"].as_str().unwrap().to_owned();
 

@@ -419,6 +419,174 @@ async function aRefusedSocketIsTriedAgainWithBackoff(browser) {
   await t.context.close();
 }
 
+// ---------------------------------------------------------------- the waitlist
+
+const TICKET = "tkt_xyz";
+const QUEUED = {ticket: TICKET, position: 3, tenant: "acme", user: "ann",
+  expires_at: "2026-11-28T12:10:00Z", idle_timeout_secs: 600, heartbeat_interval_secs: 15};
+const LOGIN = {session: TOKEN, user: "ann", tenant: "acme", expires_at: "2026-11-28T12:10:00Z",
+  idle_timeout_secs: 600, heartbeat_interval_secs: 150, fence: 7};
+
+// Usher.queue on the page, its callbacks recorded in window.events.
+async function queue(t, ticket = QUEUED, options = {}) {
+  await t.page.evaluate(([ticket, options]) => {
+    window.events = [];
+    window.wait = Usher.queue(ticket, {
+      ...options,
+      onPosition: (n) => window.events.push(["position", n]),
+      onReady: (licence, login) => {
+        window.licence = licence;
+        window.events.push(["ready", login.session, typeof licence.release, licence.state().fence]);
+      },
+      onEnded: (reason) => window.events.push(["ended", reason]),
+      attach: {live: false, onEnded: (reason) => window.events.push(["session ended", reason])},
+    });
+  }, [ticket, {server: ORIGIN, ...options}]);
+}
+
+const ticketPath = (action) => `/v1/tickets/${TICKET}${action ? "/" + action : ""}`;
+
+async function aTicketReportsItsPositionAndClaimsWhenReady(browser) {
+  const t = await openPage(browser);
+  await queue(t);
+  const gaps = [];
+  const answers = [{position: 2}, {position: 2}, {position: 1},
+    {position: 0, ready: true, claim_by: "2026-11-28T12:01:00Z"}];
+  let next;
+  for (const answer of answers) {
+    next = await nextRequest(t, 30_000, 13_000);
+    check(next.route.request().method() === "POST" && next.route.request().url().endsWith(ticketPath("heartbeat")),
+      "the ticket is heartbeated with a POST to /v1/tickets/{ticket}/heartbeat");
+    gaps.push(next.elapsed);
+    await next.route.fulfill(json(200, {...answer, expires_at: "2026-11-28T12:10:00Z"}));
+    await settle(t);
+  }
+  check(gaps.every((ms) => within(ms, 13.5, 16.5)), "ticket heartbeats come at the 202's interval (15 s ± 10%)",
+    gaps.join(", "));
+  const positions = (await events(t)).filter((e) => e[0] === "position").map((e) => e[1]);
+  check(positions.join(",") === "3,2,1", "onPosition reports the first position, then each change once",
+    JSON.stringify(positions));
+  const claim = await nextRequest(t, 1_000);
+  check(claim.route.request().method() === "POST" && claim.route.request().url().endsWith(ticketPath("claim")) &&
+      claim.elapsed <= STEP_MS, "a ready ticket is claimed at once", `${claim.elapsed} ms`);
+  await claim.route.fulfill(json(201, LOGIN));
+  await settle(t);
+  const ready = (await events(t)).filter((e) => e[0] === "ready");
+  check(ready.length === 1 && ready[0][1] === TOKEN && ready[0][2] === "function" && ready[0][3] === 7,
+    "onReady gets the session's Usher.attach handle (with the claim's fence) and the login answer",
+    JSON.stringify(ready));
+  const state = await t.page.evaluate(() => window.wait.state());
+  check(state.ended === "claimed" && state.ready === true, "the queue handle says the ticket was claimed",
+    JSON.stringify(state));
+  const beat = await nextRequest(t, 200_000, 134_000);
+  check(beat.route.request().url().endsWith(`/v1/sessions/${TOKEN}/heartbeat`) && within(beat.elapsed, 135, 165),
+    "the claimed session then heartbeats as after a login (every 150 s)", beat.elapsed);
+  await beat.route.fulfill(json(410, {error: "session_ended", message: "ended", reason: "revoked"}));
+  await settle(t);
+  const after = await events(t);
+  check(after.some((e) => e[0] === "session ended" && e[1] === "revoked") && !after.some((e) => e[0] === "ended"),
+    "the session's end goes to the attach options' onEnded, not to the ticket's", JSON.stringify(after));
+  await t.context.close();
+}
+
+async function aTicketStringTakesItsIntervalFromTheOptions(browser) {
+  const t = await openPage(browser);
+  await queue(t, TICKET, {heartbeatIntervalSecs: 5, idleTimeoutSecs: 20});
+  const first = await nextRequest(t, 10_000, 4_000);
+  check(first.route.request().url().endsWith(ticketPath("heartbeat")) && within(first.elapsed, 4.5, 5.5),
+    "Usher.queue(ticketString, {heartbeatIntervalSecs: 5}) heartbeats every 5 s", first.elapsed);
+  await first.route.fulfill(json(200, {position: 4, expires_at: "2026-11-28T12:10:00Z"}));
+  await settle(t);
+  const positions = (await events(t)).filter((e) => e[0] === "position").map((e) => e[1]);
+  check(positions.join(",") === "4", "with no position given, the first heartbeat's is reported",
+    JSON.stringify(positions));
+  await t.context.close();
+}
+
+async function aTicketThatIsNotReadyAfterAllGoesBackInLine(browser) {
+  const t = await openPage(browser);
+  await queue(t);
+  let next = await nextRequest(t, 30_000, 13_000);
+  await next.route.fulfill(json(200, {position: 0, ready: true, claim_by: "2026-11-28T12:01:00Z",
+    expires_at: "2026-11-28T12:10:00Z"}));
+  next = await nextRequest(t, 1_000);
+  await next.route.fulfill(json(409, {error: "not_ready", message: "not yet", position: 1}));
+  await settle(t);
+  next = await nextRequest(t, 30_000);
+  check(next.route.request().url().endsWith(ticketPath("heartbeat")) && next.elapsed <= 2_500,
+    "a claim answered 409 not_ready goes back to heartbeating, soon", next.elapsed);
+  const seen = await events(t);
+  check(seen.some((e) => e[0] === "position" && e[1] === 1) && !seen.some((e) => e[0] === "ended"),
+    "…reporting the position the 409 gives, without ending", JSON.stringify(seen));
+  await t.context.close();
+}
+
+async function endedTicketsAreReported(browser) {
+  for (const [status, body, reason] of [
+    [410, {error: "ticket_ended", message: "ended", reason: "claim_missed"}, "claim_missed"],
+    [410, {error: "ticket_ended", message: "ended", reason: "expired"}, "expired"],
+    [404, {error: "ticket_not_found", message: "no ticket"}, "not_found"],
+  ]) {
+    const t = await openPage(browser);
+    await queue(t);
+    const {route} = await nextRequest(t, 30_000, 13_000);
+    await route.fulfill(json(status, body));
+    await settle(t);
+    const ended = (await events(t)).filter((e) => e[0] === "ended");
+    check(ended.length === 1 && ended[0][1] === reason, `a ${status} ticket heartbeat calls onEnded("${reason}")`,
+      JSON.stringify(ended));
+    check((await nextRequest(t, 100_000, 0, 10_000)).route === null, `no request after "${reason}"`);
+    await t.context.close();
+  }
+}
+
+async function aTicketRidesOutTransientFailures(browser) {
+  const t = await openPage(browser);
+  await queue(t);
+  let next = await nextRequest(t, 30_000, 13_000);
+  await next.route.fulfill(json(503, {error: "overloaded", message: "busy"}, {"Retry-After": "8"}));
+  next = await nextRequest(t, 30_000, 6_000);
+  check(within(next.elapsed, 7.2, 8.8), "a 503 ticket heartbeat is retried after its Retry-After", next.elapsed);
+  await next.route.abort("failed");
+  next = await nextRequest(t, 30_000);
+  check(within(next.elapsed, 1.8, 2.2), "then a network error backs off (2 s)", next.elapsed);
+  await next.route.fulfill(json(200, {position: 3, expires_at: "2026-11-28T12:10:00Z"}));
+  await settle(t);
+  check(!(await events(t)).some((e) => e[0] === "ended"), "transient failures never end the ticket");
+  await t.context.close();
+}
+
+async function cancelLeavesTheLine(browser) {
+  const t = await openPage(browser);
+  await queue(t);
+  const result = t.page.evaluate(() => window.wait.cancel());
+  const {route} = await nextRequest(t, 5_000);
+  check(route.request().method() === "DELETE" && route.request().url().endsWith(ticketPath("")),
+    "cancel() sends DELETE /v1/tickets/{ticket}");
+  await route.fulfill({status: 204});
+  check((await result) === "cancelled", 'cancel() resolves to "cancelled"');
+  const ended = (await events(t)).filter((e) => e[0] === "ended");
+  check(ended.length === 1 && ended[0][1] === "cancelled", 'cancel() calls onEnded("cancelled") once');
+  check((await nextRequest(t, 100_000, 0, 10_000)).route === null, "no heartbeat after cancel()");
+  await t.context.close();
+}
+
+async function pagehideCancelsTheTicket(browser) {
+  const t = await openPage(browser);
+  await queue(t);
+  await t.page.evaluate(() => window.dispatchEvent(new PageTransitionEvent("pagehide", {persisted: false})));
+  let waited = 0;
+  while (!t.seen.some((r) => r.method === "DELETE") && waited < 3000) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    waited += 50;
+  }
+  const cancel = t.seen.find((r) => r.method === "DELETE");
+  check(cancel && cancel.path === ticketPath(""), "pagehide sends DELETE /v1/tickets/{ticket}", JSON.stringify(t.seen));
+  for (const route of t.pending.splice(0)) await route.fulfill({status: 204});
+  check((await nextRequest(t, 100_000, 0, 10_000)).route === null, "no ticket heartbeat after pagehide");
+  await t.context.close();
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -440,6 +608,13 @@ async function main() {
     await aSocketThatStopsAnsweringFallsBack(browser);
     await anOverloadedFrameIsRetriedAfterItsHint(browser);
     await aRefusedSocketIsTriedAgainWithBackoff(browser);
+    await aTicketReportsItsPositionAndClaimsWhenReady(browser);
+    await aTicketStringTakesItsIntervalFromTheOptions(browser);
+    await aTicketThatIsNotReadyAfterAllGoesBackInLine(browser);
+    await endedTicketsAreReported(browser);
+    await aTicketRidesOutTransientFailures(browser);
+    await cancelLeavesTheLine(browser);
+    await pagehideCancelsTheTicket(browser);
   } finally {
     await browser.close();
   }

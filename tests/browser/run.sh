@@ -3,8 +3,8 @@
 # dashboard scenario against a freshly started `usher serve --demo`.
 #   tests/browser/run.sh [path-to-usher-binary]   (default: target/release/usher, built if missing)
 # Leaves the screenshots in target/browser/: dashboard.png, dashboard-usage-1440.png,
-# dashboard-390.png, licence-preview.png and demo-refusal.png (each layout also checked
-# by measurement or by its text).
+# dashboard-390.png, dashboard-queue.png, licence-preview.png, demo-queue.png and
+# demo-refusal.png (each layout also checked by measurement or by its text).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -3,13 +3,18 @@
 //
 //   node tests/browser/scenario.mjs <base-url> <admin-token> <screenshot-path>
 //
-// The demo tenant `demo` has a 2-seat concurrent licence. Three people open the demo
-// CRM in separate browser contexts: two are admitted, the third is refused. One of the
-// admitted closes the tab, whose pagehide beacon frees the seat; the third then gets
-// in. In the admin dashboard, the licence editor previews a change (a dry run: nothing
+// The demo tenant `demo` has a 2-seat concurrent licence that queues at its limit. Five
+// people open the demo CRM in separate browser contexts: two are admitted, three wait
+// in line and see their places; one leaves the line and those behind move up. One of
+// the admitted closes the tab, whose pagehide beacon frees the seat; the first in line
+// is then signed in by herself, and the last closes her tab, which leaves the line. In
+// the admin dashboard, the line shows and empties as people join and leave it; the licence editor previews a change (a dry run: nothing
 // changes) and saves seat policies, then puts the licence back; releasing a holder ends
-// that tab's session, and the tab shows "revoked". Exits non-zero with a message on the
-// first failed check.
+// that tab's session, and the tab shows "revoked". With the licence set to refuse, a
+// login at the limit is refused and the page says when a seat may free. Last, Usher.queue
+// against the real server on tenants of its own: positions, a claim that gives a working
+// session, a claim missed, a ticket expired, a ticket cancelled. Exits non-zero with a
+// message on the first failed check.
 //
 // To see the revocation within seconds rather than minutes, the scenario shortens the
 // demo tenant's idle timeout (so the heartbeat interval, a quarter of it) for its
@@ -80,6 +85,26 @@ async function seatsInUse() {
   return (await admin("GET", `/v1/tenants/${TENANT}`)).seats_in_use;
 }
 
+// The users in the demo tenant's line, head first, with their places.
+async function line(tenant = TENANT) {
+  return (await admin("GET", `/v1/tenants/${tenant}/queue`)).queue.map((q) => `${q.user}@${q.position}`).join(" ");
+}
+
+// A ticket's heartbeat from outside the page: its status and body.
+async function ticketProbe(ticket) {
+  const response = await fetch(`${base}/v1/tickets/${encodeURIComponent(ticket)}/heartbeat`, {method: "POST"});
+  return {status: response.status, body: await response.json().catch(() => ({}))};
+}
+
+// Waits until the demo page of `tab` says it is at `place` in line.
+async function placeShown(tab, place, timeoutMs = 20000) {
+  const box = tab.page.getByTestId("queue");
+  await waitUntil(`${tab.label}'s page shows "${place} in line"`, timeoutMs, async () => {
+    const seen = (await box.isVisible()) ? (await tab.page.locator("#queue-place").innerText()).trim() : "(no place shown)";
+    return {done: seen === `All licences are in use — you are ${place} in line`, seen};
+  });
+}
+
 // A browser context of its own, watched for page errors and requests to other hosts.
 async function openContext(browser, label, options = {}) {
   const context = await browser.newContext({viewport: {width: 1280, height: 800}, ...options});
@@ -124,7 +149,8 @@ async function openContext(browser, label, options = {}) {
   return {context, page, label, frames, answered};
 }
 
-// Types the name into the demo's sign-in form; resolves to "held" or the refusal code.
+// Types the name into the demo's sign-in form; resolves to "held", "queued" or the
+// refusal code.
 async function demoLogin(tab, user) {
   if (!(await tab.page.locator("#login-form").isVisible().catch(() => false))) {
     await tab.page.goto(`${base}/demo/`);
@@ -135,12 +161,18 @@ async function demoLogin(tab, user) {
   const response = await answer;
   const held = tab.page.locator('[data-testid="licence-state"][data-state="held"]');
   const refusal = tab.page.getByTestId("refusal");
-  await tab.page.locator('[data-testid="licence-state"][data-state="held"]:visible, [data-testid="refusal"]:visible')
-    .first().waitFor();
+  const queued = tab.page.locator('[data-testid="queue"][data-position]');
+  await tab.page.locator('[data-testid="licence-state"][data-state="held"]:visible, [data-testid="refusal"]:visible, ' +
+    '[data-testid="queue"][data-position]:visible').first().waitFor();
   if (await held.isVisible()) {
     tab.session = (await response.json()).session;
     tab.heartbeatSecs = (await response.json()).heartbeat_interval_secs;
     return "held";
+  }
+  if (await queued.isVisible()) {
+    tab.ticket = (await response.json()).ticket;
+    check(response.status() === 202, `${tab.label}'s login is answered 202 with a ticket`, String(response.status()));
+    return "queued";
   }
   return (await refusal.getAttribute("data-code")) || "refused";
 }
@@ -148,15 +180,15 @@ async function demoLogin(tab, user) {
 async function main() {
   // --- the demo tenant, clean and quick to notice ends
   const tenant = await admin("GET", `/v1/tenants/${TENANT}`);
-  check(tenant.model === "concurrent" && tenant.seats === 2,
-    "the demo tenant has a 2-seat concurrent licence", JSON.stringify(tenant));
+  check(tenant.model === "concurrent" && tenant.seats === 2 && tenant.on_limit === "queue",
+    "the demo tenant has a 2-seat concurrent licence that queues at its limit", JSON.stringify(tenant));
   const leftovers = (await admin("GET", `/v1/tenants/${TENANT}/sessions`)).sessions;
   for (const s of leftovers) await admin("DELETE", `/v1/tenants/${TENANT}/sessions/${encodeURIComponent(s.id)}`);
   let restoreLicence = null;
   if (tenant.idle_timeout_secs > SCENARIO_IDLE_SECS) {
     restoreLicence = {
       model: tenant.model, seats: tenant.seats, seat_per: tenant.seat_per || "user",
-      idle_timeout_secs: tenant.idle_timeout_secs, max_users: tenant.max_users,
+      idle_timeout_secs: tenant.idle_timeout_secs, max_users: tenant.max_users, on_limit: tenant.on_limit,
     };
     await admin("PUT", `/v1/tenants/${TENANT}`, {...restoreLicence, idle_timeout_secs: SCENARIO_IDLE_SECS});
   }
@@ -185,35 +217,68 @@ async function scenario(browser) {
     cara.relays.push({page: ws, server: ws.connectToServer()});
   });
 
-  // --- two seats: two admitted, the third refused
+  // --- two seats: two admitted, the next three wait in line
   check((await demoLogin(ann, "ann")) === "held", "ann is admitted and the page shows the licence held");
   check((await demoLogin(bob, "bob")) === "held", "bob is admitted");
-  const refused = await demoLogin(cara, "cara");
-  check(refused === "licence_limit_reached", "cara is refused with licence_limit_reached", refused);
-  const refusalText = await cara.page.getByTestId("refusal").innerText();
-  check(/All licences are in use/.test(refusalText) && /2 of 2/.test(refusalText),
-    "cara sees a clear refusal naming the limit", refusalText);
-  check(/A seat may free at \d{2}:\d{2}:\d{2} \(in /.test(refusalText) && !/at most/.test(refusalText),
-    "cara's refusal states the moment a seat may free", refusalText);
-  await cara.page.screenshot({path: shot("demo-refusal.png")});
+  const dora = await openContext(browser, "dora");
+  const erin = await openContext(browser, "erin");
+  check((await demoLogin(cara, "cara")) === "queued", "cara, at the limit, is put in line");
+  await placeShown(cara, "1st");
+  check((await demoLogin(dora, "dora")) === "queued", "dora is put in line");
+  await placeShown(dora, "2nd");
+  check((await demoLogin(erin, "erin")) === "queued", "erin is put in line");
+  await placeShown(erin, "3rd");
+  ok("the three waiting pages show 1st, 2nd and 3rd in line");
+  const caraBox = await cara.page.getByTestId("queue").innerText();
+  check(/signed in\s+automatically/.test(caraBox) && await cara.page.getByRole("button", {name: "Leave the line"}).isVisible(),
+    "cara's page says she will be signed in automatically, and offers to leave the line", caraBox);
+  await cara.page.screenshot({path: shot("demo-queue.png")});
+  check((await line()) === "cara@1 dora@2 erin@3", "the server's line is cara, dora, erin", await line());
   check((await seatsInUse()) === 2, "the server counts 2 seats in use");
   check(/Licence held — session expires at/.test(await ann.page.getByTestId("licence-state").innerText()),
     "ann's page says the licence is held and when it expires");
 
-  // --- closing bob's tab frees the seat through the pagehide beacon
-  await bob.page.close({runBeforeUnload: true});
-  await waitUntil("the seat of bob's closed tab frees within 5 s (before any idle expiry)", 5000, async () => {
-    const seen = await seatsInUse();
-    return {done: seen === 1, seen};
-  });
-  ok("closing bob's tab frees his seat");
-  const probe = await fetch(`${base}/v1/sessions/${encodeURIComponent(bob.session)}/heartbeat`, {method: "POST"});
-  const probeBody = await probe.json().catch(() => ({}));
-  check(probe.status === 410 && probeBody.reason === "released",
-    "bob's session ended as released (by the beacon), not by expiry", `${probe.status} ${JSON.stringify(probeBody)}`);
+  // --- dora leaves the line: erin moves up
+  await dora.page.getByRole("button", {name: "Leave the line"}).click();
+  await dora.page.locator('[data-testid="refusal"][data-code="cancelled"]').waitFor();
+  check(/You left the line/.test(await dora.page.getByTestId("refusal").innerText()),
+    "dora's page says she left the line");
+  const doraTicket = await ticketProbe(dora.ticket);
+  check(doraTicket.status === 410 && doraTicket.body.reason === "cancelled",
+    "dora's ticket ended as cancelled", JSON.stringify(doraTicket));
+  await placeShown(erin, "2nd");
+  ok("erin's page moves up to 2nd in line");
+  await dora.context.close();
 
-  check((await demoLogin(cara, "cara")) === "held", "cara can now log in");
+  // --- closing bob's tab frees the seat through the pagehide beacon; cara gets it by herself
+  await bob.page.close({runBeforeUnload: true});
+  const probe = await waitUntil("bob's session ends within 5 s (before any idle expiry)", 5000, async () => {
+    const response = await fetch(`${base}/v1/sessions/${encodeURIComponent(bob.session)}/heartbeat`, {method: "POST"});
+    const body = await response.json().catch(() => ({}));
+    return {done: response.status === 410, seen: {status: response.status, body}};
+  });
+  check(probe.seen.body.reason === "released",
+    "bob's session ended as released (by the beacon), not by expiry", JSON.stringify(probe.seen));
+  await cara.page.locator('[data-testid="licence-state"][data-state="held"]').waitFor({timeout: 20000});
+  const caraUser = (await cara.page.locator("#current-user").innerText()).trim();
+  check(caraUser === "cara" && await cara.page.getByTestId("queue").isHidden(),
+    "cara's waiting page signs her in by itself: the CRM shows, signed in as cara", caraUser);
+  const holding = (await admin("GET", `/v1/tenants/${TENANT}/sessions`)).sessions.map((x) => x.user).sort().join(" ");
+  check(holding === "ann cara", "the server's sessions are ann's and cara's", holding);
   check((await seatsInUse()) === 2, "the server counts 2 seats in use again");
+  await placeShown(erin, "1st");
+  ok("erin's page moves up to 1st in line");
+
+  // --- closing erin's waiting tab leaves the line (a keepalive DELETE on pagehide)
+  await erin.page.close({runBeforeUnload: true});
+  await waitUntil("erin's ticket leaves the line within 5 s of her tab closing", 5000, async () => {
+    const seen = await line();
+    return {done: seen === "", seen};
+  });
+  const erinTicket = await ticketProbe(erin.ticket);
+  check(erinTicket.status === 410 && erinTicket.body.reason === "cancelled",
+    "closing erin's tab cancelled her ticket", JSON.stringify(erinTicket));
+  await erin.context.close();
 
   // --- the dashboard lists the holders; releasing ann there ends ann's tab
   const dash = await openContext(browser, "dashboard", {viewport: {width: 1440, height: 900}});
@@ -243,6 +308,7 @@ async function scenario(browser) {
     return {done: seen === "2 / 2", seen};
   });
   ok("the tenants table shows the demo tenant's seats in use against its seats");
+  await checkDashboardLine(browser, dash.page);
 
   await checkLicencePreview(dash.page);
   await checkDashboardLayout(dash.page);
@@ -336,7 +402,8 @@ async function scenario(browser) {
   ok(`the dashboard screenshot is saved to ${screenshotPath}`);
 
   // --- with a reload grace, a reload at a full tenant keeps the seat
-  await admin("PATCH", `/v1/tenants/${TENANT}`, {reload_grace_secs: 60});
+  // (with the licence set to refuse at its limit, so that a login there is refused)
+  await admin("PATCH", `/v1/tenants/${TENANT}`, {reload_grace_secs: 60, on_limit: "refuse"});
   let dan = await openContext(browser, "dan");
   check((await demoLogin(dan, "dan")) === "held", "dan takes the second seat");
   check((await seatsInUse()) === 2, "both seats are held");
@@ -347,14 +414,20 @@ async function scenario(browser) {
     return {done: view.sessions === 1, seen: view.sessions};
   });
   check((await seatsInUse()) === 2, "dan's released seat is kept for him: 2 seats still held");
-  const erin = await openContext(browser, "erin");
-  check((await demoLogin(erin, "erin")) === "licence_limit_reached",
-    "meanwhile erin is refused: the kept seat is nobody else's");
+  const gail = await openContext(browser, "gail");
+  check((await demoLogin(gail, "gail")) === "licence_limit_reached",
+    "meanwhile gail is refused: the kept seat is nobody else's");
+  const refusalText = await gail.page.getByTestId("refusal").innerText();
+  check(/All licences are in use/.test(refusalText) && /2 of 2/.test(refusalText),
+    "gail sees a clear refusal naming the limit", refusalText);
+  check(/A seat may free at \d{2}:\d{2}:\d{2} \(in /.test(refusalText) && !/at most/.test(refusalText),
+    "gail's refusal states the moment a seat may free", refusalText);
+  await gail.page.screenshot({path: shot("demo-refusal.png")});
   dan = await openContext(browser, "dan-again");
   check((await demoLogin(dan, "dan")) === "held", "dan's reloaded page gets his seat back at a full tenant");
-  await admin("PATCH", `/v1/tenants/${TENANT}`, {reload_grace_secs: null});
+  await admin("PATCH", `/v1/tenants/${TENANT}`, {reload_grace_secs: null, on_limit: "queue"});
   await dan.page.close({runBeforeUnload: true});
-  await erin.context.close();
+  await gail.context.close();
   await waitUntil("dan's seat frees within 5 s once the licence keeps none", 5000, async () => {
     const seen = await seatsInUse();
     return {done: seen === 1, seen};
@@ -366,9 +439,183 @@ async function scenario(browser) {
   await cara.page.getByRole("menuitem", {name: "Release licence"}).click();
   await cara.page.locator('[data-testid="session-ended"][data-reason="released"]').waitFor({state: "visible"});
   ok("cara's ? → Release licence ends her session as released");
-  check((await seatsInUse()) === 0, "no seat is in use at the end");
+  check((await seatsInUse()) === 0 && (await line()) === "", "no seat is in use and nobody waits at the end");
+
+  await checkQueueClient(browser);
 
   check(problems.length === 0, "no page error and no request to another host", problems.join("; "));
+}
+
+// The dashboard's view of the line: fay waits at the full demo tenant, the tenants
+// table and the tenant's waitlist show her, and both empty when she leaves the line
+// (brought by the event stream, as the rest of the dashboard).
+async function checkDashboardLine(browser, page) {
+  const fay = await openContext(browser, "fay");
+  try {
+    const queueCell = page.locator(`#tenants-body tr[data-tenant="${TENANT}"] .c-queue`);
+    check((await queueCell.innerText()).trim() === "0", "the tenants table shows nobody in line for the demo tenant",
+      await queueCell.innerText());
+    check((await demoLogin(fay, "fay")) === "queued", "fay, at the limit, is put in line");
+    const row = page.locator('#queue-body tr[data-user="fay"]');
+    await row.waitFor({timeout: 10000});
+    const cells = await Promise.all([".c-place", ".c-client", ".c-waiting", ".c-claim"]
+      .map((q) => row.locator(q).innerText()));
+    check(cells[0].trim() === "1" && cells[1].trim() === "demo" && /^\d+ s$/.test(cells[2].trim()) &&
+        cells[3].trim() === "—",
+      "the dashboard lists fay in the demo tenant's line: 1st, from the demo client, waiting seconds, no seat held yet",
+      JSON.stringify(cells));
+    await waitUntil("the tenants table shows 1 in line", 10000, async () => {
+      const seen = (await queueCell.innerText()).trim();
+      return {done: seen === "1", seen};
+    });
+    ok("the tenants table shows the demo tenant's line: 1 waiting");
+    check(/^1 waiting/.test(await page.locator("#queue-summary").innerText()),
+      "the waitlist's summary says 1 waiting", await page.locator("#queue-summary").innerText());
+    await page.locator("#queue-panel").screenshot({path: shot("dashboard-queue.png")});
+    await fay.page.getByRole("button", {name: "Leave the line"}).click();
+    await row.waitFor({state: "detached", timeout: 10000});
+    await waitUntil("the tenants table shows nobody in line again", 10000, async () => {
+      const seen = (await queueCell.innerText()).trim();
+      return {done: seen === "0", seen};
+    });
+    check(await page.locator("#queue-empty").isVisible(), "when fay leaves the line, the dashboard's line empties");
+  } finally {
+    await fay.context.close();
+  }
+}
+
+// Usher.queue on a page of the server, against the real server, on tenants of its own:
+// positions reported, a claim on ready that gives a working session handle, a claim
+// missed by a tab heartbeating slower than the claim window, a ticket expired by a tab
+// heartbeating slower than the idle timeout, and a ticket cancelled.
+async function checkQueueClient(browser) {
+  const CLAIM = "queue-claim";
+  const EXPIRY = "queue-expiry";
+  const claimKey = (await admin("PUT", `/v1/tenants/${CLAIM}`,
+    {model: "concurrent", seats: 1, on_limit: "queue", queue_claim_secs: 4, idle_timeout_secs: 60})).api_key;
+  const expiryKey = (await admin("PUT", `/v1/tenants/${EXPIRY}`,
+    {model: "concurrent", seats: 1, on_limit: "queue", idle_timeout_secs: 6})).api_key;
+  const tab = await openContext(browser, "queue-client");
+  try {
+    const login = async (tenant, key, user) => {
+      const response = await fetch(`${base}/v1/tenants/${tenant}/sessions`, {
+        method: "POST",
+        headers: {Authorization: `Bearer ${key}`, "Content-Type": "application/json"},
+        body: JSON.stringify({user, client: "queue-client"}),
+      });
+      return {status: response.status, body: await response.json()};
+    };
+    const deletes = [];
+    tab.page.on("response", (r) => {
+      if (r.request().method() === "DELETE" && r.url().includes("/v1/tickets/")) deletes.push(r.status());
+    });
+    await tab.page.goto(`${base}/demo/`);
+    await tab.page.addScriptTag({url: `${base}/usher.js`});
+    await tab.page.evaluate(() => {
+      window.seen = {};
+      window.waits = {};
+      window.licences = {};
+      window.enqueue = (name, ticket, options) => {
+        const log = window.seen[name] = [];
+        window.waits[name] = Usher.queue(ticket, {
+          ...options,
+          onPosition: (n) => log.push(["position", n]),
+          onReady: (licence, login) => {
+            window.licences[name] = licence;
+            log.push(["ready", login.user, login.tenant]);
+          },
+          onEnded: (reason) => log.push(["ended", reason]),
+          attach: {onEnded: (reason) => log.push(["session ended", reason])},
+        });
+      };
+    });
+    const seen = (name) => tab.page.evaluate((n) => window.seen[n], name);
+    const until = (description, name, predicate, timeoutMs = 20000) => waitUntil(description, timeoutMs, async () => {
+      const log = await seen(name);
+      return {done: predicate(log), seen: log};
+    });
+
+    // --- positions, and a claim on ready that gives a working session
+    const ann = await login(CLAIM, claimKey, "ann");
+    check(ann.status === 201, "ann takes the one seat of the queueing tenant", JSON.stringify(ann));
+    const bob = await login(CLAIM, claimKey, "bob");
+    const cara = await login(CLAIM, claimKey, "cara");
+    check(bob.status === 202 && bob.body.position === 1 && cara.status === 202 && cara.body.position === 2,
+      "bob and cara are put in line, 1st and 2nd", JSON.stringify([bob, cara]));
+    check(bob.body.heartbeat_interval_secs === 1,
+      "a 4 s claim window asks the ticket to heartbeat every second", JSON.stringify(bob.body));
+    await tab.page.evaluate(([b, c]) => {
+      window.enqueue("bob", b, {});
+      // A tab that heartbeats slower than the claim window: it will miss its seat.
+      window.enqueue("cara", c, {heartbeatIntervalSecs: 10});
+    }, [bob.body, cara.body]);
+    check(JSON.stringify(await seen("bob")) === '[["position",1]]' &&
+        JSON.stringify(await seen("cara")) === '[["position",2]]',
+      "Usher.queue reports each ticket's place at once", JSON.stringify([await seen("bob"), await seen("cara")]));
+    const caraBeats = [];
+    tab.page.on("response", (r) => {
+      if (r.url().endsWith(`/v1/tickets/${cara.body.ticket}/heartbeat`)) caraBeats.push(Date.now());
+    });
+    const released = await fetch(`${base}/v1/sessions/${ann.body.session}/release`, {method: "POST"});
+    check(released.status === 204, "ann releases her seat", String(released.status));
+    await until("bob's ticket is claimed and onReady called", "bob", (log) => log.some((e) => e[0] === "ready"));
+    const bobLog = await seen("bob");
+    check(JSON.stringify(bobLog) === `[["position",1],["ready","bob","${CLAIM}"]]`,
+      "bob's onReady gets his session, once, after his place", JSON.stringify(bobLog));
+    const sessions = (await admin("GET", `/v1/tenants/${CLAIM}/sessions`)).sessions;
+    check(sessions.length === 1 && sessions[0].user === "bob", "the server's session list has bob's session",
+      JSON.stringify(sessions));
+    const beat = await tab.page.evaluate(() => window.licences.bob.state());
+    check(beat.ended === null && beat.fence > 0, "bob's session handle is live, with its fence", JSON.stringify(beat));
+    await until("cara moves up to 1st", "cara", (log) => log.some((e) => e[0] === "position" && e[1] === 1));
+    ok("cara's onPosition reports 1st once bob has claimed");
+
+    // --- a claim missed: bob releases right after one of cara's heartbeats, so her next
+    // comes some 10 s later, long after the 4 s claim window
+    const beats = caraBeats.length;
+    await waitUntil("cara's tab heartbeats her ticket", 15000, async () => ({done: caraBeats.length > beats,
+      seen: caraBeats.length}));
+    const result = await tab.page.evaluate(() => window.licences.bob.release());
+    check(result === "released", "bob's claimed session releases through its handle", result);
+    await until("cara's ticket ends as claim_missed", "cara", (log) => log.some((e) => e[0] === "ended"), 30000);
+    const caraLog = await seen("cara");
+    check(caraLog[caraLog.length - 1][1] === "claim_missed" && !caraLog.some((e) => e[0] === "ready"),
+      'a tab too slow to claim its seat gets onEnded("claim_missed")', JSON.stringify(caraLog));
+
+    // --- a ticket cancelled: 204, then 410 cancelled
+    const dan = await login(CLAIM, claimKey, "dan");
+    const eve = await login(CLAIM, claimKey, "eve");
+    check(dan.status === 201 && eve.status === 202, "dan takes the seat and eve waits", JSON.stringify([dan, eve]));
+    await tab.page.evaluate((e) => window.enqueue("eve", e, {}), eve.body);
+    const cancelled = await tab.page.evaluate(() => window.waits.eve.cancel());
+    check(cancelled === "cancelled" && deletes.join() === "204",
+      "eve's cancel() is answered 204 and resolves to \"cancelled\"", JSON.stringify({cancelled, deletes}));
+    const eveTicket = await ticketProbe(eve.body.ticket);
+    check(eveTicket.status === 410 && eveTicket.body.reason === "cancelled",
+      "eve's ticket then answers 410 cancelled", JSON.stringify(eveTicket));
+    check(JSON.stringify(await seen("eve")) === '[["position",1],["ended","cancelled"]]',
+      'eve\'s onEnded("cancelled") is called once', JSON.stringify(await seen("eve")));
+
+    // --- a ticket expired: a tab heartbeating slower than the 6 s idle timeout
+    const fay = await login(EXPIRY, expiryKey, "fay");
+    await tab.page.evaluate((f) => {
+      window.fay = Usher.attach({session: f.session, heartbeatIntervalSecs: f.heartbeat_interval_secs,
+        idleTimeoutSecs: f.idle_timeout_secs});
+    }, fay.body);
+    const gus = await login(EXPIRY, expiryKey, "gus");
+    check(fay.status === 201 && gus.status === 202, "fay holds the seat (her tab heartbeating) and gus waits",
+      JSON.stringify([fay.status, gus.status]));
+    await tab.page.evaluate((g) => window.enqueue("gus", g, {heartbeatIntervalSecs: 12}), gus.body);
+    await until("gus's ticket ends as expired", "gus", (log) => log.some((e) => e[0] === "ended"), 30000);
+    check(JSON.stringify(await seen("gus")) === '[["position",1],["ended","expired"]]',
+      'a ticket not heartbeated within the idle timeout gets onEnded("expired")', JSON.stringify(await seen("gus")));
+    check((await tab.page.evaluate(() => window.fay.state().ended)) === null, "while fay's heartbeating tab keeps her seat");
+    await tab.page.evaluate(() => window.fay.release());
+  } finally {
+    await tab.context.close();
+    await admin("DELETE", `/v1/tenants/${CLAIM}`).catch(() => {});
+    await admin("DELETE", `/v1/tenants/${EXPIRY}`).catch(() => {});
+  }
 }
 
 // JSON with its keys in order, so two answers compare whatever order their fields are in.
@@ -390,7 +637,7 @@ async function checkLicencePreview(page) {
     "before the preview the demo tenant holds 2 of its 2 seats, with no seat policy", JSON.stringify(before));
   const licence = {
     model: "concurrent", seats: 2, seat_per: "user",
-    idle_timeout_secs: before.idle_timeout_secs, max_users: before.max_users,
+    idle_timeout_secs: before.idle_timeout_secs, max_users: before.max_users, on_limit: "queue",
   };
   const form = page.locator("#licence-form");
   const editor = () => page.evaluate(() => ["licence-model", "licence-seats", "licence-min-hold", "licence-max-sessions"]
@@ -443,18 +690,22 @@ async function checkLicencePreview(page) {
   check(canonical(holding) === canonical(["ann", "cara"]), "ann and cara still hold their seats",
     JSON.stringify(holding));
 
-  // --- Save policies: the seats back to 2, a minimum hold and a cap on sessions
+  // --- Save policies: the seats back to 2, a minimum hold, a cap on sessions and a
+  // reserved seat (which a licence that queues does not take: it refuses at the limit)
   await form.getByLabel("Seats", {exact: true}).fill("2");
   check(await result.isHidden(), "a change in the editor takes the stale preview away");
+  await form.getByLabel("At the limit").selectOption("refuse");
   await form.getByLabel("Min hold (s)").fill("120");
   await form.getByLabel("Max sessions per user").fill("3");
   await form.getByLabel("Reserved seats").fill("support=1");
   const policies = {min_hold_secs: 120, max_sessions_per_user: 3, reserve: {support: 1}};
+  const {on_limit: _queue, ...refusing} = licence;
+  const {on_limit: _queued, ...refusingBefore} = before;
   const saveBody = await put("#licence-save", false);
-  check(canonical(saveBody) === canonical({...licence, ...policies}),
+  check(canonical(saveBody) === canonical({...refusing, ...policies}),
     "Save sends the policies filled in", JSON.stringify(saveBody));
   const saved = await admin("GET", `/v1/tenants/${TENANT}`);
-  check(canonical(saved) === canonical({...before, ...policies}),
+  check(canonical(saved) === canonical({...refusingBefore, ...policies}),
     "the saved policies read back through the API: min hold 120 s, at most 3 sessions per user, a seat for support",
     JSON.stringify(saved));
   await page.waitForFunction((notice) => document.getElementById("notice-text").textContent === notice &&
@@ -463,10 +714,24 @@ async function checkLicencePreview(page) {
     document.getElementById("licence-max-sessions").value === "3", `Licence of ${TENANT} saved.`);
   ok("the dashboard says the licence is saved and fills the policy fields from the tenant view");
 
-  // --- Clearing the fields puts the defaults back
+  // --- Back to the line, with a claim window of its own
   await form.getByLabel("Min hold (s)").fill("");
   await form.getByLabel("Max sessions per user").fill("");
   await form.getByLabel("Reserved seats").fill("");
+  check(await page.locator("#licence-queue-claim-field").isHidden(), "the claim window is offered only for a line");
+  await form.getByLabel("At the limit").selectOption("queue");
+  await form.getByLabel("Claim window (s)").fill("30");
+  const claimBody = await put("#licence-save", false);
+  check(canonical(claimBody) === canonical({...licence, queue_claim_secs: 30}),
+    "Save sends the line and its claim window", JSON.stringify(claimBody));
+  const claimed = await admin("GET", `/v1/tenants/${TENANT}`);
+  check(canonical(claimed) === canonical({...before, queue_claim_secs: 30}),
+    "the licence reads back queueing, with a 30 s claim window", JSON.stringify(claimed));
+  await page.waitForFunction(() => document.getElementById("licence-queue-claim").value === "30" &&
+    !document.getElementById("licence-save").disabled);
+
+  // --- Clearing the fields puts the defaults back
+  await form.getByLabel("Claim window (s)").fill("");
   const restoreBody = await put("#licence-save", false);
   check(canonical(restoreBody) === canonical(licence), "Save leaves out the fields left empty",
     JSON.stringify(restoreBody));

@@ -81,6 +81,7 @@ pub struct QueueList {
 
 /// Keep the ticket's place in line, and learn when a seat is held for it.
 #[utoipa::path(post, path = "/v1/tickets/{ticket}/heartbeat", tag = "browser",
+    operation_id = "ticket_heartbeat",
     params(("ticket" = inline(SessionTokenSchema), Path, description = "Ticket")),
     security(()),
     responses((status = 200, body = TicketBeatResponse), (status = 404, description = "ticket_not_found", body = ErrorBody),
