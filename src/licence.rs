@@ -670,9 +670,11 @@ impl LicenceSpec {
             None | Some("refuse") => OnLimit::Refuse,
             Some("displace_idlest") => OnLimit::DisplaceIdlest,
             Some("queue") => OnLimit::Queue,
-            Some(other) => return invalid(format!(
+            Some(other) => {
+                return invalid(format!(
                 "\"on_limit\" must be \"refuse\", \"queue\" or \"displace_idlest\", got {other:?}"
-            )),
+            ))
+            }
         };
         let queue_claim = match self.queue_claim_secs {
             None => d.queue_claim,

@@ -431,7 +431,8 @@ impl PoolState {
                 // The line moved it straight back to the head with a seat.
             }
         }
-        self.end_ticket(ticket, EndReason::Claimed, now);
+        // Its seat becomes the session's: not passed on in between.
+        self.close_ticket(ticket, EndReason::Claimed, now);
         let admission = self.admit(&user, client.as_deref(), session, secret, live, now);
         self.serve_queue(now);
         Ok((admission, user))
@@ -519,8 +520,15 @@ impl PoolState {
 
     /// Ends one ticket: it leaves the line, and a seat held for it passes on.
     pub(super) fn end_ticket(&mut self, id: SessionId, reason: EndReason, now: Timestamp) {
+        if self.close_ticket(id, reason, now) {
+            self.serve_queue(now);
+        }
+    }
+
+    /// Ends one ticket, leaving a seat held for it unserved; whether it held one.
+    fn close_ticket(&mut self, id: SessionId, reason: EndReason, now: Timestamp) -> bool {
         let Some(ticket) = self.waitlist.remove(id) else {
-            return;
+            return false;
         };
         let held = ticket.ready.is_some_and(|r| r.holds);
         let ended = &mut self.waitlist.ended;
@@ -558,9 +566,7 @@ impl PoolState {
                 waited_ms: now.saturating_since(ticket.queued_at).as_millis() as u64,
             },
         );
-        if held {
-            self.serve_queue(now);
-        }
+        held
     }
 
     /// Ends the tickets due by `now` (idle: `expired`; a claim window run out:
