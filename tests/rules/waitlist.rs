@@ -476,9 +476,12 @@ async fn a_deleted_tenants_tickets_answer_why() {
 async fn a_ticket_is_a_credential() {
     let (engine, _clock, t, held) = full(1).await;
     let ann = queued(&engine, &t, "ann").await;
-    // A forged secret under ann's id, and a session token, are no tickets.
-    let forged =
-        SessionToken::parse(&format!("{}{}", &ann.token.expose()[..11], "A".repeat(21))).unwrap();
+    // A forged secret under ann's id (routed as hers is), and a session token, are no
+    // tickets.
+    let forged = match ann.token.route() {
+        Some(tenant) => SessionToken::with_id(ann.token.id()).routed(tenant),
+        None => SessionToken::with_id(ann.token.id()),
+    };
     assert_eq!(
         engine.ticket_heartbeat(&forged).await.unwrap_err(),
         Error::TicketNotFound
