@@ -114,6 +114,96 @@ async fn two_nodes_sweeping_together_end_each_idle_session_exactly_once() {
     assert_eq!((usage[0].logins, usage[0].expiries), (60, 60));
 }
 
+/// Ticket deadlines count in a tenant's due moment: with nothing else touching the
+/// tenant, the sweeps of two nodes end a missed claim once and hold the seat for the
+/// next in line, once, and later expire that ticket's idle wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sweeps_end_each_missed_claim_once_and_pass_the_seat_on() {
+    use std::time::Duration;
+    use usher::{EndReason, Entry, EventKind, Licence, OnLimit};
+
+    let clock = ManualClock::starting_at(rules::T0);
+    let shared = support::config(&clock);
+    let a = Engine::with_redis(EngineConfig::default(), shared.clone())
+        .await
+        .unwrap();
+    let b = Engine::with_redis(EngineConfig::default(), shared)
+        .await
+        .unwrap();
+    let t = rules::tenant("lined-up");
+    let licence = Licence::concurrent(1)
+        .on_limit(OnLimit::Queue)
+        .queue_claim(Duration::from_secs(60))
+        .idle_timeout(Duration::from_secs(600));
+    a.put_tenant(&t, licence).await.unwrap();
+    let ann = rules::admit(&a, &t, "ann").await;
+    let mut line = Vec::new();
+    for name in ["bob", "cat"] {
+        match b.enter(&t, &rules::user(name), None).await.unwrap() {
+            Entry::Queued(ticket) => line.push(ticket),
+            Entry::Admitted(_) => panic!("{name} should wait in line"),
+        }
+    }
+    a.release(&ann).await.unwrap();
+    let (seen_a, seen_b) = (a.subscribe(1000), b.subscribe(1000));
+
+    // bob's claim window runs out: only the sweeps touch the tenant.
+    clock.advance(Duration::from_secs(61));
+    let (swept_a, swept_b) = tokio::join!(a.expire_due(), b.expire_due());
+    swept_a.unwrap();
+    swept_b.unwrap();
+    let mut heard = Vec::new();
+    let hear = |heard: &mut Vec<EventKind>| {
+        heard.extend(seen_a.try_iter().chain(seen_b.try_iter()).map(|e| e.kind));
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while heard.len() < 2 && std::time::Instant::now() < deadline {
+        hear(&mut heard);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let claim_by = rules::clock_now(&clock) + Duration::from_secs(60);
+    assert_eq!(
+        heard,
+        [
+            EventKind::TicketEnded {
+                user: rules::user("bob"),
+                ticket: line[0].token.id(),
+                reason: EndReason::ClaimMissed,
+                waited_ms: 61_000,
+            },
+            EventKind::TicketReady {
+                user: rules::user("cat"),
+                ticket: line[1].token.id(),
+                claim_by,
+            },
+        ]
+    );
+    let (again_a, again_b) = tokio::join!(a.expire_due(), b.expire_due());
+    again_a.unwrap();
+    again_b.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    hear(&mut heard);
+    assert_eq!(heard.len(), 2, "one event per change across the two nodes");
+
+    // cat's window runs out too, and the line is empty.
+    clock.advance(Duration::from_secs(61));
+    a.expire_due().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while heard.len() < 3 && std::time::Instant::now() < deadline {
+        hear(&mut heard);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(matches!(
+        &heard[2],
+        EventKind::TicketEnded { reason: EndReason::ClaimMissed, ticket, .. } if *ticket == line[1].token.id()
+    ));
+    let view = b.tenant(&t).await.unwrap();
+    assert_eq!(
+        (view.seats_in_use, view.queued, view.held_for_queue),
+        (0, 0, 0)
+    );
+}
+
 /// The tenant's log in Redis is its audit log: every decision, in order, a page at a
 /// time, and gone with the tenant.
 #[tokio::test]
