@@ -10,8 +10,9 @@
 //!
 //! Expiry: each call first expires what is due; a sweeper on every node asks the
 //! tenants whose earliest deadline has passed (a sorted set of tenants by due moment,
-//! read with one command per tick) to expire the rest. The script ends a session once,
-//! so each ended session has exactly one event, whichever node swept it.
+//! waitlist tickets' deadlines included, read with one command per tick) to expire the
+//! rest. The script ends a session or ticket once, so each has exactly one event,
+//! whichever node swept it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
