@@ -377,8 +377,9 @@ impl Handler<PoolMsg> for PoolActor {
                         self.shell.registry.sessions.insert(id, me);
                     }
                 }
-                let admitted = matches!(result, Ok(Entry::Admitted(_))).then_some(id);
-                self.answer(reply, result, admitted);
+                // Taken back, session or ticket, if its write is not durable in time.
+                let entered = result.is_ok().then_some(id);
+                self.answer(reply, result, entered);
             }
             PoolMsg::TicketHeartbeat { id, secret, reply } => {
                 let result = state.ticket_heartbeat(id, &secret, now);
@@ -701,6 +702,11 @@ impl PoolActor {
             match &event.kind {
                 EventKind::Ended {
                     session, reason, ..
+                }
+                | EventKind::TicketEnded {
+                    ticket: session,
+                    reason,
+                    ..
                 } => news.ended.push((*session, *reason)),
                 EventKind::TenantDeleted => news.deleted = true,
                 _ => {}

@@ -264,6 +264,8 @@ impl Embedded {
             .iter()
             .map(|s| s.id)
             .chain(snapshot.ended.iter().map(|(id, _)| *id))
+            .chain(snapshot.tickets.iter().map(|t| t.id))
+            .chain(snapshot.ended_tickets.iter().map(|(id, _)| *id))
             .collect();
         let state = PoolState::restore(snapshot, self.config.retention, self.clock.now());
         match self.registry.tenants.entry(tenant) {
@@ -434,6 +436,10 @@ impl Embedded {
             reply,
         })
         .await
+    }
+
+    pub(crate) fn ticket_tenant(&self, ticket: &SessionToken) -> Result<TenantId> {
+        self.ticket_pool(ticket).map(|handle| handle.tenant.clone())
     }
 
     pub(crate) async fn claim(&self, ticket: &SessionToken) -> Result<Login> {

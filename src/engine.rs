@@ -578,6 +578,11 @@ impl Engine {
         decide!(self, |b| b.ticket_heartbeat(ticket).await)
     }
 
+    /// The tenant a ticket (live or remembered) belongs to, or why it is unknown.
+    pub async fn ticket_tenant(&self, ticket: &SessionToken) -> Result<TenantId> {
+        decide!(self, |b| b.ticket_tenant(ticket))
+    }
+
     /// Turns a ticket a seat is held for into a session.
     #[instrument(level = "debug", skip_all, fields(ticket = %ticket.id()))]
     pub async fn claim(&self, ticket: &SessionToken) -> Result<Login> {

@@ -990,11 +990,20 @@ mod tests {
             ),
             (
                 r#"{"model": "concurrent", "seats": 1, "on_limit": "evict"}"#,
-                "\"refuse\" or",
+                "\"refuse\", \"queue\" or",
             ),
             (
-                r#"{"model": "concurrent", "seats": 1, "on_limit": "queue"}"#,
-                "waitlist",
+                r#"{"model": "concurrent", "seats": 1, "on_limit": "queue", "queue_claim_secs": 3601}"#,
+                "\"queue_claim_secs\" must be between 1 and 3600",
+            ),
+            (
+                r#"{"model": "named", "seats": 1, "queue_claim_secs": 30}"#,
+                "concurrent model only",
+            ),
+            (
+                r#"{"model": "concurrent", "seats": 4, "group_max": {"finance": 1},
+                    "on_limit": "queue"}"#,
+                "do not combine",
             ),
             (
                 r#"{"model": "concurrent", "seats": 1, "min_hold_secs": -1}"#,

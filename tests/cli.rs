@@ -419,6 +419,71 @@ fn the_clients_find_the_token_the_local_server_wrote() {
 }
 
 #[test]
+fn admin_queue_lists_the_waitlist_head_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &["serve", "--store", "memory", "--data-dir", "d"],
+        &[("USHER_ADMIN_TOKEN", TOKEN)],
+        dir.path(),
+    );
+    let admin = |args: &[&str]| {
+        let mut command = server.admin();
+        command.env("USHER_ADMIN_TOKEN", TOKEN).args(args);
+        command
+    };
+    admin(&[
+        "set-licence",
+        "harbour",
+        "--model",
+        "concurrent",
+        "--seats",
+        "1",
+        "--on-limit",
+        "queue",
+        "--queue-claim-secs",
+        "90",
+    ])
+    .assert()
+    .success()
+    .stdout(contains("on limit queue, claim window 90s"));
+    admin(&["queue", "harbour"])
+        .assert()
+        .success()
+        .stdout(contains("harbour: nobody in line"));
+    for user in ["ann", "bob", "cy"] {
+        login(&server.url, "harbour", user);
+    }
+    let listed = admin(&["queue", "harbour"]).assert().success();
+    let out = String::from_utf8_lossy(&listed.get_output().stdout).into_owned();
+    assert!(
+        out.contains("harbour: 2 in line, 0 seats held for the head"),
+        "{out}"
+    );
+    let bob = out
+        .lines()
+        .position(|l| l.contains("bob"))
+        .expect("bob is listed");
+    let cy = out
+        .lines()
+        .position(|l| l.contains("cy"))
+        .expect("cy is listed");
+    assert!(bob < cy, "head first: {out}");
+    let json = json_of(admin(&["--json", "queue", "harbour"]).assert().success());
+    let users: Vec<&str> = json["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["bob", "cy"]);
+    assert_eq!(json["queue"][0]["position"], 1);
+    admin(&["queue", "nowhere"])
+        .assert()
+        .failure()
+        .stderr(contains("no tenant with the id nowhere"));
+}
+
+#[test]
 fn admin_lines_name_their_tenant_and_say_what_a_record_licence_is() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(

@@ -117,6 +117,80 @@ async fn acknowledged_state_survives_a_restart() {
 }
 
 #[tokio::test]
+async fn the_waitlist_survives_a_restart_in_its_order_with_a_full_idle_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let before = start(dir.path(), &clock);
+    let licence = Licence::concurrent(1)
+        .on_limit(usher::OnLimit::Queue)
+        .idle_timeout(Duration::from_secs(60));
+    before.engine.put_tenant(&id("crm"), licence).await.unwrap();
+    let held = before
+        .engine
+        .login(&id("crm"), &user("ann"), None)
+        .await
+        .unwrap();
+    let mut line = Vec::new();
+    for name in ["bob", "cy", "dee"] {
+        match before
+            .engine
+            .enter(&id("crm"), &user(name), Some("tab"))
+            .await
+            .unwrap()
+        {
+            usher::Entry::Queued(ticket) => line.push(ticket),
+            usher::Entry::Admitted(_) => panic!("{name} should wait"),
+        }
+    }
+    before.engine.cancel_ticket(&line[1].token).await.unwrap();
+    clock.advance(Duration::from_secs(50));
+
+    let copy = crash_copy(dir.path());
+    let after = start(copy.path(), &clock);
+    let e = &after.engine;
+    let queue = e.waitlist(&id("crm")).await.unwrap();
+    let order: Vec<(u32, &str)> = queue
+        .iter()
+        .map(|q| (q.position, q.user.as_str()))
+        .collect();
+    assert_eq!(order, [(1, "bob"), (2, "dee")]);
+    assert_eq!(queue[0].client.as_deref(), Some("tab"));
+    assert_eq!(
+        e.ticket_heartbeat(&line[1].token).await.unwrap_err(),
+        Error::TicketEnded {
+            reason: EndReason::Cancelled
+        }
+    );
+    // Past the deadline the tickets had before the restart, within the new window.
+    clock.advance(Duration::from_secs(30));
+    e.expire_due().await.unwrap();
+    assert_eq!(
+        e.ticket_heartbeat(&line[2].token).await.unwrap().position,
+        2
+    );
+    e.heartbeat(&held.token).await.unwrap();
+    e.release(&held.token).await.unwrap();
+    let ready = e.ticket_heartbeat(&line[0].token).await.unwrap();
+    assert_eq!(ready.position, 0);
+    let claimed = e.claim(&line[0].token).await.unwrap();
+    assert_eq!(claimed.user, user("bob"));
+
+    // What happened after the restart is as durable as what came before.
+    let copy = crash_copy(copy.path());
+    let again = start(copy.path(), &clock);
+    let queue = again.engine.waitlist(&id("crm")).await.unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].user, user("dee"));
+    assert_eq!(
+        again.engine.claim(&line[0].token).await.unwrap_err(),
+        Error::TicketEnded {
+            reason: EndReason::Claimed
+        }
+    );
+    again.engine.heartbeat(&claimed.token).await.unwrap();
+}
+
+#[tokio::test]
 async fn restored_sessions_get_a_full_idle_window_from_the_restart() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::starting_at(T0);

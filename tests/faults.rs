@@ -142,6 +142,39 @@ async fn a_stalled_write_answers_unavailable_at_the_deadline_and_gives_the_seat_
 }
 
 #[tokio::test]
+async fn a_queued_login_whose_write_stalls_answers_unavailable_and_leaves_no_place_in_line() {
+    let (engine, store, clock) = faulty(config());
+    let crm = id("crm");
+    let licence = Licence::concurrent(1).on_limit(usher::OnLimit::Queue);
+    engine.put_tenant(&crm, licence).await.unwrap();
+    let ann = engine.login(&crm, &user("ann"), None).await.unwrap();
+
+    store.stall();
+    let queued = spawn({
+        let (engine, crm) = (engine.clone(), crm.clone());
+        async move { engine.enter(&crm, &user("bob"), None).await }
+    });
+    until("the queued login's write is held", || store.held() == 1).await;
+    clock.advance(DEADLINE);
+    engine.expire_due().await.unwrap();
+    let answer = queued.await.unwrap().unwrap_err();
+    assert_eq!(answer.code(), "unavailable");
+
+    store.resume();
+    until("health recovers", || engine.health() == Health::Ok).await;
+    // Nobody holds bob's ticket: it is gone, and the seat ann frees goes to the next
+    // in line rather than waiting for a claim nobody will make.
+    assert_eq!(engine.tenant(&crm).await.unwrap().queued, 0);
+    let cy = match engine.enter(&crm, &user("cy"), None).await.unwrap() {
+        usher::Entry::Queued(ticket) => ticket,
+        usher::Entry::Admitted(_) => panic!("cy should wait"),
+    };
+    assert_eq!(cy.position, 1);
+    engine.release(&ann.token).await.unwrap();
+    engine.claim(&cy.token).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_new_tenant_is_not_answered_before_its_creation_is_durable() {
     let (engine, store, _clock) = faulty(config());
     store.stall();

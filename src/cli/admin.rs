@@ -52,6 +52,11 @@ pub enum AdminCommand {
         /// Tenant id.
         tenant: String,
     },
+    /// List a tenant's waitlist, head first (`on_limit = "queue"`).
+    Queue {
+        /// Tenant id.
+        tenant: String,
+    },
     /// Force-release one session (its id from `show`).
     Release {
         /// Tenant id.
@@ -88,9 +93,13 @@ pub enum AdminCommand {
         /// Concurrent: the share of the seats admitted past them, 0 to 1.
         #[arg(long)]
         overage: Option<f64>,
-        /// Concurrent: refuse or displace_idlest, what a login at the limit does.
+        /// Concurrent: refuse, queue or displace_idlest, what a login at the limit
+        /// does.
         #[arg(long)]
         on_limit: Option<String>,
+        /// Concurrent, queueing: seconds a freed seat is held for the head of the line.
+        #[arg(long)]
+        queue_claim_secs: Option<i64>,
         /// Concurrent: seconds a seat is held before it may be displaced.
         #[arg(long)]
         min_hold_secs: Option<i64>,
@@ -329,6 +338,7 @@ impl AdminCommand {
             AdminCommand::Tenants => None,
             AdminCommand::Show { tenant }
             | AdminCommand::Users { tenant }
+            | AdminCommand::Queue { tenant }
             | AdminCommand::Release { tenant, .. }
             | AdminCommand::Logout { tenant, .. }
             | AdminCommand::SetLicence { tenant, .. }
@@ -458,6 +468,9 @@ fn licence_of(view: &Value) -> String {
     }
     if let Some(secs) = view.get("min_hold_secs").filter(|v| !v.is_null()) {
         out.push_str(&format!(", min hold {}s", text(secs)));
+    }
+    if let Some(secs) = view["queue_claim_secs"].as_u64() {
+        out.push_str(&format!(", claim window {secs}s"));
     }
     if let Some(cap) = view["max_sessions_per_user"].as_u64() {
         out.push_str(&format!(
@@ -667,6 +680,37 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
             );
             Output::same(json!({"users": users}), heading + &table.to_string())
         }
+        AdminCommand::Queue { tenant } => {
+            let answer = client
+                .call("GET", &tenant_path(tenant, "/queue"), None)
+                .await?;
+            let line = answer["queue"].as_array().cloned().unwrap_or_default();
+            if line.is_empty() {
+                return Ok(Output::same(answer, format!("{tenant}: nobody in line")));
+            }
+            let ready = line.iter().filter(|t| t["position"] == 0).count() as u64;
+            let mut table = table(&["POSITION", "TICKET", "USER", "CLIENT", "QUEUED", "CLAIM BY"]);
+            for t in &line {
+                let position = match t["position"].as_u64() {
+                    Some(0) => "ready".to_string(),
+                    _ => text(&t["position"]),
+                };
+                table.add_row(vec![
+                    position,
+                    text(&t["ticket"]),
+                    text(&t["user"]),
+                    text(&t["client"]),
+                    text(&t["queued_at"]),
+                    text(&t["claim_by"]),
+                ]);
+            }
+            let heading = format!(
+                "{tenant}: {} in line, {} held for the head\n",
+                line.len(),
+                plural(ready, "seat", "seats")
+            );
+            Output::same(answer, heading + &table.to_string())
+        }
         AdminCommand::Release { tenant, session } => {
             client
                 .call(
@@ -707,6 +751,7 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
             max_users,
             overage,
             on_limit,
+            queue_claim_secs,
             min_hold_secs,
             max_sessions_per_user,
             reload_grace_secs,
@@ -732,6 +777,7 @@ async fn execute(client: &Client, command: &AdminCommand) -> Result<Output, Fail
                 ("max_users", max_users.map(Value::from)),
                 ("overage", overage.map(Value::from)),
                 ("on_limit", on_limit.clone().map(Value::from)),
+                ("queue_claim_secs", queue_claim_secs.map(Value::from)),
                 ("min_hold_secs", min_hold_secs.map(Value::from)),
                 (
                     "max_sessions_per_user",

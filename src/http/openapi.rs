@@ -26,8 +26,8 @@ use crate::ids::MAX_ID_LEN;
         users::put_user, users::delete_user, users::list_users, users::logout_user,
         sessions::login, sessions::list_sessions, sessions::revoke,
         sessions::heartbeat, sessions::release, sessions::logout,
-        tickets::heartbeat, tickets::claim, tickets::cancel, tickets::list_queue,
-        live::tenant_stream, live::admin_stream, live::session_socket,
+        tickets::ticket_heartbeat, tickets::claim_ticket, tickets::cancel_ticket, tickets::list_queue,
+        live::tenant_stream, live::admin_stream, live::session_socket, live::ticket_socket,
         webhooks::list_webhooks, webhooks::put_webhook, webhooks::get_webhook, webhooks::delete_webhook, webhooks::deliveries,
         ops::healthz, ops::readyz, ops::metrics_text, ops::openapi_json,
     ),
@@ -129,6 +129,25 @@ const LINKS: &[(&str, &str, &[Link])] = &[
             ("release", &[("token", "$response.body#/session")]),
             ("logout", &[("token", "$response.body#/session")]),
             ("list_sessions", &[("tenant", "$request.path.tenant")]),
+        ],
+    ),
+    (
+        "login",
+        "202",
+        &[
+            ("ticket_heartbeat", &[("ticket", "$response.body#/ticket")]),
+            ("claim_ticket", &[("ticket", "$response.body#/ticket")]),
+            ("cancel_ticket", &[("ticket", "$response.body#/ticket")]),
+            ("list_queue", &[("tenant", "$request.path.tenant")]),
+        ],
+    ),
+    (
+        "claim_ticket",
+        "201",
+        &[
+            ("heartbeat", &[("token", "$response.body#/session")]),
+            ("release", &[("token", "$response.body#/session")]),
+            ("logout", &[("token", "$response.body#/session")]),
         ],
     ),
     (

@@ -330,9 +330,14 @@ fn api(cfg: &mut web::ServiceConfig, cors_origins: &[String]) {
             .wrap(cors(cors_origins))
             .wrap(from_fn(cors_refusal_as_json))
             .wrap(from_fn(until_ready))
-            .service(Endpoint::at("").delete(tickets::cancel).done())
-            .service(Endpoint::at("/heartbeat").post(tickets::heartbeat).done())
-            .service(Endpoint::at("/claim").post(tickets::claim).done()),
+            .service(Endpoint::at("").delete(tickets::cancel_ticket).done())
+            .service(
+                Endpoint::at("/heartbeat")
+                    .post(tickets::ticket_heartbeat)
+                    .done(),
+            )
+            .service(Endpoint::at("/claim").post(tickets::claim_ticket).done())
+            .service(Endpoint::at("/live").get(live::ticket_socket).done()),
     )
     .service(
         Endpoint::at("/v1/tenants")

@@ -814,8 +814,11 @@ impl PoolState {
 
     /// Takes back a login that was never acknowledged (its write did not become
     /// durable in time): the session goes without a tombstone, since nobody holds
-    /// its token, and its seat is free at once.
+    /// its token, and its seat is free at once. A ticket put in line by such a login goes the same way, its place with it.
     pub fn withdraw(&mut self, id: SessionId, now: Timestamp) {
+        if self.withdraw_ticket(id, now) {
+            return;
+        }
         let Some(session) = self.detach(id) else {
             return;
         };

@@ -70,11 +70,11 @@ pub struct QueueEntry {
     pub user: UserId,
     /// The client label given at login.
     pub client: Option<String>,
-    /// When it joined the line (milliseconds since the epoch).
-    #[cfg_attr(feature = "server", schema(value_type = u64))]
+    /// When it joined the line.
+    #[cfg_attr(feature = "server", schema(value_type = String, format = DateTime))]
     pub queued_at: Timestamp,
     /// Until when a seat is held for it, once one is.
-    #[cfg_attr(feature = "server", schema(value_type = Option<u64>))]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, format = DateTime))]
     pub claim_by: Option<Timestamp>,
 }
 
@@ -498,7 +498,14 @@ impl PoolState {
         };
         let claim_by = now + self.licence.policies.queue_claim;
         while let Some((_, &id)) = self.waitlist.waiting.first_key_value() {
-            let user = self.waitlist.tickets[&id].user.clone();
+            let ticket = &self.waitlist.tickets[&id];
+            if ticket.expires_at < now {
+                // Idle past its deadline, though not yet expired by the sweep that is
+                // serving the line: it gets no seat.
+                self.close_ticket(id, EndReason::Expired, now);
+                continue;
+            }
+            let user = ticket.user.clone();
             let holds = if self.shares_a_seat(&user) {
                 false
             } else if self.seats_in_use() + self.waitlist.held() < limit {
@@ -567,6 +574,23 @@ impl PoolState {
             },
         );
         held
+    }
+
+    /// Takes back a ticket whose queued login was never acknowledged: it goes without
+    /// a tombstone, and a seat held for it passes on. Whether `id` was a ticket.
+    pub(super) fn withdraw_ticket(&mut self, id: SessionId, now: Timestamp) -> bool {
+        let Some(ticket) = self.waitlist.remove(id) else {
+            return false;
+        };
+        self.forgotten.push(id);
+        self.record(|| Change::TicketForgotten {
+            id,
+            secret: ticket.secret,
+        });
+        if ticket.ready.is_some_and(|r| r.holds) {
+            self.serve_queue(now);
+        }
+        true
     }
 
     /// Ends the tickets due by `now` (idle: `expired`; a claim window run out:

@@ -614,6 +614,11 @@ impl RedisBackend {
         })
     }
 
+    /// The tenant a ticket routes to.
+    pub(crate) fn ticket_tenant(&self, ticket: &SessionToken) -> Result<TenantId> {
+        ticket.route().cloned().ok_or(Error::TicketNotFound)
+    }
+
     /// Turns a ticket a seat is held for into a session with a token of its own.
     pub(crate) async fn claim(&self, ticket: &SessionToken) -> Result<Login> {
         let tenant = ticket.route().ok_or(Error::TicketNotFound)?;

@@ -144,7 +144,7 @@ async fn a_bad_patch_is_a_clear_error_and_changes_nothing() {
     app.concurrent_tenant("acme", 5, 600).await;
     for (patch, field) in [
         (json!({"seats": "many"}), "seats"),
-        (json!({"on_limit": "queue"}), "on_limit"),
+        (json!({"on_limit": "first_come"}), "on_limit"),
         (json!({"overage": 2}), "overage"),
         (json!({"colour": "red"}), "colour"),
         (json!({"colour": null}), "unknown field \"colour\""),

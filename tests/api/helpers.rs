@@ -390,6 +390,7 @@ pub const ENDPOINTS: &[(&str, &str, Access)] = &[
     ("GET", "/v1/tenants/{tenant}/records", Access::Tenant),
     ("GET", "/v1/tenants/{tenant}/usage", Access::Tenant),
     ("GET", "/v1/tenants/{tenant}/events", Access::Tenant),
+    ("GET", "/v1/tenants/{tenant}/queue", Access::Tenant),
     ("GET", "/v1/tenants/{tenant}/events/stream", Access::Tenant),
     ("GET", "/v1/events/stream", Access::Admin),
     ("GET", "/v1/tenants/{tenant}/webhooks", Access::Tenant),
@@ -417,6 +418,10 @@ pub const ENDPOINTS: &[(&str, &str, Access)] = &[
     ("POST", "/v1/sessions/{token}/release", Access::Browser),
     ("POST", "/v1/sessions/{token}/logout", Access::Browser),
     ("GET", "/v1/sessions/{token}/live", Access::Browser),
+    ("POST", "/v1/tickets/{ticket}/heartbeat", Access::Browser),
+    ("POST", "/v1/tickets/{ticket}/claim", Access::Browser),
+    ("DELETE", "/v1/tickets/{ticket}", Access::Browser),
+    ("GET", "/v1/tickets/{ticket}/live", Access::Browser),
     ("GET", "/healthz", Access::Open),
     ("GET", "/readyz", Access::Open),
     ("GET", "/metrics", Access::Open),
@@ -445,6 +450,7 @@ pub fn fill(template: &str, tenant: &str, user: &str, id: &str, token: &str) -> 
         .replace("{name}", user)
         .replace("{id}", id)
         .replace("{token}", token)
+        .replace("{ticket}", token)
 }
 
 impl TestApp {

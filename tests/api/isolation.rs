@@ -66,7 +66,7 @@ async fn a_tenant_key_is_forbidden_on_every_route_of_another_tenant() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 2 * 23);
+    assert_eq!(checked, 2 * 24);
 
     // Nothing changed on either side, and both tabs live on.
     let after = (
@@ -148,7 +148,7 @@ async fn missing_or_wrong_credentials_are_unauthorized_on_every_route() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 24 * 5);
+    assert_eq!(checked, 25 * 5);
     app.browser(&token_a, "heartbeat").await.expect(200);
 }
 

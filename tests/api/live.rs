@@ -443,6 +443,104 @@ async fn a_socket_that_answers_no_pings_is_closed_and_one_that_does_stays() {
 }
 
 /// Each rule above, as a test on the embedded backend and one on Redis.
+/// Opens a waiting tab's socket, as a page of the allowed origin does.
+async fn open_ticket(app: &TestApp, ticket: &str) -> Socket {
+    match live_support::connect_ticket(&app.url, ticket, APP_ORIGIN).await {
+        Ok(socket) => socket,
+        Err(status) => panic!("the ticket's socket was refused with {status}"),
+    }
+}
+
+/// A login that must be queued; its ticket.
+async fn queued(app: &TestApp, key: &str, tenant: &str, user: &str) -> String {
+    let answer = app.login(key, tenant, user).await;
+    answer.expect(202)["ticket"].as_str().unwrap().to_owned()
+}
+
+async fn a_waiting_tab_hears_its_place_move_then_ready_then_claimed(app: TestApp) {
+    let key = app
+        .create_tenant(
+            "acme",
+            json!({"model": "concurrent", "seats": 1, "on_limit": "queue"}),
+        )
+        .await;
+    let held = app.session(&key, "acme", "ann").await;
+    let first = queued(&app, &key, "acme", "bob").await;
+    let second = queued(&app, &key, "acme", "cy").await;
+    let mut socket = open_ticket(&app, &second).await;
+    let place = next_frame(&mut socket).await;
+    assert_eq!(
+        (place["type"].as_str(), place["position"].as_u64()),
+        (Some("position"), Some(2))
+    );
+    // bob leaves: cy is told she is next, without asking.
+    app.delete(&format!("/v1/tickets/{first}"))
+        .send()
+        .await
+        .expect(204);
+    let moved = next_frame(&mut socket).await;
+    assert_eq!(
+        (moved["type"].as_str(), moved["position"].as_u64()),
+        (Some("position"), Some(1))
+    );
+    // A heartbeat frame is answered with the place too.
+    assert_eq!(heartbeat(&mut socket).await["position"], 1);
+    // ann's seat frees: it is held for cy, and her socket says so at once.
+    app.browser(&held, "release").await.expect(204);
+    let ready = next_frame(&mut socket).await;
+    assert_eq!(
+        (ready["type"].as_str(), ready["position"].as_u64()),
+        (Some("ready"), Some(0))
+    );
+    assert!(ready["claim_by"].is_string(), "{ready}");
+    app.post(&format!("/v1/tickets/{second}/claim"))
+        .send()
+        .await
+        .expect(201);
+    assert_ended(&mut socket, "claimed").await;
+}
+
+async fn an_ended_or_unknown_ticket_is_refused_before_the_upgrade(app: TestApp) {
+    let key = app
+        .create_tenant(
+            "acme",
+            json!({"model": "concurrent", "seats": 1, "on_limit": "queue"}),
+        )
+        .await;
+    app.session(&key, "acme", "ann").await;
+    let ticket = queued(&app, &key, "acme", "bob").await;
+    app.delete(&format!("/v1/tickets/{ticket}"))
+        .send()
+        .await
+        .expect(204);
+    for (bad, status) in [
+        (ticket.as_str(), 410),
+        (&"A".repeat(32), 404),
+        ("nonsense", 404),
+    ] {
+        let refused = live_support::connect_ticket(&app.url, bad, APP_ORIGIN).await;
+        assert_eq!(refused.err().map(|s| s.as_u16()), Some(status), "{bad}");
+    }
+    let other = queued(&app, &key, "acme", "cy").await;
+    let foreign = live_support::connect_ticket(&app.url, &other, "https://elsewhere.example").await;
+    assert_eq!(foreign.err().map(|s| s.as_u16()), Some(403));
+}
+
+async fn a_waiting_tab_hears_its_ticket_expire(app: TestApp) {
+    let key = app
+        .create_tenant(
+            "acme",
+            json!({"model": "concurrent", "seats": 1, "on_limit": "queue", "idle_timeout_secs": 60}),
+        )
+        .await;
+    app.session(&key, "acme", "ann").await;
+    let ticket = queued(&app, &key, "acme", "bob").await;
+    let mut socket = open_ticket(&app, &ticket).await;
+    next_frame(&mut socket).await;
+    app.advance(61);
+    assert_ended(&mut socket, "expired").await;
+}
+
 macro_rules! on_both_backends {
     ($($rule:ident),* $(,)?) => {
         mod embedded {
@@ -479,3 +577,25 @@ on_both_backends!(
     a_stream_refuses_bad_cursors_and_other_tenants_keys,
     the_admin_stream_carries_every_tenants_events_and_resumes,
 );
+
+/// The waitlist's sockets, on the embedded backend.
+mod waitlist {
+    #[actix_web::test]
+    async fn a_waiting_tab_hears_its_place_move_then_ready_then_claimed() {
+        super::a_waiting_tab_hears_its_place_move_then_ready_then_claimed(
+            crate::helpers::spawn_app(),
+        )
+        .await;
+    }
+
+    #[actix_web::test]
+    async fn an_ended_or_unknown_ticket_is_refused_before_the_upgrade() {
+        super::an_ended_or_unknown_ticket_is_refused_before_the_upgrade(crate::helpers::spawn_app())
+            .await;
+    }
+
+    #[actix_web::test]
+    async fn a_waiting_tab_hears_its_ticket_expire() {
+        super::a_waiting_tab_hears_its_ticket_expire(crate::helpers::spawn_app()).await;
+    }
+}

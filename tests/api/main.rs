@@ -21,5 +21,6 @@ mod tenants;
 mod tokens;
 mod usage;
 mod users;
+mod waitlist;
 mod webhooks;
 mod wire;

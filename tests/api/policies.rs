@@ -61,11 +61,15 @@ async fn a_policy_out_of_range_or_on_the_wrong_model_is_a_clear_invalid_request(
         ),
         (
             json!({"model": "concurrent", "seats": 4, "on_limit": "oldest"}),
-            "\"refuse\" or \"displace_idlest\"",
+            "\"refuse\", \"queue\" or \"displace_idlest\"",
         ),
         (
-            json!({"model": "concurrent", "seats": 4, "on_limit": "queue"}),
-            "waitlist",
+            json!({"model": "concurrent", "seats": 4, "on_limit": "queue", "reserve": {"finance": 1}}),
+            "do not combine with \"on_limit\": \"queue\"",
+        ),
+        (
+            json!({"model": "concurrent", "seats": 4, "on_limit": "queue", "queue_claim_secs": 0}),
+            "\"queue_claim_secs\" must be between 1 and 3600",
         ),
         (
             json!({"model": "concurrent", "seats": 4, "min_hold_secs": 1.5}),

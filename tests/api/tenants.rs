@@ -16,7 +16,7 @@ fn keys(value: &Value) -> BTreeSet<&str> {
         .collect()
 }
 
-const VIEW_FIELDS: [&str; 10] = [
+const VIEW_FIELDS: [&str; 12] = [
     "tenant",
     "model",
     "seats",
@@ -27,6 +27,8 @@ const VIEW_FIELDS: [&str; 10] = [
     "sessions",
     "users",
     "records",
+    "queued",
+    "held_for_queue",
 ];
 
 #[actix_web::test]

@@ -98,7 +98,12 @@ async fn the_usage_report_counts_each_day() {
             "expiries",
             "peak_records",
             "peak_overage_seats",
-            "overage_seat_secs"
+            "overage_seat_secs",
+            "queued",
+            "served_from_queue",
+            "gave_up_in_queue",
+            "queue_wait_p50_secs",
+            "queue_wait_p90_secs",
         ])
     );
     assert_eq!(
@@ -113,6 +118,11 @@ async fn the_usage_report_counts_each_day() {
             "peak_records": 1234,
             "peak_overage_seats": 0,
             "overage_seat_secs": 0,
+            "queued": 0,
+            "served_from_queue": 0,
+            "gave_up_in_queue": 0,
+            "queue_wait_p50_secs": null,
+            "queue_wait_p90_secs": null,
         })
     );
 

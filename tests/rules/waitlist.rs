@@ -259,6 +259,30 @@ async fn a_ticket_left_without_heartbeats_expires_like_a_session() {
 }
 
 #[tokio::test]
+async fn a_ticket_idle_past_its_deadline_gets_no_seat_freed_at_the_same_moment() {
+    let (engine, clock, t) = start_tenant(queueing(1).idle_timeout(MINUTE)).await;
+    let held = entered(&engine, &t, "ann").await;
+    let bob = queued(&engine, &t, "bob").await;
+    clock.advance(Duration::from_secs(30));
+    let cy = queued(&engine, &t, "cy").await;
+    // ann and bob fall idle together; cy still beats.
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(
+        position(&engine, &cy).await,
+        0,
+        "the seat goes to the live ticket"
+    );
+    assert_eq!(
+        status(&engine, &bob).await.unwrap_err(),
+        ticket_ended(EndReason::Expired)
+    );
+    assert_eq!(
+        beat(&engine, &held).await.unwrap_err(),
+        ended(EndReason::Expired)
+    );
+}
+
+#[tokio::test]
 async fn leaving_the_line_moves_everyone_behind_up() {
     let (engine, _clock, t, _held) = full(1).await;
     let ann = queued(&engine, &t, "ann").await;
@@ -350,21 +374,27 @@ async fn every_way_a_seat_frees_serves_the_line() {
     ready(3).await;
     engine.remove_user(&t, &user("seat3")).await.unwrap();
     ready(4).await;
-    // seat4 stops beating and expires; the tickets keep theirs.
-    clock.advance(Duration::from_secs(601));
+    // The first four miss their claims: the seats pass on, to q4 first.
+    clock.advance(Duration::from_secs(590));
+    assert_eq!(position(&engine, &line[4]).await, 0);
+    // seat4 stops beating and expires.
+    clock.advance(Duration::from_secs(11));
     engine.expire_due().await.unwrap();
     assert_eq!(
         beat(&engine, &held[4]).await.unwrap_err(),
         ended(EndReason::Expired)
     );
-    // The first four missed their claims meanwhile: the seats passed on to q4, and
-    // the line is empty.
+    // Nobody else is in line: the seats stay free but for the one held for q4.
     let view = engine.tenant(&t).await.unwrap();
     assert_eq!(
         (view.seats_in_use, view.queued, view.held_for_queue),
         (0, 1, 1)
     );
     assert_eq!(position(&engine, &line[4]).await, 0);
+    assert_eq!(
+        status(&engine, &line[0]).await.unwrap_err(),
+        ticket_ended(EndReason::ClaimMissed)
+    );
 }
 
 #[tokio::test]

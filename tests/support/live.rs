@@ -30,6 +30,21 @@ pub async fn connect(server: &str, token: &str, origin: &str) -> Result<Socket, 
     }
 }
 
+/// Opens the socket of the waiting tab holding `ticket`, as [`connect`] does a
+/// session's.
+pub async fn connect_ticket(
+    server: &str,
+    ticket: &str,
+    origin: &str,
+) -> Result<Socket, StatusCode> {
+    let url = format!("{server}/v1/tickets/{ticket}/live").replacen("http", "ws", 1);
+    match awc::Client::new().ws(url).origin(origin).connect().await {
+        Ok((_, socket)) => Ok(socket),
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => Err(status),
+        Err(other) => panic!("the upgrade failed: {other}"),
+    }
+}
+
 /// The next JSON frame the server sends (pings are answered by the client library).
 pub async fn next_frame(socket: &mut Socket) -> Value {
     loop {

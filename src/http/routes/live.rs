@@ -444,87 +444,243 @@ pub async fn session_socket(
     let token = SessionToken::parse(&token)?;
     let engine = state.engine.clone();
     // Listening before the check: an end just after it is heard.
-    let mut watch = engine.live().watch_session(token.id());
+    let watch = engine.live().watch_session(token.id());
     let beat = engine.heartbeat(&token).await?;
-    let (response, mut session, stream) = actix_ws::handle(&req, body)
+    let (response, session, stream) = upgrade(&req, body)?;
+    let tab = Tab::Session(token);
+    let first = beat_frame(&beat);
+    actix_web::rt::spawn(serve(
+        engine,
+        tab,
+        first,
+        watch,
+        None,
+        session,
+        stream,
+        state.socket_ping_every,
+    ));
+    Ok(response)
+}
+
+/// A waiting tab's live channel (SPEC §10–§11): a WebSocket on which the server sends
+/// the ticket's place in line, `{"type": "position", "position", "expires_at"}`, each
+/// time the line moves, then `{"type": "ready", "position": 0, "claim_by",
+/// "expires_at"}` once a seat is held for it, and `{"type": "ended", "reason"}` when
+/// the ticket ends (claimed, cancelled, expired, its claim missed), then closes. The
+/// tab may send `{"type": "heartbeat"}` frames, answered the same way. The upgrade, each
+/// frame and each place sent keep the ticket's place as a heartbeat does; an ended or
+/// unknown ticket answers 410 or 404 instead of upgrading.
+#[utoipa::path(get, path = "/v1/tickets/{ticket}/live", tag = "browser",
+    params(("ticket" = inline(SessionTokenSchema), Path, description = "Ticket")),
+    security(()),
+    responses((status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 400, description = "not a WebSocket upgrade", body = ErrorBody),
+        (status = 403, description = "an Origin the tenant does not allow", body = ErrorBody),
+        (status = 404, description = "ticket_not_found", body = ErrorBody),
+        (status = 410, description = "ticket_ended, with reason", body = ErrorBody),
+        (status = 500, body = ErrorBody),
+        (status = 503, description = "overloaded or unavailable, with Retry-After", body = ErrorBody)))]
+pub async fn ticket_socket(
+    req: HttpRequest,
+    state: State,
+    ticket: web::Path<String>,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let ticket = SessionToken::parse(&ticket).map_err(|_| Error::TicketNotFound)?;
+    let engine = state.engine.clone();
+    let watch = engine.live().watch_session(ticket.id());
+    let tenant = engine.ticket_tenant(&ticket).await?;
+    let log = engine.live().watch_log(&tenant);
+    let status = engine.ticket_heartbeat(&ticket).await?;
+    let (response, session, stream) = upgrade(&req, body)?;
+    let first = place_frame(&status);
+    let tab = Tab::Ticket(ticket, place_of(&status));
+    actix_web::rt::spawn(serve(
+        engine,
+        tab,
+        first,
+        watch,
+        Some(log),
+        session,
+        stream,
+        state.socket_ping_every,
+    ));
+    Ok(response)
+}
+
+fn upgrade(
+    req: &HttpRequest,
+    body: web::Payload,
+) -> Result<(HttpResponse, actix_ws::Session, actix_ws::MessageStream), Error> {
+    let (response, session, stream) = actix_ws::handle(req, body)
         .map_err(|e| Error::InvalidRequest(format!("this route takes a WebSocket upgrade: {e}")))?;
-    let mut stream = stream.max_frame_size(MAX_FRAME);
-    let ping_every = state.socket_ping_every;
-    actix_web::rt::spawn(async move {
-        // The upgrade's heartbeat is the first answer.
-        if !say(&mut session, beat_frame(&beat)).await {
-            return;
-        }
-        let mut ping =
-            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-        let mut heard = tokio::time::Instant::now();
-        loop {
-            tokio::select! {
-                reason = watch.ended() => {
-                    let _ = ended(session, reason).await;
-                    return;
+    Ok((response, session, stream.max_frame_size(MAX_FRAME)))
+}
+
+/// A ticket's place: in line at a position, or ready until a moment.
+type Place = (u32, Option<Timestamp>);
+
+fn place_of(status: &crate::pool::TicketStatus) -> Place {
+    (status.position, status.claim_by)
+}
+
+/// What a socket is the live channel of: a session, or a ticket with the last place
+/// it was told.
+enum Tab {
+    Session(SessionToken),
+    Ticket(SessionToken, Place),
+}
+
+impl Tab {
+    /// The answer to a heartbeat frame, or why the tab's session or ticket ended;
+    /// with `only_news`, none for a ticket whose place has not changed since it was
+    /// last told.
+    async fn beat(
+        &mut self,
+        engine: &Engine,
+        only_news: bool,
+    ) -> Result<Option<String>, crate::error::EndReason> {
+        match self {
+            Tab::Session(token) => match engine.heartbeat(token).await {
+                Ok(beat) => Ok(Some(beat_frame(&beat))),
+                Err(Error::SessionEnded { reason }) => Err(reason),
+                Err(other) => Ok(Some(error_frame(&other))),
+            },
+            Tab::Ticket(ticket, told) => match engine.ticket_heartbeat(ticket).await {
+                Ok(status) if only_news && place_of(&status) == *told => Ok(None),
+                Ok(status) => {
+                    *told = place_of(&status);
+                    Ok(Some(place_frame(&status)))
                 }
-                frame = stream.recv() => {
-                    heard = tokio::time::Instant::now();
-                    let text = match frame {
-                        Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Ping(bytes))) => {
-                            if session.pong(&bytes).await.is_err() {
-                                return;
-                            }
-                            continue;
-                        }
-                        Some(Ok(Message::Pong(_) | Message::Nop)) => continue,
-                        Some(Ok(Message::Binary(_) | Message::Continuation(_))) => {
-                            let refusal = Error::InvalidRequest(
-                                "frames are JSON text: {\"type\": \"heartbeat\"}".into(),
-                            );
-                            if !say(&mut session, error_frame(&refusal)).await {
-                                return;
-                            }
-                            continue;
-                        }
-                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                            let _ = session.close(None).await;
+                Err(Error::TicketEnded { reason }) => Err(reason),
+                Err(other) => Ok(Some(error_frame(&other))),
+            },
+        }
+    }
+}
+
+/// How often at most a waiting tab is told its place again while the line moves.
+const PLACE_EVERY: Duration = Duration::from_millis(250);
+
+/// One socket's life: the first answer, then heartbeat frames answered, the end
+/// pushed the moment it is heard, pings, and (for a ticket) its place each time the
+/// line moves.
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    engine: Engine,
+    mut tab: Tab,
+    first: String,
+    mut watch: crate::live::SessionWatch,
+    mut log: Option<crate::live::LogWatch>,
+    mut session: actix_ws::Session,
+    mut stream: actix_ws::MessageStream,
+    ping_every: Duration,
+) {
+    if !say(&mut session, first).await {
+        return;
+    }
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut place = tokio::time::interval(PLACE_EVERY);
+    place.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = tokio::time::Instant::now();
+    // The line moved since the tab was last told its place.
+    let mut moved = false;
+    if let Some(log) = &mut log {
+        log.seen();
+    }
+    loop {
+        tokio::select! {
+            reason = watch.ended() => {
+                let _ = ended(session, reason).await;
+                return;
+            }
+            _ = async { log.as_mut().expect("guarded").changed().await }, if log.is_some() && !moved => {
+                moved = true;
+            }
+            _ = place.tick(), if moved => {
+                moved = false;
+                match tab.beat(&engine, true).await {
+                    Ok(None) => {}
+                    Ok(Some(frame)) => {
+                        if !say(&mut session, frame).await {
                             return;
                         }
-                    };
-                    let answer = match serde_json::from_str::<Frame>(&text) {
-                        Ok(Frame::Heartbeat) => match engine.heartbeat(&token).await {
-                            Ok(beat) => beat_frame(&beat),
-                            Err(Error::SessionEnded { reason }) => {
-                                let _ = ended(session, reason).await;
-                                return;
-                            }
-                            Err(other) => error_frame(&other),
-                        },
-                        Err(e) => error_frame(&Error::InvalidRequest(format!(
-                            "a frame must be {{\"type\": \"heartbeat\"}}: {e}"
-                        ))),
-                    };
-                    if !say(&mut session, answer).await {
-                        return;
                     }
-                }
-                _ = ping.tick() => {
-                    if heard.elapsed() > ping_every * PINGS_UNANSWERED {
-                        let _ = session
-                            .close(Some(CloseReason {
-                                code: CloseCode::Away,
-                                description: Some("no answer to pings".into()),
-                            }))
-                            .await;
-                        return;
-                    }
-                    let pinged = tokio::time::timeout(SLOW_CLIENT, session.ping(b"")).await;
-                    if !matches!(pinged, Ok(Ok(()))) {
+                    Err(reason) => {
+                        let _ = ended(session, reason).await;
                         return;
                     }
                 }
             }
+            frame = stream.recv() => {
+                heard = tokio::time::Instant::now();
+                let text = match frame {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Some(Ok(Message::Pong(_) | Message::Nop)) => continue,
+                    Some(Ok(Message::Binary(_) | Message::Continuation(_))) => {
+                        let refusal = Error::InvalidRequest(
+                            "frames are JSON text: {\"type\": \"heartbeat\"}".into(),
+                        );
+                        if !say(&mut session, error_frame(&refusal)).await {
+                            return;
+                        }
+                        continue;
+                    }
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                        let _ = session.close(None).await;
+                        return;
+                    }
+                };
+                let answer = match serde_json::from_str::<Frame>(&text) {
+                    Ok(Frame::Heartbeat) => match tab.beat(&engine, false).await {
+                        Ok(frame) => frame.unwrap_or_default(),
+                        Err(reason) => {
+                            let _ = ended(session, reason).await;
+                            return;
+                        }
+                    },
+                    Err(e) => error_frame(&Error::InvalidRequest(format!(
+                        "a frame must be {{\"type\": \"heartbeat\"}}: {e}"
+                    ))),
+                };
+                if !say(&mut session, answer).await {
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if heard.elapsed() > ping_every * PINGS_UNANSWERED {
+                    let _ = session
+                        .close(Some(CloseReason {
+                            code: CloseCode::Away,
+                            description: Some("no answer to pings".into()),
+                        }))
+                        .await;
+                    return;
+                }
+                let pinged = tokio::time::timeout(SLOW_CLIENT, session.ping(b"")).await;
+                if !matches!(pinged, Ok(Ok(()))) {
+                    return;
+                }
+            }
         }
-    });
-    Ok(response)
+    }
+}
+
+/// A ticket's place as a frame: in line, or ready with the end of its claim window.
+fn place_frame(status: &crate::pool::TicketStatus) -> String {
+    match status.claim_by {
+        Some(claim_by) => json!({"type": "ready", "position": 0, "claim_by": claim_by,
+                                 "expires_at": status.expires_at}),
+        None => json!({"type": "position", "position": status.position,
+                       "expires_at": status.expires_at}),
+    }
+    .to_string()
 }
 
 /// Sends a text frame, or says the tab has gone (or reads too slowly to keep).
@@ -547,7 +703,7 @@ async fn ended(
     session
         .close(Some(CloseReason {
             code: CloseCode::Normal,
-            description: Some(format!("session ended: {}", reason.as_str())),
+            description: Some(format!("ended: {}", reason.as_str())),
         }))
         .await
 }

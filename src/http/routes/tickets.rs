@@ -85,7 +85,7 @@ pub struct QueueList {
     security(()),
     responses((status = 200, body = TicketBeatResponse), (status = 404, description = "ticket_not_found", body = ErrorBody),
         (status = 410, description = "ticket_ended, with reason", body = ErrorBody), EngineFailures))]
-pub async fn heartbeat(state: State, ticket: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn ticket_heartbeat(state: State, ticket: web::Path<String>) -> ApiResult<HttpResponse> {
     let ticket = parse(&ticket)?;
     let status = state.engine.ticket_heartbeat(&ticket).await?;
     Ok(HttpResponse::Ok().json(TicketBeatResponse {
@@ -103,7 +103,7 @@ pub async fn heartbeat(state: State, ticket: web::Path<String>) -> ApiResult<Htt
     responses((status = 201, body = LoginResponse), (status = 404, description = "ticket_not_found", body = ErrorBody),
         (status = 409, description = "not_ready, with position; session_limit_reached", body = ErrorBody),
         (status = 410, description = "ticket_ended, with reason", body = ErrorBody), EngineFailures))]
-pub async fn claim(state: State, ticket: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn claim_ticket(state: State, ticket: web::Path<String>) -> ApiResult<HttpResponse> {
     let ticket = parse(&ticket)?;
     let login = state.engine.claim(&ticket).await?;
     Ok(HttpResponse::Created().json(LoginResponse::from(login)))
@@ -115,7 +115,7 @@ pub async fn claim(state: State, ticket: web::Path<String>) -> ApiResult<HttpRes
     security(()),
     responses((status = 204, description = "Left the line"), (status = 404, description = "ticket_not_found", body = ErrorBody),
         (status = 410, description = "ticket_ended, with reason", body = ErrorBody), EngineFailures))]
-pub async fn cancel(state: State, ticket: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn cancel_ticket(state: State, ticket: web::Path<String>) -> ApiResult<HttpResponse> {
     let ticket = parse(&ticket)?;
     state.engine.cancel_ticket(&ticket).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -125,7 +125,7 @@ pub async fn cancel(state: State, ticket: web::Path<String>) -> ApiResult<HttpRe
 /// those waiting, in order. Never the tickets themselves.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/queue", tag = "tenant",
     params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id")),
-    responses((status = 200, body = QueueList), (status = 401, body = ErrorBody),
+    responses((status = 200, body = QueueList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), EngineFailures))]
 pub async fn list_queue(
     req: HttpRequest,
