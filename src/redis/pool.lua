@@ -39,7 +39,8 @@
 --   5 the requests: a JSON array, answered in order
 --   6 the channel every node listens on for the live channel (SPEC §11): once a call
 --     has logged events, the script publishes what a node's streams and sockets need
---     to hear, {t = tenant, d = deleted, e = {"session reason", ...}}
+--     to hear, {t = tenant, d = deleted, e = {"session reason", ...}}, with the tickets
+--     that ended among the sessions
 --   7 the tenant's id, for that message
 
 local META, SESS, DUE, START, USERS, ORDER, ENDED, ENDQ, LOG, FENCE, IDLE, GRACE =
@@ -399,39 +400,6 @@ local function shares_a_seat(user)
   return acc ~= nil and #acc.s > 0
 end
 
--- Holds free seats for the head of the line, in order, for the claim window. While
--- the head cannot have a seat, nobody behind it gets one.
-local function serve_queue()
-  if meta.model == 'records' or redis.call('ZCARD', LINE) == 0 then
-    return
-  end
-  local claim_by = now + meta.qclaim
-  while true do
-    local head = redis.call('ZRANGE', LINE, 0, 0)
-    if #head == 0 then
-      return
-    end
-    local id = head[1]
-    local t = ticket(id)
-    local holds
-    if shares_a_seat(t.u) then
-      holds = 0
-    elseif seats_in_use() + meta.qheld < meta.lim then
-      holds = 1
-    else
-      return
-    end
-    redis.call('ZREM', LINE, id)
-    t.r, t.o = claim_by, holds
-    save_ticket(id, t)
-    redis.call('ZADD', TDUE, claim_by, id)
-    if holds == 1 then
-      set_qheld(meta.qheld + 1)
-    end
-    emit({ type = 'ticket_ready', user = t.u, ticket = id, claim_by = claim_by })
-  end
-end
-
 -- Puts a ready ticket back in line at its old place.
 local function unready(id, t)
   if t.o == 1 then
@@ -474,6 +442,45 @@ local function close_ticket(id, reason)
   emit({ type = 'ticket_ended', user = t.u, ticket = id, reason = reason,
     waited_ms = math.max(now - t.q, 0) })
   return held
+end
+
+-- Holds free seats for the head of the line, in order, for the claim window. While
+-- the head cannot have a seat, nobody behind it gets one.
+local function serve_queue()
+  if meta.model == 'records' or redis.call('ZCARD', LINE) == 0 then
+    return
+  end
+  local claim_by = now + meta.qclaim
+  while true do
+    local head = redis.call('ZRANGE', LINE, 0, 0)
+    if #head == 0 then
+      return
+    end
+    local id = head[1]
+    local t = ticket(id)
+    if t.ex < now then
+      -- Idle past its deadline, though not yet expired by the sweep that is serving
+      -- the line: it gets no seat.
+      close_ticket(id, 'expired')
+    else
+      local holds
+      if shares_a_seat(t.u) then
+        holds = 0
+      elseif seats_in_use() + meta.qheld < meta.lim then
+        holds = 1
+      else
+        return
+      end
+      redis.call('ZREM', LINE, id)
+      t.r, t.o = claim_by, holds
+      save_ticket(id, t)
+      redis.call('ZADD', TDUE, claim_by, id)
+      if holds == 1 then
+        set_qheld(meta.qheld + 1)
+      end
+      emit({ type = 'ticket_ready', user = t.u, ticket = id, claim_by = claim_by })
+    end
+  end
 end
 
 -- Ends one ticket: it leaves the line, and a seat held for it passes on.
@@ -1084,8 +1091,21 @@ function ops.login(r)
 end
 
 -- A login whose answer was lost (the node gave up waiting for Redis) is taken back:
--- nobody holds its token. Without a trace, as in the embedded backend.
+-- nobody holds its token, whether it is a session's or a ticket's. Without a trace, as
+-- in the embedded backend.
 function ops.withdraw(r)
+  local t = ticket(r.id)
+  if t then
+    -- A ticket put in line by such a login goes the same way, its place with it.
+    redis.call('HDEL', TICKETS, r.id)
+    redis.call('ZREM', TDUE, r.id)
+    redis.call('ZREM', LINE, r.id)
+    if t.r and t.o == 1 then
+      set_qheld(meta.qheld - 1)
+      serve_queue()
+    end
+    return { ok = true }
+  end
   local s = detach(r.id)
   if s then
     emit({ type = 'withdrawn', user = s.u, session = r.id, seats_in_use = seats_in_use() })
@@ -1455,6 +1475,8 @@ if #events > 0 then
   for _, e in ipairs(events) do
     if e.type == 'ended' then
       ended[#ended + 1] = e.session .. ' ' .. e.reason
+    elseif e.type == 'ticket_ended' then
+      ended[#ended + 1] = e.ticket .. ' ' .. e.reason
     elseif e.type == 'tenant_deleted' then
       deleted = true
     end
