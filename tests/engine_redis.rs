@@ -345,6 +345,76 @@ async fn waiting_for_a_replica_acknowledges_only_what_it_holds() {
     rules::admit(&engine, &t, "bob").await;
 }
 
+/// A queued login and a claim not acknowledged (the replica stopped) are taken back
+/// with the next call, as unacknowledged logins are: the ticket leaves no place in
+/// line and the claim's session holds no seat; the claimed ticket stays spent.
+#[tokio::test]
+async fn an_unacknowledged_place_in_line_or_claim_is_taken_back() {
+    use std::time::Duration;
+    use usher::{EndReason, Entry, Error, Licence, OnLimit};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (master_dir, replica_dir) = (dir.path().join("master"), dir.path().join("replica"));
+    std::fs::create_dir_all(&master_dir).unwrap();
+    std::fs::create_dir_all(&replica_dir).unwrap();
+    let master = support::start_redis(&master_dir, &["--appendonly", "no"]);
+    let replica = support::start_redis(
+        &replica_dir,
+        &["--replicaof", "127.0.0.1", &master.port.to_string()],
+    );
+    support::wait_for_replica(master.port, 1);
+
+    let clock = ManualClock::starting_at(rules::T0);
+    let mut config = support::config(&clock);
+    config.urls = vec![master.url.clone()];
+    config.wait_replicas = 1;
+    config.deadline = Duration::from_secs(3);
+    let engine = Engine::with_redis(EngineConfig::default(), config)
+        .await
+        .unwrap();
+    let t = rules::tenant("replicated-line");
+    let licence = Licence::concurrent(1).on_limit(OnLimit::Queue);
+    engine.put_tenant(&t, licence).await.unwrap();
+    let ann = rules::admit(&engine, &t, "ann").await;
+    let bob = match engine.enter(&t, &rules::user("bob"), None).await.unwrap() {
+        Entry::Queued(ticket) => ticket,
+        Entry::Admitted(_) => panic!("bob should wait in line"),
+    };
+    engine.release(&ann).await.unwrap();
+
+    replica.pause();
+    let cat = rules::user("cat");
+    let (claimed, entered) = tokio::join!(engine.claim(&bob.token), engine.enter(&t, &cat, None));
+    assert!(
+        matches!(claimed, Err(Error::Unavailable { .. })),
+        "{claimed:?}"
+    );
+    assert!(
+        matches!(entered, Err(Error::Unavailable { .. })),
+        "{entered:?}"
+    );
+    replica.resume();
+    support::wait_for_replica(master.port, 1);
+    let view = engine.tenant(&t).await.unwrap();
+    assert_eq!(
+        (
+            view.seats_in_use,
+            view.sessions,
+            view.queued,
+            view.held_for_queue
+        ),
+        (0, 0, 0, 0)
+    );
+    assert!(engine.waitlist(&t).await.unwrap().is_empty());
+    assert_eq!(
+        engine.ticket_heartbeat(&bob.token).await.unwrap_err(),
+        Error::TicketEnded {
+            reason: EndReason::Claimed
+        }
+    );
+    rules::admit(&engine, &t, "cat").await;
+}
+
 /// Scripts are called by their SHA; a Redis that lost them (a restart, `SCRIPT FLUSH`)
 /// is given them again and the call goes through.
 #[tokio::test]
