@@ -7,6 +7,9 @@
 //!   actors.
 //! - `expiry_tick`: one timer tick over 100,000 and 1,000,000 live sessions in 10,000
 //!   tenants with nothing due.
+//! - `queue_ops`: the waitlist (SPEC §10) with 10,000 tickets in line on one tenant:
+//!   every ticket heartbeating at once, and 1,000 ready tickets claiming at once, each
+//!   beside the simultaneous logins' figure in the same run.
 //!
 //! Memory per session is measured by the `memory` bench, which needs a counting
 //! allocator that would slow these down.
@@ -25,7 +28,7 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use tokio::runtime::Runtime;
-use usher::{Engine, EngineConfig, Licence, TenantId, UserId};
+use usher::{Engine, EngineConfig, Entry, Licence, OnLimit, SessionToken, TenantId, UserId};
 
 /// Logins fired at once in `simultaneous_logins`.
 const LOGINS: usize = 10_000;
@@ -455,5 +458,153 @@ fn expiry_tick(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, simultaneous_logins, mixed_ops, expiry_tick);
+// ---- queue_ops -----------------------------------------------------------------------
+
+/// Tickets in line in `queue_ops`.
+const QUEUED: usize = 10_000;
+/// Tickets claimed per round in `queue_ops`.
+const CLAIMS: usize = 1_000;
+
+/// A fresh tenant of one seat, held, with [`QUEUED`] logins waiting in line; their
+/// tickets head first.
+async fn queue_of(engine: &Engine, users: &Arc<Vec<UserId>>) -> (TenantId, Vec<SessionToken>) {
+    let licence = Licence::concurrent(1)
+        .on_limit(OnLimit::Queue)
+        .max_users(QUEUED as u32 + 1);
+    let tenant = unique("line");
+    engine.put_tenant(&tenant, licence).await.unwrap();
+    let holder = UserId::parse("holder").expect("a valid user id");
+    engine.login(&tenant, &holder, None).await.unwrap();
+    let entries = fire(QUEUED, |i| {
+        let (engine, tenant, users) = (engine.clone(), tenant.clone(), users.clone());
+        async move { engine.enter(&tenant, &users[i], None).await }
+    })
+    .await;
+    let mut tickets: Vec<(u32, SessionToken)> = entries
+        .into_iter()
+        .map(|entry| match entry {
+            Ok(Entry::Queued(ticket)) => (ticket.position, ticket.token),
+            other => panic!("every login waits in line: {other:?}"),
+        })
+        .collect();
+    // Head first: the line's order is the order the logins reached the pool.
+    tickets.sort_by_key(|(position, _)| *position);
+    (
+        tenant,
+        tickets.into_iter().map(|(_, token)| token).collect(),
+    )
+}
+
+/// Every ticket of a line of [`QUEUED`] heartbeats at once.
+async fn ticket_beat_round(engine: &Engine, tickets: &Arc<Vec<SessionToken>>) -> Duration {
+    let start = Instant::now();
+    let answers = fire(tickets.len(), |i| {
+        let (engine, tickets) = (engine.clone(), tickets.clone());
+        async move { engine.ticket_heartbeat(&tickets[i]).await }
+    })
+    .await;
+    let elapsed = start.elapsed();
+    assert!(answers
+        .iter()
+        .all(|a| a.as_ref().is_ok_and(|s| s.position > 0)));
+    elapsed
+}
+
+/// [`CLAIMS`] ready tickets at the head of a line of [`QUEUED`] claim at once; the
+/// line and the raise that readies them are not timed.
+async fn claim_round(engine: &Engine, users: &Arc<Vec<UserId>>) -> Duration {
+    let (tenant, tickets) = queue_of(engine, users).await;
+    let raised = Licence::concurrent(1 + CLAIMS as u32)
+        .on_limit(OnLimit::Queue)
+        .max_users(QUEUED as u32 + 1);
+    let (view, _) = engine.put_tenant(&tenant, raised).await.unwrap();
+    assert_eq!(view.held_for_queue, CLAIMS as u32);
+    let tickets = Arc::new(tickets);
+    let start = Instant::now();
+    let answers = fire(CLAIMS, |i| {
+        let (engine, tickets) = (engine.clone(), tickets.clone());
+        async move { engine.claim(&tickets[i]).await }
+    })
+    .await;
+    let elapsed = start.elapsed();
+    assert!(
+        answers.iter().all(Result::is_ok),
+        "every ready ticket is claimed"
+    );
+    engine.delete_tenant(&tenant).await.unwrap();
+    elapsed
+}
+
+fn queue_ops(c: &mut Criterion) {
+    let rt = runtime();
+    let engine = Engine::start(EngineConfig::default());
+    let users = users(QUEUED.max(LOGINS));
+    let (tenant, tickets) = rt.block_on(queue_of(&engine, &users));
+    let tickets = Arc::new(tickets);
+    let mut beats = Pairs::default();
+    let mut claims = Pairs::default();
+
+    let mut group = c.benchmark_group("queue_ops");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+
+    group.throughput(Throughput::Elements(LOGINS as u64));
+    group.bench_function("logins_10k_users_1k_seats", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    timed += login_round(&engine, &users).await;
+                }
+                timed
+            })
+        })
+    });
+    group.throughput(Throughput::Elements(QUEUED as u64));
+    group.bench_function("ticket_heartbeats_10k_in_line", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let beat = ticket_beat_round(&engine, &tickets).await;
+                    timed += beat;
+                    beats.0.push((beat, login_round(&engine, &users).await));
+                }
+                timed
+            })
+        })
+    });
+    group.throughput(Throughput::Elements(CLAIMS as u64));
+    group.bench_function("claims_1k_of_10k_in_line", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let claimed = claim_round(&engine, &users).await;
+                    timed += claimed;
+                    // Against the time of as many logins: a tenth of a 10,000 round.
+                    claims
+                        .0
+                        .push((claimed, login_round(&engine, &users).await / 10));
+                }
+                timed
+            })
+        })
+    });
+    group.finish();
+    rt.block_on(engine.delete_tenant(&tenant)).unwrap();
+    beats.report("queue_ops: 10,000 ticket heartbeats against 10,000 logins");
+    claims.report("queue_ops: 1,000 claims against 1,000 logins (a tenth of a 10,000 round)");
+}
+
+criterion_group!(
+    benches,
+    simultaneous_logins,
+    mixed_ops,
+    expiry_tick,
+    queue_ops
+);
 criterion_main!(benches);

@@ -124,6 +124,7 @@ fn normalized(text: &str) -> String {
         (r"\d{4}-\d{2}-\d{2}", "<day>"),
         (r"us[ak]_[A-Za-z0-9_-]+", "<key>"),
         (r#""session":"[A-Za-z0-9_-]+""#, r#""session":"<token>""#),
+        (r#""ticket":"[A-Za-z0-9_-]+""#, r#""ticket":"<token>""#),
         (r"\b[0-9a-f]{16}\b", "<id>"),
         (r#""\d+-\d+""#, r#""<cursor>""#),
         (r#""retry_after_secs":\d+"#, r#""retry_after_secs":<n>"#),

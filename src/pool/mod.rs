@@ -8,7 +8,9 @@
 //! Every admitted login takes the tenant's next fencing token (SPEC §8): one more than
 //! the pool's high-water mark, which snapshots carry across restarts.
 //!
-//! The rules live here; the rest is split by concern: `records` (the record count and
+//! The rules live here; the rest is split by concern: `waitlist` (the line of SPEC §10:
+//! tickets, seats held for the head, claims), `graces` (seats kept under the reload
+//! grace), `preview` (what a licence change would do), `records` (the record count and
 //! its billing peaks), `views` (what the pool shows: views, pages, cursors) and
 //! `snapshot` (the pool as plain data, and the changes a store writes between
 //! snapshots). Their types are all re-exported here.
