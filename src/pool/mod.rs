@@ -113,6 +113,29 @@ pub struct Tombstone {
     pub ended_at: Timestamp,
 }
 
+/// Whose tombstones: the sessions' or the waitlist tickets'.
+#[derive(Debug, Clone, Copy)]
+enum Buried {
+    Sessions,
+    Tickets,
+}
+
+impl Buried {
+    fn ended(self, id: SessionId, tombstone: Tombstone) -> Change {
+        match self {
+            Buried::Sessions => Change::SessionEnded { id, tombstone },
+            Buried::Tickets => Change::TicketEnded { id, tombstone },
+        }
+    }
+
+    fn forgotten(self, id: SessionId, secret: SecretHash) -> Change {
+        match self {
+            Buried::Sessions => Change::SessionForgotten { id, secret },
+            Buried::Tickets => Change::TicketForgotten { id, secret },
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct EndedSessions {
     by_id: HashMap<SessionId, Tombstone, SessionIdHash>,
@@ -302,12 +325,7 @@ impl PoolState {
             }
             self.end_session(id, EndReason::Expired, now);
         }
-        while let Some(&(ended_at, _)) = self.ended.order.front() {
-            if ended_at + self.retention.ended_for > now {
-                break;
-            }
-            self.forget_oldest();
-        }
+        self.forget_due(Buried::Sessions, now);
         if self.keeps_a_line() {
             self.expire_tickets(now);
             // Kept seats that lapsed and sessions that expired free seats for the line.
@@ -1072,25 +1090,12 @@ impl PoolState {
                 self.graces.keep(&session.user, now + grace);
             }
         }
-        if self.ended.by_id.len() >= self.retention.capacity {
-            self.forget_oldest();
-        }
         let tombstone = Tombstone {
             secret: session.secret,
             reason,
             ended_at: now,
         };
-        if self.retention.capacity > 0 {
-            self.ended.order.push_back((now, id));
-            self.ended.by_id.insert(id, tombstone);
-            self.record(|| Change::SessionEnded { id, tombstone });
-        } else {
-            self.forgotten.push(id);
-            self.record(|| Change::SessionForgotten {
-                id,
-                secret: tombstone.secret,
-            });
-        }
+        self.bury(Buried::Sessions, id, tombstone);
         let seats_in_use = self.seats_in_use();
         self.emit(
             now,
@@ -1104,13 +1109,48 @@ impl PoolState {
         self.serve_queue(now);
     }
 
-    fn forget_oldest(&mut self) {
-        if let Some((_, id)) = self.ended.order.pop_front() {
-            if let Some(tombstone) = self.ended.by_id.remove(&id) {
-                self.record(|| Change::SessionForgotten {
-                    id,
-                    secret: tombstone.secret,
-                });
+    fn tombstones(&mut self, which: Buried) -> &mut EndedSessions {
+        match which {
+            Buried::Sessions => &mut self.ended,
+            Buried::Tickets => &mut self.waitlist.ended,
+        }
+    }
+
+    /// Remembers an ended session or ticket for its holder, forgetting the oldest
+    /// when the pool remembers as many as it may (or at once, when it may none).
+    fn bury(&mut self, which: Buried, id: SessionId, tombstone: Tombstone) {
+        if self.tombstones(which).by_id.len() >= self.retention.capacity {
+            self.forget_oldest(which);
+        }
+        if self.retention.capacity == 0 {
+            self.forgotten.push(id);
+            let secret = tombstone.secret;
+            self.record(|| which.forgotten(id, secret));
+            return;
+        }
+        let ended = self.tombstones(which);
+        ended.order.push_back((tombstone.ended_at, id));
+        ended.by_id.insert(id, tombstone);
+        self.record(|| which.ended(id, tombstone));
+    }
+
+    /// Forgets what ended at least the retention before `now`.
+    fn forget_due(&mut self, which: Buried, now: Timestamp) {
+        let ended_for = self.retention.ended_for;
+        while let Some(&(ended_at, _)) = self.tombstones(which).order.front() {
+            if ended_at + ended_for > now {
+                break;
+            }
+            self.forget_oldest(which);
+        }
+    }
+
+    fn forget_oldest(&mut self, which: Buried) {
+        let ended = self.tombstones(which);
+        if let Some((_, id)) = ended.order.pop_front() {
+            if let Some(tombstone) = ended.by_id.remove(&id) {
+                let secret = tombstone.secret;
+                self.record(|| which.forgotten(id, secret));
             }
             self.forgotten.push(id);
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{EndedSessions, PoolState, Tombstone};
+use super::{Buried, EndedSessions, PoolState, Tombstone};
 use crate::clock::Timestamp;
 use crate::error::{EndReason, Error, Result};
 use crate::events::EventKind;
@@ -538,32 +538,12 @@ impl PoolState {
             return false;
         };
         let held = ticket.ready.is_some_and(|r| r.holds);
-        let ended = &mut self.waitlist.ended;
-        if ended.by_id.len() >= self.retention.capacity {
-            if let Some((_, old)) = ended.order.pop_front() {
-                if let Some(t) = ended.by_id.remove(&old) {
-                    let secret = t.secret;
-                    self.forgotten.push(old);
-                    self.record(|| Change::TicketForgotten { id: old, secret });
-                }
-            }
-        }
         let tombstone = Tombstone {
             secret: ticket.secret,
             reason,
             ended_at: now,
         };
-        if self.retention.capacity > 0 {
-            self.waitlist.ended.order.push_back((now, id));
-            self.waitlist.ended.by_id.insert(id, tombstone);
-            self.record(|| Change::TicketEnded { id, tombstone });
-        } else {
-            self.forgotten.push(id);
-            self.record(|| Change::TicketForgotten {
-                id,
-                secret: tombstone.secret,
-            });
-        }
+        self.bury(Buried::Tickets, id, tombstone);
         self.emit(
             now,
             EventKind::TicketEnded {
@@ -607,17 +587,7 @@ impl PoolState {
             };
             self.end_ticket(id, reason, now);
         }
-        while let Some(&(ended_at, id)) = self.waitlist.ended.order.front() {
-            if ended_at + self.retention.ended_for > now {
-                break;
-            }
-            self.waitlist.ended.order.pop_front();
-            if let Some(t) = self.waitlist.ended.by_id.remove(&id) {
-                let secret = t.secret;
-                self.forgotten.push(id);
-                self.record(|| Change::TicketForgotten { id, secret });
-            }
-        }
+        self.forget_due(Buried::Tickets, now);
     }
 
     /// The next moment a ticket or an ended ticket is due.
