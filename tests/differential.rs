@@ -1,28 +1,34 @@
 //! The two backends side by side: random sequences of operations, applied to an
 //! embedded engine and to an engine on Redis that read the same manual clock, give the
-//! same answers (codes and details, deadlines, fences) and leave the same state (the
-//! tenant view, the session list and the user list) after every step.
+//! same answers (codes and details, deadlines, fences, places in line) and leave the
+//! same state (the tenant view, the session list, the user list and the waitlist)
+//! after every step.
 
 use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use usher::pool::SessionView;
-use usher::{Engine, EngineConfig, Licence, ManualClock, SessionToken, TenantId, UserId};
+use usher::pool::{QueueEntry, SessionView};
+use usher::{Engine, EngineConfig, Entry, Licence, ManualClock, SessionToken, TenantId, UserId};
 
 #[path = "support/licences.rs"]
 mod licences;
 #[path = "support/redis.rs"]
 mod support;
 
-use licences::{grouped_licence, licence_with_policies};
+use licences::{grouped_licence, licence_with_policies, queueing_licence};
 
 const USERS: [&str; 5] = ["ann", "bob", "carol", "dave", "erin"];
 
 #[derive(Debug, Clone)]
 enum Op {
     Login(usize),
+    /// A login that a licence that queues may put in line.
+    Enter(usize),
+    TicketHeartbeat(Index),
+    Claim(Index),
+    CancelTicket(Index),
     Heartbeat(Index),
     Release(Index),
     Logout(Index),
@@ -42,6 +48,10 @@ fn op() -> impl Strategy<Value = Op> {
     let user = 0..USERS.len();
     prop_oneof![
         8 => user.clone().prop_map(Op::Login),
+        6 => user.clone().prop_map(Op::Enter),
+        3 => any::<Index>().prop_map(Op::TicketHeartbeat),
+        4 => any::<Index>().prop_map(Op::Claim),
+        1 => any::<Index>().prop_map(Op::CancelTicket),
         3 => any::<Index>().prop_map(Op::Heartbeat),
         2 => any::<Index>().prop_map(Op::Release),
         1 => any::<Index>().prop_map(Op::Logout),
@@ -50,7 +60,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => user.clone().prop_map(Op::PutUser),
         3 => (user.clone(), 0u8..4).prop_map(|(user, mask)| Op::PutUserInGroups(user, mask)),
         1 => user.prop_map(Op::RemoveUser),
-        2 => licence_with_policies().prop_map(Op::SetLicence),
+        2 => prop_oneof![licence_with_policies(), queueing_licence()].prop_map(Op::SetLicence),
         1 => (0u64..1_000).prop_map(Op::ReportRecords),
         3 => prop_oneof![0u64..2_000, 0u64..100_000, 3_000_000u64..4_000_000]
             .prop_map(|ms| Op::Advance(Duration::from_millis(ms))),
@@ -67,6 +77,12 @@ struct Pair {
 
 /// A session as both backends handed it out.
 struct Tab {
+    embedded: SessionToken,
+    redis: SessionToken,
+}
+
+/// A waitlist ticket as both backends handed it out.
+struct Place {
     embedded: SessionToken,
     redis: SessionToken,
 }
@@ -97,6 +113,24 @@ fn normalised(
     list
 }
 
+/// The waitlist with each backend's own ticket ids replaced by the ticket's place in
+/// the order of logins put in line.
+fn line(
+    list: Vec<QueueEntry>,
+    places: &[Place],
+    of: impl Fn(&Place) -> &SessionToken,
+) -> Vec<String> {
+    list.into_iter()
+        .map(|e| {
+            let place = places.iter().position(|p| of(p).id() == e.ticket);
+            format!(
+                "{} ticket {place:?} {} {:?} {} {:?}",
+                e.position, e.user, e.client, e.queued_at, e.claim_by
+            )
+        })
+        .collect()
+}
+
 macro_rules! same {
     ($step:expr, $a:expr, $b:expr) => {{
         let (a, b) = ($a, $b);
@@ -113,18 +147,100 @@ async fn check(pair: &Pair, case: u64, start: Licence, ops: Vec<Op>) -> Result<(
         r.put_tenant(&tenant, start).await
     );
     let mut tabs: Vec<Tab> = Vec::new();
+    let mut places: Vec<Place> = Vec::new();
+    let shown = |l: &usher::Result<usher::Login>| {
+        l.as_ref()
+            .map(|l| {
+                (
+                    l.user.clone(),
+                    l.expires_at,
+                    l.idle_timeout,
+                    l.heartbeat_interval,
+                    l.fence,
+                    l.overage,
+                )
+            })
+            .map_err(Clone::clone)
+    };
     for (step, op) in ops.into_iter().enumerate() {
         let step = format!("{step}: {op:?}");
         match op {
+            Op::Enter(u) => {
+                let client = Some("tab");
+                let a = e.enter(&tenant, &user(u), client).await;
+                let b = r.enter(&tenant, &user(u), client).await;
+                let entry = |entry: &usher::Result<Entry>| {
+                    entry
+                        .as_ref()
+                        .map(|entry| match entry {
+                            Entry::Admitted(l) => format!(
+                                "admitted {} {} {:?} {:?} fence {} {}",
+                                l.user,
+                                l.expires_at,
+                                l.idle_timeout,
+                                l.heartbeat_interval,
+                                l.fence,
+                                l.overage
+                            ),
+                            Entry::Queued(t) => format!(
+                                "queued {} at {} {} {:?} {:?}",
+                                t.user,
+                                t.position,
+                                t.expires_at,
+                                t.idle_timeout,
+                                t.heartbeat_interval
+                            ),
+                        })
+                        .map_err(Clone::clone)
+                };
+                same!(step, entry(&a), entry(&b));
+                match (a, b) {
+                    (Ok(Entry::Admitted(a)), Ok(Entry::Admitted(b))) => tabs.push(Tab {
+                        embedded: a.token,
+                        redis: b.token,
+                    }),
+                    (Ok(Entry::Queued(a)), Ok(Entry::Queued(b))) => places.push(Place {
+                        embedded: a.token,
+                        redis: b.token,
+                    }),
+                    _ => {}
+                }
+            }
+            Op::TicketHeartbeat(i) | Op::Claim(i) | Op::CancelTicket(i) if places.is_empty() => {
+                let _ = i;
+            }
+            Op::TicketHeartbeat(i) => {
+                let place = i.get(&places);
+                same!(
+                    step,
+                    e.ticket_heartbeat(&place.embedded).await,
+                    r.ticket_heartbeat(&place.redis).await
+                );
+            }
+            Op::Claim(i) => {
+                let place = i.get(&places);
+                let a = e.claim(&place.embedded).await;
+                let b = r.claim(&place.redis).await;
+                same!(step, shown(&a), shown(&b));
+                if let (Ok(a), Ok(b)) = (a, b) {
+                    tabs.push(Tab {
+                        embedded: a.token,
+                        redis: b.token,
+                    });
+                }
+            }
+            Op::CancelTicket(i) => {
+                let place = i.get(&places);
+                same!(
+                    step,
+                    e.cancel_ticket(&place.embedded).await,
+                    r.cancel_ticket(&place.redis).await
+                );
+            }
             Op::Login(u) => {
                 let client = Some("tab");
                 let a = e.login(&tenant, &user(u), client).await;
                 let b = r.login(&tenant, &user(u), client).await;
-                let shown = |l: &usher::Result<usher::Login>| {
-                    l.as_ref()
-                        .map(|l| (l.expires_at, l.idle_timeout, l.heartbeat_interval, l.fence))
-                        .map_err(Clone::clone)
-                };
                 same!(step, shown(&a), shown(&b));
                 if let (Ok(a), Ok(b)) = (a, b) {
                     tabs.push(Tab {
@@ -230,6 +346,11 @@ async fn check(pair: &Pair, case: u64, start: Licence, ops: Vec<Op>) -> Result<(
             normalised(r.sessions(&tenant).await.unwrap(), &tabs, |t| &t.redis),
         );
         same!(step, sessions.0, sessions.1);
+        let waitlists = (
+            line(e.waitlist(&tenant).await.unwrap(), &places, |p| &p.embedded),
+            line(r.waitlist(&tenant).await.unwrap(), &places, |p| &p.redis),
+        );
+        same!(step, waitlists.0, waitlists.1);
     }
     same!(
         "delete",
@@ -241,6 +362,13 @@ async fn check(pair: &Pair, case: u64, start: Licence, ops: Vec<Op>) -> Result<(
             "after the delete",
             e.heartbeat(&tab.embedded).await,
             r.heartbeat(&tab.redis).await
+        );
+    }
+    for place in &places {
+        same!(
+            "after the delete",
+            e.ticket_heartbeat(&place.embedded).await,
+            r.ticket_heartbeat(&place.redis).await
         );
     }
     Ok(())
@@ -276,9 +404,14 @@ fn both_backends_answer_every_sequence_alike() {
         ..Config::default()
     });
     let case = std::sync::atomic::AtomicU64::new(0);
-    // Half the cases start on a licence with group rules, so that they meet often.
+    // A quarter of the cases start on a licence with group rules and half on one that
+    // queues, so that they meet often.
     let strategy = (
-        prop_oneof![licence_with_policies(), grouped_licence()],
+        prop_oneof![
+            1 => licence_with_policies(),
+            1 => grouped_licence(),
+            2 => queueing_licence()
+        ],
         proptest::collection::vec(op(), 1..40),
     );
     let result = runner.run(&strategy, |(start, ops)| {

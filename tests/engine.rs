@@ -10,10 +10,6 @@ mod rules;
 
 use rules::*;
 
-/// The waitlist rules (SPEC §10), on the embedded backend.
-#[path = "rules/waitlist.rs"]
-mod waitlist;
-
 /// An embedded engine on `clock`.
 pub async fn engine_on(config: EngineConfig, clock: ManualClock) -> Engine {
     Engine::with_clock(config, Arc::new(clock))

@@ -114,6 +114,96 @@ async fn two_nodes_sweeping_together_end_each_idle_session_exactly_once() {
     assert_eq!((usage[0].logins, usage[0].expiries), (60, 60));
 }
 
+/// Ticket deadlines count in a tenant's due moment: with nothing else touching the
+/// tenant, the sweeps of two nodes end a missed claim once and hold the seat for the
+/// next in line, once, and later expire that ticket's idle wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sweeps_end_each_missed_claim_once_and_pass_the_seat_on() {
+    use std::time::Duration;
+    use usher::{EndReason, Entry, EventKind, Licence, OnLimit};
+
+    let clock = ManualClock::starting_at(rules::T0);
+    let shared = support::config(&clock);
+    let a = Engine::with_redis(EngineConfig::default(), shared.clone())
+        .await
+        .unwrap();
+    let b = Engine::with_redis(EngineConfig::default(), shared)
+        .await
+        .unwrap();
+    let t = rules::tenant("lined-up");
+    let licence = Licence::concurrent(1)
+        .on_limit(OnLimit::Queue)
+        .queue_claim(Duration::from_secs(60))
+        .idle_timeout(Duration::from_secs(600));
+    a.put_tenant(&t, licence).await.unwrap();
+    let ann = rules::admit(&a, &t, "ann").await;
+    let mut line = Vec::new();
+    for name in ["bob", "cat"] {
+        match b.enter(&t, &rules::user(name), None).await.unwrap() {
+            Entry::Queued(ticket) => line.push(ticket),
+            Entry::Admitted(_) => panic!("{name} should wait in line"),
+        }
+    }
+    a.release(&ann).await.unwrap();
+    let (seen_a, seen_b) = (a.subscribe(1000), b.subscribe(1000));
+
+    // bob's claim window runs out: only the sweeps touch the tenant.
+    clock.advance(Duration::from_secs(61));
+    let (swept_a, swept_b) = tokio::join!(a.expire_due(), b.expire_due());
+    swept_a.unwrap();
+    swept_b.unwrap();
+    let mut heard = Vec::new();
+    let hear = |heard: &mut Vec<EventKind>| {
+        heard.extend(seen_a.try_iter().chain(seen_b.try_iter()).map(|e| e.kind));
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while heard.len() < 2 && std::time::Instant::now() < deadline {
+        hear(&mut heard);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let claim_by = rules::clock_now(&clock) + Duration::from_secs(60);
+    assert_eq!(
+        heard,
+        [
+            EventKind::TicketEnded {
+                user: rules::user("bob"),
+                ticket: line[0].token.id(),
+                reason: EndReason::ClaimMissed,
+                waited_ms: 61_000,
+            },
+            EventKind::TicketReady {
+                user: rules::user("cat"),
+                ticket: line[1].token.id(),
+                claim_by,
+            },
+        ]
+    );
+    let (again_a, again_b) = tokio::join!(a.expire_due(), b.expire_due());
+    again_a.unwrap();
+    again_b.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    hear(&mut heard);
+    assert_eq!(heard.len(), 2, "one event per change across the two nodes");
+
+    // cat's window runs out too, and the line is empty.
+    clock.advance(Duration::from_secs(61));
+    a.expire_due().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while heard.len() < 3 && std::time::Instant::now() < deadline {
+        hear(&mut heard);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(matches!(
+        &heard[2],
+        EventKind::TicketEnded { reason: EndReason::ClaimMissed, ticket, .. } if *ticket == line[1].token.id()
+    ));
+    let view = b.tenant(&t).await.unwrap();
+    assert_eq!(
+        (view.seats_in_use, view.queued, view.held_for_queue),
+        (0, 0, 0)
+    );
+}
+
 /// The tenant's log in Redis is its audit log: every decision, in order, a page at a
 /// time, and gone with the tenant.
 #[tokio::test]
@@ -253,6 +343,76 @@ async fn waiting_for_a_replica_acknowledges_only_what_it_holds() {
     let view = engine.tenant(&t).await.unwrap();
     assert_eq!((view.seats_in_use, view.sessions), (1, 1));
     rules::admit(&engine, &t, "bob").await;
+}
+
+/// A queued login and a claim not acknowledged (the replica stopped) are taken back
+/// with the next call, as unacknowledged logins are: the ticket leaves no place in
+/// line and the claim's session holds no seat; the claimed ticket stays spent.
+#[tokio::test]
+async fn an_unacknowledged_place_in_line_or_claim_is_taken_back() {
+    use std::time::Duration;
+    use usher::{EndReason, Entry, Error, Licence, OnLimit};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (master_dir, replica_dir) = (dir.path().join("master"), dir.path().join("replica"));
+    std::fs::create_dir_all(&master_dir).unwrap();
+    std::fs::create_dir_all(&replica_dir).unwrap();
+    let master = support::start_redis(&master_dir, &["--appendonly", "no"]);
+    let replica = support::start_redis(
+        &replica_dir,
+        &["--replicaof", "127.0.0.1", &master.port.to_string()],
+    );
+    support::wait_for_replica(master.port, 1);
+
+    let clock = ManualClock::starting_at(rules::T0);
+    let mut config = support::config(&clock);
+    config.urls = vec![master.url.clone()];
+    config.wait_replicas = 1;
+    config.deadline = Duration::from_secs(3);
+    let engine = Engine::with_redis(EngineConfig::default(), config)
+        .await
+        .unwrap();
+    let t = rules::tenant("replicated-line");
+    let licence = Licence::concurrent(1).on_limit(OnLimit::Queue);
+    engine.put_tenant(&t, licence).await.unwrap();
+    let ann = rules::admit(&engine, &t, "ann").await;
+    let bob = match engine.enter(&t, &rules::user("bob"), None).await.unwrap() {
+        Entry::Queued(ticket) => ticket,
+        Entry::Admitted(_) => panic!("bob should wait in line"),
+    };
+    engine.release(&ann).await.unwrap();
+
+    replica.pause();
+    let cat = rules::user("cat");
+    let (claimed, entered) = tokio::join!(engine.claim(&bob.token), engine.enter(&t, &cat, None));
+    assert!(
+        matches!(claimed, Err(Error::Unavailable { .. })),
+        "{claimed:?}"
+    );
+    assert!(
+        matches!(entered, Err(Error::Unavailable { .. })),
+        "{entered:?}"
+    );
+    replica.resume();
+    support::wait_for_replica(master.port, 1);
+    let view = engine.tenant(&t).await.unwrap();
+    assert_eq!(
+        (
+            view.seats_in_use,
+            view.sessions,
+            view.queued,
+            view.held_for_queue
+        ),
+        (0, 0, 0, 0)
+    );
+    assert!(engine.waitlist(&t).await.unwrap().is_empty());
+    assert_eq!(
+        engine.ticket_heartbeat(&bob.token).await.unwrap_err(),
+        Error::TicketEnded {
+            reason: EndReason::Claimed
+        }
+    );
+    rules::admit(&engine, &t, "cat").await;
 }
 
 /// Scripts are called by their SHA; a Redis that lost them (a restart, `SCRIPT FLUSH`)

@@ -326,6 +326,7 @@ impl PoolState {
             self.end_session(id, EndReason::Expired, now);
         }
         self.forget_due(Buried::Sessions, now);
+        self.forget_due(Buried::Tickets, now);
         if self.keeps_a_line() {
             self.expire_tickets(now);
             // Kept seats that lapsed and sessions that expired free seats for the line.

@@ -574,7 +574,7 @@ impl PoolState {
     }
 
     /// Ends the tickets due by `now` (idle: `expired`; a claim window run out:
-    /// `claim_missed`) and forgets ended tickets older than the retention.
+    /// `claim_missed`).
     pub(super) fn expire_tickets(&mut self, now: Timestamp) {
         while let Some(&(deadline, id)) = self.waitlist.deadlines.first() {
             if deadline >= now {
@@ -587,7 +587,6 @@ impl PoolState {
             };
             self.end_ticket(id, reason, now);
         }
-        self.forget_due(Buried::Tickets, now);
     }
 
     /// The next moment a ticket or an ended ticket is due.

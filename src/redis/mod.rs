@@ -10,8 +10,9 @@
 //!
 //! Expiry: each call first expires what is due; a sweeper on every node asks the
 //! tenants whose earliest deadline has passed (a sorted set of tenants by due moment,
-//! read with one command per tick) to expire the rest. The script ends a session once,
-//! so each ended session has exactly one event, whichever node swept it.
+//! waitlist tickets' deadlines included, read with one command per tick) to expire the
+//! rest. The script ends a session or ticket once, so each has exactly one event,
+//! whichever node swept it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -26,15 +27,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::{Clock, ManualClock, Timestamp};
 use crate::consumer::EventSender;
-use crate::engine::Priority;
+use crate::engine::{Entry, Login, Priority, Ticket};
 use crate::error::{EndReason, Error, Refusal, Result};
 use crate::events::{Event, EventKind};
 use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::licence::{Licence, LicenceModel, Policies, SeatPer};
 use crate::live::{Live, News};
 use crate::pool::{
-    preview, Holdings, LicencePreview, Page, RecordsView, SessionCursor, SessionView, TenantView,
-    UserView,
+    preview, Holdings, LicencePreview, Page, QueueEntry, RecordsView, SessionCursor, SessionView,
+    TenantView, TicketStatus, UserView,
 };
 use crate::store::{AuditEvent, EventPage, EventQuery};
 use crate::token::SessionToken;
@@ -439,7 +440,6 @@ impl RedisBackend {
         tenant: &TenantId,
         licence: Licence,
     ) -> Result<(TenantView, bool)> {
-        no_waitlist(&licence)?;
         let inc = format!("{:016x}", crate::token::random_u64());
         let answer = self
             .call(
@@ -470,7 +470,6 @@ impl RedisBackend {
         expected: Licence,
         licence: Licence,
     ) -> Result<TenantView> {
-        no_waitlist(&licence)?;
         let request = json!({"op": "change", "expected": licence_json(&expected),
                              "licence": licence_json(&licence)});
         let answer = self.call(tenant, Priority::Control, request).await?;
@@ -549,51 +548,75 @@ impl RedisBackend {
         tenant: &TenantId,
         user: &UserId,
         client: Option<&str>,
-    ) -> Result<crate::engine::Login> {
-        let token = SessionToken::generate().routed(tenant);
-        let answer = self
-            .call(
-                tenant,
-                Priority::Shed,
-                json!({"op": "login", "user": user.as_str(), "client": client,
-                       "id": token.id().to_string(), "secret": hex(&token.secret_hash().to_bytes())}),
-            )
-            .await?;
-        let ok = &answer["ok"];
-        let idle_timeout = Duration::from_millis(number(&ok["idle"])?);
-        Ok(crate::engine::Login {
-            token,
-            tenant: tenant.clone(),
-            user: user.clone(),
-            expires_at: Timestamp::from_millis(number(&ok["expires_at"])?),
-            idle_timeout,
-            heartbeat_interval: Licence::records()
-                .idle_timeout(idle_timeout)
-                .heartbeat_interval(),
-            fence: number(&ok["fence"])?,
-            overage: ok["overage"].as_bool().unwrap_or(false),
-        })
+    ) -> Result<Login> {
+        match self.arrive(tenant, user, client, false).await? {
+            Entry::Admitted(login) => Ok(login),
+            Entry::Queued(_) => Err(Error::Internal("a plain login was queued".into())),
+        }
     }
 
-    /// A login that may queue: no licence on Redis queues (see [`no_waitlist`]), so
-    /// it is a plain login.
+    /// A login that a licence that queues puts in line at its limit (SPEC §10).
     pub(crate) async fn enter(
         &self,
         tenant: &TenantId,
         user: &UserId,
         client: Option<&str>,
-    ) -> Result<crate::engine::Entry> {
-        self.login(tenant, user, client)
-            .await
-            .map(crate::engine::Entry::Admitted)
+    ) -> Result<Entry> {
+        self.arrive(tenant, user, client, true).await
     }
 
-    /// No ticket exists on Redis: no licence there queues.
-    pub(crate) async fn ticket_heartbeat(
+    /// A login; with `may_queue`, one answered with a ticket when it is put in line.
+    /// A ticket's token is made and routed as a session's is.
+    async fn arrive(
         &self,
-        _ticket: &SessionToken,
-    ) -> Result<crate::pool::TicketStatus> {
-        Err(Error::TicketNotFound)
+        tenant: &TenantId,
+        user: &UserId,
+        client: Option<&str>,
+        may_queue: bool,
+    ) -> Result<Entry> {
+        let token = SessionToken::generate().routed(tenant);
+        let mut request = json!({"op": "login", "user": user.as_str(), "client": client,
+                                 "id": token.id().to_string(), "secret": hex(&token.secret_hash().to_bytes())});
+        if may_queue {
+            request["queue"] = json!(true);
+        }
+        let answer = self.call(tenant, Priority::Shed, request).await?;
+        let ok = &answer["ok"];
+        if ok["queued"].as_bool() == Some(true) {
+            let idle_timeout = Duration::from_millis(number(&ok["idle"])?);
+            let claim = Duration::from_millis(number(&ok["claim"])?);
+            return Ok(Entry::Queued(Ticket {
+                token,
+                tenant: tenant.clone(),
+                user: user.clone(),
+                position: number(&ok["position"])? as u32,
+                expires_at: Timestamp::from_millis(number(&ok["expires_at"])?),
+                idle_timeout,
+                // As the licence says; only its idle timeout and claim window count.
+                heartbeat_interval: Licence::concurrent(1)
+                    .idle_timeout(idle_timeout)
+                    .queue_claim(claim)
+                    .ticket_heartbeat_interval(),
+            }));
+        }
+        Ok(Entry::Admitted(login_of(token, tenant, user, ok)?))
+    }
+
+    pub(crate) async fn ticket_heartbeat(&self, ticket: &SessionToken) -> Result<TicketStatus> {
+        let tenant = ticket.route().ok_or(Error::TicketNotFound)?;
+        let answer = self
+            .call(
+                tenant,
+                Priority::Shed,
+                Self::session_request("ticket_heartbeat", ticket),
+            )
+            .await?;
+        let ok = &answer["ok"];
+        Ok(TicketStatus {
+            position: number(&ok["position"])? as u32,
+            claim_by: optional_time(&ok["claim_by"])?,
+            expires_at: Timestamp::from_millis(number(&ok["expires_at"])?),
+        })
     }
 
     /// The tenant a ticket routes to.
@@ -601,20 +624,36 @@ impl RedisBackend {
         ticket.route().cloned().ok_or(Error::TicketNotFound)
     }
 
-    /// No ticket exists on Redis: no licence there queues.
-    pub(crate) async fn claim(&self, _ticket: &SessionToken) -> Result<crate::engine::Login> {
-        Err(Error::TicketNotFound)
+    /// Turns a ticket a seat is held for into a session with a token of its own.
+    pub(crate) async fn claim(&self, ticket: &SessionToken) -> Result<Login> {
+        let tenant = ticket.route().ok_or(Error::TicketNotFound)?;
+        let token = SessionToken::generate().routed(tenant);
+        let mut request = Self::session_request("claim", ticket);
+        request["session"] = json!(token.id().to_string());
+        request["session_secret"] = json!(hex(&token.secret_hash().to_bytes()));
+        let answer = self.call(tenant, Priority::Shed, request).await?;
+        let ok = &answer["ok"];
+        let user = UserId::parse(text(&ok["user"])?)?;
+        login_of(token, tenant, &user, ok)
     }
 
-    /// No ticket exists on Redis: no licence there queues.
-    pub(crate) async fn cancel_ticket(&self, _ticket: &SessionToken) -> Result<()> {
-        Err(Error::TicketNotFound)
+    pub(crate) async fn cancel_ticket(&self, ticket: &SessionToken) -> Result<()> {
+        let tenant = ticket.route().ok_or(Error::TicketNotFound)?;
+        self.call(
+            tenant,
+            Priority::Shed,
+            Self::session_request("cancel_ticket", ticket),
+        )
+        .await?;
+        Ok(())
     }
 
-    /// The tenant's line, which on Redis is always empty: no licence there queues.
-    pub(crate) async fn waitlist(&self, tenant: &TenantId) -> Result<Vec<crate::pool::QueueEntry>> {
-        self.tenant(tenant).await?;
-        Ok(Vec::new())
+    /// The tenant's line, head first.
+    pub(crate) async fn waitlist(&self, tenant: &TenantId) -> Result<Vec<QueueEntry>> {
+        let answer = self
+            .call(tenant, Priority::Control, json!({"op": "queue"}))
+            .await?;
+        list(&answer["ok"]).iter().map(queue_entry).collect()
     }
 
     fn session_request(op: &str, token: &SessionToken) -> Value {
@@ -988,7 +1027,7 @@ async fn run_queue(shared: Arc<Shared>, tenant: TenantId, mut rx: mpsc::Receiver
     let tag = format!("{}:{{{tenant}}}", shared.config.prefix);
     let keys: Vec<String> = [
         "", ":s", ":due", ":start", ":u", ":order", ":ended", ":endq", ":log", ":fence", ":idle",
-        ":grace",
+        ":grace", ":tk", ":line", ":tdue", ":tended", ":tendq",
     ]
     .iter()
     .map(|suffix| format!("{tag}{suffix}"))
@@ -1029,8 +1068,15 @@ async fn run_queue(shared: Arc<Shared>, tenant: TenantId, mut rx: mpsc::Receiver
             }
             Err(error) => {
                 for job in batch.drain(..) {
-                    if job.request["op"] == "login" {
-                        withdraw.push(json!({"op": "withdraw", "id": job.request["id"]}));
+                    // A claim's session is taken back as a login's is; its ticket stays
+                    // ended, as in the embedded backend.
+                    let admits = match job.request["op"].as_str() {
+                        Some("login") => Some(&job.request["id"]),
+                        Some("claim") => Some(&job.request["session"]),
+                        _ => None,
+                    };
+                    if let Some(id) = admits {
+                        withdraw.push(json!({"op": "withdraw", "id": id}));
                     }
                     let _ = job.reply.send(Err(error.clone()));
                 }
@@ -1220,6 +1266,14 @@ fn error_of(code: &str, answer: &Value) -> Error {
             max_sessions_per_user: n("max_sessions_per_user") as u32,
         },
         "licence_changed" => Error::LicenceChanged,
+        "ticket_not_found" => Error::TicketNotFound,
+        "ticket_ended" => match end_reason(answer["reason"].as_str().unwrap_or_default()) {
+            Some(reason) => Error::TicketEnded { reason },
+            None => Error::TicketNotFound,
+        },
+        "not_ready" => Error::NotReady {
+            position: n("position") as u32,
+        },
         "invalid_limit" => match crate::pool::check_page_limit(0) {
             Err(e) => e,
             Ok(()) => Error::Internal("a page limit of 0 was taken".into()),
@@ -1236,6 +1290,9 @@ fn end_reason(text: &str) -> Option<EndReason> {
         "revoked" => EndReason::Revoked,
         "evicted" => EndReason::Evicted,
         "displaced" => EndReason::Displaced,
+        "cancelled" => EndReason::Cancelled,
+        "claimed" => EndReason::Claimed,
+        "claim_missed" => EndReason::ClaimMissed,
         _ => return None,
     })
 }
@@ -1300,6 +1357,7 @@ fn licence_json(licence: &Licence) -> Value {
            "hold": policies.min_hold.as_millis() as u64,
            "msu": policies.max_sessions_per_user.unwrap_or(0),
            "grace": policies.reload_grace.as_millis() as u64,
+           "qclaim": policies.queue_claim.as_millis() as u64,
            "gres": serde_json::to_string(&policies.reserve).unwrap_or_default(),
            "gmax": serde_json::to_string(&policies.group_max).unwrap_or_default(),
            "pol": serde_json::to_string(policies).unwrap_or_default()})
@@ -1342,17 +1400,6 @@ fn licence_of_view(value: &Value) -> Result<Licence> {
     }))
 }
 
-/// The Redis scripts do not keep a waitlist: a licence that queues is refused with a
-/// clear answer rather than run as one that refuses.
-fn no_waitlist(licence: &Licence) -> Result<()> {
-    if licence.policies.on_limit == crate::licence::OnLimit::Queue {
-        return Err(Error::InvalidRequest(
-            "\"on_limit\": \"queue\" (the waitlist) is offered by the embedded backend only; this server runs on Redis".into(),
-        ));
-    }
-    Ok(())
-}
-
 fn tenant_view(value: &Value) -> Result<TenantView> {
     let licence = licence_of_view(value)?;
     Ok(TenantView {
@@ -1360,6 +1407,8 @@ fn tenant_view(value: &Value) -> Result<TenantView> {
         sessions: number(&value["sessions"])? as u32,
         users: number(&value["users"])? as u32,
         records: number(&value["records"])?,
+        queued: number(&value["queued"])? as u32,
+        held_for_queue: number(&value["held_for_queue"])? as u32,
         ..TenantView::of(TenantId::parse(text(&value["tenant"])?)?, &licence)
     })
 }
@@ -1392,6 +1441,47 @@ fn session_view(value: &Value) -> Result<SessionView> {
     })
 }
 
+/// A time the script may leave out.
+fn optional_time(value: &Value) -> Result<Option<Timestamp>> {
+    match value {
+        Value::Null => Ok(None),
+        other => Ok(Some(Timestamp::from_millis(number(other)?))),
+    }
+}
+
+/// How often a client heartbeats under `idle_timeout`, as a licence says.
+fn heartbeat_interval(idle_timeout: Duration) -> Duration {
+    Licence::records()
+        .idle_timeout(idle_timeout)
+        .heartbeat_interval()
+}
+
+/// The client's view of an admission the script answered.
+fn login_of(token: SessionToken, tenant: &TenantId, user: &UserId, ok: &Value) -> Result<Login> {
+    let idle_timeout = Duration::from_millis(number(&ok["idle"])?);
+    Ok(Login {
+        token,
+        tenant: tenant.clone(),
+        user: user.clone(),
+        expires_at: Timestamp::from_millis(number(&ok["expires_at"])?),
+        idle_timeout,
+        heartbeat_interval: heartbeat_interval(idle_timeout),
+        fence: number(&ok["fence"])?,
+        overage: ok["overage"].as_bool().unwrap_or(false),
+    })
+}
+
+fn queue_entry(value: &Value) -> Result<QueueEntry> {
+    Ok(QueueEntry {
+        position: number(&value["position"])? as u32,
+        ticket: SessionId::parse(text(&value["ticket"])?)?,
+        user: UserId::parse(text(&value["user"])?)?,
+        client: value["client"].as_str().map(String::from),
+        queued_at: Timestamp::from_millis(number(&value["queued_at"])?),
+        claim_by: optional_time(&value["claim_by"])?,
+    })
+}
+
 fn records_view(value: &Value) -> Result<RecordsView> {
     Ok(RecordsView {
         count: number(&value["count"])?,
@@ -1404,6 +1494,7 @@ fn records_view(value: &Value) -> Result<RecordsView> {
 fn event_of(tenant: &TenantId, value: &Value) -> Result<Event> {
     let user = || UserId::parse(text(&value["user"])?);
     let session = || SessionId::parse(text(&value["session"])?);
+    let ticket = || SessionId::parse(text(&value["ticket"])?);
     let seats = || Ok::<u32, Error>(number(&value["seats_in_use"])? as u32);
     let bad = || Error::Internal(format!("the pool script wrote the event {value}"));
     let kind = match text(&value["type"])? {
@@ -1453,6 +1544,22 @@ fn event_of(tenant: &TenantId, value: &Value) -> Result<Event> {
         },
         "records_reported" => EventKind::RecordsReported {
             count: number(&value["count"])?,
+        },
+        "queued" => EventKind::Queued {
+            user: user()?,
+            ticket: ticket()?,
+            position: number(&value["position"])? as u32,
+        },
+        "ticket_ready" => EventKind::TicketReady {
+            user: user()?,
+            ticket: ticket()?,
+            claim_by: Timestamp::from_millis(number(&value["claim_by"])?),
+        },
+        "ticket_ended" => EventKind::TicketEnded {
+            user: user()?,
+            ticket: ticket()?,
+            reason: end_reason(text(&value["reason"])?).ok_or_else(bad)?,
+            waited_ms: number(&value["waited_ms"])?,
         },
         _ => return Err(bad()),
     };

@@ -22,6 +22,15 @@
 --  12 grace  zset: seats kept under the reload grace, "released session:user" by the
 --            moment the grace lapses (ms); the account lists its own (`k`, oldest
 --            first) and meta counts them all (`held`)
+--  13 tk     hash: waitlist ticket id -> ticket (JSON: u user, c client, h secret hash,
+--            q queued at, ex idle deadline, n order number; once a seat is held for
+--            it, r the end of its claim window and o whether it holds a seat)
+--  14 line   zset: the tickets waiting for a seat, by order number: ZRANK is a place
+--            in line
+--  15 tdue   zset: every ticket by its deadline (ms): its idle deadline while it
+--            waits, the end of its claim window once ready
+--  16 tended hash: ended ticket id -> "reason secret ended_at"
+--  17 tendq  zset: ended ticket id by end time (ms)
 -- ARGV:
 --   1 the moment to use, in ms; empty (always, in a server) for Redis TIME
 --   2 how long ended sessions are remembered (ms)
@@ -30,12 +39,14 @@
 --   5 the requests: a JSON array, answered in order
 --   6 the channel every node listens on for the live channel (SPEC §11): once a call
 --     has logged events, the script publishes what a node's streams and sockets need
---     to hear, {t = tenant, d = deleted, e = {"session reason", ...}}
+--     to hear, {t = tenant, d = deleted, e = {"session reason", ...}}, with the tickets
+--     that ended among the sessions
 --   7 the tenant's id, for that message
 
 local META, SESS, DUE, START, USERS, ORDER, ENDED, ENDQ, LOG, FENCE, IDLE, GRACE =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
   KEYS[11], KEYS[12]
+local TICKETS, LINE, TDUE, TENDED, TENDQ = KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
 local ENDED_FOR = tonumber(ARGV[2])
 local ENDED_CAP = tonumber(ARGV[3])
 local LOG_CAP = tonumber(ARGV[4])
@@ -63,9 +74,11 @@ local function load_meta()
     m[raw[i]] = raw[i + 1]
   end
   for _, f in ipairs({ 'seats', 'idle', 'max', 'active', 'assigned', 'rc', 'rat', 'rpd', 'rpm', 'hold', 'msu',
-    'grace', 'held' }) do
+    'grace', 'held', 'qheld', 'qseq' }) do
     m[f] = tonumber(m[f] or '0')
   end
+  -- A pool written before the waitlist: the default claim window.
+  m.qclaim = tonumber(m.qclaim or '') or 60000
   -- A pool written before the seat policies: its limit is its seats.
   m.lim = tonumber(m.lim or '') or m.seats
   m.gres = cjson.decode(m.gres or '{}')
@@ -110,7 +123,7 @@ end
 local function licence_meta(l)
   return { 'model', l.model, 'seats', l.seats, 'per', l.per, 'idle', l.idle, 'max', l.max,
     'lim', l.lim, 'onl', l.onl, 'hold', l.hold, 'msu', l.msu, 'pol', l.pol,
-    'gres', l.gres, 'gmax', l.gmax, 'grace', l.grace }
+    'gres', l.gres, 'gmax', l.gmax, 'grace', l.grace, 'qclaim', l.qclaim }
 end
 
 local function account(user)
@@ -348,6 +361,208 @@ local function reindex()
   end
 end
 
+-- The waitlist of SPEC §10, as src/pool/waitlist.rs: a login at the limit of a licence
+-- that queues gets a ticket and a place in line; a freed seat is held for the head of
+-- the line for the claim window; while anyone waits, nobody outside the line takes a
+-- seat. meta counts the seats held for tickets (`qheld`) and keeps the next order
+-- number (`qseq`).
+local function ticket(id)
+  local raw = redis.call('HGET', TICKETS, id)
+  if not raw then
+    return nil
+  end
+  return cjson.decode(raw)
+end
+
+local function save_ticket(id, t)
+  redis.call('HSET', TICKETS, id, cjson.encode(t))
+end
+
+local function set_qheld(n)
+  meta.qheld = n
+  redis.call('HSET', META, 'qheld', n)
+end
+
+-- Its place in line (1 is next); 0 once a seat is held for it.
+local function position(id, t)
+  if t.r then
+    return 0
+  end
+  return redis.call('ZRANK', LINE, id) + 1
+end
+
+-- Whether the user holds a seat that one more tab of theirs would share.
+local function shares_a_seat(user)
+  if meta.model ~= 'concurrent' or meta.per == 'session' then
+    return false
+  end
+  local acc = account(user)
+  return acc ~= nil and #acc.s > 0
+end
+
+-- Puts a ready ticket back in line at its old place.
+local function unready(id, t)
+  if t.o == 1 then
+    set_qheld(meta.qheld - 1)
+  end
+  t.r, t.o = nil, nil
+  save_ticket(id, t)
+  redis.call('ZADD', TDUE, t.ex, id)
+  redis.call('ZADD', LINE, t.n, id)
+end
+
+local function forget_oldest_ticket()
+  local oldest = redis.call('ZRANGE', TENDQ, 0, 0)
+  if #oldest > 0 then
+    redis.call('ZREM', TENDQ, oldest[1])
+    redis.call('HDEL', TENDED, oldest[1])
+  end
+end
+
+-- Ends one ticket and leaves a seat held for it unserved; answers whether it held one.
+local function close_ticket(id, reason)
+  local t = ticket(id)
+  if not t then
+    return false
+  end
+  redis.call('HDEL', TICKETS, id)
+  redis.call('ZREM', TDUE, id)
+  redis.call('ZREM', LINE, id)
+  local held = t.r ~= nil and t.o == 1
+  if held then
+    set_qheld(meta.qheld - 1)
+  end
+  if ENDED_CAP > 0 then
+    if redis.call('ZCARD', TENDQ) >= ENDED_CAP then
+      forget_oldest_ticket()
+    end
+    redis.call('HSET', TENDED, id, reason .. ' ' .. t.h .. ' ' .. now)
+    redis.call('ZADD', TENDQ, now, id)
+  end
+  emit({ type = 'ticket_ended', user = t.u, ticket = id, reason = reason,
+    waited_ms = math.max(now - t.q, 0) })
+  return held
+end
+
+-- Holds free seats for the head of the line, in order, for the claim window. While
+-- the head cannot have a seat, nobody behind it gets one.
+local function serve_queue()
+  if meta.model == 'records' or redis.call('ZCARD', LINE) == 0 then
+    return
+  end
+  local claim_by = now + meta.qclaim
+  while true do
+    local head = redis.call('ZRANGE', LINE, 0, 0)
+    if #head == 0 then
+      return
+    end
+    local id = head[1]
+    local t = ticket(id)
+    if t.ex < now then
+      -- Idle past its deadline, though not yet expired by the sweep that is serving
+      -- the line: it gets no seat.
+      close_ticket(id, 'expired')
+    else
+      local holds
+      if shares_a_seat(t.u) then
+        holds = 0
+      elseif seats_in_use() + meta.qheld < meta.lim then
+        holds = 1
+      else
+        return
+      end
+      redis.call('ZREM', LINE, id)
+      t.r, t.o = claim_by, holds
+      save_ticket(id, t)
+      redis.call('ZADD', TDUE, claim_by, id)
+      if holds == 1 then
+        set_qheld(meta.qheld + 1)
+      end
+      emit({ type = 'ticket_ready', user = t.u, ticket = id, claim_by = claim_by })
+    end
+  end
+end
+
+-- Ends one ticket: it leaves the line, and a seat held for it passes on.
+local function end_ticket(id, reason)
+  if close_ticket(id, reason) then
+    serve_queue()
+  end
+end
+
+-- Whether the licence keeps a line: a concurrent one that queues, or one whose line is
+-- still being served after it stopped queueing.
+local function keeps_a_line()
+  return meta.model == 'concurrent' and (meta.onl == 'queue' or redis.call('HLEN', TICKETS) > 0)
+end
+
+-- Ends the tickets due by now (idle: `expired`; a claim window run out:
+-- `claim_missed`), one at a time since each end may move the line.
+local function expire_tickets()
+  while true do
+    local due = redis.call('ZRANGEBYSCORE', TDUE, '-inf', '(' .. now, 'LIMIT', 0, 1)
+    if #due == 0 then
+      break
+    end
+    local t = ticket(due[1])
+    if t and t.r then
+      end_ticket(due[1], 'claim_missed')
+    elseif t then
+      end_ticket(due[1], 'expired')
+    else
+      redis.call('ZREM', TDUE, due[1])
+    end
+  end
+end
+
+-- Every ticket (of `user`, if given), in line order.
+local function tickets_in_order(user)
+  local all = redis.call('HGETALL', TICKETS)
+  local found = {}
+  for i = 1, #all, 2 do
+    local t = cjson.decode(all[i + 1])
+    if not user or t.u == user then
+      found[#found + 1] = { id = all[i], t = t }
+    end
+  end
+  table.sort(found, function(a, b)
+    return a.t.n < b.t.n
+  end)
+  return found
+end
+
+local function end_tickets(user, reason)
+  for _, entry in ipairs(tickets_in_order(user)) do
+    end_ticket(entry.id, reason)
+  end
+end
+
+-- Why a ticket with this secret is not live: ended (with its reason) or unknown.
+local function why_not_ticket(id, secret)
+  local raw = redis.call('HGET', TENDED, id)
+  if raw then
+    local reason, hash = string.match(raw, '^(%S+) (%S+)')
+    if hash == secret then
+      return { err = 'ticket_ended', reason = reason }
+    end
+  end
+  return { err = 'ticket_not_found' }
+end
+
+local function live_ticket(id, secret)
+  local t = ticket(id)
+  if t and t.h == secret then
+    return t
+  end
+  return nil
+end
+
+-- Whether a session or ticket, live or remembered, has this id.
+local function id_taken(id)
+  return redis.call('HEXISTS', SESS, id) == 1 or redis.call('HEXISTS', ENDED, id) == 1
+    or redis.call('HEXISTS', TICKETS, id) == 1 or redis.call('HEXISTS', TENDED, id) == 1
+end
+
 local function forget_oldest()
   local oldest = redis.call('ZRANGE', ENDQ, 0, 0)
   if #oldest > 0 then
@@ -413,6 +628,7 @@ local function end_session(id, reason)
     redis.call('ZADD', ENDQ, now, id)
   end
   emit({ type = 'ended', user = s.u, session = id, reason = reason, seats_in_use = seats_in_use() })
+  serve_queue()
 end
 
 local function expire_due()
@@ -426,10 +642,19 @@ local function expire_due()
       end_session(id, 'expired')
     end
   end
-  local stale = redis.call('ZRANGEBYSCORE', ENDQ, '-inf', now - ENDED_FOR)
-  for _, id in ipairs(stale) do
-    redis.call('ZREM', ENDQ, id)
-    redis.call('HDEL', ENDED, id)
+  -- Ended sessions and tickets older than the retention are forgotten, whatever the
+  -- licence is now.
+  for _, q in ipairs({ { ENDQ, ENDED }, { TENDQ, TENDED } }) do
+    local stale = redis.call('ZRANGEBYSCORE', q[1], '-inf', now - ENDED_FOR)
+    for _, id in ipairs(stale) do
+      redis.call('ZREM', q[1], id)
+      redis.call('HDEL', q[2], id)
+    end
+  end
+  if keeps_a_line() then
+    expire_tickets()
+    -- Kept seats that lapsed and sessions that expired free seats for the line.
+    serve_queue()
   end
 end
 
@@ -450,6 +675,17 @@ local function next_due()
   local g = redis.call('ZRANGE', GRACE, 0, 0, 'WITHSCORES')
   if #g > 0 and (not best or tonumber(g[2]) < best) then
     best = tonumber(g[2])
+  end
+  -- Tickets are expired only while the licence keeps a line.
+  if keeps_a_line() then
+    local t = redis.call('ZRANGE', TDUE, 0, 0, 'WITHSCORES')
+    if #t > 0 and (not best or tonumber(t[2]) + 1 < best) then
+      best = tonumber(t[2]) + 1
+    end
+  end
+  local e = redis.call('ZRANGE', TENDQ, 0, 0, 'WITHSCORES')
+  if #e > 0 and (not best or tonumber(e[2]) + ENDED_FOR < best) then
+    best = tonumber(e[2]) + ENDED_FOR
   end
   return best
 end
@@ -494,7 +730,8 @@ local function view()
   return { tenant = meta.tenant, model = meta.model, seats = seats, seat_per = per,
     idle = meta.idle, max_users = meta.max, seats_in_use = seats_in_use(),
     sessions = redis.call('HLEN', SESS), users = redis.call('HLEN', USERS), records = meta.rc,
-    inc = meta.inc, key = meta.key, created = tonumber(meta.created), now = now, pol = meta.pol or '' }
+    inc = meta.inc, key = meta.key, created = tonumber(meta.created), now = now, pol = meta.pol or '',
+    queued = redis.call('HLEN', TICKETS), held_for_queue = meta.qheld }
 end
 
 -- Calendar month (UTC) of a moment, as year * 12 + month.
@@ -565,6 +802,10 @@ local function set_licence(l)
   if index_kind() ~= kind then
     reindex()
   end
+  if meta.model ~= 'concurrent' then
+    -- Only a concurrent licence has a line.
+    end_tickets(nil, 'evicted')
+  end
   recount_group_seats()
 end
 
@@ -631,6 +872,8 @@ function ops.put(r)
   if meta then
     set_licence(r.licence)
     emit(licence_fields({ type = 'licence_changed', seats_in_use = seats_in_use() }))
+    -- Seats a raised licence adds go to the head of the line, one per ticket.
+    serve_queue()
     return { ok = view(), created = false }
   end
   local l = r.licence
@@ -638,6 +881,8 @@ function ops.put(r)
     'assigned', 0, 'rc', 0, 'rat', 0, 'rpd', 0, 'rpm', 0, unpack(licence_meta(l)))
   redis.call('PERSIST', ENDED)
   redis.call('PERSIST', ENDQ)
+  redis.call('PERSIST', TENDED)
+  redis.call('PERSIST', TENDQ)
   load_meta()
   emit(licence_fields({ type = 'tenant_created' }))
   return { ok = view(), created = true }
@@ -666,17 +911,19 @@ function ops.delete(r)
   if r.inc and r.inc ~= meta.inc then
     return { err = 'tenant_not_found' }
   end
+  end_tickets(nil, 'evicted')
   local ids = redis.call('ZRANGE', START, 0, -1)
   for _, id in ipairs(ids) do
     end_session(id, 'evicted')
   end
   -- Everything of the tenant goes but the tombstones (so that holders learn why their
-  -- sessions ended) and the fence counter (fences never go back).
+  -- sessions and tickets ended) and the fence counter (fences never go back).
   -- The log goes too: a tenant created again under the name sees nothing of this one.
   emit({ type = 'tenant_deleted' })
-  redis.call('DEL', META, SESS, DUE, START, USERS, ORDER, LOG, IDLE, GRACE)
-  redis.call('PEXPIRE', ENDED, math.max(ENDED_FOR, 1))
-  redis.call('PEXPIRE', ENDQ, math.max(ENDED_FOR, 1))
+  redis.call('DEL', META, SESS, DUE, START, USERS, ORDER, LOG, IDLE, GRACE, TICKETS, LINE, TDUE)
+  for _, key in ipairs({ ENDED, ENDQ, TENDED, TENDQ }) do
+    redis.call('PEXPIRE', key, math.max(ENDED_FOR, 1))
+  end
   meta = nil
   return { ok = true }
 end
@@ -701,6 +948,57 @@ function ops.holdings(r)
   return { ok = { view = view(), assigned = meta.assigned, active = meta.active, named = named } }
 end
 
+-- Starts a session for `user`, who held `tabs` sessions before it: the rules have
+-- admitted it. `acc` is their account, if they have one; it is saved here.
+local function admit(user, client, id, secret, acc, tabs)
+  local takes_seat = meta.per == 'session' or tabs == 0
+  if not acc then
+    acc = { a = 0, s = {} }
+    redis.call('ZADD', ORDER, 0, user)
+  end
+  acc.s[#acc.s + 1] = id
+  if #acc.s == 1 then
+    meta.active = meta.active + 1
+    redis.call('HSET', META, 'active', meta.active)
+  end
+  if meta.grouped and meta.model == 'concurrent' and takes_seat then
+    count_group_seats(acc.g, 1)
+  end
+  local fence = redis.call('INCR', FENCE)
+  local expires = now + meta.idle
+  local s = { u = user, c = client, h = secret, st = now, hb = now, ex = expires, f = fence }
+  redis.call('HSET', SESS, id, cjson.encode(s))
+  redis.call('ZADD', DUE, expires, id)
+  redis.call('ZADD', START, now, id)
+  index_seat(id, s, acc)
+  save_account(user, acc)
+  local in_use = seats_in_use()
+  local overage = meta.model == 'concurrent' and takes_seat and in_use > meta.seats
+  emit({ type = 'admitted', user = user, session = id, seats_in_use = in_use,
+    overage = overage and 'true' or nil })
+  return { expires_at = expires, idle = meta.idle, fence = fence, overage = overage }
+end
+
+-- Puts a login in line under the ticket `id`: the answer says its place.
+local function enqueue(user, client, id, secret)
+  local seq = meta.qseq
+  meta.qseq = seq + 1
+  redis.call('HSET', META, 'qseq', meta.qseq)
+  local expires = now + meta.idle
+  local place = redis.call('ZCARD', LINE) + 1
+  save_ticket(id, { u = user, c = client, h = secret, q = now, ex = expires, n = seq })
+  redis.call('ZADD', LINE, seq, id)
+  redis.call('ZADD', TDUE, expires, id)
+  emit({ type = 'queued', user = user, ticket = id, position = place })
+  -- A line that is not blocked moves at once.
+  serve_queue()
+  local t = ticket(id)
+  return { ok = { queued = true, position = t and position(id, t) or 0, expires_at = expires,
+    idle = meta.idle, claim = meta.qclaim } }
+end
+
+-- A login, as PoolState::login; with `r.queue`, one that a licence that queues puts in
+-- line at its limit (PoolState::enter).
 function ops.login(r)
   local acc = account(r.user)
   local standing = 'unknown'
@@ -708,7 +1006,7 @@ function ops.login(r)
     standing = acc.a == 1 and 'assigned' or 'registered'
   end
   local tabs = acc and #acc.s or 0
-  local refuse, displace = nil, false
+  local refuse, displace, queue = nil, false, false
   if meta.model == 'named' then
     if standing ~= 'assigned' then
       refuse = { err = 'user_not_licensed', user = r.user }
@@ -732,15 +1030,20 @@ function ops.login(r)
     end
   end
   if not refuse and meta.model == 'concurrent' and takes_seat then
-    local in_use = seats_in_use() - (reclaims and 1 or 0)
-    if in_use + reserved >= meta.lim then
+    -- Seats held for the head of the line are taken, for everyone else; while anyone
+    -- waits, nobody outside the line takes a seat.
+    local in_use = seats_in_use() + meta.qheld - (reclaims and 1 or 0)
+    local line_waits = meta.onl == 'queue' and not reclaims and redis.call('ZCARD', LINE) > 0
+    if in_use + reserved >= meta.lim or line_waits then
       local first = redis.call('ZRANGE', DUE, 0, 0, 'WITHSCORES')
       local retry = nil
       if #first > 0 then
         retry = math.max(tonumber(first[2]) - now, 0) + 1
       end
-      -- Taking over one seat makes room only when exactly the limit is held.
-      if meta.onl == 'displace_idlest' and in_use == meta.lim then
+      if meta.onl == 'queue' then
+        queue = r.queue == true
+      elseif meta.onl == 'displace_idlest' and in_use == meta.lim then
+        -- Taking over one seat makes room only when exactly the limit is held.
         local oldest = redis.call('ZRANGE', START, 0, 0, 'WITHSCORES')
         if #oldest > 0 then
           local hold_ends = tonumber(oldest[2]) + meta.hold
@@ -751,7 +1054,7 @@ function ops.login(r)
           end
         end
       end
-      if not displace then
+      if not displace and not queue then
         refuse = { err = 'licence_limit_reached', seats = meta.seats, seats_in_use = in_use,
           reserved = reserved, retry_after_ms = retry }
       end
@@ -761,8 +1064,15 @@ function ops.login(r)
     emit({ type = 'refused', user = r.user, reason = refuse.err })
     return refuse
   end
-  if redis.call('HEXISTS', SESS, r.id) == 1 or redis.call('HEXISTS', ENDED, r.id) == 1 then
+  if id_taken(r.id) then
     return { err = 'id_taken' }
+  end
+  if queue then
+    if not acc then
+      save_account(r.user, { a = 0, s = {} })
+      redis.call('ZADD', ORDER, 0, r.user)
+    end
+    return enqueue(r.user, r.client, r.id, r.secret)
   end
   if displace then
     if not displace_idlest() then
@@ -772,44 +1082,117 @@ function ops.login(r)
     end
     acc = account(r.user)
   end
-  if not acc then
-    acc = { a = 0, s = {} }
-    redis.call('ZADD', ORDER, 0, r.user)
-  end
   if reclaims then
     take_kept(acc)
   end
-  acc.s[#acc.s + 1] = r.id
-  if #acc.s == 1 then
-    meta.active = meta.active + 1
-    redis.call('HSET', META, 'active', meta.active)
-  end
-  if meta.grouped and meta.model == 'concurrent' and takes_seat then
-    count_group_seats(acc.g, 1)
-  end
-  local fence = redis.call('INCR', FENCE)
-  local expires = now + meta.idle
-  local s = { u = r.user, c = r.client, h = r.secret, st = now, hb = now, ex = expires, f = fence }
-  redis.call('HSET', SESS, r.id, cjson.encode(s))
-  redis.call('ZADD', DUE, expires, r.id)
-  redis.call('ZADD', START, now, r.id)
-  index_seat(r.id, s, acc)
-  save_account(r.user, acc)
-  local in_use = seats_in_use()
-  local overage = meta.model == 'concurrent' and takes_seat and in_use > meta.seats
-  emit({ type = 'admitted', user = r.user, session = r.id, seats_in_use = in_use,
-    overage = overage and 'true' or nil })
-  return { ok = { expires_at = expires, idle = meta.idle, fence = fence, overage = overage } }
+  return { ok = admit(r.user, r.client, r.id, r.secret, acc, tabs) }
 end
 
 -- A login whose answer was lost (the node gave up waiting for Redis) is taken back:
--- nobody holds its token. Without a trace, as in the embedded backend.
+-- nobody holds its token, whether it is a session's or a ticket's. Without a trace, as
+-- in the embedded backend.
 function ops.withdraw(r)
+  local t = ticket(r.id)
+  if t then
+    -- A ticket put in line by such a login goes the same way, its place with it.
+    redis.call('HDEL', TICKETS, r.id)
+    redis.call('ZREM', TDUE, r.id)
+    redis.call('ZREM', LINE, r.id)
+    if t.r and t.o == 1 then
+      set_qheld(meta.qheld - 1)
+      serve_queue()
+    end
+    return { ok = true }
+  end
   local s = detach(r.id)
   if s then
     emit({ type = 'withdrawn', user = s.u, session = r.id, seats_in_use = seats_in_use() })
+    serve_queue()
   end
   return { ok = s ~= nil }
+end
+
+-- A ticket's heartbeat: it keeps its place for another idle timeout from now.
+function ops.ticket_heartbeat(r)
+  local t = live_ticket(r.id, r.secret)
+  if not t then
+    return why_not_ticket(r.id, r.secret)
+  end
+  t.ex = now + meta.idle
+  save_ticket(r.id, t)
+  if not t.r then
+    redis.call('ZADD', TDUE, t.ex, r.id)
+  end
+  return { ok = { position = position(r.id, t), claim_by = t.r, expires_at = t.ex } }
+end
+
+-- Turns a ready ticket into the session `r.session` (as PoolState::claim): its seat
+-- becomes the session's, not passed on in between.
+function ops.claim(r)
+  local t = live_ticket(r.id, r.secret)
+  if not t then
+    return why_not_ticket(r.id, r.secret)
+  end
+  if not t.r then
+    return { err = 'not_ready', position = position(r.id, t) }
+  end
+  local acc = account(t.u)
+  local tabs = acc and #acc.s or 0
+  if meta.msu > 0 and tabs >= meta.msu then
+    return { err = 'session_limit_reached', max_sessions_per_user = meta.msu }
+  end
+  if id_taken(r.session) then
+    return { err = 'id_taken' }
+  end
+  if t.o ~= 1 and not shares_a_seat(t.u) then
+    -- Ready to share its user's seat, which has gone meanwhile: back in line at its
+    -- place, unless a seat is free for it right now.
+    local free = meta.model ~= 'records' and seats_in_use() + meta.qheld < meta.lim
+    if not free then
+      unready(r.id, t)
+      serve_queue()
+      t = ticket(r.id)
+      local place = t and position(r.id, t) or 0
+      if place > 0 then
+        return { err = 'not_ready', position = place }
+      end
+      -- The line moved it straight back to the head with a seat.
+    end
+  end
+  close_ticket(r.id, 'claimed')
+  local admitted = admit(t.u, t.c, r.session, r.session_secret, acc, tabs)
+  serve_queue()
+  admitted.user = t.u
+  return { ok = admitted }
+end
+
+-- The ticket's holder leaves the line.
+function ops.cancel_ticket(r)
+  if not live_ticket(r.id, r.secret) then
+    return why_not_ticket(r.id, r.secret)
+  end
+  end_ticket(r.id, 'cancelled')
+  return { ok = true }
+end
+
+-- The line, head first: ready tickets, then the waiting ones in order.
+function ops.queue(r)
+  local entries = {}
+  for _, entry in ipairs(tickets_in_order(nil)) do
+    entries[#entries + 1] = { p = position(entry.id, entry.t), id = entry.id, t = entry.t }
+  end
+  table.sort(entries, function(a, b)
+    if a.p ~= b.p then
+      return a.p < b.p
+    end
+    return a.t.n < b.t.n
+  end)
+  local items = {}
+  for i, e in ipairs(entries) do
+    items[i] = { position = e.p, ticket = e.id, user = e.t.u, client = e.t.c, queued_at = e.t.q,
+      claim_by = e.t.r }
+  end
+  return { ok = items }
 end
 
 function ops.heartbeat(r)
@@ -924,6 +1307,7 @@ function ops.remove_user(r)
   if not acc then
     return { err = 'user_not_found' }
   end
+  end_tickets(r.user, 'evicted')
   end_user_sessions(r.user, 'evicted')
   for _, member in ipairs(acc.k or {}) do
     redis.call('ZREM', GRACE, member)
@@ -1018,8 +1402,30 @@ function ops.sweep(r)
   return { ok = true }
 end
 
--- Requests about one session; without a tenant they can only have ended with it.
-local by_token = { heartbeat = true, release = true, logout = true }
+-- Requests about one session or ticket; without a tenant they can only have ended with
+-- it (and the tenant's tombstones of both answer, as the embedded backend's orphans do).
+local by_token = { heartbeat = 'session', release = 'session', logout = 'session',
+  ticket_heartbeat = 'ticket', claim = 'ticket', cancel_ticket = 'ticket' }
+
+-- The requests that do not first expire what is due in the embedded backend: they do
+-- not serve the line either.
+local leaves_the_line = { delete = true, withdraw = true, report_records = true,
+  records = true, set_key = true, key = true }
+
+-- Why a token of a deleted tenant is not live, from whichever tombstone it has.
+local function why_orphaned(kind, r)
+  local session, ticket_answer = why_not_live(r.id, r.secret), why_not_ticket(r.id, r.secret)
+  if kind == 'session' then
+    if session.err == 'session_not_found' and ticket_answer.err == 'ticket_ended' then
+      return { err = 'session_ended', reason = ticket_answer.reason }
+    end
+    return session
+  end
+  if ticket_answer.err == 'ticket_not_found' and session.err == 'session_ended' then
+    return { err = 'ticket_ended', reason = session.reason }
+  end
+  return ticket_answer
+end
 
 load_meta()
 if meta then
@@ -1027,10 +1433,16 @@ if meta then
 end
 local answers = {}
 for i, r in ipairs(requests) do
+  if meta and not leaves_the_line[r.op] then
+    -- What an earlier request of the batch freed without serving the line (a removed
+    -- user's kept seats) is served before the next, as expiry does per request in
+    -- the embedded backend.
+    serve_queue()
+  end
   if meta or r.op == 'put' then
     answers[i] = ops[r.op](r)
   elseif by_token[r.op] then
-    answers[i] = why_not_live(r.id, r.secret)
+    answers[i] = why_orphaned(by_token[r.op], r)
   else
     if r.op == 'sweep' then
       swept = true
@@ -1061,6 +1473,8 @@ if #events > 0 then
   for _, e in ipairs(events) do
     if e.type == 'ended' then
       ended[#ended + 1] = e.session .. ' ' .. e.reason
+    elseif e.type == 'ticket_ended' then
+      ended[#ended + 1] = e.ticket .. ' ' .. e.reason
     elseif e.type == 'tenant_deleted' then
       deleted = true
     end

@@ -576,26 +576,7 @@ on_both_backends!(
     a_stream_ends_when_its_tenant_is_deleted,
     a_stream_refuses_bad_cursors_and_other_tenants_keys,
     the_admin_stream_carries_every_tenants_events_and_resumes,
+    a_waiting_tab_hears_its_place_move_then_ready_then_claimed,
+    an_ended_or_unknown_ticket_is_refused_before_the_upgrade,
+    a_waiting_tab_hears_its_ticket_expire,
 );
-
-/// The waitlist's sockets, on the embedded backend.
-mod waitlist {
-    #[actix_web::test]
-    async fn a_waiting_tab_hears_its_place_move_then_ready_then_claimed() {
-        super::a_waiting_tab_hears_its_place_move_then_ready_then_claimed(
-            crate::helpers::spawn_app(),
-        )
-        .await;
-    }
-
-    #[actix_web::test]
-    async fn an_ended_or_unknown_ticket_is_refused_before_the_upgrade() {
-        super::an_ended_or_unknown_ticket_is_refused_before_the_upgrade(crate::helpers::spawn_app())
-            .await;
-    }
-
-    #[actix_web::test]
-    async fn a_waiting_tab_hears_its_ticket_expire() {
-        super::a_waiting_tab_hears_its_ticket_expire(crate::helpers::spawn_app()).await;
-    }
-}

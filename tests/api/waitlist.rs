@@ -1,20 +1,19 @@
 //! The waitlist of SPEC §10 over HTTP: the 202 answer, the ticket routes and their
-//! errors, the queue list, and 2,000 simultaneous logins onto 100 seats.
+//! errors, the queue list, and 2,000 simultaneous logins onto 100 seats. Each rule is
+//! a test on the embedded backend and one on Redis.
 
 use awc::http::Method;
 use futures::future::join_all;
 use serde_json::{json, Value};
 
-use crate::helpers::{client, spawn_app};
+use crate::helpers::{client, TestApp};
 
 fn queueing(seats: u32) -> Value {
     json!({"model": "concurrent", "seats": seats, "on_limit": "queue",
            "queue_claim_secs": 60, "idle_timeout_secs": 600, "max_users": 5000})
 }
 
-#[actix_web::test]
-async fn a_login_at_the_limit_is_answered_202_with_a_ticket_that_claims_a_freed_seat() {
-    let app = spawn_app();
+async fn a_login_at_the_limit_is_answered_202_with_a_ticket_that_claims_a_freed_seat(app: TestApp) {
     let key = app.create_tenant("acme", queueing(1)).await;
     let view = app.tenant(&key, "acme").await;
     assert_eq!(
@@ -91,9 +90,7 @@ async fn a_login_at_the_limit_is_answered_202_with_a_ticket_that_claims_a_freed_
     assert_eq!(again.expect_error(410, "ticket_ended")["reason"], "claimed");
 }
 
-#[actix_web::test]
-async fn tickets_that_leave_or_are_unknown_answer_with_stable_codes() {
-    let app = spawn_app();
+async fn tickets_that_leave_or_are_unknown_answer_with_stable_codes(app: TestApp) {
     let key = app.create_tenant("acme", queueing(1)).await;
     let held = app.session(&key, "acme", "ann").await;
     let ticket = app.login(&key, "acme", "bob").await.expect(202)["ticket"]
@@ -130,9 +127,7 @@ async fn tickets_that_leave_or_are_unknown_answer_with_stable_codes() {
         .expect_error(404, "session_not_found");
 }
 
-#[actix_web::test]
-async fn another_tenants_key_cannot_read_the_line() {
-    let app = spawn_app();
+async fn another_tenants_key_cannot_read_the_line(app: TestApp) {
     let key = app.create_tenant("acme", queueing(1)).await;
     let other = app.create_tenant("globex", queueing(1)).await;
     app.get("/v1/tenants/acme/queue")
@@ -151,10 +146,9 @@ async fn another_tenants_key_cannot_read_the_line() {
         .expect_error(404, "tenant_not_found");
 }
 
-#[actix_web::test]
-async fn two_thousand_at_once_onto_a_hundred_seats_queue_exactly_once_each_and_are_served_in_order()
-{
-    let app = spawn_app();
+async fn two_thousand_at_once_onto_a_hundred_seats_queue_exactly_once_each_and_are_served_in_order(
+    app: TestApp,
+) {
     let key = app.create_tenant("acme", queueing(100)).await;
     let client = client();
     let requests = (0..2000).map(|i| {
@@ -212,3 +206,31 @@ async fn two_thousand_at_once_onto_a_hundred_seats_queue_exactly_once_each_and_a
         (Some(100), Some(1890))
     );
 }
+
+macro_rules! on_both_backends {
+    ($($rule:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[actix_web::test]
+                async fn $rule() {
+                    super::$rule(crate::helpers::spawn_app()).await;
+                }
+            )*
+        }
+        mod on_redis {
+            $(
+                #[actix_web::test]
+                async fn $rule() {
+                    super::$rule(crate::helpers::spawn_redis_app_with(|_| {})).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_login_at_the_limit_is_answered_202_with_a_ticket_that_claims_a_freed_seat,
+    tickets_that_leave_or_are_unknown_answer_with_stable_codes,
+    another_tenants_key_cannot_read_the_line,
+    two_thousand_at_once_onto_a_hundred_seats_queue_exactly_once_each_and_are_served_in_order,
+);

@@ -8,9 +8,9 @@
 //! The rules by concern, each in a file of its own: [`named`] seats, [`concurrent`]
 //! seats, [`sessions`] (release, logout, revoke, idle expiry, ended sessions),
 //! [`licences`] changed at runtime, [`records`], [`accounts`] (the account limit),
-//! [`lists`] (the tenant view and the lists a page at a time), [`fences`] and
-//! [`events`]. This file holds what they share, and the tests of the engine as a
-//! whole: across tenants, the usage report, and real concurrency.
+//! [`lists`] (the tenant view and the lists a page at a time), [`fences`],
+//! [`events`] and the [`waitlist`]. This file holds what they share, and the tests of
+//! the engine as a whole: across tenants, the usage report, and real concurrency.
 
 mod policies;
 
@@ -34,6 +34,7 @@ mod lists;
 mod named;
 mod records;
 mod sessions;
+mod waitlist;
 
 /// 2026-01-15T00:00:00Z: a Thursday in the middle of a month.
 pub const T0: Timestamp = Timestamp::from_millis(1_768_435_200_000);

@@ -492,6 +492,26 @@ async fn a_licence_that_stops_queueing_serves_the_line_it_has_and_grows_no_longe
 }
 
 #[tokio::test]
+async fn ended_tickets_are_forgotten_after_the_retention_though_the_licence_no_longer_queues() {
+    let (engine, clock, t, _held) = full(1).await;
+    let ann = queued(&engine, &t, "ann").await;
+    engine.cancel_ticket(&ann.token).await.unwrap();
+    engine.put_tenant(&t, Licence::concurrent(1)).await.unwrap();
+    clock.advance(HOUR - millis(1));
+    engine.expire_due().await.unwrap();
+    assert_eq!(
+        status(&engine, &ann).await.unwrap_err(),
+        ticket_ended(EndReason::Cancelled)
+    );
+    clock.advance(millis(1));
+    engine.expire_due().await.unwrap();
+    assert_eq!(
+        status(&engine, &ann).await.unwrap_err(),
+        Error::TicketNotFound
+    );
+}
+
+#[tokio::test]
 async fn a_deleted_tenants_tickets_answer_why() {
     let (engine, _clock, t, _held) = full(1).await;
     let ann = queued(&engine, &t, "ann").await;
@@ -506,9 +526,12 @@ async fn a_deleted_tenants_tickets_answer_why() {
 async fn a_ticket_is_a_credential() {
     let (engine, _clock, t, held) = full(1).await;
     let ann = queued(&engine, &t, "ann").await;
-    // A forged secret under ann's id, and a session token, are no tickets.
-    let forged =
-        SessionToken::parse(&format!("{}{}", &ann.token.expose()[..11], "A".repeat(21))).unwrap();
+    // A forged secret under ann's id (routed as hers is), and a session token, are no
+    // tickets.
+    let forged = match ann.token.route() {
+        Some(tenant) => SessionToken::with_id(ann.token.id()).routed(tenant),
+        None => SessionToken::with_id(ann.token.id()),
+    };
     assert_eq!(
         engine.ticket_heartbeat(&forged).await.unwrap_err(),
         Error::TicketNotFound

@@ -109,3 +109,36 @@ pub fn grouped_licence() -> impl Strategy<Value = Licence> {
             .group_max(GROUPS[1], max)
     })
 }
+
+/// A concurrent licence of 0–3 seats that queues at its limit (SPEC §10), a seat per
+/// user or per tab, with a claim window of seconds to a minute and, now and then, an
+/// overage allowance, a cap on each user's sessions or a reload grace, so that the
+/// waitlist meets the other seat rules.
+#[allow(dead_code)] // not every test crate that includes this module draws policies
+pub fn queueing_licence() -> impl Strategy<Value = Licence> {
+    let policies = (
+        prop_oneof![Just(0.0), Just(0.5)],
+        prop_oneof![Just(None), (1u32..3).prop_map(Some)],
+        prop_oneof![Just(0u64), 1u64..30],
+    );
+    (0u32..4, any::<bool>(), 10u64..300, 1u64..60, policies).prop_map(
+        |(seats, per_tab, idle, claim, (overage, cap, grace))| {
+            let per = if per_tab {
+                SeatPer::Session
+            } else {
+                SeatPer::User
+            };
+            let mut licence = Licence::concurrent(seats)
+                .seat_per(per)
+                .idle_timeout(Duration::from_secs(idle))
+                .overage(overage)
+                .on_limit(OnLimit::Queue)
+                .queue_claim(Duration::from_secs(claim))
+                .reload_grace(Duration::from_secs(grace));
+            if let Some(cap) = cap {
+                licence = licence.max_sessions_per_user(cap);
+            }
+            licence
+        },
+    )
+}
