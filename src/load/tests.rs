@@ -4,8 +4,8 @@
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::report::{Op, Outcome, ServerView, Violation};
-use super::target::{HttpTarget, NodeToken, Session, Target};
+use super::report::{LineEntry, Op, Outcome, ServerView, Violation};
+use super::target::{Entry, HttpTarget, NodeToken, Session, Standing, Target};
 use super::{check_tenants, run, Belief, LoadConfig, TargetConfig};
 use crate::http::{RunningServer, ServerConfig};
 use crate::licence::LicenceSpec;
@@ -103,8 +103,20 @@ impl Target for OverCounting {
     async fn assign(&self, tenant: &str, user: &str) -> Result<(), String> {
         self.0.assign(tenant, user).await
     }
-    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Session<NodeToken>> {
+    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Entry<NodeToken>> {
         self.0.login(tenant, user, client).await
+    }
+    async fn ticket_heartbeat(&self, ticket: &NodeToken) -> Outcome<Standing> {
+        self.0.ticket_heartbeat(ticket).await
+    }
+    async fn claim(&self, ticket: &NodeToken) -> Outcome<Session<NodeToken>> {
+        self.0.claim(ticket).await
+    }
+    async fn cancel_ticket(&self, ticket: &NodeToken) -> Outcome<()> {
+        self.0.cancel_ticket(ticket).await
+    }
+    async fn line(&self, tenant: &str) -> Result<Vec<LineEntry>, String> {
+        self.0.line(tenant).await
     }
     async fn heartbeat(&self, token: &NodeToken) -> Outcome<()> {
         self.0.heartbeat(token).await
@@ -159,7 +171,8 @@ fn the_check_catches_a_server_that_over_admits() {
     });
     assert!(checks[0].violations.contains(&Violation::OverAdmitted {
         seats: 2,
-        seats_in_use: 3
+        seats_in_use: 3,
+        held_for_queue: 0,
     }));
 }
 
@@ -179,7 +192,7 @@ fn over_two_nodes_logins_alternate_and_heartbeats_go_to_the_other_node() {
         let mut tokens = Vec::new();
         for user in ["ann", "bob"] {
             match target.login("spread", user, "tab").await {
-                Outcome::Ok(session) => tokens.push(session.token),
+                Outcome::Ok(Entry::Admitted(session)) => tokens.push(session.token),
                 other => panic!("{user} was not admitted: {other:?}"),
             }
         }
@@ -214,8 +227,20 @@ impl Target for SecondNodeOverCounts {
     async fn assign(&self, tenant: &str, user: &str) -> Result<(), String> {
         self.0.assign(tenant, user).await
     }
-    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Session<NodeToken>> {
+    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Entry<NodeToken>> {
         self.0.login(tenant, user, client).await
+    }
+    async fn ticket_heartbeat(&self, ticket: &NodeToken) -> Outcome<Standing> {
+        self.0.ticket_heartbeat(ticket).await
+    }
+    async fn claim(&self, ticket: &NodeToken) -> Outcome<Session<NodeToken>> {
+        self.0.claim(ticket).await
+    }
+    async fn cancel_ticket(&self, ticket: &NodeToken) -> Outcome<()> {
+        self.0.cancel_ticket(ticket).await
+    }
+    async fn line(&self, tenant: &str) -> Result<Vec<LineEntry>, String> {
+        self.0.line(tenant).await
     }
     async fn heartbeat(&self, token: &NodeToken) -> Outcome<()> {
         self.0.heartbeat(token).await
