@@ -592,9 +592,9 @@ impl QueueStats {
         })
     }
 
-    fn to_text(&self) -> String {
+    fn to_text(&self, logins: u64) -> String {
         let mut out = format!(
-            "queue: {} logins queued: {} served from the line, {} gave up",
+            "queue: {} of {logins} logins answered were put in line: {} served from the line, {} gave up",
             self.queued,
             self.served,
             self.gave_up_total()
@@ -615,10 +615,10 @@ impl QueueStats {
             let _ = write!(
                 out,
                 "\nwait in line (queued answer to claim answer): p50 {}  p90 {}  p99 {}  max {}",
-                micros(self.wait_us(0.5)),
-                micros(self.wait_us(0.9)),
-                micros(self.wait_us(0.99)),
-                micros(self.wait.max())
+                wait(self.wait_us(0.5)),
+                wait(self.wait_us(0.9)),
+                wait(self.wait_us(0.99)),
+                wait(self.wait.max())
             );
         }
         out
@@ -945,7 +945,8 @@ impl Report {
             }
         }
         if let Some(queue) = &self.queue {
-            let _ = writeln!(out, "{}", queue.to_text());
+            let logins = self.stats.ops.get(&Op::Login).map_or(0, |s| s.ok);
+            let _ = writeln!(out, "{}", queue.to_text(logins));
         }
         let broken: Vec<&TenantCheck> = self
             .checks
@@ -983,6 +984,15 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// A wait in line: seconds once it is one.
+fn wait(us: u64) -> String {
+    if us >= 1_000_000 {
+        format!("{:.2}s", us as f64 / 1e6)
+    } else {
+        micros(us)
     }
 }
 
@@ -1234,5 +1244,189 @@ mod tests {
         assert!(!report.passed());
         assert!(report.to_text().contains("INVARIANT BROKEN"));
         assert_eq!(report.to_json()["invariant"]["ok"], false);
+    }
+
+    fn entry(user: &str, position: u32) -> LineEntry {
+        LineEntry {
+            user: user.into(),
+            position,
+        }
+    }
+
+    fn names(users: &[&str]) -> Vec<String> {
+        users.iter().map(|u| u.to_string()).collect()
+    }
+
+    #[test]
+    fn the_line_check_passes_when_the_server_lists_exactly_who_the_clients_think_waits() {
+        let listed = [entry("bob", 2), entry("ann", 1)];
+        let (line, violations) = check_line(&listed, &names(&["ann", "bob"]));
+        assert!(violations.is_empty(), "{violations:?}");
+        assert_eq!(
+            line,
+            LineCheck {
+                listed: 2,
+                clients_waiting: 2,
+                held: 0
+            }
+        );
+        assert!(check_line(&[], &[]).1.is_empty());
+    }
+
+    #[test]
+    fn the_line_check_names_who_is_missing_or_unknown_and_seats_left_held() {
+        let listed = [entry("ann", 0), entry("cat", 1), entry("cat", 2)];
+        let (line, violations) = check_line(&listed, &names(&["ann", "bob", "cat"]));
+        assert_eq!(line.held, 1);
+        assert_eq!(
+            violations,
+            vec![
+                Violation::LineDisagrees {
+                    missing: names(&["bob"]),
+                    unknown: names(&["cat"]),
+                },
+                Violation::HeldForLine { held: 1 },
+            ]
+        );
+        let text = violations[0].to_string();
+        assert!(
+            text.contains("not listed (bob)") && text.contains("(cat)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn seats_held_for_the_line_count_against_the_licence() {
+        let mut full = view(Some(5), 4, 4);
+        full.held_for_queue = 1;
+        assert!(check(&full, None).is_empty());
+        full.held_for_queue = 2;
+        assert_eq!(
+            check(&full, None),
+            vec![Violation::OverAdmitted {
+                seats: 5,
+                seats_in_use: 4,
+                held_for_queue: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn storm_positions_must_be_one_to_n_each_exactly_once() {
+        assert_eq!(position_faults(&[3, 1, 2], 3), 0);
+        assert_eq!(position_faults(&[], 0), 0);
+        // 2 twice: one extra answer and 3 missing.
+        assert_eq!(position_faults(&[1, 2, 2], 3), 2);
+        // 0 and 4 lie outside 1..=3, which then misses 2 and 3.
+        assert_eq!(position_faults(&[0, 1, 4], 3), 4);
+        assert_eq!(position_faults(&[1, 2], 3), 1);
+    }
+
+    #[test]
+    fn queue_figures_add_up_and_a_report_whose_figures_do_not_fails() {
+        let mut queue = QueueStats {
+            queued: 5,
+            waiting_at_end: 1,
+            ..Default::default()
+        };
+        queue.record_served(ms(1500));
+        queue.record_served(ms(500));
+        queue.record_gave_up("claim_missed");
+        assert!(!queue.adds_up(), "one of the five is unaccounted for");
+        queue.record_gave_up("expired");
+        assert!(queue.adds_up());
+        assert_eq!(queue.gave_up_total(), 2);
+        let close = |got: u64, want: u64| (got as f64 - want as f64).abs() / (want as f64) < 0.002;
+        assert!(close(queue.wait_us(0.5), 500_000), "{}", queue.wait_us(0.5));
+        assert!(close(queue.wait.max(), 1_500_000));
+        let json = queue.to_json();
+        assert_eq!(json["gave_up_by_reason"]["claim_missed"], 1);
+        // To 3 significant digits.
+        let max = json["wait_ms"]["max"].as_f64().unwrap();
+        assert!((max - 1500.0).abs() < 2.0, "{max}");
+        let mut report = Report {
+            mode: "workload",
+            target: "in-process".into(),
+            elapsed: ms(10),
+            stats: Stats::default(),
+            checks: Vec::new(),
+            storm: None,
+            skipped: 0,
+            nodes: Vec::new(),
+            queue: Some(queue),
+        };
+        assert!(report.passed());
+        assert!(report
+            .to_text()
+            .contains("2 gave up (claim_missed 1, expired 1)"));
+        assert!(
+            report.to_text().contains("max 1.50s"),
+            "{}",
+            report.to_text()
+        );
+        if let Some(queue) = report.queue.as_mut() {
+            queue.queued += 1;
+        }
+        assert!(!report.passed());
+        assert!(report.to_text().contains("DO NOT ADD UP"));
+    }
+
+    #[test]
+    fn a_storm_that_queues_is_exact_only_with_every_position_once_and_the_line_drained() {
+        let mut stats = Stats::default();
+        for _ in 0..50 {
+            stats.record(Op::Login, &Outcome::Ok(()), ms(1));
+        }
+        let line = StormLine {
+            queued: 45,
+            position_faults: 0,
+            out_of_turn: 0,
+            drained: Some(ms(20)),
+        };
+        let mut report = Report {
+            mode: "storm",
+            target: "in-process".into(),
+            elapsed: ms(30),
+            stats,
+            checks: Vec::new(),
+            storm: Some(StormSummary {
+                logins: 50,
+                seats: 5,
+                wall: ms(10),
+                line: Some(line),
+            }),
+            skipped: 0,
+            nodes: Vec::new(),
+            queue: Some(QueueStats {
+                queued: 45,
+                waiting_at_end: 45,
+                ..Default::default()
+            }),
+        };
+        assert_eq!(report.admitted(), 5);
+        assert_eq!(report.storm_exact(), Some(true));
+        assert_eq!(report.to_json()["storm"]["expected_queued"], 45);
+        for broken in [
+            StormLine {
+                position_faults: 2,
+                ..line
+            },
+            StormLine {
+                out_of_turn: 1,
+                ..line
+            },
+            StormLine {
+                drained: None,
+                ..line
+            },
+            StormLine { queued: 44, ..line },
+        ] {
+            report.storm = report.storm.map(|s| StormSummary {
+                line: Some(broken),
+                ..s
+            });
+            assert_eq!(report.storm_exact(), Some(false), "{broken:?}");
+            assert!(report.to_text().contains("NOT EXACT"));
+        }
     }
 }

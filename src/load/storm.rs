@@ -272,8 +272,11 @@ async fn finish<T: Target + 'static>(
     landings: Vec<Landing<T::Token>>,
 ) -> Result<Report, String> {
     let tenants = [tenant];
+    // The measured time: the storm, then the drain of its line, if any.
+    let mut elapsed = wall;
     let (belief, line, waiting) = if config.queue {
         let (line, drained) = form_and_drain(&ctx, seats, logins, landings).await;
+        elapsed += drained.took;
         let belief = Belief {
             seats_in_use: drained.held,
             sessions: drained.held,
@@ -299,7 +302,7 @@ async fn finish<T: Target + 'static>(
     Ok(Report {
         mode: "storm",
         target: target.describe(),
-        elapsed: wall,
+        elapsed,
         stats,
         checks: checks?,
         storm: Some(StormSummary {
@@ -319,6 +322,8 @@ async fn finish<T: Target + 'static>(
 struct Drained {
     held: u32,
     waiting: Vec<String>,
+    /// From the first release to the last chain's end.
+    took: Duration,
 }
 
 /// Checks the line the storm formed, then drains it (see the module's doc), filling
@@ -362,7 +367,15 @@ async fn form_and_drain<T: Target + 'static>(
         if faults == 0 {
             storm_line.drained = Some(Duration::ZERO);
         }
-        return (storm_line, Drained { held, waiting });
+        let took = Duration::ZERO;
+        return (
+            storm_line,
+            Drained {
+                held,
+                waiting,
+                took,
+            },
+        );
     }
     let drain = Rc::new(Drain {
         line: line
@@ -384,6 +397,7 @@ async fn form_and_drain<T: Target + 'static>(
     for chain in chains {
         let _ = chain.await;
     }
+    let took = started.elapsed();
     let served = drain.served.borrow().iter().filter(|s| **s).count() as u64;
     storm_line.out_of_turn = drain.out_of_turn.get();
     if served == queued {
@@ -398,7 +412,14 @@ async fn form_and_drain<T: Target + 'static>(
         .map(|((_, user), _)| user.clone())
         .collect();
     let held = drain.held.get();
-    (storm_line, Drained { held, waiting })
+    (
+        storm_line,
+        Drained {
+            held,
+            waiting,
+            took,
+        },
+    )
 }
 
 /// What the drain's chains share.

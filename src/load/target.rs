@@ -824,4 +824,45 @@ mod tests {
         assert_eq!(records.seats, None);
         assert!(server_view(&json!({"tenant": "x"})).is_err());
     }
+
+    #[test]
+    fn a_queued_answer_becomes_a_place_and_the_queue_list_a_line() {
+        let place = place_of(
+            &json!({"ticket": "ust_abc", "position": 3, "tenant": "acme", "user": "ann",
+                "heartbeat_interval_secs": 2, "idle_timeout_secs": 10}),
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            place.ticket,
+            NodeToken {
+                token: "ust_abc".into(),
+                node: 1
+            }
+        );
+        assert_eq!(place.position, 3);
+        assert_eq!(place.heartbeat_every, Duration::from_secs(2));
+        assert!(place_of(&json!({"position": 3}), 0).is_none());
+        let line = line_of(&json!({"queue": [
+            {"position": 0, "ticket": "00ff", "user": "ann", "client": "tab",
+                "queued_at": "2026-01-01T00:00:00Z", "claim_by": "2026-01-01T00:01:00Z"},
+            {"position": 1, "ticket": "01ff", "user": "bob", "client": null,
+                "queued_at": "2026-01-01T00:00:01Z", "claim_by": null},
+        ]}))
+        .unwrap();
+        assert_eq!(
+            line,
+            [
+                LineEntry {
+                    user: "ann".into(),
+                    position: 0
+                },
+                LineEntry {
+                    user: "bob".into(),
+                    position: 1
+                }
+            ]
+        );
+        assert!(line_of(&json!({"error": "forbidden"})).is_err());
+    }
 }

@@ -316,3 +316,105 @@ fn the_check_reads_every_node_and_catches_one_that_disagrees() {
     );
     assert!(checks[0].node.is_some());
 }
+
+/// A small queueing workload: a dozen users per tenant onto three seats, ten simulated
+/// minutes a second (idle timeout 2 s, heartbeats every second, claim window 2 s).
+fn queueing(mut config: LoadConfig) -> LoadConfig {
+    config.tenants = 2;
+    config.users = 12;
+    config.seats = Some(3);
+    config.duration = Duration::from_millis(2500);
+    config.time_scale = 600.0;
+    config.idle_timeout = Duration::from_secs(1200);
+    config.queue = true;
+    config
+}
+
+/// What every queueing run must show: the line used, every queued login accounted
+/// for, and the server's line agreeing with the clients.
+fn assert_the_line_adds_up(report: &super::Report) {
+    let text = report.to_text();
+    assert!(report.passed(), "{text}");
+    let queue = report.queue.as_ref().expect("queue figures");
+    assert!(queue.queued > 0, "{text}");
+    assert!(queue.served > 0, "{text}");
+    assert_eq!(
+        queue.queued,
+        queue.served + queue.gave_up_total() + queue.waiting_at_end,
+        "{text}"
+    );
+    assert_eq!(queue.wait.len(), queue.served, "{text}");
+    assert!(report.stats.ops[&Op::TicketHeartbeat].ok > 0, "{text}");
+    assert_eq!(report.stats.ops[&Op::Claim].ok, queue.served, "{text}");
+    assert_eq!(report.stats.total().errors_total(), 0, "{text}");
+    for check in &report.checks {
+        let line = check.line.expect("the line was checked");
+        assert_eq!(line.listed, line.clients_waiting, "{text}");
+        assert_eq!(line.held, 0, "{text}");
+        assert_eq!(check.view.held_for_queue, 0, "{text}");
+    }
+    assert!(text.contains("were put in line"), "{text}");
+    let json = report.to_json();
+    assert_eq!(json["queue"]["queued"], queue.queued);
+    assert_eq!(json["queue"]["adds_up"], true);
+    assert!(json["queue"]["wait_ms"]["p90"].is_number());
+    assert!(json["operations"]["claim"]["latency_us"]["p99"].is_number());
+}
+
+#[test]
+fn users_queued_in_process_wait_in_line_and_every_queued_login_is_accounted_for() {
+    let mut config = queueing(LoadConfig::new(TargetConfig::InProcess));
+    config.seed = 4;
+    let report = run(&config).unwrap();
+    assert_the_line_adds_up(&report);
+}
+
+#[test]
+fn users_queued_over_http_wait_in_line_and_the_servers_line_agrees_with_them() {
+    let server = server();
+    let report = run(&queueing(over_http(&server))).unwrap();
+    assert_the_line_adds_up(&report);
+}
+
+/// The storm's line: exactly the seats admitted, the rest at positions 1..N−S, and
+/// every ticket served in turn as the seats are handed down.
+fn assert_the_storm_line_drained(report: &super::Report, logins: u64, seats: u64) {
+    let text = report.to_text();
+    assert!(report.passed(), "{text}");
+    assert_eq!(report.admitted(), seats, "{text}");
+    let storm = report.storm.expect("a storm");
+    let line = storm.line.expect("a line");
+    assert_eq!(line.queued, logins - seats, "{text}");
+    assert_eq!((line.position_faults, line.out_of_turn), (0, 0), "{text}");
+    assert!(line.drained.is_some(), "{text}");
+    let queue = report.queue.as_ref().expect("queue figures");
+    assert_eq!(queue.served, logins - seats, "{text}");
+    assert_eq!(queue.waiting_at_end, 0, "{text}");
+    assert_eq!(report.stats.ops[&Op::Claim].ok, logins - seats, "{text}");
+    // Every seat was released at the end, and nobody is left in line.
+    assert_eq!(report.checks[0].view.seats_in_use, 0, "{text}");
+    assert_eq!(report.checks[0].view.queued, 0, "{text}");
+    assert!(text.contains("drained in"), "{text}");
+    assert_eq!(report.to_json()["storm"]["position_faults"], 0);
+}
+
+#[test]
+fn an_in_process_storm_onto_a_queueing_tenant_queues_the_rest_in_order_and_drains() {
+    let mut config = LoadConfig::new(TargetConfig::InProcess);
+    config.storm = Some(1000);
+    config.seats = Some(100);
+    config.queue = true;
+    let report = run(&config).unwrap();
+    assert_the_storm_line_drained(&report, 1000, 100);
+}
+
+#[test]
+fn a_storm_over_http_onto_a_queueing_tenant_queues_the_rest_in_order_and_drains() {
+    let server = server();
+    let mut config = over_http(&server);
+    config.storm = Some(300);
+    config.seats = Some(30);
+    config.queue = true;
+    let report = run(&config).unwrap();
+    assert_the_storm_line_drained(&report, 300, 30);
+}
