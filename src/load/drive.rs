@@ -623,6 +623,10 @@ async fn heartbeat_all<T: Target>(world: &World<T>, clients: &mut [Client<T::Tok
     keep_places(world, clients).await;
 }
 
+/// A ticket heartbeat of the quiet phase: whose, its answer, and the claim's if it
+/// was ready.
+type PlaceKept<K> = (usize, Outcome<Standing>, Option<Outcome<Session<K>>>);
+
 /// The tickets' part of [`heartbeat_all`]: heartbeat each, claim those ready.
 async fn keep_places<T: Target>(world: &World<T>, clients: &mut [Client<T::Token>]) {
     let tickets: Vec<(usize, T::Token)> = clients
@@ -634,19 +638,18 @@ async fn keep_places<T: Target>(world: &World<T>, clients: &mut [Client<T::Token
         return;
     }
     let target = &world.ctx.target;
-    let answers: Vec<(usize, Outcome<Standing>, Option<Outcome<Session<T::Token>>>)> =
-        futures::stream::iter(tickets)
-            .map(|(c, ticket)| async move {
-                let beat = target.ticket_heartbeat(&ticket).await;
-                let claim = match InLine::after_heartbeat(&beat) {
-                    InLine::Claim => Some(target.claim(&ticket).await),
-                    _ => None,
-                };
-                (c, beat, claim)
-            })
-            .buffer_unordered(256)
-            .collect()
-            .await;
+    let answers: Vec<PlaceKept<T::Token>> = futures::stream::iter(tickets)
+        .map(|(c, ticket)| async move {
+            let beat = target.ticket_heartbeat(&ticket).await;
+            let claim = match InLine::after_heartbeat(&beat) {
+                InLine::Claim => Some(target.claim(&ticket).await),
+                _ => None,
+            };
+            (c, beat, claim)
+        })
+        .buffer_unordered(256)
+        .collect()
+        .await;
     let now = Instant::now();
     for (c, beat, claim) in answers {
         let client = &mut clients[c];
