@@ -81,9 +81,6 @@ pub trait Target {
     /// Claims a ready ticket: a session of the ticket's user.
     async fn claim(&self, ticket: &Self::Token) -> Outcome<Session<Self::Token>>;
 
-    /// Leaves the line.
-    async fn cancel_ticket(&self, ticket: &Self::Token) -> Outcome<()>;
-
     /// The tenant's waitlist as the server lists it, head first.
     async fn line(&self, tenant: &str) -> Result<Vec<LineEntry>, String>;
 
@@ -290,16 +287,19 @@ impl HttpTarget {
         }
     }
 
-    /// A ticket request, to another node than the one that queued the login.
+    /// A ticket request (`POST /v1/tickets/{ticket}/{action}`), to another node than
+    /// the one that queued the login; answers that node too.
     async fn ticket_call(
         &self,
         ticket: &NodeToken,
-        method: awc::http::Method,
         action: &str,
     ) -> (usize, Result<(u16, Value), String>) {
-        let path = format!("/v1/tickets/{}{action}", ticket.token);
+        let path = format!("/v1/tickets/{}/{action}", ticket.token);
         let node = self.spread.after_login(ticket.node);
-        (node, self.call_on(node, method, &path, None, None).await)
+        let answer = self
+            .call_on(node, awc::http::Method::POST, &path, None, None)
+            .await;
+        (node, answer)
     }
 }
 
@@ -483,10 +483,7 @@ impl Target for HttpTarget {
     }
 
     async fn ticket_heartbeat(&self, ticket: &NodeToken) -> Outcome<Standing> {
-        match self
-            .ticket_call(ticket, awc::http::Method::POST, "/heartbeat")
-            .await
-        {
+        match self.ticket_call(ticket, "heartbeat").await {
             (_, Ok((200, body))) => match body["position"].as_u64() {
                 Some(position) => Outcome::Ok(Standing {
                     position: position as u32,
@@ -500,24 +497,10 @@ impl Target for HttpTarget {
     }
 
     async fn claim(&self, ticket: &NodeToken) -> Outcome<Session<NodeToken>> {
-        match self
-            .ticket_call(ticket, awc::http::Method::POST, "/claim")
-            .await
-        {
+        match self.ticket_call(ticket, "claim").await {
             // The session's later requests go to another node than the claim.
             (node, Ok((201, body))) => session_of(&body, node)
                 .map_or_else(|| Outcome::Failed("bad_login_answer".into()), Outcome::Ok),
-            (_, Ok((status, body))) => outcome_of(status, &body),
-            (_, Err(kind)) => Outcome::Failed(kind),
-        }
-    }
-
-    async fn cancel_ticket(&self, ticket: &NodeToken) -> Outcome<()> {
-        match self
-            .ticket_call(ticket, awc::http::Method::DELETE, "")
-            .await
-        {
-            (_, Ok((204, _))) => Outcome::Ok(()),
             (_, Ok((status, body))) => outcome_of(status, &body),
             (_, Err(kind)) => Outcome::Failed(kind),
         }
@@ -693,13 +676,6 @@ impl Target for EngineTarget {
     async fn claim(&self, ticket: &SessionToken) -> Outcome<Session<SessionToken>> {
         match self.engine.claim(ticket).await {
             Ok(login) => Outcome::Ok(engine_session(login)),
-            Err(e) => engine_outcome(e),
-        }
-    }
-
-    async fn cancel_ticket(&self, ticket: &SessionToken) -> Outcome<()> {
-        match self.engine.cancel_ticket(ticket).await {
-            Ok(()) => Outcome::Ok(()),
             Err(e) => engine_outcome(e),
         }
     }

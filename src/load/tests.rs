@@ -112,9 +112,6 @@ impl Target for OverCounting {
     async fn claim(&self, ticket: &NodeToken) -> Outcome<Session<NodeToken>> {
         self.0.claim(ticket).await
     }
-    async fn cancel_ticket(&self, ticket: &NodeToken) -> Outcome<()> {
-        self.0.cancel_ticket(ticket).await
-    }
     async fn line(&self, tenant: &str) -> Result<Vec<LineEntry>, String> {
         self.0.line(tenant).await
     }
@@ -235,9 +232,6 @@ impl Target for SecondNodeOverCounts {
     }
     async fn claim(&self, ticket: &NodeToken) -> Outcome<Session<NodeToken>> {
         self.0.claim(ticket).await
-    }
-    async fn cancel_ticket(&self, ticket: &NodeToken) -> Outcome<()> {
-        self.0.cancel_ticket(ticket).await
     }
     async fn line(&self, tenant: &str) -> Result<Vec<LineEntry>, String> {
         self.0.line(tenant).await
