@@ -412,3 +412,56 @@ fn a_storm_over_http_onto_a_queueing_tenant_queues_the_rest_in_order_and_drains(
     let report = run(&config).unwrap();
     assert_the_storm_line_drained(&report, 300, 30);
 }
+
+#[test]
+fn the_line_check_reads_the_servers_line_and_names_who_it_lost() {
+    let checks = actix_web::rt::System::new().block_on(async {
+        let target = super::EngineTarget::new(crate::Engine::start(Default::default()));
+        let spec = LicenceSpec {
+            model: "concurrent".into(),
+            seats: Some(1),
+            on_limit: Some("queue".into()),
+            ..Default::default()
+        };
+        target.create_tenant("line", &spec).await.unwrap();
+        assert!(matches!(
+            target.login("line", "ann", "tab").await,
+            Outcome::Ok(Entry::Admitted(_))
+        ));
+        match target.login("line", "bob", "tab").await {
+            Outcome::Ok(Entry::Queued(place)) => assert_eq!(place.position, 1),
+            other => panic!("bob should wait in line: {other:?}"),
+        }
+        let tenants = ["line".to_string()];
+        let view = target.view("line").await.unwrap();
+        assert_eq!((view.queued, view.held_for_queue), (1, 0));
+        let belief = Belief {
+            seats_in_use: 1,
+            sessions: 1,
+        };
+        let mut agreeing = check_tenants(&target, &tenants, &[Some(belief)])
+            .await
+            .unwrap();
+        super::check_lines(&target, &tenants, &[vec!["bob".into()]], &mut agreeing)
+            .await
+            .unwrap();
+        let mut lost = check_tenants(&target, &tenants, &[Some(belief)])
+            .await
+            .unwrap();
+        let waiting = vec!["bob".to_string(), "cat".to_string()];
+        super::check_lines(&target, &tenants, &[waiting], &mut lost)
+            .await
+            .unwrap();
+        (agreeing, lost)
+    });
+    let (agreeing, lost) = checks;
+    assert!(agreeing[0].violations.is_empty(), "{:?}", agreeing[0]);
+    assert_eq!(agreeing[0].line.map(|l| l.listed), Some(1));
+    assert_eq!(
+        lost[0].violations,
+        [Violation::LineDisagrees {
+            missing: vec!["cat".into()],
+            unknown: Vec::new(),
+        }]
+    );
+}
