@@ -122,7 +122,8 @@ pub struct LoadArgs {
     pub queue: bool,
     /// With --queue: the claim window in simulated seconds. Tenants get it divided by
     /// --time-scale, and never less than two ticket heartbeat intervals, so that a client
-    /// heartbeating at the interval hears "ready" in time to claim.
+    /// heartbeating at the interval hears "ready" in time to claim. (The storm's tenant
+    /// holds a seat 600 s: its drain claims at once.)
     #[arg(long, default_value_t = 300, requires = "queue")]
     pub queue_claim: u64,
     /// Keep the run's tenants on the server afterwards.
