@@ -339,7 +339,9 @@ fn the_help_says_serve_is_the_default_and_where_the_token_and_log_filter_come_fr
         .assert()
         .success()
         .stdout(contains("quiet phase"))
-        .stdout(contains("--settle"));
+        .stdout(contains("--settle"))
+        .stdout(contains("--queue"))
+        .stdout(contains("--queue-claim"));
 }
 
 #[test]

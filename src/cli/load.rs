@@ -1,12 +1,26 @@
 //! `usher load`: drives a running server (or an in-process engine) and reports
 //! throughput, latency percentiles, refusals, errors and the seat invariant.
 //!
+//! With `--queue` the tenants queue (`on_limit = "queue"`): a user whose login is put
+//! in line waits there, heartbeating the ticket at the interval the server answered
+//! (compressed like every think time, since the tenants' idle timeout is) and claiming
+//! the seat as soon as a heartbeat says ready. The report adds the logins queued,
+//! served from the line, given up (ticket ended: `claim_missed`, `expired`) and still
+//! waiting when the window closed, the wait from the queued answer to the claim's
+//! answer (p50, p90, p99, max), and rows for ticket heartbeats and claims; the check
+//! adds the line as the server lists it against the clients' tickets. With `--storm`
+//! it checks that exactly the seats are admitted and the rest queued at positions
+//! 1 to N − S, each once, then drains the line (every seat released and handed down
+//! it in turn) and reports the time the line took to drain.
+//!
 //! ```text
 //! usher load --url http://127.0.0.1:8080 --token $USHER_ADMIN_TOKEN \
 //!     --tenants 10 --users 100 --duration 30 --time-scale 60
 //! usher load --storm 5000 --seats 500          # 5,000 simultaneous logins, 500 seats
 //! usher load --rate 5000 --duration 20         # open loop: 5,000 requests/s
 //! usher load --in-process --storm 10000 --seats 1000
+//! usher load --queue --tenants 4 --users 100 --seats 50 --time-scale 120
+//! usher load --in-process --storm 10000 --seats 1000 --queue   # and drain the line
 //! # three nodes on one Redis: requests spread over them, the check reads each
 //! usher load --url http://127.0.0.1:8081 --url http://127.0.0.1:8082 \
 //!     --url http://127.0.0.1:8083 --storm 10000 --seats 1000
@@ -99,6 +113,19 @@ pub struct LoadArgs {
     /// Seed of the users' choices, to repeat a run [default: random].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Create the tenants with on_limit = "queue": a login at the limit waits in line,
+    /// heartbeating its ticket at the answered interval and claiming the seat as soon as
+    /// it is ready, instead of being refused. Reports logins queued, served from the
+    /// line, given up and still waiting, and the wait; with --storm, checks positions
+    /// 1..N−S and drains the line. Concurrent model only.
+    #[arg(long)]
+    pub queue: bool,
+    /// With --queue: the claim window in simulated seconds. Tenants get it divided by
+    /// --time-scale, and never less than two ticket heartbeat intervals, so that a client
+    /// heartbeating at the interval hears "ready" in time to claim. (The storm's tenant
+    /// holds a seat 600 s: its drain claims at once.)
+    #[arg(long, default_value_t = 300, requires = "queue")]
+    pub queue_claim: u64,
     /// Keep the run's tenants on the server afterwards.
     #[arg(long)]
     pub keep: bool,
@@ -163,6 +190,8 @@ pub fn config(args: &LoadArgs) -> Result<LoadConfig, String> {
         config.seed = seed;
     }
     config.keep = args.keep;
+    config.queue = args.queue;
+    config.queue_claim = Duration::from_secs(args.queue_claim.max(1));
     config.settle = match args.settle {
         Some(secs) => Some(
             Duration::try_from_secs_f64(secs)
@@ -219,6 +248,19 @@ mod tests {
         assert_eq!(config.seed, 7);
         assert!(!config.progress);
         assert!(matches!(config.target, TargetConfig::Http { .. }));
+        assert!(!config.queue);
+    }
+
+    #[test]
+    fn queue_makes_the_tenants_queue_and_takes_a_claim_window() {
+        let args = parse(&["--in-process", "--queue", "--queue-claim", "120"]).unwrap();
+        let config = config(&args).unwrap();
+        assert!(config.queue);
+        assert_eq!(config.queue_claim, Duration::from_secs(120));
+        let args = parse(&["--in-process", "--queue", "--storm", "100"]).unwrap();
+        assert!(config_of(&args).unwrap().queue);
+        // A claim window means nothing without a line.
+        assert!(parse(&["--in-process", "--queue-claim", "120"]).is_err());
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub enum Command {
     /// not measured: live tabs keep heartbeating until the sessions idle users left
     /// behind have expired, so the server's counts can be compared with what the
     /// clients hold. It lasts up to one compressed idle timeout; --settle shortens it.
+    ///
+    /// With --queue the tenants queue at their limit: users put in line wait there,
+    /// heartbeating their ticket and claiming the seat when it is ready, and the report
+    /// adds the queue figures (queued, served, gave up, still waiting, the wait) and
+    /// checks the line the server lists against the clients' tickets.
     Load(load::LoadArgs),
     /// Print a shell completion script: `usher completions bash > /etc/bash_completion.d/usher`.
     Completions(docs::CompletionsArgs),

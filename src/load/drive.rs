@@ -10,9 +10,13 @@ use actix_web::rt::time::{sleep, sleep_until};
 use futures::StreamExt;
 
 use super::report::{Op, Outcome, Report};
-use super::target::Target;
-use super::workload::{Action, Mix, Names, OpenMix, OpenOp, Rng, Timetable, Timing};
-use super::{check_tenants, mixes, set_up, tear_down, timing, Ctx, LoadConfig, Progress};
+use super::target::{Entry, Session, Standing, Target};
+use super::workload::{
+    Action, Claimed, InLine, Mix, Names, OpenMix, OpenOp, Rng, Timetable, Timing,
+};
+use super::{
+    check_lines, check_tenants, mixes, set_up, tear_down, timing, Ctx, LoadConfig, Progress,
+};
 
 /// One open tab.
 struct Tab<K> {
@@ -23,11 +27,43 @@ struct Tab<K> {
     expires_by: Instant,
 }
 
+impl<K> Tab<K> {
+    /// A tab of a session admitted at `now`.
+    fn of(session: Session<K>, now: Instant) -> Self {
+        Tab {
+            token: session.token,
+            every: session.heartbeat_every,
+            next_beat: now + session.heartbeat_every,
+            expires_by: now + session.idle_timeout,
+        }
+    }
+}
+
+/// A place in line: a login at the limit of a licence that queues.
+struct Waiting<K> {
+    ticket: K,
+    every: Duration,
+    next_beat: Instant,
+    /// When the queued answer came: the wait runs from here to the claim's answer.
+    joined: Instant,
+}
+
+/// How a user left the line.
+enum LeftLine {
+    /// With a session.
+    Served,
+    /// Without: the ticket ended.
+    GaveUp,
+}
+
 /// One simulated user and what they believe they hold.
 struct Client<K> {
     tenant: usize,
     user: String,
     tabs: Vec<Tab<K>>,
+    /// The user's place in line, while a login of theirs waits for a seat: they take
+    /// no other action meanwhile (their open tabs keep heartbeating).
+    waiting: Option<Waiting<K>>,
     /// Sessions this user left behind (idle, or a request whose answer was lost) are
     /// all over by then.
     gone_until: Option<Instant>,
@@ -47,7 +83,7 @@ pub(super) async fn run<T: Target + 'static>(
 ) -> Result<Report, String> {
     let timing = timing(config);
     let names = Names::new(config.seed ^ crate::token::random_u64());
-    let plan = set_up(&*target, config, &names, timing.tenant_idle_timeout_secs()).await?;
+    let plan = set_up(&*target, config, &names, &timing).await?;
     let result = drive(target.clone(), config, timing, &plan).await;
     tear_down(&*target, config, &plan.tenants).await;
     result
@@ -67,6 +103,7 @@ async fn drive<T: Target + 'static>(
                 tenant: t,
                 user: Names::user(u),
                 tabs: Vec::new(),
+                waiting: None,
                 gone_until: None,
                 opened: 0,
             })
@@ -80,6 +117,7 @@ async fn drive<T: Target + 'static>(
         ctx: ctx.clone(),
         tenants: Rc::new(plan.tenants.clone()),
         idle: plan.idle_timeout,
+        claim_window: plan.queue_claim,
     };
     let (mix, open_mix) = mixes();
     let (mut clients, skipped) = match config.rate {
@@ -122,6 +160,8 @@ async fn drive<T: Target + 'static>(
         }
     };
     let elapsed = started.elapsed();
+    ctx.queue.borrow_mut().waiting_at_end =
+        clients.iter().filter(|c| c.waiting.is_some()).count() as u64;
     running.set(false);
     let _ = ticker.await;
     let quiet = quiet_for(&clients, Instant::now(), config.settle);
@@ -143,7 +183,19 @@ async fn drive<T: Target + 'static>(
             })
         })
         .collect();
-    let checks = check_tenants(&*target, &plan.tenants, &beliefs).await?;
+    let mut checks = check_tenants(&*target, &plan.tenants, &beliefs).await?;
+    if config.queue && settled {
+        let waiting: Vec<Vec<String>> = (0..plan.tenants.len())
+            .map(|t| {
+                clients
+                    .iter()
+                    .filter(|c| c.tenant == t && c.waiting.is_some())
+                    .map(|c| c.user.clone())
+                    .collect()
+            })
+            .collect();
+        check_lines(&*target, &plan.tenants, &waiting, &mut checks).await?;
+    }
     let stats = ctx.stats.borrow().clone();
     Ok(Report {
         mode: if config.rate.is_some() {
@@ -158,6 +210,7 @@ async fn drive<T: Target + 'static>(
         storm: None,
         skipped,
         nodes: target.spread(),
+        queue: config.queue.then(|| ctx.queue.borrow().clone()),
     })
 }
 
@@ -166,6 +219,8 @@ struct World<T: Target> {
     ctx: Rc<Ctx<T>>,
     tenants: Rc<Vec<String>>,
     idle: Duration,
+    /// The tenants' claim window (zero when they do not queue).
+    claim_window: Duration,
 }
 
 impl<T: Target> Clone for World<T> {
@@ -174,12 +229,13 @@ impl<T: Target> Clone for World<T> {
             ctx: self.ctx.clone(),
             tenants: self.tenants.clone(),
             idle: self.idle,
+            claim_window: self.claim_window,
         }
     }
 }
 
 impl<T: Target> World<T> {
-    /// Opens a tab: one login.
+    /// Opens a tab: one login. Put in line, the user waits there.
     async fn open_tab(&self, me: &mut Client<T::Token>, due: Instant) -> Outcome<()> {
         me.opened += 1;
         let label = format!("tab-{}", me.opened);
@@ -194,18 +250,95 @@ impl<T: Target> World<T> {
             )
             .await;
         let now = Instant::now();
-        match &outcome {
-            Outcome::Ok(session) => me.tabs.push(Tab {
-                token: session.token.clone(),
-                every: session.heartbeat_every,
-                next_beat: now + session.heartbeat_every,
-                expires_by: now + session.idle_timeout,
-            }),
-            // The login may have been admitted with the answer lost.
-            Outcome::Failed(_) => me.abandon(now + self.idle),
+        let class = outcome.class();
+        match outcome {
+            Outcome::Ok(Entry::Admitted(session)) => me.tabs.push(Tab::of(session, now)),
+            Outcome::Ok(Entry::Queued(place)) => {
+                self.ctx.queue.borrow_mut().queued += 1;
+                me.waiting = Some(Waiting {
+                    ticket: place.ticket,
+                    every: place.heartbeat_every,
+                    next_beat: now + place.heartbeat_every,
+                    joined: now,
+                });
+            }
+            // The login may have been admitted (or put in line) with the answer lost.
+            Outcome::Failed(_) => me.abandon(now + self.idle + self.claim_window),
             Outcome::Refused(_) | Outcome::Ended(_) => {}
         }
-        outcome.class()
+        class
+    }
+
+    /// Heartbeats the user's ticket, due at `due` and started at `start`, and claims
+    /// the seat at once if one is held for it. Answers how the user left the line, if
+    /// they did.
+    async fn ticket_heartbeat(
+        &self,
+        me: &mut Client<T::Token>,
+        due: Instant,
+        start: Instant,
+    ) -> Option<LeftLine> {
+        let ticket = me.waiting.as_ref()?.ticket.clone();
+        let answer = self
+            .ctx
+            .timed(
+                Op::TicketHeartbeat,
+                start,
+                self.ctx.target.ticket_heartbeat(&ticket),
+            )
+            .await;
+        match InLine::after_heartbeat(&answer) {
+            InLine::Claim => self.claim(me).await,
+            InLine::Wait => {
+                if let Some(w) = me.waiting.as_mut() {
+                    w.next_beat = due + w.every;
+                }
+                None
+            }
+            InLine::GiveUp(reason) => {
+                me.waiting = None;
+                self.ctx.queue.borrow_mut().record_gave_up(&reason);
+                Some(LeftLine::GaveUp)
+            }
+        }
+    }
+
+    /// Claims the seat held for the user's ticket.
+    async fn claim(&self, me: &mut Client<T::Token>) -> Option<LeftLine> {
+        let ticket = me.waiting.as_ref()?.ticket.clone();
+        let answer = self
+            .ctx
+            .timed(Op::Claim, Instant::now(), self.ctx.target.claim(&ticket))
+            .await;
+        let now = Instant::now();
+        let mut queue = self.ctx.queue.borrow_mut();
+        match Claimed::after(&answer.class()) {
+            Claimed::Served => {
+                if let Outcome::Ok(session) = answer {
+                    me.tabs.push(Tab::of(session, now));
+                }
+                let waited = me.waiting.take().map(|w| now - w.joined);
+                queue.record_served(waited.unwrap_or_default());
+                Some(LeftLine::Served)
+            }
+            Claimed::Wait => {
+                if let Some(w) = me.waiting.as_mut() {
+                    w.next_beat = now + w.every;
+                }
+                None
+            }
+            Claimed::GiveUp(reason) => {
+                me.waiting = None;
+                queue.record_gave_up(&reason);
+                Some(LeftLine::GaveUp)
+            }
+            Claimed::Lost(reason) => {
+                me.waiting = None;
+                queue.record_gave_up(&reason);
+                me.abandon(now + self.idle);
+                Some(LeftLine::GaveUp)
+            }
+        }
     }
 
     /// Heartbeats tab `i`, due at `due` and started at `start`.
@@ -282,7 +415,9 @@ async fn start_at(due: Instant) -> Instant {
 }
 
 /// One user at human pace until `stop`: logs in, opens tabs, heartbeats each tab at
-/// the server's interval, releases, logs out or walks away, comes back.
+/// the server's interval, releases, logs out or walks away, comes back. A login put
+/// in line waits there: the ticket heartbeats at the server's interval and is claimed
+/// as soon as a heartbeat says ready; a ticket that ends sends the user away to retry.
 async fn user<T: Target>(
     world: World<T>,
     mut me: Client<T::Token>,
@@ -294,14 +429,17 @@ async fn user<T: Target>(
     // Users arrive spread over their think time, not all at the first instant.
     let mut next_action = Instant::now() + rng.exponential(timing.real(timing.think));
     loop {
+        // In line, the user's next move is the ticket's heartbeat, nothing else.
+        let in_line = me.waiting.as_ref().map(|w| w.next_beat);
+        let next = in_line.unwrap_or(next_action);
         let beat = me
             .tabs
             .iter()
             .enumerate()
             .min_by_key(|(_, t)| t.next_beat)
             .map(|(i, t)| (i, t.next_beat))
-            .filter(|(_, at)| *at <= next_action);
-        let due = beat.map_or(next_action, |(_, at)| at);
+            .filter(|(_, at)| *at <= next);
+        let due = beat.map_or(next, |(_, at)| at);
         if due >= stop {
             sleep_until(stop.into()).await;
             return me;
@@ -309,6 +447,15 @@ async fn user<T: Target>(
         let start = start_at(due).await;
         if let Some((i, at)) = beat {
             world.heartbeat(&mut me, i, at, start).await;
+            continue;
+        }
+        if let Some(at) = in_line {
+            let pause = match world.ticket_heartbeat(&mut me, at, start).await {
+                None => continue,
+                Some(LeftLine::Served) => timing.stay,
+                Some(LeftLine::GaveUp) => timing.retry,
+            };
+            next_action = Instant::now() + rng.exponential(timing.real(pause));
             continue;
         }
         if me.tabs.is_empty() {
@@ -372,7 +519,11 @@ async fn open_loop<T: Target + 'static>(
             continue;
         };
         let mut me = slots.borrow_mut()[i].take().expect("checked free");
-        let op = mix.next_op(&mut rng, me.tabs.len());
+        // A user in line can only keep their place (and claim when ready).
+        let op = match me.waiting {
+            Some(_) => None,
+            None => Some(mix.next_op(&mut rng, me.tabs.len())),
+        };
         let tab = if me.tabs.is_empty() {
             0
         } else {
@@ -382,12 +533,15 @@ async fn open_loop<T: Target + 'static>(
         let (world, slots, in_flight) = (world.clone(), slots.clone(), in_flight.clone());
         actix_web::rt::spawn(async move {
             match op {
-                OpenOp::Login => {
+                None => {
+                    world.ticket_heartbeat(&mut me, due, begun).await;
+                }
+                Some(OpenOp::Login) => {
                     world.open_tab(&mut me, begun).await;
                 }
-                OpenOp::Heartbeat => world.heartbeat(&mut me, tab, due, begun).await,
-                OpenOp::Release => world.release(&mut me, tab, begun).await,
-                OpenOp::Logout => world.logout(&mut me, tab, begun).await,
+                Some(OpenOp::Heartbeat) => world.heartbeat(&mut me, tab, due, begun).await,
+                Some(OpenOp::Release) => world.release(&mut me, tab, begun).await,
+                Some(OpenOp::Logout) => world.logout(&mut me, tab, begun).await,
             }
             slots.borrow_mut()[i] = Some(me);
             in_flight.set(in_flight.get() - 1);
@@ -436,7 +590,12 @@ async fn settle<T: Target>(
         heartbeat_all(world, clients).await;
         let every = clients
             .iter()
-            .flat_map(|c| c.tabs.iter().map(|t| t.every))
+            .flat_map(|c| {
+                c.tabs
+                    .iter()
+                    .map(|t| t.every)
+                    .chain(c.waiting.as_ref().map(|w| w.every))
+            })
             .min()
             .unwrap_or(Duration::from_secs(1));
         let until = clients.iter().filter_map(|c| c.gone_until).max();
@@ -456,9 +615,70 @@ async fn settle<T: Target>(
     }
 }
 
-/// One heartbeat for every live tab, a few hundred at a time. A tab found ended is
-/// dropped; one whose heartbeat failed is given up and waited out.
+/// One heartbeat for every live tab, a few hundred at a time, then for every ticket in
+/// line, claiming those ready. A tab or ticket found ended is dropped; one whose
+/// request failed is given up and waited out. Not counted in the figures.
 async fn heartbeat_all<T: Target>(world: &World<T>, clients: &mut [Client<T::Token>]) {
+    heartbeat_tabs(world, clients).await;
+    keep_places(world, clients).await;
+}
+
+/// A ticket heartbeat of the quiet phase: whose, its answer, and the claim's if it
+/// was ready.
+type PlaceKept<K> = (usize, Outcome<Standing>, Option<Outcome<Session<K>>>);
+
+/// The tickets' part of [`heartbeat_all`]: heartbeat each, claim those ready.
+async fn keep_places<T: Target>(world: &World<T>, clients: &mut [Client<T::Token>]) {
+    let tickets: Vec<(usize, T::Token)> = clients
+        .iter()
+        .enumerate()
+        .filter_map(|(c, client)| client.waiting.as_ref().map(|w| (c, w.ticket.clone())))
+        .collect();
+    if tickets.is_empty() {
+        return;
+    }
+    let target = &world.ctx.target;
+    let answers: Vec<PlaceKept<T::Token>> = futures::stream::iter(tickets)
+        .map(|(c, ticket)| async move {
+            let beat = target.ticket_heartbeat(&ticket).await;
+            let claim = match InLine::after_heartbeat(&beat) {
+                InLine::Claim => Some(target.claim(&ticket).await),
+                _ => None,
+            };
+            (c, beat, claim)
+        })
+        .buffer_unordered(256)
+        .collect()
+        .await;
+    let now = Instant::now();
+    for (c, beat, claim) in answers {
+        let client = &mut clients[c];
+        let step = match &claim {
+            Some(answer) => Claimed::after(&answer.class()),
+            None => match InLine::after_heartbeat(&beat) {
+                InLine::GiveUp(reason) => Claimed::GiveUp(reason),
+                _ => Claimed::Wait,
+            },
+        };
+        match step {
+            Claimed::Served => {
+                if let Some(Outcome::Ok(session)) = claim {
+                    client.tabs.push(Tab::of(session, now));
+                }
+                client.waiting = None;
+            }
+            Claimed::Wait => {}
+            Claimed::GiveUp(_) => client.waiting = None,
+            Claimed::Lost(_) => {
+                client.waiting = None;
+                client.abandon(now + world.idle);
+            }
+        }
+    }
+}
+
+/// The tabs' part of [`heartbeat_all`].
+async fn heartbeat_tabs<T: Target>(world: &World<T>, clients: &mut [Client<T::Token>]) {
     let tabs: Vec<(usize, usize, T::Token)> = clients
         .iter()
         .enumerate()
@@ -503,6 +723,7 @@ mod tests {
             tenant: 0,
             user: "ann".into(),
             tabs: Vec::new(),
+            waiting: None,
             gone_until: until,
             opened: 0,
         }
@@ -550,11 +771,13 @@ mod tests {
                 ctx: Rc::new(Ctx::new(target.clone())),
                 tenants: Rc::new(vec!["acme".to_string()]),
                 idle: Duration::from_secs(2),
+                claim_window: Duration::ZERO,
             };
             let mut ann = Client {
                 tenant: 0,
                 user: "ann".into(),
                 tabs: Vec::new(),
+                waiting: None,
                 gone_until: None,
                 opened: 0,
             };

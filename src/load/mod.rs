@@ -11,12 +11,21 @@
 //!   ([`EngineTarget`]).
 //! - [`raw`] — bare pre-connected HTTP/1.1 connections for the storm.
 //! - `drive` — the simulated users and the open-loop scheduler.
-//! - `storm` — N simultaneous logins onto one tenant.
+//! - `storm` — N simultaneous logins onto one tenant; under a licence that queues,
+//!   the line they form and its draining.
 //!
 //! A run creates its own tenants (`load-<run>-t<i>`), drives them, lets the clients'
 //! abandoned sessions expire while the live tabs keep heartbeating (the quiet
 //! moment), then compares every tenant's `seats_in_use` and `sessions` with what the
 //! clients hold, and deletes the tenants unless asked to keep them.
+//!
+//! With `queue` the tenants are created with `on_limit = "queue"`: a login at the
+//! limit gets a ticket, and its user waits in line, heartbeating the ticket at the
+//! interval the server answered and claiming the seat as soon as a heartbeat says
+//! ready. The report then counts the logins queued, served from the line, given up
+//! (their ticket ended) and still waiting when the measured window closed, and the
+//! wait of those served; the check adds the line as the server lists it against the
+//! tickets the clients hold.
 //!
 //! Against several nodes (`--url` repeated) the requests are spread over them (see
 //! [`target::Spread`]): a session's heartbeats, releases and logout go to another node
@@ -37,8 +46,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-pub use report::{Belief, Op, Outcome, Report, ServerView, Stats, TenantCheck, Violation};
-pub use target::{EngineTarget, HttpTarget, Session, Target};
+pub use report::{
+    Belief, LineEntry, Op, Outcome, QueueStats, Report, ServerView, Stats, TenantCheck, Violation,
+};
+pub use target::{EngineTarget, Entry, HttpTarget, Place, Session, Standing, Target};
 use workload::{Mix, Names, OpenMix, SeatRule, Timing};
 
 use crate::engine::{Engine, EngineConfig};
@@ -98,6 +109,12 @@ pub struct LoadConfig {
     /// checks only that no tenant is over-admitted, not that the server's counts equal
     /// what the clients hold.
     pub settle: Option<Duration>,
+    /// Create the tenants with `on_limit = "queue"` (concurrent model): a login at the
+    /// limit waits in line, heartbeating its ticket, and claims its seat when told.
+    pub queue: bool,
+    /// The claim window in simulated time; tenants get it compressed, and never less
+    /// than two ticket heartbeat intervals (see [`Timing::tenant_queue_claim_secs`]).
+    pub queue_claim: Duration,
 }
 
 impl LoadConfig {
@@ -121,6 +138,8 @@ impl LoadConfig {
             keep: false,
             progress: false,
             settle: None,
+            queue: false,
+            queue_claim: Duration::from_secs(300),
         }
     }
 
@@ -136,6 +155,9 @@ impl LoadConfig {
         }
         if self.seat_per.is_some() && self.model != "concurrent" {
             return Err("--seat-per applies to the concurrent model only".into());
+        }
+        if self.queue && self.model != "concurrent" {
+            return Err("--queue applies to the concurrent model only".into());
         }
         if let TargetConfig::Http { urls, .. } = &self.target {
             if urls.is_empty() {
@@ -203,6 +225,7 @@ pub fn run(config: &LoadConfig) -> Result<Report, String> {
 struct Ctx<T: Target> {
     target: Rc<T>,
     stats: RefCell<Stats>,
+    queue: RefCell<QueueStats>,
     done: Cell<u64>,
     refused: Cell<u64>,
     errors: Cell<u64>,
@@ -213,6 +236,7 @@ impl<T: Target> Ctx<T> {
         Ctx {
             target,
             stats: RefCell::default(),
+            queue: RefCell::default(),
             done: Cell::new(0),
             refused: Cell::new(0),
             errors: Cell::new(0),
@@ -248,6 +272,8 @@ struct Plan {
     tenants: Vec<String>,
     rule: SeatRule,
     idle_timeout: Duration,
+    /// The claim window the tenants queue with (zero when they do not).
+    queue_claim: Duration,
 }
 
 /// Creates `config.tenants` tenants (named: assigns the first `seats` users).
@@ -255,8 +281,12 @@ async fn set_up<T: Target>(
     target: &T,
     config: &LoadConfig,
     names: &Names,
-    idle_timeout_secs: u64,
+    timing: &Timing,
 ) -> Result<Plan, String> {
+    let idle_timeout_secs = timing.tenant_idle_timeout_secs();
+    let queue_claim_secs = config
+        .queue
+        .then(|| timing.tenant_queue_claim_secs(config.queue_claim));
     let seats = config.seats_for(config.users as u64);
     let spec = LicenceSpec {
         model: config.model.clone(),
@@ -264,7 +294,8 @@ async fn set_up<T: Target>(
         seat_per: config.seat_per.clone(),
         idle_timeout_secs: Some(idle_timeout_secs as i64),
         max_users: Some(config.users.max(999) as i64),
-
+        on_limit: config.queue.then(|| "queue".to_string()),
+        queue_claim_secs: queue_claim_secs.map(|s| s as i64),
         ..Default::default()
     };
     let assigned = match config.model.as_str() {
@@ -290,6 +321,7 @@ async fn set_up<T: Target>(
         tenants,
         rule: SeatRule::of(&config.model, config.seat_per.as_deref(), assigned),
         idle_timeout: Duration::from_secs(idle_timeout_secs),
+        queue_claim: Duration::from_secs(queue_claim_secs.unwrap_or(0)),
     })
 }
 
@@ -346,6 +378,31 @@ async fn check_on<T: Target>(
         attempt += 1;
         actix_web::rt::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// Adds to each tenant's check its waitlist as the server lists it against the users
+/// the clients believe are waiting in it (`waiting[i]` for `tenants[i]`). A
+/// disagreement is read again a few times, as the seat check is.
+async fn check_lines<T: Target>(
+    target: &T,
+    tenants: &[String],
+    waiting: &[Vec<String>],
+    checks: &mut [TenantCheck],
+) -> Result<(), String> {
+    for ((tenant, waiting), check) in tenants.iter().zip(waiting).zip(checks.iter_mut()) {
+        let mut attempt = 0;
+        let checked = loop {
+            let listed = target.line(tenant).await?;
+            let checked = check.clone().with_line(&listed, waiting);
+            if checked.violations.len() == check.violations.len() || attempt == 3 {
+                break checked;
+            }
+            attempt += 1;
+            actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        };
+        *check = checked;
+    }
+    Ok(())
 }
 
 /// Deletes the run's tenants unless they are to be kept.

@@ -22,6 +22,10 @@ pub enum Op {
     Release,
     /// `POST /v1/sessions/{token}/logout`.
     Logout,
+    /// `POST /v1/tickets/{ticket}/heartbeat`: a place in the waitlist kept.
+    TicketHeartbeat,
+    /// `POST /v1/tickets/{ticket}/claim`: a ready ticket turned into a session.
+    Claim,
 }
 
 impl Op {
@@ -32,6 +36,8 @@ impl Op {
             Op::Heartbeat => "heartbeat",
             Op::Release => "release",
             Op::Logout => "logout",
+            Op::TicketHeartbeat => "ticket_heartbeat",
+            Op::Claim => "claim",
         }
     }
 }
@@ -42,9 +48,11 @@ pub enum Outcome<T> {
     /// Success.
     Ok(T),
     /// A login refused by the licence: `licence_limit_reached`, `user_not_licensed`,
-    /// `user_limit_reached`. The system working as sold, not an error.
+    /// `user_limit_reached`; or a claim of a ticket not ready yet (`not_ready`). The
+    /// system working as sold, not an error.
     Refused(String),
-    /// `session_ended` with its reason: the session was already over.
+    /// `session_ended` or `ticket_ended` with its reason: the session, or the place
+    /// in line, was already over.
     Ended(String),
     /// Anything else: an unexpected code, a 5xx, `overloaded`, a transport failure.
     Failed(String),
@@ -64,10 +72,12 @@ impl<T> Outcome<T> {
     /// Sorts an error code of SPEC §4 into refused, ended or failed.
     pub fn from_code(code: &str, reason: Option<&str>) -> Self {
         match code {
-            "licence_limit_reached" | "user_not_licensed" | "user_limit_reached" => {
+            "licence_limit_reached" | "user_not_licensed" | "user_limit_reached" | "not_ready" => {
                 Outcome::Refused(code.to_string())
             }
-            "session_ended" => Outcome::Ended(reason.unwrap_or("unknown").to_string()),
+            "session_ended" | "ticket_ended" => {
+                Outcome::Ended(reason.unwrap_or("unknown").to_string())
+            }
             other => Outcome::Failed(other.to_string()),
         }
     }
@@ -242,6 +252,10 @@ pub struct ServerView {
     pub seats_in_use: u32,
     /// Live sessions.
     pub sessions: u32,
+    /// Waitlist tickets in line, those a seat is held for included.
+    pub queued: u32,
+    /// Seats held for tickets at the head of the line, not yet claimed.
+    pub held_for_queue: u32,
 }
 
 /// What the clients believe they hold in one tenant once the run is quiet.
@@ -257,11 +271,14 @@ pub struct Belief {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {
     /// More seats held than the licence has: the one thing that must never happen.
+    /// A seat held for the head of the waitlist is held too.
     OverAdmitted {
         /// Seats in the licence.
         seats: u32,
-        /// Seats held.
+        /// Seats held by sessions.
         seats_in_use: u32,
+        /// Seats held for tickets at the head of the line.
+        held_for_queue: u32,
     },
     /// The server counts other seats than the clients hold.
     SeatsDisagree {
@@ -277,6 +294,19 @@ pub enum Violation {
         /// The clients' count.
         clients: u32,
     },
+    /// The waitlist the server lists is not the one the clients stand in.
+    LineDisagrees {
+        /// Users the clients believe are waiting whom the server does not list.
+        missing: Vec<String>,
+        /// Users the server lists whom no client believes is waiting.
+        unknown: Vec<String>,
+    },
+    /// Seats still held for the head of the line once the run is quiet: a ready
+    /// ticket nobody claimed, with clients that claim as soon as they hear.
+    HeldForLine {
+        /// Seats held.
+        held: u32,
+    },
 }
 
 impl std::fmt::Display for Violation {
@@ -285,7 +315,16 @@ impl std::fmt::Display for Violation {
             Violation::OverAdmitted {
                 seats,
                 seats_in_use,
+                held_for_queue: 0,
             } => write!(f, "over-admitted: {seats_in_use} seats in use of {seats}"),
+            Violation::OverAdmitted {
+                seats,
+                seats_in_use,
+                held_for_queue,
+            } => write!(
+                f,
+                "over-admitted: {seats_in_use} seats in use and {held_for_queue} held for the line, of {seats}"
+            ),
             Violation::SeatsDisagree { server, clients } => write!(
                 f,
                 "seats in use: the server counts {server}, the clients hold {clients}"
@@ -294,19 +333,60 @@ impl std::fmt::Display for Violation {
                 f,
                 "sessions: the server counts {server}, the clients hold {clients}"
             ),
+            Violation::LineDisagrees { missing, unknown } => {
+                write!(f, "waitlist:")?;
+                if !missing.is_empty() {
+                    write!(
+                        f,
+                        " {} waiting as the clients see it but not listed ({})",
+                        missing.len(),
+                        some_of(missing)
+                    )?;
+                }
+                if !unknown.is_empty() {
+                    write!(
+                        f,
+                        " {} listed whom no client holds a ticket for ({})",
+                        unknown.len(),
+                        some_of(unknown)
+                    )?;
+                }
+                Ok(())
+            }
+            Violation::HeldForLine { held } => write!(
+                f,
+                "{held} seats still held for the line with every client claiming as soon as it hears"
+            ),
         }
     }
 }
 
-/// Checks one tenant: never more seats in use than sold, and exactly what the clients
-/// hold (when they know it: `None` skips that half, e.g. mid-run).
+/// The first few names of a list, for a message.
+fn some_of(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        let _ = write!(text, ", …");
+    }
+    text
+}
+
+/// Checks one tenant: never more seats in use (or held for the line) than sold, and
+/// exactly what the clients hold (when they know it: `None` skips that half, e.g.
+/// mid-run).
 pub fn check(view: &ServerView, belief: Option<Belief>) -> Vec<Violation> {
     let mut violations = Vec::new();
     if let Some(seats) = view.seats {
-        if view.seats_in_use > seats {
+        if view.seats_in_use + view.held_for_queue > seats {
             violations.push(Violation::OverAdmitted {
                 seats,
                 seats_in_use: view.seats_in_use,
+                held_for_queue: view.held_for_queue,
             });
         }
     }
@@ -327,6 +407,71 @@ pub fn check(view: &ServerView, belief: Option<Belief>) -> Vec<Violation> {
     violations
 }
 
+/// One ticket of a tenant's waitlist as the server lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineEntry {
+    /// Whose.
+    pub user: String,
+    /// Its place in line (1 is next); 0 once a seat is held for it.
+    pub position: u32,
+}
+
+/// The waitlist as the server lists it against the tickets the clients hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineCheck {
+    /// Tickets the server lists, ready or waiting.
+    pub listed: u32,
+    /// Tickets the clients hold, believing they wait.
+    pub clients_waiting: u32,
+    /// Listed tickets a seat is held for.
+    pub held: u32,
+}
+
+/// Checks a tenant's line once the run is quiet: the server lists exactly the users
+/// the clients believe are waiting (one ticket each), and holds no seat for any of
+/// them, since a client claims as soon as its heartbeat says ready.
+pub fn check_line(listed: &[LineEntry], waiting: &[String]) -> (LineCheck, Vec<Violation>) {
+    let mut server: Vec<&str> = listed.iter().map(|e| e.user.as_str()).collect();
+    let mut clients: Vec<&str> = waiting.iter().map(String::as_str).collect();
+    server.sort_unstable();
+    clients.sort_unstable();
+    // Both sorted: walk them side by side, as a multiset difference.
+    let (mut missing, mut unknown) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < server.len() || j < clients.len() {
+        match (server.get(i), clients.get(j)) {
+            (Some(a), Some(b)) if a == b => (i, j) = (i + 1, j + 1),
+            (Some(a), Some(b)) if a < b => {
+                unknown.push(a.to_string());
+                i += 1;
+            }
+            (Some(a), None) => {
+                unknown.push(a.to_string());
+                i += 1;
+            }
+            (_, Some(b)) => {
+                missing.push(b.to_string());
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    let held = listed.iter().filter(|e| e.position == 0).count() as u32;
+    let mut violations = Vec::new();
+    if !(missing.is_empty() && unknown.is_empty()) {
+        violations.push(Violation::LineDisagrees { missing, unknown });
+    }
+    if held > 0 {
+        violations.push(Violation::HeldForLine { held });
+    }
+    let line = LineCheck {
+        listed: listed.len() as u32,
+        clients_waiting: waiting.len() as u32,
+        held,
+    };
+    (line, violations)
+}
+
 /// One tenant's check, for the report.
 #[derive(Debug, Clone)]
 pub struct TenantCheck {
@@ -338,6 +483,8 @@ pub struct TenantCheck {
     pub violations: Vec<Violation>,
     /// The node whose view this is, when several serve the tenant.
     pub node: Option<String>,
+    /// The waitlist against the clients' tickets, for a run that queues.
+    pub line: Option<LineCheck>,
 }
 
 impl TenantCheck {
@@ -349,7 +496,132 @@ impl TenantCheck {
             belief,
             violations,
             node: None,
+            line: None,
         }
+    }
+
+    /// Adds the check of the tenant's line (see [`check_line`]).
+    pub fn with_line(mut self, listed: &[LineEntry], waiting: &[String]) -> Self {
+        let (line, violations) = check_line(listed, waiting);
+        self.line = Some(line);
+        self.violations.extend(violations);
+        self
+    }
+}
+
+/// Waits in line are recorded in microseconds, up to an hour, to 3 significant digits.
+const WAIT_MAX_US: u64 = 3_600_000_000;
+
+/// The waitlist's figures: how many logins were put in line, what became of them, and
+/// how long those served waited, from the queued answer to the claim's answer.
+#[derive(Debug, Clone)]
+pub struct QueueStats {
+    /// Logins answered with a place in line.
+    pub queued: u64,
+    /// Tickets claimed: sessions served from the line.
+    pub served: u64,
+    /// Tickets that ended before their claim (`claim_missed`, `expired`, …), or whose
+    /// claim failed, by reason.
+    pub gave_up: BTreeMap<String, u64>,
+    /// Tickets still in line when the measured window closed.
+    pub waiting_at_end: u64,
+    /// Each served ticket's wait, in microseconds.
+    pub wait: Histogram<u64>,
+}
+
+impl Default for QueueStats {
+    fn default() -> Self {
+        QueueStats {
+            queued: 0,
+            served: 0,
+            gave_up: BTreeMap::new(),
+            waiting_at_end: 0,
+            wait: Histogram::new_with_bounds(1, WAIT_MAX_US, 3).expect("valid histogram bounds"),
+        }
+    }
+}
+
+impl QueueStats {
+    /// Tickets given up, all reasons.
+    pub fn gave_up_total(&self) -> u64 {
+        self.gave_up.values().sum()
+    }
+
+    /// Whether every queued login is accounted for: served, given up, or still waiting.
+    pub fn adds_up(&self) -> bool {
+        self.queued == self.served + self.gave_up_total() + self.waiting_at_end
+    }
+
+    /// The wait at quantile `q` in microseconds; 0 when nobody was served.
+    pub fn wait_us(&self, q: f64) -> u64 {
+        if self.wait.is_empty() {
+            0
+        } else {
+            self.wait.value_at_quantile(q)
+        }
+    }
+
+    /// A ticket served after waiting `wait`.
+    pub fn record_served(&mut self, wait: Duration) {
+        self.served += 1;
+        let us = (wait.as_micros() as u64).clamp(1, WAIT_MAX_US);
+        self.wait.saturating_record(us);
+    }
+
+    /// A ticket given up, for `reason`.
+    pub fn record_gave_up(&mut self, reason: &str) {
+        *self.gave_up.entry(reason.to_string()).or_default() += 1;
+    }
+
+    fn to_json(&self) -> Value {
+        let ms = |us: u64| round1(us as f64 / 1000.0);
+        json!({
+            "queued": self.queued,
+            "served": self.served,
+            "gave_up": self.gave_up_total(),
+            "gave_up_by_reason": self.gave_up,
+            "waiting_at_end": self.waiting_at_end,
+            "adds_up": self.adds_up(),
+            "wait_ms": {
+                "p50": ms(self.wait_us(0.5)),
+                "p90": ms(self.wait_us(0.9)),
+                "p99": ms(self.wait_us(0.99)),
+                "max": ms(self.wait.max()),
+                "mean": round1(if self.wait.is_empty() { 0.0 } else { self.wait.mean() / 1000.0 }),
+            },
+        })
+    }
+
+    fn to_text(&self, logins: u64) -> String {
+        let mut out = format!(
+            "queue: {} of {logins} logins answered were put in line: {} served from the line, {} gave up",
+            self.queued,
+            self.served,
+            self.gave_up_total()
+        );
+        if !self.gave_up.is_empty() {
+            let parts: Vec<String> = self
+                .gave_up
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let _ = write!(out, " ({})", parts.join(", "));
+        }
+        let _ = write!(out, ", {} still waiting at the end", self.waiting_at_end);
+        if !self.adds_up() {
+            let _ = write!(out, " — FIGURES DO NOT ADD UP");
+        }
+        if self.served > 0 {
+            let _ = write!(
+                out,
+                "\nwait in line (queued answer to claim answer): p50 {}  p90 {}  p99 {}  max {}",
+                wait(self.wait_us(0.5)),
+                wait(self.wait_us(0.9)),
+                wait(self.wait_us(0.99)),
+                wait(self.wait.max())
+            );
+        }
+        out
     }
 }
 
@@ -362,6 +634,25 @@ pub struct StormSummary {
     pub seats: u32,
     /// From the common start to the last answer.
     pub wall: Duration,
+    /// Under a licence that queues: the line the storm formed, and its draining.
+    pub line: Option<StormLine>,
+}
+
+/// The line a storm forms under a licence that queues: every login past the seats is
+/// put in line, at positions 1 to N − S, each exactly once; then the seats are
+/// released and passed down the line, one claim after the other.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StormLine {
+    /// Logins answered with a place in line.
+    pub queued: u64,
+    /// Positions of 1 to N − S not answered exactly once, plus positions outside it.
+    pub position_faults: u64,
+    /// Tickets whose heartbeat did not say ready, or whose claim failed, when their
+    /// turn came: the line did not serve first come, first served.
+    pub out_of_turn: u64,
+    /// From the first release to the last claim's answer, once every ticket was
+    /// served.
+    pub drained: Option<Duration>,
 }
 
 impl StormSummary {
@@ -369,6 +660,31 @@ impl StormSummary {
     pub fn expected_admitted(&self) -> u64 {
         self.logins.min(u64::from(self.seats))
     }
+
+    /// How many logins must be put in line: all past the seats, when the licence
+    /// queues; none otherwise.
+    pub fn expected_queued(&self) -> u64 {
+        match self.line {
+            Some(_) => self.logins - self.expected_admitted(),
+            None => 0,
+        }
+    }
+}
+
+/// How far the positions answered to a storm's queued logins are from 1 to `expected`,
+/// each exactly once: the positions missing, plus every extra answer (a duplicate or a
+/// position past `expected`).
+pub fn position_faults(positions: &[u32], expected: u64) -> u64 {
+    let mut seen = vec![0u32; expected as usize];
+    let mut extra = 0u64;
+    for &p in positions {
+        match seen.get_mut((p as usize).wrapping_sub(1)) {
+            Some(n) if *n == 0 => *n = 1,
+            _ => extra += 1,
+        }
+    }
+    let missing = seen.iter().filter(|&&n| n == 0).count() as u64;
+    missing + extra
 }
 
 /// A run's report.
@@ -390,20 +706,43 @@ pub struct Report {
     pub skipped: u64,
     /// Requests sent to each node, by URL (over HTTP).
     pub nodes: Vec<(String, u64)>,
+    /// The waitlist's figures, for a run whose tenants queue.
+    pub queue: Option<QueueStats>,
 }
 
 impl Report {
     /// Whether every invariant held (and a storm admitted exactly one login per seat
     /// without errors).
+    ///
+    /// With a waitlist, its figures must add up too, and a storm must have put every
+    /// login past the seats in line at its own position and served them in order.
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.violations.is_empty()) && self.storm_exact().unwrap_or(true)
+        self.checks.iter().all(|c| c.violations.is_empty())
+            && self.storm_exact().unwrap_or(true)
+            && self.queue.as_ref().is_none_or(QueueStats::adds_up)
     }
 
-    /// For a storm: admitted exactly `min(logins, seats)` and nothing failed.
+    /// Logins admitted at once: answered, less those put in line.
+    pub fn admitted(&self) -> u64 {
+        let login = self.stats.ops.get(&Op::Login).map_or(0, |s| s.ok);
+        login - self.queue.as_ref().map_or(0, |q| q.queued.min(login))
+    }
+
+    /// For a storm: admitted exactly `min(logins, seats)` and nothing failed; under a
+    /// licence that queues, every other login in line at positions 1 to N − S, and
+    /// the line drained in order.
     pub fn storm_exact(&self) -> Option<bool> {
         let storm = self.storm?;
         let login = self.stats.ops.get(&Op::Login).cloned().unwrap_or_default();
-        Some(login.ok == storm.expected_admitted() && login.errors_total() == 0)
+        let line_exact = storm.line.is_none_or(|line| {
+            line.queued == storm.expected_queued()
+                && line.position_faults == 0
+                && line.out_of_turn == 0
+                && line.drained.is_some()
+        });
+        Some(
+            self.admitted() == storm.expected_admitted() && login.errors_total() == 0 && line_exact,
+        )
     }
 
     /// The report as JSON.
@@ -428,6 +767,13 @@ impl Report {
                     "clients_sessions": c.belief.map(|b| b.sessions),
                     "violations": c.violations.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
                     "node": c.node,
+                    "queued": c.view.queued,
+                    "held_for_queue": c.view.held_for_queue,
+                    "line": c.line.map(|l| json!({
+                        "listed": l.listed,
+                        "clients_waiting": l.clients_waiting,
+                        "held": l.held,
+                    })),
                 })
             })
             .collect();
@@ -458,13 +804,23 @@ impl Report {
             out["storm"] = json!({
                 "logins": storm.logins,
                 "seats": storm.seats,
-                "admitted": login.ok,
+                "admitted": self.admitted(),
                 "expected_admitted": storm.expected_admitted(),
                 "refused": login.refused_total(),
                 "errors": login.errors_total(),
-                "wall_secs": (storm.wall.as_secs_f64() * 1e6).round() / 1e6,
+                "wall_secs": secs6(storm.wall),
                 "exact": self.storm_exact(),
             });
+            if let Some(line) = storm.line {
+                out["storm"]["queued"] = json!(line.queued);
+                out["storm"]["expected_queued"] = json!(storm.expected_queued());
+                out["storm"]["position_faults"] = json!(line.position_faults);
+                out["storm"]["out_of_turn"] = json!(line.out_of_turn);
+                out["storm"]["drain_secs"] = json!(line.drained.map(secs6));
+            }
+        }
+        if let Some(queue) = &self.queue {
+            out["queue"] = queue.to_json();
         }
         out
     }
@@ -543,18 +899,54 @@ impl Report {
         }
         if let Some(storm) = self.storm {
             let login = self.stats.ops.get(&Op::Login).cloned().unwrap_or_default();
+            let queued = storm
+                .line
+                .map(|line| {
+                    format!(
+                        ", {} queued (expected {}, positions {})",
+                        line.queued,
+                        storm.expected_queued(),
+                        if line.position_faults == 0 {
+                            "1 to N − S each once".to_string()
+                        } else {
+                            format!("{} off", line.position_faults)
+                        }
+                    )
+                })
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "storm: {} simultaneous logins onto {} seats: {} admitted (expected {}), {} refused, {} errors, all answered in {:.3}s — {}",
+                "storm: {} simultaneous logins onto {} seats: {} admitted (expected {}){queued}, {} refused, {} errors, all answered in {:.3}s — {}",
                 storm.logins,
                 storm.seats,
-                login.ok,
+                self.admitted(),
                 storm.expected_admitted(),
                 login.refused_total(),
                 login.errors_total(),
                 storm.wall.as_secs_f64(),
                 if self.storm_exact() == Some(true) { "exact" } else { "NOT EXACT" }
             );
+            if let Some(line) = storm.line {
+                match line.drained {
+                    Some(drained) => {
+                        let _ = writeln!(
+                            out,
+                            "line: drained in {:.3}s after the seats were released ({} served in turn, {} out of turn)",
+                            drained.as_secs_f64(),
+                            line.queued,
+                            line.out_of_turn
+                        );
+                    }
+                    None => {
+                        let _ =
+                            writeln!(out, "line: NOT DRAINED ({} out of turn)", line.out_of_turn);
+                    }
+                }
+            }
+        }
+        if let Some(queue) = &self.queue {
+            let logins = self.stats.ops.get(&Op::Login).map_or(0, |s| s.ok);
+            let _ = writeln!(out, "{}", queue.to_text(logins));
         }
         let broken: Vec<&TenantCheck> = self
             .checks
@@ -570,8 +962,13 @@ impl Report {
         } else if broken.is_empty() {
             let _ = writeln!(
                 out,
-                "invariant: held in all {} tenants (seats in use within the licence and equal to what the clients hold){}",
+                "invariant: held in all {} tenants (seats in use within the licence and equal to what the clients hold{}){}",
                 self.checks.len(),
+                if self.checks.iter().any(|c| c.line.is_some()) {
+                    "; the waitlist as listed equal to the tickets the clients hold, no seat left held for it"
+                } else {
+                    ""
+                },
                 if self.nodes.len() > 1 { ", as every node sees them" } else { "" }
             );
         } else {
@@ -590,7 +987,23 @@ impl Report {
     }
 }
 
+/// A wait in line: seconds once it is one.
+fn wait(us: u64) -> String {
+    if us >= 1_000_000 {
+        format!("{:.2}s", us as f64 / 1e6)
+    } else {
+        micros(us)
+    }
+}
+
+fn secs6(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e6
+}
+
 fn micros(us: u64) -> String {
+    if us >= 10_000_000 {
+        return format!("{:.1}s", us as f64 / 1e6);
+    }
     if us >= 10_000 {
         format!("{:.1}ms", us as f64 / 1000.0)
     } else {
@@ -695,6 +1108,8 @@ mod tests {
             seats,
             seats_in_use,
             sessions,
+            queued: 0,
+            held_for_queue: 0,
         }
     }
 
@@ -715,7 +1130,8 @@ mod tests {
             violations,
             vec![Violation::OverAdmitted {
                 seats: 500,
-                seats_in_use: 501
+                seats_in_use: 501,
+                held_for_queue: 0,
             }]
         );
         // Even when the clients (wrongly) believe the same.
@@ -777,9 +1193,11 @@ mod tests {
                 logins: 50,
                 seats: 5,
                 wall: ms(10),
+                line: None,
             }),
             skipped: 0,
             nodes: Vec::new(),
+            queue: None,
         };
         assert!(report.passed());
         assert_eq!(report.to_json()["storm"]["admitted"], 5);
@@ -802,6 +1220,7 @@ mod tests {
             storm: None,
             skipped: 0,
             nodes: Vec::new(),
+            queue: None,
         };
         assert!(report.passed());
         let text = report.to_text();
@@ -820,9 +1239,194 @@ mod tests {
             storm: None,
             skipped: 0,
             nodes: Vec::new(),
+            queue: None,
         };
         assert!(!report.passed());
         assert!(report.to_text().contains("INVARIANT BROKEN"));
         assert_eq!(report.to_json()["invariant"]["ok"], false);
+    }
+
+    fn entry(user: &str, position: u32) -> LineEntry {
+        LineEntry {
+            user: user.into(),
+            position,
+        }
+    }
+
+    fn names(users: &[&str]) -> Vec<String> {
+        users.iter().map(|u| u.to_string()).collect()
+    }
+
+    #[test]
+    fn the_line_check_passes_when_the_server_lists_exactly_who_the_clients_think_waits() {
+        let listed = [entry("bob", 2), entry("ann", 1)];
+        let (line, violations) = check_line(&listed, &names(&["ann", "bob"]));
+        assert!(violations.is_empty(), "{violations:?}");
+        assert_eq!(
+            line,
+            LineCheck {
+                listed: 2,
+                clients_waiting: 2,
+                held: 0
+            }
+        );
+        assert!(check_line(&[], &[]).1.is_empty());
+    }
+
+    #[test]
+    fn the_line_check_names_who_is_missing_or_unknown_and_seats_left_held() {
+        let listed = [entry("ann", 0), entry("cat", 1), entry("cat", 2)];
+        let (line, violations) = check_line(&listed, &names(&["ann", "bob", "cat"]));
+        assert_eq!(line.held, 1);
+        assert_eq!(
+            violations,
+            vec![
+                Violation::LineDisagrees {
+                    missing: names(&["bob"]),
+                    unknown: names(&["cat"]),
+                },
+                Violation::HeldForLine { held: 1 },
+            ]
+        );
+        let text = violations[0].to_string();
+        assert!(
+            text.contains("not listed (bob)") && text.contains("(cat)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn seats_held_for_the_line_count_against_the_licence() {
+        let mut full = view(Some(5), 4, 4);
+        full.held_for_queue = 1;
+        assert!(check(&full, None).is_empty());
+        full.held_for_queue = 2;
+        assert_eq!(
+            check(&full, None),
+            vec![Violation::OverAdmitted {
+                seats: 5,
+                seats_in_use: 4,
+                held_for_queue: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn storm_positions_must_be_one_to_n_each_exactly_once() {
+        assert_eq!(position_faults(&[3, 1, 2], 3), 0);
+        assert_eq!(position_faults(&[], 0), 0);
+        // 2 twice: one extra answer and 3 missing.
+        assert_eq!(position_faults(&[1, 2, 2], 3), 2);
+        // 0 and 4 lie outside 1..=3, which then misses 2 and 3.
+        assert_eq!(position_faults(&[0, 1, 4], 3), 4);
+        assert_eq!(position_faults(&[1, 2], 3), 1);
+    }
+
+    #[test]
+    fn queue_figures_add_up_and_a_report_whose_figures_do_not_fails() {
+        let mut queue = QueueStats {
+            queued: 5,
+            waiting_at_end: 1,
+            ..Default::default()
+        };
+        queue.record_served(ms(1500));
+        queue.record_served(ms(500));
+        queue.record_gave_up("claim_missed");
+        assert!(!queue.adds_up(), "one of the five is unaccounted for");
+        queue.record_gave_up("expired");
+        assert!(queue.adds_up());
+        assert_eq!(queue.gave_up_total(), 2);
+        let close = |got: u64, want: u64| (got as f64 - want as f64).abs() / (want as f64) < 0.002;
+        assert!(close(queue.wait_us(0.5), 500_000), "{}", queue.wait_us(0.5));
+        assert!(close(queue.wait.max(), 1_500_000));
+        let json = queue.to_json();
+        assert_eq!(json["gave_up_by_reason"]["claim_missed"], 1);
+        // To 3 significant digits.
+        let max = json["wait_ms"]["max"].as_f64().unwrap();
+        assert!((max - 1500.0).abs() < 2.0, "{max}");
+        let mut report = Report {
+            mode: "workload",
+            target: "in-process".into(),
+            elapsed: ms(10),
+            stats: Stats::default(),
+            checks: Vec::new(),
+            storm: None,
+            skipped: 0,
+            nodes: Vec::new(),
+            queue: Some(queue),
+        };
+        assert!(report.passed());
+        assert!(report
+            .to_text()
+            .contains("2 gave up (claim_missed 1, expired 1)"));
+        assert!(
+            report.to_text().contains("max 1.50s"),
+            "{}",
+            report.to_text()
+        );
+        if let Some(queue) = report.queue.as_mut() {
+            queue.queued += 1;
+        }
+        assert!(!report.passed());
+        assert!(report.to_text().contains("DO NOT ADD UP"));
+    }
+
+    #[test]
+    fn a_storm_that_queues_is_exact_only_with_every_position_once_and_the_line_drained() {
+        let mut stats = Stats::default();
+        for _ in 0..50 {
+            stats.record(Op::Login, &Outcome::Ok(()), ms(1));
+        }
+        let line = StormLine {
+            queued: 45,
+            position_faults: 0,
+            out_of_turn: 0,
+            drained: Some(ms(20)),
+        };
+        let mut report = Report {
+            mode: "storm",
+            target: "in-process".into(),
+            elapsed: ms(30),
+            stats,
+            checks: Vec::new(),
+            storm: Some(StormSummary {
+                logins: 50,
+                seats: 5,
+                wall: ms(10),
+                line: Some(line),
+            }),
+            skipped: 0,
+            nodes: Vec::new(),
+            queue: Some(QueueStats {
+                queued: 45,
+                waiting_at_end: 45,
+                ..Default::default()
+            }),
+        };
+        assert_eq!(report.admitted(), 5);
+        assert_eq!(report.storm_exact(), Some(true));
+        assert_eq!(report.to_json()["storm"]["expected_queued"], 45);
+        for broken in [
+            StormLine {
+                position_faults: 2,
+                ..line
+            },
+            StormLine {
+                out_of_turn: 1,
+                ..line
+            },
+            StormLine {
+                drained: None,
+                ..line
+            },
+            StormLine { queued: 44, ..line },
+        ] {
+            report.storm = report.storm.map(|s| StormSummary {
+                line: Some(broken),
+                ..s
+            });
+            assert_eq!(report.storm_exact(), Some(false), "{broken:?}");
+            assert!(report.to_text().contains("NOT EXACT"));
+        }
     }
 }

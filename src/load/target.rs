@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::report::{Outcome, ServerView};
+use super::report::{LineEntry, Outcome, ServerView};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::ids::{TenantId, UserId};
@@ -23,6 +23,37 @@ pub struct Session<K> {
     pub heartbeat_every: Duration,
     /// The idle timeout in force.
     pub idle_timeout: Duration,
+}
+
+/// What a login came to: a session, or, under a licence that queues, a place in line.
+#[derive(Debug, Clone)]
+pub enum Entry<K> {
+    /// Admitted at once.
+    Admitted(Session<K>),
+    /// Put in the tenant's waitlist (`202`).
+    Queued(Place<K>),
+}
+
+/// A place in a tenant's waitlist, as a client keeps it.
+#[derive(Debug, Clone)]
+pub struct Place<K> {
+    /// The ticket: a credential like a session token.
+    pub ticket: K,
+    /// Its place in line when queued: 1 is next.
+    pub position: u32,
+    /// How often the server asks for a ticket heartbeat.
+    pub heartbeat_every: Duration,
+    /// The ticket ends after this long without a heartbeat.
+    pub idle_timeout: Duration,
+}
+
+/// Where a ticket stands, as its heartbeat answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// Its place in line (1 is next); 0 once a seat is held for it.
+    pub position: u32,
+    /// A seat is held for it: claim it now.
+    pub ready: bool,
 }
 
 /// The operations the load tool drives. Futures are not `Send`: the tool runs on one
@@ -41,8 +72,17 @@ pub trait Target {
     /// Assigns a named seat (or registers the user).
     async fn assign(&self, tenant: &str, user: &str) -> Result<(), String>;
 
-    /// Logs in one tab.
-    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Session<Self::Token>>;
+    /// Logs in one tab: a session, or under a licence that queues, a place in line.
+    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Entry<Self::Token>>;
+
+    /// Heartbeats a ticket: it keeps its place, and hears when a seat is held for it.
+    async fn ticket_heartbeat(&self, ticket: &Self::Token) -> Outcome<Standing>;
+
+    /// Claims a ready ticket: a session of the ticket's user.
+    async fn claim(&self, ticket: &Self::Token) -> Outcome<Session<Self::Token>>;
+
+    /// The tenant's waitlist as the server lists it, head first.
+    async fn line(&self, tenant: &str) -> Result<Vec<LineEntry>, String>;
 
     /// Heartbeats one tab.
     async fn heartbeat(&self, token: &Self::Token) -> Outcome<()>;
@@ -246,6 +286,68 @@ impl HttpTarget {
             Err(kind) => Outcome::Failed(kind),
         }
     }
+
+    /// A ticket request (`POST /v1/tickets/{ticket}/{action}`), to another node than
+    /// the one that queued the login; answers that node too.
+    async fn ticket_call(
+        &self,
+        ticket: &NodeToken,
+        action: &str,
+    ) -> (usize, Result<(u16, Value), String>) {
+        let path = format!("/v1/tickets/{}/{action}", ticket.token);
+        let node = self.spread.after_login(ticket.node);
+        let answer = self
+            .call_on(node, awc::http::Method::POST, &path, None, None)
+            .await;
+        (node, answer)
+    }
+}
+
+/// A `201` login answer as a client keeps it, its token tagged with `node`.
+fn session_of(body: &Value, node: usize) -> Option<Session<NodeToken>> {
+    Some(Session {
+        token: NodeToken {
+            token: body["session"].as_str()?.to_string(),
+            node,
+        },
+        heartbeat_every: Duration::from_secs(body["heartbeat_interval_secs"].as_u64()?.max(1)),
+        idle_timeout: Duration::from_secs(body["idle_timeout_secs"].as_u64()?),
+    })
+}
+
+/// A `202` queued answer as a client keeps it, its ticket tagged with `node`.
+pub(crate) fn place_of(body: &Value, node: usize) -> Option<Place<NodeToken>> {
+    Some(Place {
+        ticket: NodeToken {
+            token: body["ticket"].as_str()?.to_string(),
+            node,
+        },
+        position: u32::try_from(body["position"].as_u64()?).ok()?,
+        heartbeat_every: Duration::from_secs(body["heartbeat_interval_secs"].as_u64()?.max(1)),
+        idle_timeout: Duration::from_secs(body["idle_timeout_secs"].as_u64()?),
+    })
+}
+
+/// `{"queue": [...]}` as the check reads it.
+pub fn line_of(body: &Value) -> Result<Vec<LineEntry>, String> {
+    let entries = body["queue"]
+        .as_array()
+        .ok_or("the queue list has no queue")?;
+    entries
+        .iter()
+        .map(|e| {
+            Ok(LineEntry {
+                user: e["user"]
+                    .as_str()
+                    .ok_or("a queue entry has no user")?
+                    .to_string(),
+                position: e["position"]
+                    .as_u64()
+                    .and_then(|p| u32::try_from(p).ok())
+                    .ok_or("a queue entry has no position")?,
+            })
+        })
+        .collect()
 }
 
 /// A transport failure in a word, for the report.
@@ -293,6 +395,9 @@ pub fn server_view(body: &Value) -> Result<ServerView, String> {
         seats: body["seats"].as_u64().map(|n| n as u32),
         seats_in_use: number("seats_in_use")?,
         sessions: number("sessions")?,
+        // A server from before the waitlist has no line to count.
+        queued: body["queued"].as_u64().map_or(0, |n| n as u32),
+        held_for_queue: body["held_for_queue"].as_u64().map_or(0, |n| n as u32),
     })
 }
 
@@ -350,7 +455,7 @@ impl Target for HttpTarget {
         .map(drop)
     }
 
-    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Session<NodeToken>> {
+    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Entry<NodeToken>> {
         let key = self.key_or_admin(tenant);
         let body = serde_json::json!({"user": user, "client": client});
         let node = self.spread.next();
@@ -364,24 +469,56 @@ impl Target for HttpTarget {
             )
             .await;
         match answer {
-            Ok((201, body)) => match (
-                body["session"].as_str(),
-                body["heartbeat_interval_secs"].as_u64(),
-                body["idle_timeout_secs"].as_u64(),
-            ) {
-                (Some(token), Some(every), Some(idle)) => Outcome::Ok(Session {
-                    token: NodeToken {
-                        token: token.to_string(),
-                        node,
-                    },
-                    heartbeat_every: Duration::from_secs(every.max(1)),
-                    idle_timeout: Duration::from_secs(idle),
-                }),
-                _ => Outcome::Failed("bad_login_answer".into()),
-            },
+            Ok((201, body)) => session_of(&body, node).map_or_else(
+                || Outcome::Failed("bad_login_answer".into()),
+                |s| Outcome::Ok(Entry::Admitted(s)),
+            ),
+            Ok((202, body)) => place_of(&body, node).map_or_else(
+                || Outcome::Failed("bad_queued_answer".into()),
+                |p| Outcome::Ok(Entry::Queued(p)),
+            ),
             Ok((status, body)) => outcome_of(status, &body),
             Err(kind) => Outcome::Failed(kind),
         }
+    }
+
+    async fn ticket_heartbeat(&self, ticket: &NodeToken) -> Outcome<Standing> {
+        match self.ticket_call(ticket, "heartbeat").await {
+            (_, Ok((200, body))) => match body["position"].as_u64() {
+                Some(position) => Outcome::Ok(Standing {
+                    position: position as u32,
+                    ready: body["ready"].as_bool().unwrap_or(false),
+                }),
+                None => Outcome::Failed("bad_ticket_answer".into()),
+            },
+            (_, Ok((status, body))) => outcome_of(status, &body),
+            (_, Err(kind)) => Outcome::Failed(kind),
+        }
+    }
+
+    async fn claim(&self, ticket: &NodeToken) -> Outcome<Session<NodeToken>> {
+        match self.ticket_call(ticket, "claim").await {
+            // The session's later requests go to another node than the claim.
+            (node, Ok((201, body))) => session_of(&body, node)
+                .map_or_else(|| Outcome::Failed("bad_login_answer".into()), Outcome::Ok),
+            (_, Ok((status, body))) => outcome_of(status, &body),
+            (_, Err(kind)) => Outcome::Failed(kind),
+        }
+    }
+
+    async fn line(&self, tenant: &str) -> Result<Vec<LineEntry>, String> {
+        let key = self.key_or_admin(tenant);
+        let body = expect_ok(
+            self.call(
+                awc::http::Method::GET,
+                &format!("/v1/tenants/{tenant}/queue"),
+                Some(&key),
+                None,
+            )
+            .await,
+            &format!("reading the waitlist of {tenant}"),
+        )?;
+        line_of(&body)
     }
 
     async fn heartbeat(&self, token: &NodeToken) -> Outcome<()> {
@@ -453,8 +590,19 @@ impl EngineTarget {
 
 fn engine_outcome<T>(error: Error) -> Outcome<T> {
     match error {
-        Error::SessionEnded { reason } => Outcome::Ended(reason.as_str().to_string()),
+        Error::SessionEnded { reason } | Error::TicketEnded { reason } => {
+            Outcome::Ended(reason.as_str().to_string())
+        }
         other => Outcome::from_code(other.code(), None),
+    }
+}
+
+/// An engine login as a client keeps it.
+fn engine_session(login: crate::engine::Login) -> Session<SessionToken> {
+    Session {
+        token: login.token,
+        heartbeat_every: login.heartbeat_interval.max(Duration::from_secs(1)),
+        idle_timeout: login.idle_timeout,
     }
 }
 
@@ -494,25 +642,58 @@ impl Target for EngineTarget {
             .map_err(|e| e.to_string())
     }
 
-    async fn login(
-        &self,
-        tenant: &str,
-        user: &str,
-        client: &str,
-    ) -> Outcome<Session<SessionToken>> {
+    async fn login(&self, tenant: &str, user: &str, client: &str) -> Outcome<Entry<SessionToken>> {
         let (tenant, user) = match ids(tenant, Some(user)) {
             Ok((t, Some(u))) => (t, u),
             Ok(_) => return Outcome::Failed("invalid_request".into()),
             Err(e) => return engine_outcome(e),
         };
-        match self.engine.login(&tenant, &user, Some(client)).await {
-            Ok(login) => Outcome::Ok(Session {
-                token: login.token,
-                heartbeat_every: login.heartbeat_interval.max(Duration::from_secs(1)),
-                idle_timeout: login.idle_timeout,
+        // `enter` is `login` but for a licence that queues, as the HTTP route is.
+        match self.engine.enter(&tenant, &user, Some(client)).await {
+            Ok(crate::engine::Entry::Admitted(login)) => {
+                Outcome::Ok(Entry::Admitted(engine_session(login)))
+            }
+            Ok(crate::engine::Entry::Queued(ticket)) => Outcome::Ok(Entry::Queued(Place {
+                ticket: ticket.token,
+                position: ticket.position,
+                heartbeat_every: ticket.heartbeat_interval.max(Duration::from_secs(1)),
+                idle_timeout: ticket.idle_timeout,
+            })),
+            Err(e) => engine_outcome(e),
+        }
+    }
+
+    async fn ticket_heartbeat(&self, ticket: &SessionToken) -> Outcome<Standing> {
+        match self.engine.ticket_heartbeat(ticket).await {
+            Ok(status) => Outcome::Ok(Standing {
+                position: status.position,
+                ready: status.claim_by.is_some(),
             }),
             Err(e) => engine_outcome(e),
         }
+    }
+
+    async fn claim(&self, ticket: &SessionToken) -> Outcome<Session<SessionToken>> {
+        match self.engine.claim(ticket).await {
+            Ok(login) => Outcome::Ok(engine_session(login)),
+            Err(e) => engine_outcome(e),
+        }
+    }
+
+    async fn line(&self, tenant: &str) -> Result<Vec<LineEntry>, String> {
+        let (tenant, _) = ids(tenant, None).map_err(|e| e.to_string())?;
+        let line = self
+            .engine
+            .waitlist(&tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(line
+            .into_iter()
+            .map(|e| LineEntry {
+                user: e.user.to_string(),
+                position: e.position,
+            })
+            .collect())
     }
 
     async fn heartbeat(&self, token: &SessionToken) -> Outcome<()> {
@@ -548,6 +729,8 @@ impl Target for EngineTarget {
             seats: view.seats,
             seats_in_use: view.seats_in_use,
             sessions: view.sessions,
+            queued: view.queued,
+            held_for_queue: view.held_for_queue,
         })
     }
 
@@ -606,7 +789,9 @@ mod tests {
                 tenant: "acme".into(),
                 seats: Some(5),
                 seats_in_use: 3,
-                sessions: 4
+                sessions: 4,
+                queued: 0,
+                held_for_queue: 0,
             }
         );
         let records =
@@ -614,5 +799,46 @@ mod tests {
                 .unwrap();
         assert_eq!(records.seats, None);
         assert!(server_view(&json!({"tenant": "x"})).is_err());
+    }
+
+    #[test]
+    fn a_queued_answer_becomes_a_place_and_the_queue_list_a_line() {
+        let place = place_of(
+            &json!({"ticket": "ust_abc", "position": 3, "tenant": "acme", "user": "ann",
+                "heartbeat_interval_secs": 2, "idle_timeout_secs": 10}),
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            place.ticket,
+            NodeToken {
+                token: "ust_abc".into(),
+                node: 1
+            }
+        );
+        assert_eq!(place.position, 3);
+        assert_eq!(place.heartbeat_every, Duration::from_secs(2));
+        assert!(place_of(&json!({"position": 3}), 0).is_none());
+        let line = line_of(&json!({"queue": [
+            {"position": 0, "ticket": "00ff", "user": "ann", "client": "tab",
+                "queued_at": "2026-01-01T00:00:00Z", "claim_by": "2026-01-01T00:01:00Z"},
+            {"position": 1, "ticket": "01ff", "user": "bob", "client": null,
+                "queued_at": "2026-01-01T00:00:01Z", "claim_by": null},
+        ]}))
+        .unwrap();
+        assert_eq!(
+            line,
+            [
+                LineEntry {
+                    user: "ann".into(),
+                    position: 0
+                },
+                LineEntry {
+                    user: "bob".into(),
+                    position: 1
+                }
+            ]
+        );
+        assert!(line_of(&json!({"error": "forbidden"})).is_err());
     }
 }

@@ -5,6 +5,9 @@
 
 use std::time::Duration;
 
+use super::report::Outcome;
+use super::target::Standing;
+
 /// A small seeded generator (SplitMix64): reproducible runs with `--seed`, and no
 /// dependency for a load tool that needs no cryptographic quality.
 #[derive(Debug, Clone)]
@@ -242,6 +245,82 @@ impl Timing {
     pub fn tenant_idle_timeout_secs(&self) -> u64 {
         (self.real(self.idle_timeout).as_secs_f64().round() as u64).max(MIN_IDLE_TIMEOUT_SECS)
     }
+
+    /// The heartbeat interval the server hands out to the tenants the tool creates: a
+    /// quarter of their idle timeout, at least a second (as `Licence::heartbeat_interval`).
+    pub fn tenant_heartbeat_secs(&self) -> u64 {
+        (self.tenant_idle_timeout_secs() / 4).max(1)
+    }
+
+    /// The claim window to create queueing tenants with, in whole seconds: the
+    /// simulated `claim` compressed, but never less than two heartbeat intervals, since
+    /// a client that heartbeats its ticket at the interval it was given hears that it
+    /// is ready up to one interval late, and must still be in time to claim.
+    pub fn tenant_queue_claim_secs(&self, claim: Duration) -> u64 {
+        let compressed = self.real(claim).as_secs_f64().round() as u64;
+        compressed
+            .max(2 * self.tenant_heartbeat_secs())
+            .clamp(1, MAX_QUEUE_CLAIM_SECS)
+    }
+}
+
+/// The longest claim window a licence takes.
+const MAX_QUEUE_CLAIM_SECS: u64 = 3600;
+
+/// What a client standing in line does once its ticket heartbeat is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InLine {
+    /// A seat is held for it: claim at once.
+    Claim,
+    /// Still in line (or the answer was lost): heartbeat again an interval after this
+    /// heartbeat was due.
+    Wait,
+    /// The ticket is over (`expired`, `claim_missed`, …, or unknown): out of the line.
+    GiveUp(String),
+}
+
+impl InLine {
+    /// The step after a ticket heartbeat's answer.
+    pub fn after_heartbeat(answer: &Outcome<Standing>) -> Self {
+        match answer {
+            Outcome::Ok(standing) if standing.ready => InLine::Claim,
+            Outcome::Ok(_) | Outcome::Refused(_) => InLine::Wait,
+            Outcome::Ended(reason) => InLine::GiveUp(reason.clone()),
+            Outcome::Failed(kind) if kind == "ticket_not_found" => InLine::GiveUp(kind.clone()),
+            // A transport failure: the place is kept until the ticket's idle timeout,
+            // and the next heartbeat is in time for it.
+            Outcome::Failed(_) => InLine::Wait,
+        }
+    }
+}
+
+/// What became of a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// A session: the user is in, served from the line.
+    Served,
+    /// Not ready after all (its user's seat, which it was to share, went meanwhile):
+    /// back to heartbeating at its place.
+    Wait,
+    /// The ticket is over: out of the line.
+    GiveUp(String),
+    /// The answer was lost: the claim may have become a session nobody heartbeats.
+    /// Out of the line, and the session, if any, is waited out.
+    Lost(String),
+}
+
+impl Claimed {
+    /// The step after a claim's answer.
+    pub fn after(answer: &Outcome<()>) -> Self {
+        match answer {
+            Outcome::Ok(()) => Claimed::Served,
+            Outcome::Refused(code) if code == "not_ready" => Claimed::Wait,
+            Outcome::Ended(reason) => Claimed::GiveUp(reason.clone()),
+            Outcome::Refused(code) => Claimed::GiveUp(code.clone()),
+            Outcome::Failed(kind) if kind == "ticket_not_found" => Claimed::GiveUp(kind.clone()),
+            Outcome::Failed(kind) => Claimed::Lost(kind.clone()),
+        }
+    }
 }
 
 /// The open-loop timetable: request `k` is due `k / rate` seconds after the start,
@@ -420,6 +499,68 @@ mod tests {
         assert_eq!(fast.tenant_idle_timeout_secs(), MIN_IDLE_TIMEOUT_SECS);
         // A nonsensical scale means real time.
         assert_eq!(Timing::new(0.0, Duration::from_secs(600)).scale, 1.0);
+    }
+
+    #[test]
+    fn the_claim_window_is_compressed_but_leaves_two_ticket_heartbeats() {
+        // Ten simulated minutes of idle timeout at 60×: 10 s, heartbeats every 2 s.
+        let timing = Timing::new(60.0, Duration::from_secs(600));
+        assert_eq!(timing.tenant_heartbeat_secs(), 2);
+        // Five simulated minutes of claim window: 5 s, more than two heartbeats.
+        assert_eq!(timing.tenant_queue_claim_secs(Duration::from_secs(300)), 5);
+        // A minute would be 1 s: raised to two heartbeat intervals.
+        assert_eq!(timing.tenant_queue_claim_secs(Duration::from_secs(60)), 4);
+        // At the floor of the idle timeout the heartbeat is a second.
+        let fast = Timing::new(10_000.0, Duration::from_secs(600));
+        assert_eq!(fast.tenant_queue_claim_secs(Duration::from_secs(60)), 2);
+        // Real time: the window given, up to the licence's most.
+        let real = Timing::new(1.0, Duration::from_secs(600));
+        assert_eq!(real.tenant_queue_claim_secs(Duration::from_secs(400)), 400);
+        assert_eq!(
+            real.tenant_queue_claim_secs(Duration::from_secs(9000)),
+            3600
+        );
+    }
+
+    #[test]
+    fn a_client_in_line_claims_when_ready_waits_otherwise_and_leaves_when_its_ticket_ends() {
+        let standing = |position, ready| Outcome::Ok(Standing { position, ready });
+        assert_eq!(InLine::after_heartbeat(&standing(0, true)), InLine::Claim);
+        assert_eq!(InLine::after_heartbeat(&standing(3, false)), InLine::Wait);
+        assert_eq!(
+            InLine::after_heartbeat(&Outcome::Ended("claim_missed".into())),
+            InLine::GiveUp("claim_missed".into())
+        );
+        assert_eq!(
+            InLine::after_heartbeat(&Outcome::from_code("ticket_ended", Some("expired"))),
+            InLine::GiveUp("expired".into())
+        );
+        // A lost answer keeps the place; an unknown ticket does not.
+        assert_eq!(
+            InLine::after_heartbeat(&Outcome::Failed("timeout".into())),
+            InLine::Wait
+        );
+        assert_eq!(
+            InLine::after_heartbeat(&Outcome::from_code("ticket_not_found", None)),
+            InLine::GiveUp("ticket_not_found".into())
+        );
+    }
+
+    #[test]
+    fn a_claim_serves_or_sends_back_to_the_line_or_ends_it() {
+        assert_eq!(Claimed::after(&Outcome::Ok(())), Claimed::Served);
+        assert_eq!(
+            Claimed::after(&Outcome::from_code("not_ready", None)),
+            Claimed::Wait
+        );
+        assert_eq!(
+            Claimed::after(&Outcome::from_code("ticket_ended", Some("claim_missed"))),
+            Claimed::GiveUp("claim_missed".into())
+        );
+        assert_eq!(
+            Claimed::after(&Outcome::Failed("timeout".into())),
+            Claimed::Lost("timeout".into())
+        );
     }
 
     #[test]
