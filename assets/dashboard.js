@@ -822,8 +822,12 @@
       : "nothing changed. Saving would make it:");
     setText($("preview-licence"), describeLicence(p));
     $("preview-held").hidden = !!p.creates;
+    var line = [];
+    if (p.queued) line.push(p.queued + " in line (" + plural(p.held_for_queue || 0, "seat", "seats") + " held for it)");
+    if (effects.tickets_ended) line.push(plural(effects.tickets_ended, "ticket", "tickets") + " in line ended");
     setText($("preview-held"), "Under it: " + plural(p.seats_in_use || 0, "seat", "seats") + " in use · " +
-      plural(p.sessions || 0, "session", "sessions") + " · " + plural(p.users || 0, "user account", "user accounts"));
+      plural(p.sessions || 0, "session", "sessions") + " · " + plural(p.users || 0, "user account", "user accounts") +
+      (line.length ? " · " + line.join(" · ") : ""));
     $("preview-effects").hidden = !!p.creates;
     setText($("preview-seats-over"), seatsOver
       ? plural(seatsOver, "seat", "seats") + " held past the new limit" : "No seat held past the new limit");

@@ -693,7 +693,8 @@ fn a_dry_run_says_what_a_lowered_licence_would_do_and_changes_nothing() {
             "tenant": "acme", "model": "concurrent", "seats": 1, "seat_per": "user",
             "idle_timeout_secs": 600, "max_users": 2, "seats_in_use": 3, "sessions": 3,
             "users": 3, "records": 0, "queued": 0, "held_for_queue": 0, "creates": false,
-            "effects": {"seats_over_limit": 2, "users_over_limit": 1, "named_seats_lost": []},
+            "effects": {"seats_over_limit": 2, "users_over_limit": 1, "named_seats_lost": [],
+                        "tickets_ended": 0},
         })
     );
     assert_eq!(server.shown("acme"), before, "a dry run changed the tenant");

@@ -540,8 +540,12 @@ fn dry_run_text(tenant: &str, answer: &Value) -> String {
             lost.join(", ")
         ),
     };
+    let ended = match effects["tickets_ended"].as_u64().unwrap_or(0) {
+        0 => String::new(),
+        n => format!("; {} in line ended", plural(n, "ticket", "tickets")),
+    };
     format!(
-        "{tenant}: dry run, nothing changed: {licence}; {held}\n{tenant}: {}; {}; {lost}",
+        "{tenant}: dry run, nothing changed: {licence}; {held}\n{tenant}: {}; {}; {lost}{ended}",
         over(
             "seats_over_limit",
             "seat",

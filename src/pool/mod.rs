@@ -788,6 +788,7 @@ impl PoolState {
             view: self.view(),
             assigned: self.assigned,
             active_users: self.active_users,
+            kept: self.graces.held(),
             named,
         }
     }

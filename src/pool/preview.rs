@@ -25,6 +25,8 @@ pub struct Holdings {
     pub assigned: u32,
     /// Users with at least one live session.
     pub active_users: u32,
+    /// Concurrent: seats kept for their users under the reload grace.
+    pub kept: u32,
     /// The users holding a named seat, when the change takes them away
     /// ([`takes_named_seats`]); empty otherwise.
     pub named: Vec<UserId>,
@@ -50,6 +52,9 @@ pub struct LicenceEffects {
     /// byte order. Their sessions stay until they end.
     #[cfg_attr(feature = "server", schema(value_type = Vec<String>))]
     pub named_seats_lost: Vec<UserId>,
+    /// Waitlist tickets the change would end (`evicted`): a licence that is not
+    /// concurrent has no line.
+    pub tickets_ended: u32,
 }
 
 /// A licence change not made: the tenant as it would be, and what the change would do.
@@ -74,8 +79,22 @@ pub fn preview(tenant: &TenantId, now: Option<Holdings>, licence: Licence) -> Li
         view: TenantView::of(tenant.clone(), &licence),
         assigned: 0,
         active_users: 0,
+        kept: 0,
         named: Vec::new(),
     });
+    // Seats kept under the reload grace stay kept under the same seat rule and a grace
+    // (as `PoolState::set_licence` keeps them).
+    let keeps = |l: &Licence| match l.model {
+        LicenceModel::Concurrent { seat_per, .. } if !l.policies.reload_grace.is_zero() => {
+            Some(seat_per)
+        }
+        _ => None,
+    };
+    let kept = if keeps(&licence).is_some() && keeps(&licence) == keeps(&now.licence) {
+        now.kept
+    } else {
+        0
+    };
     let seats_in_use = match licence.model {
         LicenceModel::Named { .. } => match now.licence.model {
             LicenceModel::Named { .. } => now.assigned,
@@ -85,9 +104,23 @@ pub fn preview(tenant: &TenantId, now: Option<Holdings>, licence: Licence) -> Li
         LicenceModel::Concurrent {
             seat_per: SeatPer::Session,
             ..
-        } => now.view.sessions,
-        LicenceModel::Concurrent { .. } | LicenceModel::Records => now.active_users,
+        } => now.view.sessions + kept,
+        LicenceModel::Concurrent { .. } => now.active_users + kept,
+        LicenceModel::Records => now.active_users,
     };
+    // The line stays under a concurrent licence, and a raised one holds a seat at once
+    // for each ticket at its head that a free seat can serve (those waiting are about
+    // the tickets in line less those a seat is held for).
+    let concurrent = matches!(licence.model, LicenceModel::Concurrent { .. });
+    let (queued, mut held) = if concurrent {
+        (now.view.queued, now.view.held_for_queue)
+    } else {
+        (0, 0)
+    };
+    if let Some(limit) = licence.limit() {
+        let free = limit.saturating_sub(seats_in_use + held);
+        held += free.min(queued.saturating_sub(held));
+    }
     let mut named_seats_lost = if takes_named_seats(&now.licence, &licence) {
         now.named
     } else {
@@ -97,9 +130,10 @@ pub fn preview(tenant: &TenantId, now: Option<Holdings>, licence: Licence) -> Li
     let effects = LicenceEffects {
         seats_over_limit: licence
             .limit()
-            .map_or(0, |limit| seats_in_use.saturating_sub(limit)),
+            .map_or(0, |limit| (seats_in_use + held).saturating_sub(limit)),
         users_over_limit: now.view.users.saturating_sub(licence.max_users),
         named_seats_lost,
+        tickets_ended: now.view.queued - queued,
     };
     LicencePreview {
         creates,
@@ -108,6 +142,8 @@ pub fn preview(tenant: &TenantId, now: Option<Holdings>, licence: Licence) -> Li
             sessions: now.view.sessions,
             users: now.view.users,
             records: now.view.records,
+            queued,
+            held_for_queue: held,
             ..TenantView::of(tenant.clone(), &licence)
         },
         effects,

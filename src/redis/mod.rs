@@ -534,6 +534,7 @@ impl RedisBackend {
                     view: tenant_view(&ok["view"])?,
                     assigned: number(&ok["assigned"])? as u32,
                     active_users: number(&ok["active"])? as u32,
+                    kept: number(&ok["kept"])? as u32,
                     named: named.collect::<Result<_>>()?,
                 })
             }

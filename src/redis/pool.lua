@@ -945,7 +945,8 @@ function ops.holdings(r)
       end
     end
   end
-  return { ok = { view = view(), assigned = meta.assigned, active = meta.active, named = named } }
+  return { ok = { view = view(), assigned = meta.assigned, active = meta.active, kept = meta.held,
+    named = named } }
 end
 
 -- Starts a session for `user`, who held `tabs` sessions before it: the rules have

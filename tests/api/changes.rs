@@ -25,7 +25,8 @@ async fn a_dry_run_answers_the_tenant_as_it_would_be_with_its_effects_and_change
     assert_eq!(body["creates"], false);
     assert_eq!(
         body["effects"],
-        json!({"seats_over_limit": 2, "users_over_limit": 1, "named_seats_lost": []})
+        json!({"seats_over_limit": 2, "users_over_limit": 1, "named_seats_lost": [],
+               "tickets_ended": 0})
     );
     let after = app.admin(Method::GET, "/v1/tenants/acme").send().await;
     assert_eq!(after.expect(200), &before);

@@ -1,6 +1,8 @@
 //! Licences change at runtime (SPEC §1): more or fewer seats, another model, another
 //! idle timeout, and live sessions carry on.
 
+use usher::OnLimit;
+
 use super::*;
 
 #[tokio::test]
@@ -314,6 +316,67 @@ async fn a_dry_run_says_what_the_change_would_do_and_changes_nothing() {
     assert!(
         matches!(&kinds[..], [EventKind::Refused { .. }]),
         "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_counts_kept_seats_and_the_line_as_the_change_would_keep_them() {
+    let grace = Duration::from_secs(60);
+    let keeping = |seats| Licence::concurrent(seats).reload_grace(grace);
+    let (engine, _clock, acme) = start_tenant(keeping(2)).await;
+    let ann = admit(&engine, &acme, "ann").await;
+    engine.release(&ann).await.unwrap(); // ann's seat is kept for her reload
+    admit(&engine, &acme, "bob").await;
+    // The same seat rule and a grace keep ann's seat: two held, one past a limit of one.
+    let preview = engine.preview_licence(&acme, keeping(1)).await.unwrap();
+    assert_eq!(
+        (
+            preview.tenant.seats_in_use,
+            preview.effects.seats_over_limit
+        ),
+        (2, 1)
+    );
+    // Without a grace her seat goes: only bob's is held.
+    let preview = engine
+        .preview_licence(&acme, Licence::concurrent(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            preview.tenant.seats_in_use,
+            preview.effects.seats_over_limit
+        ),
+        (1, 0)
+    );
+
+    let queueing = |seats| Licence::concurrent(seats).on_limit(OnLimit::Queue);
+    let (engine, _clock, line) = start_tenant(queueing(1)).await;
+    admit(&engine, &line, "ann").await;
+    for name in ["bob", "cy", "dee"] {
+        engine.enter(&line, &user(name), None).await.unwrap();
+    }
+    // Two more seats would be held at once for the first two in line.
+    let raised = engine.preview_licence(&line, queueing(3)).await.unwrap();
+    assert_eq!(
+        (
+            raised.tenant.queued,
+            raised.tenant.held_for_queue,
+            raised.effects.seats_over_limit,
+            raised.effects.tickets_ended
+        ),
+        (3, 2, 0, 0)
+    );
+    // Another model has no line: every ticket would end.
+    let named = engine
+        .preview_licence(&line, Licence::named(5))
+        .await
+        .unwrap();
+    assert_eq!((named.tenant.queued, named.effects.tickets_ended), (0, 3));
+    let view = engine.tenant(&line).await.unwrap();
+    assert_eq!(
+        (view.queued, view.held_for_queue),
+        (3, 0),
+        "nothing changed"
     );
 }
 
