@@ -104,6 +104,14 @@ pub enum EventKind {
         /// The count.
         count: u64,
     },
+    /// A seat kept for its user under the reload grace was not taken back in time,
+    /// and is free.
+    GraceLapsed {
+        /// Whose it was.
+        user: UserId,
+        /// Seats held after it went.
+        seats_in_use: u32,
+    },
     /// A login at the limit was put in line (`on_limit = "queue"`).
     Queued {
         /// Who.

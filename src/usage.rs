@@ -313,7 +313,8 @@ impl UsageBook {
                 tenant.seats(day, *seats_in_use);
             }
             EventKind::UserAssigned { seats_in_use, .. }
-            | EventKind::UserRemoved { seats_in_use, .. } => tenant.seats(day, *seats_in_use),
+            | EventKind::UserRemoved { seats_in_use, .. }
+            | EventKind::GraceLapsed { seats_in_use, .. } => tenant.seats(day, *seats_in_use),
             EventKind::RecordsReported { count } => {
                 tenant.level.records = *count;
                 let today = tenant.day(day);

@@ -43,6 +43,10 @@ pub const EVENT_TYPES: &[&str] = &[
     "user_assigned",
     "user_removed",
     "records_reported",
+    "grace_lapsed",
+    "queued",
+    "ticket_ready",
+    "ticket_ended",
     "limit_reached",
     "near_limit",
 ];

@@ -51,15 +51,15 @@ impl Graces {
         true
     }
 
-    /// Lets every seat whose grace has run out by `now` go.
-    pub(super) fn lapse(&mut self, now: Timestamp) {
-        while let Some((&(until, ref user), _)) = self.order.first_key_value() {
-            if until > now {
-                break;
-            }
-            let user = user.clone();
-            self.take(&user);
+    /// Lets the first seat whose grace has run out by `now` go: whose it was.
+    pub(super) fn lapse_one(&mut self, now: Timestamp) -> Option<UserId> {
+        let (&(until, ref user), _) = self.order.first_key_value()?;
+        if until > now {
+            return None;
         }
+        let user = user.clone();
+        self.take(&user);
+        Some(user)
     }
 
     /// When the next kept seat lapses.

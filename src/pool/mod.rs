@@ -318,7 +318,10 @@ impl PoolState {
     /// Ends every session idle past its deadline (reason `expired`) and forgets ended
     /// sessions older than the retention. Costs nothing for sessions not due.
     pub fn expire_due(&mut self, now: Timestamp) {
-        self.graces.lapse(now);
+        while let Some(user) = self.graces.lapse_one(now) {
+            let seats_in_use = self.seats_in_use();
+            self.emit(now, EventKind::GraceLapsed { user, seats_in_use });
+        }
         while let Some(&(deadline, id)) = self.deadlines.first() {
             if deadline >= now {
                 break;

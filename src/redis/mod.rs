@@ -1543,6 +1543,10 @@ fn event_of(tenant: &TenantId, value: &Value) -> Result<Event> {
             user: user()?,
             seats_in_use: seats()?,
         },
+        "grace_lapsed" => EventKind::GraceLapsed {
+            user: user()?,
+            seats_in_use: seats()?,
+        },
         "records_reported" => EventKind::RecordsReported {
             count: number(&value["count"])?,
         },

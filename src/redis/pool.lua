@@ -173,9 +173,22 @@ local function take_kept(acc)
 end
 
 local function lapse_kept()
-  local due = redis.call('ZRANGEBYSCORE', GRACE, '-inf', now)
-  for _, member in ipairs(due) do
-    local user = string.sub(member, string.find(member, ':', 1, true) + 1)
+  -- In the order the pool core lets them go: by the end of their grace, then by user.
+  local raw_due = redis.call('ZRANGEBYSCORE', GRACE, '-inf', now, 'WITHSCORES')
+  local due = {}
+  for i = 1, #raw_due, 2 do
+    local member = raw_due[i]
+    due[#due + 1] = { member = member, until_ = tonumber(raw_due[i + 1]),
+      user = string.sub(member, string.find(member, ':', 1, true) + 1) }
+  end
+  table.sort(due, function(a, b)
+    if a.until_ ~= b.until_ then
+      return a.until_ < b.until_
+    end
+    return a.user < b.user
+  end)
+  for _, entry in ipairs(due) do
+    local member, user = entry.member, entry.user
     local raw = redis.call('HGET', USERS, user)
     if raw then
       local acc = cjson.decode(raw)
@@ -189,6 +202,7 @@ local function lapse_kept()
     end
     redis.call('ZREM', GRACE, member)
     set_held(math.max(meta.held - 1, 0))
+    emit({ type = 'grace_lapsed', user = user, seats_in_use = seats_in_use() })
   end
 end
 

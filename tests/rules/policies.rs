@@ -729,6 +729,37 @@ async fn a_released_seat_stays_its_users_for_the_reload_grace() {
 }
 
 #[tokio::test]
+async fn a_lapsed_grace_is_an_event_and_the_usage_report_follows_it() {
+    // Overage billing counts the seats held past the licence: a kept seat that lapses
+    // stops counting the moment it lapses, not at the tenant's next event.
+    let licence = Licence::concurrent(1)
+        .overage(1.0)
+        .reload_grace(Duration::from_secs(30));
+    let (engine, clock, t) = start_tenant(licence).await;
+    admit(&engine, &t, "ann").await;
+    let bob = admit(&engine, &t, "bob").await; // past the seats: overage
+    clock.advance(Duration::from_secs(10));
+    let mut watch = Watch::start(&engine).await;
+    engine.release(&bob).await.unwrap(); // bob's seat kept: still two held
+    clock.advance(Duration::from_secs(30));
+    engine.expire_due().await.unwrap();
+    let kinds = watch.kinds(&engine, &t).await;
+    assert_eq!(
+        kinds.last(),
+        Some(&EventKind::GraceLapsed {
+            user: user("bob"),
+            seats_in_use: 1,
+        }),
+        "{kinds:?}"
+    );
+    // A day later the overage was held for 40 s (10 s of bob's session, 30 s kept).
+    clock.advance(DAY);
+    let days = engine.usage(&t, 2).await.unwrap();
+    assert_eq!(days[0].overage_seat_secs, 40);
+    assert_eq!(days[1].overage_seat_secs, 0);
+}
+
+#[tokio::test]
 async fn a_kept_seat_goes_when_the_grace_lapses_and_only_a_release_keeps_one() {
     let licence = Licence::concurrent(2).reload_grace(Duration::from_secs(30));
     let (engine, clock, t) = start_tenant(licence).await;

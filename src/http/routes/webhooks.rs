@@ -44,6 +44,10 @@ pub enum WebhookEventType {
     UserAssigned,
     UserRemoved,
     RecordsReported,
+    GraceLapsed,
+    Queued,
+    TicketReady,
+    TicketEnded,
     LimitReached,
     NearLimit,
 }
