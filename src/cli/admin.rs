@@ -19,7 +19,7 @@ pub struct AdminArgs {
     #[arg(long, env = "USHER_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// The admin token (or a tenant API key for that tenant's commands) [default: the
-    /// one in <data-dir>/admin-token].
+    /// one in DATA_DIR/admin-token].
     #[arg(long, env = "USHER_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// The local server's data dir, to read its admin-token file when no token is given

@@ -50,7 +50,7 @@ pub struct LoadArgs {
     )]
     pub urls: Vec<String>,
     /// The admin token (to create and delete the run's tenants) [default: the one in
-    /// <data-dir>/admin-token].
+    /// DATA_DIR/admin-token].
     #[arg(long, env = "USHER_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// The local server's data dir, to read its admin-token file when no token is given

@@ -1,5 +1,5 @@
 //! The load generator behind `usher load`: simulated browser clients against a running
-//! server or an in-process [`Engine`](crate::Engine), a login storm, an open-loop
+//! server or an in-process [`Engine`], a login storm, an open-loop
 //! mode, and a report with an invariant check against the server's own view.
 //!
 //! # Layout
