@@ -75,19 +75,27 @@
  *     onReady: (licence, login) => startApp(login),   // licence: the Usher.attach handle
  *     onEnded: (reason) => showOutOfLine(reason),     // "expired", "claim_missed", "cancelled", …
  *     attach: {onEnded: showSignedOut},               // options for the claimed session's attach
+ *     live: true,                                     // optional: false heartbeats over HTTP only
  *   });
  *   leaveButton.onclick = () => wait.cancel();        // DELETE /v1/tickets/{ticket}
  *
- * The ticket is heartbeated (POST /v1/tickets/{ticket}/heartbeat) at the interval the
- * 202 gives, with the same jitter, backoff, timeouts and retries as a session; only the
- * server's 410 (ticket_ended, with its reason) or 404 ("not_found") ends it. When a
- * heartbeat answers ready, the ticket is claimed at once (POST …/claim) and the claim's
- * answer — the login answer — is handed to Usher.attach with the attach options, so the
- * page goes on exactly as after a normal login. A claim answered 409 not_ready goes back
+ * The waiting tab keeps a WebSocket open to GET /v1/tickets/{ticket}/live, with the
+ * session socket's code and rules (live: false turns it off; the same fallback to HTTP
+ * when it cannot connect, drops or leaves a frame unanswered; the same reconnecting):
+ * heartbeats go as frames on it, and the server pushes the ticket's place each time the
+ * line moves ({"type": "position"}: onPosition fires when the tab moves up, not at its
+ * next heartbeat), {"type": "ready"} the moment a seat is held for it, and
+ * {"type": "ended", "reason"} when the ticket ends. Without the socket the ticket is
+ * heartbeated over HTTP (POST /v1/tickets/{ticket}/heartbeat). Either way it goes at the
+ * interval the 202 gives, with the same jitter, backoff, timeouts and retries as a
+ * session; only the server's 410 (ticket_ended, with its reason), 404 ("not_found") or a
+ * pushed end ends it. When the ticket is ready, it is claimed at once (POST …/claim) and
+ * the claim's answer — the login answer — is handed to Usher.attach with the attach
+ * options, so the page goes on exactly as after a normal login. A claim answered 409 not_ready goes back
  * to heartbeating; a claim refused otherwise leaves the line and reports the error code.
  * The handle has cancel() (resolves to "cancelled"), stop() (stops heartbeating without
  * telling the server; the ticket expires) and state() ({ended, position, ready, claimBy,
- * expiresAt, failures, licence}). When the page goes away (pagehide) the ticket is
+ * expiresAt, failures, licence, live}). When the page goes away (pagehide) the ticket is
  * cancelled with a keepalive fetch (a DELETE cannot be a beacon); restored from the
  * back/forward cache, onEnded reports "cancelled".
  */

@@ -13,7 +13,8 @@
 // that tab's session, and the tab shows "revoked". With the licence set to refuse, a
 // login at the limit is refused and the page says when a seat may free. Last, Usher.queue
 // against the real server on tenants of its own: positions, a claim that gives a working
-// session, a claim missed, a ticket expired, a ticket cancelled. Exits non-zero with a
+// session, a claim missed, a ticket expired, a ticket cancelled, and a waiting tab told
+// its new place and signed in by pushes on its socket. Exits non-zero with a
 // message on the first failed check.
 //
 // To see the revocation within seconds rather than minutes, the scenario shortens the
