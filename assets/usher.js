@@ -91,13 +91,14 @@
  * session; only the server's 410 (ticket_ended, with its reason), 404 ("not_found") or a
  * pushed end ends it. When the ticket is ready, it is claimed at once (POST …/claim) and
  * the claim's answer — the login answer — is handed to Usher.attach with the attach
- * options, so the page goes on exactly as after a normal login. A claim answered 409 not_ready goes back
- * to heartbeating; a claim refused otherwise leaves the line and reports the error code.
- * The handle has cancel() (resolves to "cancelled"), stop() (stops heartbeating without
- * telling the server; the ticket expires) and state() ({ended, position, ready, claimBy,
- * expiresAt, failures, licence, live}). When the page goes away (pagehide) the ticket is
- * cancelled with a keepalive fetch (a DELETE cannot be a beacon); restored from the
- * back/forward cache, onEnded reports "cancelled".
+ * options, so the page goes on exactly as after a normal login. A claim answered 409
+ * not_ready goes back to heartbeating; a claim refused otherwise leaves the line and
+ * reports the error code. The handle has cancel() (resolves to "cancelled"), stop()
+ * (stops heartbeating without telling the server; the ticket expires) and state()
+ * ({ended, position, ready, claimBy, expiresAt, failures, licence, live}, live as for a
+ * session). When the page goes away (pagehide) the ticket is cancelled with a keepalive
+ * fetch (a DELETE cannot be a beacon); restored from the back/forward cache, onEnded
+ * reports "cancelled".
  */
 (function (global) {
   "use strict";
@@ -296,6 +297,8 @@
       active: function () { return !ended && !closing; },
       limitSecs: requestLimitSecs,
       frame: onFrame,
+      // After a drop, an HTTP heartbeat at once says whether the session is still there
+      // (unless HTTP is itself backing off).
       lost: function () { if (failures === 0) beat(); },
     });
 
@@ -593,7 +596,7 @@
       active: function () { return !ended && !closing; },
       limitSecs: requestLimitSecs,
       frame: onFrame,
-      lost: function () { if (failures === 0) step(); },
+      lost: function () { if (failures === 0) step(); }, // as for a session
     });
 
     function retryCapSecs() {
