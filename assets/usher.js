@@ -75,21 +75,30 @@
  *     onReady: (licence, login) => startApp(login),   // licence: the Usher.attach handle
  *     onEnded: (reason) => showOutOfLine(reason),     // "expired", "claim_missed", "cancelled", …
  *     attach: {onEnded: showSignedOut},               // options for the claimed session's attach
+ *     live: true,                                     // optional: false heartbeats over HTTP only
  *   });
  *   leaveButton.onclick = () => wait.cancel();        // DELETE /v1/tickets/{ticket}
  *
- * The ticket is heartbeated (POST /v1/tickets/{ticket}/heartbeat) at the interval the
- * 202 gives, with the same jitter, backoff, timeouts and retries as a session; only the
- * server's 410 (ticket_ended, with its reason) or 404 ("not_found") ends it. When a
- * heartbeat answers ready, the ticket is claimed at once (POST …/claim) and the claim's
- * answer — the login answer — is handed to Usher.attach with the attach options, so the
- * page goes on exactly as after a normal login. A claim answered 409 not_ready goes back
- * to heartbeating; a claim refused otherwise leaves the line and reports the error code.
- * The handle has cancel() (resolves to "cancelled"), stop() (stops heartbeating without
- * telling the server; the ticket expires) and state() ({ended, position, ready, claimBy,
- * expiresAt, failures, licence}). When the page goes away (pagehide) the ticket is
- * cancelled with a keepalive fetch (a DELETE cannot be a beacon); restored from the
- * back/forward cache, onEnded reports "cancelled".
+ * The waiting tab keeps a WebSocket open to GET /v1/tickets/{ticket}/live, with the
+ * session socket's code and rules (live: false turns it off; the same fallback to HTTP
+ * when it cannot connect, drops or leaves a frame unanswered; the same reconnecting):
+ * heartbeats go as frames on it, and the server pushes the ticket's place each time the
+ * line moves ({"type": "position"}: onPosition fires when the tab moves up, not at its
+ * next heartbeat), {"type": "ready"} the moment a seat is held for it, and
+ * {"type": "ended", "reason"} when the ticket ends. Without the socket the ticket is
+ * heartbeated over HTTP (POST /v1/tickets/{ticket}/heartbeat). Either way it goes at the
+ * interval the 202 gives, with the same jitter, backoff, timeouts and retries as a
+ * session; only the server's 410 (ticket_ended, with its reason), 404 ("not_found") or a
+ * pushed end ends it. When the ticket is ready, it is claimed at once (POST …/claim) and
+ * the claim's answer — the login answer — is handed to Usher.attach with the attach
+ * options, so the page goes on exactly as after a normal login. A claim answered 409
+ * not_ready goes back to heartbeating; a claim refused otherwise leaves the line and
+ * reports the error code. The handle has cancel() (resolves to "cancelled"), stop()
+ * (stops heartbeating without telling the server; the ticket expires) and state()
+ * ({ended, position, ready, claimBy, expiresAt, failures, licence, live}, live as for a
+ * session). When the page goes away (pagehide) the ticket is cancelled with a keepalive
+ * fetch (a DELETE cannot be a beacon); restored from the back/forward cache, onEnded
+ * reports "cancelled".
  */
 (function (global) {
   "use strict";
@@ -133,6 +142,131 @@
     return status >= 500 || status === 408 || status === 429;
   }
 
+  // A socket URL for an HTTP(S) route, absolute or relative to the page.
+  function socketUrl(url) {
+    if (/^https?:/i.test(url)) return url.replace(/^http/i, "ws");
+    var origin = global.location ? global.location.origin : "";
+    return origin.replace(/^http/i, "ws") + url;
+  }
+
+  /**
+   * One tab's live channel (a session's or a ticket's): connects, sends heartbeat
+   * frames and gives each its request limit to be answered, and on a failure to
+   * connect, a drop or a frame left unanswered lets the socket go and tries again
+   * after 1 s, doubling to a minute. What the frames mean is the owner's: hooks are
+   * active() (whether a socket is still wanted), limitSecs() (how long an answer may
+   * take), frame(frame) (each JSON frame, which says answered() if it answers) and
+   * lost() (an open socket was lost: heartbeat over HTTP now).
+   */
+  function liveSocket(url, enabled, hooks) {
+    enabled = enabled && typeof global.WebSocket === "function";
+    var socket = null; // the WebSocket connecting or open, if any
+    var answer = null; // timer: the answer to the upgrade or a heartbeat frame is overdue
+    var retry = null; // timer: the next try to connect
+    var failures = 0;
+
+    function awaitAnswer(ws, opened) {
+      answer = setTimeout(function () { lost(ws, opened()); }, hooks.limitSecs() * 1000);
+    }
+
+    function connect() {
+      clearTimeout(retry);
+      retry = null;
+      if (!enabled || socket || !hooks.active()) return;
+      var ws;
+      try {
+        ws = new global.WebSocket(socketUrl(url));
+      } catch (e) {
+        failed();
+        return;
+      }
+      socket = ws;
+      var opened = false;
+      // The upgrade is itself a heartbeat: its answer is the first frame.
+      awaitAnswer(ws, function () { return opened; });
+      ws.onopen = function () { opened = true; };
+      ws.onmessage = function (event) {
+        if (ws !== socket) return;
+        var frame;
+        try {
+          frame = JSON.parse(event.data);
+        } catch (e) {
+          return;
+        }
+        if (frame && typeof frame === "object") hooks.frame(frame);
+      };
+      ws.onclose = function () { lost(ws, opened); };
+    }
+
+    // The socket could not connect, closed, or stopped answering: the owner heartbeats
+    // over HTTP until it is back, and after a drop at once.
+    function lost(ws, opened) {
+      if (ws !== socket) return;
+      socket = null;
+      clearTimeout(answer);
+      answer = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      try {
+        ws.close();
+      } catch (e) { /* already closed */ }
+      if (!hooks.active()) return;
+      failed();
+      if (opened) hooks.lost();
+    }
+
+    function failed() {
+      failures += 1;
+      var wait = Math.min(Math.pow(2, failures - 1), SOCKET_RETRY_CAP_SECS);
+      clearTimeout(retry);
+      retry = setTimeout(connect, jitter(wait) * 1000);
+    }
+
+    function isOpen() {
+      return !!(socket && socket.readyState === SOCKET_OPEN);
+    }
+
+    return {
+      /** Connects now, unless a socket is already connecting or open. */
+      connect: connect,
+      /** Connects unless connecting, open, or waiting to try again. */
+      connectIfIdle: function () { if (!retry) connect(); },
+      /** Whether the socket is open: heartbeats go on it. */
+      isOpen: isOpen,
+      /** Sends a heartbeat frame, unless one is still waiting for its answer. */
+      heartbeat: function () {
+        if (!isOpen() || answer) return;
+        var ws = socket;
+        try {
+          ws.send(JSON.stringify({type: "heartbeat"}));
+        } catch (e) {
+          lost(ws, true);
+          return;
+        }
+        awaitAnswer(ws, function () { return true; });
+      },
+      /** A frame answered the upgrade or a heartbeat; `good` if it was no error. */
+      answered: function (good) {
+        clearTimeout(answer);
+        answer = null;
+        if (good) failures = 0;
+      },
+      /** Closes the socket and tries no more. */
+      close: function () {
+        clearTimeout(retry);
+        retry = null;
+        clearTimeout(answer);
+        answer = null;
+        if (!socket) return;
+        var ws = socket;
+        socket = null;
+        ws.onopen = ws.onmessage = ws.onclose = null;
+        try {
+          ws.close(1000);
+        } catch (e) { /* already closed */ }
+      },
+    };
+  }
+
   /**
    * Keeps one session alive by heartbeat and reports when it ends.
    * Returns a handle with release(), logout(), heartbeatNow(), stop() and state().
@@ -159,11 +293,14 @@
     var ended = null; // the reason, once ended
     var releasedByPagehide = false;
 
-    var live = options.live !== false && typeof global.WebSocket === "function";
-    var socket = null; // the WebSocket connecting or open, if any
-    var socketAnswer = null; // timer: the answer to a heartbeat frame is overdue
-    var socketRetry = null; // timer: the next try to connect
-    var socketFailures = 0;
+    var channel = liveSocket(base + "/live", options.live !== false, {
+      active: function () { return !ended && !closing; },
+      limitSecs: requestLimitSecs,
+      frame: onFrame,
+      // After a drop, an HTTP heartbeat at once says whether the session is still there
+      // (unless HTTP is itself backing off).
+      lost: function () { if (failures === 0) beat(); },
+    });
 
     function retryCapSecs() {
       return Math.max(RETRY_BASE_SECS, Math.min(RETRY_CAP_SECS, idleTimeoutSecs / 4));
@@ -180,7 +317,7 @@
       clearTimeout(timer);
       timer = null;
       if (inFlight) inFlight.abort();
-      closeSocket();
+      channel.close();
       removeListeners();
       try {
         onEnded(reason);
@@ -248,17 +385,9 @@
 
     function beat() {
       if (ended || closing) return;
-      if (socket && socket.readyState === SOCKET_OPEN) {
-        if (socketAnswer) return; // a frame is already waiting for its answer
+      if (channel.isOpen()) {
         clearTimeout(timer);
-        var ws = socket;
-        try {
-          ws.send(JSON.stringify({type: "heartbeat"}));
-        } catch (e) {
-          socketLost(ws, true);
-          return;
-        }
-        socketAnswer = setTimeout(function () { socketLost(ws, true); }, requestLimitSecs() * 1000);
+        channel.heartbeat();
         return;
       }
       if (inFlight) return;
@@ -276,7 +405,7 @@
             if (ended || closing) return;
             if (response.ok) {
               beaten(body);
-              if (live && !socket && !socketRetry) connect();
+              channel.connectIfIdle();
               return;
             }
             var reason = endingOf(response, body);
@@ -292,50 +421,15 @@
         });
     }
 
-    function socketUrl() {
-      var url = base + "/live";
-      if (/^https?:/i.test(url)) return url.replace(/^http/i, "ws");
-      var origin = global.location ? global.location.origin : "";
-      return origin.replace(/^http/i, "ws") + url;
-    }
-
-    function connect() {
-      clearTimeout(socketRetry);
-      socketRetry = null;
-      if (!live || ended || closing || socket) return;
-      var ws;
-      try {
-        ws = new global.WebSocket(socketUrl());
-      } catch (e) {
-        socketFailed();
-        return;
-      }
-      socket = ws;
-      var opened = false;
-      // The upgrade is itself a heartbeat: its answer is the first frame.
-      socketAnswer = setTimeout(function () { socketLost(ws, opened); }, requestLimitSecs() * 1000);
-      ws.onopen = function () { opened = true; };
-      ws.onmessage = function (event) { onFrame(ws, event.data); };
-      ws.onclose = function () { socketLost(ws, opened); };
-    }
-
-    function onFrame(ws, data) {
-      if (ws !== socket || ended) return;
-      var frame;
-      try {
-        frame = JSON.parse(data);
-      } catch (e) {
-        return;
-      }
+    function onFrame(frame) {
+      if (ended) return;
       if (frame.type === "ended") {
         finish(frame.reason || "expired");
         return;
       }
       if (frame.type !== "heartbeat" && frame.type !== "error") return;
-      clearTimeout(socketAnswer);
-      socketAnswer = null;
+      channel.answered(frame.type === "heartbeat");
       if (frame.type === "heartbeat") {
-        socketFailures = 0;
         if (!closing) beaten(frame);
       } else if (frame.error === "session_ended") {
         finish(frame.reason || "expired");
@@ -344,44 +438,6 @@
       } else if (!closing) {
         retryLater(frame.retry_after_secs || null); // overloaded, unavailable: as over HTTP
       }
-    }
-
-    // The socket could not connect, closed, or stopped answering: heartbeats go over
-    // HTTP until it is back. After a drop one goes at once, to learn whether the session
-    // is still there (unless HTTP is itself backing off).
-    function socketLost(ws, opened) {
-      if (ws !== socket) return;
-      socket = null;
-      clearTimeout(socketAnswer);
-      socketAnswer = null;
-      ws.onopen = ws.onmessage = ws.onclose = null;
-      try {
-        ws.close();
-      } catch (e) { /* already closed */ }
-      if (ended || closing) return;
-      socketFailed();
-      if (opened && failures === 0) beat();
-    }
-
-    function socketFailed() {
-      socketFailures += 1;
-      var wait = Math.min(Math.pow(2, socketFailures - 1), SOCKET_RETRY_CAP_SECS);
-      clearTimeout(socketRetry);
-      socketRetry = setTimeout(connect, jitter(wait) * 1000);
-    }
-
-    function closeSocket() {
-      clearTimeout(socketRetry);
-      socketRetry = null;
-      clearTimeout(socketAnswer);
-      socketAnswer = null;
-      if (!socket) return;
-      var ws = socket;
-      socket = null;
-      ws.onopen = ws.onmessage = ws.onclose = null;
-      try {
-        ws.close(1000);
-      } catch (e) { /* already closed */ }
     }
 
     // Ends the session on purpose: "release" (this tab) or "logout" (all the user's tabs).
@@ -436,7 +492,7 @@
       closing = true;
       releasedByPagehide = true;
       clearTimeout(timer);
-      closeSocket();
+      channel.close();
     }
 
     function onPageShow(event) {
@@ -452,7 +508,7 @@
 
     function onOnline() {
       if (failures > 0) beat();
-      if (live && !socket) connect();
+      channel.connect();
     }
 
     function removeListeners() {
@@ -467,7 +523,7 @@
     global.addEventListener("online", onOnline);
     if (global.document) global.document.addEventListener("visibilitychange", onVisible);
     schedule(jitter(intervalSecs));
-    connect();
+    channel.connect();
 
     return {
       /** Ends this tab's session ("Release licence"); resolves to "released". */
@@ -482,7 +538,7 @@
         ended = "stopped";
         clearTimeout(timer);
         if (inFlight) inFlight.abort();
-        closeSocket();
+        channel.close();
         removeListeners();
       },
       /**
@@ -496,7 +552,7 @@
           failures: failures,
           idleTimeoutSecs: idleTimeoutSecs,
           fence: fence,
-          live: !!(socket && socket.readyState === SOCKET_OPEN),
+          live: channel.isOpen(),
         };
       },
     };
@@ -536,6 +592,13 @@
     var licence = null; // the session's handle, once claimed
     var cancelledByPagehide = false;
 
+    var channel = liveSocket(base + "/live", options.live !== false, {
+      active: function () { return !ended && !closing; },
+      limitSecs: requestLimitSecs,
+      frame: onFrame,
+      lost: function () { if (failures === 0) step(); }, // as for a session
+    });
+
     function retryCapSecs() {
       return Math.max(RETRY_BASE_SECS, Math.min(RETRY_CAP_SECS, idleTimeoutSecs / 4));
     }
@@ -562,6 +625,7 @@
       timer = null;
       if (inFlight) inFlight.abort();
       inFlight = null;
+      channel.close();
       removeListeners();
     }
 
@@ -644,22 +708,54 @@
     }
 
     function beat() {
+      if (channel.isOpen()) {
+        clearTimeout(timer);
+        channel.heartbeat();
+        return;
+      }
       call("POST", "/heartbeat", function (response, body) {
         if (!response.ok) return false;
-        failures = 0;
-        lastSuccess = Date.now();
-        if (body.expires_at) expiresAt = new Date(body.expires_at);
-        if (body.ready) {
-          claimBy = body.claim_by ? new Date(body.claim_by) : null;
-          position = 0;
-          claiming = true;
-          claim();
-          return true;
-        }
-        moved(body.position);
-        schedule(jitter(intervalSecs));
+        placed(body, !!body.ready);
+        channel.connectIfIdle();
         return true;
       });
+    }
+
+    // The ticket's place, as a heartbeat answered it or the socket pushed it (a push is
+    // itself a heartbeat on the server): in line, or ready to be claimed at once.
+    function placed(body, ready) {
+      failures = 0;
+      lastSuccess = Date.now();
+      if (body.expires_at) expiresAt = new Date(body.expires_at);
+      if (ready || claiming) {
+        // Ready (or told so on the socket while this answer was on its way): claim now.
+        if (ready) claimBy = body.claim_by ? new Date(body.claim_by) : null;
+        position = 0;
+        claiming = true;
+        claim();
+        return;
+      }
+      moved(body.position);
+      schedule(jitter(intervalSecs));
+    }
+
+    function onFrame(frame) {
+      if (ended || closing) return;
+      if (frame.type === "ended") {
+        // Our own claim ends the ticket too; its answer, the login, is on its way.
+        if (frame.reason === "claimed" && claiming) return;
+        finish(frame.reason || "expired");
+        return;
+      }
+      if (frame.type === "position" || frame.type === "ready") {
+        channel.answered(true);
+        if (!claiming) placed(frame, frame.type === "ready");
+      } else if (frame.type === "error") {
+        channel.answered(false);
+        if (frame.error === "ticket_ended") finish(frame.reason || "expired");
+        else if (frame.error === "ticket_not_found") finish("not_found");
+        else retryLater(frame.retry_after_secs || null); // overloaded, unavailable: as over HTTP
+      }
     }
 
     function claim() {
@@ -749,6 +845,7 @@
       closing = true;
       cancelledByPagehide = true;
       clearTimeout(timer);
+      channel.close();
     }
 
     function onPageShow(event) {
@@ -762,6 +859,7 @@
 
     function onOnline() {
       if (failures > 0) step();
+      channel.connect();
     }
 
     function removeListeners() {
@@ -777,6 +875,7 @@
     if (global.document) global.document.addEventListener("visibilitychange", onVisible);
     if (position !== null && position >= 1) safely(onPosition, [position]);
     schedule(jitter(intervalSecs));
+    channel.connect();
 
     return {
       /** Leaves the line (DELETE /v1/tickets/{ticket}); resolves to "cancelled". */
@@ -787,7 +886,10 @@
         ended = "stopped";
         stopAll();
       },
-      /** The client's view: {ended, position, ready, claimBy, expiresAt, failures, licence}. */
+      /**
+       * The client's view: {ended, position, ready, claimBy, expiresAt, failures, licence,
+       * live}, live being whether heartbeats go over the socket now.
+       */
       state: function () {
         return {
           ended: ended,
@@ -797,6 +899,7 @@
           expiresAt: expiresAt,
           failures: failures,
           licence: licence,
+          live: channel.isOpen(),
         };
       },
     };

@@ -42,8 +42,9 @@ async function openPage(browser, {acceptSockets = false} = {}) {
       ws.close({code: 1006, reason: "refused"});
       return;
     }
-    const socket = {ws, url: ws.url(), frames: [], refused: false};
+    const socket = {ws, url: ws.url(), frames: [], refused: false, closed: false};
     ws.onMessage((message) => socket.frames.push(JSON.parse(message)));
+    ws.onClose(() => { socket.closed = true; });
     sockets.push(socket);
   });
   await context.route(`${ORIGIN}/**`, (route) => {
@@ -587,6 +588,162 @@ async function pagehideCancelsTheTicket(browser) {
   await t.context.close();
 }
 
+// ------------------------------------------------------- the waiting tab's socket
+
+const PLACE = (position) => ({type: "position", position, expires_at: "2026-11-28T12:10:00Z"});
+const READY_FRAME = {type: "ready", position: 0, claim_by: "2026-11-28T12:01:00Z", expires_at: "2026-11-28T12:10:00Z"};
+const positionsOf = async (t) => (await events(t)).filter((e) => e[0] === "position").map((e) => e[1]);
+const queueState = (t) => t.page.evaluate(() => window.wait.state());
+
+// A waiting page with its socket accepted and the upgrade's answer (its place) sent.
+async function queueLive(browser, options = {}) {
+  const t = await openPage(browser, {acceptSockets: true});
+  await queue(t, QUEUED, options);
+  await until(t, (t) => t.sockets.length === 1, "the waiting page opens its socket");
+  t.sockets[0].ws.send(JSON.stringify(PLACE(3)));
+  await until(t, async (t) => (await queueState(t)).live, "the ticket's socket is live");
+  await settle(t);
+  return t;
+}
+
+async function aWaitingTabHeartbeatsOnItsSocket(browser) {
+  const t = await queueLive(browser);
+  const socket = t.sockets[0];
+  check(socket.url === `ws://usher.test/v1/tickets/${TICKET}/live`, "the ticket's socket is opened on /v1/tickets/{ticket}/live",
+    socket.url);
+  const gaps = [];
+  for (let n = 1; n <= 3; n++) {
+    const {frame, elapsed} = await nextFrame(t, socket, n, 30_000, 13_000);
+    check(frame.type === "heartbeat", `ticket heartbeat ${n} is a {"type": "heartbeat"} frame`, JSON.stringify(frame));
+    gaps.push(elapsed);
+    socket.ws.send(JSON.stringify(PLACE(3)));
+    await settle(t);
+  }
+  check(gaps.every((ms) => within(ms, 13.5, 16.5)), "ticket frames come at the 202's interval (15 s ± 10%)", gaps.join(", "));
+  check(t.seen.length === 0, "no HTTP heartbeat while the ticket's socket is live", JSON.stringify(t.seen));
+  check((await positionsOf(t)).join(",") === "3", "an unchanged place is not reported again", JSON.stringify(await positionsOf(t)));
+  await t.context.close();
+}
+
+async function pushedPositionsAreReportedAtOnce(browser) {
+  const t = await queueLive(browser);
+  const socket = t.sockets[0];
+  for (const n of [2, 2, 1]) {
+    socket.ws.send(JSON.stringify(PLACE(n)));
+    // Real time only: the page's clock does not move, so no heartbeat can have gone.
+    await until(t, async (t) => (await positionsOf(t)).includes(n), `position ${n} is reported`);
+  }
+  await settle(t);
+  check((await positionsOf(t)).join(",") === "3,2,1" && socket.frames.length === 0,
+    "pushed positions are reported at once, each change once, without a heartbeat", JSON.stringify(await positionsOf(t)));
+  check((await queueState(t)).position === 1, "state().position follows the pushes");
+  await t.context.close();
+}
+
+async function aPushedReadyIsClaimedAtOnce(browser) {
+  const t = await queueLive(browser);
+  const socket = t.sockets[0];
+  socket.ws.send(JSON.stringify(READY_FRAME));
+  const claim = await nextRequest(t, 1_000);
+  check(claim.route.request().method() === "POST" && claim.route.request().url().endsWith(ticketPath("claim")) &&
+      claim.elapsed <= STEP_MS, "a pushed ready is claimed at once over HTTP", `${claim.elapsed} ms`);
+  check((await queueState(t)).ready === true && (await queueState(t)).claimBy !== null,
+    "state() is ready with the pushed claim_by while the claim is on its way");
+  // The server ends the ticket as claimed before the claim's answer arrives.
+  socket.ws.send(JSON.stringify({type: "ended", reason: "claimed"}));
+  await settle(t);
+  await claim.route.fulfill(json(201, LOGIN));
+  await settle(t);
+  const seen = await events(t);
+  check(seen.some((e) => e[0] === "ready" && e[1] === TOKEN) && !seen.some((e) => e[0] === "ended"),
+    "the claim's login goes to onReady; the ticket's own end as claimed is not reported", JSON.stringify(seen));
+  await until(t, (t) => socket.closed, "the ticket's socket is closed once claimed");
+  check((await queueState(t)).ended === "claimed" && !(await queueState(t)).live, "state(): claimed, no longer live");
+  await t.context.close();
+}
+
+async function aPushedEndEndsTheTicketAtOnce(browser) {
+  for (const [frame, reason] of [
+    [{type: "ended", reason: "evicted"}, "evicted"],
+    [{type: "ended", reason: "claim_missed"}, "claim_missed"],
+    [{type: "error", error: "ticket_ended", message: "ended", reason: "expired"}, "expired"],
+    [{type: "error", error: "ticket_not_found", message: "no ticket"}, "not_found"],
+  ]) {
+    const t = await queueLive(browser);
+    t.sockets[0].ws.send(JSON.stringify(frame));
+    await until(t, async (t) => (await events(t)).some((e) => e[0] === "ended"), "onEnded is called");
+    const ended = (await events(t)).filter((e) => e[0] === "ended");
+    check(ended.length === 1 && ended[0][1] === reason, `a pushed ${JSON.stringify(frame)} calls the ticket's onEnded("${reason}") at once`,
+      JSON.stringify(ended));
+    const after = await nextRequest(t, 100_000, 0, 10_000);
+    check(after.route === null && t.sockets.length === 1 && t.sockets[0].frames.length === 0,
+      "and nothing is sent after it, by HTTP or socket", JSON.stringify(t.seen));
+    await t.context.close();
+  }
+}
+
+async function aTicketWhoseSocketCannotConnectHeartbeatsOverHttp(browser) {
+  const t = await openPage(browser); // sockets refused
+  await queue(t);
+  await until(t, (t) => t.sockets.length === 1, "the waiting page tries its socket");
+  const {route, elapsed} = await nextRequest(t, 30_000);
+  check(route.request().url().endsWith(ticketPath("heartbeat")) && within(elapsed, 13.5, 16.5),
+    "a ticket whose socket cannot connect heartbeats over HTTP at its interval", elapsed);
+  check(t.sockets.length >= 4 && !(await queueState(t)).live,
+    "while the socket is tried again with backoff (1, 2, 4 … s), state().live false", t.sockets.length);
+  await route.fulfill(json(200, {position: 2, expires_at: "2026-11-28T12:10:00Z"}));
+  await settle(t);
+  check((await positionsOf(t)).join(",") === "3,2", "the HTTP answer's position is reported");
+  await t.context.close();
+}
+
+async function aDroppedTicketSocketFallsBackToHttpAndComesBack(browser) {
+  const t = await queueLive(browser);
+  t.sockets[0].ws.close({code: 1001, reason: "going away"});
+  const {route, elapsed} = await nextRequest(t, 5_000);
+  check(route.request().url().endsWith(ticketPath("heartbeat")) && elapsed <= STEP_MS,
+    "a dropped ticket socket is followed at once by an HTTP heartbeat", elapsed);
+  await route.fulfill(json(200, {position: 2, expires_at: "2026-11-28T12:10:00Z"}));
+  await settle(t);
+  check(!(await queueState(t)).live && (await positionsOf(t)).join(",") === "3,2",
+    "state().live is false without the socket; the HTTP answer's position is reported");
+  await t.page.clock.runFor(1_150);
+  await until(t, (t) => t.sockets.length === 2, "the page tries the ticket's socket again about 1 s later");
+  t.sockets[1].ws.send(JSON.stringify(PLACE(1)));
+  await until(t, async (t) => (await queueState(t)).live, "the new socket is live");
+  await settle(t);
+  const {frame} = await nextFrame(t, t.sockets[1], 1, 30_000, 13_000);
+  check(frame.type === "heartbeat" && t.seen.length === 1 && (await positionsOf(t)).join(",") === "3,2,1",
+    "heartbeats go back to the socket once it is back, its first place reported", JSON.stringify(t.seen));
+  await t.context.close();
+}
+
+async function anUnansweredTicketFrameFallsBackToHttp(browser) {
+  const t = await queueLive(browser);
+  await nextFrame(t, t.sockets[0], 1, 30_000, 13_000);
+  const {route, elapsed} = await nextRequest(t, 20_000);
+  check(route.request().url().endsWith(ticketPath("heartbeat")) && within(elapsed, 10, 10),
+    "an unanswered ticket frame is given up after 10 s and sent over HTTP", elapsed);
+  await route.fulfill(json(200, {position: 0, ready: true, claim_by: "2026-11-28T12:01:00Z",
+    expires_at: "2026-11-28T12:10:00Z"}));
+  const claim = await nextRequest(t, 1_000);
+  check(claim.route.request().url().endsWith(ticketPath("claim")), "and a ready answered over HTTP is still claimed at once");
+  check(!(await events(t)).some((e) => e[0] === "ended"), "a silent socket does not end the ticket");
+  await t.context.close();
+}
+
+async function liveFalseKeepsTheTicketOnHttp(browser) {
+  const t = await openPage(browser, {acceptSockets: true});
+  await queue(t, QUEUED, {live: false});
+  const {route, elapsed} = await nextRequest(t, 30_000, 13_000);
+  check(route.request().url().endsWith(ticketPath("heartbeat")) && within(elapsed, 13.5, 16.5) && t.sockets.length === 0,
+    "with live: false the ticket opens no socket and heartbeats over HTTP", `${elapsed} ms, ${t.sockets.length} sockets`);
+  await route.fulfill(json(200, {position: 2, expires_at: "2026-11-28T12:10:00Z"}));
+  await settle(t);
+  check(!(await queueState(t)).live && t.sockets.length === 0, "and state().live stays false");
+  await t.context.close();
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -615,6 +772,14 @@ async function main() {
     await aTicketRidesOutTransientFailures(browser);
     await cancelLeavesTheLine(browser);
     await pagehideCancelsTheTicket(browser);
+    await aWaitingTabHeartbeatsOnItsSocket(browser);
+    await pushedPositionsAreReportedAtOnce(browser);
+    await aPushedReadyIsClaimedAtOnce(browser);
+    await aPushedEndEndsTheTicketAtOnce(browser);
+    await aTicketWhoseSocketCannotConnectHeartbeatsOverHttp(browser);
+    await aDroppedTicketSocketFallsBackToHttpAndComesBack(browser);
+    await anUnansweredTicketFrameFallsBackToHttp(browser);
+    await liveFalseKeepsTheTicketOnHttp(browser);
   } finally {
     await browser.close();
   }

@@ -13,7 +13,8 @@
 // that tab's session, and the tab shows "revoked". With the licence set to refuse, a
 // login at the limit is refused and the page says when a seat may free. Last, Usher.queue
 // against the real server on tenants of its own: positions, a claim that gives a working
-// session, a claim missed, a ticket expired, a ticket cancelled. Exits non-zero with a
+// session, a claim missed, a ticket expired, a ticket cancelled, and a waiting tab told
+// its new place and signed in by pushes on its socket. Exits non-zero with a
 // message on the first failed check.
 //
 // To see the revocation within seconds rather than minutes, the scenario shortens the
@@ -442,6 +443,7 @@ async function scenario(browser) {
   check((await seatsInUse()) === 0 && (await line()) === "", "no seat is in use and nobody waits at the end");
 
   await checkQueueClient(browser);
+  await checkQueueSocket(browser);
 
   check(problems.length === 0, "no page error and no request to another host", problems.join("; "));
 }
@@ -546,8 +548,9 @@ async function checkQueueClient(browser) {
       "a 4 s claim window asks the ticket to heartbeat every second", JSON.stringify(bob.body));
     await tab.page.evaluate(([b, c]) => {
       window.enqueue("bob", b, {});
-      // A tab that heartbeats slower than the claim window: it will miss its seat.
-      window.enqueue("cara", c, {heartbeatIntervalSecs: 10});
+      // A tab that heartbeats slower than the claim window, over HTTP only (on its socket
+      // it would be told at once that a seat is held for it): it will miss its seat.
+      window.enqueue("cara", c, {heartbeatIntervalSecs: 10, live: false});
     }, [bob.body, cara.body]);
     check(JSON.stringify(await seen("bob")) === '[["position",1]]' &&
         JSON.stringify(await seen("cara")) === '[["position",2]]',
@@ -615,6 +618,99 @@ async function checkQueueClient(browser) {
     await tab.context.close();
     await admin("DELETE", `/v1/tenants/${CLAIM}`).catch(() => {});
     await admin("DELETE", `/v1/tenants/${EXPIRY}`).catch(() => {});
+  }
+}
+
+// A waiting tab on its socket (GET /v1/tickets/{ticket}/live), against the real server:
+// told its new place the moment the one ahead leaves, and signed in by itself the moment
+// a seat frees, long before its next heartbeat (every 15 s under a 60 s claim window)
+// would have said so; it sends no heartbeat meanwhile, by HTTP or socket.
+async function checkQueueSocket(browser) {
+  const LIVE = "queue-live";
+  const key = (await admin("PUT", `/v1/tenants/${LIVE}`,
+    {model: "concurrent", seats: 1, on_limit: "queue", idle_timeout_secs: 600})).api_key;
+  const tab = await openContext(browser, "queue-socket");
+  try {
+    const login = async (user) => {
+      const response = await fetch(`${base}/v1/tenants/${LIVE}/sessions`, {
+        method: "POST",
+        headers: {Authorization: `Bearer ${key}`, "Content-Type": "application/json"},
+        body: JSON.stringify({user, client: "queue-socket"}),
+      });
+      return {status: response.status, body: await response.json()};
+    };
+    const httpBeats = [];
+    tab.page.on("request", (r) => {
+      if (/\/v1\/tickets\/[^/]+\/heartbeat$/.test(r.url())) httpBeats.push(r.url());
+    });
+    await tab.page.goto(`${base}/demo/`);
+    await tab.page.addScriptTag({url: `${base}/usher.js`});
+
+    const ann = await login("ann");
+    const bob = await login("bob");
+    const cara = await login("cara");
+    check(ann.status === 201 && bob.status === 202 && cara.status === 202 && cara.body.position === 2,
+      "ann holds the one seat; bob and cara wait, 1st and 2nd", JSON.stringify([ann.status, bob.body, cara.body]));
+    check(cara.body.heartbeat_interval_secs === 15, "a 60 s claim window asks a ticket to heartbeat every 15 s",
+      JSON.stringify(cara.body));
+    const started = Date.now();
+    await tab.page.evaluate((c) => {
+      window.caraLog = [];
+      window.cara = Usher.queue(c, {
+        onPosition: (n) => window.caraLog.push(["position", n]),
+        onReady: (licence, login) => {
+          window.caraLicence = licence;
+          window.caraLog.push(["ready", login.user]);
+        },
+        onEnded: (reason) => window.caraLog.push(["ended", reason]),
+        attach: {onEnded: (reason) => window.caraLog.push(["session ended", reason])},
+      });
+    }, cara.body);
+    const caraLog = () => tab.page.evaluate(() => window.caraLog);
+    await waitUntil("cara's ticket socket is live", 5000, async () => {
+      const state = await tab.page.evaluate(() => window.cara.state());
+      return {done: state.live === true, seen: state};
+    });
+    ok("cara's waiting tab is on its socket: state().live is true");
+
+    // bob leaves the line: cara is told she is 1st, pushed on her socket.
+    const left = await fetch(`${base}/v1/tickets/${encodeURIComponent(bob.body.ticket)}`, {method: "DELETE"});
+    check(left.status === 204, "bob leaves the line", String(left.status));
+    const leftAt = Date.now();
+    await waitUntil("cara is told she is 1st", 5000, async () => {
+      const log = await caraLog();
+      return {done: log.some((e) => e[0] === "position" && e[1] === 1), seen: log};
+    });
+    const movedMs = Date.now() - leftAt;
+    check(movedMs < 3000 && JSON.stringify(await caraLog()) === '[["position",2],["position",1]]',
+      "cara's tab is told its new place within 3 s, pushed on the socket", `${movedMs} ms, ${JSON.stringify(await caraLog())}`);
+
+    // ann's seat frees: cara's ticket is made ready, pushed, and her tab claims it.
+    const released = await fetch(`${base}/v1/sessions/${ann.body.session}/release`, {method: "POST"});
+    check(released.status === 204, "ann releases her seat", String(released.status));
+    const releasedAt = Date.now();
+    await waitUntil("cara's tab claims her seat", 5000, async () => {
+      const log = await caraLog();
+      return {done: log.some((e) => e[0] === "ready"), seen: log};
+    });
+    const claimedMs = Date.now() - releasedAt;
+    check(claimedMs < 3000, "cara's tab is signed in by itself within 3 s of the seat freeing", `${claimedMs} ms`);
+    const sent = tab.frames.sent.filter((f) => f.type === "heartbeat").length;
+    check(Date.now() - started < 13000 && httpBeats.length === 0 && sent === 0,
+      "before her first heartbeat was due: no ticket heartbeat went, by HTTP or socket",
+      JSON.stringify({ms: Date.now() - started, http: httpBeats.length, frames: sent}));
+    const state = await tab.page.evaluate(() => window.cara.state());
+    check(state.ended === "claimed" && state.live === false, "the queue handle says claimed, its socket closed",
+      JSON.stringify(state));
+    const sessions = (await admin("GET", `/v1/tenants/${LIVE}/sessions`)).sessions;
+    check(sessions.length === 1 && sessions[0].user === "cara", "the server's session list has cara's session",
+      JSON.stringify(sessions));
+    const log = await caraLog();
+    check(!log.some((e) => e[0] === "ended"), "and the ticket's onEnded is not called", JSON.stringify(log));
+    await tab.page.evaluate(() => window.caraLicence.release());
+  } finally {
+    await tab.context.close();
+    await admin("DELETE", `/v1/tenants/${LIVE}`).catch(() => {});
   }
 }
 
