@@ -113,6 +113,17 @@
     return secs * (0.9 + Math.random() * 0.2); // ±10% so tabs opened together spread out
   }
 
+  // Starts (or, with `listen` false, stops) following the page's life for one handle:
+  // the page going away, coming back from the back/forward cache, becoming visible, and
+  // the network coming back.
+  function followPage(hide, show, visible, online, listen) {
+    var method = listen ? "addEventListener" : "removeEventListener";
+    global[method]("pagehide", hide);
+    global[method]("pageshow", show);
+    global[method]("online", online);
+    if (global.document) global.document[method]("visibilitychange", visible);
+  }
+
   function positive(n) {
     n = Number(n);
     return isFinite(n) && n > 0 ? n : null;
@@ -512,16 +523,10 @@
     }
 
     function removeListeners() {
-      global.removeEventListener("pagehide", onPageHide);
-      global.removeEventListener("pageshow", onPageShow);
-      global.removeEventListener("online", onOnline);
-      if (global.document) global.document.removeEventListener("visibilitychange", onVisible);
+      followPage(onPageHide, onPageShow, onVisible, onOnline, false);
     }
 
-    global.addEventListener("pagehide", onPageHide);
-    global.addEventListener("pageshow", onPageShow);
-    global.addEventListener("online", onOnline);
-    if (global.document) global.document.addEventListener("visibilitychange", onVisible);
+    followPage(onPageHide, onPageShow, onVisible, onOnline, true);
     schedule(jitter(intervalSecs));
     channel.connect();
 
@@ -863,16 +868,10 @@
     }
 
     function removeListeners() {
-      global.removeEventListener("pagehide", onPageHide);
-      global.removeEventListener("pageshow", onPageShow);
-      global.removeEventListener("online", onOnline);
-      if (global.document) global.document.removeEventListener("visibilitychange", onVisible);
+      followPage(onPageHide, onPageShow, onVisible, onOnline, false);
     }
 
-    global.addEventListener("pagehide", onPageHide);
-    global.addEventListener("pageshow", onPageShow);
-    global.addEventListener("online", onOnline);
-    if (global.document) global.document.addEventListener("visibilitychange", onVisible);
+    followPage(onPageHide, onPageShow, onVisible, onOnline, true);
     if (position !== null && position >= 1) safely(onPosition, [position]);
     schedule(jitter(intervalSecs));
     channel.connect();

@@ -541,14 +541,25 @@ async function endedTicketsAreReported(browser) {
   }
 }
 
+async function ticketFailuresCounted(t, n) {
+  for (let i = 0; i < 400; i++) {
+    if ((await t.page.evaluate(() => window.wait.state().failures)) >= n) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`the ticket never counted ${n} failures`);
+}
+
 async function aTicketRidesOutTransientFailures(browser) {
   const t = await openPage(browser);
   await queue(t);
   let next = await nextRequest(t, 30_000, 13_000);
   await next.route.fulfill(json(503, {error: "overloaded", message: "busy"}, {"Retry-After": "8"}));
+  // The retry is timed from when the page has read the answer, not from the fulfil.
+  await ticketFailuresCounted(t, 1);
   next = await nextRequest(t, 30_000, 6_000);
   check(within(next.elapsed, 7.2, 8.8), "a 503 ticket heartbeat is retried after its Retry-After", next.elapsed);
   await next.route.abort("failed");
+  await ticketFailuresCounted(t, 2);
   next = await nextRequest(t, 30_000);
   check(within(next.elapsed, 1.8, 2.2), "then a network error backs off (2 s)", next.elapsed);
   await next.route.fulfill(json(200, {position: 3, expires_at: "2026-11-28T12:10:00Z"}));
