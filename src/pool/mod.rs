@@ -703,7 +703,7 @@ impl PoolState {
         if !self.users.contains_key(user) {
             return Err(Error::UserNotFound);
         }
-        self.end_user_tickets(user, EndReason::Evicted, now);
+        self.end_tickets(Some(user), EndReason::Evicted, now);
         self.end_user_sessions(user, EndReason::Evicted, now);
         self.graces.drop_user(user);
         self.user_order.remove(user);
@@ -762,7 +762,7 @@ impl PoolState {
         self.licence = licence.clone();
         if !matches!(licence.model, LicenceModel::Concurrent { .. }) {
             // Only a concurrent licence has a line.
-            self.end_all_tickets(EndReason::Evicted, now);
+            self.end_tickets(None, EndReason::Evicted, now);
         }
         self.recount_group_seats();
         self.record(|| Change::Licence(licence.clone()));
@@ -813,7 +813,7 @@ impl PoolState {
     /// Ends every session (reason `evicted`): the tenant is being deleted. Returns
     /// every remembered ended session, so their holders can still learn why.
     pub fn evict_all(&mut self, now: Timestamp) -> Vec<(SessionId, Tombstone)> {
-        self.end_all_tickets(EndReason::Evicted, now);
+        self.end_tickets(None, EndReason::Evicted, now);
         let ids: Vec<SessionId> = self.by_start.iter().map(|&(_, id)| id).collect();
         for id in ids {
             self.end_session(id, EndReason::Evicted, now);

@@ -604,27 +604,13 @@ impl PoolState {
         ticket.into_iter().chain(tombstone).min()
     }
 
-    /// Ends every ticket of `user` (their account is removed).
-    pub(super) fn end_user_tickets(&mut self, user: &UserId, reason: EndReason, now: Timestamp) {
+    /// Ends every ticket of `user` (every ticket, without one), in line order.
+    pub(super) fn end_tickets(&mut self, user: Option<&UserId>, reason: EndReason, now: Timestamp) {
         let mut ids: Vec<(u64, SessionId)> = self
             .waitlist
             .tickets
             .iter()
-            .filter(|(_, t)| &t.user == user)
-            .map(|(&id, t)| (t.seq, id))
-            .collect();
-        ids.sort_unstable();
-        for (_, id) in ids {
-            self.end_ticket(id, reason, now);
-        }
-    }
-
-    /// Ends every ticket, in line order.
-    pub(super) fn end_all_tickets(&mut self, reason: EndReason, now: Timestamp) {
-        let mut ids: Vec<(u64, SessionId)> = self
-            .waitlist
-            .tickets
-            .iter()
+            .filter(|(_, t)| user.is_none_or(|user| &t.user == user))
             .map(|(&id, t)| (t.seq, id))
             .collect();
         ids.sort_unstable();
