@@ -38,6 +38,13 @@ impl Graces {
         self.by_user.contains_key(user)
     }
 
+    /// How many seats are kept for `user`.
+    pub(super) fn kept(&self, user: &UserId) -> u32 {
+        self.by_user
+            .get(user)
+            .map_or(0, |untils| untils.len() as u32)
+    }
+
     /// Gives `user` back the kept seat that would lapse first; whether there was one.
     pub(super) fn take(&mut self, user: &UserId) -> bool {
         let Some(untils) = self.by_user.get_mut(user) else {

@@ -15,7 +15,7 @@
 //! `snapshot` (the pool as plain data, and the changes a store writes between
 //! snapshots). Their types are all re-exported here.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -319,6 +319,7 @@ impl PoolState {
     /// sessions older than the retention. Costs nothing for sessions not due.
     pub fn expire_due(&mut self, now: Timestamp) {
         while let Some(user) = self.graces.lapse_one(now) {
+            self.count_kept_seat(&user, 0, 1);
             let seats_in_use = self.seats_in_use();
             self.emit(now, EventKind::GraceLapsed { user, seats_in_use });
         }
@@ -400,6 +401,8 @@ impl PoolState {
             reserved_for_others: 0,
         };
         let facts = match account {
+            // A kept seat taken back already counts for the user's groups.
+            _ if reclaims => facts,
             Some(account) if self.licence.policies.has_group_rules() => LoginFacts {
                 group_at_max: self.group_at_max(&account.groups),
                 reserved_for_others: self.reserved_for_others(&account.groups),
@@ -440,6 +443,7 @@ impl PoolState {
             LoginDecision::Admit { .. } | LoginDecision::Displace { .. } => {
                 if reclaims {
                     self.graces.take(user);
+                    self.count_kept_seat(user, 0, 1);
                 }
                 Ok(Entry::Admitted(self.admit(
                     user,
@@ -668,7 +672,7 @@ impl PoolState {
             if let Some(groups) = groups.filter(|_| regroup) {
                 let before = std::mem::replace(&mut account.groups, groups.clone());
                 if let LicenceModel::Concurrent { seat_per, .. } = self.licence.model {
-                    let seats = account.seats(seat_per);
+                    let seats = account.seats(seat_per) + self.graces.kept(user);
                     self.count_group_seats(&before, 0, seats);
                     self.count_group_seats(&groups, seats, 0);
                 }
@@ -705,6 +709,8 @@ impl PoolState {
         }
         self.end_tickets(Some(user), EndReason::Evicted, now);
         self.end_user_sessions(user, EndReason::Evicted, now);
+        let kept = self.graces.kept(user);
+        self.count_kept_seat(user, 0, kept);
         self.graces.drop_user(user);
         self.user_order.remove(user);
         if let Some(account) = self.users.remove(user) {
@@ -966,6 +972,21 @@ impl PoolState {
                 self.ended.by_id.len()
             ));
         }
+        let nonzero = |counts: &HashMap<GroupId, u32>| -> BTreeMap<GroupId, u32> {
+            counts
+                .iter()
+                .filter(|&(_, &n)| n > 0)
+                .map(|(g, &n)| (g.clone(), n))
+                .collect()
+        };
+        let held = self.counted_group_seats();
+        if nonzero(&held) != nonzero(&self.group_seats) {
+            return Err(format!(
+                "group seats counted {:?}, held {:?}",
+                nonzero(&self.group_seats),
+                nonzero(&held)
+            ));
+        }
         self.check_waitlist()
     }
 
@@ -1093,6 +1114,7 @@ impl PoolState {
             let left = self.users.get(&session.user).map_or(0, Account::live);
             if takes_a_seat(&self.licence, left + 1) {
                 self.graces.keep(&session.user, now + grace);
+                self.count_kept_seat(&session.user, 1, 0);
             }
         }
         let tombstone = Tombstone {
@@ -1171,27 +1193,46 @@ impl PoolState {
         }
     }
 
-    /// Counts the seats of every group the licence reserves seats for or caps afresh.
-    fn recount_group_seats(&mut self) {
-        self.group_seats.clear();
-        let LicenceModel::Concurrent { seat_per, .. } = self.licence.model else {
-            return;
-        };
+    /// Adds and takes away seats kept for `user` under the reload grace, in their
+    /// groups: a kept seat counts for the groups of the user it is kept for.
+    fn count_kept_seat(&mut self, user: &UserId, add: u32, take: u32) {
         if !self.licence.policies.has_group_rules() {
             return;
         }
+        if let Some(account) = self.users.get(user) {
+            let groups = account.groups.clone();
+            self.count_group_seats(&groups, add, take);
+        }
+    }
+
+    /// Counts the seats of every group the licence reserves seats for or caps afresh.
+    fn recount_group_seats(&mut self) {
+        self.group_seats = self.counted_group_seats();
+    }
+
+    /// The seats held by members of each group the licence reserves seats for or caps,
+    /// counted from the accounts and the seats kept for them.
+    fn counted_group_seats(&self) -> HashMap<GroupId, u32> {
+        let mut counts = HashMap::new();
+        let LicenceModel::Concurrent { seat_per, .. } = self.licence.model else {
+            return counts;
+        };
         let policies = &self.licence.policies;
-        for account in self.users.values() {
-            let seats = account.seats(seat_per);
+        if !policies.has_group_rules() {
+            return counts;
+        }
+        for (user, account) in &self.users {
+            let seats = account.seats(seat_per) + self.graces.kept(user);
             if seats == 0 {
                 continue;
             }
             for group in account.groups.iter() {
                 if policies.counts_group(group) {
-                    *self.group_seats.entry(group.clone()).or_default() += seats;
+                    *counts.entry(group.clone()).or_default() += seats;
                 }
             }
         }
+        counts
     }
 
     /// Seats held by members of `group`.

@@ -151,6 +151,66 @@ local function save_account(user, acc)
   end
 end
 
+-- Groups, as PoolState counts them: the seats held by members of each group the
+-- licence reserves seats for or caps, a member of several counting in each.
+local function counts_group(g)
+  return meta.gres[g] ~= nil or meta.gmax[g] ~= nil
+end
+
+local function group_held(g)
+  return tonumber(meta['g:' .. g] or '0')
+end
+
+local function count_group_seats(groups, delta)
+  for _, g in ipairs(groups or {}) do
+    if counts_group(g) then
+      local held = math.max(group_held(g) + delta, 0)
+      meta['g:' .. g] = held
+      redis.call('HSET', META, 'g:' .. g, held)
+    end
+  end
+end
+
+-- The seats an account holds: one for any number of tabs, or one per tab, and the
+-- seats kept for it under the reload grace.
+local function account_seats(acc)
+  local kept = acc.k and #acc.k or 0
+  if meta.per == 'session' then
+    return #acc.s + kept
+  end
+  return (#acc.s > 0 and 1 or 0) + kept
+end
+
+-- A seat kept for a user counts for their groups until it is taken back or lapses.
+local function count_kept_seat(acc, delta)
+  if meta.grouped then
+    count_group_seats(acc.g, delta)
+  end
+end
+
+-- Counts every group's seats afresh, after a licence change.
+local function recount_group_seats()
+  for k, _ in pairs(meta) do
+    if string.sub(k, 1, 2) == 'g:' then
+      redis.call('HDEL', META, k)
+      meta[k] = nil
+    end
+  end
+  if meta.model ~= 'concurrent' or not meta.grouped then
+    return
+  end
+  local all = redis.call('HGETALL', USERS)
+  for i = 1, #all, 2 do
+    local acc = cjson.decode(all[i + 1])
+    if acc.g then
+      local seats = account_seats(acc)
+      if seats > 0 then
+        count_group_seats(acc.g, seats)
+      end
+    end
+  end
+end
+
 -- The reload grace, as src/pool/graces.rs: a released seat kept for its user.
 local function set_held(n)
   meta.held = n
@@ -163,6 +223,7 @@ local function keep_seat(user, acc, sid)
   acc.k = acc.k or {}
   acc.k[#acc.k + 1] = member
   set_held(meta.held + 1)
+  count_kept_seat(acc, 1)
 end
 
 -- Gives the user back the kept seat that lapses first (the caller saves `acc`).
@@ -170,6 +231,7 @@ local function take_kept(acc)
   local member = table.remove(acc.k, 1)
   redis.call('ZREM', GRACE, member)
   set_held(meta.held - 1)
+  count_kept_seat(acc, -1)
 end
 
 local function lapse_kept()
@@ -195,6 +257,7 @@ local function lapse_kept()
       for i, m in ipairs(acc.k or {}) do
         if m == member then
           table.remove(acc.k, i)
+          count_kept_seat(acc, -1)
           break
         end
       end
@@ -203,57 +266,6 @@ local function lapse_kept()
     redis.call('ZREM', GRACE, member)
     set_held(math.max(meta.held - 1, 0))
     emit({ type = 'grace_lapsed', user = user, seats_in_use = seats_in_use() })
-  end
-end
-
--- Groups, as PoolState counts them: the seats held by members of each group the
--- licence reserves seats for or caps, a member of several counting in each.
-local function counts_group(g)
-  return meta.gres[g] ~= nil or meta.gmax[g] ~= nil
-end
-
-local function group_held(g)
-  return tonumber(meta['g:' .. g] or '0')
-end
-
-local function count_group_seats(groups, delta)
-  for _, g in ipairs(groups or {}) do
-    if counts_group(g) then
-      local held = math.max(group_held(g) + delta, 0)
-      meta['g:' .. g] = held
-      redis.call('HSET', META, 'g:' .. g, held)
-    end
-  end
-end
-
--- The seats an account holds: one for any number of tabs, or one per tab.
-local function account_seats(acc)
-  if meta.per == 'session' then
-    return #acc.s
-  end
-  return #acc.s > 0 and 1 or 0
-end
-
--- Counts every group's seats afresh, after a licence change.
-local function recount_group_seats()
-  for k, _ in pairs(meta) do
-    if string.sub(k, 1, 2) == 'g:' then
-      redis.call('HDEL', META, k)
-      meta[k] = nil
-    end
-  end
-  if meta.model ~= 'concurrent' or not meta.grouped then
-    return
-  end
-  local all = redis.call('HGETALL', USERS)
-  for i = 1, #all, 2 do
-    local acc = cjson.decode(all[i + 1])
-    if acc.g then
-      local seats = account_seats(acc)
-      if seats > 0 then
-        count_group_seats(acc.g, seats)
-      end
-    end
   end
 end
 
@@ -1037,7 +1049,8 @@ function ops.login(r)
   local reclaims = meta.model == 'concurrent' and takes_seat and acc ~= nil and acc.k ~= nil
     and #acc.k > 0
   local reserved = 0
-  if not refuse and meta.model == 'concurrent' and takes_seat and meta.grouped then
+  -- A kept seat taken back already counts for the user's groups.
+  if not refuse and meta.model == 'concurrent' and takes_seat and meta.grouped and not reclaims then
     local at_max, max
     at_max, max, reserved = group_facts(acc and acc.g)
     if at_max then
@@ -1327,6 +1340,7 @@ function ops.remove_user(r)
   for _, member in ipairs(acc.k or {}) do
     redis.call('ZREM', GRACE, member)
     set_held(meta.held - 1)
+    count_kept_seat(acc, -1)
   end
   redis.call('HDEL', USERS, r.user)
   redis.call('ZREM', ORDER, r.user)

@@ -790,3 +790,55 @@ async fn a_kept_seat_goes_when_the_grace_lapses_and_only_a_release_keeps_one() {
     engine.put_tenant(&t, Licence::concurrent(2)).await.unwrap();
     assert_eq!(usage_now(&engine, &t).await, (1, 1));
 }
+
+#[tokio::test]
+async fn a_kept_seat_counts_for_its_users_groups_until_taken_back_or_lapsed() {
+    for seat_per in [SeatPer::User, SeatPer::Session] {
+        let licence = Licence::concurrent(5)
+            .seat_per(seat_per)
+            .group_max("volunteers", 1)
+            .reserve("finance", 1)
+            .reload_grace(Duration::from_secs(30));
+        let (engine, clock, t) = start_tenant(licence).await;
+        in_groups(&engine, &t, "vic", &["volunteers"]).await;
+        in_groups(&engine, &t, "val", &["volunteers"]).await;
+        in_groups(&engine, &t, "fay", &["finance"]).await;
+        // Vic's page reloads: the volunteers' one seat is still his.
+        let vic = admit(&engine, &t, "vic").await;
+        engine.release(&vic).await.unwrap();
+        assert_eq!(
+            refusal(&engine, &t, "val").await,
+            group_limit("volunteers", 1),
+            "{seat_per:?}"
+        );
+        let vic = admit(&engine, &t, "vic").await;
+        // Fay's kept seat still fills finance's reservation: four seats are anyone's.
+        let fay = admit(&engine, &t, "fay").await;
+        engine.release(&fay).await.unwrap();
+        for name in ["ann", "bob", "cara"] {
+            admit(&engine, &t, name).await;
+        }
+        assert_eq!(
+            refusal(&engine, &t, "dan").await,
+            limit_reached(5, 5, Some(Duration::from_secs(600) + millis(1))),
+            "{seat_per:?}"
+        );
+        // At the end of the grace the seat is free, and finance's again.
+        clock.advance(Duration::from_secs(30));
+        let reserved = Error::LicenceLimitReached {
+            seats: 5,
+            seats_in_use: 4,
+            reserved: 1,
+            retry_after: Some(Duration::from_secs(570) + millis(1)),
+        };
+        assert_eq!(refusal(&engine, &t, "dan").await, reserved, "{seat_per:?}");
+        // A kept seat lapsing frees its group's place too.
+        engine.release(&vic).await.unwrap();
+        assert_eq!(
+            refusal(&engine, &t, "val").await,
+            group_limit("volunteers", 1)
+        );
+        clock.advance(Duration::from_secs(30));
+        admit(&engine, &t, "val").await;
+    }
+}
