@@ -482,6 +482,65 @@ async fn groups_and_the_seats_they_hold_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn seats_kept_under_the_reload_grace_survive_a_restart_with_a_full_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_at(T0);
+    let before = start(dir.path(), &clock);
+    let crm = id("crm");
+    let sales = vec![usher::GroupId::parse("sales").unwrap()];
+    let licence = Licence::concurrent(3)
+        .group_max("sales", 1)
+        .reload_grace(Duration::from_secs(30));
+    before.engine.put_tenant(&crm, licence).await.unwrap();
+    for name in ["sam", "sue"] {
+        before
+            .engine
+            .put_user_in_groups(&crm, &user(name), &sales)
+            .await
+            .unwrap();
+    }
+    // Two seats are kept: ann's and sam's (a seat of sales). Cara's lapsed and bob's
+    // was taken back: neither leaves a row behind.
+    for name in ["cara", "ann", "sam", "bob"] {
+        let admitted = before.engine.login(&crm, &user(name), None).await.unwrap();
+        before.engine.release(&admitted.token).await.unwrap();
+        if name == "cara" {
+            clock.advance(Duration::from_secs(30));
+            before.engine.expire_due().await.unwrap();
+        }
+    }
+    before.engine.login(&crm, &user("bob"), None).await.unwrap();
+    clock.advance(Duration::from_secs(20));
+
+    let copy = crash_copy(dir.path());
+    let after = start(copy.path(), &clock);
+    let loaded = after.store.load().unwrap();
+    let kept = &loaded.pools.iter().find(|p| p.tenant == crm).unwrap().kept;
+    assert_eq!(kept, &[(user("ann"), 1), (user("sam"), 1)]);
+    assert_eq!(after.engine.tenant(&crm).await.unwrap().seats_in_use, 3);
+    let refused = after.engine.login(&crm, &user("dan"), None).await;
+    assert!(
+        matches!(refused, Err(Error::LicenceLimitReached { .. })),
+        "{refused:?}"
+    );
+    // Sam's kept seat still counts for sales.
+    let refused = after.engine.login(&crm, &user("sue"), None).await;
+    assert_eq!(
+        refused.unwrap_err(),
+        Error::GroupLimitReached {
+            group: "sales".into(),
+            max: 1
+        }
+    );
+    // A full grace from the restart: still kept 20 s on, when it would have lapsed.
+    clock.advance(Duration::from_secs(20));
+    after.engine.login(&crm, &user("ann"), None).await.unwrap();
+    clock.advance(Duration::from_secs(10));
+    // Sam's seat has lapsed now, and is anyone's.
+    after.engine.login(&crm, &user("dan"), None).await.unwrap();
+}
+
+#[tokio::test]
 async fn usage_and_the_audit_log_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::starting_at(T0);

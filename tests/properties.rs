@@ -194,16 +194,18 @@ impl Model {
     }
 
     /// Seats held by members of `group`: their users, or their tabs under a seat per
-    /// tab.
+    /// tab, and the seats kept for them.
     fn group_held(&self, group: &GroupId) -> u32 {
         let members = self.live().filter(|t| self.is_member(&t.user, group));
-        match self.licence.model {
+        let held = match self.licence.model {
             LicenceModel::Concurrent {
                 seat_per: SeatPer::Session,
                 ..
             } => members.count() as u32,
             _ => members.map(|t| &t.user).collect::<BTreeSet<_>>().len() as u32,
-        }
+        };
+        let kept = self.kept.iter().filter(|(u, _)| self.is_member(u, group));
+        held + kept.count() as u32
     }
 
     /// Free seats held back for reservations not yet filled, but for the one seat
@@ -250,8 +252,11 @@ impl Model {
         if let LicenceModel::Concurrent { seats, seat_per } = self.licence.model {
             let limit = seat_limit(&self.licence).unwrap();
             let shares = seat_per == SeatPer::User && tabs > 0;
-            let in_use = self.seats_in_use() - u32::from(self.reclaims(user));
-            if !shares {
+            let reclaims = self.reclaims(user);
+            let in_use = self.seats_in_use() - u32::from(reclaims);
+            // A kept seat taken back is already its groups'.
+            let group_rules = !shares && !reclaims;
+            if group_rules {
                 let mine = self.groups.get(user).into_iter().flatten();
                 for group in mine {
                     if let Some(&max) = policies.group_max.get(group) {
@@ -264,10 +269,10 @@ impl Model {
                     }
                 }
             }
-            let reserved = if shares {
-                0
-            } else {
+            let reserved = if group_rules {
                 self.reserved_for_others(user)
+            } else {
+                0
             };
             if !shares && in_use + reserved >= limit {
                 let nearest = self.live().map(|t| t.expires_at).min();
@@ -676,8 +681,11 @@ fn run(initial: Licence, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 // What is due is ended before the snapshot, as the model has done.
                 pool.expire_due(now);
                 pool = PoolState::restore(pool.snapshot(), Retention::default(), now);
-                // Kept seats do not outlast a restart.
-                model.kept.clear();
+                // Kept seats outlast a restart, each with a full grace.
+                let grace = model.licence.policies.reload_grace;
+                for (_, until) in &mut model.kept {
+                    *until = now + grace;
+                }
                 // Every restored session gets a full idle window.
                 let idle = model.licence.idle_timeout;
                 for tab in model.tabs.iter_mut().filter(|t| t.ended.is_none()) {

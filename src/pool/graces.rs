@@ -38,6 +38,13 @@ impl Graces {
         self.by_user.contains_key(user)
     }
 
+    /// Each user with seats kept, and how many.
+    pub(super) fn by_user(&self) -> impl Iterator<Item = (&UserId, u32)> {
+        self.by_user
+            .iter()
+            .map(|(user, untils)| (user, untils.len() as u32))
+    }
+
     /// How many seats are kept for `user`.
     pub(super) fn kept(&self, user: &UserId) -> u32 {
         self.by_user

@@ -320,6 +320,7 @@ impl PoolState {
     pub fn expire_due(&mut self, now: Timestamp) {
         while let Some(user) = self.graces.lapse_one(now) {
             self.count_kept_seat(&user, 0, 1);
+            self.record_kept(&user);
             let seats_in_use = self.seats_in_use();
             self.emit(now, EventKind::GraceLapsed { user, seats_in_use });
         }
@@ -444,6 +445,7 @@ impl PoolState {
                 if reclaims {
                     self.graces.take(user);
                     self.count_kept_seat(user, 0, 1);
+                    self.record_kept(user);
                 }
                 Ok(Entry::Admitted(self.admit(
                     user,
@@ -712,6 +714,9 @@ impl PoolState {
         let kept = self.graces.kept(user);
         self.count_kept_seat(user, 0, kept);
         self.graces.drop_user(user);
+        if kept > 0 {
+            self.record_kept(user);
+        }
         self.user_order.remove(user);
         if let Some(account) = self.users.remove(user) {
             if account.assigned {
@@ -763,7 +768,11 @@ impl PoolState {
             _ => None,
         };
         if keeps(&licence).is_none() || keeps(&licence) != keeps(&self.licence) {
+            let users: Vec<UserId> = self.graces.by_user().map(|(u, _)| u.clone()).collect();
             self.graces.clear();
+            for user in users {
+                self.record_kept(&user);
+            }
         }
         self.licence = licence.clone();
         if !matches!(licence.model, LicenceModel::Concurrent { .. }) {
@@ -1115,6 +1124,7 @@ impl PoolState {
             if takes_a_seat(&self.licence, left + 1) {
                 self.graces.keep(&session.user, now + grace);
                 self.count_kept_seat(&session.user, 1, 0);
+                self.record_kept(&session.user);
             }
         }
         let tombstone = Tombstone {
@@ -1203,6 +1213,21 @@ impl PoolState {
             let groups = account.groups.clone();
             self.count_group_seats(&groups, add, take);
         }
+    }
+
+    /// Records how many seats are kept for `user` now, for the store.
+    fn record_kept(&mut self, user: &UserId) {
+        let seats = self.graces.kept(user);
+        self.record(|| Change::Kept {
+            user: user.clone(),
+            seats,
+        });
+    }
+
+    /// Whether the licence keeps released seats under a reload grace.
+    fn keeps_seats(&self) -> bool {
+        matches!(self.licence.model, LicenceModel::Concurrent { .. })
+            && !self.licence.policies.reload_grace.is_zero()
     }
 
     /// Counts the seats of every group the licence reserves seats for or caps afresh.

@@ -45,6 +45,9 @@ pub struct PoolSnapshot {
     /// Remembered ended tickets.
     #[serde(default)]
     pub ended_tickets: Vec<(SessionId, Tombstone)>,
+    /// Seats kept under the reload grace: how many for each user.
+    #[serde(default)]
+    pub kept: Vec<(UserId, u32)>,
 }
 
 /// A live session as a store keeps it: the secret's hash, never the secret.
@@ -90,6 +93,13 @@ pub enum Change {
     },
     /// A user account was removed.
     UserRemoved(UserId),
+    /// The number of seats kept for a user under the reload grace changed.
+    Kept {
+        /// Whose.
+        user: UserId,
+        /// How many are kept now (none: the row goes).
+        seats: u32,
+    },
     /// A session was admitted.
     SessionStarted(SessionRecord),
     /// A session ended and is remembered.
@@ -205,11 +215,18 @@ impl PoolState {
             fence: self.fence,
             tickets,
             ended_tickets,
+            kept: self
+                .graces
+                .by_user()
+                .map(|(user, seats)| (user.clone(), seats))
+                .collect(),
         }
     }
 
     /// Rebuilds a pool from a snapshot after a restart. Every restored session gets a
-    /// full idle window from `now` to resume its heartbeats, and counts against seats.
+    /// full idle window from `now` to resume its heartbeats, and counts against seats;
+    /// every seat kept under the reload grace a full grace, for the reload the restart
+    /// held up.
     pub fn restore(snapshot: PoolSnapshot, retention: Retention, now: Timestamp) -> Self {
         let mut pool = PoolState {
             tenant: snapshot.tenant,
@@ -223,8 +240,6 @@ impl PoolState {
             active_users: 0,
             assigned: 0,
             group_seats: HashMap::new(),
-            // Seats kept under the reload grace are not restored: a restart outlasts
-            // the reload they were kept for, and the sessions it restores count again.
             graces: Default::default(),
             waitlist: Default::default(),
             ended: EndedSessions::default(),
@@ -275,6 +290,16 @@ impl PoolState {
         for (user, groups) in snapshot.groups {
             if let Some(account) = pool.users.get_mut(&user) {
                 account.groups = groups.into();
+            }
+        }
+        if pool.keeps_seats() {
+            let until = now + pool.licence.policies.reload_grace;
+            for (user, seats) in snapshot.kept {
+                if pool.users.contains_key(&user) {
+                    for _ in 0..seats {
+                        pool.graces.keep(&user, until);
+                    }
+                }
             }
         }
         pool.recount_group_seats();

@@ -55,6 +55,8 @@ const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const USAGE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("usage");
 /// Webhook registrations and delivery state, by key.
 const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+/// Seats kept under the reload grace: how many for each user.
+const KEPT: TableDefinition<(&str, &str), u32> = TableDefinition::new("kept_seats");
 /// Waitlist tickets, live and remembered ended ones, under the hash of their secret.
 const TICKETS: TableDefinition<(&str, u128), &[u8]> = TableDefinition::new("tickets");
 /// The audit log: one row per tenant per group commit, keyed by the time of its last
@@ -340,6 +342,7 @@ fn stamp_schema(db: &Database, path: &Path) -> Result<(), String> {
         txn.open_table(FENCES).map_err(|e| fail(&e))?;
         txn.open_table(WEBHOOKS).map_err(|e| fail(&e))?;
         txn.open_table(TICKETS).map_err(|e| fail(&e))?;
+        txn.open_table(KEPT).map_err(|e| fail(&e))?;
     }
     txn.commit().map_err(|e| fail(&e))
 }
@@ -461,6 +464,7 @@ impl Store for RedbStore {
                     fence: 0,
                     tickets: Vec::new(),
                     ended_tickets: Vec::new(),
+                    kept: Vec::new(),
                 },
             );
         }
@@ -488,6 +492,18 @@ impl Store for RedbStore {
             if let Some(pool) = pools.get_mut(tenant) {
                 pool.groups
                     .push((UserId::parse(user)?, from_json(groups.value())?));
+            }
+        }
+        for row in txn
+            .open_table(KEPT)
+            .map_err(storage)?
+            .iter()
+            .map_err(storage)?
+        {
+            let (key, seats) = row.map_err(storage)?;
+            let (tenant, user) = key.value();
+            if let Some(pool) = pools.get_mut(tenant) {
+                pool.kept.push((UserId::parse(user)?, seats.value()));
             }
         }
         for row in txn
@@ -669,6 +685,8 @@ enum Op {
     /// A user and their groups, as JSON.
     Groups(String, Vec<u8>),
     UserRemoved(String),
+    /// A user and the seats kept for them.
+    Kept(String, u32),
     /// The secret's key, the row, and the session's fence.
     SessionStarted(u128, Vec<u8>, u64),
     SessionEnded(u128, Vec<u8>),
@@ -700,6 +718,7 @@ impl Encoded {
                 Change::User { user, assigned } => Op::User(user.to_string(), u8::from(assigned)),
                 Change::Groups { user, groups } => Op::Groups(user.to_string(), to_json(&groups)?),
                 Change::UserRemoved(user) => Op::UserRemoved(user.to_string()),
+                Change::Kept { user, seats } => Op::Kept(user.to_string(), seats),
                 Change::SessionStarted(record) => Op::SessionStarted(
                     secret_key(&record.secret),
                     to_json(&SessionRow {
@@ -968,6 +987,7 @@ struct Tables<'txn> {
     orphans: redb::Table<'txn, u64, Bytes>,
     fences: redb::Table<'txn, &'static str, u64>,
     tickets: redb::Table<'txn, (&'static str, u128), Bytes>,
+    kept: redb::Table<'txn, (&'static str, &'static str), u32>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -986,6 +1006,7 @@ impl<'txn> Tables<'txn> {
             orphans: txn.open_table(ORPHANS).map_err(storage)?,
             fences: txn.open_table(FENCES).map_err(storage)?,
             tickets: txn.open_table(TICKETS).map_err(storage)?,
+            kept: txn.open_table(KEPT).map_err(storage)?,
         })
     }
 
@@ -1022,6 +1043,15 @@ impl<'txn> Tables<'txn> {
                     .map_err(storage)?;
                 self.groups
                     .remove((tenant, user.as_str()))
+                    .map_err(storage)?;
+                self.kept.remove((tenant, user.as_str())).map_err(storage)?;
+            }
+            Op::Kept(user, 0) => {
+                self.kept.remove((tenant, user.as_str())).map_err(storage)?;
+            }
+            Op::Kept(user, seats) => {
+                self.kept
+                    .insert((tenant, user.as_str()), *seats)
                     .map_err(storage)?;
             }
             Op::SessionStarted(secret, bytes, _) => {
@@ -1080,6 +1110,9 @@ impl<'txn> Tables<'txn> {
                     .map_err(storage)?;
                 self.tickets
                     .retain_in((tenant, 0)..=(tenant, u128::MAX), |_, _| false)
+                    .map_err(storage)?;
+                self.kept
+                    .retain_in((tenant, "")..=(tenant, "\u{10ffff}"), |_, _| false)
                     .map_err(storage)?;
                 self.usage
                     .retain_in((tenant, "")..=(tenant, "\u{10ffff}"), |_, _| false)
