@@ -825,6 +825,7 @@
     var line = [];
     if (p.queued) line.push(p.queued + " in line (" + plural(p.held_for_queue || 0, "seat", "seats") + " held for it)");
     if (effects.tickets_ended) line.push(plural(effects.tickets_ended, "ticket", "tickets") + " in line ended");
+    line = line.concat(heldParts(p));
     setText($("preview-held"), "Under it: " + plural(p.seats_in_use || 0, "seat", "seats") + " in use · " +
       plural(p.sessions || 0, "session", "sessions") + " · " + plural(p.users || 0, "user account", "user accounts") +
       (line.length ? " · " + line.join(" · ") : ""));
@@ -907,11 +908,30 @@
 
   // ---------------------------------------------------------------- holders
 
+  // "1 kept for a reload", "finance 2 (2 reserved)", "volunteers 2 of 3": the seats
+  // the view counts under the reload grace and per group, where the licence does.
+  function heldParts(tenant) {
+    var parts = [];
+    if (tenant.held_for_reload) parts.push(tenant.held_for_reload + " kept for a reload");
+    var groups = tenant.group_seats || {};
+    Object.keys(groups).sort().forEach(function (group) {
+      var text = group + " " + groups[group];
+      var max = (tenant.group_max || {})[group];
+      var reserved = (tenant.reserve || {})[group];
+      if (max !== undefined) text += " of " + max;
+      if (reserved) text += " (" + reserved + " reserved)";
+      parts.push(text);
+    });
+    return parts;
+  }
+
   function renderHolders(sessions, tenant) {
     var users = new Set(sessions.map(function (s) { return s.user; }));
     var summary = sessions.length + (sessions.length === 1 ? " session" : " sessions") +
       " · " + users.size + (users.size === 1 ? " user" : " users");
     if (tenant.model !== "records") summary += " · " + (tenant.seats_in_use || 0) + " of " + fmtNumber(tenant.seats) + " seats";
+    var held = heldParts(tenant);
+    if (held.length) summary += " · " + held.join(" · ");
     setText($("holders-summary"), summary);
     $("holders-empty").hidden = sessions.length > 0;
     syncRows($("holders-body"), sessions, function (s) { return s.id; }, function (s) {

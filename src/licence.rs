@@ -121,6 +121,14 @@ impl Policies {
         !self.reserve.is_empty() || !self.group_max.is_empty()
     }
 
+    /// The groups whose seats are counted (reserved or capped), in order.
+    pub fn counted_groups(&self) -> impl Iterator<Item = &GroupId> {
+        let mut groups: Vec<&GroupId> = self.reserve.keys().chain(self.group_max.keys()).collect();
+        groups.sort();
+        groups.dedup();
+        groups.into_iter()
+    }
+
     /// Whether seats held by members of `group` are counted (it is reserved or capped).
     pub fn counts_group(&self, group: &GroupId) -> bool {
         self.reserve.contains_key(group) || self.group_max.contains_key(group)
@@ -310,6 +318,29 @@ impl Licence {
     /// A records-based licence with defaults.
     pub fn records() -> Self {
         Self::with_model(LicenceModel::Records)
+    }
+
+    /// The seat rule released seats are kept under, when the licence keeps them (a
+    /// concurrent licence with a reload grace). A change keeps kept seats only when
+    /// both licences keep them under the same rule.
+    pub fn keeps_seats_per(&self) -> Option<SeatPer> {
+        match self.model {
+            LicenceModel::Concurrent { seat_per, .. } if !self.policies.reload_grace.is_zero() => {
+                Some(seat_per)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether released seats are kept under a reload grace.
+    pub fn keeps_seats(&self) -> bool {
+        self.keeps_seats_per().is_some()
+    }
+
+    /// Whether seats are counted per group (a concurrent licence that reserves seats
+    /// for groups or caps them).
+    pub fn has_group_rules(&self) -> bool {
+        matches!(self.model, LicenceModel::Concurrent { .. }) && self.policies.has_group_rules()
     }
 
     fn with_model(model: LicenceModel) -> Self {

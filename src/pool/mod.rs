@@ -38,7 +38,7 @@ mod snapshot;
 mod views;
 mod waitlist;
 
-pub use preview::{preview, takes_named_seats, Holdings, LicenceEffects, LicencePreview};
+pub use preview::{preview, takes_named_seats, Holdings, LicenceEffects, LicencePreview, Member};
 pub use records::Records;
 pub use snapshot::{Change, PoolSnapshot, SessionRecord};
 pub(crate) use views::check_page_limit;
@@ -761,13 +761,8 @@ impl PoolState {
             }
         }
         // Kept seats belong to the seat rule and the grace they were kept under.
-        let keeps = |l: &Licence| match l.model {
-            LicenceModel::Concurrent { seat_per, .. } if !l.policies.reload_grace.is_zero() => {
-                Some(seat_per)
-            }
-            _ => None,
-        };
-        if keeps(&licence).is_none() || keeps(&licence) != keeps(&self.licence) {
+        let keeps = licence.keeps_seats_per();
+        if keeps.is_none() || keeps != self.licence.keeps_seats_per() {
             let users: Vec<UserId> = self.graces.by_user().map(|(u, _)| u.clone()).collect();
             self.graces.clear();
             for user in users {
@@ -801,6 +796,20 @@ impl PoolState {
         } else {
             Vec::new()
         };
+        let members = if licence.has_group_rules() {
+            let members = self.users.iter().filter(|(user, account)| {
+                !account.groups.is_empty() && (account.live() > 0 || self.graces.keeps(user))
+            });
+            members
+                .map(|(user, account)| Member {
+                    groups: account.groups.to_vec(),
+                    sessions: account.live(),
+                    kept: self.graces.kept(user),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Holdings {
             licence: self.licence.clone(),
             view: self.view(),
@@ -808,6 +817,7 @@ impl PoolState {
             active_users: self.active_users,
             kept: self.graces.held(),
             named,
+            members,
         }
     }
 
@@ -1222,12 +1232,6 @@ impl PoolState {
             user: user.clone(),
             seats,
         });
-    }
-
-    /// Whether the licence keeps released seats under a reload grace.
-    fn keeps_seats(&self) -> bool {
-        matches!(self.licence.model, LicenceModel::Concurrent { .. })
-            && !self.licence.policies.reload_grace.is_zero()
     }
 
     /// Counts the seats of every group the licence reserves seats for or caps afresh.

@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::ids::{TenantId, UserId};
+use crate::ids::{GroupId, TenantId, UserId};
 use crate::licence::{Licence, LicenceModel, SeatPer};
 
 use super::TenantView;
@@ -30,6 +30,20 @@ pub struct Holdings {
     /// The users holding a named seat, when the change takes them away
     /// ([`takes_named_seats`]); empty otherwise.
     pub named: Vec<UserId>,
+    /// The users in groups who hold or are kept a seat, when the new licence counts
+    /// seats per group ([`Licence::has_group_rules`]); empty otherwise.
+    pub members: Vec<Member>,
+}
+
+/// A user in groups holding seats, as a licence change counts them per group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The user's groups.
+    pub groups: Vec<GroupId>,
+    /// Their live sessions.
+    pub sessions: u32,
+    /// Seats kept for them under the reload grace.
+    pub kept: u32,
 }
 
 /// Whether a change from `from` to `to` takes every named seat away.
@@ -81,16 +95,12 @@ pub fn preview(tenant: &TenantId, now: Option<Holdings>, licence: Licence) -> Li
         active_users: 0,
         kept: 0,
         named: Vec::new(),
+        members: Vec::new(),
     });
     // Seats kept under the reload grace stay kept under the same seat rule and a grace
     // (as `PoolState::set_licence` keeps them).
-    let keeps = |l: &Licence| match l.model {
-        LicenceModel::Concurrent { seat_per, .. } if !l.policies.reload_grace.is_zero() => {
-            Some(seat_per)
-        }
-        _ => None,
-    };
-    let kept = if keeps(&licence).is_some() && keeps(&licence) == keeps(&now.licence) {
+    let keeps = licence.keeps_seats_per();
+    let kept = if keeps.is_some() && keeps == now.licence.keeps_seats_per() {
         now.kept
     } else {
         0
@@ -135,17 +145,33 @@ pub fn preview(tenant: &TenantId, now: Option<Holdings>, licence: Licence) -> Li
         named_seats_lost,
         tickets_ended: now.view.queued - queued,
     };
+    let mut view = TenantView {
+        seats_in_use,
+        sessions: now.view.sessions,
+        users: now.view.users,
+        records: now.view.records,
+        queued,
+        held_for_queue: held,
+        ..TenantView::of(tenant.clone(), &licence)
+    };
+    if let Some(held) = &mut view.held_for_reload {
+        *held = kept;
+    }
+    if let LicenceModel::Concurrent { seat_per, .. } = licence.model {
+        let kept_survive = kept > 0;
+        for member in &now.members {
+            let seats = match seat_per {
+                SeatPer::User => u32::from(member.sessions > 0),
+                SeatPer::Session => member.sessions,
+            } + if kept_survive { member.kept } else { 0 };
+            for group in &member.groups {
+                view.add_group_seats(group, seats);
+            }
+        }
+    }
     LicencePreview {
         creates,
-        tenant: TenantView {
-            seats_in_use,
-            sessions: now.view.sessions,
-            users: now.view.users,
-            records: now.view.records,
-            queued,
-            held_for_queue: held,
-            ..TenantView::of(tenant.clone(), &licence)
-        },
+        tenant: view,
         effects,
     }
 }

@@ -292,7 +292,7 @@ impl PoolState {
                 account.groups = groups.into();
             }
         }
-        if pool.keeps_seats() {
+        if pool.licence.keeps_seats() {
             let until = now + pool.licence.policies.reload_grace;
             for (user, seats) in snapshot.kept {
                 if pool.users.contains_key(&user) {

@@ -1,6 +1,7 @@
 //! What a pool shows: the tenant, session, user and records views of the API, and
 //! the pages the session and user lists are read in.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Bound;
 
@@ -62,6 +63,15 @@ pub struct TenantView {
     pub queued: u32,
     /// Seats held for tickets at the head of the line, not yet claimed.
     pub held_for_queue: u32,
+    /// Seats kept for their users under the reload grace, counted in `seats_in_use`
+    /// (only under a licence with `reload_grace_secs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_for_reload: Option<u32>,
+    /// Seats held by members of each group the licence reserves seats for or caps,
+    /// kept seats included (only under a licence with `reserve` or `group_max`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(value_type = Option<BTreeMap<String, u32>>))]
+    pub group_seats: Option<BTreeMap<GroupId, u32>>,
 }
 
 impl TenantView {
@@ -86,6 +96,18 @@ impl TenantView {
             records: 0,
             queued: 0,
             held_for_queue: 0,
+            held_for_reload: licence.keeps_seats().then_some(0),
+            group_seats: licence.has_group_rules().then(|| {
+                let groups = licence.policies.counted_groups();
+                groups.map(|group| (group.clone(), 0)).collect()
+            }),
+        }
+    }
+
+    /// Adds seats held by members of `group`, if the view counts it.
+    pub(crate) fn add_group_seats(&mut self, group: &GroupId, seats: u32) {
+        if let Some(held) = self.group_seats.as_mut().and_then(|g| g.get_mut(group)) {
+            *held += seats;
         }
     }
 }
@@ -212,7 +234,7 @@ impl fmt::Display for SessionCursor {
 impl PoolState {
     /// The tenant view.
     pub fn view(&self) -> TenantView {
-        TenantView {
+        let mut view = TenantView {
             seats_in_use: self.seats_in_use(),
             sessions: self.sessions.len() as u32,
             users: self.users.len() as u32,
@@ -220,7 +242,14 @@ impl PoolState {
             queued: self.queued(),
             held_for_queue: self.held_for_queue(),
             ..TenantView::of(self.tenant.clone(), &self.licence)
+        };
+        if let Some(held) = &mut view.held_for_reload {
+            *held = self.graces.held();
         }
+        for (group, &seats) in &self.group_seats {
+            view.add_group_seats(group, seats);
+        }
+        view
     }
 
     /// Live sessions, oldest first: by login time, then by id.

@@ -34,8 +34,8 @@ use crate::ids::{GroupId, SessionId, TenantId, UserId};
 use crate::licence::{Licence, LicenceModel, Policies, SeatPer};
 use crate::live::{Live, News};
 use crate::pool::{
-    preview, Holdings, LicencePreview, Page, QueueEntry, RecordsView, SessionCursor, SessionView,
-    TenantView, TicketStatus, UserView,
+    preview, Holdings, LicencePreview, Member, Page, QueueEntry, RecordsView, SessionCursor,
+    SessionView, TenantView, TicketStatus, UserView,
 };
 use crate::store::{AuditEvent, EventPage, EventQuery};
 use crate::token::SessionToken;
@@ -522,7 +522,11 @@ impl RedisBackend {
         tenant: &TenantId,
         licence: Licence,
     ) -> Result<LicencePreview> {
-        let request = json!({"op": "holdings", "model": licence.model.name()});
+        let request = json!({
+            "op": "holdings",
+            "model": licence.model.name(),
+            "members": licence.has_group_rules(),
+        });
         let holdings = match self.call(tenant, Priority::Shed, request).await {
             Ok(answer) => {
                 let ok = &answer["ok"];
@@ -536,6 +540,16 @@ impl RedisBackend {
                     active_users: number(&ok["active"])? as u32,
                     kept: number(&ok["kept"])? as u32,
                     named: named.collect::<Result<_>>()?,
+                    members: list(&ok["members"])
+                        .iter()
+                        .map(|member| {
+                            Ok(Member {
+                                groups: groups_of(&member["groups"])?,
+                                sessions: number(&member["sessions"])? as u32,
+                                kept: number(&member["kept"])? as u32,
+                            })
+                        })
+                        .collect::<Result<_>>()?,
                 })
             }
             Err(Error::TenantNotFound) => None,
@@ -1403,7 +1417,7 @@ fn licence_of_view(value: &Value) -> Result<Licence> {
 
 fn tenant_view(value: &Value) -> Result<TenantView> {
     let licence = licence_of_view(value)?;
-    Ok(TenantView {
+    let mut view = TenantView {
         seats_in_use: number(&value["seats_in_use"])? as u32,
         sessions: number(&value["sessions"])? as u32,
         users: number(&value["users"])? as u32,
@@ -1411,7 +1425,23 @@ fn tenant_view(value: &Value) -> Result<TenantView> {
         queued: number(&value["queued"])? as u32,
         held_for_queue: number(&value["held_for_queue"])? as u32,
         ..TenantView::of(TenantId::parse(text(&value["tenant"])?)?, &licence)
-    })
+    };
+    if let Some(held) = &mut view.held_for_reload {
+        *held = number(&value["held_for_reload"])? as u32;
+    }
+    for pair in list(&value["group_seats"]) {
+        let group = GroupId::parse(text(&pair[0])?)?;
+        view.add_group_seats(&group, number(&pair[1])? as u32);
+    }
+    Ok(view)
+}
+
+/// A list of groups the script wrote (an empty list as an object, or left out).
+fn groups_of(value: &Value) -> Result<Vec<GroupId>> {
+    list(value)
+        .iter()
+        .map(|g| GroupId::parse(text(g)?))
+        .collect()
 }
 
 fn user_view(value: &Value) -> Result<UserView> {
@@ -1419,14 +1449,7 @@ fn user_view(value: &Value) -> Result<UserView> {
         user: UserId::parse(text(&value["user"])?)?,
         assigned: value["assigned"].as_bool().unwrap_or(false),
         sessions: number(&value["sessions"])? as u32,
-        // A script writes an empty list as an object, or leaves it out.
-        groups: match &value["groups"] {
-            Value::Array(groups) => groups
-                .iter()
-                .map(|g| GroupId::parse(text(g)?))
-                .collect::<Result<_>>()?,
-            _ => Vec::new(),
-        },
+        groups: groups_of(&value["groups"])?,
     })
 }
 

@@ -269,6 +269,18 @@ local function lapse_kept()
   end
 end
 
+-- The seats held by members of each group counted, for the view: a list of pairs, as
+-- an empty table would not read back as an object.
+local function group_seats()
+  local seats = {}
+  for k, v in pairs(meta) do
+    if string.sub(k, 1, 2) == 'g:' then
+      seats[#seats + 1] = { string.sub(k, 3), tonumber(v) }
+    end
+  end
+  return seats
+end
+
 local function is_member(groups, g)
   for _, mine in ipairs(groups or {}) do
     if mine == g then
@@ -757,7 +769,8 @@ local function view()
     idle = meta.idle, max_users = meta.max, seats_in_use = seats_in_use(),
     sessions = redis.call('HLEN', SESS), users = redis.call('HLEN', USERS), records = meta.rc,
     inc = meta.inc, key = meta.key, created = tonumber(meta.created), now = now, pol = meta.pol or '',
-    queued = redis.call('HLEN', TICKETS), held_for_queue = meta.qheld }
+    queued = redis.call('HLEN', TICKETS), held_for_queue = meta.qheld,
+    held_for_reload = meta.held, group_seats = group_seats() }
 end
 
 -- Calendar month (UTC) of a moment, as year * 12 + month.
@@ -971,8 +984,20 @@ function ops.holdings(r)
       end
     end
   end
+  -- The users in groups holding or kept a seat, when the new licence counts groups.
+  local members = {}
+  if r.members then
+    local all = redis.call('HGETALL', USERS)
+    for i = 1, #all, 2 do
+      local acc = cjson.decode(all[i + 1])
+      local kept = acc.k and #acc.k or 0
+      if acc.g and #acc.g > 0 and (#acc.s > 0 or kept > 0) then
+        members[#members + 1] = { groups = acc.g, sessions = #acc.s, kept = kept }
+      end
+    end
+  end
   return { ok = { view = view(), assigned = meta.assigned, active = meta.active, kept = meta.held,
-    named = named } }
+    named = named, members = members } }
 end
 
 -- Starts a session for `user`, who held `tabs` sessions before it: the rules have

@@ -415,6 +415,8 @@ async function scenario(browser) {
     return {done: view.sessions === 1, seen: view.sessions};
   });
   check((await seatsInUse()) === 2, "dan's released seat is kept for him: 2 seats still held");
+  const kept = await admin("GET", `/v1/tenants/${TENANT}`);
+  check(kept.held_for_reload === 1, "the tenant view counts dan's seat as kept for a reload", JSON.stringify(kept));
   const gail = await openContext(browser, "gail");
   check((await demoLogin(gail, "gail")) === "licence_limit_reached",
     "meanwhile gail is refused: the kept seat is nobody else's");
@@ -801,9 +803,12 @@ async function checkLicencePreview(page) {
   check(canonical(saveBody) === canonical({...refusing, ...policies}),
     "Save sends the policies filled in", JSON.stringify(saveBody));
   const saved = await admin("GET", `/v1/tenants/${TENANT}`);
-  check(canonical(saved) === canonical({...refusingBefore, ...policies}),
-    "the saved policies read back through the API: min hold 120 s, at most 3 sessions per user, a seat for support",
+  check(canonical(saved) === canonical({...refusingBefore, ...policies, group_seats: {support: 0}}),
+    "the saved policies read back through the API: min hold 120 s, at most 3 sessions per user, a seat for support (none of its seats held)",
     JSON.stringify(saved));
+  const holdersSummary = async () => (await page.locator("#holders-summary").innerText()).trim();
+  await page.waitForFunction(() => document.getElementById("holders-summary").textContent.endsWith(" · support 0 (1 reserved)"));
+  ok(`the holders' summary counts the reserved group's seats: ${await holdersSummary()}`);
   await page.waitForFunction((notice) => document.getElementById("notice-text").textContent === notice &&
     document.getElementById("licence-min-hold").value === "120" &&
     document.getElementById("licence-reserve").value === "support=1" &&

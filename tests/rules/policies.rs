@@ -842,3 +842,80 @@ async fn a_kept_seat_counts_for_its_users_groups_until_taken_back_or_lapsed() {
         admit(&engine, &t, "val").await;
     }
 }
+
+/// The view's count of seats kept under the reload grace, and of each group's seats.
+async fn held(engine: &Engine, t: &TenantId) -> (Option<u32>, Option<Vec<(String, u32)>>) {
+    let view = engine.tenant(t).await.unwrap();
+    let groups = view
+        .group_seats
+        .map(|seats| seats.into_iter().map(|(g, n)| (g.to_string(), n)).collect());
+    (view.held_for_reload, groups)
+}
+
+fn seats_of(groups: &[(&str, u32)]) -> Option<Vec<(String, u32)>> {
+    Some(groups.iter().map(|&(g, n)| (g.to_string(), n)).collect())
+}
+
+#[tokio::test]
+async fn the_view_counts_kept_seats_and_each_groups_seats_where_the_licence_does() {
+    let (engine, clock, t) = start_tenant(Licence::concurrent(5)).await;
+    // A plain licence counts neither.
+    assert_eq!(held(&engine, &t).await, (None, None));
+    let licence = Licence::concurrent(5)
+        .seat_per(SeatPer::Session)
+        .reserve("finance", 2)
+        .group_max("volunteers", 3)
+        .reload_grace(Duration::from_secs(30));
+    engine.put_tenant(&t, licence.clone()).await.unwrap();
+    let none = seats_of(&[("finance", 0), ("volunteers", 0)]);
+    assert_eq!(held(&engine, &t).await, (Some(0), none));
+    in_groups(&engine, &t, "fay", &["finance", "volunteers"]).await;
+    in_groups(&engine, &t, "vic", &["volunteers", "hr"]).await;
+    let fay = admit(&engine, &t, "fay").await;
+    admit(&engine, &t, "fay").await;
+    admit(&engine, &t, "vic").await;
+    admit(&engine, &t, "ann").await;
+    let both = seats_of(&[("finance", 2), ("volunteers", 3)]);
+    assert_eq!(held(&engine, &t).await, (Some(0), both.clone()));
+    // A released tab's seat is kept, and still fay's groups'.
+    engine.release(&fay).await.unwrap();
+    assert_eq!(held(&engine, &t).await, (Some(1), both));
+    // Vic leaves the volunteers: their count falls with him.
+    in_groups(&engine, &t, "vic", &["hr"]).await;
+    let after = seats_of(&[("finance", 2), ("volunteers", 2)]);
+    assert_eq!(held(&engine, &t).await, (Some(1), after));
+
+    // A dry run shows the counts as the new licence would count them: a seat per user
+    // counts fay once, and lets her kept seat go.
+    let per_user = Licence::concurrent(5)
+        .reserve("finance", 1)
+        .group_max("hr", 1)
+        .reload_grace(Duration::from_secs(30));
+    let preview = engine.preview_licence(&t, per_user).await.unwrap();
+    assert_eq!(preview.tenant.held_for_reload, Some(0));
+    let previewed: Vec<(String, u32)> = preview
+        .tenant
+        .group_seats
+        .unwrap()
+        .into_iter()
+        .map(|(g, n)| (g.to_string(), n))
+        .collect();
+    assert_eq!(Some(previewed), seats_of(&[("finance", 1), ("hr", 1)]));
+    // The same seat rule keeps the kept seat, in fay's groups.
+    let capped = licence.clone().group_max("finance", 4);
+    let preview = engine.preview_licence(&t, capped).await.unwrap();
+    assert_eq!(preview.tenant.held_for_reload, Some(1));
+    assert_eq!(
+        preview.tenant.group_seats.unwrap()[&group("finance")],
+        2,
+        "a tab and a kept seat"
+    );
+    // Nothing changed.
+    let after = seats_of(&[("finance", 2), ("volunteers", 2)]);
+    assert_eq!(held(&engine, &t).await, (Some(1), after));
+
+    // The grace lapses: the seat leaves the count and the groups.
+    clock.advance(Duration::from_secs(30));
+    let lapsed = seats_of(&[("finance", 1), ("volunteers", 1)]);
+    assert_eq!(held(&engine, &t).await, (Some(0), lapsed));
+}
