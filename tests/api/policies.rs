@@ -271,6 +271,22 @@ impl Nodes {
         response.json().await.unwrap()
     }
 
+    /// Releases every admitted session at once, on another node than its login's;
+    /// the statuses.
+    async fn releases(&self, admitted: &Answers) -> Vec<u16> {
+        let client = client();
+        let releases = admitted.iter().enumerate().map(|(i, (_, body))| {
+            let token = body["session"].as_str().unwrap();
+            let url = format!(
+                "{}/v1/sessions/{token}/release",
+                self.urls[(i + 1) % self.urls.len()]
+            );
+            let request = client.post(url).send();
+            async move { request.await.expect("the node answers").status().as_u16() }
+        });
+        join_all(releases).await
+    }
+
     /// Heartbeats every admitted session; answers as the storm's.
     async fn heartbeats(&self, admitted: &Answers) -> Answers {
         let client = client();
@@ -497,6 +513,63 @@ async fn every_policy_holds_its_invariant_under_a_storm(nodes: Nodes) {
         SEATS as usize - finance
     );
     assert_eq!(nodes.view(&key, "reserved").await["seats_in_use"], SEATS);
+
+    // The reload grace: 500 users hold every seat and release it (their pages reload),
+    // then come back among 4,500 others. Exactly the 500 get a seat; nobody else does.
+    let key = nodes
+        .create(
+            "grace",
+            json!({"model": "concurrent", "seats": SEATS, "reload_grace_secs": 600}),
+        )
+        .await;
+    let owner = |i: usize| format!("own-{i}");
+    let holders = nodes.storm(&key, "grace", SEATS as usize, owner).await;
+    assert_eq!(
+        outcomes(&holders),
+        [("201".to_owned(), SEATS as usize)].into()
+    );
+    let released = nodes.releases(&holders).await;
+    assert!(released.iter().all(|&status| status == 204), "{released:?}");
+    let view = nodes.view(&key, "grace").await;
+    assert_eq!(
+        (
+            view["seats_in_use"].as_u64(),
+            view["held_for_reload"].as_u64()
+        ),
+        (Some(500), Some(500))
+    );
+    let back_among_others = |i: usize| {
+        if i % 10 == 0 {
+            format!("own-{}", i / 10)
+        } else {
+            format!("other-{i}")
+        }
+    };
+    let answers = nodes.storm(&key, "grace", LOGINS, back_among_others).await;
+    assert_eq!(
+        outcomes(&answers),
+        [
+            ("201".to_owned(), SEATS as usize),
+            (
+                "409 licence_limit_reached".to_owned(),
+                LOGINS - SEATS as usize
+            )
+        ]
+        .into()
+    );
+    let strangers = answers
+        .iter()
+        .filter(|(s, b)| *s == 201 && !b["user"].as_str().unwrap().starts_with("own-"))
+        .count();
+    assert_eq!(strangers, 0, "a kept seat went to someone else");
+    let view = nodes.view(&key, "grace").await;
+    assert_eq!(
+        (
+            view["seats_in_use"].as_u64(),
+            view["held_for_reload"].as_u64()
+        ),
+        (Some(500), Some(0))
+    );
 }
 
 #[actix_web::test]
