@@ -499,8 +499,11 @@ async fn seats_kept_under_the_reload_grace_survive_a_restart_with_a_full_grace()
             .await
             .unwrap();
     }
-    // Two seats are kept: ann's and sam's (a seat of sales). Cara's lapsed and bob's
-    // was taken back: neither leaves a row behind.
+    // Two seats are kept: ann's and sam's (a seat of sales). Eve's went with her
+    // account, cara's lapsed and bob's was taken back: none leaves a row behind.
+    let eve = before.engine.login(&crm, &user("eve"), None).await.unwrap();
+    before.engine.release(&eve.token).await.unwrap();
+    before.engine.remove_user(&crm, &user("eve")).await.unwrap();
     for name in ["cara", "ann", "sam", "bob"] {
         let admitted = before.engine.login(&crm, &user(name), None).await.unwrap();
         before.engine.release(&admitted.token).await.unwrap();

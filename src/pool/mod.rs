@@ -83,10 +83,15 @@ impl Account {
     /// The seats the user holds under a seat rule: one for any number of tabs, or one
     /// per tab.
     fn seats(&self, seat_per: SeatPer) -> u32 {
-        match seat_per {
-            SeatPer::User => u32::from(!self.sessions.is_empty()),
-            SeatPer::Session => self.live(),
-        }
+        seats_of(seat_per, self.live())
+    }
+}
+
+/// The seats a user with `sessions` live sessions holds under a seat rule.
+pub(crate) fn seats_of(seat_per: SeatPer, sessions: u32) -> u32 {
+    match seat_per {
+        SeatPer::User => u32::from(sessions > 0),
+        SeatPer::Session => sessions,
     }
 }
 
@@ -711,12 +716,10 @@ impl PoolState {
         }
         self.end_tickets(Some(user), EndReason::Evicted, now);
         self.end_user_sessions(user, EndReason::Evicted, now);
+        // The store lets the user's kept seats go with the account (`UserRemoved`).
         let kept = self.graces.kept(user);
         self.count_kept_seat(user, 0, kept);
         self.graces.drop_user(user);
-        if kept > 0 {
-            self.record_kept(user);
-        }
         self.user_order.remove(user);
         if let Some(account) = self.users.remove(user) {
             if account.assigned {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::ids::{GroupId, TenantId, UserId};
 use crate::licence::{Licence, LicenceModel, SeatPer};
 
-use super::TenantView;
+use super::{seats_of, TenantView};
 
 /// What a pool holds, as a licence change reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,11 +100,8 @@ pub fn preview(tenant: &TenantId, now: Option<Holdings>, licence: Licence) -> Li
     // Seats kept under the reload grace stay kept under the same seat rule and a grace
     // (as `PoolState::set_licence` keeps them).
     let keeps = licence.keeps_seats_per();
-    let kept = if keeps.is_some() && keeps == now.licence.keeps_seats_per() {
-        now.kept
-    } else {
-        0
-    };
+    let kept_stay = keeps.is_some() && keeps == now.licence.keeps_seats_per();
+    let kept = if kept_stay { now.kept } else { 0 };
     let seats_in_use = match licence.model {
         LicenceModel::Named { .. } => match now.licence.model {
             LicenceModel::Named { .. } => now.assigned,
@@ -158,12 +155,9 @@ pub fn preview(tenant: &TenantId, now: Option<Holdings>, licence: Licence) -> Li
         *held = kept;
     }
     if let LicenceModel::Concurrent { seat_per, .. } = licence.model {
-        let kept_survive = kept > 0;
         for member in &now.members {
-            let seats = match seat_per {
-                SeatPer::User => u32::from(member.sessions > 0),
-                SeatPer::Session => member.sessions,
-            } + if kept_survive { member.kept } else { 0 };
+            let kept = if kept_stay { member.kept } else { 0 };
+            let seats = seats_of(seat_per, member.sessions) + kept;
             for group in &member.groups {
                 view.add_group_seats(group, seats);
             }
