@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use actix::dev::channel;
-use actix::{Actor, ActorContext, Addr, ArbiterHandle, Context, Handler, Message};
+use actix::{Actor, ActorContext, Addr, ArbiterHandle, AsyncContext, Context, Handler, Message};
 use tokio::sync::{oneshot, watch};
 
 use crate::clock::{Clock, Timestamp};
@@ -18,7 +18,7 @@ use crate::consumer::EventSender;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind};
 use crate::ids::{GroupId, SessionId, TenantId, UserId};
-use crate::ledger::Ledger;
+use crate::ledger::{Answer, Ledger};
 use crate::licence::Licence;
 use crate::live::{Live, News};
 use crate::pool::{
@@ -74,6 +74,8 @@ impl PoolHandle {
                 ledger: ledger.clone(),
                 next_due: next_due.clone(),
                 published: (0, 0),
+                pending: Vec::new(),
+                flush_queued: false,
             };
             arbiter.spawn_fn(move || {
                 Context::with_receiver(rx).run(actor);
@@ -146,6 +148,38 @@ pub(crate) struct PoolActor {
     next_due: Arc<AtomicU64>,
     /// `(live sessions, seats in use)` as last added to the registry's totals.
     published: (i64, i64),
+    /// Answers waiting for the end of the mailbox's current run of messages, in order.
+    pending: Vec<Pending>,
+    /// A [`Flush`] is queued behind the messages waiting in the mailbox.
+    flush_queued: bool,
+}
+
+/// An answer computed and not yet sent: the run of messages it belongs to is committed
+/// once, after its last message, and then each answer goes out in order.
+struct Pending {
+    answer: Answer,
+    withdraw: Option<SessionId>,
+}
+
+/// The most answers held back for one commit: under a mailbox that never runs dry,
+/// answers still go out after at most this many messages.
+const MAX_RUN: usize = 128;
+
+/// Sent by a pool to itself when it holds answers back: handled once the messages
+/// waiting in the mailbox have been, so it commits their run at once.
+struct Flush;
+
+impl Message for Flush {
+    type Result = ();
+}
+
+impl Handler<Flush> for PoolActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) {
+        self.flush_queued = false;
+        self.flush();
+    }
 }
 
 impl Actor for PoolActor {
@@ -158,6 +192,7 @@ impl Actor for PoolActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.flush();
         self.publish_totals(0, 0);
     }
 }
@@ -351,10 +386,10 @@ impl Handler<PoolMsg> for PoolActor {
             });
         }
         let state = &mut self.state;
-        // Each arm computes its answer; `respond` publishes the consequences, has them
-        // stored, and answers once everything the pool submitted so far is durable:
-        // whoever reads an answer sees its effects, and nothing is acknowledged before
-        // it is durable.
+        // Each arm computes its answer; `respond` holds it until the run of messages is
+        // committed (its consequences published and stored), then answers once
+        // everything the pool submitted so far is durable: whoever reads an answer sees
+        // its effects, and nothing is acknowledged before it is durable.
         match msg {
             PoolMsg::Login {
                 user,
@@ -533,6 +568,7 @@ impl Handler<PoolMsg> for PoolActor {
                 state.expire_due(now);
                 self.time_out_writes(now);
                 self.commit();
+                self.flush();
                 // Nothing to acknowledge: the caller only waits for the tick to be done.
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(()));
@@ -540,8 +576,14 @@ impl Handler<PoolMsg> for PoolActor {
             }
             PoolMsg::Delete { reply } => {
                 self.delete(now, reply);
+                self.flush();
                 ctx.stop();
+                return;
             }
+        }
+        if !self.pending.is_empty() && !self.flush_queued {
+            self.flush_queued = true;
+            ctx.notify(Flush);
         }
     }
 }
@@ -555,29 +597,52 @@ impl PoolActor {
 
     /// As [`PoolActor::respond`]; `withdraw` names the session of an admitted login,
     /// taken back if its write is not durable within the deadline.
+    ///
+    /// The answer is held until the end of the run of messages waiting in the mailbox
+    /// (or [`MAX_RUN`] of them): the run is committed once, and every answer in it
+    /// goes out after that commit, in order.
     fn answer<T: Send + 'static>(
         &mut self,
         reply: Reply<T>,
         result: Result<T>,
         withdraw: Option<SessionId>,
     ) {
+        self.pending.push(Pending {
+            answer: Box::new(move |stored| {
+                let _ = reply.send(stored.and(result));
+            }),
+            withdraw,
+        });
+        if self.pending.len() >= MAX_RUN {
+            self.flush();
+        }
+    }
+
+    /// Commits what the held answers' messages did, then sends each answer once
+    /// everything the pool has submitted is durable (at once without a store).
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
         self.commit();
+        let pending = std::mem::take(&mut self.pending);
         if self.shell.store.is_none() {
-            let _ = reply.send(result);
+            for waiter in pending {
+                (waiter.answer)(Ok(()));
+            }
             return;
         }
         if self.shell.registry.store_failed.load(Ordering::Acquire) {
             // The memory may hold what the store lost: acknowledge nothing more.
-            let _ = reply.send(Err(store_failed()));
+            for waiter in pending {
+                (waiter.answer)(Err(store_failed()));
+            }
             return;
         }
-        self.ledger.after(
-            self.shell.clock.now(),
-            Box::new(move |stored| {
-                let _ = reply.send(stored.and(result));
-            }),
-            withdraw,
-        );
+        let now = self.shell.clock.now();
+        for waiter in pending {
+            self.ledger.after(now, waiter.answer, waiter.withdraw);
+        }
     }
 
     /// Publishes the last operation's consequences and hands its changes to the
