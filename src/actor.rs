@@ -762,6 +762,7 @@ impl PoolActor {
             tenant: Some(self.state.tenant().clone()),
             ..News::default()
         };
+        let mut sent = Vec::new();
         for event in self.state.take_events() {
             news.logged = true;
             match &event.kind {
@@ -779,8 +780,9 @@ impl PoolActor {
             if keep {
                 kept.push(event.clone());
             }
-            self.shell.events.send(event);
+            sent.push(event);
         }
+        self.shell.events.send_all(sent);
         for id in self.state.take_forgotten() {
             self.shell.registry.sessions.remove(&id);
         }
