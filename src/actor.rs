@@ -266,8 +266,8 @@ pub(crate) enum PoolMsg {
     },
     /// Puts `licence` in force; with `expected`, only if that is the licence in force.
     SetLicence {
-        licence: Licence,
-        expected: Option<Licence>,
+        licence: Box<Licence>,
+        expected: Option<Box<Licence>>,
         reply: Reply<TenantView>,
     },
     Licence {
@@ -290,7 +290,7 @@ pub(crate) enum PoolMsg {
     },
     /// What the pool holds, for a licence change to `licence` not made.
     Holdings {
-        licence: Licence,
+        licence: Box<Licence>,
         reply: Reply<Holdings>,
     },
     /// A page of the live sessions, by login time.
@@ -318,6 +318,10 @@ pub(crate) enum PoolMsg {
         reply: Reply<()>,
     },
 }
+
+// Each message is moved into and out of the mailbox's envelope: large payloads (a
+// licence) travel boxed, so the messages of the hot path stay small.
+const _: () = assert!(std::mem::size_of::<PoolMsg>() <= 96);
 
 impl PoolMsg {
     /// Whether the request writes and comes from the traffic that may be shed: such a
@@ -484,10 +488,10 @@ impl Handler<PoolMsg> for PoolActor {
                 expected,
                 reply,
             } => {
-                if expected.is_some_and(|expected| expected != *state.licence()) {
+                if expected.is_some_and(|expected| *expected != *state.licence()) {
                     self.respond(reply, Err(Error::LicenceChanged));
                 } else {
-                    state.set_licence(licence, now);
+                    state.set_licence(*licence, now);
                     let view = state.view();
                     self.respond(reply, Ok(view));
                 }

@@ -248,7 +248,7 @@ impl Embedded {
                 .await?
         } else {
             self.call(&handle, Priority::Control, |reply| PoolMsg::SetLicence {
-                licence: licence.clone(),
+                licence: Box::new(licence.clone()),
                 expected: None,
                 reply,
             })
@@ -335,8 +335,8 @@ impl Embedded {
     ) -> Result<TenantView> {
         let handle = self.pool(tenant)?;
         self.call(&handle, Priority::Control, |reply| PoolMsg::SetLicence {
-            licence,
-            expected: Some(expected),
+            licence: Box::new(licence),
+            expected: Some(Box::new(expected)),
             reply,
         })
         .await
@@ -350,7 +350,7 @@ impl Embedded {
         let holdings = match self.pool(tenant) {
             Ok(handle) => Some(
                 self.call(&handle, Priority::Shed, |reply| PoolMsg::Holdings {
-                    licence: licence.clone(),
+                    licence: Box::new(licence.clone()),
                     reply,
                 })
                 .await?,
