@@ -20,6 +20,10 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+// An event is emitted, queued and copied to each subscriber for every decision: a
+// licence travels boxed, so the event stays small.
+const _: () = assert!(std::mem::size_of::<Event>() <= 80);
+
 /// What was decided.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -27,12 +31,12 @@ pub enum EventKind {
     /// The tenant was created with this licence.
     TenantCreated {
         /// The licence.
-        licence: Licence,
+        licence: Box<Licence>,
     },
     /// The licence was replaced.
     LicenceChanged {
         /// The new licence.
-        licence: Licence,
+        licence: Box<Licence>,
         /// Seats held under the new licence: another model or seat rule counts the
         /// same sessions differently.
         seats_in_use: u32,

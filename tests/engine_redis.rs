@@ -293,7 +293,7 @@ async fn the_audit_log_keeps_each_licences_policies_and_each_overage_flag() {
                 EventKind::Admitted { overage: false, .. },
                 EventKind::Admitted { overage: true, .. },
                 EventKind::LicenceChanged { licence: second, .. },
-            ] if *first == licence && *second == Licence::concurrent(1)
+            ] if **first == licence && **second == Licence::concurrent(1)
         ),
         "{kinds:?}"
     );

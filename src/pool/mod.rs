@@ -246,7 +246,7 @@ impl PoolState {
             forgotten: Vec::new(),
             changes: None,
         };
-        let licence = pool.licence.clone();
+        let licence = Box::new(pool.licence.clone());
         pool.emit(now, EventKind::TenantCreated { licence });
         pool
     }
@@ -783,7 +783,7 @@ impl PoolState {
         self.emit(
             now,
             EventKind::LicenceChanged {
-                licence,
+                licence: Box::new(licence),
                 seats_in_use,
             },
         );

@@ -1523,10 +1523,10 @@ fn event_of(tenant: &TenantId, value: &Value) -> Result<Event> {
     let bad = || Error::Internal(format!("the pool script wrote the event {value}"));
     let kind = match text(&value["type"])? {
         "tenant_created" => EventKind::TenantCreated {
-            licence: licence_of(value)?,
+            licence: Box::new(licence_of(value)?),
         },
         "licence_changed" => EventKind::LicenceChanged {
-            licence: licence_of(value)?,
+            licence: Box::new(licence_of(value)?),
             seats_in_use: seats()?,
         },
         "tenant_deleted" => EventKind::TenantDeleted,

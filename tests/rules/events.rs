@@ -13,7 +13,13 @@ async fn every_decision_is_an_event() {
     engine.put_tenant(&t, licence.clone()).await.unwrap();
     assert_eq!(
         watch.take(&engine, &t).await,
-        vec![event(&t, T0, EventKind::TenantCreated { licence })]
+        vec![event(
+            &t,
+            T0,
+            EventKind::TenantCreated {
+                licence: Box::new(licence)
+            }
+        )]
     );
 
     clock.set(at_secs(1));
@@ -83,7 +89,7 @@ async fn every_decision_is_an_event() {
                 &t,
                 at_secs(5),
                 EventKind::LicenceChanged {
-                    licence: two,
+                    licence: Box::new(two),
                     seats_in_use: 1
                 }
             ),
@@ -151,7 +157,7 @@ async fn every_decision_is_an_event() {
                 &t,
                 at_secs(80),
                 EventKind::LicenceChanged {
-                    licence: Licence::named(1),
+                    licence: Box::new(Licence::named(1)),
                     seats_in_use: 0
                 }
             ),

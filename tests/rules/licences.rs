@@ -92,7 +92,7 @@ async fn a_lower_limit_never_ends_live_sessions() {
             &t,
             at_secs(1),
             EventKind::LicenceChanged {
-                licence: Licence::concurrent(1),
+                licence: Box::new(Licence::concurrent(1)),
                 seats_in_use: 3
             }
         )]
@@ -220,7 +220,7 @@ async fn a_licence_change_recounts_the_seats_in_use() {
             &t,
             at_secs(1),
             EventKind::LicenceChanged {
-                licence: per_tab,
+                licence: Box::new(per_tab),
                 seats_in_use: 3
             }
         )]

@@ -401,7 +401,7 @@ async fn policies_are_kept_shown_and_carried_by_the_licence_events() {
         .into_iter()
         .filter_map(|kind| match kind {
             EventKind::TenantCreated { licence } | EventKind::LicenceChanged { licence, .. } => {
-                Some(licence)
+                Some(*licence)
             }
             _ => None,
         })
