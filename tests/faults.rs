@@ -415,3 +415,59 @@ async fn a_rotated_key_replaces_the_old_one_only_once_it_is_durable() {
     assert_eq!(engine.tenant_of_key(&old).await.unwrap(), None);
     assert_eq!(engine.tenant_of_key(&new).await.unwrap(), Some(crm.clone()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_logins_is_answered_only_once_its_writes_are_durable_and_in_full() {
+    let (engine, store, _clock) = faulty(config());
+    let crm = id("crm");
+    engine
+        .put_tenant(&crm, Licence::concurrent(100))
+        .await
+        .unwrap();
+    let decided = engine.subscribe(10_000);
+
+    store.stall();
+    let logins: Vec<_> = (0..1_000)
+        .map(|i| {
+            let (engine, crm) = (engine.clone(), crm.clone());
+            spawn(async move { engine.login(&crm, &user(&format!("u{i}")), None).await })
+        })
+        .collect();
+    // Every login is decided (its event is out) while none of its writes is durable.
+    let mut seen = 0;
+    while seen < 1_000 {
+        let event = tokio::task::spawn_blocking({
+            let decided = decided.clone();
+            move || decided.recv_timeout(Duration::from_secs(20))
+        })
+        .await
+        .unwrap()
+        .expect("every login is decided");
+        if matches!(
+            event.kind,
+            EventKind::Admitted { .. } | EventKind::Refused { .. }
+        ) {
+            seen += 1;
+        }
+    }
+    assert!(store.held() >= 1);
+    assert!(
+        logins.iter().all(|login| !login.is_finished()),
+        "a login was answered before its write was durable"
+    );
+
+    store.resume();
+    let (mut admitted, mut refused) = (0, 0);
+    for login in logins {
+        match login.await.unwrap() {
+            Ok(_) => admitted += 1,
+            Err(error) => {
+                assert_eq!(error.code(), "licence_limit_reached");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((admitted, refused), (100, 900));
+    let view = engine.tenant(&crm).await.unwrap();
+    assert_eq!((view.seats_in_use, view.sessions), (100, 100));
+}
