@@ -195,6 +195,37 @@ struct Inner {
     /// The live channel's hub, told by the backend of each durable change.
     live: Arc<Live>,
     backend: Backend,
+    /// Turns for [`Engine::update_licence`]: a tenant's updates through this engine
+    /// take one of these locks, picked by the tenant's hash, so they never race each
+    /// other (tenants sharing a lock only wait for each other's short turn).
+    licence_turns: LicenceTurns,
+}
+
+/// How many locks the tenants' licence updates are spread over.
+const LICENCE_TURNS: usize = 64;
+
+/// How often [`Engine::update_licence`] reads again when a change from elsewhere came
+/// between its read and its write, before it gives up with [`Error::LicenceChanged`].
+pub const UPDATE_ATTEMPTS: usize = 16;
+
+struct LicenceTurns {
+    hasher: std::hash::RandomState,
+    locks: Box<[tokio::sync::Mutex<()>]>,
+}
+
+impl LicenceTurns {
+    fn new() -> Self {
+        LicenceTurns {
+            hasher: std::hash::RandomState::new(),
+            locks: (0..LICENCE_TURNS).map(|_| Default::default()).collect(),
+        }
+    }
+
+    fn of(&self, tenant: &TenantId) -> &tokio::sync::Mutex<()> {
+        use std::hash::BuildHasher;
+        let turn = self.hasher.hash_one(tenant.as_str()) as usize % self.locks.len();
+        &self.locks[turn]
+    }
 }
 
 /// The deciding backend: whoever applies the rules and keeps the state. Both answer
@@ -312,6 +343,7 @@ impl Engine {
                 events,
                 live,
                 backend,
+                licence_turns: LicenceTurns::new(),
             }),
         }
     }
@@ -535,6 +567,29 @@ impl Engine {
         licence: Licence,
     ) -> Result<TenantView> {
         decide!(self, |b| b.change_licence(tenant, expected, licence).await)
+    }
+
+    /// Puts on `tenant` what `change` makes of the licence in force, as one
+    /// read-modify-write ([`Engine::change_licence`]) that lands however many race it:
+    /// the updates of a tenant through this engine take their turns, so only a change
+    /// from elsewhere (another engine on the same Redis, a [`Engine::put_tenant`]) can
+    /// come between a read and its write, and then the licence is read again, up to
+    /// [`UPDATE_ATTEMPTS`] times before [`Error::LicenceChanged`]. An error of `change`
+    /// is answered as it is, with nothing changed.
+    pub async fn update_licence<F>(&self, tenant: &TenantId, change: F) -> Result<TenantView>
+    where
+        F: Fn(&Licence) -> Result<Licence>,
+    {
+        let _turn = self.inner.licence_turns.of(tenant).lock().await;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.licence(tenant).await?;
+            let licence = change(&current)?;
+            match self.change_licence(tenant, current, licence).await {
+                Err(Error::LicenceChanged) => continue,
+                changed => return changed,
+            }
+        }
+        Err(Error::LicenceChanged)
     }
 
     /// What putting `licence` on `tenant` would do, without doing it: the tenant as it

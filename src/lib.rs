@@ -95,7 +95,9 @@ pub mod token;
 pub mod usage;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use engine::{Engine, EngineConfig, EngineStats, Entry, Health, Heartbeat, Login, Ticket};
+pub use engine::{
+    Engine, EngineConfig, EngineStats, Entry, Health, Heartbeat, Login, Ticket, UPDATE_ATTEMPTS,
+};
 pub use error::{EndReason, Error, Refusal, Result};
 pub use events::{Event, EventKind};
 pub use ids::{GroupId, SessionId, TenantId, UserId};

@@ -558,3 +558,55 @@ async fn racing_read_modify_writes_of_a_licence_lose_no_change() {
     }
     assert_eq!(engine.tenant(&acme).await.unwrap().seats, Some(40));
 }
+
+/// Sixty updates at once through one engine, each adding a seat: every call lands
+/// (none is answered `licence_changed`, more than the attempts a change from elsewhere
+/// gets) and none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_updates_of_a_licence_each_land_and_lose_no_change() {
+    const UPDATES: usize = 60;
+    const { assert!(UPDATES > usher::UPDATE_ATTEMPTS) };
+    let (engine, _clock) = start().await;
+    let engine = Arc::new(engine);
+    let acme = tenant("acme");
+    engine
+        .put_tenant(&acme, Licence::concurrent(0))
+        .await
+        .unwrap();
+    let barrier = Arc::new(Barrier::new(UPDATES));
+    let mut updates = JoinSet::new();
+    for _ in 0..UPDATES {
+        let (engine, barrier, acme) = (engine.clone(), barrier.clone(), acme.clone());
+        updates.spawn(async move {
+            barrier.wait().await;
+            engine
+                .update_licence(&acme, |current| {
+                    Ok(Licence::concurrent(current.model.seats().unwrap() + 1))
+                })
+                .await
+        });
+    }
+    while let Some(done) = updates.join_next().await {
+        done.unwrap().unwrap();
+    }
+    assert_eq!(
+        engine.tenant(&acme).await.unwrap().seats,
+        Some(UPDATES as u32)
+    );
+
+    // What the change refuses is answered as it is, with nothing changed.
+    let refused = engine
+        .update_licence(&acme, |_| Err(Error::InvalidRequest("no".into())))
+        .await;
+    assert_eq!(refused.unwrap_err(), Error::InvalidRequest("no".into()));
+    assert_eq!(
+        engine.tenant(&acme).await.unwrap().seats,
+        Some(UPDATES as u32)
+    );
+    // It never creates a tenant.
+    let nobody = tenant("nobody");
+    let missing = engine
+        .update_licence(&nobody, |current| Ok(current.clone()))
+        .await;
+    assert_eq!(missing.unwrap_err(), Error::TenantNotFound);
+}

@@ -352,10 +352,6 @@ pub struct LicencePatch {
     alert_at: Option<f64>,
 }
 
-/// How often a `PATCH` reads the licence again when another change came between its
-/// read and its write, before it answers 409 `licence_changed`.
-const PATCH_ATTEMPTS: usize = 16;
-
 /// Change only the fields given of a tenant's licence.
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}", tag = "admin",
     params(("tenant" = inline(TenantIdSchema), Path, description = "Tenant id"), DryRunQuery),
@@ -365,7 +361,7 @@ const PATCH_ATTEMPTS: usize = 16;
         (status = 400, description = "invalid_request: a bad id, field or licence", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "tenant_not_found", body = ErrorBody),
-        (status = 409, description = "licence_changed: other changes kept coming between", body = ErrorBody),
+        (status = 409, description = "licence_changed: changes from elsewhere (another node, a PUT) kept coming between", body = ErrorBody),
         EngineFailures,
     ))]
 pub async fn patch_tenant(
@@ -378,23 +374,22 @@ pub async fn patch_tenant(
     let tenant = crate::TenantId::parse(&tenant)?;
     let dry_run = dry_run(&req)?;
     let engine = &state.engine;
-    for _ in 0..PATCH_ATTEMPTS {
-        let current = engine.licence(&tenant).await?;
-        let mut licence = patched(&current, &patch)?.validate(engine.config().default_max_users)?;
+    let default_max_users = engine.config().default_max_users;
+    let change = |current: &Licence| {
+        let mut licence = patched(current, &patch)?.validate(default_max_users)?;
         // The request speaks in whole seconds; a timeout it does not mention stays exact.
         if !patch.contains_key("idle_timeout_secs") {
             licence.idle_timeout = current.idle_timeout;
         }
-        if dry_run {
-            let preview = engine.preview_licence(&tenant, licence).await?;
-            return Ok(HttpResponse::Ok().json(preview));
-        }
-        match engine.change_licence(&tenant, current, licence).await {
-            Err(crate::Error::LicenceChanged) => continue,
-            changed => return Ok(HttpResponse::Ok().json(changed?)),
-        }
+        Ok(licence)
+    };
+    if dry_run {
+        let licence = change(&engine.licence(&tenant).await?)?;
+        let preview = engine.preview_licence(&tenant, licence).await?;
+        return Ok(HttpResponse::Ok().json(preview));
     }
-    Err(crate::Error::LicenceChanged.into())
+    let changed = engine.update_licence(&tenant, change).await?;
+    Ok(HttpResponse::Ok().json(changed))
 }
 
 /// The request for `current` with the fields of `patch` changed (a JSON merge
