@@ -747,8 +747,12 @@
     function onFrame(frame) {
       if (ended || closing) return;
       if (frame.type === "ended") {
-        // Our own claim ends the ticket too; its answer, the login, is on its way.
-        if (frame.reason === "claimed" && claiming) return;
+        // Our own claim ends the ticket too; its answer, the login, is on its way, and
+        // the ticket's socket has nothing more to say: it is not opened again.
+        if (frame.reason === "claimed" && claiming) {
+          channel.close();
+          return;
+        }
         finish(frame.reason || "expired");
         return;
       }

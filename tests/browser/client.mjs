@@ -660,9 +660,17 @@ async function aPushedReadyIsClaimedAtOnce(browser) {
       claim.elapsed <= STEP_MS, "a pushed ready is claimed at once over HTTP", `${claim.elapsed} ms`);
   check((await queueState(t)).ready === true && (await queueState(t)).claimBy !== null,
     "state() is ready with the pushed claim_by while the claim is on its way");
-  // The server ends the ticket as claimed before the claim's answer arrives.
+  // The server ends the ticket as claimed, and closes its socket, before the claim's
+  // answer arrives; the answer takes 5 s, and the ticket's socket is not tried again.
   socket.ws.send(JSON.stringify({type: "ended", reason: "claimed"}));
   await settle(t);
+  socket.ws.close({code: 1000, reason: "ended"});
+  await until(t, (t) => socket.closed, "the server closes the claimed ticket's socket");
+  await t.page.clock.runFor(5_000);
+  await settle(t);
+  check(t.sockets.length === 1 && t.pending.length === 0,
+    "a ticket's socket closed after its end as claimed is not opened again while the claim is answered",
+    JSON.stringify({sockets: t.sockets.length, requests: t.seen}));
   await claim.route.fulfill(json(201, LOGIN));
   await settle(t);
   const seen = await events(t);
