@@ -18,8 +18,7 @@ use crate::usage::{DayUsage, StoredDay, UsageBook};
 /// What travels on the event channel: events, and requests that must see every event
 /// sent before them.
 pub(crate) enum Envelope {
-    Event(Event),
-    /// Several events in their order: what one pool's commit caused.
+    /// Events in their order: what one commit caused.
     Events(Vec<Event>),
     Usage {
         tenant: TenantId,
@@ -49,21 +48,11 @@ pub(crate) struct EventSender {
 }
 
 impl EventSender {
-    /// Sends without blocking: a pool never waits on a reader. If the consumer has
-    /// fallen a whole channel behind, the event is counted as dropped.
-    pub(crate) fn send(&self, event: Event) {
-        self.post(1, Envelope::Event(event));
-    }
-
-    /// Sends `events`, in order, as [`EventSender::send`] does: in envelopes of at most
-    /// [`MAX_EVENTS`] each, so a commit's events cost one hand-over, not one each.
+    /// Sends `events`, in order, without blocking: a pool never waits on a reader. They
+    /// go in envelopes of at most [`MAX_EVENTS`] each, so a commit's events cost one
+    /// hand-over, not one each. Events past the channel's capacity (the consumer has
+    /// fallen a whole channel behind) are counted as dropped.
     pub(crate) fn send_all(&self, mut events: Vec<Event>) {
-        if events.len() <= 1 {
-            if let Some(event) = events.pop() {
-                self.send(event);
-            }
-            return;
-        }
         while !events.is_empty() {
             let rest = events.split_off(events.len().min(MAX_EVENTS));
             self.post(events.len(), Envelope::Events(events));
@@ -141,10 +130,6 @@ fn consume(rx: Receiver<Envelope>, queued: &AtomicUsize) {
     let mut subscribers: Vec<Sender<Event>> = Vec::new();
     for envelope in rx {
         match envelope {
-            Envelope::Event(event) => {
-                pass_on(&mut usage, &mut subscribers, event);
-                queued.fetch_sub(1, Ordering::Relaxed);
-            }
             Envelope::Events(events) => {
                 let n = events.len();
                 for event in events {
@@ -170,5 +155,76 @@ fn consume(rx: Receiver<Envelope>, queued: &AtomicUsize) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::events::EventKind;
+
+    fn events(n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|_| Event {
+                tenant: TenantId::parse("crm").unwrap(),
+                at: Timestamp::from_millis(0),
+                kind: EventKind::TenantDeleted,
+            })
+            .collect()
+    }
+
+    /// A sender of `capacity` events whose consumer reads nothing.
+    fn stalled(capacity: usize) -> (EventSender, Receiver<Envelope>) {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let sender = EventSender {
+            tx,
+            queued: Default::default(),
+            capacity,
+            dropped: Default::default(),
+        };
+        (sender, rx)
+    }
+
+    #[test]
+    fn the_bound_counts_events_however_they_are_packed() {
+        let (sender, rx) = stalled(100);
+        sender.send_all(events(90));
+        assert_eq!((rx.len(), sender.dropped()), (2, 0), "64 + 26 events");
+        // Two envelopes are queued, but 90 events: 11 more do not fit, 10 do.
+        sender.send_all(events(11));
+        assert_eq!(sender.dropped(), 11);
+        sender.send_all(events(9));
+        sender.send_all(events(1));
+        assert_eq!((rx.len(), sender.dropped()), (4, 11));
+        sender.send_all(events(1));
+        assert_eq!(sender.dropped(), 12);
+    }
+
+    #[test]
+    fn events_passed_on_make_room_again() {
+        let (sender, handle) = start(10);
+        let seen = {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            sender.request(Envelope::Subscribe(tx));
+            rx
+        };
+        for _ in 0..50 {
+            sender.send_all(events(10));
+            for _ in 0..10 {
+                seen.recv().unwrap();
+            }
+            // The consumer counts an envelope's events out after passing them on.
+            for _ in 0..10_000_000 {
+                if sender.queued.load(Ordering::Relaxed) == 0 {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            assert_eq!(sender.queued.load(Ordering::Relaxed), 0);
+        }
+        assert_eq!(sender.dropped(), 0);
+        drop(sender);
+        handle.join().unwrap();
     }
 }

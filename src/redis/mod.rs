@@ -1215,11 +1215,12 @@ async fn decide(
     *shared.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
     let mut out: Value = serde_json::from_str(&text)
         .map_err(|e| Error::Internal(format!("the pool script answered badly: {e}")))?;
-    for raw in list(&out["events"]) {
-        if let Ok(event) = event_of(tenant, raw) {
-            shared.events.send(event);
-        }
-    }
+    shared.events.send_all(
+        list(&out["events"])
+            .iter()
+            .filter_map(|raw| event_of(tenant, raw).ok())
+            .collect(),
+    );
     let index = format!("{}:due", shared.config.prefix);
     let swept = out["swept"].as_bool().unwrap_or(false);
     let due = out["due"].as_u64();
