@@ -40,6 +40,17 @@ fn faulty(config: EngineConfig) -> (Engine, Arc<FaultStore>, ManualClock) {
     (engine, store, clock)
 }
 
+/// An engine on a [`FaultStore`] with the tenant `crm` of `seats` concurrent seats.
+async fn crm_with_seats(seats: u32) -> (Engine, Arc<FaultStore>, ManualClock, TenantId) {
+    let (engine, store, clock) = faulty(config());
+    let crm = id("crm");
+    engine
+        .put_tenant(&crm, Licence::concurrent(seats))
+        .await
+        .unwrap();
+    (engine, store, clock, crm)
+}
+
 /// Waits (a bounded while) until `ready` holds: for something another thread does,
 /// not for time to pass.
 async fn until(what: &str, mut ready: impl FnMut() -> bool) {
@@ -60,12 +71,7 @@ fn spawn<T: Send + 'static>(
 
 #[tokio::test]
 async fn a_full_store_queue_sheds_a_login_without_taking_a_seat_or_stopping_the_engine() {
-    let (engine, store, _clock) = faulty(config());
-    let crm = id("crm");
-    engine
-        .put_tenant(&crm, Licence::concurrent(1))
-        .await
-        .unwrap();
+    let (engine, store, _clock, crm) = crm_with_seats(1).await;
     let ann = engine.login(&crm, &user("ann"), None).await.unwrap();
 
     store.set_full(true);
@@ -88,12 +94,7 @@ async fn a_full_store_queue_sheds_a_login_without_taking_a_seat_or_stopping_the_
 
 #[tokio::test]
 async fn a_stalled_write_answers_unavailable_at_the_deadline_and_gives_the_seat_back() {
-    let (engine, store, clock) = faulty(config());
-    let crm = id("crm");
-    engine
-        .put_tenant(&crm, Licence::concurrent(1))
-        .await
-        .unwrap();
+    let (engine, store, clock, crm) = crm_with_seats(1).await;
 
     store.stall();
     let login = spawn({
@@ -335,12 +336,7 @@ async fn finishes<T>(what: &str, future: impl Future<Output = T>) -> T {
 
 #[tokio::test]
 async fn after_a_failed_write_a_delete_changes_nothing_and_nothing_hangs() {
-    let (engine, store, _clock) = faulty(config());
-    let crm = id("crm");
-    engine
-        .put_tenant(&crm, Licence::concurrent(1))
-        .await
-        .unwrap();
+    let (engine, store, _clock, crm) = crm_with_seats(1).await;
     store.fail();
     let failed = engine.login(&crm, &user("ann"), None).await.unwrap_err();
     assert_eq!(failed.code(), "internal_error");
@@ -356,12 +352,7 @@ async fn after_a_failed_write_a_delete_changes_nothing_and_nothing_hangs() {
 
 #[tokio::test]
 async fn callers_waiting_on_a_deleted_pool_get_503_at_the_deadline() {
-    let (engine, store, clock) = faulty(config());
-    let crm = id("crm");
-    engine
-        .put_tenant(&crm, Licence::concurrent(1))
-        .await
-        .unwrap();
+    let (engine, store, clock, crm) = crm_with_seats(1).await;
     store.stall();
     let login = spawn({
         let (engine, crm) = (engine.clone(), crm.clone());
@@ -394,12 +385,7 @@ async fn callers_waiting_on_a_deleted_pool_get_503_at_the_deadline() {
 
 #[tokio::test]
 async fn a_rotated_key_replaces_the_old_one_only_once_it_is_durable() {
-    let (engine, store, _clock) = faulty(config());
-    let crm = id("crm");
-    engine
-        .put_tenant(&crm, Licence::concurrent(1))
-        .await
-        .unwrap();
+    let (engine, store, _clock, crm) = crm_with_seats(1).await;
     let (old, new) = ([1; 32], [2; 32]);
     engine.set_api_key(&crm, old).await.unwrap();
     store.stall();
@@ -418,12 +404,7 @@ async fn a_rotated_key_replaces_the_old_one_only_once_it_is_durable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_logins_is_answered_only_once_its_writes_are_durable_and_in_full() {
-    let (engine, store, _clock) = faulty(config());
-    let crm = id("crm");
-    engine
-        .put_tenant(&crm, Licence::concurrent(100))
-        .await
-        .unwrap();
+    let (engine, store, _clock, crm) = crm_with_seats(100).await;
     let decided = engine.subscribe(10_000);
 
     store.stall();
