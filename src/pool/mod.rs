@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
+use thin_vec::ThinVec;
 
 use crate::admission::{
     decide_assign, decide_login, AssignFacts, LoginDecision, LoginFacts, Standing,
@@ -71,9 +72,13 @@ struct Account {
     /// The user's live sessions, so that ending them (logout, removal) touches only
     /// theirs. Most users have a tab or two: those are kept inline.
     sessions: SmallVec<[SessionId; 2]>,
-    /// The groups the user belongs to, sorted, without repeats.
-    groups: Box<[GroupId]>,
+    /// The groups the user belongs to, sorted, without repeats: one pointer, and no
+    /// allocation for a user of no group.
+    groups: ThinVec<GroupId>,
 }
+
+// An account is kept per user of every tenant: its size is the memory per user.
+const _: () = assert!(std::mem::size_of::<Account>() <= 40);
 
 impl Account {
     fn live(&self) -> u32 {
@@ -677,7 +682,8 @@ impl PoolState {
             }
             let assigned = account.assigned;
             if let Some(groups) = groups.filter(|_| regroup) {
-                let before = std::mem::replace(&mut account.groups, groups.clone());
+                let before =
+                    std::mem::replace(&mut account.groups, groups.iter().cloned().collect());
                 if let LicenceModel::Concurrent { seat_per, .. } = self.licence.model {
                     let seats = account.seats(seat_per) + self.graces.kept(user);
                     self.count_group_seats(&before, 0, seats);

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
+use thin_vec::ThinVec;
 
 use super::{
     Account, EndedSessions, PoolState, Records, Retention, Session, TicketRecord, Tombstone,
@@ -257,7 +258,7 @@ impl PoolState {
                 Account {
                     assigned,
                     sessions: SmallVec::new(),
-                    groups: Box::default(),
+                    groups: ThinVec::new(),
                 },
             );
         }
@@ -289,7 +290,7 @@ impl PoolState {
         }
         for (user, groups) in snapshot.groups {
             if let Some(account) = pool.users.get_mut(&user) {
-                account.groups = groups.into();
+                account.groups = groups.into_iter().collect();
             }
         }
         if pool.licence.keeps_seats() {
