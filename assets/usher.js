@@ -93,7 +93,9 @@
  * the claim's answer — the login answer — is handed to Usher.attach with the attach
  * options, so the page goes on exactly as after a normal login. A claim answered 409
  * not_ready goes back to heartbeating; a claim refused otherwise leaves the line and
- * reports the error code. The handle has cancel() (resolves to "cancelled"), stop()
+ * reports the error code. The handle has cancel() (resolves to "cancelled"; made while
+ * a claim is on its way, it waits for the claim's answer and releases the seat that
+ * claim took, or leaves the line if the ticket is back in it), stop()
  * (stops heartbeating without telling the server; the ticket expires) and state()
  * ({ended, position, ready, claimBy, expiresAt, failures, licence, live}, live as for a
  * session). When the page goes away (pagehide) the ticket is cancelled with a keepalive
@@ -596,6 +598,8 @@
     var ended = null;
     var licence = null; // the session's handle, once claimed
     var cancelledByPagehide = false;
+    // A cancel() made while a claim was on its way: [resolve, reject] of its promise.
+    var cancelAfterClaim = null;
 
     var channel = liveSocket(base + "/live", options.live !== false, {
       active: function () { return !ended && !closing; },
@@ -680,8 +684,9 @@
       safely(onPosition, [n]);
     }
 
-    // One request, heartbeat or claim, with the shared handling of failures.
-    function call(method, path, handle) {
+    // One request, heartbeat or claim, with the shared handling of failures; `settled`
+    // (if given) runs once the answer or the failure has been dealt with.
+    function call(method, path, handle, settled) {
       if (inFlight) return;
       clearTimeout(timer);
       var sent = request(method, path);
@@ -691,11 +696,12 @@
         .then(function (response) {
           return readJson(response).then(function (body) {
             if (inFlight === mine) inFlight = null;
-            if (ended || closing) return;
-            if (handle(response, body)) return;
-            var reason = endingOf(response, body);
-            if (reason) finish(reason);
-            else retryLater(response.status === 503 ? retryAfterSecs(response) : null);
+            if (!ended && !closing && !handle(response, body)) {
+              var reason = endingOf(response, body);
+              if (reason) finish(reason);
+              else retryLater(response.status === 503 ? retryAfterSecs(response) : null);
+            }
+            if (settled) settled();
           });
         })
         .catch(function () {
@@ -703,6 +709,7 @@
           if (current) inFlight = null;
           // A network error or timeout; an abort by cancel/stop is not a failure.
           if (current && !ended && !closing) retryLater(null);
+          if (settled) settled();
         });
     }
 
@@ -778,6 +785,12 @@
           schedule(jitter(Math.min(intervalSecs, RETRY_BASE_SECS * 2)));
           return true;
         }
+        if (response.ok && body.session && cancelAfterClaim) {
+          // Cancelled while the claim was on its way: the seat it took is given back.
+          release(body.session);
+          finish("cancelled");
+          return true;
+        }
         if (response.ok && body.session) {
           claimed(body);
           return true;
@@ -792,7 +805,23 @@
           return true;
         }
         return false;
+      }, function () {
+        var waiting = cancelAfterClaim;
+        if (!waiting) return;
+        cancelAfterClaim = null;
+        // The claim is answered: over (claimed and given back, or refused), or back in
+        // line, which the cancel now leaves.
+        (ended ? Promise.resolve(ended) : leave()).then(waiting[0], waiting[1]);
       });
+    }
+
+    // Ends a session this tab claimed but no longer wants, so its seat frees at once
+    // (its idle timeout is the backstop if this cannot be sent).
+    function release(session) {
+      var url = server + "/v1/sessions/" + encodeURIComponent(session) + "/release";
+      try {
+        fetch(url, {method: "POST", mode: "cors", credentials: "omit", keepalive: true}).catch(function () {});
+      } catch (e) { /* the idle timeout frees it */ }
     }
 
     function claimed(login) {
@@ -814,6 +843,22 @@
 
     function cancel() {
       if (ended) return Promise.resolve(ended);
+      if (claiming && inFlight) {
+        // A claim is on its way, and its answer may already hold the seat, which only
+        // that answer can give back: the cancel waits for it.
+        return new Promise(function (resolve, reject) {
+          var before = cancelAfterClaim;
+          cancelAfterClaim = [
+            function (v) { if (before) before[0](v); resolve(v); },
+            function (e) { if (before) before[1](e); reject(e); },
+          ];
+        });
+      }
+      return leave();
+    }
+
+    // Leaves the line: DELETE /v1/tickets/{ticket}.
+    function leave() {
       closing = true;
       clearTimeout(timer);
       if (inFlight) {

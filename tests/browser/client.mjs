@@ -583,6 +583,49 @@ async function cancelLeavesTheLine(browser) {
   await t.context.close();
 }
 
+// cancel() while the claim is on its way: the claim's answer decides. A seat it took is
+// released at once (only that answer holds its token); a ticket back in line is left.
+async function aCancelWhileClaimingGivesBackTheSeat(browser) {
+  for (const [answer, outcome] of [
+    [json(201, LOGIN), "claimed"],
+    [json(409, {error: "not_ready", message: "not yet", position: 1}), "not ready"],
+  ]) {
+    const t = await openPage(browser);
+    await queue(t);
+    const beat = await nextRequest(t, 30_000, 13_000);
+    await beat.route.fulfill(json(200, {position: 0, ready: true, claim_by: "2026-11-28T12:01:00Z",
+      expires_at: "2026-11-28T12:10:00Z"}));
+    const claim = await nextRequest(t, 1_000);
+    check(claim.route.request().url().endsWith(ticketPath("claim")), `the ready ticket is claimed (${outcome})`);
+    await t.page.evaluate(() => { window.cancelled = window.wait.cancel().then((r) => r, (e) => "error " + e.message); });
+    await settle(t);
+    check(t.pending.length === 0, `cancel() sends nothing while the claim is on its way (${outcome})`,
+      JSON.stringify(t.seen));
+    await claim.route.fulfill(answer);
+    const next = await nextRequest(t, 1_000);
+    const request = next.route.request();
+    const path = new URL(request.url()).pathname;
+    if (outcome === "claimed") {
+      check(request.method() === "POST" && path === `/v1/sessions/${TOKEN}/release`,
+        "a cancel() while the claim was on its way releases the seat the claim took", `${request.method()} ${path}`);
+      await next.route.fulfill({status: 204});
+    } else {
+      check(request.method() === "DELETE" && path === ticketPath(""),
+        "a cancel() while a claim was on its way leaves the line once it is answered not_ready",
+        `${request.method()} ${path}`);
+      await next.route.fulfill({status: 204});
+    }
+    await settle(t);
+    const seen = await events(t);
+    check((await t.page.evaluate(() => window.cancelled)) === "cancelled" &&
+        !seen.some((e) => e[0] === "ready") && seen.filter((e) => e[0] === "ended").length === 1 &&
+        seen.some((e) => e[0] === "ended" && e[1] === "cancelled"),
+      `…then cancel() resolves to "cancelled", onEnded("cancelled") once, no onReady (${outcome})`, JSON.stringify(seen));
+    check((await nextRequest(t, 200_000, 0, 10_000)).route === null, `and nothing is sent after (${outcome})`);
+    await t.context.close();
+  }
+}
+
 async function pagehideCancelsTheTicket(browser) {
   const t = await openPage(browser);
   await queue(t);
@@ -790,6 +833,7 @@ async function main() {
     await endedTicketsAreReported(browser);
     await aTicketRidesOutTransientFailures(browser);
     await cancelLeavesTheLine(browser);
+    await aCancelWhileClaimingGivesBackTheSeat(browser);
     await pagehideCancelsTheTicket(browser);
     await aWaitingTabHeartbeatsOnItsSocket(browser);
     await pushedPositionsAreReportedAtOnce(browser);
