@@ -522,10 +522,13 @@ async fn a_licence_changes_only_while_it_is_still_the_one_read() {
     );
 }
 
-/// Forty changes at once, each reading the seats and adding one, retrying when another
-/// came between: none is lost.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_read_modify_writes_of_a_licence_lose_no_change() {
+/// An engine with `acme` on no seats, and `racers` tasks let go at once on it, each
+/// running `race`; answers once every task is done.
+async fn race_on_acme<F, R>(racers: usize, race: F) -> (Arc<Engine>, TenantId)
+where
+    F: Fn(Arc<Engine>, TenantId) -> R,
+    R: std::future::Future<Output = ()> + Send + 'static,
+{
     let (engine, _clock) = start().await;
     let engine = Arc::new(engine);
     let acme = tenant("acme");
@@ -533,29 +536,40 @@ async fn racing_read_modify_writes_of_a_licence_lose_no_change() {
         .put_tenant(&acme, Licence::concurrent(0))
         .await
         .unwrap();
-    let barrier = Arc::new(Barrier::new(40));
-    let mut changes = JoinSet::new();
-    for _ in 0..40 {
-        let (engine, barrier, acme) = (engine.clone(), barrier.clone(), acme.clone());
-        changes.spawn(async move {
+    let barrier = Arc::new(Barrier::new(racers));
+    let mut tasks = JoinSet::new();
+    for _ in 0..racers {
+        let (barrier, run) = (barrier.clone(), race(engine.clone(), acme.clone()));
+        tasks.spawn(async move {
             barrier.wait().await;
-            loop {
-                let read = engine.licence(&acme).await.unwrap();
-                let seats = read.model.seats().unwrap();
-                match engine
-                    .change_licence(&acme, read, Licence::concurrent(seats + 1))
-                    .await
-                {
-                    Ok(_) => break,
-                    Err(Error::LicenceChanged) => continue,
-                    Err(other) => panic!("{other}"),
-                }
-            }
+            run.await
         });
     }
-    while let Some(done) = changes.join_next().await {
+    while let Some(done) = tasks.join_next().await {
         done.unwrap();
     }
+    (engine, acme)
+}
+
+/// Forty changes at once, each reading the seats and adding one, retrying when another
+/// came between: none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_read_modify_writes_of_a_licence_lose_no_change() {
+    let (engine, acme) = race_on_acme(40, |engine, acme| async move {
+        loop {
+            let read = engine.licence(&acme).await.unwrap();
+            let seats = read.model.seats().unwrap();
+            match engine
+                .change_licence(&acme, read, Licence::concurrent(seats + 1))
+                .await
+            {
+                Ok(_) => break,
+                Err(Error::LicenceChanged) => continue,
+                Err(other) => panic!("{other}"),
+            }
+        }
+    })
+    .await;
     assert_eq!(engine.tenant(&acme).await.unwrap().seats, Some(40));
 }
 
@@ -566,29 +580,15 @@ async fn racing_read_modify_writes_of_a_licence_lose_no_change() {
 async fn racing_updates_of_a_licence_each_land_and_lose_no_change() {
     const UPDATES: usize = 60;
     const { assert!(UPDATES > usher::UPDATE_ATTEMPTS) };
-    let (engine, _clock) = start().await;
-    let engine = Arc::new(engine);
-    let acme = tenant("acme");
-    engine
-        .put_tenant(&acme, Licence::concurrent(0))
-        .await
-        .unwrap();
-    let barrier = Arc::new(Barrier::new(UPDATES));
-    let mut updates = JoinSet::new();
-    for _ in 0..UPDATES {
-        let (engine, barrier, acme) = (engine.clone(), barrier.clone(), acme.clone());
-        updates.spawn(async move {
-            barrier.wait().await;
-            engine
-                .update_licence(&acme, |current| {
-                    Ok(Licence::concurrent(current.model.seats().unwrap() + 1))
-                })
-                .await
-        });
-    }
-    while let Some(done) = updates.join_next().await {
-        done.unwrap().unwrap();
-    }
+    let (engine, acme) = race_on_acme(UPDATES, |engine, acme| async move {
+        engine
+            .update_licence(&acme, |current| {
+                Ok(Licence::concurrent(current.model.seats().unwrap() + 1))
+            })
+            .await
+            .unwrap();
+    })
+    .await;
     assert_eq!(
         engine.tenant(&acme).await.unwrap().seats,
         Some(UPDATES as u32)
