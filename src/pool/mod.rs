@@ -519,8 +519,8 @@ impl PoolState {
                 if self.licence.policies.has_group_rules()
                     && takes_a_seat(&self.licence, account.live())
                 {
-                    let groups = account.groups.clone();
-                    self.count_group_seats(&groups, 1, 0);
+                    let policies = &self.licence.policies;
+                    count_group_seats(policies, &mut self.group_seats, &account.groups, 1, 0);
                 }
                 self.sessions.insert(
                     id,
@@ -1125,8 +1125,8 @@ impl PoolState {
                 let left = account.live();
                 if self.licence.policies.has_group_rules() && takes_a_seat(&self.licence, left + 1)
                 {
-                    let groups = account.groups.clone();
-                    self.count_group_seats(&groups, 0, 1);
+                    let policies = &self.licence.policies;
+                    count_group_seats(policies, &mut self.group_seats, &account.groups, 0, 1);
                 }
             }
         }
@@ -1214,12 +1214,13 @@ impl PoolState {
 
     /// Adds and takes away seats held by members of `groups`, in the groups counted.
     fn count_group_seats(&mut self, groups: &[GroupId], add: u32, take: u32) {
-        for group in groups {
-            if self.licence.policies.counts_group(group) {
-                let held = self.group_seats.entry(group.clone()).or_default();
-                *held = (*held + add).saturating_sub(take);
-            }
-        }
+        count_group_seats(
+            &self.licence.policies,
+            &mut self.group_seats,
+            groups,
+            add,
+            take,
+        );
     }
 
     /// Adds and takes away seats kept for `user` under the reload grace, in their
@@ -1229,8 +1230,8 @@ impl PoolState {
             return;
         }
         if let Some(account) = self.users.get(user) {
-            let groups = account.groups.clone();
-            self.count_group_seats(&groups, add, take);
+            let policies = &self.licence.policies;
+            count_group_seats(policies, &mut self.group_seats, &account.groups, add, take);
         }
     }
 
@@ -1320,6 +1321,24 @@ fn takes_a_seat(licence: &Licence, live: u32) -> bool {
     match licence.model {
         LicenceModel::Concurrent { seat_per, .. } => seat_per == SeatPer::Session || live == 1,
         _ => false,
+    }
+}
+
+/// Adds and takes away seats held by members of `groups` in `held`, for the groups
+/// `policies` count; a free function so that a pool can count an account's groups
+/// while it holds the account.
+fn count_group_seats(
+    policies: &crate::licence::Policies,
+    held: &mut HashMap<GroupId, u32>,
+    groups: &[GroupId],
+    add: u32,
+    take: u32,
+) {
+    for group in groups {
+        if policies.counts_group(group) {
+            let seats = held.entry(group.clone()).or_default();
+            *seats = (*seats + add).saturating_sub(take);
+        }
     }
 }
 
