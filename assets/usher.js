@@ -156,6 +156,18 @@
   }
 
   // A socket URL for an HTTP(S) route, absolute or relative to the page.
+  // POSTs `url` (a release) so that it goes even as the page goes away: as a beacon, or
+  // failing that as a keepalive fetch. Nothing waits for the answer; the session's idle
+  // timeout is the backstop.
+  function postAndForget(url) {
+    try {
+      if (navigator.sendBeacon && navigator.sendBeacon(url)) return;
+    } catch (e) { /* a fetch then */ }
+    try {
+      fetch(url, {method: "POST", mode: "cors", credentials: "omit", keepalive: true}).catch(function () {});
+    } catch (e) { /* the idle timeout is the backstop */ }
+  }
+
   function socketUrl(url) {
     if (/^https?:/i.test(url)) return url.replace(/^http/i, "ws");
     var origin = global.location ? global.location.origin : "";
@@ -490,18 +502,7 @@
 
     function onPageHide() {
       if (ended || closing) return;
-      var url = base + "/release";
-      var queued = false;
-      try {
-        queued = !!(navigator.sendBeacon && navigator.sendBeacon(url));
-      } catch (e) {
-        queued = false;
-      }
-      if (!queued) {
-        try {
-          fetch(url, {method: "POST", mode: "cors", credentials: "omit", keepalive: true});
-        } catch (e) { /* the page is going away; the idle timeout is the backstop */ }
-      }
+      postAndForget(base + "/release");
       closing = true;
       releasedByPagehide = true;
       clearTimeout(timer);
@@ -598,7 +599,7 @@
     var ended = null;
     var licence = null; // the session's handle, once claimed
     var cancelledByPagehide = false;
-    // A cancel() made while a claim was on its way: [resolve, reject] of its promise.
+    // A cancel() made while a claim was on its way: {promise, resolve, reject}.
     var cancelAfterClaim = null;
 
     var channel = liveSocket(base + "/live", options.live !== false, {
@@ -787,7 +788,7 @@
         }
         if (response.ok && body.session && cancelAfterClaim) {
           // Cancelled while the claim was on its way: the seat it took is given back.
-          release(body.session);
+          postAndForget(server + "/v1/sessions/" + encodeURIComponent(body.session) + "/release");
           finish("cancelled");
           return true;
         }
@@ -811,17 +812,8 @@
         cancelAfterClaim = null;
         // The claim is answered: over (claimed and given back, or refused), or back in
         // line, which the cancel now leaves.
-        (ended ? Promise.resolve(ended) : leave()).then(waiting[0], waiting[1]);
+        (ended ? Promise.resolve(ended) : leave()).then(waiting.resolve, waiting.reject);
       });
-    }
-
-    // Ends a session this tab claimed but no longer wants, so its seat frees at once
-    // (its idle timeout is the backstop if this cannot be sent).
-    function release(session) {
-      var url = server + "/v1/sessions/" + encodeURIComponent(session) + "/release";
-      try {
-        fetch(url, {method: "POST", mode: "cors", credentials: "omit", keepalive: true}).catch(function () {});
-      } catch (e) { /* the idle timeout frees it */ }
     }
 
     function claimed(login) {
@@ -846,13 +838,15 @@
       if (claiming && inFlight) {
         // A claim is on its way, and its answer may already hold the seat, which only
         // that answer can give back: the cancel waits for it.
-        return new Promise(function (resolve, reject) {
-          var before = cancelAfterClaim;
-          cancelAfterClaim = [
-            function (v) { if (before) before[0](v); resolve(v); },
-            function (e) { if (before) before[1](e); reject(e); },
-          ];
-        });
+        if (!cancelAfterClaim) {
+          var waiting = {};
+          waiting.promise = new Promise(function (resolve, reject) {
+            waiting.resolve = resolve;
+            waiting.reject = reject;
+          });
+          cancelAfterClaim = waiting;
+        }
+        return cancelAfterClaim.promise;
       }
       return leave();
     }
