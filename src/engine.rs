@@ -243,8 +243,15 @@ enum Backend {
 /// `decide!(self, |b| b.tenant(t))`. The Redis backend's calls are boxed: each holds a
 /// script call's state, which would otherwise make every call of the embedded backend
 /// as large (a login's future 736 bytes instead of 496, moved into every task that
-/// makes one).
+/// makes one). `decide!(now self, |b| …)` forwards a call that does not wait.
 macro_rules! decide {
+    (now $engine:expr, |$backend:ident| $call:expr) => {
+        match &$engine.inner.backend {
+            Backend::Embedded($backend) => $call,
+            #[cfg(feature = "redis")]
+            Backend::Redis($backend) => $call,
+        }
+    };
     ($engine:expr, |$backend:ident| $call:expr) => {
         match &$engine.inner.backend {
             Backend::Embedded($backend) => $call.await,
@@ -639,11 +646,7 @@ impl Engine {
 
     /// The tenant a ticket (live or remembered) belongs to, or why it is unknown.
     pub async fn ticket_tenant(&self, ticket: &SessionToken) -> Result<TenantId> {
-        match &self.inner.backend {
-            Backend::Embedded(b) => b.ticket_tenant(ticket),
-            #[cfg(feature = "redis")]
-            Backend::Redis(b) => b.ticket_tenant(ticket),
-        }
+        decide!(now self, |b| b.ticket_tenant(ticket))
     }
 
     /// Turns a ticket a seat is held for into a session.

@@ -1,10 +1,10 @@
 //! Identifiers validated once, at the edge: tenants, users and session handles.
 
-use arcstr::ArcStr;
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use arcstr::ArcStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;

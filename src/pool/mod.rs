@@ -686,8 +686,9 @@ impl PoolState {
                     std::mem::replace(&mut account.groups, groups.iter().cloned().collect());
                 if let LicenceModel::Concurrent { seat_per, .. } = self.licence.model {
                     let seats = account.seats(seat_per) + self.graces.kept(user);
-                    self.count_group_seats(&before, 0, seats);
-                    self.count_group_seats(&groups, seats, 0);
+                    let (policies, held) = (&self.licence.policies, &mut self.group_seats);
+                    count_group_seats(policies, held, &before, 0, seats);
+                    count_group_seats(policies, held, &account.groups, seats, 0);
                 }
                 self.record(|| Change::Groups {
                     user: user.clone(),
@@ -1210,17 +1211,6 @@ impl PoolState {
             }
             self.forgotten.push(id);
         }
-    }
-
-    /// Adds and takes away seats held by members of `groups`, in the groups counted.
-    fn count_group_seats(&mut self, groups: &[GroupId], add: u32, take: u32) {
-        count_group_seats(
-            &self.licence.policies,
-            &mut self.group_seats,
-            groups,
-            add,
-            take,
-        );
     }
 
     /// Adds and takes away seats kept for `user` under the reload grace, in their
