@@ -70,6 +70,10 @@ start_usher() {
   wait_http "$node_url/healthz"
 }
 
+# Script calls (FCALL of Usher's pool, EVALSHA of its other scripts and of the
+# naive service) from INFO commandstats.
+script_calls() { echo $(( $(redis_calls "$1" fcall) + $(redis_calls "$1" evalsha) )); }
+
 # One Redis counter from INFO commandstats: calls of command $2, or all calls.
 redis_calls() {
   redis-cli -p "$1" INFO commandstats | tr -d '\r' | awk -F'[:,=]' -v cmd="$2" '
@@ -93,7 +97,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 # One wrk run: $1 name, $2 url, $3 script, $4 redis port or "-". Prints
-# "name rps requests non2xx evalsha/req get/req commands/req cpu-us/req
+# "name rps requests non2xx script-calls/req get/req commands/req cpu-us/req
 # server-cpu-us/req redis-cpu-us/req": Redis commands per HTTP request, and the CPU
 # the server process and Redis spent per request (Redis idles while an embedded node
 # runs).
@@ -103,7 +107,7 @@ wrk_run() {
   s0=$(cpu_ticks "${spids[$name]}")
   r0=$(cpu_ticks "$redis_pid")
   if [ "$rport" != - ]; then
-    e=$(redis_calls "$rport" evalsha)
+    e=$(script_calls "$rport")
     g=$(redis_calls "$rport" get)
     all=$(redis_calls "$rport" "")
   fi
@@ -113,7 +117,7 @@ wrk_run() {
   sc=$(( $(cpu_ticks "${spids[$name]}") - s0 ))
   rc=$(( $(cpu_ticks "$redis_pid") - r0 ))
   if [ "$rport" != - ]; then
-    e=$(( $(redis_calls "$rport" evalsha) - e ))
+    e=$(( $(script_calls "$rport") - e ))
     g=$(( $(redis_calls "$rport" get) - g ))
     all=$(( $(redis_calls "$rport" "") - all ))
   fi
@@ -166,7 +170,7 @@ if [[ " $parts " == *" throughput "* ]]; then
   for kind in heartbeat login; do
     for name in redis memory redb naive; do
       rows=$(grep "^$kind round [0-9]*: $name " "$work/throughput.txt")
-      printf '%-9s %-6s %8.0f req/s  %6.1f cpu-us/req (server %5.1f, Redis %5.1f)  evalsha %s  get %s  commands %s\n' "$kind" "$name" \
+      printf '%-9s %-6s %8.0f req/s  %6.1f cpu-us/req (server %5.1f, Redis %5.1f)  scripts %s  get %s  commands %s\n' "$kind" "$name" \
         "$(median $(echo "$rows" | awk '{ print $5 }'))" \
         "$(median $(echo "$rows" | awk '{ print $11 }'))" \
         "$(median $(echo "$rows" | awk '{ print $12 }'))" \
@@ -196,10 +200,10 @@ if [[ " $parts " == *" storm "* ]]; then
   start_usher --data-dir "$work/redb-storm"
   redb_url=$node_url
   for round in $(seq "$storm_rounds"); do
-    before_e=$(redis_calls "$rport" evalsha)
+    before_e=$(script_calls "$rport")
     echo "-- round $round: three Redis-mode nodes"
     "$usher" load "${three[@]}" --storm "$storm" --seats "$seats" | grep -E 'login|storm:|invariant|per node'
-    echo "   EVALSHA calls for the storm (tenant set-up and check included): $(( $(redis_calls "$rport" evalsha) - before_e ))"
+    echo "   script calls for the storm (tenant set-up and check included): $(( $(script_calls "$rport") - before_e ))"
     echo "-- round $round: one embedded node, --store memory"
     "$usher" load --url "$memory_url" --storm "$storm" --seats "$seats" | grep -E 'login|storm:|invariant'
     echo "-- round $round: one embedded node, redb"

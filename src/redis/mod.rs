@@ -1,7 +1,8 @@
 //! The Redis backend: many Usher nodes deciding for the same tenants through one Redis
 //! (or a Redis Cluster), SPEC §7.
 //!
-//! Every decision runs in `pool.lua`, one script per call, atomically, on Redis time.
+//! Every decision runs in `pool.lua`, one Redis Function call at a time, atomically, on
+//! Redis time (Redis 7 or later).
 //! All keys of a tenant carry the hash tag `{tenant}`, so each call touches one slot.
 //! Each node keeps a queue per tenant (the tenant's actor on this node): whatever is
 //! waiting for that tenant when the previous call returns goes to Redis as one call,
@@ -197,12 +198,59 @@ impl Conn {
         }
     }
 
+    /// Calls the function, loading its library first where Redis does not have it (a
+    /// Redis that started empty, a master added to a Cluster, a `FUNCTION FLUSH`).
+    async fn fcall<T: ::redis::FromRedisValue>(
+        &self,
+        function: &Function,
+        keys: &[String],
+        args: &[String],
+    ) -> RedisResult<T> {
+        let mut call = ::redis::cmd("FCALL");
+        call.arg(&function.name).arg(keys.len()).arg(keys).arg(args);
+        match self.query(&call).await {
+            Err(e) if is_function_not_found(&e) => {
+                let mut load = ::redis::cmd("FUNCTION");
+                load.arg("LOAD").arg("REPLACE").arg(&function.library);
+                self.query::<::redis::Value>(&load).await?;
+                self.query(&call).await
+            }
+            answer => answer,
+        }
+    }
+
     async fn query<T: ::redis::FromRedisValue>(&self, cmd: &::redis::Cmd) -> RedisResult<T> {
         match self {
             Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
             Conn::Cluster(c) => cmd.query_async(&mut c.clone()).await,
         }
     }
+}
+
+/// A library of Redis Functions with one function, both named after the library's
+/// text, so that nodes of different versions on one Redis each call their own.
+struct Function {
+    name: String,
+    library: String,
+}
+
+impl Function {
+    /// The library of `code`, registering its Lua function `entry`.
+    fn new(entry: &str, code: &str) -> Function {
+        let script = Script::new(code);
+        let hash = &script.get_hash()[..16];
+        let name = format!("usher_{entry}_{hash}");
+        let library = format!(
+            "#!lua name=usher_{hash}\n{code}\nredis.register_function('{name}', {entry})\n"
+        );
+        Function { name, library }
+    }
+}
+
+fn is_function_not_found(e: &::redis::RedisError) -> bool {
+    e.code() == Some("ERR")
+        && e.detail()
+            .is_some_and(|d| d.starts_with("Function not found"))
 }
 
 /// One request to a tenant's queue and where its answer goes.
@@ -215,7 +263,7 @@ struct Job {
 struct Shared {
     config: RedisConfig,
     conn: Conn,
-    pool: Script,
+    pool: Function,
     reindex: Script,
     due: Script,
     retention: crate::pool::Retention,
@@ -298,7 +346,7 @@ impl RedisBackend {
             live_channel,
             config,
             conn,
-            pool: Script::new(POOL_SCRIPT),
+            pool: Function::new("pool", POOL_SCRIPT),
             reindex: Script::new(REINDEX_SCRIPT),
             due: Script::new(DUE_SCRIPT),
             retention: engine.retention,
@@ -1207,7 +1255,7 @@ async fn decide(
     args: &[String],
 ) -> Result<Vec<Result<Value>>> {
     let deadline = shared.config.deadline;
-    let text: String = tokio::time::timeout(deadline, shared.conn.script(&shared.pool, keys, args))
+    let text: String = tokio::time::timeout(deadline, shared.conn.fcall(&shared.pool, keys, args))
         .await
         .map_err(|_| unavailable(shared, "Redis did not answer in time"))?
         .map_err(|e| unavailable(shared, e))?;

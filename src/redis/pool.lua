@@ -1,14 +1,22 @@
 -- One tenant's licence pool on Redis: every rule of SPEC §1 that changes or reads a
 -- pool, for a batch of requests, atomically, on Redis time.
 --
+-- A library of Redis Functions (Redis 7): loaded once with FUNCTION LOAD and called
+-- with FCALL, so the helpers below are made once per load rather than once per call.
+-- The node names the library and registers `pool` under names taken from this text's
+-- hash (src/redis/mod.rs), so nodes running different versions never share one.
+--
 -- The rules are those of src/admission.rs and src/pool.rs; the rule suite runs against
 -- both backends with the same expected answers.
 --
 -- KEYS (all share the hash tag {tenant}, so the script touches one slot):
 --   1 meta   hash: licence, incarnation, API key hash, records, counters, and the seats
 --            held by each group the licence reserves seats for or caps ("g:" .. group)
---   2 sess   hash: session id -> session (JSON)
---   3 due    zset: session id by idle deadline (ms)
+--   2 sess   hash: session id -> session (JSON: u user, c client, h secret hash, st
+--            login time, f fence, i the idle timeout its deadline was last set with;
+--            a session written before `i` has hb and ex, its last heartbeat and
+--            deadline, instead)
+--   3 due    zset: session id by idle deadline (ms): a heartbeat moves only this
 --   4 start  zset: session id by login time (ms); same scores order by id
 --   5 users  hash: user -> account (JSON: a = assigned, s = live session ids, g = the
 --            user's groups, sorted, absent when none)
@@ -43,25 +51,32 @@
 --     that ended among the sessions
 --   7 the tenant's id, for that message
 
-local META, SESS, DUE, START, USERS, ORDER, ENDED, ENDQ, LOG, FENCE, IDLE, GRACE =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
-  KEYS[11], KEYS[12]
-local TICKETS, LINE, TDUE, TENDED, TENDQ = KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
-local ENDED_FOR = tonumber(ARGV[2])
-local ENDED_CAP = tonumber(ARGV[3])
-local LOG_CAP = tonumber(ARGV[4])
-local requests = cjson.decode(ARGV[5])
-local LIVE, TENANT = ARGV[6], ARGV[7]
+-- What one call is about, set by `begin` at the start of every call: a library's
+-- locals outlive its calls, so nothing of one call may be left for the next.
+local META, SESS, DUE, START, USERS, ORDER, ENDED, ENDQ, LOG, FENCE, IDLE, GRACE
+local TICKETS, LINE, TDUE, TENDED, TENDQ
+local ENDED_FOR, ENDED_CAP, LOG_CAP, LIVE, TENANT
+local requests
+local now -- Redis time, unless a test harness gives the moment (see RedisClock)
+local events
+local meta -- the licence and counters, read once per call
+local swept -- whether the call swept the tenant
 
--- Redis time, unless a test harness gives the moment (see RedisClock).
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function begin(KEYS, ARGV)
+  META, SESS, DUE, START, USERS, ORDER, ENDED, ENDQ, LOG, FENCE, IDLE, GRACE =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10],
+    KEYS[11], KEYS[12]
+  TICKETS, LINE, TDUE, TENDED, TENDQ = KEYS[13], KEYS[14], KEYS[15], KEYS[16], KEYS[17]
+  ENDED_FOR, ENDED_CAP, LOG_CAP = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+  requests = cjson.decode(ARGV[5])
+  LIVE, TENANT = ARGV[6], ARGV[7]
+  now = tonumber(ARGV[1])
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  events, meta, swept = {}, nil, false
 end
-
-local events = {}
-local meta = nil -- the licence and counters, read once per call
 
 local function load_meta()
   local raw = redis.call('HGETALL', META)
@@ -331,6 +346,11 @@ local function idle_member(fence, who)
   return string.format('%016.0f', fence) .. ':' .. who
 end
 
+-- A live session's idle deadline.
+local function deadline(id)
+  return tonumber(redis.call('ZSCORE', DUE, id))
+end
+
 -- Puts a user's seat in its place in the order (or takes it out once they hold none).
 -- The member is remembered in the account (`m`), which the caller saves.
 local function index_user(user, acc)
@@ -342,9 +362,9 @@ local function index_user(user, acc)
   for _, sid in ipairs(acc.s) do
     local raw = redis.call('HGET', SESS, sid)
     if raw then
-      local tab = cjson.decode(raw)
-      if not latest or tab.ex > latest then
-        latest = tab.ex
+      local tab, ex = cjson.decode(raw), deadline(sid)
+      if not latest or ex > latest then
+        latest = ex
       end
       if not first or tab.f < first then
         first = tab.f
@@ -359,10 +379,10 @@ end
 
 -- A session's seat after it was taken or heartbeated. `acc` is the user's account
 -- when the caller has it (and saves it); otherwise it is read and saved here.
-local function index_seat(id, s, acc)
+local function index_seat(id, s, ex, acc)
   local kind = index_kind()
   if kind == 'session' then
-    redis.call('ZADD', IDLE, s.ex, idle_member(s.f, id))
+    redis.call('ZADD', IDLE, ex, idle_member(s.f, id))
   elseif kind == 'user' then
     if acc then
       index_user(s.u, acc)
@@ -384,7 +404,7 @@ local function reindex()
     local all = redis.call('HGETALL', SESS)
     for i = 1, #all, 2 do
       local s = cjson.decode(all[i + 1])
-      redis.call('ZADD', IDLE, s.ex, idle_member(s.f, all[i]))
+      redis.call('ZADD', IDLE, deadline(all[i]), idle_member(s.f, all[i]))
     end
   elseif kind == 'user' then
     local all = redis.call('HGETALL', USERS)
@@ -752,8 +772,9 @@ local function live(id, secret)
 end
 
 local function session_view(id, s)
-  return { id = id, user = s.u, client = s.c, started_at = s.st, last_heartbeat_at = s.hb,
-    expires_at = s.ex, fence = s.f }
+  local ex = deadline(id)
+  return { id = id, user = s.u, client = s.c, started_at = s.st,
+    last_heartbeat_at = s.i and ex - s.i or s.hb, expires_at = ex, fence = s.f }
 end
 
 local function view()
@@ -1018,11 +1039,11 @@ local function admit(user, client, id, secret, acc, tabs)
   end
   local fence = redis.call('INCR', FENCE)
   local expires = now + meta.idle
-  local s = { u = user, c = client, h = secret, st = now, hb = now, ex = expires, f = fence }
+  local s = { u = user, c = client, h = secret, st = now, i = meta.idle, f = fence }
   redis.call('HSET', SESS, id, cjson.encode(s))
   redis.call('ZADD', DUE, expires, id)
   redis.call('ZADD', START, now, id)
-  index_seat(id, s, acc)
+  index_seat(id, s, expires, acc)
   save_account(user, acc)
   local in_use = seats_in_use()
   local overage = meta.model == 'concurrent' and takes_seat and in_use > meta.seats
@@ -1253,12 +1274,16 @@ function ops.heartbeat(r)
   if not s then
     return why_not_live(r.id, r.secret)
   end
-  s.hb = now
-  s.ex = now + meta.idle
-  redis.call('HSET', SESS, r.id, cjson.encode(s))
-  redis.call('ZADD', DUE, s.ex, r.id)
-  index_seat(r.id, s, nil)
-  return { ok = { expires_at = s.ex, idle = meta.idle, fence = s.f } }
+  local ex = now + meta.idle
+  if s.i ~= meta.idle then
+    -- Written before `i`, or its deadline set under another idle timeout: the last
+    -- heartbeat is the deadline less the timeout it was set with.
+    s.i, s.hb, s.ex = meta.idle, nil, nil
+    redis.call('HSET', SESS, r.id, cjson.encode(s))
+  end
+  redis.call('ZADD', DUE, ex, r.id)
+  index_seat(r.id, s, ex, nil)
+  return { ok = { expires_at = ex, idle = meta.idle, fence = s.f } }
 end
 
 function ops.release(r)
@@ -1449,8 +1474,6 @@ function ops.key(r)
   return { ok = meta.key == r.key and meta.inc or false }
 end
 
-local swept = false
-
 function ops.sweep(r)
   swept = true
   return { ok = true }
@@ -1481,59 +1504,64 @@ local function why_orphaned(kind, r)
   return ticket_answer
 end
 
-load_meta()
-if meta then
-  expire_due()
-end
-local answers = {}
-for i, r in ipairs(requests) do
-  if meta and not leaves_the_line[r.op] then
-    -- What an earlier request of the batch freed without serving the line (a removed
-    -- user's kept seats) is served before the next, as expiry does per request in
-    -- the embedded backend.
-    serve_queue()
+-- One call: the requests of ARGV 5 decided in order, against the keys of one tenant.
+-- The node registers it as the library's one function (see src/redis/mod.rs).
+local function pool(KEYS, ARGV)
+  begin(KEYS, ARGV)
+  load_meta()
+  if meta then
+    expire_due()
   end
-  if meta or r.op == 'put' then
-    answers[i] = ops[r.op](r)
-  elseif by_token[r.op] then
-    answers[i] = why_orphaned(by_token[r.op], r)
-  else
-    if r.op == 'sweep' then
-      swept = true
+  local answers = {}
+  for i, r in ipairs(requests) do
+    if meta and not leaves_the_line[r.op] then
+      -- What an earlier request of the batch freed without serving the line (a removed
+      -- user's kept seats) is served before the next, as expiry does per request in
+      -- the embedded backend.
+      serve_queue()
     end
-    answers[i] = { err = 'tenant_not_found' }
-  end
-end
--- The index of due tenants (outside this slot, written by the node) holds for each
--- tenant a moment no later than its earliest due one; `idx` is what it was last told.
-local due, lowered = false, false
-if meta then
-  due = next_due() or false
-  local idx = tonumber(meta.idx or '')
-  if swept then
-    if due then
-      redis.call('HSET', META, 'idx', due)
+    if meta or r.op == 'put' then
+      answers[i] = ops[r.op](r)
+    elseif by_token[r.op] then
+      answers[i] = why_orphaned(by_token[r.op], r)
     else
-      redis.call('HDEL', META, 'idx')
-    end
-  elseif due and (not idx or due < idx) then
-    redis.call('HSET', META, 'idx', due)
-    lowered = due
-  end
-end
--- Published with the writes, atomically: a node hears of every change that landed.
-if #events > 0 then
-  local ended, deleted = {}, false
-  for _, e in ipairs(events) do
-    if e.type == 'ended' then
-      ended[#ended + 1] = e.session .. ' ' .. e.reason
-    elseif e.type == 'ticket_ended' then
-      ended[#ended + 1] = e.ticket .. ' ' .. e.reason
-    elseif e.type == 'tenant_deleted' then
-      deleted = true
+      if r.op == 'sweep' then
+        swept = true
+      end
+      answers[i] = { err = 'tenant_not_found' }
     end
   end
-  redis.call('PUBLISH', LIVE, cjson.encode({ t = TENANT, d = deleted, e = ended }))
+  -- The index of due tenants (outside this slot, written by the node) holds for each
+  -- tenant a moment no later than its earliest due one; `idx` is what it was last told.
+  local due, lowered = false, false
+  if meta then
+    due = next_due() or false
+    local idx = tonumber(meta.idx or '')
+    if swept then
+      if due then
+        redis.call('HSET', META, 'idx', due)
+      else
+        redis.call('HDEL', META, 'idx')
+      end
+    elseif due and (not idx or due < idx) then
+      redis.call('HSET', META, 'idx', due)
+      lowered = due
+    end
+  end
+  -- Published with the writes, atomically: a node hears of every change that landed.
+  if #events > 0 then
+    local ended, deleted = {}, false
+    for _, e in ipairs(events) do
+      if e.type == 'ended' then
+        ended[#ended + 1] = e.session .. ' ' .. e.reason
+      elseif e.type == 'ticket_ended' then
+        ended[#ended + 1] = e.ticket .. ' ' .. e.reason
+      elseif e.type == 'tenant_deleted' then
+        deleted = true
+      end
+    end
+    redis.call('PUBLISH', LIVE, cjson.encode({ t = TENANT, d = deleted, e = ended }))
+  end
+  return cjson.encode({ now = now, answers = answers, events = events, due = due,
+    lowered = lowered, swept = swept })
 end
-return cjson.encode({ now = now, answers = answers, events = events, due = due,
-  lowered = lowered, swept = swept })

@@ -400,6 +400,47 @@ async fn heartbeats_extend_the_idle_deadline() {
 }
 
 #[tokio::test]
+async fn a_new_idle_timeout_moves_a_deadline_only_at_the_next_heartbeat() {
+    let licence = Licence::concurrent(2).idle_timeout(Duration::from_secs(60));
+    let (engine, clock, t) = start_tenant(licence).await;
+    let ann = admit(&engine, &t, "ann").await;
+    clock.set(at_secs(1));
+    let bob = admit(&engine, &t, "bob").await;
+    clock.set(at_secs(50));
+    assert_eq!(beat(&engine, &ann).await, Ok(at_secs(110)));
+
+    let longer = Licence::concurrent(2).idle_timeout(Duration::from_secs(600));
+    engine.put_tenant(&t, longer).await.unwrap();
+    let views = engine.sessions(&t).await.unwrap();
+    let times: Vec<_> = views
+        .iter()
+        .map(|v| (v.last_heartbeat_at, v.expires_at))
+        .collect();
+    assert_eq!(
+        times,
+        [(at_secs(50), at_secs(110)), (at_secs(1), at_secs(61))]
+    );
+
+    clock.set(at_secs(70));
+    assert_eq!(beat(&engine, &ann).await, Ok(at_secs(670)));
+    clock.set(at_secs(80));
+    engine.expire_due().await.unwrap();
+    assert!(!is_live(&engine, &t, &bob).await);
+    let view = engine.sessions(&t).await.unwrap().remove(0);
+    assert_eq!(
+        (view.last_heartbeat_at, view.expires_at),
+        (at_secs(70), at_secs(670))
+    );
+    clock.set(at_secs(90));
+    assert_eq!(beat(&engine, &ann).await, Ok(at_secs(690)));
+    let view = engine.sessions(&t).await.unwrap().remove(0);
+    assert_eq!(
+        (view.last_heartbeat_at, view.expires_at),
+        (at_secs(90), at_secs(690))
+    );
+}
+
+#[tokio::test]
 async fn due_sessions_are_expired_before_the_limit_is_checked() {
     let licence = Licence::concurrent(1).idle_timeout(Duration::from_secs(60));
     let (engine, clock, t) = start_tenant(licence).await;
