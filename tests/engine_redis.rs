@@ -448,3 +448,32 @@ async fn a_redis_that_forgot_the_scripts_is_given_them_again() {
     assert_eq!(engine.tenant(&t).await.unwrap().seats_in_use, 1);
     assert!(cli(&["function", "list"]).contains("usher_pool_"));
 }
+
+/// A Redis without Redis Functions (before 7.0; here one with `FCALL` renamed away) is
+/// refused with 503 and the engine's health says what it needs.
+#[tokio::test]
+async fn a_redis_without_functions_is_named_in_the_health() {
+    use usher::{Error, Health, Licence};
+
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::start_redis(
+        dir.path(),
+        &["--appendonly", "no", "--rename-command", "FCALL", ""],
+    );
+    let clock = ManualClock::starting_at(rules::T0);
+    let mut config = support::config(&clock);
+    config.urls = vec![redis.url.clone()];
+    let engine = Engine::with_redis(EngineConfig::default(), config)
+        .await
+        .unwrap();
+    let t = rules::tenant("old-redis");
+    let refused = engine.put_tenant(&t, Licence::concurrent(2)).await;
+    assert!(
+        matches!(refused, Err(Error::Unavailable { .. })),
+        "{refused:?}"
+    );
+    match engine.health() {
+        Health::Degraded(why) => assert!(why.contains("Redis 7.0 or later"), "{why}"),
+        other => panic!("healthy without FCALL: {other:?}"),
+    }
+}

@@ -247,6 +247,11 @@ impl Function {
     }
 }
 
+/// A Redis without Redis Functions (before 7.0, or with `FCALL` renamed away).
+fn is_unknown_command(e: &::redis::RedisError) -> bool {
+    e.code() == Some("ERR") && e.detail().is_some_and(|d| d.starts_with("unknown command"))
+}
+
 fn is_function_not_found(e: &::redis::RedisError) -> bool {
     e.code() == Some("ERR")
         && e.detail()
@@ -1258,7 +1263,13 @@ async fn decide(
     let text: String = tokio::time::timeout(deadline, shared.conn.fcall(&shared.pool, keys, args))
         .await
         .map_err(|_| unavailable(shared, "Redis did not answer in time"))?
-        .map_err(|e| unavailable(shared, e))?;
+        .map_err(|e| match is_unknown_command(&e) {
+            true => unavailable(
+                shared,
+                format!("{e}: Usher needs Redis 7.0 or later (Redis Functions, FCALL)"),
+            ),
+            false => unavailable(shared, e),
+        })?;
     replicated(shared).await?;
     *shared.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
     let mut out: Value = serde_json::from_str(&text)
