@@ -278,6 +278,9 @@ struct Shared {
     retry_after: Duration,
     /// The last Redis failure, while Redis is failing.
     failure: Mutex<Option<String>>,
+    /// Why the pool's calls fail while Redis has no Redis Functions: kept until a call
+    /// goes through, whatever else Redis answers meanwhile (the sweeper's scripts do).
+    lacks_functions: Mutex<Option<String>>,
 }
 
 /// The Redis backend of an [`crate::Engine`].
@@ -358,6 +361,7 @@ impl RedisBackend {
             events,
             retry_after: engine.overload_retry_after,
             failure: Mutex::new(None),
+            lacks_functions: Mutex::new(None),
         });
         let backend = RedisBackend {
             shared,
@@ -479,13 +483,18 @@ impl RedisBackend {
             .map_err(|e| Error::Internal(e.to_string()))?
     }
 
-    /// The last Redis failure, if the last call failed.
+    /// The last Redis failure, if the last call failed, or that Redis has no Redis
+    /// Functions, until a pool call goes through.
     pub(crate) fn failure(&self) -> Option<String> {
-        self.shared
-            .failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let lacks = self.shared.lacks_functions.lock();
+        let lacks = lacks.unwrap_or_else(|e| e.into_inner()).clone();
+        lacks.or_else(|| {
+            self.shared
+                .failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        })
     }
 
     pub(crate) async fn put_tenant(
@@ -1263,13 +1272,21 @@ async fn decide(
     let text: String = tokio::time::timeout(deadline, shared.conn.fcall(&shared.pool, keys, args))
         .await
         .map_err(|_| unavailable(shared, "Redis did not answer in time"))?
-        .map_err(|e| match is_unknown_command(&e) {
-            true => unavailable(
-                shared,
-                format!("{e}: Usher needs Redis 7.0 or later (Redis Functions, FCALL)"),
-            ),
-            false => unavailable(shared, e),
+        .map_err(|e| {
+            if is_unknown_command(&e) {
+                let why = format!("{e}: Usher needs Redis 7.0 or later (Redis Functions, FCALL)");
+                *shared
+                    .lacks_functions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+                return unavailable(shared, why);
+            }
+            unavailable(shared, e)
         })?;
+    *shared
+        .lacks_functions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = None;
     replicated(shared).await?;
     *shared.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
     let mut out: Value = serde_json::from_str(&text)
