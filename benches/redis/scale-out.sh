@@ -166,7 +166,7 @@ if [[ " $parts " == *" throughput "* ]]; then
       done
     done
   done
-  echo "-- medians (req/s; CPU-us per request of the server process + Redis; Redis per HTTP request: EVALSHA calls, GET calls, all commands incl. those inside scripts)"
+  echo "-- medians (req/s; CPU-us per request of the server process + Redis; Redis per HTTP request: script calls (FCALL + EVALSHA), GET calls, all commands incl. those inside scripts)"
   for kind in heartbeat login; do
     for name in redis memory redb naive; do
       rows=$(grep "^$kind round [0-9]*: $name " "$work/throughput.txt")
