@@ -16,6 +16,7 @@
 //! whichever node swept it.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -247,6 +248,9 @@ impl Function {
     }
 }
 
+const NEEDS_FUNCTIONS: &str =
+    "Redis has no FCALL: Usher needs Redis 7.0 or later (Redis Functions)";
+
 /// A Redis without Redis Functions (before 7.0, or with `FCALL` renamed away).
 fn is_unknown_command(e: &::redis::RedisError) -> bool {
     e.code() == Some("ERR") && e.detail().is_some_and(|d| d.starts_with("unknown command"))
@@ -278,9 +282,9 @@ struct Shared {
     retry_after: Duration,
     /// The last Redis failure, while Redis is failing.
     failure: Mutex<Option<String>>,
-    /// Why the pool's calls fail while Redis has no Redis Functions: kept until a call
+    /// Whether the pool's calls fail for want of Redis Functions: kept until a call
     /// goes through, whatever else Redis answers meanwhile (the sweeper's scripts do).
-    lacks_functions: Mutex<Option<String>>,
+    lacks_functions: AtomicBool,
 }
 
 /// The Redis backend of an [`crate::Engine`].
@@ -361,7 +365,7 @@ impl RedisBackend {
             events,
             retry_after: engine.overload_retry_after,
             failure: Mutex::new(None),
-            lacks_functions: Mutex::new(None),
+            lacks_functions: AtomicBool::new(false),
         });
         let backend = RedisBackend {
             shared,
@@ -486,15 +490,14 @@ impl RedisBackend {
     /// The last Redis failure, if the last call failed, or that Redis has no Redis
     /// Functions, until a pool call goes through.
     pub(crate) fn failure(&self) -> Option<String> {
-        let lacks = self.shared.lacks_functions.lock();
-        let lacks = lacks.unwrap_or_else(|e| e.into_inner()).clone();
-        lacks.or_else(|| {
-            self.shared
-                .failure
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-        })
+        if self.shared.lacks_functions.load(Ordering::Relaxed) {
+            return Some(NEEDS_FUNCTIONS.into());
+        }
+        self.shared
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) async fn put_tenant(
@@ -1273,20 +1276,15 @@ async fn decide(
         .await
         .map_err(|_| unavailable(shared, "Redis did not answer in time"))?
         .map_err(|e| {
-            if is_unknown_command(&e) {
-                let why = format!("{e}: Usher needs Redis 7.0 or later (Redis Functions, FCALL)");
-                *shared
-                    .lacks_functions
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
-                return unavailable(shared, why);
+            // Redis's answer names the call's first arguments: only the fact is told.
+            let lacks = is_unknown_command(&e);
+            shared.lacks_functions.store(lacks, Ordering::Relaxed);
+            match lacks {
+                true => unavailable(shared, NEEDS_FUNCTIONS),
+                false => unavailable(shared, e),
             }
-            unavailable(shared, e)
         })?;
-    *shared
-        .lacks_functions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = None;
+    shared.lacks_functions.store(false, Ordering::Relaxed);
     replicated(shared).await?;
     *shared.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
     let mut out: Value = serde_json::from_str(&text)
