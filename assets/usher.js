@@ -470,6 +470,7 @@
       if (ended) return Promise.resolve(ended);
       closing = true;
       clearTimeout(timer);
+      channel.close(); // opened again by the next heartbeat if the session stays
       if (inFlight) {
         inFlight.abort();
         inFlight = null;
@@ -602,8 +603,10 @@
     // A cancel() made while a claim was on its way: {promise, resolve, reject}.
     var cancelAfterClaim = null;
 
+    // No socket is wanted while the ticket is being claimed or left: either ends it, and a
+    // socket opened meanwhile would only be refused.
     var channel = liveSocket(base + "/live", options.live !== false, {
-      active: function () { return !ended && !closing; },
+      active: function () { return !ended && !closing && !claiming; },
       limitSecs: requestLimitSecs,
       frame: onFrame,
       lost: function () { if (failures === 0) step(); }, // as for a session
@@ -855,6 +858,7 @@
     function leave() {
       closing = true;
       clearTimeout(timer);
+      channel.close(); // opened again by the next heartbeat if the ticket stays in line
       if (inFlight) {
         inFlight.abort();
         inFlight = null;

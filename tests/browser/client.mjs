@@ -397,6 +397,28 @@ async function anOverloadedFrameIsRetriedAfterItsHint(browser) {
   await t.context.close();
 }
 
+// release() closes the session's socket before the release is answered: a socket that
+// reconnected meanwhile would be refused. A release that fails keeps the session, and the
+// next heartbeat opens the socket again.
+async function releaseClosesTheSocketAtOnce(browser) {
+  const t = await attachLive(browser);
+  const result = t.page.evaluate(() => window.handle.release().catch((e) => `failed: ${e.status}`))
+    .catch((e) => `page: ${e.message}`);
+  const {route} = await nextRequest(t, 1_000);
+  check(route.request().url().endsWith(`/v1/sessions/${TOKEN}/release`), "release() posts its release");
+  await until(t, (t) => t.sockets[0].closed, "the socket closes");
+  check(!(await t.page.evaluate(() => window.handle.state().live)),
+    "release() closes the session's socket before the release is answered");
+  await route.fulfill(json(503, {error: "unavailable", message: "try again"}, {"Retry-After": "1"}));
+  check((await result) === "failed: 503", "a failed release rejects release()", await result);
+  const beat = await nextRequest(t, 30_000);
+  check(beat.route.request().url().endsWith(`/v1/sessions/${TOKEN}/heartbeat`), "the session, still held, heartbeats over HTTP");
+  await beat.route.fulfill(OK_BEAT);
+  await until(t, (t) => t.sockets.length === 2, "the page opens the session's socket again");
+  check(!(await events(t)).some((e) => e[0] === "ended"), "a release that failed opens the socket again, the session kept");
+  await t.context.close();
+}
+
 async function aRefusedSocketIsTriedAgainWithBackoff(browser) {
   const t = await openPage(browser);
   await attach(t, {heartbeatIntervalSecs: 150, idleTimeoutSecs: 600});
@@ -724,6 +746,54 @@ async function aPushedReadyIsClaimedAtOnce(browser) {
   await t.context.close();
 }
 
+// The server drops the ticket's socket while the claim is on its way (the claim ends the
+// ticket; a new socket would only be refused 410): it is not tried again before the answer,
+// and a claim answered not_ready puts the ticket back in line, socket and all.
+async function aTicketSocketLostWhileClaimingWaitsForTheAnswer(browser) {
+  const t = await queueLive(browser);
+  t.sockets[0].ws.send(JSON.stringify(READY_FRAME));
+  const claim = await nextRequest(t, 1_000);
+  check(claim.route.request().url().endsWith(ticketPath("claim")), "the pushed ready is claimed");
+  t.sockets[0].ws.close({code: 1001, reason: "going away"});
+  await until(t, (t) => t.sockets[0].closed, "the server drops the socket");
+  await t.page.clock.runFor(5_000);
+  await settle(t);
+  check(t.sockets.length === 1 && t.pending.length === 0,
+    "a ticket socket lost while the claim is on its way is not opened again meanwhile",
+    JSON.stringify({sockets: t.sockets.length, requests: t.seen}));
+  await claim.route.fulfill(json(409, {error: "not_ready", message: "not held", position: 2}));
+  const beat = await nextRequest(t, 30_000);
+  check(beat.route.request().url().endsWith(ticketPath("heartbeat")),
+    "a claim answered not_ready heartbeats over HTTP, the socket being gone", beat.route.request().url());
+  await beat.route.fulfill(json(200, {position: 2, expires_at: "2026-11-28T12:10:00Z"}));
+  await until(t, (t) => t.sockets.length === 2, "the page opens the ticket's socket again");
+  check((await positionsOf(t)).join(",") === "3,2", "and, back in line, opens its socket again",
+    JSON.stringify(await positionsOf(t)));
+  await t.context.close();
+}
+
+// cancel() closes the ticket's socket before the DELETE is answered: the line is being
+// left, and a socket that reconnected meanwhile would be refused. A DELETE that fails
+// keeps the place, and the next heartbeat opens the socket again.
+async function cancelClosesTheTicketSocketAtOnce(browser) {
+  const t = await queueLive(browser);
+  const result = t.page.evaluate(() => window.wait.cancel().catch((e) => `failed: ${e.status}`))
+    .catch((e) => `page: ${e.message}`);
+  const {route} = await nextRequest(t, 1_000);
+  check(route.request().method() === "DELETE", "cancel() sends its DELETE");
+  await until(t, (t) => t.sockets[0].closed, "the socket closes");
+  check(t.sockets[0].closed && !(await queueState(t)).live,
+    "cancel() closes the ticket's socket before the DELETE is answered");
+  await route.fulfill(json(503, {error: "unavailable", message: "try again"}, {"Retry-After": "1"}));
+  check((await result) === "failed: 503", "a failed DELETE rejects cancel()", await result);
+  const beat = await nextRequest(t, 30_000);
+  check(beat.route.request().url().endsWith(ticketPath("heartbeat")), "the ticket, still in line, heartbeats over HTTP");
+  await beat.route.fulfill(json(200, {position: 3, expires_at: "2026-11-28T12:10:00Z"}));
+  await until(t, (t) => t.sockets.length === 2, "the page opens the ticket's socket again");
+  check(!(await events(t)).some((e) => e[0] === "ended"), "a cancel that failed opens the socket again, the ticket kept");
+  await t.context.close();
+}
+
 async function aPushedEndEndsTheTicketAtOnce(browser) {
   for (const [frame, reason] of [
     [{type: "ended", reason: "evicted"}, "evicted"],
@@ -827,6 +897,7 @@ async function main() {
     await aSocketThatStopsAnsweringFallsBack(browser);
     await anOverloadedFrameIsRetriedAfterItsHint(browser);
     await aRefusedSocketIsTriedAgainWithBackoff(browser);
+    await releaseClosesTheSocketAtOnce(browser);
     await aTicketReportsItsPositionAndClaimsWhenReady(browser);
     await aTicketStringTakesItsIntervalFromTheOptions(browser);
     await aTicketThatIsNotReadyAfterAllGoesBackInLine(browser);
@@ -839,6 +910,8 @@ async function main() {
     await pushedPositionsAreReportedAtOnce(browser);
     await aPushedReadyIsClaimedAtOnce(browser);
     await aPushedEndEndsTheTicketAtOnce(browser);
+    await aTicketSocketLostWhileClaimingWaitsForTheAnswer(browser);
+    await cancelClosesTheTicketSocketAtOnce(browser);
     await aTicketWhoseSocketCannotConnectHeartbeatsOverHttp(browser);
     await aDroppedTicketSocketFallsBackToHttpAndComesBack(browser);
     await anUnansweredTicketFrameFallsBackToHttp(browser);
