@@ -24,7 +24,9 @@
  * When the socket cannot connect or drops, heartbeats go over HTTP as before, with the
  * same backoff, and the socket is tried again (after 1 s, doubling to a minute). A
  * socket that drops is followed at once by an HTTP heartbeat, which says whether the
- * session is still there.
+ * session is still there. release() and logout() close the socket at once (a socket
+ * connecting meanwhile would only be refused); one that fails keeps the session, and
+ * the next heartbeat opens the socket again.
  *
  * fence is the session's fencing token, as the login and every heartbeat answer it:
  * a page that writes to a downstream resource directly sends it along, so that writes
@@ -89,7 +91,8 @@
  * heartbeated over HTTP (POST /v1/tickets/{ticket}/heartbeat). Either way it goes at the
  * interval the 202 gives, with the same jitter, backoff, timeouts and retries as a
  * session; only the server's 410 (ticket_ended, with its reason), 404 ("not_found") or a
- * pushed end ends it. When the ticket is ready, it is claimed at once (POST …/claim) and
+ * pushed end ends it. No socket is opened while a claim or a cancel is on its way (either
+ * ends the ticket). When the ticket is ready, it is claimed at once (POST …/claim) and
  * the claim's answer — the login answer — is handed to Usher.attach with the attach
  * options, so the page goes on exactly as after a normal login. A claim answered 409
  * not_ready goes back to heartbeating; a claim refused otherwise leaves the line and
