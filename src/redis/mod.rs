@@ -282,8 +282,10 @@ struct Shared {
     retry_after: Duration,
     /// The last Redis failure, while Redis is failing.
     failure: Mutex<Option<String>>,
-    /// Whether the pool's calls fail for want of Redis Functions: kept until a call
-    /// goes through, whatever else Redis answers meanwhile (the sweeper's scripts do).
+    /// Whether `failure` holds one: what an answered call reads, without the lock.
+    failing: AtomicBool,
+    /// Whether the last pool call failed for want of Redis Functions: kept until the
+    /// next pool call is answered, whatever the sweeper's scripts meet meanwhile.
     lacks_functions: AtomicBool,
 }
 
@@ -313,9 +315,23 @@ impl Drop for RedisBackend {
 fn unavailable(shared: &Shared, why: impl std::fmt::Display) -> Error {
     let why = why.to_string();
     tracing::warn!(error = %why, "redis call failed");
-    *shared.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    let mut failure = shared.failure.lock().unwrap_or_else(|e| e.into_inner());
+    *failure = Some(why);
+    shared.failing.store(true, Ordering::Relaxed);
+    drop(failure);
     Error::Unavailable {
         retry_after: shared.retry_after,
+    }
+}
+
+/// Redis answered a call: the health it degraded is restored. Read first: a store or
+/// a lock on every call would bounce their line between the cores.
+fn answered(shared: &Shared) {
+    if shared.failing.load(Ordering::Relaxed) {
+        // Both changed under the lock, so that they agree.
+        let mut failure = shared.failure.lock().unwrap_or_else(|e| e.into_inner());
+        *failure = None;
+        shared.failing.store(false, Ordering::Relaxed);
     }
 }
 
@@ -365,6 +381,7 @@ impl RedisBackend {
             events,
             retry_after: engine.overload_retry_after,
             failure: Mutex::new(None),
+            failing: AtomicBool::new(false),
             lacks_functions: AtomicBool::new(false),
         });
         let backend = RedisBackend {
@@ -411,7 +428,7 @@ impl RedisBackend {
             .await
             .map_err(|e| unavailable(shared, e))?;
         // Redis answers again: health is restored by the sweeper's own call.
-        *shared.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        answered(shared);
         let due: Vec<TenantId> = due.iter().filter_map(|n| TenantId::parse(n).ok()).collect();
         // A tenant deleted meanwhile answers not found; the index then drops it.
         futures::future::join_all(
@@ -492,6 +509,9 @@ impl RedisBackend {
     pub(crate) fn failure(&self) -> Option<String> {
         if self.shared.lacks_functions.load(Ordering::Relaxed) {
             return Some(NEEDS_FUNCTIONS.into());
+        }
+        if !self.shared.failing.load(Ordering::Relaxed) {
+            return None;
         }
         self.shared
             .failure
@@ -1284,9 +1304,12 @@ async fn decide(
                 false => unavailable(shared, e),
             }
         })?;
-    shared.lacks_functions.store(false, Ordering::Relaxed);
+    // Read first, as in `answered`.
+    if shared.lacks_functions.load(Ordering::Relaxed) {
+        shared.lacks_functions.store(false, Ordering::Relaxed);
+    }
     replicated(shared).await?;
-    *shared.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    answered(shared);
     let mut out: Value = serde_json::from_str(&text)
         .map_err(|e| Error::Internal(format!("the pool script answered badly: {e}")))?;
     shared.events.send_all(
