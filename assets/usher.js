@@ -102,7 +102,8 @@
  * (stops heartbeating without telling the server; the ticket expires) and state()
  * ({ended, position, ready, claimBy, expiresAt, failures, licence, live}, live as for a
  * session). When the page goes away (pagehide) the ticket is cancelled with a keepalive
- * fetch (a DELETE cannot be a beacon); restored from the back/forward cache, onEnded
+ * fetch (a DELETE cannot be a beacon; of a ticket a claim on its way has taken, it
+ * releases that claim's session); restored from the back/forward cache, onEnded
  * reports "cancelled".
  */
 (function (global) {

@@ -188,6 +188,15 @@ async fn the_waitlist_survives_a_restart_in_its_order_with_a_full_idle_window() 
         }
     );
     again.engine.heartbeat(&claimed.token).await.unwrap();
+    // The ticket remembers the session its claim started: leaving it after all
+    // releases that session, across the restart too.
+    again.engine.cancel_ticket(&line[0].token).await.unwrap();
+    assert_eq!(
+        again.engine.heartbeat(&claimed.token).await.unwrap_err(),
+        Error::SessionEnded {
+            reason: EndReason::Released
+        }
+    );
 }
 
 #[tokio::test]

@@ -214,7 +214,8 @@ fn a_snapshot_holds_hashes_of_secrets_only() {
             Tombstone {
                 secret: gone.secret_hash(),
                 reason: EndReason::Released,
-                ended_at: T0
+                ended_at: T0,
+                session: None,
             }
         )]
     );

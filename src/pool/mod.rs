@@ -121,6 +121,11 @@ pub struct Tombstone {
     pub reason: EndReason,
     /// When.
     pub ended_at: Timestamp,
+    /// The session a claimed ticket became: released if the ticket's holder leaves
+    /// after all, since the claim's answer, the only holder of its token, went with
+    /// the page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionId>,
 }
 
 /// Whose tombstones: the sessions' or the waitlist tickets'.
@@ -1151,6 +1156,7 @@ impl PoolState {
             secret: session.secret,
             reason,
             ended_at: now,
+            session: None,
         };
         self.bury(Buried::Sessions, id, tombstone);
         let seats_in_use = self.seats_in_use();

@@ -432,13 +432,15 @@ impl PoolState {
             }
         }
         // Its seat becomes the session's: not passed on in between.
-        self.close_ticket(ticket, EndReason::Claimed, now);
+        self.close_ticket(ticket, EndReason::Claimed, Some(session), now);
         let admission = self.admit(&user, client.as_deref(), session, secret, live, now);
         self.serve_queue(now);
         Ok((admission, user))
     }
 
-    /// The ticket's holder leaves the line.
+    /// The ticket's holder leaves the line. Left once claimed, the session the claim
+    /// started is released while it lives: the page went away with the claim's
+    /// answer on its way, and nobody else holds that session's token.
     pub fn cancel_ticket(
         &mut self,
         id: SessionId,
@@ -446,7 +448,21 @@ impl PoolState {
         now: Timestamp,
     ) -> Result<()> {
         self.expire_due(now);
-        self.waitlist.check(id, secret)?;
+        if let Err(error) = self.waitlist.check(id, secret) {
+            let claimed = self
+                .waitlist
+                .ended
+                .by_id
+                .get(&id)
+                .filter(|t| t.reason == EndReason::Claimed && t.secret.matches(secret))
+                .and_then(|t| t.session)
+                .filter(|session| self.sessions.contains_key(session));
+            let Some(session) = claimed else {
+                return Err(error);
+            };
+            self.end_session(session, EndReason::Released, now);
+            return Ok(());
+        }
         self.end_ticket(id, EndReason::Cancelled, now);
         Ok(())
     }
@@ -502,7 +518,7 @@ impl PoolState {
             if ticket.expires_at < now {
                 // Idle past its deadline, though not yet expired by the sweep that is
                 // serving the line: it gets no seat.
-                self.close_ticket(id, EndReason::Expired, now);
+                self.close_ticket(id, EndReason::Expired, None, now);
                 continue;
             }
             let user = ticket.user.clone();
@@ -527,13 +543,20 @@ impl PoolState {
 
     /// Ends one ticket: it leaves the line, and a seat held for it passes on.
     pub(super) fn end_ticket(&mut self, id: SessionId, reason: EndReason, now: Timestamp) {
-        if self.close_ticket(id, reason, now) {
+        if self.close_ticket(id, reason, None, now) {
             self.serve_queue(now);
         }
     }
 
     /// Ends one ticket, leaving a seat held for it unserved; whether it held one.
-    fn close_ticket(&mut self, id: SessionId, reason: EndReason, now: Timestamp) -> bool {
+    /// `session` is the session a claim made of it.
+    fn close_ticket(
+        &mut self,
+        id: SessionId,
+        reason: EndReason,
+        session: Option<SessionId>,
+        now: Timestamp,
+    ) -> bool {
         let Some(ticket) = self.waitlist.remove(id) else {
             return false;
         };
@@ -542,6 +565,7 @@ impl PoolState {
             secret: ticket.secret,
             reason,
             ended_at: now,
+            session,
         };
         self.bury(Buried::Tickets, id, tombstone);
         self.emit(

@@ -478,7 +478,8 @@ local function forget_oldest_ticket()
 end
 
 -- Ends one ticket and leaves a seat held for it unserved; answers whether it held one.
-local function close_ticket(id, reason)
+-- `session` is the session a claim made of it, kept in its tombstone.
+local function close_ticket(id, reason, session)
   local t = ticket(id)
   if not t then
     return false
@@ -494,7 +495,11 @@ local function close_ticket(id, reason)
     if redis.call('ZCARD', TENDQ) >= ENDED_CAP then
       forget_oldest_ticket()
     end
-    redis.call('HSET', TENDED, id, reason .. ' ' .. t.h .. ' ' .. now)
+    local tombstone = reason .. ' ' .. t.h .. ' ' .. now
+    if session then
+      tombstone = tombstone .. ' ' .. session
+    end
+    redis.call('HSET', TENDED, id, tombstone)
     redis.call('ZADD', TENDQ, now, id)
   end
   emit({ type = 'ticket_ended', user = t.u, ticket = id, reason = reason,
@@ -1233,16 +1238,26 @@ function ops.claim(r)
       -- The line moved it straight back to the head with a seat.
     end
   end
-  close_ticket(r.id, 'claimed')
+  close_ticket(r.id, 'claimed', r.session)
   local admitted = admit(t.u, t.c, r.session, r.session_secret, acc, tabs)
   serve_queue()
   admitted.user = t.u
   return { ok = admitted }
 end
 
--- The ticket's holder leaves the line.
+-- The ticket's holder leaves the line (as PoolState::cancel_ticket). Left once
+-- claimed, the session the claim started is released while it lives: the page went
+-- away with the claim's answer on its way, and nobody else holds its token.
 function ops.cancel_ticket(r)
   if not live_ticket(r.id, r.secret) then
+    local raw = redis.call('HGET', TENDED, r.id)
+    if raw then
+      local reason, hash, session = string.match(raw, '^(%S+) (%S+) %S+ (%S+)$')
+      if reason == 'claimed' and hash == r.secret and redis.call('HEXISTS', SESS, session) == 1 then
+        end_session(session, 'released')
+        return { ok = true }
+      end
+    end
     return why_not_ticket(r.id, r.secret)
   end
   end_ticket(r.id, 'cancelled')

@@ -127,6 +127,46 @@ async fn tickets_that_leave_or_are_unknown_answer_with_stable_codes(app: TestApp
         .expect_error(404, "session_not_found");
 }
 
+async fn a_page_that_leaves_while_its_claim_is_on_its_way_holds_no_seat(app: TestApp) {
+    // The claim and the page's DELETE race each other: whichever the pool takes first,
+    // the DELETE is answered 204 and no seat stays held by a session nobody can reach.
+    let key = app.create_tenant("acme", queueing(1)).await;
+    for round in 0..20 {
+        let held = app.session(&key, "acme", &format!("held{round}")).await;
+        let ticket = app
+            .login(&key, "acme", &format!("bob{round}"))
+            .await
+            .expect(202)["ticket"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.browser(&held, "release").await.expect(204);
+        let (claimed, left) = futures::join!(
+            app.post(&format!("/v1/tickets/{ticket}/claim")).send(),
+            app.delete(&format!("/v1/tickets/{ticket}")).send()
+        );
+        left.expect(204);
+        if claimed.status == 201 {
+            let session = claimed.expect(201)["session"].as_str().unwrap().to_owned();
+            let beat = app.browser(&session, "heartbeat").await;
+            assert_eq!(
+                beat.expect_error(410, "session_ended")["reason"],
+                "released"
+            );
+        } else {
+            assert_eq!(
+                claimed.expect_error(410, "ticket_ended")["reason"],
+                "cancelled"
+            );
+        }
+        assert_eq!(
+            app.tenant(&key, "acme").await["seats_in_use"],
+            0,
+            "round {round}"
+        );
+    }
+}
+
 async fn another_tenants_key_cannot_read_the_line(app: TestApp) {
     let key = app.create_tenant("acme", queueing(1)).await;
     let other = app.create_tenant("globex", queueing(1)).await;
@@ -231,6 +271,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     a_login_at_the_limit_is_answered_202_with_a_ticket_that_claims_a_freed_seat,
     tickets_that_leave_or_are_unknown_answer_with_stable_codes,
+    a_page_that_leaves_while_its_claim_is_on_its_way_holds_no_seat,
     another_tenants_key_cannot_read_the_line,
     two_thousand_at_once_onto_a_hundred_seats_queue_exactly_once_each_and_are_served_in_order,
 );

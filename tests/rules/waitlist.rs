@@ -311,6 +311,74 @@ async fn leaving_the_line_moves_everyone_behind_up() {
 }
 
 #[tokio::test]
+async fn leaving_after_a_claim_whose_answer_was_lost_gives_its_seat_back() {
+    // The tab went away while its claim was on its way: the claim took the seat, and
+    // only its answer, which nobody reads, holds the session's token. The tab's leaving
+    // (DELETE of the ticket) releases that session, and the seat serves the line.
+    let (engine, clock, t, held) = full(1).await;
+    let ann = queued(&engine, &t, "ann").await;
+    let bob = queued(&engine, &t, "bob").await;
+    engine.release(&held[0]).await.unwrap();
+    let lost = engine.claim(&ann.token).await.unwrap();
+    clock.advance(Duration::from_secs(5));
+    let mut watch = Watch::start(&engine).await;
+
+    // Someone else's secret under the ticket's id releases nothing.
+    let forged = match ann.token.route() {
+        Some(tenant) => SessionToken::with_id(ann.token.id()).routed(tenant),
+        None => SessionToken::with_id(ann.token.id()),
+    };
+    assert_eq!(
+        engine.cancel_ticket(&forged).await.unwrap_err(),
+        Error::TicketNotFound
+    );
+    assert!(is_live(&engine, &t, &lost.token).await);
+
+    engine.cancel_ticket(&ann.token).await.unwrap();
+    assert_eq!(
+        beat(&engine, &lost.token).await.unwrap_err(),
+        ended(EndReason::Released)
+    );
+    let now = clock_now(&clock);
+    let kinds = watch.kinds(&engine, &t).await;
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::Ended {
+                user: user("ann"),
+                session: lost.token.id(),
+                reason: EndReason::Released,
+                seats_in_use: 0,
+            },
+            EventKind::TicketReady {
+                user: user("bob"),
+                ticket: bob.token.id(),
+                claim_by: now + MINUTE,
+            },
+        ]
+    );
+    assert_eq!(position(&engine, &bob).await, 0);
+    // The ticket still answers that it was claimed, and leaving again gives nothing
+    // more back.
+    assert_eq!(
+        status(&engine, &ann).await.unwrap_err(),
+        ticket_ended(EndReason::Claimed)
+    );
+    assert_eq!(
+        engine.cancel_ticket(&ann.token).await.unwrap_err(),
+        ticket_ended(EndReason::Claimed)
+    );
+
+    // A claimed session that ended otherwise is not the ticket's to end twice.
+    let kept = engine.claim(&bob.token).await.unwrap();
+    engine.release(&kept.token).await.unwrap();
+    assert_eq!(
+        engine.cancel_ticket(&bob.token).await.unwrap_err(),
+        ticket_ended(EndReason::Claimed)
+    );
+}
+
+#[tokio::test]
 async fn a_raised_licence_holds_a_seat_for_each_of_the_first_in_line() {
     let (engine, clock, t, _held) = full(2).await;
     let line: Vec<Ticket> = {

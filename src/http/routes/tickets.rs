@@ -110,11 +110,14 @@ pub async fn claim_ticket(state: State, ticket: web::Path<String>) -> ApiResult<
     Ok(HttpResponse::Created().json(LoginResponse::from(login)))
 }
 
-/// Leave the line.
+/// Leave the line. A ticket already claimed releases the session its claim started,
+/// while that session lives: the page went away with the claim's answer on its way,
+/// and that answer is the only holder of the session's token.
 #[utoipa::path(delete, path = "/v1/tickets/{ticket}", tag = "browser",
     params(("ticket" = inline(SessionTokenSchema), Path, description = "Ticket")),
     security(()),
-    responses((status = 204, description = "Left the line"), (status = 404, description = "ticket_not_found", body = ErrorBody),
+    responses((status = 204, description = "Left the line, or released the session a claim of it started"),
+        (status = 404, description = "ticket_not_found", body = ErrorBody),
         (status = 410, description = "ticket_ended, with reason", body = ErrorBody), EngineFailures))]
 pub async fn cancel_ticket(state: State, ticket: web::Path<String>) -> ApiResult<HttpResponse> {
     let ticket = parse(&ticket)?;
