@@ -55,15 +55,49 @@ pub fn redact(path: &str) -> String {
     let logged = match kind {
         Some(s) if v1 && s.eq_ignore_ascii_case("sessions") => "/v1/sessions/<token>",
         Some(s) if v1 && s.eq_ignore_ascii_case("tickets") => "/v1/tickets/<ticket>",
-        _ => return path.into(),
+        _ => return without_tokens(path, &decoded),
     };
     if segments.next().is_none() {
-        return path.into();
+        return without_tokens(path, &decoded);
     }
     let mut logged = String::from(logged);
     for segment in segments {
         logged.push('/');
-        logged.extend(utf8_percent_encode(segment, LOGGED_AS_ENCODED));
+        if holds_a_token(segment) {
+            logged.push_str("<token>");
+        } else {
+            logged.extend(utf8_percent_encode(segment, LOGGED_AS_ENCODED));
+        }
+    }
+    logged
+}
+
+/// Whether a path segment holds a run of exactly a token's length of the token's
+/// alphabet (URL-safe base64).
+fn holds_a_token(segment: &str) -> bool {
+    segment
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .any(|run| run.len() == crate::token::TOKEN_LEN)
+}
+
+/// Any other path with a token in it (a client's base URL set wrong, a token pasted
+/// where a session's id belongs): each segment holding a run of exactly a token's
+/// length of the token's alphabet becomes `<token>`. A path without one is logged as
+/// it came; ids of other lengths (a UUID has 36 such characters) are kept.
+fn without_tokens(path: &str, decoded: &str) -> String {
+    if !decoded.split('/').any(holds_a_token) {
+        return path.into();
+    }
+    let mut logged = String::with_capacity(decoded.len());
+    for (i, segment) in decoded.split('/').enumerate() {
+        if i > 0 {
+            logged.push('/');
+        }
+        if holds_a_token(segment) {
+            logged.push_str("<token>");
+        } else {
+            logged.extend(utf8_percent_encode(segment, LOGGED_AS_ENCODED));
+        }
     }
     logged
 }
@@ -207,6 +241,65 @@ mod tests {
             redact("/v1/tenants/acme/sessions/0123456789abcdef"),
             "/v1/tenants/acme/sessions/0123456789abcdef"
         );
+    }
+
+    #[test]
+    fn tokens_are_redacted_from_paths_of_no_route_and_from_misplaced_ids() {
+        let token = "AbCdEfGhIjKlMnOpQrStUvWxYz012345";
+        for (path, logged) in [
+            (
+                format!("/v1/./sessions/{token}/heartbeat"),
+                "/v1/./sessions/<token>/heartbeat".to_string(),
+            ),
+            (
+                format!("/v1/x/../sessions/{token}/heartbeat"),
+                "/v1/x/../sessions/<token>/heartbeat".into(),
+            ),
+            (
+                format!("/sessions/{token}/heartbeat"),
+                "/sessions/<token>/heartbeat".into(),
+            ),
+            (
+                format!("/v1/session/{token}/heartbeat"),
+                "/v1/session/<token>/heartbeat".into(),
+            ),
+            (
+                format!("/api/v1/sessions/{token}"),
+                "/api/v1/sessions/<token>".into(),
+            ),
+            (
+                format!("/v1/tenants/ta/sessions/{token}"),
+                "/v1/tenants/ta/sessions/<token>".into(),
+            ),
+            (
+                format!("/v1/tenants/ta/sessions/ta~{token}"),
+                "/v1/tenants/ta/sessions/<token>".into(),
+            ),
+            (
+                format!("/v1/tenants/ta/sessions/%41{}", &token[1..]),
+                "/v1/tenants/ta/sessions/<token>".into(),
+            ),
+            (
+                format!("/v1/tenants/ta/users/{token}.x"),
+                "/v1/tenants/ta/users/<token>".into(),
+            ),
+        ] {
+            assert_eq!(redact(&path), logged, "{path}");
+            assert!(!redact(&path).contains(&token[1..]), "{path}");
+        }
+        // The nested spelling of a browser route is redacted as the route.
+        assert_eq!(
+            redact(&format!("/v1/sessions/x%2F{token}/heartbeat")),
+            "/v1/sessions/<token>/<token>/heartbeat"
+        );
+        // Ids that are no token's length are kept.
+        for path in [
+            "/v1/tenants/acme/users/123e4567-e89b-12d3-a456-426614174000",
+            "/v1/tenants/acme/users/ann@example.com",
+            "/v1/tenants/acme/sessions/0123456789abcdef",
+        ] {
+            assert_eq!(redact(path), path);
+        }
     }
 
     #[test]
