@@ -420,11 +420,9 @@ impl PoolState {
             if !free {
                 self.waitlist.unready(ticket);
                 self.serve_queue(now);
-                let position = self
-                    .waitlist
-                    .tickets
-                    .get(&ticket)
-                    .map_or(0, |t| self.waitlist.position(t));
+                // Back in line past its idle deadline, the line ended it: it says why.
+                let found = self.waitlist.check(ticket, ticket_secret)?;
+                let position = self.waitlist.position(found);
                 if position > 0 {
                     return Err(Error::NotReady { position });
                 }

@@ -1231,7 +1231,11 @@ function ops.claim(r)
       unready(r.id, t)
       serve_queue()
       t = ticket(r.id)
-      local place = t and position(r.id, t) or 0
+      if not t then
+        -- Back in line past its idle deadline, the line ended it: it says why.
+        return why_not_ticket(r.id, r.secret)
+      end
+      local place = position(r.id, t)
       if place > 0 then
         return { err = 'not_ready', position = place }
       end

@@ -41,6 +41,15 @@ pub const T0: Timestamp = Timestamp::from_millis(1_768_435_200_000);
 pub const DAY: Duration = Duration::from_secs(24 * 3600);
 pub const HOUR: Duration = Duration::from_secs(3600);
 
+/// No background sweep: only the test's own operations expire anything, so the order
+/// of what they do (and of the events) is the same in every run.
+pub fn no_sweeper() -> EngineConfig {
+    EngineConfig {
+        tick_every: Duration::from_secs(24 * 3600),
+        ..EngineConfig::default()
+    }
+}
+
 pub async fn start() -> (Engine, ManualClock) {
     start_with(EngineConfig::default()).await
 }

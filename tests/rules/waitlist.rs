@@ -379,6 +379,37 @@ async fn leaving_after_a_claim_whose_answer_was_lost_gives_its_seat_back() {
 }
 
 #[tokio::test]
+async fn a_claim_that_sends_its_ticket_back_in_line_past_its_deadline_admits_nobody() {
+    // Bob's second tab is ready to share his seat; the seat goes (held now for cara),
+    // and the tab, not heartbeated, passes its idle deadline inside its longer claim
+    // window. Its claim puts it back in line, where it ends `expired`: nobody is
+    // admitted past the limit.
+    let licence = Licence::concurrent(1)
+        .on_limit(OnLimit::Queue)
+        .queue_claim(2 * MINUTE)
+        .idle_timeout(MINUTE);
+    let (engine, clock, t) = start_tenant_with(no_sweeper(), licence).await;
+    let held = entered(&engine, &t, "seat0").await;
+    let first = queued(&engine, &t, "bob").await;
+    let second = queued(&engine, &t, "bob").await;
+    engine.release(&held).await.unwrap();
+    let bob = engine.claim(&first.token).await.unwrap();
+    let cara = queued(&engine, &t, "cara").await;
+    clock.advance(Duration::from_secs(30));
+    engine.ticket_heartbeat(&cara.token).await.unwrap();
+    engine.release(&bob.token).await.unwrap();
+    clock.advance(Duration::from_secs(31));
+
+    assert_eq!(
+        engine.claim(&second.token).await.unwrap_err(),
+        ticket_ended(EndReason::Expired)
+    );
+    let view = engine.tenant(&t).await.unwrap();
+    assert_eq!((view.seats_in_use, view.held_for_queue), (0, 1));
+    assert_eq!(position(&engine, &cara).await, 0);
+}
+
+#[tokio::test]
 async fn a_raised_licence_holds_a_seat_for_each_of_the_first_in_line() {
     let (engine, clock, t, _held) = full(2).await;
     let line: Vec<Ticket> = {
