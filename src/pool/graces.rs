@@ -72,7 +72,17 @@ impl Graces {
             return None;
         }
         let user = user.clone();
-        self.take(&user);
+        // This very seat: under a grace shortened meanwhile, a seat kept earlier may
+        // lapse later.
+        if let Some(untils) = self.by_user.get_mut(&user) {
+            if let Some(at) = untils.iter().position(|&u| u == until) {
+                untils.remove(at);
+            }
+            if untils.is_empty() {
+                self.by_user.remove(&user);
+            }
+        }
+        self.forget(until, &user);
         Some(user)
     }
 

@@ -919,3 +919,45 @@ async fn the_view_counts_kept_seats_and_each_groups_seats_where_the_licence_does
     let lapsed = seats_of(&[("finance", 1), ("volunteers", 1)]);
     assert_eq!(held(&engine, &t).await, (Some(0), lapsed));
 }
+
+#[tokio::test]
+async fn each_kept_seat_lapses_at_the_end_of_its_own_grace() {
+    // Per seat per session, a user may have several seats kept. Ann's first seat is
+    // kept under a 100 s grace; the grace is then shortened to 10 s (same seat rule,
+    // so kept seats stay) and her second seat is kept until 20 s. At 20 s only the
+    // second seat's grace has run out.
+    let grace = |secs| {
+        Licence::concurrent(3)
+            .seat_per(SeatPer::Session)
+            .reload_grace(Duration::from_secs(secs))
+    };
+    let (engine, clock, t) = start_tenant_with(no_sweeper(), grace(100)).await;
+    let first = admit(&engine, &t, "ann").await;
+    let second = admit(&engine, &t, "ann").await;
+    engine.release(&first).await.unwrap(); // kept until 100 s
+    engine.put_tenant(&t, grace(10)).await.unwrap();
+    clock.advance(Duration::from_secs(10));
+    engine.release(&second).await.unwrap(); // kept until 20 s
+    assert_eq!(engine.tenant(&t).await.unwrap().held_for_reload, Some(2));
+
+    let mut watch = Watch::start(&engine).await;
+    clock.advance(Duration::from_secs(10)); // 20 s
+    engine.expire_due().await.unwrap();
+    let view = engine.tenant(&t).await.unwrap();
+    assert_eq!(
+        (view.held_for_reload, view.seats_in_use),
+        (Some(1), 1),
+        "at 20 s the seat kept until 100 s is still kept"
+    );
+    assert_eq!(
+        watch.kinds(&engine, &t).await,
+        vec![EventKind::GraceLapsed {
+            user: user("ann"),
+            seats_in_use: 1
+        }]
+    );
+    clock.advance(Duration::from_secs(80)); // 100 s
+    engine.expire_due().await.unwrap();
+    let view = engine.tenant(&t).await.unwrap();
+    assert_eq!((view.held_for_reload, view.seats_in_use), (Some(0), 0));
+}
