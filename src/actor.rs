@@ -497,10 +497,12 @@ impl Handler<PoolMsg> for PoolActor {
                 }
             }
             PoolMsg::Licence { reply } => {
+                state.expire_due(now);
                 let licence = state.licence().clone();
                 self.respond(reply, Ok(licence));
             }
             PoolMsg::SetApiKey { hash, reply } => {
+                state.expire_due(now);
                 let old = state.set_api_key(hash);
                 self.commit();
                 // The old key works until the new one is durable, then only the new
@@ -526,10 +528,12 @@ impl Handler<PoolMsg> for PoolActor {
                 self.respond(reply, Ok(()));
             }
             PoolMsg::ReportRecords { count, reply } => {
+                state.expire_due(now);
                 let view = state.report_records(count, now);
                 self.respond(reply, Ok(view));
             }
             PoolMsg::Records { reply } => {
+                state.expire_due(now);
                 let view = state.records(now);
                 self.respond(reply, Ok(view));
             }
@@ -729,6 +733,8 @@ impl PoolActor {
             .api_keys
             .retain(|_, owner| !std::ptr::eq(owner.as_ref(), me));
 
+        // What was due ends as it would have (expired) before the rest is evicted.
+        self.state.expire_due(now);
         for (id, tombstone) in self.state.evict_all(now) {
             registry.sessions.remove(&id);
             registry.orphans.insert(id, tombstone);

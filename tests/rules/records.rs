@@ -102,3 +102,25 @@ async fn records_peak_per_day_and_month() {
     assert_eq!(records_at(next_feb).await, (900, 900, 900));
     assert_eq!(report(10, next_feb + HOUR).await, (10, 900, 900));
 }
+
+#[tokio::test]
+async fn reporting_records_first_expires_what_is_due() {
+    let licence = Licence::records().idle_timeout(Duration::from_secs(60));
+    let (engine, clock, t) = start_tenant_with(no_sweeper(), licence).await;
+    let ann = admit(&engine, &t, "ann").await;
+    clock.advance(Duration::from_secs(61));
+    let mut watch = Watch::start(&engine).await;
+    engine.report_records(&t, 5).await.unwrap();
+    assert_eq!(
+        watch.kinds(&engine, &t).await,
+        vec![
+            EventKind::Ended {
+                user: user("ann"),
+                session: ann.id(),
+                reason: EndReason::Expired,
+                seats_in_use: 0,
+            },
+            EventKind::RecordsReported { count: 5 },
+        ]
+    );
+}

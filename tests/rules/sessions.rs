@@ -603,3 +603,44 @@ async fn a_wrong_secret_is_not_found() {
     assert_eq!(engine.heartbeat(&thief).await, Err(Error::SessionNotFound));
     assert_eq!(beat(&engine, &ann).await, Err(ended(EndReason::Released)));
 }
+
+#[tokio::test]
+async fn a_session_idle_past_its_deadline_when_its_tenant_is_deleted_ends_expired() {
+    let licence = Licence::concurrent(2).idle_timeout(Duration::from_secs(60));
+    let (engine, clock, t) = start_tenant_with(no_sweeper(), licence).await;
+    let ann = admit(&engine, &t, "ann").await;
+    let bob = admit(&engine, &t, "bob").await;
+    clock.advance(Duration::from_secs(30));
+    engine.heartbeat(&bob).await.unwrap();
+    clock.advance(Duration::from_secs(31)); // past ann's deadline, not bob's
+    let mut watch = Watch::start(&engine).await;
+    engine.delete_tenant(&t).await.unwrap();
+    let kinds = watch.kinds(&engine, &t).await;
+    assert_eq!(
+        beat(&engine, &ann).await.unwrap_err(),
+        ended(EndReason::Expired),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        beat(&engine, &bob).await.unwrap_err(),
+        ended(EndReason::Evicted)
+    );
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::Ended {
+                user: user("ann"),
+                session: ann.id(),
+                reason: EndReason::Expired,
+                seats_in_use: 1,
+            },
+            EventKind::Ended {
+                user: user("bob"),
+                session: bob.id(),
+                reason: EndReason::Evicted,
+                seats_in_use: 0,
+            },
+            EventKind::TenantDeleted,
+        ]
+    );
+}
