@@ -435,9 +435,10 @@ impl Licence {
         matches!(self.model, LicenceModel::Concurrent { .. })
     }
 
-    /// The same licence with a cap on one user's live sessions.
+    /// The same licence with a cap on one user's live sessions; a cap of 0 is no cap
+    /// (as the HTTP API, which refuses it, and every backend read it alike).
     pub fn max_sessions_per_user(mut self, cap: u32) -> Self {
-        self.policies.max_sessions_per_user = Some(cap);
+        self.policies.max_sessions_per_user = (cap > 0).then_some(cap);
         self
     }
 

@@ -961,3 +961,12 @@ async fn each_kept_seat_lapses_at_the_end_of_its_own_grace() {
     let view = engine.tenant(&t).await.unwrap();
     assert_eq!((view.held_for_reload, view.seats_in_use), (Some(0), 0));
 }
+
+#[tokio::test]
+async fn a_session_cap_of_zero_is_no_cap() {
+    let licence = Licence::concurrent(2).max_sessions_per_user(0);
+    assert_eq!(licence.policies.max_sessions_per_user, None);
+    let (engine, _clock, t) = start_tenant(licence).await;
+    admit(&engine, &t, "ann").await;
+    admit(&engine, &t, "ann").await;
+}
