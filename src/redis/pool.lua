@@ -601,11 +601,18 @@ local function end_tickets(user, reason)
 end
 
 -- Why a ticket with this secret is not live: ended (with its reason) or unknown.
+-- Whether a tombstone that ended at `ended` (ms) is still within the retention: those
+-- of a deleted tenant, whose keys only expire on Redis's own clock, are forgotten
+-- one retention after each end, as a live tenant's sweep forgets them.
+local function remembered(ended)
+  return tonumber(ended) + ENDED_FOR > now
+end
+
 local function why_not_ticket(id, secret)
   local raw = redis.call('HGET', TENDED, id)
   if raw then
-    local reason, hash = string.match(raw, '^(%S+) (%S+)')
-    if hash == secret then
+    local reason, hash, ended = string.match(raw, '^(%S+) (%S+) (%S+)')
+    if hash == secret and remembered(ended) then
       return { err = 'ticket_ended', reason = reason }
     end
   end
@@ -757,8 +764,8 @@ end
 local function why_not_live(id, secret)
   local raw = redis.call('HGET', ENDED, id)
   if raw then
-    local reason, hash = string.match(raw, '^(%S+) (%S+)')
-    if hash == secret then
+    local reason, hash, ended = string.match(raw, '^(%S+) (%S+) (%S+)')
+    if hash == secret and remembered(ended) then
       return { err = 'session_ended', reason = reason }
     end
   end

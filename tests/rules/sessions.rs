@@ -644,3 +644,23 @@ async fn a_session_idle_past_its_deadline_when_its_tenant_is_deleted_ends_expire
         ]
     );
 }
+
+#[tokio::test]
+async fn an_ended_session_of_a_deleted_tenant_is_remembered_an_hour_from_its_end() {
+    let (engine, clock, t) = start_tenant_with(no_sweeper(), Licence::concurrent(2)).await;
+    let ann = admit(&engine, &t, "ann").await;
+    engine.release(&ann).await.unwrap();
+    clock.advance(Duration::from_secs(50 * 60));
+    engine.delete_tenant(&t).await.unwrap();
+    assert_eq!(
+        beat(&engine, &ann).await.unwrap_err(),
+        ended(EndReason::Released)
+    );
+    // 61 minutes after ann's release, 11 after the deletion.
+    clock.advance(Duration::from_secs(11 * 60));
+    engine.expire_due().await.unwrap();
+    assert_eq!(
+        beat(&engine, &ann).await.unwrap_err(),
+        Error::SessionNotFound
+    );
+}
