@@ -298,7 +298,10 @@ async fn a_stream_refuses_bad_cursors_and_other_tenants_keys(app: TestApp) {
         .send()
         .await
         .expect_error(401, "unauthorized");
-    for bad in ["nonsense", "1-2-3", "99999999999999999999-0"] {
+    // An id from the future names no event: resumed after it, the stream would hear
+    // nothing until then.
+    let future = "9999999999999-1";
+    for bad in ["nonsense", "1-2-3", "99999999999999999999-0", future] {
         app.get("/v1/tenants/acme/events/stream")
             .auth(&key)
             .header("last-event-id", bad)
@@ -306,6 +309,17 @@ async fn a_stream_refuses_bad_cursors_and_other_tenants_keys(app: TestApp) {
             .await
             .expect_error(400, "invalid_request");
     }
+    app.get(&format!("/v1/tenants/acme/events?cursor={future}"))
+        .auth(&key)
+        .send()
+        .await
+        .expect_error(400, "invalid_request");
+    app.get("/v1/events/stream")
+        .auth(&app.admin_token)
+        .header("last-event-id", &format!("acme/{future}"))
+        .send()
+        .await
+        .expect_error(400, "invalid_request");
     app.get("/v1/events/stream")
         .auth(&key)
         .send()

@@ -300,7 +300,7 @@ pub async fn admin_stream(req: HttpRequest, state: State) -> ApiResult<HttpRespo
             };
             let (tenant, cursor) = id.split_once('/').ok_or_else(bad)?;
             let tenant = TenantId::parse(tenant).map_err(|_| bad())?;
-            let (ms, _) = crate::store::parse_cursor(cursor)?;
+            let (ms, _) = crate::store::parse_cursor_at(cursor, engine.clock().now())?;
             cursors.insert(tenant, Some(cursor.to_string()));
             Timestamp::from_millis(ms.saturating_sub(LOOKBACK.as_millis() as u64))
         }
