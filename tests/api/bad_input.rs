@@ -104,6 +104,15 @@ async fn missing_unknown_and_mistyped_fields_are_named() {
         &["client", "256"],
     )
     .await;
+    for label in ["a\u{0}b", "tab\nforged row", "\u{1b}[31mred"] {
+        rejected(
+            &app,
+            &key,
+            login(json!({"user": "bob", "client": label})).await,
+            &["client", "control"],
+        )
+        .await;
+    }
 
     let records = |body| app.put("/v1/tenants/acme/records").auth(&key).json(body);
     rejected(

@@ -100,6 +100,13 @@ pub fn login_fields(body: &LoginRequest) -> Result<(UserId, Option<&str>), Error
                 "\"client\" must be at most {MAX_CLIENT_LEN} characters"
             )));
         }
+        // Shown in session lists, the dashboard and `usher admin` tables: no control
+        // character (a line break, a terminal escape) gets that far.
+        if client.chars().any(char::is_control) {
+            return Err(Error::InvalidRequest(
+                "\"client\" must not contain control characters".into(),
+            ));
+        }
     }
     Ok((user, body.client.as_deref()))
 }
