@@ -24,8 +24,10 @@ Environment:
   USHER_ADMIN_TOKEN  the admin token (at least 16 characters); otherwise admin_token in the
                      config file, or one generated on first start and kept in
                      <data-dir>/admin-token
-  RUST_LOG           the log filter [default: info]: one line per request at info (target
-                     usher::access); RUST_LOG=info,usher::access=warn leaves requests out
+  RUST_LOG           the log filter [default: info,actix_http::h1::dispatcher=off]: one
+                     line per request at info (target usher::access), none for requests
+                     too malformed to parse; RUST_LOG=info,usher::access=warn leaves
+                     requests out
   USHER_*            every option above, as shown beside it
 Boolean variables take 1/true/yes/on and 0/false/no/off.";
 
@@ -104,11 +106,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs to stderr in `format`, filtered by `RUST_LOG` (default: info, which includes
-/// one access-log line per request).
+/// The log filter without `RUST_LOG`: info, which includes one access-log line per
+/// request, without actix-http's own lines about requests it could not parse (any
+/// client can send those, and each would be an ERROR line; they are answered 400).
+const DEFAULT_LOG_FILTER: &str = "info,actix_http::h1::dispatcher=off";
+
+/// Logs to stderr in `format`, filtered by `RUST_LOG` (default: [`DEFAULT_LOG_FILTER`]).
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

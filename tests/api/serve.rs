@@ -277,6 +277,52 @@ async fn the_access_log_never_shows_a_session_token_however_the_path_is_spelt() 
             line.text
         );
     }
+    // Paths with a token where no route takes one (a base URL set wrong, a token
+    // pasted where a session's id belongs): answered without it, logged without it.
+    let misplaced = [
+        (
+            Method::POST,
+            format!("/sessions/{token}/heartbeat"),
+            None,
+            404,
+        ),
+        (
+            Method::POST,
+            format!("/v1/session/{token}/heartbeat"),
+            None,
+            404,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/sessions/{token}/heartbeat"),
+            None,
+            404,
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/tenants/acme/sessions/{token}"),
+            Some(&key),
+            400,
+        ),
+    ];
+    for (method, path, auth, status) in &misplaced {
+        let answer = call(
+            &client,
+            method.clone(),
+            &format!("{url}{path}"),
+            auth.map(|k| k.as_str()),
+            None,
+        )
+        .await;
+        assert_eq!(answer.status, *status, "{path}: {answer:?}");
+        assert!(!answer.text.contains(&token[16..]), "{path}: {answer:?}");
+    }
+    for _ in &misplaced {
+        let line = usher
+            .line_with("usher::access")
+            .unwrap_or_else(|| panic!("the server stopped:\n{}", usher.output()));
+        assert!(line.text.contains("<token>"), "{}", line.text);
+    }
     let output = usher.kill();
     assert!(output.contains("usher::access"), "{output}");
     for secret in [
@@ -292,6 +338,42 @@ async fn the_access_log_never_shows_a_session_token_however_the_path_is_spelt() 
             "{secret} is in the log:\n{output}"
         );
     }
+}
+
+#[actix_web::test]
+async fn requests_too_malformed_to_parse_are_answered_400_and_flood_no_log() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let usher = Usher::start(dir.path(), &[], &[("USHER_ADMIN_TOKEN", GOOD_TOKEN)]);
+    let url = usher.url();
+    let address = url.trim_start_matches("http://").to_owned();
+    for request in [
+        "GET /v1/tenants/\u{e9}t\u{e9} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+        "POST /v1/tenants HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    ] {
+        let mut socket = std::net::TcpStream::connect(&address).unwrap();
+        socket.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = socket.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "{request:?}: {answer:?}"
+        );
+    }
+    // The server still answers, and said nothing of those at its default level.
+    let healthy = call(
+        &client(),
+        Method::GET,
+        &format!("{url}/healthz"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(healthy.status, 200);
+    let output = usher.kill();
+    assert!(!output.contains("ERROR"), "{output}");
+    assert!(!output.contains("parse error"), "{output}");
 }
 
 #[test]
