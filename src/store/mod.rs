@@ -167,23 +167,6 @@ pub(crate) fn parse_cursor(cursor: &str) -> Result<(u64, u64), Error> {
         })
 }
 
-/// How far ahead of this node's clock a cursor's moment may be: the log's times are
-/// the deciding backend's (Redis's, on Redis), which may run a little apart.
-pub(crate) const CURSOR_SKEW: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// [`parse_cursor`], refusing a cursor from the future: read after it, the log would
-/// pass over everything written until then, and a stream resumed from it would hear
-/// nothing.
-pub(crate) fn parse_cursor_at(cursor: &str, now: Timestamp) -> Result<(u64, u64), Error> {
-    let (ms, seq) = parse_cursor(cursor)?;
-    if Timestamp::from_millis(ms) > now + CURSOR_SKEW {
-        return Err(Error::InvalidRequest(
-            "cursor names no event yet written: it must be the id (or next_cursor) of an event received".into(),
-        ));
-    }
-    Ok((ms, seq))
-}
-
 pub(crate) fn cursor_of(event: &AuditEvent) -> String {
     format!("{}-{}", event.event.at.as_millis(), event.seq)
 }

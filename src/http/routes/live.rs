@@ -143,6 +143,24 @@ fn lookback(engine: &Engine) -> Timestamp {
     Timestamp::from_millis(now.saturating_sub(LOOKBACK.as_millis() as u64))
 }
 
+/// Refuses to resume after `cursor` when the log holds nothing from its moment on: the
+/// id is from the future (or the log has let it and everything after it go), and a
+/// stream resumed after it would pass over every event until then.
+async fn held_from(engine: &Engine, tenant: &TenantId, cursor: &str) -> Result<(), Error> {
+    let (ms, _) = crate::store::parse_cursor(cursor)?;
+    let query = EventQuery {
+        since: Timestamp::from_millis(ms),
+        cursor: None,
+        limit: 1,
+    };
+    if engine.events(tenant, &query).await?.events.is_empty() {
+        return Err(Error::InvalidRequest(
+            "Last-Event-ID names no event the log holds: resume with the id of an event received, or without one to start now".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A tenant's log from `cursor` on (or from `since` without one), sent as events.
 /// Returns the cursor after the last one sent, or `None` once the client has gone;
 /// `Err` when the tenant is gone.
@@ -212,6 +230,7 @@ pub async fn tenant_stream(
                 limit: 1,
             };
             engine.events(&tenant, &probe).await?;
+            held_from(&engine, &tenant, &cursor).await?;
             Some(cursor)
         }
         None => engine.last_event_id(&tenant, since).await?,
@@ -300,7 +319,11 @@ pub async fn admin_stream(req: HttpRequest, state: State) -> ApiResult<HttpRespo
             };
             let (tenant, cursor) = id.split_once('/').ok_or_else(bad)?;
             let tenant = TenantId::parse(tenant).map_err(|_| bad())?;
-            let (ms, _) = crate::store::parse_cursor_at(cursor, engine.clock().now())?;
+            let (ms, _) = crate::store::parse_cursor(cursor)?;
+            match held_from(&engine, &tenant, cursor).await {
+                Err(Error::TenantNotFound) => {}
+                other => other?,
+            }
             cursors.insert(tenant, Some(cursor.to_string()));
             Timestamp::from_millis(ms.saturating_sub(LOOKBACK.as_millis() as u64))
         }

@@ -27,7 +27,8 @@ pub struct LoginRequest {
     /// Who logs in.
     #[schema(value_type = UserIdSchema)]
     pub user: String,
-    /// A label for the client, e.g. the browser tab (at most 256 characters).
+    /// A label for the client, e.g. the browser tab (at most 256 characters, no control
+    /// characters).
     #[schema(max_length = 256)]
     pub client: Option<String>,
 }
