@@ -276,11 +276,15 @@ async fn bad_licences_are_refused_with_the_field_named() {
         (json!({"seats": 3}), &["missing field `model`"]),
         (
             json!({"model": "concurrent", "seats": "3"}),
-            &["invalid type"],
+            &["seats: invalid type"],
         ),
         (
             json!({"model": "concurrent", "seats": 2.5}),
-            &["invalid type"],
+            &["seats: invalid type"],
+        ),
+        (
+            json!({"model": "concurrent", "seats": 2, "group_max": {"sales": 1.5}}),
+            &["group_max.sales: invalid type"],
         ),
         (
             json!({"model": "concurrent", "seats": 2, "seat_per": "tab"}),

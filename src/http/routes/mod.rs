@@ -42,7 +42,35 @@ pub type State = web::Data<AppState>;
 
 /// A JSON body, read with the server's limit and turned into a clear `invalid_request`
 /// (what is wrong and where) or `payload_too_large`.
-pub type Json<T> = web::Json<T>;
+pub type Json<T> = web::Json<Named<T>>;
+
+/// A body's value whose refusal names the field it came from (`seats: invalid type:
+/// floating point `1.5`, …`), where serde alone says only the line and column.
+pub struct Named<T>(pub T);
+
+impl<T> std::ops::Deref for Named<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Named<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde_path_to_error::deserialize(deserializer)
+            .map(Named)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let inner = error.into_inner();
+                // Wrong at the top (say, no body at all): serde's own error, as it was.
+                if path == "." {
+                    inner
+                } else {
+                    serde::de::Error::custom(format_args!("{path}: {inner}"))
+                }
+            })
+    }
+}
 
 /// The JSON extractor's settings.
 pub fn json_config() -> web::JsonConfig {

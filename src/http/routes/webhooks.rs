@@ -167,7 +167,7 @@ pub async fn put_webhook(
     spec: Json<WebhookRequest>,
 ) -> ApiResult<HttpResponse> {
     let (tenant, name) = webhook_of(&req, &state, &path).await?;
-    let spec = spec.into_inner();
+    let spec = spec.into_inner().0;
     let events = webhooks::event_types(spec.events)?;
     webhooks::check_secret(&spec.secret)?;
     let url = state.webhooks.check_target(&spec.url).await?;
