@@ -163,6 +163,15 @@ async fn wrong_content_types_are_refused_with_a_hint() {
         .bare(body)
         .await;
     rejected(&app, &key, answer, &["Content-Type: application/json"]).await;
+    // A body that is not in the encoding it names is said so, plainly.
+    let answer = app
+        .post("/v1/tenants/acme/sessions")
+        .auth(&key)
+        .header("content-encoding", "gzip")
+        .raw("application/json", body)
+        .await;
+    assert!(!answer.message().contains("Custom"), "{answer:?}");
+    rejected(&app, &key, answer, &["Content-Encoding"]).await;
     // A charset is fine.
     let answer = app
         .post("/v1/tenants/acme/sessions")

@@ -85,8 +85,7 @@ pub async fn optional_body(mut payload: web::Payload) -> Result<Vec<u8>, Error> 
     use futures::StreamExt;
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| Error::InvalidRequest(format!("could not read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| payload_error(&e))?;
         if body.len() + chunk.len() > BODY_LIMIT {
             return Err(Error::PayloadTooLarge { limit: BODY_LIMIT });
         }
@@ -112,8 +111,24 @@ fn json_error(err: &JsonPayloadError) -> Error {
         JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => {
             Error::PayloadTooLarge { limit: BODY_LIMIT }
         }
-        other => Error::InvalidRequest(format!("could not read the body: {other}")),
+        JsonPayloadError::Payload(e) => payload_error(e),
+        _ => Error::InvalidRequest("could not read the body".into()),
     }
+}
+
+/// A body that could not be read: said plainly, without the decoder's own debug text.
+fn payload_error(error: &actix_web::error::PayloadError) -> Error {
+    use actix_web::error::PayloadError;
+    Error::InvalidRequest(match error {
+        PayloadError::Overflow => return Error::PayloadTooLarge { limit: BODY_LIMIT },
+        PayloadError::Incomplete(_) => {
+            "could not read the body: it ended before its Content-Length, or it is not in its Content-Encoding".into()
+        }
+        PayloadError::EncodingCorrupted => {
+            "could not read the body: it is not in its Content-Encoding".into()
+        }
+        _ => "could not read the body".into(),
+    })
 }
 
 /// The most items one page of a list holds, and how many it holds unless asked.
