@@ -15,7 +15,7 @@ pub const MAX_ID_LEN: usize = 128;
 fn validate(kind: &str, text: &str) -> Result<(), Error> {
     if text.is_empty() || text.len() > MAX_ID_LEN {
         return Err(Error::InvalidRequest(format!(
-            "{kind} id must be 1 to {MAX_ID_LEN} characters long, got {}",
+            "{kind} must be 1 to {MAX_ID_LEN} characters long, got {}",
             text.len()
         )));
     }
@@ -24,14 +24,14 @@ fn validate(kind: &str, text: &str) -> Result<(), Error> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-')))
     {
         return Err(Error::InvalidRequest(format!(
-            "{kind} id may only contain letters, digits and . _ @ -; found {bad:?}"
+            "{kind} may only contain letters, digits and . _ @ -; found {bad:?}"
         )));
     }
     // Browsers and proxies resolve `.` and `..` path segments away, so such an id
     // could never be addressed in a URL.
     if text.bytes().all(|b| b == b'.') {
         return Err(Error::InvalidRequest(format!(
-            "{kind} id must contain a letter, digit, _, @ or -; an id of dots only is not allowed"
+            "{kind} must contain a letter, digit, _, @ or -; one of dots only is not allowed"
         )));
     }
     Ok(())
@@ -102,24 +102,24 @@ macro_rules! id_type {
 id_type!(
     /// A customer organisation: one licence, one pool.
     TenantId,
-    "tenant"
+    "tenant id"
 );
 id_type!(
     /// A user account within a tenant.
     UserId,
-    "user"
+    "user id"
 );
 id_type!(
     /// A group of users within a tenant (a department, a team), which a concurrent
     /// licence may reserve seats for or cap.
     GroupId,
-    "group"
+    "group id"
 );
 
 id_type!(
     /// A tenant's webhook, by the name it was registered under.
     WebhookName,
-    "webhook"
+    "webhook name"
 );
 
 // Every pool keeps a user's id several times over (its account, the paging order, each

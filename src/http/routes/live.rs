@@ -229,7 +229,15 @@ pub async fn tenant_stream(
                 cursor: Some(cursor.clone()),
                 limit: 1,
             };
-            engine.events(&tenant, &probe).await?;
+            engine
+                .events(&tenant, &probe)
+                .await
+                .map_err(|error| match error {
+                    Error::InvalidRequest(_) => Error::InvalidRequest(
+                        "Last-Event-ID must be the id of an event of this stream".into(),
+                    ),
+                    other => other,
+                })?;
             held_from(&engine, &tenant, &cursor).await?;
             Some(cursor)
         }
