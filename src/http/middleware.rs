@@ -9,11 +9,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
+use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::ResponseError;
+use actix_web::{HttpMessage, ResponseError};
 use metrics::Histogram;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 use tracing::Level;
@@ -24,6 +25,42 @@ use crate::error::Error;
 
 /// The largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// How long a request's body may go without a byte arriving: a body that stops (a
+/// client gone quiet, or holding connections open on purpose) is given up then, and
+/// the request refused, instead of holding its connection for ever.
+pub const BODY_GAP: Duration = Duration::from_secs(10);
+
+/// Whether the request says a body follows (a WebSocket's frames are no body).
+fn declares_a_body(req: &ServiceRequest) -> bool {
+    let headers = req.headers();
+    headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+}
+
+/// The request's body, failing with a timed-out error once [`BODY_GAP`] passes with
+/// nothing arriving.
+fn with_gap_bound(payload: Payload) -> Payload {
+    use futures::StreamExt;
+    let bounded = futures::stream::unfold(Some(payload), |payload| async move {
+        let mut payload = payload?;
+        match tokio::time::timeout(BODY_GAP, payload.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(payload))),
+            Ok(None) => None,
+            Err(_) => {
+                let stalled = std::io::Error::new(std::io::ErrorKind::TimedOut, "body stalled");
+                Some((Err(PayloadError::Io(stalled)), None))
+            }
+        }
+    });
+    Payload::Stream {
+        payload: Box::pin(bounded),
+    }
+}
 
 /// Whether the request declares a body over [`BODY_LIMIT`]; chunked bodies are cut off
 /// at the same limit by the JSON extractor.
@@ -139,6 +176,11 @@ pub async fn observe(
         let refusal = ApiError(Error::PayloadTooLarge { limit: BODY_LIMIT }).error_response();
         req.into_response(refusal).map_into_right_body()
     } else {
+        let mut req = req;
+        if declares_a_body(&req) {
+            let payload = req.take_payload();
+            req.set_payload(with_gap_bound(payload));
+        }
         next.call(req).await?.map_into_left_body()
     };
     let elapsed = started.elapsed();

@@ -182,6 +182,33 @@ async fn wrong_content_types_are_refused_with_a_hint() {
 }
 
 #[actix_web::test]
+async fn a_body_that_stops_arriving_is_given_up_and_its_request_refused() {
+    use std::io::{Read, Write};
+    let (app, key) = setup().await;
+    let address = app.url.trim_start_matches("http://").to_owned();
+    let request = format!(
+        "POST /v1/tenants/acme/sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"user\": "
+    );
+    let answer = actix_web::rt::task::spawn_blocking(move || {
+        let mut socket = std::net::TcpStream::connect(&address).unwrap();
+        // Far longer than the server waits; the answer comes first.
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+            .unwrap();
+        socket.write_all(request.as_bytes()).unwrap();
+        let mut answer = vec![0; 4096];
+        let n = socket.read(&mut answer).unwrap_or(0);
+        String::from_utf8_lossy(&answer[..n]).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("nothing of it came"), "{answer}");
+    still_works(&app, &key).await;
+}
+
+#[actix_web::test]
 async fn bad_ids_are_refused_and_128_characters_are_fine() {
     let (app, key) = setup().await;
     let long = "x".repeat(129);

@@ -124,6 +124,10 @@ fn payload_error(error: &actix_web::error::PayloadError) -> Error {
         PayloadError::Incomplete(_) => {
             "could not read the body: it ended before its Content-Length, or it is not in its Content-Encoding".into()
         }
+        PayloadError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => format!(
+            "could not read the body: nothing of it came for {} s",
+            super::middleware::BODY_GAP.as_secs()
+        ),
         PayloadError::EncodingCorrupted => {
             "could not read the body: it is not in its Content-Encoding".into()
         }
