@@ -60,6 +60,11 @@ async fn a_login_at_the_limit_is_answered_202_with_a_ticket_that_claims_a_freed_
         !line.text.contains(&ticket),
         "the list never shows a ticket"
     );
+    app.get("/v1/tenants/acme/queue?limit=0")
+        .auth(&key)
+        .send()
+        .await
+        .expect_error(400, "invalid_request");
     assert_eq!(app.tenant(&key, "acme").await["queued"], 1);
 
     app.browser(&held, "release").await.expect(204);

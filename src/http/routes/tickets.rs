@@ -137,6 +137,14 @@ pub async fn list_queue(
     tenant: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let tenant = authorize(&req, &state, &tenant).await?;
+    if !req.query_string().is_empty() {
+        // The whole line, in one answer: a `?limit=` meant for the other lists would
+        // otherwise be ignored without a word.
+        return Err(crate::error::Error::InvalidRequest(
+            "the queue takes no query parameters: it is listed whole".into(),
+        )
+        .into());
+    }
     let queue = state.engine.waitlist(&tenant).await?;
     Ok(HttpResponse::Ok().json(QueueList { queue }))
 }
