@@ -209,6 +209,45 @@ async fn a_body_that_stops_arriving_is_given_up_and_its_request_refused() {
 }
 
 #[actix_web::test]
+async fn a_key_given_twice_is_refused_not_silently_the_last() {
+    let (app, key) = setup().await;
+    for (method, body, hint) in [
+        (
+            Method::PATCH,
+            r#"{"seats": 1, "seats": 5}"#,
+            "duplicate field `seats`",
+        ),
+        (
+            Method::PATCH,
+            r#"{"group_max": {"sales": 1, "sales": 2}}"#,
+            "duplicate field `sales`",
+        ),
+        (
+            Method::PUT,
+            r#"{"model": "concurrent", "seats": 2, "seats": 5}"#,
+            "duplicate field `seats`",
+        ),
+        (
+            Method::PUT,
+            r#"{"model": "concurrent", "seats": 2, "reserve": {"sales": 1, "sales": 2}}"#,
+            "duplicate group `sales`",
+        ),
+    ] {
+        let answer = app
+            .admin(method.clone(), "/v1/tenants/acme")
+            .raw("application/json", body)
+            .await;
+        rejected(&app, &key, answer, &[hint]).await;
+    }
+    // A PATCH body must be an object.
+    let answer = app
+        .admin(Method::PATCH, "/v1/tenants/acme")
+        .raw("application/json", "[1, 2]")
+        .await;
+    rejected(&app, &key, answer, &["object"]).await;
+}
+
+#[actix_web::test]
 async fn bad_ids_are_refused_and_128_characters_are_fine() {
     let (app, key) = setup().await;
     let long = "x".repeat(129);

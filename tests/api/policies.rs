@@ -101,7 +101,7 @@ async fn a_policy_out_of_range_or_on_the_wrong_model_is_a_clear_invalid_request(
         ),
         (
             json!({"model": "concurrent", "seats": 4, "reserve": ["a"]}),
-            "invalid type: sequence, expected a map",
+            "reserve: invalid type: sequence, expected an object of whole numbers by group",
         ),
         (
             json!({"model": "named", "seats": 4, "group_max": {"a": 1}}),

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{authorize, authorize_admin, off_worker, Json, State};
+use super::{authorize, authorize_admin, off_worker, Json, State, StrictObject};
 use crate::engine::Engine;
 use crate::http::auth::Credentials;
 use crate::http::error::{ApiResult, ErrorBody};
@@ -368,7 +368,7 @@ pub async fn patch_tenant(
     req: HttpRequest,
     state: State,
     tenant: web::Path<String>,
-    patch: Json<Map<String, Value>>,
+    patch: Json<StrictObject>,
 ) -> ApiResult<HttpResponse> {
     authorize_admin(&req, &state).await?;
     let tenant = crate::TenantId::parse(&tenant)?;
