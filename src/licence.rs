@@ -888,40 +888,44 @@ pub mod whole {
         Ok(Option::<Whole>::deserialize(deserializer)?.map(|w| w.0))
     }
 
+    /// Whole numbers by group, each group given once: a group twice is refused rather
+    /// than the last one silently winning.
+    struct Groups(std::collections::BTreeMap<String, i64>);
+
+    impl<'de> Deserialize<'de> for Groups {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_map(GroupsVisitor)
+        }
+    }
+
+    struct GroupsVisitor;
+
+    impl<'de> serde::de::Visitor<'de> for GroupsVisitor {
+        type Value = Groups;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of whole numbers by group")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Groups, A::Error> {
+            let mut groups = std::collections::BTreeMap::new();
+            while let Some((group, Whole(n))) = map.next_entry::<String, Whole>()? {
+                if groups.contains_key(&group) {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "duplicate group `{group}`"
+                    )));
+                }
+                groups.insert(group, n);
+            }
+            Ok(Groups(groups))
+        }
+    }
+
     /// For `#[serde(default, deserialize_with = "whole::optional_map")]`: a map of names
     /// to whole numbers, or null.
     pub fn optional_map<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<std::collections::BTreeMap<String, i64>>, D::Error> {
-        /// Whole numbers by group, each group given once.
-        struct Groups(std::collections::BTreeMap<String, i64>);
-        impl<'de> Deserialize<'de> for Groups {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct Entries;
-                impl<'de> serde::de::Visitor<'de> for Entries {
-                    type Value = Groups;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str("an object of whole numbers by group")
-                    }
-                    fn visit_map<A: serde::de::MapAccess<'de>>(
-                        self,
-                        mut map: A,
-                    ) -> Result<Groups, A::Error> {
-                        let mut groups = std::collections::BTreeMap::new();
-                        while let Some((group, Whole(n))) = map.next_entry::<String, Whole>()? {
-                            if groups.contains_key(&group) {
-                                return Err(serde::de::Error::custom(format_args!(
-                                    "duplicate group `{group}`"
-                                )));
-                            }
-                            groups.insert(group, n);
-                        }
-                        Ok(Groups(groups))
-                    }
-                }
-                deserializer.deserialize_map(Entries)
-            }
-        }
         let map: Option<Groups> = Option::deserialize(deserializer)?;
         Ok(map.map(|groups| groups.0))
     }

@@ -100,13 +100,18 @@ pub fn redact(path: &str) -> String {
     let mut logged = String::from(logged);
     for segment in segments {
         logged.push('/');
-        if holds_a_token(segment) {
-            logged.push_str("<token>");
-        } else {
-            logged.extend(utf8_percent_encode(segment, LOGGED_AS_ENCODED));
-        }
+        push_segment(&mut logged, segment);
     }
     logged
+}
+
+/// Appends one decoded path segment as it may be logged: `<token>` if it holds one.
+fn push_segment(logged: &mut String, segment: &str) {
+    if holds_a_token(segment) {
+        logged.push_str("<token>");
+    } else {
+        logged.extend(utf8_percent_encode(segment, LOGGED_AS_ENCODED));
+    }
 }
 
 /// Whether a path segment holds a run of exactly a token's length of the token's
@@ -130,11 +135,7 @@ fn without_tokens(path: &str, decoded: &str) -> String {
         if i > 0 {
             logged.push('/');
         }
-        if holds_a_token(segment) {
-            logged.push_str("<token>");
-        } else {
-            logged.extend(utf8_percent_encode(segment, LOGGED_AS_ENCODED));
-        }
+        push_segment(&mut logged, segment);
     }
     logged
 }

@@ -280,6 +280,13 @@ impl Waitlist {
         self.wait(id, seq);
     }
 
+    /// The session a claim made of the ended ticket `id`, to the holder of its secret.
+    fn claimed(&self, id: SessionId, secret: &SecretHash) -> Option<SessionId> {
+        let tombstone = self.ended.by_id.get(&id)?;
+        let theirs = tombstone.reason == EndReason::Claimed && tombstone.secret.matches(secret);
+        theirs.then_some(tombstone.session).flatten()
+    }
+
     fn check(&self, id: SessionId, secret: &SecretHash) -> Result<&Ticket> {
         match self.tickets.get(&id) {
             Some(ticket) if ticket.secret.matches(secret) => Ok(ticket),
@@ -447,15 +454,8 @@ impl PoolState {
     ) -> Result<()> {
         self.expire_due(now);
         if let Err(error) = self.waitlist.check(id, secret) {
-            let claimed = self
-                .waitlist
-                .ended
-                .by_id
-                .get(&id)
-                .filter(|t| t.reason == EndReason::Claimed && t.secret.matches(secret))
-                .and_then(|t| t.session)
-                .filter(|session| self.sessions.contains_key(session));
-            let Some(session) = claimed else {
+            let claimed = self.waitlist.claimed(id, secret);
+            let Some(session) = claimed.filter(|s| self.sessions.contains_key(s)) else {
                 return Err(error);
             };
             self.end_session(session, EndReason::Released, now);

@@ -600,7 +600,6 @@ local function end_tickets(user, reason)
   end
 end
 
--- Why a ticket with this secret is not live: ended (with its reason) or unknown.
 -- Whether a tombstone that ended at `ended` (ms) is still within the retention: those
 -- of a deleted tenant, whose keys only expire on Redis's own clock, are forgotten
 -- one retention after each end, as a live tenant's sweep forgets them.
@@ -608,6 +607,7 @@ local function remembered(ended)
   return tonumber(ended) + ENDED_FOR > now
 end
 
+-- Why a ticket with this secret is not live: ended (with its reason) or unknown.
 local function why_not_ticket(id, secret)
   local raw = redis.call('HGET', TENDED, id)
   if raw then

@@ -143,11 +143,19 @@ fn lookback(engine: &Engine) -> Timestamp {
     Timestamp::from_millis(now.saturating_sub(LOOKBACK.as_millis() as u64))
 }
 
-/// Refuses to resume after `cursor` when the log holds nothing from its moment on: the
+/// The moment of an event's id given as `Last-Event-ID`.
+fn moment_of(cursor: &str) -> Result<u64, Error> {
+    crate::store::parse_cursor(cursor)
+        .map(|(ms, _)| ms)
+        .map_err(|_| {
+            Error::InvalidRequest("Last-Event-ID must be the id of an event of this stream".into())
+        })
+}
+
+/// Refuses to resume after an id of moment `ms` when the log holds nothing from it on: the
 /// id is from the future (or the log has let it and everything after it go), and a
 /// stream resumed after it would pass over every event until then.
-async fn held_from(engine: &Engine, tenant: &TenantId, cursor: &str) -> Result<(), Error> {
-    let (ms, _) = crate::store::parse_cursor(cursor)?;
+async fn held_from(engine: &Engine, tenant: &TenantId, ms: u64) -> Result<(), Error> {
     let query = EventQuery {
         since: Timestamp::from_millis(ms),
         cursor: None,
@@ -224,21 +232,7 @@ pub async fn tenant_stream(
     // without an id the stream starts after the last event written so far.
     let cursor = match cursor {
         Some(cursor) => {
-            let probe = EventQuery {
-                since,
-                cursor: Some(cursor.clone()),
-                limit: 1,
-            };
-            engine
-                .events(&tenant, &probe)
-                .await
-                .map_err(|error| match error {
-                    Error::InvalidRequest(_) => Error::InvalidRequest(
-                        "Last-Event-ID must be the id of an event of this stream".into(),
-                    ),
-                    other => other,
-                })?;
-            held_from(&engine, &tenant, &cursor).await?;
+            held_from(&engine, &tenant, moment_of(&cursor)?).await?;
             Some(cursor)
         }
         None => engine.last_event_id(&tenant, since).await?,
@@ -327,8 +321,8 @@ pub async fn admin_stream(req: HttpRequest, state: State) -> ApiResult<HttpRespo
             };
             let (tenant, cursor) = id.split_once('/').ok_or_else(bad)?;
             let tenant = TenantId::parse(tenant).map_err(|_| bad())?;
-            let (ms, _) = crate::store::parse_cursor(cursor)?;
-            match held_from(&engine, &tenant, cursor).await {
+            let ms = moment_of(cursor)?;
+            match held_from(&engine, &tenant, ms).await {
                 Err(Error::TenantNotFound) => {}
                 other => other?,
             }
